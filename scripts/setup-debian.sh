@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs every Debian 12 package ddps needs to build and test.
+# Run as root or with sudo available. Safe to run again.
+set -e
+PKGS="build-essential cmake pkg-config git libdnnl-dev libjansson-dev libsqlite3-dev
+      libpng-dev libjpeg62-turbo-dev libexif-dev python3 python3-pil"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends $missing

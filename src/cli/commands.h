@@ -1,0 +1,13 @@
+/* One function per top-level command: `ddps <name> ...`. Each parses its own
+ * options (argv[0] is the command name) and returns the process exit code. */
+#ifndef DDPS_CLI_COMMANDS_H
+#define DDPS_CLI_COMMANDS_H
+
+int cmd_probe(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_select(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

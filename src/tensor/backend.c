@@ -1,0 +1,125 @@
+#include "tensor/backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/fs.h"
+
+int ddps_precision_parse(const char *s, ddps_precision *p) {
+    if (strcmp(s, "f32") == 0 || strcmp(s, "fp32") == 0) {
+        *p = DDPS_PREC_F32;
+        return 0;
+    }
+    if (strcmp(s, "bf16") == 0) {
+        *p = DDPS_PREC_BF16;
+        return 0;
+    }
+    if (strcmp(s, "f16") == 0 || strcmp(s, "fp16") == 0) {
+        *p = DDPS_PREC_F16;
+        return 0;
+    }
+    return -1;
+}
+
+const char *ddps_precision_name(ddps_precision p) {
+    switch (p) {
+    case DDPS_PREC_F32: return "f32";
+    case DDPS_PREC_BF16: return "bf16";
+    case DDPS_PREC_F16: return "f16";
+    }
+    return "?";
+}
+
+ddps_backend *ddps_backend_new(const char *device, ddps_precision precision, int threads, ddps_err *err) {
+    if (!device || strcmp(device, "cpu") == 0) {
+        if (precision == DDPS_PREC_F16)
+            return ddps_fail(err, "--precision f16: not available on the CPU (use f32 or bf16)"), NULL;
+        return ddps_cpu_backend_new(precision, threads, err);
+    }
+    if (strcmp(device, "cuda") == 0 || strncmp(device, "cuda:", 5) == 0) {
+#ifdef DDPS_HAVE_CUDA
+        int dev = device[4] == ':' ? atoi(device + 5) : 0;
+        return ddps_cuda_backend_new(precision, dev, err);
+#else
+        return ddps_fail(err, "--device %s: this ddps was built without CUDA (configure with -DDDPS_CUDA=ON)",
+                         device),
+               NULL;
+#endif
+    }
+    return ddps_fail(err, "--device %s: unknown device (expected cpu or cuda)", device), NULL;
+}
+
+static void arena_drop(ddps_backend *be) {
+    ddps_arena *a = &be->arena;
+    for (int i = 0; i < a->n_extra; i++) be->ops->free(be, a->extra[i]);
+    a->n_extra = 0;
+    if (a->base) be->ops->free(be, a->base);
+    a->base = NULL;
+    a->size = 0;
+}
+
+void ddps_backend_free(ddps_backend *be) {
+    if (!be) return;
+    arena_drop(be);
+    free(be->arena.extra);
+    be->arena.extra = NULL;
+    be->ops->destroy(be);
+}
+
+static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c) {
+    ddps_tensor t = {NULL, n, h, w, c};
+    ddps_arena *a = &be->arena;
+    size_t bytes = round_up(ddps_numel(&t) * be->act_size, be->align);
+    if (a->used + bytes <= a->size) {
+        t.data = a->base + a->used;
+    } else {
+        /* Peak not known yet: serve from a separate block, freed when the
+         * arena is next released to zero and replaced by one block. */
+        void *p = be->ops->alloc(be, bytes);
+        if (!p) {
+            fprintf(stderr, "ddps: out of %s memory (%zu bytes for a [%d,%d,%d,%d] tensor)\n", be->ops->name,
+                    bytes, n, h, w, c);
+            abort();
+        }
+        if (a->n_extra == a->cap_extra) {
+            a->cap_extra = a->cap_extra ? 2 * a->cap_extra : 64;
+            a->extra = ddps_realloc(a->extra, (size_t)a->cap_extra * sizeof *a->extra);
+        }
+        a->extra[a->n_extra++] = p;
+        t.data = p;
+    }
+    a->used += bytes;
+    if (a->used > a->peak) a->peak = a->used;
+    return t;
+}
+
+size_t ddps_mark(ddps_backend *be) { return be->arena.used; }
+
+void ddps_release(ddps_backend *be, size_t mark) {
+    ddps_arena *a = &be->arena;
+    a->used = mark;
+    if (mark == 0 && a->n_extra > 0) {
+        size_t want = a->peak;
+        arena_drop(be);
+        a->base = be->ops->alloc(be, want);
+        if (!a->base) {
+            fprintf(stderr, "ddps: out of %s memory (%zu bytes of activations)\n", be->ops->name, want);
+            abort();
+        }
+        a->size = want;
+    }
+}
+
+ddps_tensor ddps_tensor_alloc(ddps_backend *be, int n, int h, int w, int c) {
+    ddps_tensor t = {NULL, n, h, w, c};
+    t.data = be->ops->alloc(be, round_up(ddps_numel(&t) * be->act_size, be->align));
+    return t;
+}
+
+void ddps_tensor_free(ddps_backend *be, ddps_tensor *t) {
+    if (t->data) be->ops->free(be, t->data);
+    t->data = NULL;
+}

@@ -1,0 +1,149 @@
+/* The tensor/op layer: what model code may do with numbers.
+ *
+ * Model code (CLIP text encoder, VAE encoder, UNet, Stage I) is written once
+ * against this interface; a backend (CPU with oneDNN, CUDA) implements it.
+ * Model code never touches tensor memory directly: activations live in
+ * backend memory (host RAM or GPU), weights are opaque handles laid out once
+ * at load in the backend's preferred format.
+ *
+ * Layout: activations are NHWC. Token sequences are [n, 1, L, c].
+ * Activation element type is the backend's (f32 on the CPU).
+ */
+#ifndef DDPS_TENSOR_BACKEND_H
+#define DDPS_TENSOR_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+typedef struct {
+    void *data; /* backend memory */
+    int n, h, w, c;
+} ddps_tensor;
+
+static inline size_t ddps_numel(const ddps_tensor *t) {
+    return (size_t)t->n * (size_t)t->h * (size_t)t->w * (size_t)t->c;
+}
+
+/* Numeric precision of the heavy ops (convolutions and matrix products).
+ * F32 is the reference. BF16 rounds the inputs of matrix products to
+ * bfloat16 with f32 accumulation (about twice the throughput on CPUs with
+ * AVX512-BF16, tensor cores on GPUs). F16 is GPU only. */
+typedef enum { DDPS_PREC_F32 = 0, DDPS_PREC_BF16 = 1, DDPS_PREC_F16 = 2 } ddps_precision;
+
+/* Opaque weight in the backend's layout. */
+typedef struct ddps_weight ddps_weight;
+
+typedef enum { DDPS_ACT_NONE = 0, DDPS_ACT_SILU, DDPS_ACT_GELU, DDPS_ACT_QUICK_GELU } ddps_act;
+
+typedef struct ddps_backend ddps_backend;
+
+typedef struct {
+    const char *name;
+    void (*destroy)(ddps_backend *be);
+
+    /* Memory. alloc returns NULL when out of memory. */
+    void *(*alloc)(ddps_backend *be, size_t bytes);
+    void (*free)(ddps_backend *be, void *p);
+    /* Host f32 <-> tensor (NHWC order on both sides). */
+    void (*write)(ddps_backend *be, ddps_tensor *t, const float *host);
+    void (*read)(ddps_backend *be, float *host, const ddps_tensor *t);
+    void (*sync)(ddps_backend *be);
+
+    /* Weights from host f32 in PyTorch layout. Return NULL and fill err on failure. */
+    /* w [out, in] (+ b [out]) : y = x w^T + b */
+    ddps_weight *(*make_linear)(ddps_backend *be, const float *w, const float *b, int out, int in, ddps_err *err);
+    /* w [out, in, kh, kw] (+ b [out]) */
+    ddps_weight *(*make_conv)(ddps_backend *be, const float *w, const float *b, int out, int in, int kh, int kw,
+                              ddps_err *err);
+    /* A plain f32 vector or table (norm scale/shift, embeddings): rows x cols. */
+    ddps_weight *(*make_table)(ddps_backend *be, const float *v, int rows, int cols, ddps_err *err);
+    void (*free_weight)(ddps_backend *be, ddps_weight *w);
+
+    /* ---- ops; shapes in the comments, all tensors NHWC ---- */
+
+    /* y[n,h,w,out] (+)= act(x[n,h,w,in] W^T + b). accumulate: y += result (act must be NONE). */
+    void (*linear)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *w, ddps_act act,
+                   int accumulate);
+    /* y[n,ho,wo,out] (+)= conv(x[n,h,w,in]) + b. pad = {top, left, bottom, right}. */
+    void (*conv2d)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *w, int stride,
+                   const int pad[4], int accumulate);
+    /* y = GroupNorm(x + shift[n,1,1,c]) * gamma + beta, then SiLU if silu.
+     * shift may be NULL (it carries a ResNet's time embedding). */
+    void (*group_norm)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
+                       const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int silu);
+    /* y = LayerNorm over c. */
+    void (*layer_norm)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
+                       const ddps_weight *beta, float eps);
+    /* Multi-head attention. q [n,1,Lq,H*d], k and v [n,1,Lk,H*d] -> y [n,1,Lq,H*d].
+     * Softmax(q k^T / sqrt(d)) v per head; causal masks keys after the query. */
+    void (*attention)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, const ddps_tensor *k,
+                      const ddps_tensor *v, int heads, int causal);
+    /* x [.., 2F] -> y [.., F] = x[..., :F] * gelu(x[..., F:]) (exact erf GELU). */
+    void (*geglu)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+    /* Elementwise: y = act(x). */
+    void (*activate)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act);
+    /* y = a*x + b*z (any of the tensors may alias). */
+    void (*axpby)(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z);
+    /* Nearest-neighbour resize of x to y's h, w (PyTorch 'nearest': src = floor(dst * in / out)). */
+    void (*upsample_nearest)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+    /* y[..., :ca] = a, y[..., ca:] = b. */
+    void (*concat_c)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b);
+    /* y[n,1,L,C] = tok[ids[n*L + i]] + pos[i]; ids are host memory, already range-checked. */
+    void (*embed)(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok,
+                  const ddps_weight *pos);
+    /* Stage I: d[n,h,w,c] += w * ((e - a)^2 - (e - b)^2), with e the true noise, a the
+     * null-prompt and b the label-prompt predictions. */
+    void (*sqdiff_acc)(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
+                       const ddps_tensor *b, float w);
+    /* Bilinear resize (align_corners = false, no antialias) of x to y's h, w, then
+     * mean over channels: y has c = 1. */
+    void (*resize_bilinear_cmean)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+    /* y[n, ho, wo, c] = average pooling of x with a k x k window and stride s (no padding). */
+    void (*avg_pool)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s);
+    /* y[n,1,1,c] = mean over h, w. */
+    void (*global_avg)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+} ddps_backend_ops;
+
+/* Bump allocator over backend memory with marks: layers allocate their
+ * output first, then temporaries, and release back to the mark. The first
+ * forward pass discovers the peak; afterwards one block of that size is
+ * reused, so steady-state calls allocate nothing. */
+typedef struct {
+    char *base;
+    size_t size, used, peak;
+    /* Overflow blocks while the peak is being discovered. */
+    void **extra;
+    int n_extra, cap_extra;
+} ddps_arena;
+
+struct ddps_backend {
+    const ddps_backend_ops *ops;
+    ddps_precision precision;
+    size_t act_size;  /* bytes per activation element */
+    size_t align;     /* arena alignment */
+    ddps_arena arena;
+    void *impl; /* backend state */
+};
+
+/* Backends. */
+ddps_backend *ddps_cpu_backend_new(ddps_precision precision, int threads, ddps_err *err);
+#ifdef DDPS_HAVE_CUDA
+ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err);
+#endif
+/* "cpu" or "cuda" (when built with CUDA). */
+ddps_backend *ddps_backend_new(const char *device, ddps_precision precision, int threads, ddps_err *err);
+void ddps_backend_free(ddps_backend *be);
+int ddps_precision_parse(const char *s, ddps_precision *p);
+const char *ddps_precision_name(ddps_precision p);
+
+/* Arena use: */
+ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c);
+/* Long-lived tensors outside the arena (returns data == NULL when out of memory). */
+ddps_tensor ddps_tensor_alloc(ddps_backend *be, int n, int h, int w, int c);
+void ddps_tensor_free(ddps_backend *be, ddps_tensor *t);
+size_t ddps_mark(ddps_backend *be);
+void ddps_release(ddps_backend *be, size_t mark);
+
+#endif

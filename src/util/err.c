@@ -1,0 +1,68 @@
+#include "util/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int ddps_verbosity = 1;
+
+int ddps_fail(ddps_err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        /* One line: a newline inside would break "one clear error line". */
+        for (char *p = err->msg; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+    }
+    return -1;
+}
+
+int ddps_fail_prefix(ddps_err *err, const char *fmt, ...) {
+    if (!err) return -1;
+    char prefix[512], old[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    size_t lp = strlen(prefix);
+    if (lp + 2 >= sizeof err->msg) lp = sizeof err->msg - 3;
+    memcpy(err->msg, prefix, lp);
+    memcpy(err->msg + lp, ": ", 2);
+    size_t room = sizeof err->msg - lp - 3, lo = strlen(old);
+    if (lo > room) lo = room;
+    memcpy(err->msg + lp + 2, old, lo);
+    err->msg[lp + 2 + lo] = 0;
+    return -1;
+}
+
+static void vprint(const char *tag, const char *fmt, va_list ap) {
+    char line[4096];
+    vsnprintf(line, sizeof line, fmt, ap);
+    fprintf(stderr, "ddps: %s%s\n", tag, line);
+}
+
+void ddps_warn(const char *fmt, ...) {
+    if (ddps_verbosity < 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprint("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void ddps_info(const char *fmt, ...) {
+    if (ddps_verbosity < 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprint("", fmt, ap);
+    va_end(ap);
+}
+
+void ddps_debug(const char *fmt, ...) {
+    if (ddps_verbosity < 2) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprint("debug: ", fmt, ap);
+    va_end(ap);
+}

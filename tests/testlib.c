@@ -1,0 +1,76 @@
+#include "testlib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+int t_failures = 0;
+int t_checks = 0;
+
+int t_done(void) {
+    fprintf(stderr, "%d checks, %d failed\n", t_checks, t_failures);
+    return t_failures ? 1 : 0;
+}
+
+const char *t_shared(const char *rel) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", DDPS_SHARED_DIR, rel);
+    return buf;
+}
+
+const char *t_tmpdir(const char *name) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", DDPS_TEST_TMP, name);
+    char cmd[8300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot create %s\n", buf);
+        exit(2);
+    }
+    return buf;
+}
+
+int t_run(const char *cmd, char **out) {
+    char full[16384];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (cap - n < 2) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    if (st == -1) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+double t_rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    if (den == 0) return sqrt(num);
+    return sqrt(num / den);
+}
+
+void t_write(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+    if (len) fwrite(data, 1, len, f);
+    fclose(f);
+}

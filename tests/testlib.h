@@ -1,0 +1,57 @@
+/* Minimal test harness: each test_*.c has a main() that calls TEST(fn) for
+ * every case; a failed CHECK reports file:line and marks the run failed, the
+ * process exits non-zero if anything failed. */
+#ifndef DDPS_TESTLIB_H
+#define DDPS_TESTLIB_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+
+extern int t_failures;
+extern int t_checks;
+
+#define CHECK(cond)                                                             \
+    do {                                                                        \
+        t_checks++;                                                             \
+        if (!(cond)) {                                                          \
+            t_failures++;                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                       \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                       \
+    do {                                                                        \
+        t_checks++;                                                             \
+        if (!(cond)) {                                                          \
+            t_failures++;                                                       \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                \
+        }                                                                       \
+    } while (0)
+
+#define TEST(fn)                                                                \
+    do {                                                                        \
+        int before_ = t_failures;                                               \
+        fprintf(stderr, "-- %s\n", #fn);                                        \
+        fn();                                                                   \
+        fprintf(stderr, "   %s %s\n", #fn, t_failures == before_ ? "ok" : "FAILED"); \
+    } while (0)
+
+/* Summary line, returns the process exit code. */
+int t_done(void);
+
+/* Path under ../shared (golden/, data/): a static buffer, valid until the next call. */
+const char *t_shared(const char *rel);
+/* Fresh empty temporary folder for this test (created under the build tree). */
+const char *t_tmpdir(const char *name);
+/* Runs a shell command; returns its exit status (or -1), output to *out if not NULL
+ * (heap, NUL-terminated, stdout and stderr together). */
+int t_run(const char *cmd, char **out);
+/* Relative L2 error ||a-b|| / ||b||. */
+double t_rel_l2(const float *a, const float *b, size_t n);
+/* Writes text to a file (for hostile inputs). */
+void t_write(const char *path, const void *data, size_t len);
+
+#endif
