@@ -1,0 +1,52 @@
+/* Images: decoding (JPEG, PNG, ...) to 8-bit RGB, encoding, and resizing
+ * exactly like PIL's Image.resize(..., BILINEAR) (antialiased when
+ * shrinking), which is what torchvision's Resize does on PIL images.
+ *
+ * Every decoder treats its input as hostile: sizes are checked before any
+ * allocation, truncated or corrupt data is an error (never a partial image),
+ * and errors are one line naming the file.
+ */
+#ifndef DDPS_IO_IMAGE_H
+#define DDPS_IO_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* 8-bit RGB, row-major, 3 bytes per pixel, no row padding. */
+typedef struct {
+    int w, h;
+    uint8_t *px;
+} ddps_image;
+
+/* Largest image ddps decodes (width * height); larger files are refused. */
+#define DDPS_IMAGE_MAX_PIXELS (1u << 28)
+
+/* Any supported format, converted to 8-bit RGB (grayscale, CMYK, palette,
+ * 16-bit and alpha inputs included; alpha is dropped as PIL's convert("RGB")
+ * does), EXIF orientation applied. */
+int ddps_image_load(const char *path, ddps_image *out, ddps_err *err);
+/* Same from memory; name is used in error messages. */
+int ddps_image_decode(const void *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+/* Format from the extension: .png, .jpg/.jpeg (quality 1..100). Written atomically. */
+int ddps_image_save(const char *path, const ddps_image *img, int jpeg_quality, ddps_err *err);
+
+int ddps_image_alloc(ddps_image *img, int w, int h); /* zero-filled; -1 when too large */
+void ddps_image_free(ddps_image *img);
+
+/* PIL Image.resize((w, h), Image.BILINEAR) on an RGB image, bit-exact. */
+int ddps_image_resize(const ddps_image *src, int w, int h, ddps_image *dst, ddps_err *err);
+/* Copies the box [x, x+w) x [y, y+h), which must lie inside src. */
+int ddps_image_crop(const ddps_image *src, int x, int y, int w, int h, ddps_image *dst, ddps_err *err);
+/* Copies src into dst at (x, y), clipped to dst. */
+void ddps_image_paste(ddps_image *dst, const ddps_image *src, int x, int y);
+
+/* torchvision Resize(size) with an int size: the shorter side becomes size,
+ * the longer side int(size * long / short) (truncated). */
+void ddps_resize_shorter_size(int w, int h, int size, int *ow, int *oh);
+
+/* To float planes [3][h][w] in [-1, 1]: v / 127.5 - 1 (ToTensor + Normalize(0.5, 0.5)). */
+void ddps_image_to_float(const ddps_image *img, float *chw);
+
+#endif
