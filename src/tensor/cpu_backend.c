@@ -1,0 +1,741 @@
+/* CPU backend: oneDNN for convolutions and matrix products, our own kernels
+ * (cpu_kernels.c) for the rest.
+ *
+ * Why oneDNN: measured on the 2-core AVX-512 development machine, its JIT
+ * kernels reach ~225 GFLOP/s in f32 matrix products and ~440 in bf16 (2x),
+ * and its Winograd F(4x4,3x3) convolution 450-650 effective GFLOP/s on the
+ * UNet's large-spatial layers, without any environment tuning; it also picks
+ * AVX2 kernels on laptops. See BENCHMARKS.md.
+ *
+ * Weights are laid out once at load in the format oneDNN prefers. Some
+ * kernels want a different weight layout for a different input shape (bf16
+ * convolutions do); a layer then keeps one extra copy per layout, made once by
+ * a reorder. Primitives are cached per layer and input shape, with their
+ * memory objects, so a steady-state call allocates nothing.
+ *
+ * Convolution policy (f32): 3x3 stride-1 layers with >= 64 channels in and
+ * out keep their weights in the blocked layout that Winograd (oneDNN's
+ * "training" variant, which transforms weights per call instead of storing
+ * them 4x larger) and the direct kernel both accept; each call picks
+ * Winograd when the batch has >= 512 output positions (n*h*w), else direct.
+ * bf16 precision uses direct bf16 kernels throughout (f32 accumulation).
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/cpu_internal.h"
+#include "util/fs.h"
+
+#define WINO_MIN_POSITIONS 512
+#define MAX_FMT 4
+
+enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
+
+typedef struct {
+    dnnl_memory_desc_t md;
+    void *data;
+} wfmt;
+
+/* One cached primitive of a layer for one input shape. */
+typedef struct prim_entry {
+    int key[8];
+    dnnl_primitive_t prim;
+    int fmt; /* index into the weight's formats */
+    int nargs;
+    dnnl_exec_arg_t args[6];
+    /* Winograd path: activations reordered NHWC <-> blocked around the conv. */
+    dnnl_primitive_t r_in, r_out;
+    dnnl_exec_arg_t r_in_args[2], r_out_args[2];
+    size_t src_bytes, dst_bytes; /* sizes of the blocked/bf16 temporaries (0 = none) */
+    int src_bf16;                /* source must be converted to bf16 first */
+    struct prim_entry *next;
+} prim_entry;
+
+struct ddps_weight {
+    int kind;
+    int out, in, kh, kw;
+    dnnl_data_type_t dt;
+    int wino; /* weights in a layout Winograd accepts */
+    wfmt fmt[MAX_FMT];
+    int nfmt;
+    float *bias;
+    float *table;
+    int rows, cols;
+    prim_entry *cache;
+};
+
+/* Attention matrix products, cached by shape. */
+struct attn_prim {
+    long key[8];
+    dnnl_primitive_t prim;
+    dnnl_memory_t m_src, m_wei, m_dst, m_scratch;
+    struct attn_prim *next;
+};
+
+#define DNNL_OK(call)                                                                                   \
+    do {                                                                                                \
+        dnnl_status_t st_ = (call);                                                                     \
+        if (st_ != dnnl_success) {                                                                      \
+            fprintf(stderr, "ddps: oneDNN call failed (status %d): %s at %s:%d\n", (int)st_, #call,     \
+                    __FILE__, __LINE__);                                                                \
+            abort();                                                                                    \
+        }                                                                                               \
+    } while (0)
+
+/* ---------- buffers and memory ---------- */
+
+void *cpu_buf_get(cpu_buf *b, size_t bytes) {
+    if (bytes > b->size) {
+        free(b->p);
+        size_t n = (bytes + 4095) & ~(size_t)4095;
+        if (posix_memalign(&b->p, 64, n) != 0) {
+            fprintf(stderr, "ddps: out of memory (%zu bytes of scratch)\n", n);
+            abort();
+        }
+        b->size = n;
+    }
+    return b->p;
+}
+
+void cpu_buf_free(cpu_buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->size = 0;
+}
+
+static void *cpu_alloc(ddps_backend *be, size_t bytes) {
+    (void)be;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    return p;
+}
+
+static void cpu_free(ddps_backend *be, void *p) {
+    (void)be;
+    free(p);
+}
+
+static void cpu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
+    (void)be;
+    memcpy(t->data, host, ddps_numel(t) * sizeof(float));
+}
+
+static void cpu_read(ddps_backend *be, float *host, const ddps_tensor *t) {
+    (void)be;
+    memcpy(host, t->data, ddps_numel(t) * sizeof(float));
+}
+
+static void cpu_sync(ddps_backend *be) { DNNL_OK(dnnl_stream_wait(cpu_of(be)->stream)); }
+
+const float *cpu_table(const ddps_weight *w) { return w->table; }
+
+/* ---------- weights ---------- */
+
+static ddps_weight *weight_new(int kind) {
+    ddps_weight *w = ddps_calloc(1, sizeof *w);
+    w->kind = kind;
+    return w;
+}
+
+static void cache_free(prim_entry *e) {
+    while (e) {
+        prim_entry *n = e->next;
+        dnnl_primitive_destroy(e->prim);
+        for (int i = 0; i < e->nargs; i++) dnnl_memory_destroy(e->args[i].memory);
+        if (e->r_in) {
+            dnnl_primitive_destroy(e->r_in);
+            for (int i = 0; i < 2; i++) dnnl_memory_destroy(e->r_in_args[i].memory);
+        }
+        if (e->r_out) {
+            dnnl_primitive_destroy(e->r_out);
+            for (int i = 0; i < 2; i++) dnnl_memory_destroy(e->r_out_args[i].memory);
+        }
+        free(e);
+        e = n;
+    }
+}
+
+static void cpu_free_weight(ddps_backend *be, ddps_weight *w) {
+    (void)be;
+    if (!w) return;
+    cache_free(w->cache);
+    for (int i = 0; i < w->nfmt; i++) free(w->fmt[i].data);
+    free(w->bias);
+    free(w->table);
+    free(w);
+}
+
+static const char *impl_name(const_dnnl_primitive_desc_t pd) {
+    const char *s = "?";
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
+    return s;
+}
+
+static int is_reference_impl(const_dnnl_primitive_desc_t pd) { return strncmp(impl_name(pd), "ref", 3) == 0; }
+
+/* Reorders src (described by src_md) into a new buffer with layout dst_md. */
+static void *reorder_new(cpu_state *cs, const dnnl_memory_desc_t *src_md, const void *src,
+                         const dnnl_memory_desc_t *dst_md) {
+    size_t bytes = dnnl_memory_desc_get_size(dst_md);
+    void *dst = NULL;
+    if (posix_memalign(&dst, 64, bytes ? bytes : 64) != 0) {
+        fprintf(stderr, "ddps: out of memory (%zu bytes of weights)\n", bytes);
+        abort();
+    }
+    dnnl_primitive_desc_t rpd;
+    DNNL_OK(dnnl_reorder_primitive_desc_create(&rpd, src_md, cs->eng, dst_md, cs->eng, NULL));
+    dnnl_primitive_t r;
+    DNNL_OK(dnnl_primitive_create(&r, rpd));
+    dnnl_memory_t ms, md;
+    DNNL_OK(dnnl_memory_create(&ms, src_md, cs->eng, (void *)src));
+    DNNL_OK(dnnl_memory_create(&md, dst_md, cs->eng, dst));
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+    DNNL_OK(dnnl_primitive_execute(r, cs->stream, 2, args));
+    DNNL_OK(dnnl_stream_wait(cs->stream));
+    dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(md);
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(rpd);
+    return dst;
+}
+
+static dnnl_data_type_t compute_dt(ddps_backend *be) {
+    return be->precision == DDPS_PREC_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+/* Primitive descriptors. Weight md NULL = let oneDNN choose ("any"). */
+static dnnl_status_t matmul_pd(cpu_state *cs, dnnl_primitive_desc_t *pd, long M, int K, int N, dnnl_data_type_t dt,
+                               const dnnl_memory_desc_t *wmd, int has_bias, ddps_act act, int accumulate) {
+    dnnl_memory_desc_t src, wei, dst, bia;
+    dnnl_dims_t sd = {M, K}, wd = {K, N}, dd = {M, N}, bd = {1, N};
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&src, 2, sd, dt, dnnl_ab));
+    if (wmd)
+        wei = *wmd;
+    else
+        DNNL_OK(dnnl_memory_desc_init_by_tag(&wei, 2, wd, dt, dnnl_format_tag_any));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&bia, 2, bd, dnnl_f32, dnnl_ab));
+    dnnl_matmul_desc_t md;
+    DNNL_OK(dnnl_matmul_desc_init(&md, &src, &wei, has_bias ? &bia : NULL, &dst));
+    dnnl_primitive_attr_t attr;
+    DNNL_OK(dnnl_primitive_attr_create(&attr));
+    DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    dnnl_post_ops_t po;
+    DNNL_OK(dnnl_post_ops_create(&po));
+    if (accumulate) DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
+    if (act == DDPS_ACT_GELU) DNNL_OK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0));
+    if (act == DDPS_ACT_SILU) DNNL_OK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0));
+    if (act == DDPS_ACT_QUICK_GELU) DNNL_OK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.702f, 0));
+    DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
+    dnnl_status_t st = dnnl_primitive_desc_create(pd, &md, attr, cs->eng, NULL);
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+typedef struct {
+    int n, h, w, ho, wo, stride, pad[4];
+} conv_shape;
+
+/* wino: Winograd with blocked activations; else direct with NHWC activations. */
+static dnnl_status_t conv_pd(cpu_state *cs, dnnl_primitive_desc_t *pd, const ddps_weight *w, const conv_shape *s,
+                             dnnl_data_type_t dt, const dnnl_memory_desc_t *wmd, int wino, int accumulate) {
+    dnnl_memory_desc_t src, wei, bia, dst;
+    dnnl_dims_t sd = {s->n, w->in, s->h, s->w}, wd = {w->out, w->in, w->kh, w->kw}, bd = {w->out},
+                dd = {s->n, w->out, s->ho, s->wo};
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&src, 4, sd, wino ? dnnl_f32 : dt, wino ? dnnl_format_tag_any : dnnl_nhwc));
+    if (wmd)
+        wei = *wmd;
+    else
+        DNNL_OK(dnnl_memory_desc_init_by_tag(&wei, 4, wd, wino ? dnnl_f32 : dt, dnnl_format_tag_any));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&bia, 1, bd, dnnl_f32, dnnl_x));
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, wino ? dnnl_format_tag_any : dnnl_nhwc));
+    dnnl_dims_t strides = {s->stride, s->stride}, pl = {s->pad[0], s->pad[1]}, pr = {s->pad[2], s->pad[3]};
+    dnnl_convolution_desc_t cd;
+    /* forward_training makes oneDNN's Winograd transform weights per call
+     * rather than require a 4x larger pre-transformed copy. */
+    dnnl_status_t st = dnnl_convolution_forward_desc_init(
+        &cd, wino ? dnnl_forward_training : dnnl_forward_inference,
+        wino ? dnnl_convolution_winograd : dnnl_convolution_direct, &src, &wei, w->bias ? &bia : NULL, &dst,
+        strides, pl, pr);
+    if (st != dnnl_success) return st;
+    dnnl_primitive_attr_t attr;
+    DNNL_OK(dnnl_primitive_attr_create(&attr));
+    DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    if (accumulate && !wino) {
+        dnnl_post_ops_t po;
+        DNNL_OK(dnnl_post_ops_create(&po));
+        DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
+        DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
+        dnnl_post_ops_destroy(po);
+    }
+    st = dnnl_primitive_desc_create(pd, &cd, attr, cs->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static ddps_weight *cpu_make_linear(ddps_backend *be, const float *wt, const float *b, int out, int in,
+                                    ddps_err *err) {
+    cpu_state *cs = cpu_of(be);
+    ddps_weight *w = weight_new(W_LINEAR);
+    w->out = out;
+    w->in = in;
+    w->dt = compute_dt(be);
+    if (b) {
+        w->bias = ddps_malloc((size_t)out * sizeof(float));
+        memcpy(w->bias, b, (size_t)out * sizeof(float));
+    }
+    dnnl_primitive_desc_t pd;
+    if (matmul_pd(cs, &pd, 1024, in, out, w->dt, NULL, b != NULL, DDPS_ACT_NONE, 0) != dnnl_success) {
+        cpu_free_weight(be, w);
+        return ddps_fail(err, "oneDNN has no matrix product for %d x %d weights", out, in), NULL;
+    }
+    /* PyTorch's [out, in] row-major is oneDNN's [K = in, N = out] with tag "ba". */
+    dnnl_memory_desc_t plain;
+    dnnl_dims_t dims = {in, out};
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&plain, 2, dims, dnnl_f32, dnnl_ba));
+    w->fmt[0].md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    w->fmt[0].data = reorder_new(cs, &plain, wt, &w->fmt[0].md);
+    w->nfmt = 1;
+    dnnl_primitive_desc_destroy(pd);
+    return w;
+}
+
+static ddps_weight *cpu_make_conv(ddps_backend *be, const float *wt, const float *b, int out, int in, int kh,
+                                  int kw, ddps_err *err) {
+    cpu_state *cs = cpu_of(be);
+    ddps_weight *w = weight_new(W_CONV);
+    w->out = out;
+    w->in = in;
+    w->kh = kh;
+    w->kw = kw;
+    w->dt = compute_dt(be);
+    if (b) {
+        w->bias = ddps_malloc((size_t)out * sizeof(float));
+        memcpy(w->bias, b, (size_t)out * sizeof(float));
+    }
+    /* Reference shape for choosing the layout: 32x32, the UNet's first level
+     * at 256 pixels. Other shapes reuse it when their kernels accept it. */
+    conv_shape s = {1, 32, 32, 32, 32, 1, {kh / 2, kw / 2, kh / 2, kw / 2}};
+    dnnl_primitive_desc_t pd = NULL;
+    if (be->precision == DDPS_PREC_F32 && cs->winograd && kh == 3 && kw == 3 && in >= 64 && out >= 64 &&
+        conv_pd(cs, &pd, w, &s, dnnl_f32, NULL, 1, 0) == dnnl_success) {
+        w->wino = 1;
+    } else if (conv_pd(cs, &pd, w, &s, w->dt, NULL, 0, 0) != dnnl_success) {
+        cpu_free_weight(be, w);
+        return ddps_fail(err, "oneDNN has no convolution for %dx%dx%dx%d weights", out, in, kh, kw), NULL;
+    }
+    dnnl_memory_desc_t plain;
+    dnnl_dims_t dims = {out, in, kh, kw};
+    DNNL_OK(dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw));
+    w->fmt[0].md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    w->fmt[0].data = reorder_new(cs, &plain, wt, &w->fmt[0].md);
+    w->nfmt = 1;
+    dnnl_primitive_desc_destroy(pd);
+    return w;
+}
+
+static ddps_weight *cpu_make_table(ddps_backend *be, const float *v, int rows, int cols, ddps_err *err) {
+    (void)be;
+    (void)err;
+    ddps_weight *w = weight_new(W_TABLE);
+    w->rows = rows;
+    w->cols = cols;
+    size_t n = (size_t)rows * (size_t)cols;
+    w->table = ddps_malloc(n * sizeof(float));
+    memcpy(w->table, v, n * sizeof(float));
+    return w;
+}
+
+/* Finds a stored weight layout the new primitive accepts with a real kernel,
+ * or adds one (a reorder of layout 0). make(pd, wmd) builds the descriptor. */
+typedef dnnl_status_t (*make_pd_fn)(cpu_state *, dnnl_primitive_desc_t *, const void *ctx,
+                                    const dnnl_memory_desc_t *wmd);
+
+static int pick_format(cpu_state *cs, ddps_weight *w, make_pd_fn make, const void *ctx, dnnl_primitive_desc_t *pd) {
+    for (int i = 0; i < w->nfmt; i++) {
+        if (make(cs, pd, ctx, &w->fmt[i].md) == dnnl_success) {
+            if (!is_reference_impl(*pd)) return i;
+            dnnl_primitive_desc_destroy(*pd);
+        }
+    }
+    DNNL_OK(make(cs, pd, ctx, NULL));
+    const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(*pd, dnnl_query_weights_md, 0);
+    for (int i = 0; i < w->nfmt; i++)
+        if (dnnl_memory_desc_equal(want, &w->fmt[i].md)) return i;
+    if (w->nfmt == MAX_FMT) {
+        fprintf(stderr, "ddps: internal error: too many weight layouts for one layer\n");
+        abort();
+    }
+    int k = w->nfmt++;
+    w->fmt[k].md = *want;
+    w->fmt[k].data = reorder_new(cs, &w->fmt[0].md, w->fmt[0].data, want);
+    ddps_debug("weight %dx%d: extra layout for %s", w->out, w->in, impl_name(*pd));
+    return k;
+}
+
+static prim_entry *cache_find(ddps_weight *w, const int key[8]) {
+    for (prim_entry *e = w->cache; e; e = e->next)
+        if (memcmp(e->key, key, sizeof e->key) == 0) return e;
+    return NULL;
+}
+
+static dnnl_memory_t mem_for(cpu_state *cs, const_dnnl_primitive_desc_t pd, dnnl_query_t q, int idx) {
+    dnnl_memory_t m;
+    DNNL_OK(dnnl_memory_create(&m, dnnl_primitive_desc_query_md(pd, q, idx), cs->eng, DNNL_MEMORY_NONE));
+    return m;
+}
+
+/* Builds the argument list of a conv/matmul primitive (data handles set per call). */
+static void entry_args(cpu_state *cs, prim_entry *e, const_dnnl_primitive_desc_t pd, const ddps_weight *w) {
+    int n = 0;
+    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mem_for(cs, pd, dnnl_query_src_md, 0)};
+    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mem_for(cs, pd, dnnl_query_weights_md, 0)};
+    if (w->bias) e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem_for(cs, pd, dnnl_query_weights_md, 1)};
+    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mem_for(cs, pd, dnnl_query_dst_md, 0)};
+    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem_for(cs, pd, dnnl_query_scratchpad_md, 0)};
+    e->nargs = n;
+    size_t sp = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    cpu_buf_get(&cs->scratch, sp);
+}
+
+static void set_handle(prim_entry *e, int arg, void *p) {
+    for (int i = 0; i < e->nargs; i++)
+        if (e->args[i].arg == arg) DNNL_OK(dnnl_memory_set_data_handle(e->args[i].memory, p));
+}
+
+static void run_entry(cpu_state *cs, prim_entry *e, ddps_weight *w, void *src, void *dst) {
+    set_handle(e, DNNL_ARG_SRC, src);
+    set_handle(e, DNNL_ARG_WEIGHTS, w->fmt[e->fmt].data);
+    set_handle(e, DNNL_ARG_BIAS, w->bias);
+    set_handle(e, DNNL_ARG_DST, dst);
+    set_handle(e, DNNL_ARG_SCRATCHPAD, cs->scratch.p);
+    DNNL_OK(dnnl_primitive_execute(e->prim, cs->stream, e->nargs, e->args));
+}
+
+/* ---------- linear ---------- */
+
+typedef struct {
+    long M;
+    int K, N;
+    dnnl_data_type_t dt;
+    int has_bias;
+    ddps_act act;
+    int accumulate;
+} mm_ctx;
+
+static dnnl_status_t make_mm(cpu_state *cs, dnnl_primitive_desc_t *pd, const void *ctx, const dnnl_memory_desc_t *wmd) {
+    const mm_ctx *c = ctx;
+    return matmul_pd(cs, pd, c->M, c->K, c->N, c->dt, wmd, c->has_bias, c->act, c->accumulate);
+}
+
+static void cpu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, ddps_act act,
+                       int accumulate) {
+    cpu_state *cs = cpu_of(be);
+    ddps_weight *w = (ddps_weight *)wc;
+    long M = (long)x->n * x->h * x->w;
+    if (x->c != w->in || y->c != w->out || (long)y->n * y->h * y->w != M) {
+        fprintf(stderr, "ddps: internal error: linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]\n", w->in, w->out,
+                x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+        abort();
+    }
+    int key[8] = {1, (int)M, act, accumulate, 0, 0, 0, 0};
+    prim_entry *e = cache_find(w, key);
+    if (!e) {
+        e = ddps_calloc(1, sizeof *e);
+        memcpy(e->key, key, sizeof key);
+        mm_ctx c = {M, w->in, w->out, w->dt, w->bias != NULL, act, accumulate};
+        dnnl_primitive_desc_t pd;
+        e->fmt = pick_format(cs, w, make_mm, &c, &pd);
+        DNNL_OK(dnnl_primitive_create(&e->prim, pd));
+        entry_args(cs, e, pd, w);
+        e->src_bf16 = w->dt == dnnl_bf16;
+        dnnl_primitive_desc_destroy(pd);
+        e->next = w->cache;
+        w->cache = e;
+    }
+    void *src = x->data;
+    if (e->src_bf16) {
+        src = cpu_buf_get(&cs->tmp_a, ddps_numel(x) * 2);
+        cpu_to_bf16(src, x->data, ddps_numel(x));
+    }
+    run_entry(cs, e, w, src, y->data);
+}
+
+/* ---------- convolution ---------- */
+
+typedef struct {
+    const ddps_weight *w;
+    conv_shape s;
+    dnnl_data_type_t dt;
+    int wino, accumulate;
+} conv_ctx;
+
+static dnnl_status_t make_conv(cpu_state *cs, dnnl_primitive_desc_t *pd, const void *ctx,
+                               const dnnl_memory_desc_t *wmd) {
+    const conv_ctx *c = ctx;
+    return conv_pd(cs, pd, c->w, &c->s, c->dt, wmd, c->wino, c->accumulate);
+}
+
+static dnnl_primitive_t make_reorder(cpu_state *cs, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                     int accumulate, dnnl_exec_arg_t args[2]) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (accumulate) {
+        DNNL_OK(dnnl_primitive_attr_create(&attr));
+        dnnl_post_ops_t po;
+        DNNL_OK(dnnl_post_ops_create(&po));
+        DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
+        DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_primitive_desc_t rpd;
+    DNNL_OK(dnnl_reorder_primitive_desc_create(&rpd, from, cs->eng, to, cs->eng, attr));
+    dnnl_primitive_t r;
+    DNNL_OK(dnnl_primitive_create(&r, rpd));
+    args[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, NULL};
+    args[1] = (dnnl_exec_arg_t){DNNL_ARG_TO, NULL};
+    DNNL_OK(dnnl_memory_create(&args[0].memory, from, cs->eng, DNNL_MEMORY_NONE));
+    DNNL_OK(dnnl_memory_create(&args[1].memory, to, cs->eng, DNNL_MEMORY_NONE));
+    dnnl_primitive_desc_destroy(rpd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return r;
+}
+
+static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, int stride,
+                       const int pad[4], int accumulate) {
+    cpu_state *cs = cpu_of(be);
+    ddps_weight *w = (ddps_weight *)wc;
+    conv_shape s = {x->n, x->h, x->w, 0, 0, stride, {pad[0], pad[1], pad[2], pad[3]}};
+    s.ho = (x->h + pad[0] + pad[2] - w->kh) / stride + 1;
+    s.wo = (x->w + pad[1] + pad[3] - w->kw) / stride + 1;
+    if (x->c != w->in || y->c != w->out || y->n != x->n || y->h != s.ho || y->w != s.wo) {
+        fprintf(stderr, "ddps: internal error: conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]\n", w->out,
+                w->in, w->kh, stride, x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+        abort();
+    }
+    int wino = w->wino && stride == 1 && (long)x->n * s.ho * s.wo >= WINO_MIN_POSITIONS;
+    int key[8] = {2, x->n, x->h, x->w, stride, pad[0] | pad[1] << 8 | pad[2] << 16 | pad[3] << 24, accumulate, wino};
+    prim_entry *e = cache_find(w, key);
+    if (!e) {
+        e = ddps_calloc(1, sizeof *e);
+        memcpy(e->key, key, sizeof key);
+        conv_ctx c = {w, s, w->wino ? dnnl_f32 : w->dt, wino, accumulate};
+        dnnl_primitive_desc_t pd;
+        e->fmt = pick_format(cs, w, make_conv, &c, &pd);
+        DNNL_OK(dnnl_primitive_create(&e->prim, pd));
+        entry_args(cs, e, pd, w);
+        e->src_bf16 = !w->wino && w->dt == dnnl_bf16;
+        if (wino) {
+            dnnl_memory_desc_t nhwc_in, nhwc_out;
+            dnnl_dims_t di = {x->n, x->c, x->h, x->w}, dout = {y->n, y->c, y->h, y->w};
+            DNNL_OK(dnnl_memory_desc_init_by_tag(&nhwc_in, 4, di, dnnl_f32, dnnl_nhwc));
+            DNNL_OK(dnnl_memory_desc_init_by_tag(&nhwc_out, 4, dout, dnnl_f32, dnnl_nhwc));
+            const dnnl_memory_desc_t *bsrc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+            const dnnl_memory_desc_t *bdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+            e->r_in = make_reorder(cs, &nhwc_in, bsrc, 0, e->r_in_args);
+            e->r_out = make_reorder(cs, bdst, &nhwc_out, accumulate, e->r_out_args);
+            e->src_bytes = dnnl_memory_desc_get_size(bsrc);
+            e->dst_bytes = dnnl_memory_desc_get_size(bdst);
+        }
+        dnnl_primitive_desc_destroy(pd);
+        e->next = w->cache;
+        w->cache = e;
+    }
+    if (e->r_in) {
+        void *bs = cpu_buf_get(&cs->tmp_a, e->src_bytes);
+        void *bd = cpu_buf_get(&cs->tmp_b, e->dst_bytes);
+        DNNL_OK(dnnl_memory_set_data_handle(e->r_in_args[0].memory, x->data));
+        DNNL_OK(dnnl_memory_set_data_handle(e->r_in_args[1].memory, bs));
+        DNNL_OK(dnnl_primitive_execute(e->r_in, cs->stream, 2, e->r_in_args));
+        run_entry(cs, e, w, bs, bd);
+        DNNL_OK(dnnl_memory_set_data_handle(e->r_out_args[0].memory, bd));
+        DNNL_OK(dnnl_memory_set_data_handle(e->r_out_args[1].memory, y->data));
+        DNNL_OK(dnnl_primitive_execute(e->r_out, cs->stream, 2, e->r_out_args));
+        return;
+    }
+    void *src = x->data;
+    if (e->src_bf16) {
+        src = cpu_buf_get(&cs->tmp_a, ddps_numel(x) * 2);
+        cpu_to_bf16(src, x->data, ddps_numel(x));
+    }
+    run_entry(cs, e, w, src, y->data);
+}
+
+/* ---------- attention ---------- */
+
+/* Batched product over (n, head): dst[n,h] = scale * A[n,h] B[n,h], every
+ * operand given by dims and strides (elements), f32. */
+static attn_prim *attn_get(cpu_state *cs, const long key[8], const dnnl_dims_t ad, const dnnl_dims_t as,
+                           const dnnl_dims_t bd, const dnnl_dims_t bs, const dnnl_dims_t dd, const dnnl_dims_t ds,
+                           float scale) {
+    for (attn_prim *p = cs->attn_cache; p; p = p->next)
+        if (memcmp(p->key, key, sizeof p->key) == 0) return p;
+    attn_prim *p = ddps_calloc(1, sizeof *p);
+    memcpy(p->key, key, sizeof p->key);
+    dnnl_memory_desc_t a, b, d;
+    DNNL_OK(dnnl_memory_desc_init_by_strides(&a, 4, ad, dnnl_f32, as));
+    DNNL_OK(dnnl_memory_desc_init_by_strides(&b, 4, bd, dnnl_f32, bs));
+    DNNL_OK(dnnl_memory_desc_init_by_strides(&d, 4, dd, dnnl_f32, ds));
+    dnnl_matmul_desc_t md;
+    DNNL_OK(dnnl_matmul_desc_init(&md, &a, &b, NULL, &d));
+    dnnl_primitive_attr_t attr;
+    DNNL_OK(dnnl_primitive_attr_create(&attr));
+    DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    if (scale != 1.0f) DNNL_OK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale));
+    dnnl_primitive_desc_t pd;
+    DNNL_OK(dnnl_primitive_desc_create(&pd, &md, attr, cs->eng, NULL));
+    DNNL_OK(dnnl_primitive_create(&p->prim, pd));
+    p->m_src = mem_for(cs, pd, dnnl_query_src_md, 0);
+    p->m_wei = mem_for(cs, pd, dnnl_query_weights_md, 0);
+    p->m_dst = mem_for(cs, pd, dnnl_query_dst_md, 0);
+    p->m_scratch = mem_for(cs, pd, dnnl_query_scratchpad_md, 0);
+    cpu_buf_get(&cs->scratch,
+                dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)));
+    ddps_debug("attention product %ldx%ld: %s", (long)ad[2], (long)bd[3], impl_name(pd));
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    p->next = cs->attn_cache;
+    cs->attn_cache = p;
+    return p;
+}
+
+static void attn_run(cpu_state *cs, attn_prim *p, const void *a, const void *b, void *d) {
+    DNNL_OK(dnnl_memory_set_data_handle(p->m_src, (void *)a));
+    DNNL_OK(dnnl_memory_set_data_handle(p->m_wei, (void *)b));
+    DNNL_OK(dnnl_memory_set_data_handle(p->m_dst, d));
+    DNNL_OK(dnnl_memory_set_data_handle(p->m_scratch, cs->scratch.p));
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->m_src},
+                               {DNNL_ARG_WEIGHTS, p->m_wei},
+                               {DNNL_ARG_DST, p->m_dst},
+                               {DNNL_ARG_SCRATCHPAD, p->m_scratch}};
+    DNNL_OK(dnnl_primitive_execute(p->prim, cs->stream, 4, args));
+}
+
+/* Scores for a block of queries at a time keep the n x heads x Lq x Lk matrix
+ * out of memory: at most this many bytes of scores exist at once. */
+#define ATTN_SCORE_BYTES (8u << 20)
+
+static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, const ddps_tensor *k,
+                          const ddps_tensor *v, int heads, int causal) {
+    cpu_state *cs = cpu_of(be);
+    long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c, d = C / heads;
+    if (C % heads || k->c != C || v->c != C || k->n != B || v->n != B || (long)v->h * v->w != Lk ||
+        y->c != C || y->n != B || (long)y->h * y->w != Lq) {
+        fprintf(stderr, "ddps: internal error: attention shapes\n");
+        abort();
+    }
+    long per_row = B * heads * Lk * (long)sizeof(float);
+    long qc = ATTN_SCORE_BYTES / per_row;
+    if (qc < 1) qc = 1;
+    if (qc > Lq) qc = Lq;
+    float *s = cpu_buf_get(&cs->tmp_c, (size_t)(B * heads * qc * Lk) * sizeof(float));
+    float scale = 1.0f / sqrtf((float)d);
+    for (long q0 = 0; q0 < Lq; q0 += qc) {
+        long rows = Lq - q0 < qc ? Lq - q0 : qc;
+        /* S[n,h,r,j] = scale * sum_e Q[n, q0+r, h*d+e] K[n, j, h*d+e] */
+        dnnl_dims_t ad = {B, heads, rows, d}, as = {Lq * C, d, C, 1};
+        dnnl_dims_t bd = {B, heads, d, Lk}, bs = {Lk * C, d, 1, C};
+        dnnl_dims_t sd = {B, heads, rows, Lk}, ss = {heads * rows * Lk, rows * Lk, Lk, 1};
+        long key1[8] = {1, B, heads, rows, Lk, d, Lq, 0};
+        attn_prim *p1 = attn_get(cs, key1, ad, as, bd, bs, sd, ss, scale);
+        attn_run(cs, p1, (const float *)q->data + q0 * C, k->data, s);
+        cpu_softmax_rows(s, B * heads * rows, (int)Lk, causal, (int)q0, (int)rows);
+        /* Y[n, q0+r, h*d+e] = sum_j P[n,h,r,j] V[n, j, h*d+e] */
+        dnnl_dims_t vd = {B, heads, Lk, d}, vs = {Lk * C, d, C, 1};
+        dnnl_dims_t od = {B, heads, rows, d}, os = {Lq * C, d, C, 1};
+        long key2[8] = {2, B, heads, rows, Lk, d, Lq, 0};
+        attn_prim *p2 = attn_get(cs, key2, sd, ss, vd, vs, od, os, 1.0f);
+        attn_run(cs, p2, s, v->data, (float *)y->data + q0 * C);
+    }
+}
+
+/* ---------- backend object ---------- */
+
+static void cpu_destroy(ddps_backend *be) {
+    cpu_state *cs = cpu_of(be);
+    for (attn_prim *p = cs->attn_cache; p;) {
+        attn_prim *n = p->next;
+        dnnl_primitive_destroy(p->prim);
+        dnnl_memory_destroy(p->m_src);
+        dnnl_memory_destroy(p->m_wei);
+        dnnl_memory_destroy(p->m_dst);
+        dnnl_memory_destroy(p->m_scratch);
+        free(p);
+        p = n;
+    }
+    cpu_buf_free(&cs->scratch);
+    cpu_buf_free(&cs->tmp_a);
+    cpu_buf_free(&cs->tmp_b);
+    cpu_buf_free(&cs->tmp_c);
+    cpu_buf_free(&cs->stats);
+    dnnl_stream_destroy(cs->stream);
+    dnnl_engine_destroy(cs->eng);
+    free(cs);
+    free(be);
+}
+
+static const ddps_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .write = cpu_write,
+    .read = cpu_read,
+    .sync = cpu_sync,
+    .make_linear = cpu_make_linear,
+    .make_conv = cpu_make_conv,
+    .make_table = cpu_make_table,
+    .free_weight = cpu_free_weight,
+    .linear = cpu_linear,
+    .conv2d = cpu_conv2d,
+    .group_norm = cpu_group_norm,
+    .layer_norm = cpu_layer_norm,
+    .attention = cpu_attention,
+    .geglu = cpu_geglu,
+    .activate = cpu_activate,
+    .axpby = cpu_axpby,
+    .upsample_nearest = cpu_upsample_nearest,
+    .concat_c = cpu_concat_c,
+    .embed = cpu_embed,
+    .sqdiff_acc = cpu_sqdiff_acc,
+    .resize_bilinear_cmean = cpu_resize_bilinear_cmean,
+    .avg_pool = cpu_avg_pool,
+    .global_avg = cpu_global_avg,
+};
+
+ddps_backend *ddps_cpu_backend_new(ddps_precision precision, int threads, ddps_err *err) {
+    if (precision != DDPS_PREC_F32 && precision != DDPS_PREC_BF16)
+        return ddps_fail(err, "the CPU supports f32 and bf16 precision"), NULL;
+    cpu_state *cs = ddps_calloc(1, sizeof *cs);
+    if (threads > 0) omp_set_num_threads(threads);
+    cs->threads = omp_get_max_threads();
+    const char *nw = getenv("DDPS_NO_WINOGRAD");
+    cs->winograd = !(nw && *nw && strcmp(nw, "0") != 0);
+    if (dnnl_engine_create(&cs->eng, dnnl_cpu, 0) != dnnl_success) {
+        free(cs);
+        return ddps_fail(err, "oneDNN: cannot create a CPU engine"), NULL;
+    }
+    DNNL_OK(dnnl_stream_create(&cs->stream, cs->eng, dnnl_stream_default_flags));
+    ddps_backend *be = ddps_calloc(1, sizeof *be);
+    be->ops = &cpu_ops;
+    be->precision = precision;
+    be->act_size = sizeof(float);
+    be->align = 64;
+    be->impl = cs;
+    if (precision == DDPS_PREC_BF16) {
+        /* Refuse a bf16 mode that would run on oneDNN's reference kernels
+         * (CPUs without AVX512-BF16 / AVX512-core): it would be slower than f32. */
+        dnnl_primitive_desc_t pd = NULL;
+        if (matmul_pd(cs, &pd, 64, 64, 64, dnnl_bf16, NULL, 0, DDPS_ACT_NONE, 0) != dnnl_success ||
+            is_reference_impl(pd)) {
+            if (pd) dnnl_primitive_desc_destroy(pd);
+            ddps_backend_free(be);
+            return ddps_fail(err, "--precision bf16: this CPU has no fast bf16 kernels (use f32)"), NULL;
+        }
+        dnnl_primitive_desc_destroy(pd);
+    }
+    return be;
+}

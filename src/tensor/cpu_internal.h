@@ -1,0 +1,62 @@
+/* Private to the CPU backend: state shared by cpu_backend.c (oneDNN
+ * convolutions, matrix products, attention) and cpu_kernels.c (our own
+ * normalisation and elementwise kernels). */
+#ifndef DDPS_TENSOR_CPU_INTERNAL_H
+#define DDPS_TENSOR_CPU_INTERNAL_H
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "tensor/backend.h"
+
+/* Grow-only host buffer: reallocated only while the largest need is being
+ * discovered, so steady-state calls allocate nothing. */
+typedef struct {
+    void *p;
+    size_t size;
+} cpu_buf;
+
+void *cpu_buf_get(cpu_buf *b, size_t bytes);
+void cpu_buf_free(cpu_buf *b);
+
+typedef struct attn_prim attn_prim;
+
+typedef struct {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    int threads;
+    int winograd;          /* 0 disables Winograd (DDPS_NO_WINOGRAD=1, for reference checks) */
+    cpu_buf scratch;       /* oneDNN scratchpads */
+    cpu_buf tmp_a, tmp_b;  /* bf16 copies, blocked-layout copies */
+    cpu_buf tmp_c;         /* attention scores */
+    cpu_buf stats;         /* normalisation statistics */
+    attn_prim *attn_cache;
+} cpu_state;
+
+static inline cpu_state *cpu_of(ddps_backend *be) { return (cpu_state *)be->impl; }
+
+/* Kernels in cpu_kernels.c (signatures as in ddps_backend_ops). */
+void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
+                    const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int silu);
+void cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
+                    const ddps_weight *beta, float eps);
+void cpu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+void cpu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act);
+void cpu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z);
+void cpu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+void cpu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b);
+void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok,
+               const ddps_weight *pos);
+void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
+                    const ddps_tensor *b, float w);
+void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s);
+void cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+/* Row-wise softmax of s[rows][n] in place; causal: row r may only see
+ * columns <= first_query + (r % rows_per_head). */
+void cpu_softmax_rows(float *s, long rows, int n, int causal, int first_query, int rows_per_head);
+/* f32 -> bf16 (round to nearest even), n elements. */
+void cpu_to_bf16(uint16_t *dst, const float *src, size_t n);
+/* Table weight data (norm scales, embeddings). */
+const float *cpu_table(const ddps_weight *w);
+
+#endif
