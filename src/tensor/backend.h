@@ -123,6 +123,7 @@ struct ddps_backend {
     ddps_precision precision;
     size_t act_size;  /* bytes per activation element */
     size_t align;     /* arena alignment */
+    double flops;     /* running count of multiply-adds x 2 (convolutions, products, attention) */
     ddps_arena arena;
     void *impl; /* backend state */
 };
@@ -137,6 +138,13 @@ ddps_backend *ddps_backend_new(const char *device, ddps_precision precision, int
 void ddps_backend_free(ddps_backend *be);
 int ddps_precision_parse(const char *s, ddps_precision *p);
 const char *ddps_precision_name(ddps_precision p);
+
+/* Items [i, i+count) of a tensor's batch (a view, no copy). */
+static inline ddps_tensor ddps_slice(const ddps_backend *be, const ddps_tensor *t, int i, int count) {
+    size_t per = (size_t)t->h * (size_t)t->w * (size_t)t->c * be->act_size;
+    ddps_tensor s = {(char *)t->data + (size_t)i * per, count, t->h, t->w, t->c};
+    return s;
+}
 
 /* Arena use: */
 ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c);

@@ -463,6 +463,7 @@ static void cpu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
         cpu_to_bf16(src, x->data, ddps_numel(x));
     }
     run_entry(cs, e, w, src, y->data);
+    be->flops += 2.0 * (double)M * w->in * w->out;
 }
 
 /* ---------- convolution ---------- */
@@ -516,6 +517,7 @@ static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
                 w->in, w->kh, stride, x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
         abort();
     }
+    be->flops += 2.0 * x->n * s.ho * s.wo * (double)w->out * w->in * w->kh * w->kw;
     int wino = w->wino && stride == 1 && (long)x->n * s.ho * s.wo >= WINO_MIN_POSITIONS;
     int key[8] = {2, x->n, x->h, x->w, stride, pad[0] | pad[1] << 8 | pad[2] << 16 | pad[3] << 24, accumulate, wino};
     prim_entry *e = cache_find(w, key);
@@ -633,6 +635,7 @@ static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q
     if (qc > Lq) qc = Lq;
     float *s = cpu_buf_get(&cs->tmp_c, (size_t)(B * heads * qc * Lk) * sizeof(float));
     float scale = 1.0f / sqrtf((float)d);
+    be->flops += 4.0 * B * heads * (double)Lq * Lk * d;
     for (long q0 = 0; q0 < Lq; q0 += qc) {
         long rows = Lq - q0 < qc ? Lq - q0 : qc;
         /* S[n,h,r,j] = scale * sum_e Q[n, q0+r, h*d+e] K[n, j, h*d+e] */

@@ -1,0 +1,71 @@
+#include "models/clip_text.h"
+
+#include <stdlib.h>
+
+#include "util/fs.h"
+
+int ddps_clip_build(ddps_wsrc *ws, const ddps_clip_config *cfg, ddps_clip **out, ddps_err *err) {
+    ddps_clip *m = ddps_calloc(1, sizeof *m);
+    m->cfg = *cfg;
+    int H = cfg->hidden_size, F = cfg->intermediate_size;
+    m->tok = ws_table(ws, cfg->vocab_size, H, "embeddings.token_embedding.weight");
+    m->pos = ws_table(ws, cfg->max_position_embeddings, H, "embeddings.position_embedding.weight");
+    m->layers = ddps_calloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
+    for (int i = 0; i < cfg->num_hidden_layers; i++) {
+        ddps_clip_layer *l = &m->layers[i];
+        const char *p = "encoder.layers";
+        l->k = ws_linear(ws, H, H, 1, "%s.%d.self_attn.k_proj", p, i);
+        l->v = ws_linear(ws, H, H, 1, "%s.%d.self_attn.v_proj", p, i);
+        l->q = ws_linear(ws, H, H, 1, "%s.%d.self_attn.q_proj", p, i);
+        l->o = ws_linear(ws, H, H, 1, "%s.%d.self_attn.out_proj", p, i);
+        ws_norm(ws, &l->ln1_g, &l->ln1_b, H, "%s.%d.layer_norm1", p, i);
+        l->fc1 = ws_linear(ws, F, H, 1, "%s.%d.mlp.fc1", p, i);
+        l->fc2 = ws_linear(ws, H, F, 1, "%s.%d.mlp.fc2", p, i);
+        ws_norm(ws, &l->ln2_g, &l->ln2_b, H, "%s.%d.layer_norm2", p, i);
+    }
+    ws_norm(ws, &m->lnf_g, &m->lnf_b, H, "final_layer_norm");
+    if (ws->failed) {
+        ddps_clip_free(ws->be, m);
+        *err = ws->err;
+        return -1;
+    }
+    m->all = ddps_ws_take(ws, &m->n_all);
+    *out = m;
+    return 0;
+}
+
+void ddps_clip_free(ddps_backend *be, ddps_clip *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_all; i++) be->ops->free_weight(be, m->all[i]);
+    free(m->all);
+    free(m->layers);
+    free(m);
+}
+
+void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y) {
+    const ddps_backend_ops *op = be->ops;
+    int n = y->n, L = DDPS_CLIP_LEN, H = m->cfg.hidden_size, heads = m->cfg.num_attention_heads;
+    float eps = m->cfg.layer_norm_eps;
+    size_t mark = ddps_mark(be);
+    ddps_tensor x = ddps_new(be, n, 1, L, H);
+    op->embed(be, &x, ids, m->tok, m->pos);
+    for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
+        const ddps_clip_layer *l = &m->layers[i];
+        size_t m2 = ddps_mark(be);
+        ddps_tensor h = ddps_new(be, n, 1, L, H), q = ddps_new(be, n, 1, L, H), k = ddps_new(be, n, 1, L, H),
+                    v = ddps_new(be, n, 1, L, H), a = ddps_new(be, n, 1, L, H);
+        op->layer_norm(be, &h, &x, l->ln1_g, l->ln1_b, eps);
+        op->linear(be, &q, &h, l->q, DDPS_ACT_NONE, 0);
+        op->linear(be, &k, &h, l->k, DDPS_ACT_NONE, 0);
+        op->linear(be, &v, &h, l->v, DDPS_ACT_NONE, 0);
+        op->attention(be, &a, &q, &k, &v, heads, 1);
+        op->linear(be, &x, &a, l->o, DDPS_ACT_NONE, 1);
+        op->layer_norm(be, &h, &x, l->ln2_g, l->ln2_b, eps);
+        ddps_tensor f = ddps_new(be, n, 1, L, m->cfg.intermediate_size);
+        op->linear(be, &f, &h, l->fc1, m->cfg.quick_gelu ? DDPS_ACT_QUICK_GELU : DDPS_ACT_GELU, 0);
+        op->linear(be, &x, &f, l->fc2, DDPS_ACT_NONE, 1);
+        ddps_release(be, m2);
+    }
+    op->layer_norm(be, y, &x, m->lnf_g, m->lnf_b, eps);
+    ddps_release(be, mark);
+}

@@ -1,0 +1,383 @@
+#include "models/sd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "models/scheduler.h"
+#include "util/fs.h"
+#include "util/rng.h"
+
+/* ---------- weight files of one component ---------- */
+
+typedef struct {
+    st_file *files;
+    int n;
+} st_set;
+
+static void st_set_close(st_set *s) {
+    for (int i = 0; i < s->n; i++) st_close(&s->files[i]);
+    free(s->files);
+    s->files = NULL;
+    s->n = 0;
+}
+
+static int st_set_add(st_set *s, const char *path, ddps_err *err) {
+    s->files = ddps_realloc(s->files, (size_t)(s->n + 1) * sizeof *s->files);
+    if (st_open(&s->files[s->n], path, err) != 0) return -1;
+    s->n++;
+    return 0;
+}
+
+/* A sharded checkpoint: <base>.safetensors.index.json {"weight_map": {tensor: file}}. */
+static int open_sharded(const char *dir, const char *index, st_set *s, ddps_err *err) {
+    json_t *root;
+    if (ddps_json_load(index, &root, err) != 0) return -1;
+    json_t *map = json_object_get(root, "weight_map");
+    if (!json_is_object(map)) {
+        json_decref(root);
+        return ddps_fail(err, "%s: no \"weight_map\" object", index);
+    }
+    /* unique file names, each a plain name inside dir */
+    const char *key;
+    json_t *v;
+    char **names = NULL;
+    int nn = 0, rc = 0;
+    json_object_foreach(map, key, v) {
+        const char *f = json_string_value(v);
+        if (!f || !*f || strchr(f, '/') || strcmp(f, "..") == 0 || strcmp(f, ".") == 0) {
+            rc = ddps_fail(err, "%s: tensor '%s' names an invalid shard file", index, key);
+            break;
+        }
+        int seen = 0;
+        for (int i = 0; i < nn; i++) seen |= strcmp(names[i], f) == 0;
+        if (!seen) {
+            names = ddps_realloc(names, (size_t)(nn + 1) * sizeof *names);
+            names[nn++] = ddps_strdup(f);
+        }
+    }
+    for (int i = 0; rc == 0 && i < nn; i++) {
+        char *p = ddps_path_join(dir, names[i]);
+        rc = st_set_add(s, p, err);
+        free(p);
+    }
+    for (int i = 0; i < nn; i++) free(names[i]);
+    free(names);
+    json_decref(root);
+    return rc;
+}
+
+static int open_weights(const char *dir, const char *base, st_set *s, ddps_err *err) {
+    static const char *suffix[] = {".safetensors", ".fp16.safetensors"};
+    memset(s, 0, sizeof *s);
+    char name[256];
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "%s%s", base, suffix[i]);
+        char *p = ddps_path_join(dir, name);
+        int ok = ddps_is_file(p);
+        int rc = ok ? st_set_add(s, p, err) : 0;
+        free(p);
+        if (ok) return rc;
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "%s%s.index.json", base, suffix[i]);
+        char *p = ddps_path_join(dir, name);
+        int ok = ddps_is_file(p);
+        int rc = ok ? open_sharded(dir, p, s, err) : 0;
+        free(p);
+        if (ok) return rc;
+    }
+    snprintf(name, sizeof name, "%s.bin", base);
+    char *p = ddps_path_join(dir, name);
+    int bin = ddps_is_file(p);
+    free(p);
+    if (bin)
+        return ddps_fail(err, "%s: only a %s.bin (pickle) checkpoint: ddps reads safetensors only (convert it, e.g. "
+                              "with diffusers' save_pretrained(safe_serialization=True))",
+                         dir, base);
+    return ddps_fail(err, "%s: no %s.safetensors", dir, base);
+}
+
+/* ---------- identity ---------- */
+
+static uint64_t hash_file(uint64_t h, const char *path) {
+    char *text;
+    size_t len;
+    ddps_err e;
+    if (ddps_read_file(path, 64u << 20, &text, &len, &e) != 0) return ddps_fnv1a(h, path, strlen(path));
+    h = ddps_fnv1a(h, text, len);
+    free(text);
+    return h;
+}
+
+static uint64_t hash_headers(uint64_t h, const st_set *s) {
+    for (int i = 0; i < s->n; i++) h = ddps_fnv1a(h, (const char *)s->files[i].map + 8, s->files[i].data_start - 8);
+    return h;
+}
+
+/* ---------- components ---------- */
+
+int ddps_sd_declare(const char *component, const void *cfg, ddps_wsrc *ws, ddps_err *err) {
+    ddps_ws_init_declare(ws);
+    if (strcmp(component, "unet") == 0) {
+        ddps_unet *m;
+        if (ddps_unet_build(ws, cfg, &m, err) != 0) return -1;
+        ddps_unet_free(NULL, m);
+    } else if (strcmp(component, "vae") == 0) {
+        ddps_vae *m;
+        if (ddps_vae_build(ws, cfg, &m, err) != 0) return -1;
+        ddps_vae_free(NULL, m);
+    } else if (strcmp(component, "text_encoder") == 0) {
+        ddps_clip *m;
+        if (ddps_clip_build(ws, cfg, &m, err) != 0) return -1;
+        ddps_clip_free(NULL, m);
+    } else {
+        return ddps_fail(err, "unknown component %s", component);
+    }
+    return 0;
+}
+
+typedef int (*build_fn)(ddps_wsrc *, const void *, void **, ddps_err *);
+
+static int build_unet(ddps_wsrc *ws, const void *c, void **m, ddps_err *e) { return ddps_unet_build(ws, c, (ddps_unet **)m, e); }
+static int build_vae(ddps_wsrc *ws, const void *c, void **m, ddps_err *e) { return ddps_vae_build(ws, c, (ddps_vae **)m, e); }
+static int build_clip(ddps_wsrc *ws, const void *c, void **m, ddps_err *e) { return ddps_clip_build(ws, c, (ddps_clip **)m, e); }
+
+/* Checks a component's files against its declared tensors and, with a
+ * backend, loads it. */
+static int load_component(ddps_sd *sd, ddps_backend *be, const char *sub, const char *base, const void *cfg,
+                          const char *alt_prefix, build_fn build, void **model, ddps_err *err) {
+    char *dir = ddps_path_join(sd->dir, sub);
+    st_set s;
+    int rc = open_weights(dir, base, &s, err);
+    ddps_wsrc decl;
+    memset(&decl, 0, sizeof decl);
+    if (rc == 0) rc = ddps_sd_declare(sub, cfg, &decl, err);
+    if (rc == 0) rc = ddps_ws_check(&decl, s.files, s.n, alt_prefix, dir, err);
+    if (rc == 0) sd->identity = hash_headers(sd->identity, &s);
+    if (rc == 0 && be) {
+        ddps_wsrc ws;
+        ddps_ws_init_file(&ws, be, s.files, s.n, alt_prefix);
+        rc = build(&ws, cfg, model, err);
+        if (rc != 0) ddps_fail_prefix(err, "%s", dir);
+        ddps_ws_free(&ws);
+    }
+    ddps_ws_free(&decl);
+    st_set_close(&s);
+    free(dir);
+    return rc;
+}
+
+static int read_config(ddps_sd *sd, const char *sub, const char *file, json_t **root, ddps_err *err) {
+    char *d = ddps_path_join(sd->dir, sub), *p = ddps_path_join(d, file);
+    int rc = ddps_json_load(p, root, err);
+    if (rc == 0) sd->identity = hash_file(sd->identity, p);
+    free(d);
+    free(p);
+    return rc;
+}
+
+int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err) {
+    *out = NULL;
+    if (!ddps_is_dir(dir)) return ddps_fail(err, "%s: not a folder (expected a diffusers model folder)", dir);
+    ddps_sd *sd = ddps_calloc(1, sizeof *sd);
+    sd->dir = ddps_strdup(dir);
+    sd->parts = parts;
+    sd->identity = DDPS_FNV_INIT;
+    json_t *root = NULL;
+    char *path = ddps_path_join(dir, "model_index.json");
+    int rc = ddps_json_load(path, &root, err);
+    free(path);
+    if (root) json_decref(root);
+    root = NULL;
+
+    /* Configs first: a broken config is reported before any weight is read. */
+    if (rc == 0 && (parts & DDPS_PART_UNET)) {
+        rc = read_config(sd, "unet", "config.json", &root, err);
+        if (rc == 0) rc = ddps_unet_config_parse("unet/config.json", root, &sd->unet_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
+        if (root) json_decref(root), root = NULL;
+    }
+    if (rc == 0 && (parts & DDPS_PART_VAE)) {
+        rc = read_config(sd, "vae", "config.json", &root, err);
+        if (rc == 0) rc = ddps_vae_config_parse("vae/config.json", root, &sd->vae_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
+        if (root) json_decref(root), root = NULL;
+    }
+    if (rc == 0 && (parts & DDPS_PART_TEXT)) {
+        rc = read_config(sd, "text_encoder", "config.json", &root, err);
+        if (rc == 0) rc = ddps_clip_config_parse("text_encoder/config.json", root, &sd->clip_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
+        if (root) json_decref(root), root = NULL;
+    }
+    if (rc == 0 && (parts & DDPS_PART_SCHEDULER)) {
+        rc = read_config(sd, "scheduler", "scheduler_config.json", &root, err);
+        if (rc == 0) rc = ddps_sched_config_parse("scheduler/scheduler_config.json", root, &sd->sched_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
+        if (root) json_decref(root), root = NULL;
+        if (rc == 0) {
+            sd->alphas_cumprod = ddps_malloc((size_t)sd->sched_cfg.num_train_timesteps * sizeof(float));
+            ddps_alphas_cumprod(&sd->sched_cfg, sd->alphas_cumprod);
+        }
+    }
+    if (rc == 0 && (parts & DDPS_PART_TOKENIZER)) {
+        char *td = ddps_path_join(dir, "tokenizer");
+        rc = ddps_tokenizer_load(td, &sd->tok, err);
+        if (rc == 0) {
+            char *v = ddps_path_join(td, "vocab.json"), *m = ddps_path_join(td, "merges.txt");
+            sd->identity = hash_file(hash_file(sd->identity, v), m);
+            free(v);
+            free(m);
+        }
+        free(td);
+        if (rc == 0 && (parts & DDPS_PART_TEXT) && ddps_tokenizer_vocab_size(sd->tok) > sd->clip_cfg.vocab_size)
+            rc = ddps_fail(err, "%s: the tokenizer has %d tokens but the text encoder only %d", dir,
+                           ddps_tokenizer_vocab_size(sd->tok), sd->clip_cfg.vocab_size);
+    }
+    if (rc == 0 && (parts & DDPS_PART_TEXT))
+        rc = load_component(sd, be, "text_encoder", "model", &sd->clip_cfg, "text_model.", build_clip,
+                            (void **)&sd->text, err);
+    if (rc == 0 && (parts & DDPS_PART_VAE))
+        rc = load_component(sd, be, "vae", "diffusion_pytorch_model", &sd->vae_cfg, NULL, build_vae,
+                            (void **)&sd->vae, err);
+    if (rc == 0 && (parts & DDPS_PART_UNET))
+        rc = load_component(sd, be, "unet", "diffusion_pytorch_model", &sd->unet_cfg, NULL, build_unet,
+                            (void **)&sd->unet, err);
+    if (rc != 0) {
+        ddps_sd_free(be, sd);
+        return -1;
+    }
+    snprintf(sd->identity_hex, sizeof sd->identity_hex, "%016llx", (unsigned long long)sd->identity);
+    *out = sd;
+    return 0;
+}
+
+void ddps_sd_free(ddps_backend *be, ddps_sd *sd) {
+    if (!sd) return;
+    if (sd->text) ddps_clip_free(be, sd->text);
+    if (sd->vae) ddps_vae_free(be, sd->vae);
+    if (sd->unet) ddps_unet_free(be, sd->unet);
+    if (sd->tok) ddps_tokenizer_free(sd->tok);
+    free(sd->alphas_cumprod);
+    free(sd->dir);
+    free(sd);
+}
+
+int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err) {
+    ddps_sd *sd = ddps_calloc(1, sizeof *sd);
+    sd->dir = ddps_strdup("(random SD v1.5)");
+    sd->parts = parts;
+    ddps_sd15_unet_config(&sd->unet_cfg);
+    ddps_sd15_vae_config(&sd->vae_cfg);
+    ddps_sd15_clip_config(&sd->clip_cfg);
+    sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1};
+    sd->alphas_cumprod = ddps_malloc(1000 * sizeof(float));
+    ddps_alphas_cumprod(&sd->sched_cfg, sd->alphas_cumprod);
+    int rc = 0;
+    ddps_wsrc ws;
+    if (parts & DDPS_PART_TEXT) {
+        ddps_ws_init_random(&ws, be, seed);
+        rc = ddps_clip_build(&ws, &sd->clip_cfg, &sd->text, err);
+        ddps_ws_free(&ws);
+    }
+    if (rc == 0 && (parts & DDPS_PART_VAE)) {
+        ddps_ws_init_random(&ws, be, seed);
+        rc = ddps_vae_build(&ws, &sd->vae_cfg, &sd->vae, err);
+        ddps_ws_free(&ws);
+    }
+    if (rc == 0 && (parts & DDPS_PART_UNET)) {
+        ddps_ws_init_random(&ws, be, seed);
+        rc = ddps_unet_build(&ws, &sd->unet_cfg, &sd->unet, err);
+        ddps_ws_free(&ws);
+    }
+    if (rc != 0) {
+        ddps_sd_free(be, sd);
+        return -1;
+    }
+    sd->identity = ddps_seed_mix(0x5d15, seed);
+    snprintf(sd->identity_hex, sizeof sd->identity_hex, "%016llx", (unsigned long long)sd->identity);
+    *out = sd;
+    return 0;
+}
+
+/* ---------- writing a random model folder ---------- */
+
+static int write_text(const char *dir, const char *name, const char *text, ddps_err *err) {
+    char *p = ddps_path_join(dir, name);
+    int rc = ddps_write_file_atomic(p, text, strlen(text), err);
+    free(p);
+    return rc;
+}
+
+static int write_component(const char *root, const char *sub, const char *file, const char *config_name,
+                           char *config_json, const void *cfg, uint64_t seed, ddps_err *err) {
+    char *dir = ddps_path_join(root, sub);
+    int rc = ddps_mkdirs(dir, err);
+    if (rc == 0) rc = write_text(dir, config_name, config_json, err);
+    free(config_json);
+    ddps_wsrc ws;
+    memset(&ws, 0, sizeof ws);
+    if (rc == 0) rc = ddps_sd_declare(sub, cfg, &ws, err);
+    if (rc == 0) {
+        st_out *t = ddps_calloc((size_t)ws.n, sizeof *t);
+        float **data = ddps_calloc((size_t)ws.n, sizeof *data);
+        for (int i = 0; i < ws.n; i++) {
+            size_t numel = 1;
+            for (int d = 0; d < ws.list[i].ndim; d++) numel *= (size_t)ws.list[i].shape[d];
+            data[i] = ddps_malloc(numel * sizeof(float));
+            ddps_ws_random_values(seed, ws.list[i].name, ws.list[i].ndim, ws.list[i].shape, data[i]);
+            t[i].name = ws.list[i].name;
+            t[i].dtype = ST_F32;
+            t[i].ndim = ws.list[i].ndim;
+            memcpy(t[i].shape, ws.list[i].shape, sizeof ws.list[i].shape);
+            t[i].data = data[i];
+        }
+        char *path = ddps_path_join(dir, file);
+        rc = st_write(path, t, ws.n, err);
+        free(path);
+        for (int i = 0; i < ws.n; i++) free(data[i]);
+        free(data);
+        free(t);
+    }
+    ddps_ws_free(&ws);
+    free(dir);
+    return rc;
+}
+
+int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_vae_config *v,
+                         const ddps_clip_config *c, const char *const *words, int nwords, uint64_t seed,
+                         ddps_err *err) {
+    if (ddps_mkdirs(dir, err) != 0) return -1;
+    char *td = ddps_path_join(dir, "tokenizer");
+    int vocab = 0;
+    int rc = ddps_mkdirs(td, err);
+    if (rc == 0) rc = ddps_tokenizer_write_small(td, words, nwords, &vocab, err);
+    free(td);
+    if (rc != 0) return -1;
+    ddps_clip_config cc = *c;
+    cc.vocab_size = vocab;
+    static const char *index =
+        "{\n  \"_class_name\": \"StableDiffusionPipeline\",\n  \"_ddps_note\": \"random weights made by ddps demo\",\n"
+        "  \"unet\": [\"diffusers\", \"UNet2DConditionModel\"],\n  \"vae\": [\"diffusers\", \"AutoencoderKL\"],\n"
+        "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n  \"tokenizer\": [\"transformers\", \"CLIPTokenizer\"],\n"
+        "  \"scheduler\": [\"diffusers\", \"DDPMScheduler\"]\n}\n";
+    if (write_text(dir, "model_index.json", index, err) != 0) return -1;
+    ddps_sched_config sc = {1000, 0.00085f, 0.012f, 1};
+    char *sdir = ddps_path_join(dir, "scheduler");
+    rc = ddps_mkdirs(sdir, err);
+    char *sj = ddps_sched_config_json(&sc);
+    if (rc == 0) rc = write_text(sdir, "scheduler_config.json", sj, err);
+    free(sj);
+    free(sdir);
+    if (rc == 0)
+        rc = write_component(dir, "text_encoder", "model.safetensors", "config.json", ddps_clip_config_json(&cc), &cc,
+                             seed, err);
+    if (rc == 0)
+        rc = write_component(dir, "vae", "diffusion_pytorch_model.safetensors", "config.json", ddps_vae_config_json(v),
+                             v, seed, err);
+    if (rc == 0)
+        rc = write_component(dir, "unet", "diffusion_pytorch_model.safetensors", "config.json",
+                             ddps_unet_config_json(u), u, seed, err);
+    return rc;
+}

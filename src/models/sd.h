@@ -1,0 +1,61 @@
+/* A Stable Diffusion v1.x model folder in diffusers layout:
+ *   model_index.json, tokenizer/, text_encoder/, vae/, unet/, scheduler/
+ * each component with its config and safetensors weights (f32, f16 or bf16;
+ * single file, ".fp16" variant, or sharded with an index). Loading checks
+ * every tensor the configs imply (all faults listed in one error), converts
+ * weights to the backend's layout one tensor at a time, and computes a model
+ * identity (a hash of the configs, tokenizer and tensor headers). */
+#ifndef DDPS_MODELS_SD_H
+#define DDPS_MODELS_SD_H
+
+#include <stdint.h>
+
+#include "models/clip_text.h"
+#include "models/config.h"
+#include "models/tokenizer.h"
+#include "models/unet.h"
+#include "models/vae.h"
+
+enum {
+    DDPS_PART_TOKENIZER = 1,
+    DDPS_PART_TEXT = 2,
+    DDPS_PART_VAE = 4,
+    DDPS_PART_UNET = 8,
+    DDPS_PART_SCHEDULER = 16,
+    DDPS_PART_ALL = 31,
+};
+
+typedef struct {
+    char *dir;
+    unsigned parts;
+    ddps_unet_config unet_cfg;
+    ddps_vae_config vae_cfg;
+    ddps_clip_config clip_cfg;
+    ddps_sched_config sched_cfg;
+    ddps_tokenizer *tok;
+    ddps_clip *text;
+    ddps_vae *vae;
+    ddps_unet *unet;
+    float *alphas_cumprod; /* [sched_cfg.num_train_timesteps] */
+    uint64_t identity;
+    char identity_hex[17];
+} ddps_sd;
+
+/* Loads the requested parts (configs of all present parts are always read).
+ * be may be NULL to check the folder without loading weights. */
+int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err);
+void ddps_sd_free(ddps_backend *be, ddps_sd *m);
+
+/* Builds the full SD v1.5 components with random weights in memory (bench). */
+int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err);
+
+/* Writes a complete model folder with random weights for the given configs
+ * and a small tokenizer that knows the given words (the demo's model). */
+int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_vae_config *v,
+                         const ddps_clip_config *c, const char *const *words, int nwords, uint64_t seed,
+                         ddps_err *err);
+
+/* The tensor list a component's config implies: a WS_DECLARE walk. */
+int ddps_sd_declare(const char *component, const void *cfg, ddps_wsrc *ws, ddps_err *err);
+
+#endif
