@@ -328,17 +328,44 @@ static void pooling(void) {
 }
 
 static void arena_reuse(void) {
-    /* After the first pass discovers the peak, the arena is one block. */
+    /* CPU: one reserved range that grows in place. */
     ddps_release(be, 0);
     size_t m = ddps_mark(be);
     ddps_tensor a = ddps_new(be, 1, 64, 64, 64);
     ddps_tensor b = ddps_new(be, 1, 64, 64, 64);
-    CHECK(a.data != b.data);
+    CHECK(a.data != b.data && (char *)b.data - (char *)a.data == 64 * 64 * 64 * sizeof(float));
     ddps_release(be, m);
-    CHECK(be->arena.n_extra == 0 && be->arena.size >= 2 * 64 * 64 * 64 * sizeof(float));
     ddps_tensor c = ddps_new(be, 1, 64, 64, 64);
-    CHECK(be->arena.n_extra == 0 && c.data == (void *)be->arena.base);
-    ddps_release(be, m);
+    CHECK(be->arena.n_extra == 0 && c.data == a.data);
+    ddps_release(be, 0);
+}
+
+static void arena_blocks(void) {
+    /* Backends without reservations: extra blocks while the peak is unknown,
+     * freed when released past, one block of the peak once emptied. */
+    ddps_backend_ops ops = *be->ops;
+    const ddps_backend_ops *saved = be->ops;
+    ddps_release(be, 0);
+    ddps_backend_free_arena(be);
+    ops.reserve = NULL;
+    be->ops = &ops;
+    ddps_tensor keep = ddps_new(be, 1, 8, 8, 8);
+    size_t m = ddps_mark(be);
+    for (int rep = 0; rep < 3; rep++) {
+        ddps_tensor a = ddps_new(be, 1, 32, 32, 32);
+        ddps_tensor b = ddps_new(be, 1, 32, 32, 32);
+        CHECK(a.data && b.data && a.data != b.data && a.data != keep.data);
+        CHECK(be->arena.n_extra == 3); /* keep, a, b: nothing accumulates across repetitions */
+        ddps_release(be, m);
+        CHECK(be->arena.n_extra == 1);
+    }
+    ddps_release(be, 0);
+    CHECK(be->arena.n_extra == 0 && be->arena.size >= be->arena.peak && be->arena.base);
+    ddps_tensor x = ddps_new(be, 1, 8, 8, 8), y = ddps_new(be, 1, 32, 32, 32), z = ddps_new(be, 1, 32, 32, 32);
+    CHECK(be->arena.n_extra == 0 && x.data == (void *)be->arena.base && y.data && z.data);
+    ddps_release(be, 0);
+    ddps_backend_free_arena(be);
+    be->ops = saved;
 }
 
 int main(void) {
@@ -359,6 +386,7 @@ int main(void) {
             TEST(elementwise);
             TEST(pooling);
             TEST(arena_reuse);
+            TEST(arena_blocks);
         }
         ddps_backend_free(be);
     }

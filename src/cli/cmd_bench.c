@@ -1,10 +1,258 @@
+/* `ddps bench text|vae|unet|score`: speed of the engine on full-size SD v1.5
+ * shapes with random weights built in memory (no files needed). Prints
+ * figures a person can compare run to run; --json adds one JSON object as
+ * the last line. Benchmarks are programs, not tests. */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "models/sd.h"
+#include "pipeline/score.h"
+#include "tensor/profile.h"
+#include "util/fs.h"
+#include "util/rng.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Peak resident set (VmHWM) in MB. */
+static double peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+    fclose(f);
+    return kb / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct {
+    int batch;
+    double ms_per_item, gflop_per_item, gflop_per_s;
+} bench_row;
+
+/* Runs fn iters times after one warm-up (which creates primitives and sizes
+ * the arena); returns the median time and the FLOPs of one run. */
+typedef void (*run_fn)(ddps_backend *be, void *ctx);
+
+static double time_median(ddps_backend *be, run_fn fn, void *ctx, int iters, double *flops) {
+    fn(be, ctx);
+    be->ops->sync(be);
+    double *t = ddps_malloc((size_t)iters * sizeof(double));
+    for (int i = 0; i < iters; i++) {
+        be->flops = 0;
+        double t0 = now();
+        fn(be, ctx);
+        be->ops->sync(be);
+        t[i] = now() - t0;
+    }
+    *flops = be->flops;
+    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    double med = t[iters / 2];
+    free(t);
+    return med;
+}
+
+typedef struct {
+    const ddps_sd *sd;
+    ddps_tensor x, ctx, out;
+    float *ts;
+    int32_t *ids;
+} bench_ctx;
+
+static void run_unet(ddps_backend *be, void *p) {
+    bench_ctx *c = p;
+    size_t m = ddps_mark(be);
+    ddps_unet_forward(be, c->sd->unet, &c->x, c->ts, &c->ctx, &c->out, NULL);
+    ddps_release(be, m);
+}
+
+static void run_vae(ddps_backend *be, void *p) {
+    bench_ctx *c = p;
+    ddps_vae_encode(be, c->sd->vae, &c->x, &c->out, NULL);
+}
+
+static void run_text(ddps_backend *be, void *p) {
+    bench_ctx *c = p;
+    ddps_clip_forward(be, c->sd->text, c->ids, &c->out);
+}
+
+static void fill_random(ddps_backend *be, ddps_tensor *t, uint64_t seed) {
+    float *h = ddps_malloc(ddps_numel(t) * sizeof(float));
+    ddps_rng r;
+    ddps_rng_seed(&r, seed);
+    ddps_rng_fill_normal(&r, h, ddps_numel(t));
+    be->ops->write(be, t, h);
+    free(h);
+}
+
+static const char *USAGE =
+    "usage: ddps bench text|vae|unet|score [options]\n\n"
+    "Full-size Stable Diffusion v1.5 components with random weights (nothing to download).\n"
+    "  text:  CLIP text encoder, 77 tokens (13.3 GFLOP per prompt)\n"
+    "  vae:   VAE encoder at --size (272.7 GFLOP at 256x256)\n"
+    "  unet:  UNet at --size/8 latents with a 77-token context (180.1 GFLOP per 32x32 latent)\n"
+    "  score: one image through Stage I and II, split into decode, VAE, UNet, DIFT, clustering";
 
 int cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "ddps bench: not implemented yet\n");
-    return 2;
+    const char *device = "cpu", *precision = "f32", *batches = NULL;
+    int threads = 0, size = 256, iters = 3, json = 0, profile = 0;
+    ddps_opt opts[] = {
+        {"--device", OPT_STR, &device, "cpu|cuda", "where to run (default cpu)", 0, 0},
+        {"--precision", OPT_STR, &precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
+        {"--threads", OPT_INT, &threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--batch", OPT_STR, &batches, "N[,N..]", "batch sizes (unet default 1,8; others 1)", 0, 0},
+        {"--size", OPT_INT, &size, "PIXELS", "image size (default 256)", 8, 4096},
+        {"--iters", OPT_INT, &iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
+        {"--json", OPT_FLAG, &json, NULL, "print one JSON object as the last line", 0, 0},
+        {"--profile", OPT_FLAG, &profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
+    };
+    int nopts = (int)(sizeof opts / sizeof *opts);
+    ddps_err err = {{0}};
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            ddps_args_help(USAGE, opts, nopts);
+            return 0;
+        }
+        fprintf(stderr, "%s\n", USAGE);
+        return 2;
+    }
+    const char *what = argv[1];
+    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
+    int npos;
+    int pr = ddps_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
+    free(pos);
+    if (pr > 0) return 0;
+    if (pr < 0) {
+        fprintf(stderr, "ddps bench: %s\n", err.msg);
+        return 2;
+    }
+    if (strcmp(what, "score") == 0) return ddps_bench_score(device, precision, threads, size, iters, json);
+    unsigned part = strcmp(what, "unet") == 0 ? DDPS_PART_UNET
+                    : strcmp(what, "vae") == 0 ? DDPS_PART_VAE
+                    : strcmp(what, "text") == 0 ? DDPS_PART_TEXT
+                                                : 0;
+    if (!part) {
+        fprintf(stderr, "ddps bench: %s: unknown benchmark (text, vae, unet, score)\n", what);
+        return 2;
+    }
+    int bl[16], nb;
+    if (batches) {
+        nb = ddps_parse_int_list("--batch", batches, bl, 16, 1, 4096, &err);
+        if (nb < 0) {
+            fprintf(stderr, "ddps bench: %s\n", err.msg);
+            return 2;
+        }
+    } else {
+        bl[0] = 1, bl[1] = 8;
+        nb = part == DDPS_PART_UNET ? 2 : 1;
+    }
+    if (size % 8) {
+        fprintf(stderr, "ddps bench: --size %d: must be a multiple of 8\n", size);
+        return 2;
+    }
+    ddps_precision prec;
+    if (ddps_precision_parse(precision, &prec) != 0) {
+        fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
+        return 2;
+    }
+    ddps_backend *be = ddps_backend_new(device, prec, threads, &err);
+    if (!be) {
+        fprintf(stderr, "ddps bench: %s\n", err.msg);
+        return 1;
+    }
+    double t0 = now();
+    ddps_sd *sd;
+    if (ddps_sd15_random(be, part, 1234, &sd, &err) != 0) {
+        fprintf(stderr, "ddps bench: %s\n", err.msg);
+        ddps_backend_free(be);
+        return 1;
+    }
+    double build_s = now() - t0;
+    printf("ddps bench %s: SD v1.5 shapes, random weights (built in %.1f s), device %s, precision %s\n", what,
+           build_s, device, ddps_precision_name(prec));
+    bench_row rows[16];
+    for (int b = 0; b < nb; b++) {
+        int n = bl[b];
+        bench_ctx c = {sd, {0}, {0}, {0}, NULL, NULL};
+        run_fn fn;
+        size_t mark = ddps_mark(be);
+        if (part == DDPS_PART_UNET) {
+            int h = size / 8;
+            c.x = ddps_new(be, n, h, h, 4);
+            c.ctx = ddps_new(be, n, 1, 77, 768);
+            c.out = ddps_new(be, n, h, h, 4);
+            fill_random(be, &c.x, 1);
+            fill_random(be, &c.ctx, 2);
+            c.ts = ddps_malloc((size_t)n * sizeof(float));
+            for (int i = 0; i < n; i++) c.ts[i] = (float)(100 + (i * 150) % 700);
+            fn = run_unet;
+        } else if (part == DDPS_PART_VAE) {
+            c.x = ddps_new(be, n, size, size, 3);
+            c.out = ddps_new(be, n, size / 8, size / 8, 4);
+            fill_random(be, &c.x, 3);
+            fn = run_vae;
+        } else {
+            c.ids = ddps_malloc((size_t)n * 77 * sizeof(int32_t));
+            for (int i = 0; i < n * 77; i++) c.ids[i] = i % 77 < 8 ? 320 + (i * 37) % 40000 : 49407;
+            c.out = ddps_new(be, n, 1, 77, 768);
+            fn = run_text;
+        }
+        if (profile) ddps_profile_enable(be);
+        double flops, t = time_median(be, fn, &c, iters, &flops);
+        if (profile) {
+            ddps_profile_reset(be);
+            fn(be, &c);
+            printf("  profile of one batch-%d run:\n", n);
+            ddps_profile_report(be, stdout);
+            ddps_profile_disable(be);
+        }
+        rows[b] = (bench_row){n, 1e3 * t / n, flops / n / 1e9, flops / t / 1e9};
+        printf("  batch %3d: %9.1f ms per %s  %7.1f GFLOP per %s  %7.1f GFLOP/s\n", n, rows[b].ms_per_item,
+               part == DDPS_PART_UNET ? "latent" : part == DDPS_PART_VAE ? "image" : "prompt", rows[b].gflop_per_item,
+               part == DDPS_PART_UNET ? "latent" : part == DDPS_PART_VAE ? "image" : "prompt", rows[b].gflop_per_s);
+        free(c.ts);
+        free(c.ids);
+        ddps_release(be, mark);
+    }
+    double rss = peak_rss_mb();
+    printf("  peak RSS %.0f MB\n", rss);
+    if (json) {
+        json_t *o = json_object(), *arr = json_array();
+        json_object_set_new(o, "bench", json_string(what));
+        json_object_set_new(o, "device", json_string(device));
+        json_object_set_new(o, "precision", json_string(ddps_precision_name(prec)));
+        json_object_set_new(o, "size", json_integer(size));
+        json_object_set_new(o, "threads", json_integer(threads));
+        json_object_set_new(o, "batch", json_integer(rows[0].batch));
+        json_object_set_new(o, part == DDPS_PART_UNET ? "ms_per_latent" : "ms_per_item", json_real(rows[0].ms_per_item));
+        json_object_set_new(o, "gflop_per_s", json_real(rows[0].gflop_per_s));
+        json_object_set_new(o, "gflop_per_item", json_real(rows[0].gflop_per_item));
+        json_object_set_new(o, "peak_rss_mb", json_real(rss));
+        for (int b = 0; b < nb; b++)
+            json_array_append_new(arr, json_pack("{s:i,s:f,s:f}", "batch", rows[b].batch, "ms_per_item",
+                                                 rows[b].ms_per_item, "gflop_per_s", rows[b].gflop_per_s));
+        json_object_set_new(o, "batches", arr);
+        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    }
+    ddps_release(be, 0);
+    ddps_sd_free(be, sd);
+    ddps_backend_free(be);
+    return 0;
 }

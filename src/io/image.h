@@ -49,4 +49,23 @@ void ddps_resize_shorter_size(int w, int h, int size, int *ow, int *oh);
 /* To float planes [3][h][w] in [-1, 1]: v / 127.5 - 1 (ToTensor + Normalize(0.5, 0.5)). */
 void ddps_image_to_float(const ddps_image *img, float *chw);
 
+/* ---- Codecs (used by ddps_image_decode / ddps_image_save; callable directly).
+ * Each decoder expects its own format (the dispatcher checks magic bytes) and
+ * returns 8-bit RGB; name is only used in error messages. */
+int ddps_image_decode_jpeg(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+int ddps_image_decode_png(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+int ddps_image_decode_bmp(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+/* Binary PBM/PGM/PPM (P4, P5, P6). */
+int ddps_image_decode_pnm(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+/* Encoders to a heap buffer (*out, free() it). PNG level is zlib's 0..9. */
+int ddps_image_encode_png(const ddps_image *img, int level, uint8_t **out, size_t *len, ddps_err *err);
+int ddps_image_encode_jpeg(const ddps_image *img, int quality, uint8_t **out, size_t *len, ddps_err *err);
+
+/* EXIF orientation (1..8) from a TIFF-structured EXIF block (with or without
+ * the "Exif\0\0" prefix of JPEG's APP1); 0 when absent or malformed. */
+int ddps_exif_orientation(const uint8_t *exif, size_t len);
+/* Rotates/flips img in place so that an image stored with EXIF orientation o
+ * comes out upright (as PIL's ImageOps.exif_transpose); o outside 2..8 is a no-op. */
+void ddps_image_orient(ddps_image *img, int orientation);
+
 #endif

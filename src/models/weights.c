@@ -135,11 +135,21 @@ void ddps_ws_random_values(uint64_t seed, const char *name, int ndim, const int6
     int is_bias = len > 5 && strcmp(name + len - 5, ".bias") == 0;
     int is_norm = ndim == 1 && !is_bias && strstr(name, "norm") != NULL;
     int is_embed = strstr(name, "embedding.weight") != NULL;
-    ddps_rng r;
-    ddps_rng_seed(&r, ddps_seed_mix(seed, ddps_fnv1a(DDPS_FNV_INIT, name, len)));
     size_t fan_in = ndim > 1 ? numel / (size_t)shape[0] : 1;
     float scale = is_embed ? 0.02f : is_bias ? 0.05f : 1.0f / sqrtf((float)fan_in);
-    for (size_t i = 0; i < numel; i++) out[i] = (is_norm ? 1.0f : 0.0f) + (is_norm ? 0.1f : scale) * (float)ddps_rng_normal(&r);
+    float base = is_norm ? 1.0f : 0.0f, sd = is_norm ? 0.1f : scale;
+    uint64_t h = ddps_seed_mix(seed, ddps_fnv1a(DDPS_FNV_INIT, name, len));
+    /* Fixed chunks, each with its own stream: parallel and still the same
+     * numbers for any thread count. */
+    const size_t chunk = 1 << 16;
+    long nchunks = (long)((numel + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < nchunks; c++) {
+        ddps_rng r;
+        ddps_rng_seed(&r, ddps_seed_mix(h, (uint64_t)c));
+        size_t end = ((size_t)c + 1) * chunk < numel ? ((size_t)c + 1) * chunk : numel;
+        for (size_t i = (size_t)c * chunk; i < end; i++) out[i] = base + sd * (float)ddps_rng_normal(&r);
+    }
 }
 
 /* Fetches one tensor as f32 into ws->tmp (FILE or RANDOM). */

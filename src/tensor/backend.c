@@ -54,16 +54,24 @@ static void arena_drop(ddps_backend *be) {
     ddps_arena *a = &be->arena;
     for (int i = 0; i < a->n_extra; i++) be->ops->free(be, a->extra[i]);
     a->n_extra = 0;
-    if (a->base) be->ops->free(be, a->base);
+    if (a->base) {
+        if (a->reserved)
+            be->ops->unreserve(be, a->base, a->size);
+        else
+            be->ops->free(be, a->base);
+    }
     a->base = NULL;
     a->size = 0;
+    a->reserved = 0;
 }
 
 void ddps_backend_free(ddps_backend *be) {
     if (!be) return;
     arena_drop(be);
     free(be->arena.extra);
+    free(be->arena.extra_at);
     be->arena.extra = NULL;
+    be->arena.extra_at = NULL;
     be->ops->destroy(be);
 }
 
@@ -73,6 +81,10 @@ ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c) {
     ddps_tensor t = {NULL, n, h, w, c};
     ddps_arena *a = &be->arena;
     size_t bytes = round_up(ddps_numel(&t) * be->act_size, be->align);
+    if (!a->base && be->ops->reserve) {
+        a->base = be->ops->reserve(be, &a->size);
+        a->reserved = a->base != NULL;
+    }
     if (a->used + bytes <= a->size) {
         t.data = a->base + a->used;
     } else {
@@ -87,7 +99,9 @@ ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c) {
         if (a->n_extra == a->cap_extra) {
             a->cap_extra = a->cap_extra ? 2 * a->cap_extra : 64;
             a->extra = ddps_realloc(a->extra, (size_t)a->cap_extra * sizeof *a->extra);
+            a->extra_at = ddps_realloc(a->extra_at, (size_t)a->cap_extra * sizeof *a->extra_at);
         }
+        a->extra_at[a->n_extra] = a->used;
         a->extra[a->n_extra++] = p;
         t.data = p;
     }
@@ -98,10 +112,18 @@ ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c) {
 
 size_t ddps_mark(ddps_backend *be) { return be->arena.used; }
 
+void ddps_backend_free_arena(ddps_backend *be) {
+    be->arena.used = 0;
+    be->arena.peak = 0;
+    arena_drop(be);
+}
+
 void ddps_release(ddps_backend *be, size_t mark) {
     ddps_arena *a = &be->arena;
     a->used = mark;
-    if (mark == 0 && a->n_extra > 0) {
+    /* Extra blocks are allocated in arena order: free those past the mark. */
+    while (a->n_extra > 0 && a->extra_at[a->n_extra - 1] >= mark) be->ops->free(be, a->extra[--a->n_extra]);
+    if (mark == 0 && !a->reserved && a->peak > a->size) {
         size_t want = a->peak;
         arena_drop(be);
         a->base = be->ops->alloc(be, want);

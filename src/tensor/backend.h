@@ -45,6 +45,11 @@ typedef struct {
 
     /* Memory. alloc returns NULL when out of memory. */
     void *(*alloc)(ddps_backend *be, size_t bytes);
+    /* Optional: reserves address space for the arena that is only backed by
+     * memory when touched (*bytes gets the reserved size), so the arena can
+     * grow in place. NULL: the arena grows by extra blocks instead. */
+    void *(*reserve)(ddps_backend *be, size_t *bytes);
+    void (*unreserve)(ddps_backend *be, void *p, size_t bytes);
     void (*free)(ddps_backend *be, void *p);
     /* Host f32 <-> tensor (NHWC order on both sides). */
     void (*write)(ddps_backend *be, ddps_tensor *t, const float *host);
@@ -107,14 +112,17 @@ typedef struct {
 } ddps_backend_ops;
 
 /* Bump allocator over backend memory with marks: layers allocate their
- * output first, then temporaries, and release back to the mark. The first
- * forward pass discovers the peak; afterwards one block of that size is
- * reused, so steady-state calls allocate nothing. */
+ * output first, then temporaries, and release back to the mark, so
+ * steady-state calls allocate nothing. On the CPU the arena is one reserved
+ * address range that grows in place. Elsewhere, requests beyond the current
+ * block get blocks of their own (freed when released past them) until the
+ * arena is next emptied, when one block of the observed peak replaces it. */
 typedef struct {
     char *base;
     size_t size, used, peak;
-    /* Overflow blocks while the peak is being discovered. */
+    int reserved; /* base is a reservation from ops->reserve */
     void **extra;
+    size_t *extra_at; /* arena offset of each extra block */
     int n_extra, cap_extra;
 } ddps_arena;
 
@@ -152,6 +160,8 @@ ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c);
 ddps_tensor ddps_tensor_alloc(ddps_backend *be, int n, int h, int w, int c);
 void ddps_tensor_free(ddps_backend *be, ddps_tensor *t);
 size_t ddps_mark(ddps_backend *be);
+/* Returns the arena's memory to the backend (the arena must be empty). */
+void ddps_backend_free_arena(ddps_backend *be);
 void ddps_release(ddps_backend *be, size_t mark);
 
 #endif

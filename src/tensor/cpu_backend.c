@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tensor/cpu_internal.h"
 #include "util/fs.h"
@@ -65,14 +66,6 @@ struct ddps_weight {
     float *table;
     int rows, cols;
     prim_entry *cache;
-};
-
-/* Attention matrix products, cached by shape. */
-struct attn_prim {
-    long key[8];
-    dnnl_primitive_t prim;
-    dnnl_memory_t m_src, m_wei, m_dst, m_scratch;
-    struct attn_prim *next;
 };
 
 #define DNNL_OK(call)                                                                                   \
@@ -116,6 +109,22 @@ static void *cpu_alloc(ddps_backend *be, size_t bytes) {
 static void cpu_free(ddps_backend *be, void *p) {
     (void)be;
     free(p);
+}
+
+/* The arena: address space reserved up front, backed only when touched, so
+ * it grows in place and its peak stays resident for reuse. */
+static void *cpu_reserve(ddps_backend *be, size_t *bytes) {
+    (void)be;
+    size_t want = (size_t)256 << 30;
+    void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    *bytes = want;
+    return p;
+}
+
+static void cpu_unreserve(ddps_backend *be, void *p, size_t bytes) {
+    (void)be;
+    munmap(p, bytes);
 }
 
 static void cpu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
@@ -566,109 +575,25 @@ static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
     run_entry(cs, e, w, src, y->data);
 }
 
-/* ---------- attention ---------- */
-
-/* Batched product over (n, head): dst[n,h] = scale * A[n,h] B[n,h], every
- * operand given by dims and strides (elements), f32. */
-static attn_prim *attn_get(cpu_state *cs, const long key[8], const dnnl_dims_t ad, const dnnl_dims_t as,
-                           const dnnl_dims_t bd, const dnnl_dims_t bs, const dnnl_dims_t dd, const dnnl_dims_t ds,
-                           float scale) {
-    for (attn_prim *p = cs->attn_cache; p; p = p->next)
-        if (memcmp(p->key, key, sizeof p->key) == 0) return p;
-    attn_prim *p = ddps_calloc(1, sizeof *p);
-    memcpy(p->key, key, sizeof p->key);
-    dnnl_memory_desc_t a, b, d;
-    DNNL_OK(dnnl_memory_desc_init_by_strides(&a, 4, ad, dnnl_f32, as));
-    DNNL_OK(dnnl_memory_desc_init_by_strides(&b, 4, bd, dnnl_f32, bs));
-    DNNL_OK(dnnl_memory_desc_init_by_strides(&d, 4, dd, dnnl_f32, ds));
-    dnnl_matmul_desc_t md;
-    DNNL_OK(dnnl_matmul_desc_init(&md, &a, &b, NULL, &d));
-    dnnl_primitive_attr_t attr;
-    DNNL_OK(dnnl_primitive_attr_create(&attr));
-    DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    if (scale != 1.0f) DNNL_OK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale));
-    dnnl_primitive_desc_t pd;
-    DNNL_OK(dnnl_primitive_desc_create(&pd, &md, attr, cs->eng, NULL));
-    DNNL_OK(dnnl_primitive_create(&p->prim, pd));
-    p->m_src = mem_for(cs, pd, dnnl_query_src_md, 0);
-    p->m_wei = mem_for(cs, pd, dnnl_query_weights_md, 0);
-    p->m_dst = mem_for(cs, pd, dnnl_query_dst_md, 0);
-    p->m_scratch = mem_for(cs, pd, dnnl_query_scratchpad_md, 0);
-    cpu_buf_get(&cs->scratch,
-                dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)));
-    ddps_debug("attention product %ldx%ld: %s", (long)ad[2], (long)bd[3], impl_name(pd));
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr);
-    p->next = cs->attn_cache;
-    cs->attn_cache = p;
-    return p;
-}
-
-static void attn_run(cpu_state *cs, attn_prim *p, const void *a, const void *b, void *d) {
-    DNNL_OK(dnnl_memory_set_data_handle(p->m_src, (void *)a));
-    DNNL_OK(dnnl_memory_set_data_handle(p->m_wei, (void *)b));
-    DNNL_OK(dnnl_memory_set_data_handle(p->m_dst, d));
-    DNNL_OK(dnnl_memory_set_data_handle(p->m_scratch, cs->scratch.p));
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->m_src},
-                               {DNNL_ARG_WEIGHTS, p->m_wei},
-                               {DNNL_ARG_DST, p->m_dst},
-                               {DNNL_ARG_SCRATCHPAD, p->m_scratch}};
-    DNNL_OK(dnnl_primitive_execute(p->prim, cs->stream, 4, args));
-}
-
-/* Scores for a block of queries at a time keep the n x heads x Lq x Lk matrix
- * out of memory: at most this many bytes of scores exist at once. */
-#define ATTN_SCORE_BYTES (8u << 20)
+/* ---------- attention (kernel in cpu_attention.c) ---------- */
 
 static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, const ddps_tensor *k,
                           const ddps_tensor *v, int heads, int causal) {
-    cpu_state *cs = cpu_of(be);
-    long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c, d = C / heads;
-    if (C % heads || k->c != C || v->c != C || k->n != B || v->n != B || (long)v->h * v->w != Lk ||
-        y->c != C || y->n != B || (long)y->h * y->w != Lq) {
+    long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c;
+    if (C % heads || k->c != C || v->c != C || k->n != B || v->n != B || (long)v->h * v->w != Lk || y->c != C ||
+        y->n != B || (long)y->h * y->w != Lq) {
         fprintf(stderr, "ddps: internal error: attention shapes\n");
         abort();
     }
-    long per_row = B * heads * Lk * (long)sizeof(float);
-    long qc = ATTN_SCORE_BYTES / per_row;
-    if (qc < 1) qc = 1;
-    if (qc > Lq) qc = Lq;
-    float *s = cpu_buf_get(&cs->tmp_c, (size_t)(B * heads * qc * Lk) * sizeof(float));
-    float scale = 1.0f / sqrtf((float)d);
-    be->flops += 4.0 * B * heads * (double)Lq * Lk * d;
-    for (long q0 = 0; q0 < Lq; q0 += qc) {
-        long rows = Lq - q0 < qc ? Lq - q0 : qc;
-        /* S[n,h,r,j] = scale * sum_e Q[n, q0+r, h*d+e] K[n, j, h*d+e] */
-        dnnl_dims_t ad = {B, heads, rows, d}, as = {Lq * C, d, C, 1};
-        dnnl_dims_t bd = {B, heads, d, Lk}, bs = {Lk * C, d, 1, C};
-        dnnl_dims_t sd = {B, heads, rows, Lk}, ss = {heads * rows * Lk, rows * Lk, Lk, 1};
-        long key1[8] = {1, B, heads, rows, Lk, d, Lq, 0};
-        attn_prim *p1 = attn_get(cs, key1, ad, as, bd, bs, sd, ss, scale);
-        attn_run(cs, p1, (const float *)q->data + q0 * C, k->data, s);
-        cpu_softmax_rows(s, B * heads * rows, (int)Lk, causal, (int)q0, (int)rows);
-        /* Y[n, q0+r, h*d+e] = sum_j P[n,h,r,j] V[n, j, h*d+e] */
-        dnnl_dims_t vd = {B, heads, Lk, d}, vs = {Lk * C, d, C, 1};
-        dnnl_dims_t od = {B, heads, rows, d}, os = {Lq * C, d, C, 1};
-        long key2[8] = {2, B, heads, rows, Lk, d, Lq, 0};
-        attn_prim *p2 = attn_get(cs, key2, sd, ss, vd, vs, od, os, 1.0f);
-        attn_run(cs, p2, s, v->data, (float *)y->data + q0 * C);
-    }
+    be->flops += 4.0 * B * (double)Lq * Lk * C;
+    cpu_attention_kernel(cpu_of(be), y->data, q->data, k->data, v->data, (int)B, (int)Lq, (int)Lk, heads, (int)C,
+                         causal);
 }
 
 /* ---------- backend object ---------- */
 
 static void cpu_destroy(ddps_backend *be) {
     cpu_state *cs = cpu_of(be);
-    for (attn_prim *p = cs->attn_cache; p;) {
-        attn_prim *n = p->next;
-        dnnl_primitive_destroy(p->prim);
-        dnnl_memory_destroy(p->m_src);
-        dnnl_memory_destroy(p->m_wei);
-        dnnl_memory_destroy(p->m_dst);
-        dnnl_memory_destroy(p->m_scratch);
-        free(p);
-        p = n;
-    }
     cpu_buf_free(&cs->scratch);
     cpu_buf_free(&cs->tmp_a);
     cpu_buf_free(&cs->tmp_b);
@@ -684,6 +609,8 @@ static const ddps_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
     .alloc = cpu_alloc,
+    .reserve = cpu_reserve,
+    .unreserve = cpu_unreserve,
     .free = cpu_free,
     .write = cpu_write,
     .read = cpu_read,

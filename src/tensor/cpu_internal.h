@@ -18,8 +18,6 @@ typedef struct {
 void *cpu_buf_get(cpu_buf *b, size_t bytes);
 void cpu_buf_free(cpu_buf *b);
 
-typedef struct attn_prim attn_prim;
-
 typedef struct {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
@@ -27,9 +25,8 @@ typedef struct {
     int winograd;          /* 0 disables Winograd (DDPS_NO_WINOGRAD=1, for reference checks) */
     cpu_buf scratch;       /* oneDNN scratchpads */
     cpu_buf tmp_a, tmp_b;  /* bf16 copies, blocked-layout copies */
-    cpu_buf tmp_c;         /* attention scores */
+    cpu_buf tmp_c;         /* attention: packed keys and values, score blocks */
     cpu_buf stats;         /* normalisation statistics */
-    attn_prim *attn_cache;
 } cpu_state;
 
 static inline cpu_state *cpu_of(ddps_backend *be) { return (cpu_state *)be->impl; }
@@ -51,9 +48,11 @@ void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, cons
 void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
 void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s);
 void cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
-/* Row-wise softmax of s[rows][n] in place; causal: row r may only see
- * columns <= first_query + (r % rows_per_head). */
-void cpu_softmax_rows(float *s, long rows, int n, int causal, int first_query, int rows_per_head);
+/* Softmax of s[0..n) in place (single-threaded: called inside parallel loops). */
+void cpu_softmax_row(float *s, int n);
+/* Attention: q [B,Lq,C], k and v [B,Lk,C], C = heads * d -> y [B,Lq,C]. */
+void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *k, const float *v, int B, int Lq,
+                          int Lk, int heads, int C, int causal);
 /* f32 -> bf16 (round to nearest even), n elements. */
 void cpu_to_bf16(uint16_t *dst, const float *src, size_t n);
 /* Table weight data (norm scales, embeddings). */

@@ -45,6 +45,55 @@ static inline float fast_erff(float x) {
     return x < 0 ? -y : y;
 }
 
+/* 16-float vectors (GCC vector extensions): reductions and exp written with
+ * them vectorise without -ffast-math. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t vi16 __attribute__((vector_size(64), aligned(4)));
+#define VINL static inline __attribute__((always_inline))
+
+VINL v16 vld(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+VINL void vst(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+/* C has no vector ?:, so select through the comparison mask. */
+VINL v16 vsel(vi16 m, v16 a, v16 b) {
+    vi16 ai, bi;
+    memcpy(&ai, &a, sizeof ai);
+    memcpy(&bi, &b, sizeof bi);
+    vi16 r = (ai & m) | (bi & ~m);
+    v16 o;
+    memcpy(&o, &r, sizeof o);
+    return o;
+}
+VINL v16 vmax(v16 a, v16 b) { return vsel(a > b, a, b); }
+VINL v16 vmin(v16 a, v16 b) { return vsel(a < b, a, b); }
+VINL float hsum(v16 v) {
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+VINL float hmax(v16 v) {
+    float m = v[0];
+    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+/* fast_expf on 16 lanes (same polynomial; rounding by the 1.5*2^23 trick). */
+VINL v16 vexp(v16 x) {
+    x = vmin(vmax(x, (v16){0} - 87.0f), (v16){0} + 88.0f);
+    v16 k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    v16 r = x - k * 0.693145752f - k * 1.42860677e-6f;
+    v16 p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416664891f + r * (0.00833336078f +
+                                                                                  r * 0.00139887314f)))));
+    vi16 bits = (__builtin_convertvector(k, vi16) + 127) << 23;
+    v16 sc;
+    memcpy(&sc, &bits, sizeof sc);
+    return p * sc;
+}
+
 static inline float silu(float v) { return v / (1.0f + fast_expf(-v)); }
 static inline float gelu(float v) { return 0.5f * v * (1.0f + fast_erff(v * 0.70710678f)); }
 
@@ -139,14 +188,19 @@ void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
 /* ---------- LayerNorm ---------- */
 
 HOT static void ln_row(float *y, const float *x, int c, const float *g, const float *b, float eps) {
-    double s = 0;
-    for (int j = 0; j < c; j++) s += x[j];
+    int c16 = c & ~15;
+    v16 vs = {0};
+    for (int j = 0; j < c16; j += 16) vs += vld(x + j);
+    double s = hsum(vs);
+    for (int j = c16; j < c; j++) s += x[j];
     float mean = (float)(s / c);
-    double v = 0;
-    for (int j = 0; j < c; j++) {
-        float d = x[j] - mean;
-        v += (double)d * d;
+    v16 vv = {0};
+    for (int j = 0; j < c16; j += 16) {
+        v16 d = vld(x + j) - mean;
+        vv += d * d;
     }
+    double v = hsum(vv);
+    for (int j = c16; j < c; j++) v += (double)(x[j] - mean) * (x[j] - mean);
     float rstd = (float)(1.0 / sqrt(v / c + eps));
     for (int j = 0; j < c; j++) y[j] = (x[j] - mean) * rstd * g[j] + b[j];
 }
@@ -165,29 +219,25 @@ void cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
 
 /* ---------- softmax ---------- */
 
-HOT static void softmax_row(float *s, int n, int limit) {
-    float m = -INFINITY;
-    for (int j = 0; j < limit; j++) m = s[j] > m ? s[j] : m;
-    float sum = 0;
-    for (int j = 0; j < limit; j++) {
+HOT void cpu_softmax_row(float *s, int n) {
+    int n16 = n & ~15;
+    v16 vm = (v16){0} - INFINITY;
+    for (int j = 0; j < n16; j += 16) vm = vmax(vm, vld(s + j));
+    float m = hmax(vm);
+    for (int j = n16; j < n; j++) m = s[j] > m ? s[j] : m;
+    v16 vs = {0};
+    for (int j = 0; j < n16; j += 16) {
+        v16 e = vexp(vld(s + j) - m);
+        vst(s + j, e);
+        vs += e;
+    }
+    float sum = hsum(vs);
+    for (int j = n16; j < n; j++) {
         s[j] = fast_expf(s[j] - m);
         sum += s[j];
     }
     float inv = 1.0f / sum;
-    for (int j = 0; j < limit; j++) s[j] *= inv;
-    for (int j = limit; j < n; j++) s[j] = 0;
-}
-
-void cpu_softmax_rows(float *s, long rows, int n, int causal, int first_query, int rows_per_head) {
-#pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        int limit = n;
-        if (causal) {
-            int qi = first_query + (int)(r % rows_per_head);
-            limit = qi + 1 < n ? qi + 1 : n;
-        }
-        softmax_row(s + r * (long)n, n, limit);
-    }
+    for (int j = 0; j < n; j++) s[j] *= inv;
 }
 
 /* ---------- elementwise ---------- */

@@ -1,0 +1,32 @@
+/* A one-line progress display for long loops:
+ *
+ *     scoring 1200/9025  14.2 img/s  ETA 9:10
+ *
+ * redrawn in place ('\r') on stderr at most a few times a second, and only
+ * when stderr is a terminal (or force = 1), so logs and pipes stay clean.
+ * ddps_verbosity == 0 silences it even when forced. Not thread-safe: update
+ * from one thread (the loop that consumes results).
+ */
+#ifndef DDPS_UTIL_PROGRESS_H
+#define DDPS_UTIL_PROGRESS_H
+
+#include <stddef.h>
+
+typedef struct ddps_progress ddps_progress;
+
+/* Shows "label done/total  rate unit/s  ETA m:ss" on stderr. total <= 0
+ * means unknown (no "/total", no ETA). Always returns an object (a silent one
+ * when nothing is to be shown); every function accepts NULL as a no-op. */
+ddps_progress *ddps_progress_start(const char *label, long total, const char *unit, int force);
+/* Records that `done` units are finished; redraws when enough time passed
+ * since the last redraw. */
+void ddps_progress_update(ddps_progress *p, long done);
+/* Final line "label done/total unit in 4:07 (rate unit/s)" ending with a
+ * newline; frees p. */
+void ddps_progress_end(ddps_progress *p);
+
+/* Formats seconds as "1:05:03" (an hour or more), "4:07" (a minute or more),
+ * "12.3 s" / "0.35 s" (less); "?" for negative or non-finite values. */
+void ddps_format_duration(double seconds, char *buf, size_t n);
+
+#endif
