@@ -1,10 +1,72 @@
+/* ddps distill: score (if not done yet) then select, in one command. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
+#include "cli/score_args.h"
+#include "pipeline/select.h"
+#include "util/fs.h"
+
+#define MAX_IPCS 64
+
+static const char *USAGE =
+    "usage: ddps distill --data DIR --model DIR --out DIR --ipc N[,N...] [options]\n\n"
+    "Scores the dataset into a store (default OUT/ddps.sqlite; an interrupted run continues where it\n"
+    "stopped) and writes OUT/ipc<N>/<class>/*.png with manifests for every N. Other IPCs or class\n"
+    "subsets later: `ddps select --store OUT/ddps.sqlite --out DIR --ipc N` (no model evaluation).";
 
 int cmd_distill(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "ddps distill: not implemented yet\n");
-    return 2;
+    score_args a;
+    memset(&a, 0, sizeof a);
+    ddps_score_defaults(&a.o);
+    a.o.command = "distill";
+    ddps_select_opts so;
+    ddps_select_defaults(&so);
+    so.command = "distill";
+    const char *ipc_s = NULL;
+    ddps_opt opts[SCORE_ARGS_MAX + 8];
+    int n = score_args_table(&a, opts);
+    opts[n++] = (ddps_opt){"--out", OPT_STR, &so.out_dir, "DIR", "output folder (required)", 0, 0};
+    opts[n++] = (ddps_opt){"--ipc", OPT_STR, &ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0};
+    opts[n++] = (ddps_opt){"--store", OPT_STR, &a.o.store_path, "FILE", "the store (default OUT/ddps.sqlite)", 0, 0};
+    opts[n++] = (ddps_opt){"--top-clusters", OPT_INT, &so.top_clusters, "N", "clusters patches are taken from (10)", 1, 65536};
+    opts[n++] = (ddps_opt){"--mosaic-max-ipc", OPT_INT, &so.mosaic_max_ipc, "N", "2x2 mosaics when ipc <= N (10; 0 = never)", 0, 1000000};
+    opts[n++] = (ddps_opt){"--output-size", OPT_INT, &so.output_size, "PX", "side of every output image (224)", 2, 8192};
+    opts[n++] = (ddps_opt){"--format", OPT_STR, &so.format, "png|jpg", "output format (png)", 0, 0};
+    opts[n++] = (ddps_opt){"--jpeg-quality", OPT_INT, &so.jpeg_quality, "Q", "JPEG quality (95)", 1, 100};
+    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
+    int npos, ipcs[MAX_IPCS], nipc = 0;
+    char *store_buf = NULL;
+    ddps_err err = {{0}};
+    int pr = ddps_args_parse(USAGE, opts, n, argc, argv, pos, &npos, &err);
+    int rc = pr;
+    if (pr == 0 && npos) rc = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
+    if (rc == 0) rc = score_args_finish(&a, &err);
+    if (rc == 0 && !so.out_dir) rc = ddps_fail(&err, "--out: required (see --help)");
+    if (rc == 0 && !ipc_s) rc = ddps_fail(&err, "--ipc: required (see --help)");
+    if (rc == 0 && (nipc = ddps_parse_int_list("--ipc", ipc_s, ipcs, MAX_IPCS, 1, 1000000, &err)) < 0) rc = -1;
+    if (rc == 0 && strcmp(so.format, "png") && strcmp(so.format, "jpg"))
+        rc = ddps_fail(&err, "--format %s: expected png or jpg", so.format);
+    if (rc == 0) rc = ddps_mkdirs(so.out_dir, &err);
+    if (rc == 0 && !a.o.store_path) a.o.store_path = store_buf = ddps_path_join(so.out_dir, "ddps.sqlite");
+    if (rc == 0) rc = ddps_score_run(&a.o, NULL, &err);
+    if (rc == 0) {
+        so.store_path = a.o.store_path;
+        so.ipc = ipcs;
+        so.n_ipc = nipc;
+        so.classes = a.o.classes;
+        so.n_classes = a.o.n_classes;
+        so.threads = a.o.threads;
+        rc = ddps_select_run(&so, &err);
+    }
+    free(pos);
+    free(store_buf);
+    score_args_free(&a);
+    if (pr == 1) return 0;
+    if (rc != 0) {
+        fprintf(stderr, "ddps distill: %s\n", err.msg);
+        return pr < 0 ? 2 : 1;
+    }
+    return 0;
 }

@@ -1,9 +1,544 @@
 #include "pipeline/score.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/image.h"
+#include "models/sd.h"
+#include "pipeline/dataset.h"
+#include "pipeline/loader.h"
+#include "pipeline/stage1.h"
+#include "pipeline/synth.h"
+#include "util/fs.h"
+#include "util/progress.h"
+#include "util/rng.h"
+
+void ddps_score_defaults(ddps_score_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->prompt = "An image of {}.";
+    o->null_prompt = "";
+    o->n_timesteps = 5;
+    o->t_lo = 0.1;
+    o->t_hi = 0.7;
+    o->size = 256;
+    o->patch = 192;
+    o->stride = 16;
+    o->patches_per_image = 1;
+    o->dift_t = 160;
+    o->dift_ensemble = 4;
+    o->clusters = 32;
+    o->device = "cpu";
+    o->precision = "f32";
+    o->command = "score";
+}
+
+int ddps_score_timesteps(const ddps_score_opts *o, int T, int *out, ddps_err *err) {
+    if (o->n_explicit > 0) {
+        for (int i = 0; i < o->n_explicit; i++) {
+            if (o->timesteps[i] < 0 || o->timesteps[i] >= T)
+                return ddps_fail(err, "--timesteps: %d is outside 0..%d", o->timesteps[i], T - 1);
+            out[i] = o->timesteps[i];
+        }
+        return o->n_explicit;
+    }
+    int K = o->n_timesteps;
+    if (K < 1 || K > DDPS_MAX_TIMESTEPS) return ddps_fail(err, "--timesteps %d: expected 1..%d", K, DDPS_MAX_TIMESTEPS);
+    if (!(o->t_lo >= 0 && o->t_hi <= 1 && o->t_lo <= o->t_hi))
+        return ddps_fail(err, "--t-range %g,%g: expected 0 <= lo <= hi <= 1", o->t_lo, o->t_hi);
+    for (int i = 0; i < K; i++) {
+        double f = K == 1 ? (o->t_lo + o->t_hi) / 2 : o->t_lo + (o->t_hi - o->t_lo) * i / (K - 1);
+        int t = (int)lround(f * T);
+        out[i] = t < 0 ? 0 : t > T - 1 ? T - 1 : t;
+    }
+    return K;
+}
+
+/* ---------- candidate windows ---------- */
+
+static double iou(int ai, int aj, int bi, int bj, int patch, int stride) {
+    double ox = patch - abs(aj - bj) * (double)stride, oy = patch - abs(ai - bi) * (double)stride;
+    if (ox <= 0 || oy <= 0) return 0;
+    double inter = ox * oy, a = (double)patch * patch;
+    return inter / (2 * a - inter);
+}
+
+int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij) {
+    int n = ph * pw;
+    if (k > n) k = n;
+    int *order = ddps_malloc((size_t)n * sizeof *order);
+    char *used = ddps_calloc((size_t)n, 1);
+    for (int i = 0; i < n; i++) order[i] = i;
+    /* stable sort by score descending (ties: raster order) */
+    for (int i = 1; i < n; i++) {
+        int x = order[i], j = i - 1;
+        while (j >= 0 && scores[order[j]] < scores[x]) {
+            order[j + 1] = order[j];
+            j--;
+        }
+        order[j + 1] = x;
+    }
+    int got = 0;
+    for (int pass = 0; pass < 2 && got < k; pass++)
+        for (int a = 0; a < n && got < k; a++) {
+            int w = order[a];
+            if (used[w]) continue;
+            int ok = 1;
+            for (int b = 0; pass == 0 && b < got && ok; b++)
+                ok = iou(w / pw, w % pw, ij[2 * b], ij[2 * b + 1], patch, stride) <= 0.5;
+            if (!ok) continue;
+            used[w] = 1;
+            ij[2 * got] = w / pw;
+            ij[2 * got + 1] = w % pw;
+            got++;
+        }
+    free(order);
+    free(used);
+    return got;
+}
+
+/* ---------- per-image work ---------- */
+
+/* [n][h][w][3] floats in [-1, 1] from 8-bit RGB. */
+static void rgb_to_float(const uint8_t *px, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)px[i] / 127.5f - 1.0f;
+}
+
+typedef struct {
+    ddps_backend *be;
+    ddps_sd *sd;
+    const ddps_score_opts *o;
+    int K, ts[DDPS_MAX_TIMESTEPS];
+    int dim;
+    /* timings, summed */
+    double t_vae, t_unet, t_dift;
+    ddps_run_stats stats;
+} scorer;
+
+/* Scores one decoded image: Stage I, windows, DIFT. Fills res (candidates and features heap). */
+static int score_image(scorer *sc, const ddps_image *img, int orig_w, int orig_h, const char *relpath,
+                       const ddps_tensor *ctx_null, const ddps_tensor *ctx_label, ddps_image_result *res,
+                       ddps_candidate **cands, float **feats, ddps_err *err) {
+    ddps_backend *be = sc->be;
+    const ddps_score_opts *o = sc->o;
+    const ddps_sd *sd = sc->sd;
+    int H = img->h, W = img->w, c = sd->vae_cfg.latent_channels;
+    int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W);
+    int P = o->low_res ? (H < W ? H : W) : o->patch, S = o->low_res ? 1 : o->stride;
+    if (P > H || P > W)
+        return ddps_fail(err, "%s: --patch %d does not fit the %dx%d resized image (use a smaller --patch or a larger --size)",
+                         relpath, P, W, H);
+    /* Noise: one stream per image, from (seed, relative path). */
+    ddps_rng rng;
+    ddps_rng_seed(&rng, ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, relpath, strlen(relpath))));
+    size_t per = (size_t)h * w * c;
+    float *noise = ddps_malloc((size_t)sc->K * per * sizeof(float));
+    ddps_rng_fill_normal(&rng, noise, (size_t)sc->K * per);
+
+    size_t mark = ddps_mark(be);
+    ddps_tensor x = ddps_new(be, 1, H, W, 3);
+    float *xf = ddps_malloc((size_t)H * W * 3 * sizeof(float));
+    rgb_to_float(img->px, (size_t)H * W * 3, xf);
+    be->ops->write(be, &x, xf);
+    free(xf);
+    ddps_stage1_result r;
+    int rc = ddps_stage1_run(be, sd, &x, ctx_null, ctx_label, sc->ts, sc->K, noise, P, S, &r, err);
+    free(noise);
+    if (rc != 0) {
+        ddps_release(be, mark);
+        return ddps_fail_prefix(err, "%s", relpath);
+    }
+    sc->t_vae += r.seconds_vae;
+    sc->t_unet += r.seconds_unet;
+    sc->stats.vae_images++;
+    sc->stats.unet_latents += 2 * sc->K;
+    double mean = 0;
+    for (int i = 0; i < H * W; i++) mean += r.score_map[i];
+    res->image_score = (float)(mean / (H * W));
+
+    int k = o->low_res ? 1 : o->patches_per_image;
+    int *ij = ddps_malloc((size_t)2 * (k > 0 ? k : 1) * sizeof(int));
+    int n = o->low_res ? 1 : ddps_pick_windows(r.patch_scores, r.ph, r.pw, P, S, k, ij);
+    if (o->low_res) ij[0] = ij[1] = 0;
+    ddps_candidate *cand = ddps_calloc((size_t)n, sizeof *cand);
+    double sx = (double)orig_w / W, sy = (double)orig_h / H;
+    for (int i = 0; i < n; i++) {
+        int ry = ij[2 * i] * S, rx = ij[2 * i + 1] * S;
+        cand[i].rx = rx, cand[i].ry = ry, cand[i].rw = P, cand[i].rh = P;
+        cand[i].score = o->low_res ? res->image_score : r.patch_scores[ij[2 * i] * r.pw + ij[2 * i + 1]];
+        if (o->low_res) {
+            cand[i].x0 = 0, cand[i].y0 = 0, cand[i].x1 = orig_w, cand[i].y1 = orig_h;
+        } else {
+            cand[i].x0 = rx * sx, cand[i].y0 = ry * sy;
+            cand[i].x1 = fmin((rx + P) * sx, orig_w), cand[i].y1 = fmin((ry + P) * sy, orig_h);
+        }
+    }
+    ddps_stage1_result_free(&r);
+
+    /* DIFT on the candidate patches, cut from the resized image. */
+    double t0 = ddps_now(be);
+    ddps_tensor patches = ddps_new(be, n, P, P, 3);
+    float *pf = ddps_malloc((size_t)n * P * P * 3 * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < P; y++)
+            rgb_to_float(img->px + ((size_t)(cand[i].ry + y) * W + cand[i].rx) * 3, (size_t)P * 3,
+                         pf + ((size_t)i * P + y) * P * 3);
+    be->ops->write(be, &patches, pf);
+    free(pf);
+    int E = o->dift_ensemble, ph = ddps_vae_latent_size(&sd->vae_cfg, P);
+    size_t pn = (size_t)n * E * ph * ph * c;
+    float *pnoise = ddps_malloc(pn * sizeof(float));
+    ddps_rng_fill_normal(&rng, pnoise, pn);
+    float *f = ddps_malloc((size_t)n * sc->dim * sizeof(float));
+    int dim;
+    rc = ddps_dift_run(be, sd, &patches, ctx_label, o->dift_t, E, pnoise, f, &dim, err);
+    free(pnoise);
+    ddps_release(be, mark);
+    free(ij);
+    sc->t_dift += ddps_now(be) - t0;
+    sc->stats.vae_images += n;
+    sc->stats.unet_latents += (long)n * E;
+    if (rc != 0) {
+        free(cand);
+        free(f);
+        return ddps_fail_prefix(err, "%s", relpath);
+    }
+    for (int i = 0; i < n; i++) cand[i].feature = f + (size_t)i * sc->dim;
+    res->relpath = relpath;
+    res->width = orig_w, res->height = orig_h;
+    res->rw = W, res->rh = H;
+    res->n_cand = n;
+    res->cand = cand;
+    res->dim = sc->dim;
+    *cands = cand;
+    *feats = f;
+    return 0;
+}
+
+/* ---------- settings ---------- */
+
+static char *settings_json(const ddps_score_opts *o, const int *ts, int K, const char *root) {
+    json_t *s = json_object(), *t = json_array();
+    for (int i = 0; i < K; i++) json_array_append_new(t, json_integer(ts[i]));
+    json_object_set_new(s, "data_root", json_string(root));
+    json_object_set_new(s, "prompt", json_string(o->prompt));
+    json_object_set_new(s, "null_prompt", json_string(o->null_prompt));
+    json_object_set_new(s, "timesteps", t);
+    json_object_set_new(s, "size", json_integer(o->size));
+    json_object_set_new(s, "patch", json_integer(o->low_res ? 0 : o->patch));
+    json_object_set_new(s, "stride", json_integer(o->low_res ? 0 : o->stride));
+    json_object_set_new(s, "patches_per_image", json_integer(o->low_res ? 1 : o->patches_per_image));
+    json_object_set_new(s, "dift_t", json_integer(o->dift_t));
+    json_object_set_new(s, "dift_ensemble", json_integer(o->dift_ensemble));
+    json_object_set_new(s, "clusters", json_integer(o->clusters));
+    json_object_set_new(s, "low_res", json_boolean(o->low_res));
+    json_object_set_new(s, "max_per_class", json_integer(o->max_per_class));
+    json_object_set_new(s, "seed", json_integer((json_int_t)o->seed));
+    json_object_set_new(s, "precision", json_string(o->precision));
+    char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(s);
+    return text;
+}
+
+static int looks_like_wnid(const char *s) {
+    if (s[0] != 'n' || strlen(s) != 9) return 0;
+    for (int i = 1; i < 9; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+/* ---------- the run ---------- */
+
+int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *err) {
+    double t_start = ddps_now(NULL);
+    int rc = 0;
+    if (o->patches_per_image < 1 || o->patches_per_image > 64)
+        return ddps_fail(err, "--patches-per-image %d: expected 1..64", o->patches_per_image);
+    if (o->size < 16 || o->size > 4096) return ddps_fail(err, "--size %d: expected 16..4096", o->size);
+    if (!o->low_res && (o->patch < 8 || o->patch > o->size))
+        return ddps_fail(err, "--patch %d: expected 8..--size (%d)", o->patch, o->size);
+    if (o->stride < 1) return ddps_fail(err, "--stride %d: must be positive", o->stride);
+    if (o->dift_ensemble < 1 || o->dift_ensemble > 64)
+        return ddps_fail(err, "--dift-ensemble %d: expected 1..64", o->dift_ensemble);
+    if (o->clusters < 1 || o->clusters > 100000) return ddps_fail(err, "--clusters %d: expected 1..100000", o->clusters);
+    ddps_precision prec;
+    if (ddps_precision_parse(o->precision, &prec) != 0)
+        return ddps_fail(err, "--precision %s: expected f32, bf16 or f16", o->precision);
+
+    ddps_dataset ds;
+    ddps_dataset_opts dopt = {o->max_per_class, o->seed, o->class_names, o->classes, o->n_classes};
+    if (ddps_dataset_scan(o->data_dir, &dopt, &ds, err) != 0) return -1;
+    if (!o->class_names && ds.n_classes > 0 && looks_like_wnid(ds.classes[0].name))
+        ddps_warn("class folders look like WordNet ids (%s ...): prompts will say \"%s\"; pass --class-names with "
+                  "ImageNet's LOC_synset_mapping.txt or a wnid/prompt_name TSV to use class names",
+                  ds.classes[0].name, ds.classes[0].name);
+    for (int i = 0; i < ds.n_skipped; i++) ddps_warn("skipped %s", ds.skipped[i]);
+
+    ddps_backend *be = ddps_backend_new(o->device, prec, o->threads, err);
+    ddps_sd *sd = NULL;
+    ddps_store *st = NULL;
+    char *settings = NULL;
+    ddps_tensor ctx = {0};
+    scorer sc;
+    memset(&sc, 0, sizeof sc);
+    sc.o = o;
+    sc.stats.command = o->command ? o->command : "score";
+    if (!be) rc = -1;
+    if (rc == 0) rc = ddps_sd_load(o->model_dir, be, DDPS_PART_ALL, &sd, err);
+    if (rc == 0) {
+        sc.be = be;
+        sc.sd = sd;
+        sc.dim = ddps_dift_dim(&sd->unet_cfg);
+        sc.K = ddps_score_timesteps(o, sd->sched_cfg.num_train_timesteps, sc.ts, err);
+        if (sc.K < 0) rc = -1;
+        if (rc == 0 && (o->dift_t < 0 || o->dift_t >= sd->sched_cfg.num_train_timesteps))
+            rc = ddps_fail(err, "--dift-t %d: outside 0..%d", o->dift_t, sd->sched_cfg.num_train_timesteps - 1);
+    }
+    if (rc == 0) rc = ddps_store_open(o->store_path, 0, &st, err);
+    if (rc == 0) {
+        settings = settings_json(o, sc.ts, sc.K, ds.root);
+        rc = ddps_store_bind(st, settings, sd->identity_hex, err);
+    }
+    if (rc == 0) rc = ddps_store_set_meta(st, "data_root", ds.root, err);
+    if (rc == 0) rc = ddps_store_set_meta(st, "ddps_version", DDPS_VERSION, err);
+    if (rc == 0) rc = ddps_store_set_meta(st, "model_dir", o->model_dir, err);
+
+    /* Class ids and prompts; then the text encoder once for all prompts. */
+    int nc = ds.n_classes;
+    int *class_ids = ddps_calloc((size_t)nc + 1, sizeof *class_ids);
+    char **prompts = ddps_calloc((size_t)nc + 1, sizeof *prompts);
+    for (int i = 0; rc == 0 && i < nc; i++) {
+        prompts[i + 1] = ddps_prompt_format(o->prompt, ds.classes[i].prompt_name);
+        rc = ddps_store_class_id(st, ds.classes[i].name, ds.classes[i].prompt_name, prompts[i + 1], &class_ids[i], err);
+    }
+    if (rc == 0) {
+        prompts[0] = ddps_strdup(o->null_prompt);
+        int32_t *ids = ddps_malloc((size_t)(nc + 1) * DDPS_CLIP_LEN * sizeof(int32_t));
+        for (int i = 0; i <= nc; i++) {
+            if (ddps_tokenize_truncated(sd->tok, prompts[i], ids + (size_t)i * DDPS_CLIP_LEN))
+                ddps_warn("prompt \"%s\" is longer than 75 tokens and was truncated", prompts[i]);
+        }
+        ctx = ddps_tensor_alloc(be, nc + 1, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
+        if (!ctx.data) rc = ddps_fail(err, "out of memory for the prompt embeddings");
+        if (rc == 0) ddps_clip_forward(be, sd->text, ids, &ctx);
+        free(ids);
+        sc.stats.text_prompts += nc + 1;
+    }
+
+    /* Work: images not in the store yet, class by class in dataset order. */
+    int *todo = ddps_malloc((size_t)(ds.n_items > 0 ? ds.n_items : 1) * sizeof *todo);
+    int ntodo = 0;
+    long already = 0;
+    for (int i = 0; rc == 0 && i < ds.n_items; i++) {
+        int state;
+        rc = ddps_store_image_state(st, ds.items[i].relpath, &state, err);
+        if (rc == 0 && state == 0) todo[ntodo++] = i;
+        if (state != 0) already++;
+    }
+    if (rc == 0 && already && ddps_verbosity > 0)
+        ddps_info("%s: %ld of %d images already scored, %d to go", o->store_path, already, ds.n_items, ntodo);
+
+    ddps_loader *ld = NULL;
+    if (rc == 0)
+        rc = ddps_loader_start(&ds, todo, ntodo, o->size, o->low_res, 0, 1, 4, &ld, err);
+    ddps_progress *prog = rc == 0 ? ddps_progress_start("scoring", ntodo, "img", 0) : NULL;
+    double t_decode = 0, t_cluster = 0;
+    long done = 0;
+    int *left = ddps_calloc((size_t)nc + 1, sizeof *left); /* images still to score per class */
+    for (int i = 0; i < ntodo; i++) left[ds.items[todo[i]].class_idx]++;
+    while (rc == 0) {
+        double t0 = ddps_now(NULL);
+        ddps_loaded *x = ddps_loader_next(ld);
+        t_decode += ddps_now(NULL) - t0;
+        if (!x) break;
+        const ddps_item *it = &ds.items[x->index];
+        int ci = it->class_idx;
+        if (!x->ok) {
+            ddps_warn("skipped %s", x->error);
+            rc = ddps_store_put_bad(st, class_ids[ci], it->relpath, x->error, err);
+            sc.stats.images_bad++;
+        } else {
+            double ti = ddps_now(NULL);
+            ddps_image_result res;
+            memset(&res, 0, sizeof res);
+            res.class_id = class_ids[ci];
+            ddps_candidate *cand = NULL;
+            float *feats = NULL;
+            ddps_tensor cn = ddps_slice(be, &ctx, 0, 1), cl = ddps_slice(be, &ctx, ci + 1, 1);
+            rc = score_image(&sc, &x->resized, x->orig_w, x->orig_h, it->relpath, &cn, &cl, &res, &cand, &feats, err);
+            if (rc == 0) {
+                res.seconds = ddps_now(be) - ti;
+                rc = ddps_store_put_image(st, &res, err);
+                sc.stats.images_scored++;
+            }
+            free(cand);
+            free(feats);
+        }
+        ddps_loaded_free(x);
+        done++;
+        ddps_progress_update(prog, done);
+        /* A class is clustered as soon as its last image is in. */
+        if (rc == 0 && --left[ci] == 0) {
+            double tc = ddps_now(NULL);
+            rc = ddps_store_cluster(st, class_ids[ci], o->clusters,
+                                    ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, ds.classes[ci].name,
+                                                                      strlen(ds.classes[ci].name))),
+                                    err);
+            t_cluster += ddps_now(NULL) - tc;
+        }
+    }
+    ddps_progress_end(prog);
+    if (ld) ddps_loader_free(ld);
+    /* Classes with nothing new may still need (re)clustering (an interrupted run). */
+    for (int i = 0; rc == 0 && i < nc; i++) {
+        int needs;
+        rc = ddps_store_needs_clustering(st, class_ids[i], &needs, err);
+        if (rc == 0 && needs)
+            rc = ddps_store_cluster(st, class_ids[i], o->clusters,
+                                    ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, ds.classes[i].name,
+                                                                      strlen(ds.classes[i].name))),
+                                    err);
+    }
+    sc.stats.seconds = ddps_now(NULL) - t_start;
+    if (st && (sc.stats.images_scored || sc.stats.images_bad)) {
+        ddps_err e2;
+        if (ddps_store_add_run(st, &sc.stats, &e2) != 0 && rc == 0) {
+            *err = e2;
+            rc = -1;
+        }
+    }
+    if (rc == 0 && ddps_verbosity > 0) {
+        char dur[32];
+        ddps_format_duration(sc.stats.seconds, dur, sizeof dur);
+        ddps_info("scored %ld images (%ld skipped as unreadable) in %s: decode wait %.1f s, VAE %.1f s, UNet %.1f s, "
+                  "DIFT %.1f s, clustering %.1f s; %ld UNet latents, %ld VAE encodes",
+                  sc.stats.images_scored, sc.stats.images_bad, dur, t_decode, sc.t_vae, sc.t_unet, sc.t_dift,
+                  t_cluster, sc.stats.unet_latents, sc.stats.vae_images);
+    }
+    if (totals) *totals = sc.stats;
+    free(left);
+    free(todo);
+    for (int i = 0; i <= nc; i++) free(prompts[i]);
+    free(prompts);
+    free(class_ids);
+    free(settings);
+    if (ctx.data) ddps_tensor_free(be, &ctx);
+    if (st) ddps_store_close(st);
+    if (be) ddps_release(be, 0);
+    ddps_sd_free(be, sd);
+    ddps_backend_free(be);
+    ddps_dataset_free(&ds);
+    return rc;
+}
+
+/* ---------- benchmark ---------- */
+
+#include "pipeline/kmeans.h"
 
 int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int json) {
-    (void)device, (void)precision, (void)threads, (void)size, (void)iters, (void)json;
-    fprintf(stderr, "ddps bench score: not implemented yet\n");
-    return 2;
+    ddps_err err = {{0}};
+    ddps_score_opts o;
+    ddps_score_defaults(&o);
+    o.size = size;
+    o.patch = size * 3 / 4;
+    o.precision = precision;
+    o.device = device;
+    ddps_precision prec;
+    if (ddps_precision_parse(precision, &prec) != 0) {
+        fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
+        return 2;
+    }
+    ddps_backend *be = ddps_backend_new(device, prec, threads, &err);
+    ddps_sd *sd = NULL;
+    if (!be || ddps_sd15_random(be, DDPS_PART_TEXT | DDPS_PART_VAE | DDPS_PART_UNET, 1234, &sd, &err) != 0) {
+        fprintf(stderr, "ddps bench score: %s\n", err.msg);
+        ddps_backend_free(be);
+        return 1;
+    }
+    /* One synthetic 4:3 JPEG, decoded each time like a dataset image. */
+    char dir[] = "/tmp/ddps-bench-XXXXXX";
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "ddps bench score: cannot create a temporary folder\n");
+        return 1;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/img.jpg", dir);
+    /* A synthetic picture stretched to 500x375-like proportions at 2x the size. */
+    ddps_image sq, src, rs;
+    ddps_image_alloc(&sq, size, size);
+    ddps_synth_draw(2, 0, size, 7, sq.px);
+    ddps_image_resize(&sq, size * 5 / 2, size * 15 / 8, &src, &err);
+    ddps_image_save(path, &src, 90, &err);
+    ddps_image_free(&sq);
+    ddps_image_free(&src);
+    scorer sc;
+    memset(&sc, 0, sizeof sc);
+    sc.be = be, sc.sd = sd, sc.o = &o, sc.dim = ddps_dift_dim(&sd->unet_cfg);
+    sc.K = ddps_score_timesteps(&o, 1000, sc.ts, &err);
+    ddps_tensor ctx = ddps_new(be, 2, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
+    int32_t ids[2 * DDPS_CLIP_LEN];
+    for (int i = 0; i < 2 * DDPS_CLIP_LEN; i++) ids[i] = i % DDPS_CLIP_LEN == 0 ? 49406 : 49407;
+    ddps_clip_forward(be, sd->text, ids, &ctx);
+    ddps_tensor cn = ddps_slice(be, &ctx, 0, 1), cl = ddps_slice(be, &ctx, 1, 1);
+    double t_decode = 0, t_total = 0;
+    int rc = 0;
+    for (int it = 0; rc == 0 && it <= iters; it++) {
+        if (it == 1) sc.t_vae = sc.t_unet = sc.t_dift = t_decode = t_total = 0; /* first run warms up */
+        double t0 = ddps_now(be);
+        ddps_image img;
+        rc = ddps_image_load(path, &img, &err);
+        int rw, rh;
+        ddps_resize_shorter_size(img.w, img.h, size, &rw, &rh);
+        if (rc == 0) rc = ddps_image_resize(&img, rw, rh, &rs, &err);
+        double t1 = ddps_now(be);
+        t_decode += t1 - t0;
+        ddps_image_result res;
+        memset(&res, 0, sizeof res);
+        ddps_candidate *cand = NULL;
+        float *feats = NULL;
+        if (rc == 0) rc = score_image(&sc, &rs, img.w, img.h, "bench/img.jpg", &cn, &cl, &res, &cand, &feats, &err);
+        t_total += ddps_now(be) - t0;
+        free(cand);
+        free(feats);
+        ddps_image_free(&img);
+        ddps_image_free(&rs);
+    }
+    unlink(path);
+    rmdir(dir);
+    /* Clustering: a class of 300 candidates (the paper's 300 images per class). */
+    int n = 300, dim = sc.dim, k = 32, used;
+    float *x = ddps_malloc((size_t)n * dim * sizeof(float)), *cent = ddps_malloc((size_t)k * dim * sizeof(float)),
+          *dist = ddps_malloc((size_t)n * sizeof(float));
+    int *assign = ddps_malloc((size_t)n * sizeof(int));
+    ddps_rng r;
+    ddps_rng_seed(&r, 3);
+    ddps_rng_fill_normal(&r, x, (size_t)n * dim);
+    double tc0 = ddps_now(NULL);
+    ddps_kmeans(x, n, dim, k, 1, 300, assign, cent, dist, &used);
+    double t_cluster = (ddps_now(NULL) - tc0) / n;
+    free(x), free(cent), free(dist), free(assign);
+    if (rc != 0) {
+        fprintf(stderr, "ddps bench score: %s\n", err.msg);
+    } else {
+        double per = t_total / iters;
+        printf("ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, device %s, %s\n",
+               size, o.patch, sc.K, o.dift_ensemble, device, ddps_precision_name(prec));
+        printf("  per image: %.2f s = decode+resize %.3f s, VAE %.2f s, UNet %.2f s (%d latents), DIFT %.2f s, "
+               "clustering %.4f s\n",
+               per + t_cluster, t_decode / iters, sc.t_vae / iters, sc.t_unet / iters, 2 * sc.K, sc.t_dift / iters,
+               t_cluster);
+        if (json)
+            printf("{\"bench\":\"score\",\"device\":\"%s\",\"precision\":\"%s\",\"size\":%d,"
+                   "\"seconds_per_image\":%.4f,\"decode\":%.4f,\"vae\":%.4f,\"unet\":%.4f,\"dift\":%.4f,"
+                   "\"clustering\":%.5f}\n",
+                   device, ddps_precision_name(prec), size, per + t_cluster, t_decode / iters, sc.t_vae / iters,
+                   sc.t_unet / iters, sc.t_dift / iters, t_cluster);
+    }
+    ddps_release(be, 0);
+    ddps_sd_free(be, sd);
+    ddps_backend_free(be);
+    return rc == 0 ? 0 : 1;
 }

@@ -1,6 +1,61 @@
-/* Scoring a dataset: Stage I and II for every image into the store. */
+/* Scoring a dataset (`ddps score`, first half of `ddps distill`): Stage I
+ * and Stage II for every image of an ImageFolder, one image per store
+ * transaction, then k-means per class (METHOD.md).
+ *
+ * Resumable and deterministic: images already in the store are skipped, and
+ * every random draw comes from (seed, path relative to the data root), so an
+ * interrupted and resumed run stores exactly what an uninterrupted one does
+ * (same machine and thread count). Rerunning into a store made with other
+ * settings or another model is refused. */
 #ifndef DDPS_PIPELINE_SCORE_H
 #define DDPS_PIPELINE_SCORE_H
+
+#include <stdint.h>
+
+#include "pipeline/store.h"
+#include "util/err.h"
+
+#define DDPS_MAX_TIMESTEPS 64
+
+typedef struct {
+    const char *data_dir, *model_dir, *store_path;
+    const char *prompt;      /* template: "{}" is replaced by the class name */
+    const char *null_prompt; /* "" */
+    int n_timesteps;         /* 5 */
+    int timesteps[DDPS_MAX_TIMESTEPS]; /* explicit list when n_explicit > 0 */
+    int n_explicit;
+    double t_lo, t_hi;       /* 0.1, 0.7 (fractions of T) */
+    int size;                /* 256: shorter side for Stage I */
+    int patch, stride;       /* 192, 16 */
+    int patches_per_image;   /* 1 */
+    int dift_t, dift_ensemble; /* 160, 4 */
+    int clusters;            /* 32 */
+    int low_res;             /* whole images (CIFAR, Tiny-ImageNet) */
+    const char *class_names; /* mapping file or NULL */
+    int max_per_class;       /* 0 = all */
+    const char *const *classes; /* subset by folder name, NULL = all */
+    int n_classes;
+    uint64_t seed;           /* 0 */
+    int threads;             /* 0 = all cores */
+    const char *device;      /* "cpu" */
+    const char *precision;   /* "f32" */
+    const char *command;     /* "score" or "distill", for the store's run log */
+} ddps_score_opts;
+
+void ddps_score_defaults(ddps_score_opts *o);
+/* The timesteps the options mean (list or evenly spaced integers in
+ * [t_lo*T, t_hi*T]); returns the count or -1 with err. */
+int ddps_score_timesteps(const ddps_score_opts *o, int T, int *out, ddps_err *err);
+/* Scores everything not yet in the store, then clusters the classes.
+ * totals (may be NULL) gets this run's counts. */
+int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *err);
+
+/* Candidate windows from a patch score grid [ph][pw] (window (i, j) at
+ * (j*stride, i*stride)): the k best, skipping windows that overlap an
+ * already chosen one by IoU > 0.5 while others remain; fills from the
+ * overlapping ones when fewer than k are left. Writes (i, j) pairs; returns
+ * the count (min(k, ph*pw)). */
+int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij);
 
 /* `ddps bench score`: per-image seconds split into decode, VAE, UNet, DIFT, clustering. */
 int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int json);

@@ -3,9 +3,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "models/scheduler.h"
 #include "util/fs.h"
+
+double ddps_now(ddps_backend *be) {
+    if (be) be->ops->sync(be);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 void ddps_encode_latent(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *x, ddps_tensor *z) {
     size_t m = ddps_mark(be);
@@ -48,8 +56,11 @@ int ddps_stage1_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *imag
     r->h = h, r->w = w, r->c = c, r->H = H, r->W = W;
     r->ph = (H - P) / S + 1, r->pw = (W - P) / S + 1;
     size_t m = ddps_mark(be);
+    double t0 = ddps_now(be);
     ddps_tensor z = ddps_new(be, 1, h, w, c);
     ddps_encode_latent(be, sd, image, &z);
+    double t1 = ddps_now(be);
+    r->seconds_vae = t1 - t0;
 
     /* The batch: item 2k is (z_t_k, null prompt), item 2k+1 (z_t_k, label):
      * the same noise draw for both prompts, so the difference is paired. */
@@ -72,6 +83,7 @@ int ddps_stage1_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *imag
     ddps_tensor e = ddps_new(be, 2 * K, h, w, c);
     ddps_unet_forward(be, sd->unet, &x, tsf, &ctx, &e, NULL);
     free(tsf);
+    r->seconds_unet = ddps_now(be) - t1;
 
     ddps_tensor d = ddps_new(be, 1, h, w, c);
     op->axpby(be, &d, 0.0f, &z, 0.0f, &z);

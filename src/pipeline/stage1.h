@@ -25,6 +25,7 @@ typedef struct {
     float *diff;          /* [h][w][c] */
     float *score_map;     /* [H][W] */
     float *patch_scores;  /* [ph][pw] */
+    double seconds_vae, seconds_unet; /* time in each model (for reports) */
 } ddps_stage1_result;
 
 /* z [n,h,w,c] = (VAE mean(x) - shift) * scaling_factor for x [n,H,W,3]. */
@@ -42,6 +43,8 @@ void ddps_stage1_result_free(ddps_stage1_result *r);
  * dim = channels of up_blocks[1]. */
 int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patches, const ddps_tensor *ctx_label,
                   int t, int E, const float *noise, float *features, int *dim, ddps_err *err);
+/* Seconds since an arbitrary origin (monotonic), after waiting for the backend. */
+double ddps_now(ddps_backend *be);
 /* Channels of the DIFT feature (up_blocks[1] output) for this UNet. */
 int ddps_dift_dim(const ddps_unet_config *c);
 

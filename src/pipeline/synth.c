@@ -122,6 +122,10 @@ void ddps_synth_draw(int cls, int index, int size, uint64_t seed, uint8_t *rgb) 
         }
 }
 
+const char *ddps_synth_class_name(int cls) {
+    return cls >= 0 && cls < DDPS_SYNTH_MAX_CLASSES ? class_names[cls] : NULL;
+}
+
 int ddps_synth_dataset(const char *root, int n_classes, int per_class, int size, uint64_t seed, const char **names,
                        ddps_err *err) {
     if (n_classes < 1 || n_classes > DDPS_SYNTH_MAX_CLASSES)

@@ -25,6 +25,9 @@
    names (static strings).
    Limits: n_classes 1..8, per_class 1..100000, size 8..4096. Existing files
    of the same names are replaced. */
+/* Name of synthetic class cls (0..7), or NULL. */
+const char *ddps_synth_class_name(int cls);
+
 int ddps_synth_dataset(const char *root, int n_classes, int per_class, int size, uint64_t seed,
                        const char **names, ddps_err *err);
 

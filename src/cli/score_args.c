@@ -1,0 +1,107 @@
+#include "cli/score_args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/fs.h"
+
+int score_args_table(score_args *a, ddps_opt *opts) {
+    ddps_score_opts *o = &a->o;
+    ddps_opt t[] = {
+        {"--data", OPT_STR, &o->data_dir, "DIR", "ImageFolder root: DIR/<class>/<image> (required)", 0, 0},
+        {"--model", OPT_STR, &o->model_dir, "DIR", "Stable Diffusion v1.x folder, diffusers layout (required)", 0, 0},
+        {"--prompt", OPT_STR, &o->prompt, "TEXT", "label prompt template, {} = class name (\"An image of {}.\")", 0, 0},
+        {"--null-prompt", OPT_STR, &o->null_prompt, "TEXT", "null prompt (\"\")", 0, 0},
+        {"--timesteps", OPT_STR, &a->timesteps, "K|t1,t2,..", "count evenly spaced in --t-range, or a list (5)", 0, 0},
+        {"--t-range", OPT_STR, &a->t_range, "LO,HI", "timestep range as fractions of T (0.1,0.7)", 0, 0},
+        {"--size", OPT_INT, &o->size, "PX", "shorter side images are resized to (256)", 16, 4096},
+        {"--patch", OPT_INT, &o->patch, "PX", "patch (window) size on the resized image (192)", 8, 4096},
+        {"--stride", OPT_INT, &o->stride, "PX", "window stride (16)", 1, 4096},
+        {"--patches-per-image", OPT_INT, &o->patches_per_image, "K", "candidates kept per image (1)", 1, 64},
+        {"--dift-t", OPT_INT, &o->dift_t, "T", "DIFT timestep (160)", 0, 100000},
+        {"--dift-ensemble", OPT_INT, &o->dift_ensemble, "E", "DIFT noise draws averaged (4)", 1, 64},
+        {"--clusters", OPT_INT, &o->clusters, "K", "k-means clusters per class (32)", 1, 100000},
+        {"--low-res", OPT_FLAG, &o->low_res, NULL, "whole images are the candidates (CIFAR, Tiny-ImageNet)", 0, 0},
+        {"--class-names", OPT_STR, &o->class_names, "FILE", "folder -> class name map (LOC_synset_mapping.txt, TSV)", 0, 0},
+        {"--classes", OPT_STR, &a->classes, "a,b,..", "only these class folders (default: all)", 0, 0},
+        {"--max-per-class", OPT_INT, &o->max_per_class, "N", "random N images per class (0 = all)", 0, 1 << 30},
+        {"--seed", OPT_STR, &a->seed, "N", "seed for noise, subsets and k-means (0)", 0, 0},
+        {"--threads", OPT_INT, &o->threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--device", OPT_STR, &o->device, "cpu|cuda", "where the model runs (cpu)", 0, 0},
+        {"--precision", OPT_STR, &o->precision, "f32|bf16|f16", "compute precision (f32)", 0, 0},
+    };
+    int n = (int)(sizeof t / sizeof *t);
+    memcpy(opts, t, sizeof t);
+    return n;
+}
+
+int ddps_split_names(const char *flag, const char *s, char **buf, const char ***names, int *n, ddps_err *err) {
+    *buf = ddps_strdup(s);
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    *names = ddps_malloc(cap * sizeof **names);
+    *n = 0;
+    char *p = *buf;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (!*p) return ddps_fail(err, "%s %s: empty name", flag, s);
+        (*names)[(*n)++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+int score_args_finish(score_args *a, ddps_err *err) {
+    ddps_score_opts *o = &a->o;
+    if (a->timesteps) {
+        if (strchr(a->timesteps, ',')) {
+            int n = ddps_parse_int_list("--timesteps", a->timesteps, o->timesteps, DDPS_MAX_TIMESTEPS, 0, 100000, err);
+            if (n < 0) return -1;
+            o->n_explicit = n;
+        } else {
+            char *end;
+            errno = 0;
+            long k = strtol(a->timesteps, &end, 10);
+            if (!*a->timesteps || *end || errno || k < 1 || k > DDPS_MAX_TIMESTEPS)
+                return ddps_fail(err, "--timesteps %s: expected a count 1..%d or a list t1,t2,...", a->timesteps,
+                                 DDPS_MAX_TIMESTEPS);
+            o->n_timesteps = (int)k;
+        }
+    }
+    if (a->t_range) {
+        char *end;
+        o->t_lo = strtod(a->t_range, &end);
+        if (end == a->t_range || *end != ',') return ddps_fail(err, "--t-range %s: expected LO,HI", a->t_range);
+        const char *h = end + 1;
+        o->t_hi = strtod(h, &end);
+        if (end == h || *end || !(o->t_lo >= 0 && o->t_hi <= 1 && o->t_lo <= o->t_hi))
+            return ddps_fail(err, "--t-range %s: expected LO,HI with 0 <= LO <= HI <= 1", a->t_range);
+    }
+    if (a->classes) {
+        if (ddps_split_names("--classes", a->classes, &a->classes_buf, &a->class_list, &o->n_classes, err) != 0)
+            return -1;
+        o->classes = a->class_list;
+    }
+    if (a->seed) {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(a->seed, &end, 10);
+        if (!*a->seed || *end || errno || a->seed[0] == '-')
+            return ddps_fail(err, "--seed %s: expected a non-negative integer", a->seed);
+        o->seed = s;
+    }
+    if (!o->data_dir) return ddps_fail(err, "--data: required (see --help)");
+    if (!o->model_dir) return ddps_fail(err, "--model: required (see --help)");
+    return 0;
+}
+
+void score_args_free(score_args *a) {
+    free(a->classes_buf);
+    free(a->class_list);
+    a->classes_buf = NULL;
+    a->class_list = NULL;
+}

@@ -1,0 +1,818 @@
+#include "pipeline/select.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/image.h"
+#include "util/fs.h"
+
+#define FOLDER_MAX 200
+#define MAX_IPC 1000000
+#define DEFAULT_K 32
+
+void ddps_select_defaults(ddps_select_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->top_clusters = 10;
+    o->mosaic_max_ipc = 10;
+    o->output_size = 224;
+    o->format = "png";
+    o->jpeg_quality = 95;
+    o->command = "select";
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- the selection rule ---- */
+
+/* Sort keys for the two orders of the rule; index breaks every tie. */
+typedef struct {
+    int rank;
+    float key; /* distance (cluster order) or -score (fill order) */
+    int index;
+} sort_item;
+
+static int cmp_item(const void *a, const void *b) {
+    const sort_item *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+int ddps_select_patches(const ddps_class_data *d, int needed, int top_clusters, int *picks, unsigned char *fill) {
+    int n = d->n_cand, count = 0;
+    if (needed <= 0 || n <= 0) return 0;
+    if (top_clusters < 1) top_clusters = 1;
+    unsigned char *used = ddps_calloc((size_t)n, 1);
+    sort_item *it = ddps_malloc((size_t)n * sizeof *it);
+    int quota = needed / top_clusters;
+    if (quota > 0) {
+        /* Members of the top clusters, by (rank, distance, index). */
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            const ddps_stored_cand *c = &d->cand[i];
+            if (c->cluster < 0 || c->cluster_rank < 1 || c->cluster_rank > top_clusters) continue;
+            it[m++] = (sort_item){c->cluster_rank, c->dist, i};
+        }
+        qsort(it, (size_t)m, sizeof *it, cmp_item);
+        int taken = 0;
+        for (int j = 0; j < m && count < needed; j++) {
+            if (j > 0 && it[j].rank != it[j - 1].rank) taken = 0;
+            if (taken == quota) continue;
+            picks[count] = it[j].index;
+            fill[count] = 0;
+            used[it[j].index] = 1;
+            count++;
+            taken++;
+        }
+    }
+    if (count < needed) {
+        /* Fill: highest Stage-I score first among the unused. */
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (!used[i]) it[m++] = (sort_item){0, -d->cand[i].score, i};
+        qsort(it, (size_t)m, sizeof *it, cmp_item);
+        for (int j = 0; j < m && count < needed; j++) {
+            picks[count] = it[j].index;
+            fill[count] = 1;
+            count++;
+        }
+    }
+    free(used);
+    free(it);
+    return count;
+}
+
+ddps_layout ddps_select_layout(int ipc, int n_picks, int mosaic_mode) {
+    ddps_layout l = {0, 0, 1};
+    if (ipc <= 0 || n_picks <= 0) return l;
+    if (mosaic_mode && n_picks >= 4) {
+        l.mosaic = 1;
+        l.per_image = 4;
+        l.n_images = n_picks / 4 < ipc ? n_picks / 4 : ipc;
+    } else {
+        /* single-patch images: the normal mode, or too few patches for a mosaic */
+        l.n_images = n_picks < ipc ? n_picks : ipc;
+    }
+    return l;
+}
+
+/* ---- names ---- */
+
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid: no
+ * overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+static int utf8_len(const unsigned char *p) {
+    unsigned c = p[0], lo = 0x80, hi = 0xbf;
+    int n;
+    if (c < 0x80) return 1;
+    if (c < 0xc2 || c > 0xf4) return 0;
+    n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    if (c == 0xe0) lo = 0xa0; /* overlong */
+    if (c == 0xed) hi = 0x9f; /* surrogates */
+    if (c == 0xf0) lo = 0x90; /* overlong */
+    if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (int i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return n;
+}
+
+char *ddps_class_folder(const char *name) {
+    const unsigned char *p = (const unsigned char *)(name ? name : "");
+    char *out = ddps_malloc(FOLDER_MAX + 1);
+    size_t o = 0;
+    while (*p) {
+        int n = utf8_len(p);
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f || *p == '/' || *p == '\\'))) n = -1;
+        size_t add = n < 0 ? 1 : (size_t)n;
+        if (o + add > FOLDER_MAX) break;
+        if (n < 0)
+            out[o++] = '_';
+        else
+            for (int i = 0; i < n; i++) out[o++] = (char)p[i];
+        p += add;
+    }
+    out[o] = 0;
+    /* Leading dots: ".", ".." and hidden folders are not class folders. */
+    for (size_t i = 0; i < o && out[i] == '.'; i++) out[i] = '_';
+    if (o == 0) {
+        out[0] = '_';
+        out[1] = 0;
+    }
+    return out;
+}
+
+/* A copy of arbitrary bytes as valid UTF-8: invalid bytes become U+FFFD. */
+static char *utf8_clean(const char *s) {
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    char *b = ddps_malloc(3 * strlen((const char *)p) + 1);
+    size_t o = 0;
+    while (*p) {
+        int n = utf8_len(p);
+        if (n == 0) {
+            memcpy(b + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        } else {
+            memcpy(b + o, p, (size_t)n);
+            o += (size_t)n;
+            p += n;
+        }
+    }
+    b[o] = 0;
+    return b;
+}
+
+/* A JSON string from arbitrary bytes (jansson refuses invalid UTF-8). */
+static json_t *jstr(const char *s) {
+    char *b = utf8_clean(s);
+    json_t *j = json_string(b);
+    free(b);
+    return j ? j : json_string("?");
+}
+
+/* ---- run state ---- */
+
+typedef struct {
+    const ddps_class_info *info;
+    char *folder;
+    ddps_class_data data;
+} sel_class;
+
+typedef struct {
+    int needed, n_picks;
+    int *picks;
+    unsigned char *fill;
+    ddps_layout lay;
+} class_plan;
+
+typedef struct {
+    const ddps_select_opts *o;
+    ddps_store *store;
+    int writable;
+    json_t *settings;
+    char *model_id;
+    char *data_root;
+    int low_res;
+    ddps_class_info *all;
+    int n_all;
+    sel_class *cls;
+    int n_cls;
+    ddps_run_stats totals;
+    double load_s;
+    const char *ext;
+} run_ctx;
+
+/* Integer crop box inside a w x h image from a stored box: rounded, clamped,
+ * at least one pixel. */
+static void crop_box(const ddps_stored_cand *c, int w, int h, int box[4]) {
+    long x0 = lround(c->x0), y0 = lround(c->y0), x1 = lround(c->x1), y1 = lround(c->y1);
+    if (x0 < 0) x0 = 0;
+    if (x0 > w - 1) x0 = w - 1;
+    if (y0 < 0) y0 = 0;
+    if (y0 > h - 1) y0 = h - 1;
+    if (x1 > w) x1 = w;
+    if (x1 < x0 + 1) x1 = x0 + 1;
+    if (y1 > h) y1 = h;
+    if (y1 < y0 + 1) y1 = y0 + 1;
+    box[0] = (int)x0;
+    box[1] = (int)y0;
+    box[2] = (int)x1;
+    box[3] = (int)y1;
+}
+
+/* Decodes a source image and checks it is the image that was scored. */
+static int load_source(const run_ctx *r, const ddps_stored_image *im, ddps_image *img, ddps_err *err) {
+    char *path = ddps_path_join(r->data_root, im->relpath);
+    int rc = ddps_image_load(path, img, err);
+    if (rc == 0 && (img->w != im->width || img->h != im->height)) {
+        rc = ddps_fail(err, "%s: image is %dx%d but was %dx%d when scored (the data changed; score again)", path,
+                       img->w, img->h, im->width, im->height);
+        ddps_image_free(img);
+    }
+    free(path);
+    return rc;
+}
+
+/* Crops candidate c from its source and resizes it to w x h. */
+static int cut_patch(const run_ctx *r, const ddps_class_data *d, int c, int w, int h, ddps_image *out, ddps_err *err) {
+    const ddps_stored_cand *k = &d->cand[c];
+    const ddps_stored_image *im = &d->images[k->image];
+    ddps_image src, crop;
+    int box[4];
+    if (load_source(r, im, &src, err) != 0) return -1;
+    crop_box(k, src.w, src.h, box);
+    int rc = ddps_image_crop(&src, box[0], box[1], box[2] - box[0], box[3] - box[1], &crop, err);
+    ddps_image_free(&src);
+    if (rc == 0) {
+        rc = ddps_image_resize(&crop, w, h, out, err);
+        ddps_image_free(&crop);
+    }
+    if (rc != 0) ddps_fail_prefix(err, "%s", im->relpath);
+    return rc;
+}
+
+static char *output_name(const sel_class *sc, int i, const char *ext) {
+    size_t n = strlen(sc->folder) * 2 + 32;
+    char *s = ddps_malloc(n);
+    snprintf(s, n, "%s/%s_%04d.%s", sc->folder, sc->folder, i, ext);
+    return s;
+}
+
+/* Builds and saves output image i of a class. */
+static int write_image(const run_ctx *r, const sel_class *sc, const class_plan *p, int i, const char *dir,
+                       ddps_err *err) {
+    const ddps_select_opts *o = r->o;
+    const ddps_class_data *d = &sc->data;
+    char *rel = output_name(sc, i, r->ext);
+    char *path = ddps_path_join(dir, rel);
+    free(rel);
+    ddps_image img = {0, 0, NULL};
+    int rc = -1;
+    if (r->low_res) {
+        if (load_source(r, &d->images[d->cand[p->picks[i]].image], &img, err) != 0) goto done;
+    } else if (p->lay.mosaic) {
+        int S = o->output_size, w0 = S / 2, h0 = S / 2;
+        if (ddps_image_alloc(&img, S, S) != 0) {
+            ddps_fail(err, "%s: cannot allocate a %dx%d image", path, S, S);
+            goto done;
+        }
+        for (int j = 0; j < 4; j++) {
+            /* cells row-major; the right column and bottom row take the odd pixel */
+            int cx = j & 1, cy = j >> 1, cw = cx ? S - w0 : w0, ch = cy ? S - h0 : h0;
+            ddps_image patch;
+            if (cut_patch(r, d, p->picks[i + j * p->lay.n_images], cw, ch, &patch, err) != 0) goto done;
+            ddps_image_paste(&img, &patch, cx * w0, cy * h0);
+            ddps_image_free(&patch);
+        }
+    } else {
+        if (cut_patch(r, d, p->picks[i], o->output_size, o->output_size, &img, err) != 0) goto done;
+    }
+    rc = ddps_image_save(path, &img, o->jpeg_quality, err);
+done:
+    ddps_image_free(&img);
+    free(path);
+    return rc;
+}
+
+/* ---- folders ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Removes a tree we created (links are removed, never followed). */
+static int remove_tree(const char *path, ddps_err *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return ddps_fail(err, "%s: cannot remove: %s", path, strerror(errno));
+    return 0;
+}
+
+static void fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Puts the finished tmp folder in place of final; the old set, if any, is
+ * swapped out atomically (renameat2 RENAME_EXCHANGE) and then deleted. */
+static int swap_into_place(const char *tmp, const char *final, const char *old, ddps_err *err) {
+    struct stat st;
+    if (lstat(final, &st) != 0) {
+        if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
+        return 0;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) return remove_tree(tmp, err);
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return ddps_fail(err, "%s: cannot replace: %s", final, strerror(errno));
+    /* File systems without exchange: two renames (final is briefly absent, never half-written). */
+    if (remove_tree(old, err) != 0) return -1;
+    if (rename(final, old) != 0) return ddps_fail(err, "%s: cannot move aside: %s", final, strerror(errno));
+    if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
+    return remove_tree(old, err);
+}
+
+/* ---- manifests ---- */
+
+/* A quoted CSV field (RFC 4180: quotes doubled; newlines allowed inside). */
+static void csv_field(FILE *f, const char *s, int last) {
+    char *c = utf8_clean(s);
+    fputc('"', f);
+    for (const char *q = c; *q; q++) {
+        if (*q == '"') fputc('"', f);
+        fputc(*q, f);
+    }
+    fputc('"', f);
+    fputc(last ? '\n' : ',', f);
+    free(c);
+}
+
+static json_t *evals_json(long unet, long vae, long text) {
+    return json_pack("{s:I, s:I, s:I}", "unet_latents", (json_int_t)unet, "vae_images", (json_int_t)vae, "text_prompts",
+                     (json_int_t)text);
+}
+
+typedef struct {
+    int ipc;
+    class_plan *plans;
+    double select_s, write_s;
+    long images, patches, fills, short_classes, short_images;
+} ipc_result;
+
+/* The box the output really used: the crop box, or the whole image (low-res). */
+static void used_box(const run_ctx *r, const ddps_stored_cand *c, const ddps_stored_image *im, int box[4]) {
+    crop_box(c, im->width, im->height, box);
+    if (r->low_res) box[0] = box[1] = 0, box[2] = im->width, box[3] = im->height;
+}
+
+static json_t *patch_json(const run_ctx *r, const sel_class *sc, const class_plan *p, int pick, int slot) {
+    const ddps_stored_cand *c = &sc->data.cand[p->picks[pick]];
+    const ddps_stored_image *im = &sc->data.images[c->image];
+    int box[4];
+    used_box(r, c, im, box);
+    json_t *j = json_object();
+    json_object_set_new(j, "slot", json_integer(slot));
+    json_object_set_new(j, "source", jstr(im->relpath));
+    json_object_set_new(j, "box", json_pack("[i, i, i, i]", box[0], box[1], box[2], box[3]));
+    json_object_set_new(j, "score", json_real(c->score));
+    json_object_set_new(j, "cluster", json_integer(c->cluster));
+    json_object_set_new(j, "cluster_rank", json_integer(c->cluster_rank));
+    json_object_set_new(j, "dist", json_real(c->dist));
+    json_object_set_new(j, "fill", json_boolean(p->fill[pick]));
+    return j;
+}
+
+static void csv_row(FILE *f, const run_ctx *r, const sel_class *sc, const class_plan *p, int img, int pick, int slot) {
+    const ddps_stored_cand *c = &sc->data.cand[p->picks[pick]];
+    const ddps_stored_image *im = &sc->data.images[c->image];
+    int box[4];
+    used_box(r, c, im, box);
+    char *file = output_name(sc, img, r->ext);
+    csv_field(f, sc->info->name, 0);
+    csv_field(f, sc->folder, 0);
+    csv_field(f, file, 0);
+    fprintf(f, "%d,%d,", img, slot);
+    csv_field(f, im->relpath, 0);
+    fprintf(f, "%d,%d,%d,%d,%.9g,%d,%d,%.9g,%d\n", box[0], box[1], box[2], box[3], c->score, c->cluster,
+            c->cluster_rank, c->dist, p->fill[pick]);
+    free(file);
+}
+
+static const char *mode_name(const run_ctx *r, int ipc) {
+    if (r->low_res) return "low_res";
+    return ipc <= r->o->mosaic_max_ipc ? "mosaic" : "single";
+}
+
+static int write_manifests(const run_ctx *r, const ipc_result *res, const char *dir, ddps_err *err) {
+    const ddps_select_opts *o = r->o;
+    char *csv = NULL;
+    size_t csv_len = 0;
+    FILE *f = open_memstream(&csv, &csv_len);
+    if (!f) return ddps_fail(err, "out of memory");
+    fputs("class,folder,file,image_index,slot,source,x0,y0,x1,y1,score,cluster,cluster_rank,dist,fill\n", f);
+    json_t *root = json_object(), *classes = json_array(), *images = json_array();
+    for (int k = 0; k < r->n_cls; k++) {
+        const sel_class *sc = &r->cls[k];
+        const class_plan *p = &res->plans[k];
+        int written_patches = p->lay.n_images * p->lay.per_image, fills = 0;
+        for (int i = 0; i < p->lay.n_images; i++) {
+            json_t *pj = json_array();
+            for (int j = 0; j < p->lay.per_image; j++) {
+                int pick = i + j * p->lay.n_images;
+                fills += p->fill[pick];
+                json_array_append_new(pj, patch_json(r, sc, p, pick, j));
+                csv_row(f, r, sc, p, i, pick, j);
+            }
+            char *file = output_name(sc, i, r->ext);
+            json_t *ij = json_object();
+            json_object_set_new(ij, "class", jstr(sc->info->name));
+            json_object_set_new(ij, "folder", jstr(sc->folder));
+            json_object_set_new(ij, "file", jstr(file));
+            json_object_set_new(ij, "patches", pj);
+            json_array_append_new(images, ij);
+            free(file);
+        }
+        json_t *cj = json_object();
+        json_object_set_new(cj, "name", jstr(sc->info->name));
+        json_object_set_new(cj, "folder", jstr(sc->folder));
+        json_object_set_new(cj, "images_scored", json_integer(sc->info->n_images));
+        json_object_set_new(cj, "images_bad", json_integer(sc->info->n_bad));
+        json_object_set_new(cj, "candidates", json_integer(sc->data.n_cand));
+        json_object_set_new(cj, "clusters", json_integer(sc->data.n_clusters));
+        json_object_set_new(cj, "needed_patches", json_integer(p->needed));
+        json_object_set_new(cj, "selected_patches", json_integer(written_patches));
+        json_object_set_new(cj, "fill_patches", json_integer(fills));
+        json_object_set_new(cj, "needed_images", json_integer(res->ipc));
+        json_object_set_new(cj, "written_images", json_integer(p->lay.n_images));
+        json_object_set_new(cj, "shortfall_images", json_integer(res->ipc - p->lay.n_images));
+        json_object_set_new(cj, "shortfall_patches", json_integer(p->needed - p->n_picks));
+        json_array_append_new(classes, cj);
+    }
+    if (fclose(f) != 0) {
+        free(csv);
+        json_decref(root);
+        json_decref(classes);
+        json_decref(images);
+        return ddps_fail(err, "out of memory");
+    }
+    json_object_set_new(root, "ddps_version", json_string(DDPS_VERSION));
+    json_object_set_new(root, "command", jstr(o->command ? o->command : "select"));
+    json_object_set_new(root, "ipc", json_integer(res->ipc));
+    json_object_set_new(root, "mode", json_string(mode_name(r, res->ipc)));
+    json_object_set_new(root, "output_size", json_integer(o->output_size));
+    json_object_set_new(root, "format", json_string(r->ext));
+    if (strcmp(r->ext, "jpg") == 0) json_object_set_new(root, "jpeg_quality", json_integer(o->jpeg_quality));
+    json_object_set_new(root, "top_clusters", json_integer(o->top_clusters));
+    json_object_set_new(root, "mosaic_max_ipc", json_integer(o->mosaic_max_ipc));
+    json_object_set_new(root, "store", jstr(o->store_path));
+    json_object_set_new(root, "data_root", jstr(r->data_root));
+    json_object_set_new(root, "model_id", r->model_id ? jstr(r->model_id) : json_null());
+    json_object_set(root, "settings", r->settings);
+    json_object_set_new(root, "counts",
+                        json_pack("{s:i, s:I, s:I, s:I, s:I, s:I}", "classes", r->n_cls, "images",
+                                  (json_int_t)res->images, "patches", (json_int_t)res->patches, "fill_patches",
+                                  (json_int_t)res->fills, "classes_short", (json_int_t)res->short_classes,
+                                  "shortfall_images", (json_int_t)res->short_images));
+    json_object_set_new(root, "timings",
+                        json_pack("{s:f, s:f, s:f}", "load_seconds", r->load_s, "selection_seconds", res->select_s,
+                                  "writing_seconds", res->write_s));
+    json_t *ev = json_object();
+    json_object_set_new(ev, "select", evals_json(0, 0, 0));
+    json_t *tot = evals_json(r->totals.unet_latents, r->totals.vae_images, r->totals.text_prompts);
+    json_object_set_new(tot, "images_scored", json_integer(r->totals.images_scored));
+    json_object_set_new(tot, "images_bad", json_integer(r->totals.images_bad));
+    json_object_set_new(tot, "seconds", json_real(r->totals.seconds));
+    json_object_set_new(ev, "store_totals", tot);
+    json_object_set_new(root, "model_evaluations", ev);
+    json_object_set_new(root, "classes", classes);
+    json_object_set_new(root, "images", images);
+    char *text = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    int rc = -1;
+    if (!text) {
+        ddps_fail(err, "out of memory");
+    } else {
+        char *pj = ddps_path_join(dir, "manifest.json"), *pc = ddps_path_join(dir, "manifest.csv");
+        size_t tl = strlen(text);
+        rc = ddps_write_file_atomic(pc, csv, csv_len, err);
+        if (rc == 0) {
+            /* trailing newline for tools that expect one */
+            char *t2 = ddps_malloc(tl + 2);
+            memcpy(t2, text, tl);
+            t2[tl] = '\n';
+            rc = ddps_write_file_atomic(pj, t2, tl + 1, err);
+            free(t2);
+        }
+        free(pj);
+        free(pc);
+    }
+    free(text);
+    free(csv);
+    return rc;
+}
+
+/* ---- one IPC ---- */
+
+typedef struct {
+    int cls, index;
+} job;
+
+static void free_plans(class_plan *p, int n) {
+    for (int i = 0; p && i < n; i++) {
+        free(p[i].picks);
+        free(p[i].fill);
+    }
+    free(p);
+}
+
+static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
+    const ddps_select_opts *o = r->o;
+    ipc_result res = {.ipc = ipc};
+    int mosaic_mode = !r->low_res && ipc <= o->mosaic_max_ipc;
+    long needed = mosaic_mode ? 4L * ipc : ipc;
+
+    /* Selection: the rule, per class. */
+    double t0 = now_s();
+    res.plans = ddps_calloc((size_t)r->n_cls, sizeof *res.plans);
+    for (int k = 0; k < r->n_cls; k++) {
+        class_plan *p = &res.plans[k];
+        const ddps_class_data *d = &r->cls[k].data;
+        p->needed = (int)needed;
+        int room = d->n_cand < p->needed ? d->n_cand : p->needed;
+        p->picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *p->picks);
+        p->fill = ddps_malloc((size_t)(room ? room : 1));
+        p->n_picks = ddps_select_patches(d, p->needed, o->top_clusters, p->picks, p->fill);
+        p->lay = ddps_select_layout(ipc, p->n_picks, mosaic_mode);
+        res.images += p->lay.n_images;
+        res.patches += (long)p->lay.n_images * p->lay.per_image;
+        for (int i = 0; i < p->lay.n_images * p->lay.per_image; i++) res.fills += p->fill[i];
+        if (p->n_picks < p->needed) {
+            res.short_classes++;
+            res.short_images += ipc - p->lay.n_images;
+            ddps_warn("ipc %d: class %s has %d candidates for %d patches: writing %d of %d images%s", ipc,
+                      r->cls[k].folder, d->n_cand, p->needed, p->lay.n_images, ipc,
+                      mosaic_mode && p->n_picks > 0 && p->n_picks < 4 ? " (single patches, too few for a mosaic)" : "");
+        }
+    }
+    res.select_s = now_s() - t0;
+
+    /* Writing: a hidden temporary folder, swapped in when complete. */
+    double t1 = now_s();
+    char name[64];
+    snprintf(name, sizeof name, "ipc%d", ipc);
+    char *final = ddps_path_join(o->out_dir, name);
+    snprintf(name, sizeof name, ".ipc%d.tmp-%ld", ipc, (long)getpid());
+    char *tmp = ddps_path_join(o->out_dir, name);
+    snprintf(name, sizeof name, ".ipc%d.old-%ld", ipc, (long)getpid());
+    char *old = ddps_path_join(o->out_dir, name);
+    job *jobs = NULL;
+    int rc = -1;
+    if (remove_tree(tmp, err) != 0) goto done;
+    if (mkdir(tmp, 0755) != 0) {
+        ddps_fail(err, "%s: cannot create folder: %s", tmp, strerror(errno));
+        goto done;
+    }
+    jobs = ddps_malloc((size_t)(res.images ? res.images : 1) * sizeof *jobs);
+    long nj = 0;
+    for (int k = 0; k < r->n_cls; k++) {
+        if (res.plans[k].lay.n_images == 0) continue; /* ImageFolder refuses empty class folders */
+        char *cd = ddps_path_join(tmp, r->cls[k].folder);
+        int mk = mkdir(cd, 0755);
+        if (mk != 0) ddps_fail(err, "%s: cannot create folder: %s", cd, strerror(errno));
+        free(cd);
+        if (mk != 0) goto cleanup;
+        for (int i = 0; i < res.plans[k].lay.n_images; i++) jobs[nj++] = (job){k, i};
+    }
+    int threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    int failed = 0;
+    long first_bad = LONG_MAX;
+    ddps_err first = {{0}};
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (long j = 0; j < nj; j++) {
+        int stop;
+#pragma omp atomic read
+        stop = failed;
+        if (stop) continue;
+        ddps_err e;
+        if (write_image(r, &r->cls[jobs[j].cls], &res.plans[jobs[j].cls], jobs[j].index, tmp, &e) != 0) {
+#pragma omp critical(ddps_select_error)
+            {
+                if (j < first_bad) {
+                    first_bad = j;
+                    first = e;
+                }
+#pragma omp atomic write
+                failed = 1;
+            }
+        }
+    }
+    if (failed) {
+        *err = first;
+        goto cleanup;
+    }
+    res.write_s = now_s() - t1;
+    if (write_manifests(r, &res, tmp, err) != 0) goto cleanup;
+    fsync_dir(tmp);
+    if (swap_into_place(tmp, final, old, err) != 0) goto cleanup;
+    fsync_dir(o->out_dir);
+    res.write_s = now_s() - t1;
+    ddps_info("ipc %d: %ld images, %ld patches (%ld fill) for %d classes in %s; load %.3f s, selection %.3f s, "
+              "writing %.3f s",
+              ipc, res.images, res.patches, res.fills, r->n_cls, final, r->load_s, res.select_s, res.write_s);
+    rc = 0;
+    goto done;
+cleanup:
+    remove_tree(tmp, NULL); /* best effort: the error already reported matters more */
+done:
+    free(jobs);
+    free(final);
+    free(tmp);
+    free(old);
+    free_plans(res.plans, r->n_cls);
+    return rc;
+}
+
+/* ---- the run ---- */
+
+static int check_opts(const ddps_select_opts *o, const char **ext, ddps_err *err) {
+    if (!o->store_path || !*o->store_path) return ddps_fail(err, "--store: missing");
+    if (!o->out_dir || !*o->out_dir) return ddps_fail(err, "--out: missing");
+    if (!o->ipc || o->n_ipc < 1) return ddps_fail(err, "--ipc: missing");
+    for (int i = 0; i < o->n_ipc; i++)
+        if (o->ipc[i] < 1 || o->ipc[i] > MAX_IPC)
+            return ddps_fail(err, "--ipc %d: must be between 1 and %d", o->ipc[i], MAX_IPC);
+    if (o->top_clusters < 1 || o->top_clusters > 65536)
+        return ddps_fail(err, "--top-clusters %d: must be between 1 and 65536", o->top_clusters);
+    if (o->mosaic_max_ipc < 0) return ddps_fail(err, "--mosaic-max-ipc %d: must be 0 or more", o->mosaic_max_ipc);
+    if (o->output_size < 2 || o->output_size > 8192)
+        return ddps_fail(err, "--output-size %d: must be between 2 and 8192", o->output_size);
+    const char *f = o->format ? o->format : "png";
+    if (strcmp(f, "png") == 0)
+        *ext = "png";
+    else if (strcmp(f, "jpg") == 0 || strcmp(f, "jpeg") == 0)
+        *ext = "jpg";
+    else
+        return ddps_fail(err, "--format %s: must be png or jpg", f);
+    if (strcmp(*ext, "jpg") == 0 && (o->jpeg_quality < 1 || o->jpeg_quality > 100))
+        return ddps_fail(err, "--jpeg-quality %d: must be between 1 and 100", o->jpeg_quality);
+    if (o->threads < 0) return ddps_fail(err, "--threads %d: must be 0 (all cores) or more", o->threads);
+    return 0;
+}
+
+static int json_int_setting(const json_t *settings, const char *key, long long lo, long long hi, long long dflt) {
+    json_t *v = json_object_get(settings, key);
+    if (!json_is_integer(v)) return (int)dflt;
+    long long x = json_integer_value(v);
+    return x >= lo && x <= hi ? (int)x : (int)dflt;
+}
+
+/* Meta values: settings (required), model identity, data root. */
+static int read_meta(run_ctx *r, ddps_err *err) {
+    const ddps_select_opts *o = r->o;
+    char *settings = NULL, *root = NULL;
+    if (ddps_store_get_meta(r->store, "settings", &settings, err) != 0) return -1;
+    if (!settings)
+        return ddps_fail(err, "%s: no scoring settings recorded (nothing was scored into it)", o->store_path);
+    json_error_t je;
+    r->settings = json_loads(settings, 0, &je);
+    free(settings);
+    if (!r->settings || !json_is_object(r->settings))
+        return ddps_fail(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
+    r->low_res = json_is_true(json_object_get(r->settings, "low_res"));
+    if (ddps_store_get_meta(r->store, "model_id", &r->model_id, err) != 0) return -1;
+    if (o->data_root) {
+        r->data_root = ddps_strdup(o->data_root);
+        if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data-root %s: not a folder", r->data_root);
+    } else {
+        if (ddps_store_get_meta(r->store, "data_root", &root, err) != 0) return -1;
+        if (!root) return ddps_fail(err, "--data-root: not given, and %s records no data root", o->store_path);
+        r->data_root = root;
+        if (!ddps_is_dir(r->data_root))
+            return ddps_fail(err, "%s: data root %s (recorded in the store) is not a folder; give --data-root",
+                             o->store_path, r->data_root);
+    }
+    return 0;
+}
+
+/* The classes to write (all, or the subset in o->classes), in name order,
+ * with unique safe folder names. */
+static int pick_classes(run_ctx *r, ddps_err *err) {
+    const ddps_select_opts *o = r->o;
+    if (ddps_store_list_classes(r->store, &r->all, &r->n_all, err) != 0) return -1;
+    unsigned char *want = ddps_calloc((size_t)(r->n_all ? r->n_all : 1), 1);
+    if (o->n_classes > 0 && o->classes) {
+        for (int i = 0; i < o->n_classes; i++) {
+            int found = 0;
+            for (int k = 0; k < r->n_all && !found; k++)
+                if (strcmp(r->all[k].name, o->classes[i]) == 0) want[k] = 1, found = 1;
+            if (!found) {
+                free(want);
+                return ddps_fail(err, "--classes: no class '%s' in %s", o->classes[i], o->store_path);
+            }
+        }
+    } else {
+        memset(want, 1, (size_t)r->n_all);
+    }
+    r->cls = ddps_calloc((size_t)(r->n_all ? r->n_all : 1), sizeof *r->cls);
+    for (int k = 0; k < r->n_all; k++) {
+        if (!want[k]) continue;
+        sel_class *sc = &r->cls[r->n_cls++];
+        sc->info = &r->all[k];
+        char *base = ddps_class_folder(sc->info->name);
+        sc->folder = ddps_strdup(base);
+        for (int suffix = 2;; suffix++) {
+            int clash = 0;
+            for (int j = 0; j < r->n_cls - 1 && !clash; j++) clash = strcmp(r->cls[j].folder, sc->folder) == 0;
+            if (!clash) break;
+            free(sc->folder);
+            size_t n = strlen(base) + 16;
+            sc->folder = ddps_malloc(n);
+            snprintf(sc->folder, n, "%s_%d", base, suffix);
+        }
+        free(base);
+    }
+    free(want);
+    if (r->n_cls == 0) return ddps_fail(err, "%s: no classes in the store", o->store_path);
+    return 0;
+}
+
+/* Clusters what needs it, then loads every chosen class (no features). */
+static int load_classes(run_ctx *r, ddps_err *err) {
+    const ddps_select_opts *o = r->o;
+    int k_default = json_int_setting(r->settings, "clusters", 1, 65536, DEFAULT_K);
+    uint64_t seed = (uint64_t)json_int_setting(r->settings, "seed", 0, INT_MAX, 0);
+    for (int k = 0; k < r->n_cls; k++) {
+        const ddps_class_info *ci = r->cls[k].info;
+        if (ci->clustered) continue;
+        if (!r->writable)
+            return ddps_fail(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
+                             r->cls[k].folder);
+        int kk = ci->clustered_k > 0 ? ci->clustered_k : k_default;
+        ddps_info("class %s: clustering %ld candidates (k = %d)", r->cls[k].folder, ci->n_cand, kk);
+        if (ddps_store_cluster(r->store, ci->id, kk, seed, err) != 0) return -1;
+    }
+    double t0 = now_s();
+    for (int k = 0; k < r->n_cls; k++)
+        if (ddps_store_load_class(r->store, r->cls[k].info->id, 0, &r->cls[k].data, err) != 0) return -1;
+    r->load_s = now_s() - t0;
+    return 0;
+}
+
+int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
+    double t_start = now_s();
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    if (check_opts(o, &r.ext, err) != 0) return -1;
+    if (!ddps_is_file(o->store_path)) return ddps_fail(err, "--store %s: no such file", o->store_path);
+    r.writable = access(o->store_path, W_OK) == 0;
+    int rc = -1;
+    if (ddps_store_open(o->store_path, !r.writable, &r.store, err) != 0) goto done;
+    if (read_meta(&r, err) != 0 || pick_classes(&r, err) != 0 || load_classes(&r, err) != 0) goto done;
+    if (ddps_store_totals(r.store, &r.totals, err) != 0) goto done;
+    if (ddps_mkdirs(o->out_dir, err) != 0) goto done;
+    /* Each distinct IPC once, in the order given. */
+    for (int i = 0; i < o->n_ipc; i++) {
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= o->ipc[j] == o->ipc[i];
+        if (!dup && write_ipc(&r, o->ipc[i], err) != 0) goto done;
+    }
+    if (r.writable && (!o->command || strcmp(o->command, "select") == 0)) {
+        ddps_run_stats st = {"select", now_s() - t_start, 0, 0, 0, 0, 0};
+        if (ddps_store_add_run(r.store, &st, err) != 0) goto done;
+    }
+    rc = 0;
+done:
+    for (int k = 0; k < r.n_cls; k++) {
+        free(r.cls[k].folder);
+        ddps_class_data_free(&r.cls[k].data);
+    }
+    free(r.cls);
+    ddps_store_free_classes(r.all, r.n_all);
+    json_decref(r.settings);
+    free(r.model_id);
+    free(r.data_root);
+    ddps_store_close(r.store);
+    return rc;
+}

@@ -1,0 +1,112 @@
+/* Selection: distilled sets for any IPC and any class subset, from a store,
+ * with no model evaluation (METHOD.md, "Selection" and "Outputs a user
+ * expects").
+ *
+ * Per class and IPC:
+ *   - mosaic mode when ipc <= mosaic_max_ipc: 4 * ipc patches are needed and
+ *     every output is a 2x2 mosaic; otherwise ipc patches, one per output;
+ *   - clusters are ranked by median Stage-I score (descending, from the
+ *     store); the top N = top_clusters clusters give needed / N patches each,
+ *     nearest to the centroid first (a cluster with too few gives all it
+ *     has); what is still missing is filled with the highest-scoring unused
+ *     candidates of the class;
+ *   - the selected list is ordered cluster by cluster (rank order, each
+ *     cluster's picks by distance), then the fill (by score); mosaic i holds
+ *     patches i, n+i, 2n+i, 3n+i (n = number of mosaics), so each mosaic
+ *     mixes clusters. Ties: candidate order, i.e. (source path, window index);
+ *   - a class with too few candidates gets what it has: as many full mosaics
+ *     as the patches allow (patches beyond 4n are left out), single-patch
+ *     images when fewer than 4 exist; the shortfall is a warning per class and
+ *     is recorded in the manifest;
+ *   - low-resolution stores (settings "low_res": true): no crop and no mosaic;
+ *     every output is a whole source image, decoded and re-encoded in the
+ *     output format at its original size.
+ * Patches are cut from the ORIGINAL image: the stored box rounded to integer
+ * pixels and clamped inside the image, resized with ddps_image_resize (PIL
+ * bilinear) to output_size (single) or to the mosaic cell (output_size / 2;
+ * the right column and bottom row get the odd pixel when output_size is odd).
+ * Mosaic cells, row-major: patch 0 top-left, 1 top-right, 2 bottom-left,
+ * 3 bottom-right.
+ *
+ * Output, per IPC:
+ *   OUT/ipc<N>/<folder>/<folder>_<index:04d>.<png|jpg>   (torchvision ImageFolder)
+ *   OUT/ipc<N>/manifest.csv   one row per patch: class, folder, file, image
+ *                             index, slot, source, x0, y0, x1, y1 (the integer
+ *                             crop box in original pixels), score, cluster,
+ *                             cluster_rank, dist, fill
+ *   OUT/ipc<N>/manifest.json  the same per image, plus per class the counts
+ *                             and shortfall, and per run: settings and model
+ *                             identity from the store, ddps version, command,
+ *                             counts, timings (load, selection, writing) and
+ *                             model evaluations (zero for selection, and the
+ *                             store's scoring totals).
+ * <folder> is the class name made safe: '/', '\', control bytes and invalid
+ * UTF-8 become '_', leading dots become '_', an empty name becomes "_", long
+ * names are cut to 200 bytes, and a name that collides with an earlier
+ * class's folder (classes in name order) gets "_2", "_3", ... appended. No
+ * class name can make ddps write outside OUT.
+ * An existing OUT/ipc<N> is replaced only when the new one is complete: the
+ * set is written to OUT/.ipc<N>.tmp-<pid> and swapped in by rename.
+ *
+ * Clustering: a class whose clustering is missing or stale (candidates added
+ * since) is clustered first (k-means, no model evaluation) with the k of its
+ * last clustering, else the settings' "clusters" (integer), else 32, and the
+ * settings' "seed" (integer, else 0). A read-only store with such a class is
+ * an error.
+ */
+#ifndef DDPS_PIPELINE_SELECT_H
+#define DDPS_PIPELINE_SELECT_H
+
+#include "pipeline/store.h"
+#include "util/err.h"
+
+typedef struct {
+    const char *store_path;
+    const char *out_dir;
+    const int *ipc; /* e.g. {1, 10, 50} */
+    int n_ipc;
+    const char *const *classes; /* subset by folder name; NULL/0 = all */
+    int n_classes;
+    int top_clusters;      /* 10 */
+    int mosaic_max_ipc;    /* 10: mosaic (2x2) when ipc <= this */
+    int output_size;       /* 224 */
+    const char *format;    /* "png" or "jpg" */
+    int jpeg_quality;      /* 95 */
+    const char *data_root; /* where the source images are; NULL = the store's "data_root" meta */
+    int threads;           /* image writing workers; 0 = all cores */
+    const char *command;   /* "select" or "distill" for the manifest */
+} ddps_select_opts;
+
+/* Sets the defaults above (everything else zero/NULL). */
+void ddps_select_defaults(ddps_select_opts *o);
+
+/* Writes OUT/ipc<N> for every N in o->ipc. With command "select" (or NULL)
+ * the run is recorded in the store (zero model evaluations) when the store
+ * is writable; "distill" leaves the accounting to its caller. Prints one
+ * line per IPC with the timing split (load, selection, writing). */
+int ddps_select_run(const ddps_select_opts *o, ddps_err *err);
+
+/* ---- The selection rule alone (no I/O), for tests and planners ---- */
+
+/* Picks up to `needed` candidates of a loaded class (ddps_store_load_class)
+ * by the rule above. picks[] and fill[] (room for min(needed, d->n_cand))
+ * get candidate indices in selected-list order and 1 where the pick came
+ * from the score fill. Returns the number picked: min(needed, d->n_cand). */
+int ddps_select_patches(const ddps_class_data *d, int needed, int top_clusters, int *picks, unsigned char *fill);
+
+typedef struct {
+    int mosaic;    /* 1: 2x2 mosaics of 4 patches */
+    int n_images;  /* outputs */
+    int per_image; /* patches per output: 4 or 1 */
+} ddps_layout;
+
+/* How n_picks selected patches become outputs for ipc (mosaic_mode: ipc <=
+ * mosaic_max_ipc and not low-res). Patch j of output i is
+ * picks[i + j * n_images]. */
+ddps_layout ddps_select_layout(int ipc, int n_picks, int mosaic_mode);
+
+/* The folder name for a class name (see above, without the collision
+ * suffix). Heap string. */
+char *ddps_class_folder(const char *name);
+
+#endif
