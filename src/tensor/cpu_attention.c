@@ -89,7 +89,7 @@ HOT static void scores(float *s, const float *q, long ldq, const float *kt, int 
 /* Columns [c, c+32) of the output for all 8 rows (rows past `rows` read
  * zeros: the caller's score block is zero there). */
 HOT static void weighted(float *y, long ldy, const float *p, int lkp, int lk, const float *vp, int dp, int d,
-                         int rows) {
+                         int rows, const float *inv) {
     float out[ROWS][256];
     for (int c = 0; c < dp; c += 32) {
         v16 a[ROWS][2];
@@ -114,8 +114,8 @@ HOT static void weighted(float *y, long ldy, const float *p, int lkp, int lk, co
         }
 #pragma GCC unroll 8
         for (int r = 0; r < ROWS; r++) {
-            st(out[r] + c, a[r][0]);
-            if (c + 16 < dp) st(out[r] + c + 16, a[r][1]);
+            st(out[r] + c, a[r][0] * inv[r]);
+            if (c + 16 < dp) st(out[r] + c + 16, a[r][1] * inv[r]);
         }
     }
     for (int r = 0; r < rows; r++) memcpy(y + r * ldy, out[r], (size_t)d * sizeof(float));
@@ -159,12 +159,13 @@ void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *
         scores(s, qb, C, kt + (size_t)bh * d * lkp, d, lkp, scale, rows);
         if (rows < ROWS) memset(s + (size_t)rows * lkp, 0, (size_t)(ROWS - rows) * lkp * sizeof(float));
         int lim = Lk;
+        float inv[ROWS] = {0};
         for (int r = 0; r < rows; r++) {
             int l = causal ? (q0 + r + 1 < Lk ? q0 + r + 1 : Lk) : Lk;
-            cpu_softmax_row(s + (size_t)r * lkp, l);
+            inv[r] = cpu_softmax_row(s + (size_t)r * lkp, l);
             for (int j = l; j < lkp; j++) s[(size_t)r * lkp + j] = 0;
         }
         if (causal) lim = q0 + rows < Lk ? q0 + rows : Lk;
-        weighted(y + ((size_t)b * Lq + q0) * C + h * d, C, s, lkp, lim, vp + (size_t)bh * Lk * dp, dp, d, rows);
+        weighted(y + ((size_t)b * Lq + q0) * C + h * d, C, s, lkp, lim, vp + (size_t)bh * Lk * dp, dp, d, rows, inv);
     }
 }

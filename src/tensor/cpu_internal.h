@@ -48,8 +48,10 @@ void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, cons
 void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
 void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s);
 void cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
-/* Softmax of s[0..n) in place (single-threaded: called inside parallel loops). */
-void cpu_softmax_row(float *s, int n);
+/* exp(s[j] - max) in place for j < n; returns 1 / their sum, the factor
+ * that completes the softmax (applied later by the caller). Single-threaded:
+ * called inside parallel loops. */
+float cpu_softmax_row(float *s, int n);
 /* Attention: q [B,Lq,C], k and v [B,Lk,C], C = heads * d -> y [B,Lq,C]. */
 void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *k, const float *v, int B, int Lq,
                           int Lk, int heads, int C, int causal);

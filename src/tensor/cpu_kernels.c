@@ -94,6 +94,28 @@ VINL v16 vexp(v16 x) {
     return p * sc;
 }
 
+/* erf on 16 lanes (same approximation as fast_erff). */
+VINL v16 verf(v16 x) {
+    vi16 xi, sign;
+    memcpy(&xi, &x, sizeof xi);
+    sign = xi & (int32_t)0x80000000;
+    vi16 ai = xi & 0x7fffffff;
+    v16 a;
+    memcpy(&a, &ai, sizeof a);
+    v16 t = 1.0f / (1.0f + 0.3275911f * a);
+    v16 y = 1.0f - (((((1.061405429f * t - 1.453152027f) * t) + 1.421413741f) * t - 0.284496736f) * t +
+                    0.254829592f) *
+                       t * vexp(-(a * a));
+    vi16 yi;
+    memcpy(&yi, &y, sizeof yi);
+    yi |= sign;
+    memcpy(&y, &yi, sizeof y);
+    return y;
+}
+
+VINL v16 vgelu(v16 v) { return 0.5f * v * (1.0f + verf(v * 0.70710678f)); }
+VINL v16 vsilu(v16 v) { return v / (1.0f + vexp(-v)); }
+
 static inline float silu(float v) { return v / (1.0f + fast_expf(-v)); }
 static inline float gelu(float v) { return 0.5f * v * (1.0f + fast_erff(v * 0.70710678f)); }
 
@@ -118,9 +140,11 @@ HOT static void gn_apply(float *y, const float *x, int c, long r0, long r1, cons
     for (long r = r0; r < r1; r++) {
         const float *xr = x + r * c;
         float *yr = y + r * c;
-        if (use_silu)
-            for (int j = 0; j < c; j++) yr[j] = silu(xr[j] * scale[j] + bias[j]);
-        else
+        if (use_silu) {
+            int c16 = c & ~15;
+            for (int j = 0; j < c16; j += 16) vst(yr + j, vsilu(vld(xr + j) * vld(scale + j) + vld(bias + j)));
+            for (int j = c16; j < c; j++) yr[j] = silu(xr[j] * scale[j] + bias[j]);
+        } else
             for (int j = 0; j < c; j++) yr[j] = xr[j] * scale[j] + bias[j];
     }
 }
@@ -219,31 +243,40 @@ void cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
 
 /* ---------- softmax ---------- */
 
-HOT void cpu_softmax_row(float *s, int n) {
+HOT float cpu_softmax_row(float *s, int n) {
     int n16 = n & ~15;
-    v16 vm = (v16){0} - INFINITY;
-    for (int j = 0; j < n16; j += 16) vm = vmax(vm, vld(s + j));
-    float m = hmax(vm);
-    for (int j = n16; j < n; j++) m = s[j] > m ? s[j] : m;
+    /* four accumulators: the max is a dependency chain otherwise */
+    v16 m0 = (v16){0} - INFINITY, m1 = m0, m2 = m0, m3 = m0;
+    int j = 0;
+    for (; j + 64 <= n16; j += 64) {
+        m0 = vmax(m0, vld(s + j));
+        m1 = vmax(m1, vld(s + j + 16));
+        m2 = vmax(m2, vld(s + j + 32));
+        m3 = vmax(m3, vld(s + j + 48));
+    }
+    for (; j < n16; j += 16) m0 = vmax(m0, vld(s + j));
+    float m = hmax(vmax(vmax(m0, m1), vmax(m2, m3)));
+    for (j = n16; j < n; j++) m = s[j] > m ? s[j] : m;
     v16 vs = {0};
-    for (int j = 0; j < n16; j += 16) {
+    for (j = 0; j < n16; j += 16) {
         v16 e = vexp(vld(s + j) - m);
         vst(s + j, e);
         vs += e;
     }
     float sum = hsum(vs);
-    for (int j = n16; j < n; j++) {
+    for (j = n16; j < n; j++) {
         s[j] = fast_expf(s[j] - m);
         sum += s[j];
     }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < n; j++) s[j] *= inv;
+    return 1.0f / sum;
 }
 
 /* ---------- elementwise ---------- */
 
 HOT static void geglu_row(float *y, const float *x, int f) {
-    for (int j = 0; j < f; j++) y[j] = x[j] * gelu(x[f + j]);
+    int f16 = f & ~15;
+    for (int j = 0; j < f16; j += 16) vst(y + j, vld(x + j) * vgelu(vld(x + f + j)));
+    for (int j = f16; j < f; j++) y[j] = x[j] * gelu(x[f + j]);
 }
 
 void cpu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
