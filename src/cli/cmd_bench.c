@@ -105,11 +105,12 @@ static const char *USAGE =
     "  text:  CLIP text encoder, 77 tokens (13.3 GFLOP per prompt)\n"
     "  vae:   VAE encoder at --size (272.7 GFLOP at 256x256)\n"
     "  unet:  UNet at --size/8 latents with a 77-token context (180.1 GFLOP per 32x32 latent)\n"
-    "  score: one image through Stage I and II, split into decode, VAE, UNet, DIFT, clustering";
+    "  score: one image through Stage I and II, split into decode, VAE, UNet, DIFT, clustering\n"
+    "  precision: Stage I window rankings in f32 vs --precision (bf16) on --data images (Spearman)";
 
 int cmd_bench(int argc, char **argv) {
-    const char *device = "cpu", *precision = "f32", *batches = NULL;
-    int threads = 0, size = 256, iters = 3, json = 0, profile = 0;
+    const char *device = "cpu", *precision = "f32", *batches = NULL, *model = NULL, *data = NULL;
+    int threads = 0, size = 256, iters = 3, json = 0, profile = 0, images = 20;
     ddps_opt opts[] = {
         {"--device", OPT_STR, &device, "cpu|cuda", "where to run (default cpu)", 0, 0},
         {"--precision", OPT_STR, &precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
@@ -119,6 +120,9 @@ int cmd_bench(int argc, char **argv) {
         {"--iters", OPT_INT, &iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
         {"--json", OPT_FLAG, &json, NULL, "print one JSON object as the last line", 0, 0},
         {"--profile", OPT_FLAG, &profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
+        {"--model", OPT_STR, &model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
+        {"--data", OPT_STR, &data, "DIR", "precision: ImageFolder of real images", 0, 0},
+        {"--images", OPT_INT, &images, "N", "precision: images compared (20)", 1, 100000},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
     ddps_err err = {{0}};
@@ -141,12 +145,13 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     if (strcmp(what, "score") == 0) return ddps_bench_score(device, precision, threads, size, iters, json);
+    if (strcmp(what, "precision") == 0) return ddps_bench_precision(model, data, precision, images, size, threads);
     unsigned part = strcmp(what, "unet") == 0 ? DDPS_PART_UNET
                     : strcmp(what, "vae") == 0 ? DDPS_PART_VAE
                     : strcmp(what, "text") == 0 ? DDPS_PART_TEXT
                                                 : 0;
     if (!part) {
-        fprintf(stderr, "ddps bench: %s: unknown benchmark (text, vae, unet, score)\n", what);
+        fprintf(stderr, "ddps bench: %s: unknown benchmark (text, vae, unet, score, precision)\n", what);
         return 2;
     }
     int bl[16], nb;
