@@ -229,6 +229,8 @@ static void attentions(void) {
     attention_case(3, 48, 7, 8, 5, 0);
     attention_case(1, 77, 77, 2, 16, 1);
     attention_case(2, 2100, 1100, 2, 4, 0); /* several query blocks */
+    attention_case(1, 70, 70, 1, 512, 0);   /* the VAE's single 512-wide head */
+    attention_case(2, 9, 5, 2, 88, 0);      /* head width not a multiple of 16 */
 }
 
 static void elementwise(void) {

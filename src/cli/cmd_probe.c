@@ -68,10 +68,12 @@ static int64_t *input_int(const st_file *f, const char *name, int ndim, int64_t 
     return p;
 }
 
-/* Output tensors: collected, written at the end. */
+/* Output tensors: collected, written at the end. The most a probe writes is
+ * the UNet's: a tap per down and up block, mid, and eps. */
+#define OUT_MAX (2 * DDPS_MAX_BLOCKS + 2)
 typedef struct {
-    st_out t[16];
-    float *data[16];
+    st_out t[OUT_MAX];
+    float *data[OUT_MAX];
     int n;
 } outset;
 
@@ -142,6 +144,7 @@ static int probe_vae(ddps_backend *be, const ddps_sd *sd, const st_file *in, out
     free(nhwc);
     int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W),
         L = sd->vae_cfg.latent_channels;
+    if (!h || !w) return ddps_fail(err, "%s: a %dx%d image is too small for the VAE", in->path, W, H);
     ddps_tensor mean = ddps_new(be, n, h, w, L), logvar = ddps_new(be, n, h, w, L), z = ddps_new(be, n, h, w, L);
     ddps_vae_encode(be, sd->vae, &x, &mean, &logvar);
     ddps_encode_latent(be, sd, &x, &z);
@@ -166,7 +169,7 @@ static void probe_tap(void *u, const char *name, const ddps_tensor *t) {
     tap_ctx *c = u;
     float *p = ddps_malloc(ddps_numel(t) * sizeof(float));
     c->be->ops->read(c->be, p, t);
-    static char names[16][16];
+    static char names[OUT_MAX][16];
     snprintf(names[c->o->n], sizeof names[0], "%s", name);
     out_add_nchw(c->o, names[c->o->n], p, t->n, t->c, t->h, t->w);
     free(p);

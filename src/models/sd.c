@@ -88,14 +88,19 @@ static int open_weights(const char *dir, const char *base, st_set *s, ddps_err *
         free(p);
         if (ok) return rc;
     }
-    snprintf(name, sizeof name, "%s.bin", base);
-    char *p = ddps_path_join(dir, name);
-    int bin = ddps_is_file(p);
-    free(p);
-    if (bin)
-        return ddps_fail(err, "%s: only a %s.bin (pickle) checkpoint: ddps reads safetensors only (convert it, e.g. "
-                              "with diffusers' save_pretrained(safe_serialization=True))",
-                         dir, base);
+    /* diffusers names pickles <base>.bin, transformers pytorch_model.bin */
+    static const char *pickles[] = {"%s.bin", "pytorch_%s.bin", "%s.fp16.bin"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, pickles[i], base);
+        char *p = ddps_path_join(dir, name);
+        int bin = ddps_is_file(p);
+        free(p);
+        if (bin)
+            return ddps_fail(err,
+                             "%s: only %s (a pickle checkpoint): ddps reads safetensors only (convert it, e.g. with "
+                             "diffusers' or transformers' save_pretrained(..., safe_serialization=True))",
+                             dir, name);
+    }
     return ddps_fail(err, "%s: no %s.safetensors", dir, base);
 }
 

@@ -41,8 +41,8 @@ typedef struct {
     char identity_hex[17];
 } ddps_sd;
 
-/* Loads the requested parts (configs of all present parts are always read).
- * be may be NULL to check the folder without loading weights. */
+/* Loads the requested parts (their configs, and their weights checked
+ * against the configs). be may be NULL to check without loading weights. */
 int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err);
 void ddps_sd_free(ddps_backend *be, ddps_sd *m);
 

@@ -122,7 +122,10 @@ void ddps_vae_free(ddps_backend *be, ddps_vae *m) {
 }
 
 int ddps_vae_latent_size(const ddps_vae_config *c, int s) {
-    for (int i = 0; i < c->n_blocks - 1; i++) s = (s + 1 - 3) / 2 + 1;
+    for (int i = 0; i < c->n_blocks - 1; i++) {
+        if (s < 2) return 0;
+        s = (s + 1 - 3) / 2 + 1;
+    }
     return s;
 }
 

@@ -22,10 +22,13 @@ typedef struct {
 
 int ddps_vae_build(ddps_wsrc *ws, const ddps_vae_config *cfg, ddps_vae **out, ddps_err *err);
 void ddps_vae_free(ddps_backend *be, ddps_vae *m);
-/* x [n,H,W,3] in [-1,1] -> mean, logvar [n,ceil(H/8),ceil(W/8),4] (logvar unclamped;
+/* x [n,H,W,3] in [-1,1] -> mean, logvar [n,h,w,4] with h, w from
+ * ddps_vae_latent_size (logvar unclamped;
  * diffusers clamps it to [-30, 20] when it builds the distribution). */
 void ddps_vae_encode(ddps_backend *be, const ddps_vae *m, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *logvar);
-/* Latent size for an image size (each downsampler: floor((s - 2) / 2) + 1 after padding to s + 1). */
+/* Latent size for an image size (each downsampler pads to s + 1, then a 3x3
+ * stride-2 convolution: floor((s - 2) / 2) + 1); 0 when the image is too
+ * small for the network (under 2 pixels at some downsampler). */
 int ddps_vae_latent_size(const ddps_vae_config *cfg, int s);
 
 #endif

@@ -53,6 +53,7 @@ int ddps_stage1_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *imag
         return ddps_fail(err, "patch %d does not fit the %dx%d image (stride %d)", P, W, H, S);
     int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W),
         c = sd->vae_cfg.latent_channels;
+    if (!h || !w) return ddps_fail(err, "a %dx%d image is too small for the VAE", W, H);
     r->h = h, r->w = w, r->c = c, r->H = H, r->W = W;
     r->ph = (H - P) / S + 1, r->pw = (W - P) / S + 1;
     size_t m = ddps_mark(be);
@@ -140,6 +141,7 @@ int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patche
         w = ddps_vae_latent_size(&sd->vae_cfg, patches->w), c = sd->vae_cfg.latent_channels;
     int D = ddps_dift_dim(&sd->unet_cfg);
     *dim = D;
+    if (!h || !w) return ddps_fail(err, "a %dx%d patch is too small for the VAE", patches->w, patches->h);
     size_t m = ddps_mark(be);
     ddps_tensor z = ddps_new(be, n, h, w, c);
     ddps_encode_latent(be, sd, patches, &z);

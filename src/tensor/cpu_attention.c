@@ -86,11 +86,10 @@ HOT static void scores(float *s, const float *q, long ldq, const float *kt, int 
 }
 
 /* y[r][0..d) = sum_j p[r][j] * vp[j][..], p rows of length lkp (zeros past the limit). */
-/* Columns [c, c+32) of the output for all 8 rows (rows past `rows` read
- * zeros: the caller's score block is zero there). */
+/* y[r][0..d) = inv[r] * sum_j p[r][j] * vp[j][..], 32 columns at a time for
+ * all 8 rows (rows past `rows` read zeros: the caller zeroes them). */
 HOT static void weighted(float *y, long ldy, const float *p, int lkp, int lk, const float *vp, int dp, int d,
                          int rows, const float *inv) {
-    float out[ROWS][256];
     for (int c = 0; c < dp; c += 32) {
         v16 a[ROWS][2];
 #pragma GCC unroll 8
@@ -112,22 +111,19 @@ HOT static void weighted(float *y, long ldy, const float *p, int lkp, int lk, co
                 for (int r = 0; r < ROWS; r++) a[r][0] += p[(long)r * lkp + j] * v0;
             }
         }
-#pragma GCC unroll 8
-        for (int r = 0; r < ROWS; r++) {
-            st(out[r] + c, a[r][0] * inv[r]);
-            if (c + 16 < dp) st(out[r] + c + 16, a[r][1] * inv[r]);
+        int cols = d - c < 32 ? d - c : 32;
+        for (int r = 0; r < rows; r++) {
+            float tmp[32];
+            st(tmp, a[r][0] * inv[r]);
+            st(tmp + 16, a[r][1] * inv[r]);
+            memcpy(y + r * ldy + c, tmp, (size_t)cols * sizeof(float));
         }
     }
-    for (int r = 0; r < rows; r++) memcpy(y + r * ldy, out[r], (size_t)d * sizeof(float));
 }
 
 void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *k, const float *v, int B, int Lq,
                           int Lk, int heads, int C, int causal) {
     int d = C / heads, dp = (d + 15) / 16 * 16, lkp = (Lk + KB - 1) / KB * KB;
-    if (dp > 256) {
-        fprintf(stderr, "ddps: internal error: attention head width %d > 256\n", d);
-        abort();
-    }
     long BH = (long)B * heads;
     size_t kt_n = (size_t)BH * d * lkp, vp_n = (size_t)BH * Lk * dp;
     int nthr = omp_get_max_threads();

@@ -24,12 +24,13 @@
 
 /* exp(x) for x in about [-87, 88]: 2^k * p(r), |relative error| < 2e-7. */
 static inline float fast_expf(float x) {
+    if (x != x) return x; /* NaN stays NaN (and never reaches the integer conversion) */
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     float k = floorf(x * 1.44269504f + 0.5f);
     float r = x - k * 0.693145752f - k * 1.42860677e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416664891f + r * (0.00833336078f +
                                                                                       r * 0.00139887314f)))));
-    int32_t bits = ((int32_t)k + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
     float s;
     memcpy(&s, &bits, 4);
     return p * s;
@@ -83,15 +84,17 @@ VINL float hmax(v16 v) {
 
 /* fast_expf on 16 lanes (same polynomial; rounding by the 1.5*2^23 trick). */
 VINL v16 vexp(v16 x) {
-    x = vmin(vmax(x, (v16){0} - 87.0f), (v16){0} + 88.0f);
+    vi16 nan = x != x;
+    x = vsel(nan, (v16){0}, vmin(vmax(x, (v16){0} - 87.0f), (v16){0} + 88.0f));
     v16 k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
     v16 r = x - k * 0.693145752f - k * 1.42860677e-6f;
     v16 p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416664891f + r * (0.00833336078f +
                                                                                   r * 0.00139887314f)))));
-    vi16 bits = (__builtin_convertvector(k, vi16) + 127) << 23;
+    typedef uint32_t vu16 __attribute__((vector_size(64), aligned(4)));
+    vu16 bits = __builtin_convertvector(__builtin_convertvector(k, vi16) + 127, vu16) << 23;
     v16 sc;
     memcpy(&sc, &bits, sizeof sc);
-    return p * sc;
+    return vsel(nan, (v16){0} + NAN, p * sc);
 }
 
 /* erf on 16 lanes (same approximation as fast_erff). */
