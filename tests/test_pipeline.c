@@ -27,8 +27,10 @@
 
 static char model[4096], woof[4096], cifar[4096], tsv[4096];
 /* Classes used by the heavier cases (all ten in release builds). */
-static const char *woof_classes = SLOW_BUILD ? "--classes n02086240,n02087394,n02088364 " : "";
+static const char *woof_classes = SLOW_BUILD ? "--classes n02086240,n02087394,n02088364 --max-per-class 8 " : "";
 static int woof_nclasses = SLOW_BUILD ? 3 : 10;
+/* Candidates per image: enough for IPC 10's 40 mosaic patches per class. */
+static int ppi = SLOW_BUILD ? 5 : 2;
 
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...) {
@@ -185,9 +187,9 @@ static void check_output(const char *dir, int ipc, int nclasses, int mosaic, con
 
 static void woof_distill(void) {
     const char *out = t_tmpdir("woof1");
-    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image 2 --size 128 --patch 96 "
+    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 "
               "--class-names %s %s",
-              DDPS_BIN, woof, model, out, tsv, woof_classes) == 0);
+              DDPS_BIN, woof, model, out, ppi, tsv, woof_classes) == 0);
     check_output(out, 1, woof_nclasses, 1, woof);
     check_output(out, 10, woof_nclasses, 1, woof);
     /* prompts came from the TSV: n02086240 is "Shih Tzu" */
@@ -203,8 +205,9 @@ static void woof_distill(void) {
     ddps_store_free_classes(ci, nc);
     ddps_run_stats tot;
     CHECK(ddps_store_totals(s, &tot, &err) == 0);
-    /* 2K = 10 Stage I latents + 2 patches x 4 DIFT draws per image */
-    CHECKF(tot.unet_latents == tot.images_scored * 18 && tot.images_scored == woof_nclasses * 24,
+    /* 2K = 10 Stage I latents + ppi patches x 4 DIFT draws per image */
+    CHECKF(tot.unet_latents == tot.images_scored * (10 + 4 * ppi) &&
+               tot.images_scored == woof_nclasses * (SLOW_BUILD ? 8 : 24),
            "latents %ld images %ld", tot.unet_latents, tot.images_scored);
     ddps_store_close(s);
 
@@ -220,9 +223,9 @@ static void woof_distill(void) {
 
     /* a second run from scratch gives the same store and the same images */
     const char *again = t_tmpdir("woof2");
-    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image 2 --size 128 --patch 96 "
+    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 "
               "--class-names %s %s",
-              DDPS_BIN, woof, model, again, tsv, woof_classes) == 0);
+              DDPS_BIN, woof, model, again, ppi, tsv, woof_classes) == 0);
     char db2[4200];
     snprintf(db2, sizeof db2, "%s/ddps.sqlite", again);
     char *d1 = store_digest(db), *d2 = store_digest(db2);
@@ -236,20 +239,20 @@ static void woof_distill(void) {
     snprintf(kdb, sizeof kdb, "%s/s.sqlite", killed);
     for (int attempt = 0; attempt < 2; attempt++) {
         snprintf(cmd, sizeof cmd,
-                 "%s score --data %s --model %s --store %s --patches-per-image 2 --size 128 --patch 96 "
+                 "%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 "
                  "--class-names %s %s >/dev/null 2>&1 & p=$!; sleep %s; kill -9 $p; wait $p; true",
-                 DDPS_BIN, woof, model, kdb, tsv, woof_classes, attempt == 0 ? "3" : "1.7");
+                 DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes, attempt == 0 ? "3" : "1.7");
         t_run(cmd, NULL);
     }
-    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image 2 --size 128 --patch 96 "
+    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 "
               "--class-names %s %s",
-              DDPS_BIN, woof, model, kdb, tsv, woof_classes) == 0);
+              DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes) == 0);
     char *d3 = store_digest(kdb);
     CHECK(d1 && d3 && strcmp(d1, d3) == 0);
     /* rerunning a finished store does nothing and says so */
-    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image 2 --size 128 --patch 96 "
+    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 "
               "--class-names %s %s",
-              DDPS_BIN, woof, model, kdb, tsv, woof_classes) == 0);
+              DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes) == 0);
     /* other settings into the same store are refused, naming the setting */
     snprintf(cmd, sizeof cmd,
              "%s score --data %s --model %s --store %s --patches-per-image 3 --size 128 --patch 96 --class-names %s %s",
