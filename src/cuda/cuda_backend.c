@@ -1,0 +1,974 @@
+/* CUDA backend: cuBLASLt for matrix products, cuDNN for convolutions, our
+ * kernels (cuda_kernels.cu, cuda_attention.cu) for the rest.
+ *
+ * Precision. DDPS_PREC_F32 keeps activations and weights in f32 and computes
+ * in plain f32 (no TF32: cuBLASLt CUBLAS_COMPUTE_32F, cuDNN FMA math), so
+ * results track the CPU backend to rounding; DDPS_CUDA_TF32=1 allows TF32
+ * tensor cores for f32 products and convolutions (about 1e-3 relative).
+ * DDPS_PREC_F16 / DDPS_PREC_BF16 store activations and weights in that
+ * 16-bit type (act_size 2) and run products and convolutions on tensor cores
+ * with f32 accumulation; norm tables, embeddings and biases stay f32, and
+ * every kernel computes in f32.
+ *
+ * Everything runs in order on one stream; `sync` waits for it. Host data is
+ * converted on the device: `write` copies f32 into a staging buffer and a
+ * kernel converts it, `read` the reverse. Activation memory comes from a
+ * stream-ordered pool (see cu_alloc), so the arena's blocks are recycled
+ * without device synchronisations.
+ *
+ * Plans. A matrix product's cuBLASLt descriptors and algorithm (from the
+ * heuristic) and a convolution's cuDNN descriptors and algorithm (timed once
+ * by cudnnFindConvolutionForwardAlgorithm) depend only on the shape, so they
+ * are cached per shape in the backend and shared by every layer of that
+ * shape; each weight remembers the plan it used last, so a steady-state
+ * call does no lookup at all. When a library has nothing for a shape, a
+ * plain kernel of ours takes over (cuk_gemm_direct, cuk_conv_direct), and
+ * DDPS_CUDA_DIRECT=1 forces those for checking.
+ *
+ * Convolution details: weights are stored KRSC ([out][kh][kw][in], cuDNN's
+ * NHWC filter layout). cuDNN pads symmetrically only, so asymmetric padding
+ * (the VAE's (0,1,0,1) downsamplers) copies the input into a zero-padded
+ * buffer first. Bias is added by a small kernel after the convolution
+ * (cuDNN's fused bias path only accepts one algorithm).
+ *
+ * Failures. Any CUDA, cuBLAS or cuDNN error inside an op prints one line
+ * naming the call and aborts: the model code does not expect ops to fail.
+ * Only ddps_cuda_backend_new and the weight constructors report errors.
+ */
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_internal.h"
+#include "tensor/backend.h"
+#include "util/fs.h"
+
+#define LT_WORKSPACE ((size_t)32 << 20)     /* cuBLASLt: NVIDIA's recommendation for Hopper */
+#define DNN_WORKSPACE_MAX ((size_t)1 << 30) /* cuDNN algorithms needing more are skipped */
+
+enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
+
+/* ---------- failures ---------- */
+
+void cu_die(const char *what, const char *msg, const char *file, int line) {
+    fprintf(stderr, "ddps: CUDA failure: %s: %s (%s:%d)\n", what, msg, file, line);
+    abort();
+}
+
+#define LT_OK(call)                                                                                                    \
+    do {                                                                                                               \
+        cublasStatus_t st_ = (call);                                                                                   \
+        if (st_ != CUBLAS_STATUS_SUCCESS) cu_die(#call, cublasGetStatusString(st_), __FILE__, __LINE__);               \
+    } while (0)
+
+#define DNN_OK(call)                                                                                                   \
+    do {                                                                                                               \
+        cudnnStatus_t st_ = (call);                                                                                    \
+        if (st_ != CUDNN_STATUS_SUCCESS) cu_die(#call, cudnnGetErrorString(st_), __FILE__, __LINE__);                  \
+    } while (0)
+
+static void internal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void internal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ddps: internal error: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+/* ---------- state ---------- */
+
+/* Device buffer that only grows (scratch shared by ops in stream order). */
+typedef struct {
+    void *p;
+    size_t size;
+} dbuf;
+
+/* A matrix product y[M,N] (+)= x[M,K] w[N,K]^T of one shape. */
+typedef struct mm_plan {
+    size_t M;
+    int N, K, act, accumulate, has_bias;
+    unsigned align; /* alignment class of x and y (part of the key) */
+    int direct;     /* 1: our kernel, no cuBLASLt */
+    int epi_bias;   /* 0: no epilogue; 1: bias epilogue with f32 bias; 2: with a bias of the activation type */
+    int post;       /* bias and/or activation left to cuk_bias_act */
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    struct mm_plan *next;
+} mm_plan;
+
+/* A convolution of one shape. */
+typedef struct conv_plan {
+    int key[12];
+    int direct;       /* 1: our kernel */
+    int explicit_pad; /* 1: zero-padded copy of the input, cuDNN pads 0 */
+    int ph, pw;       /* input size cuDNN sees */
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t fd;
+    cudnnConvolutionDescriptor_t cd;
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t ws;
+    struct conv_plan *next;
+} conv_plan;
+
+typedef struct {
+    int device, sm_count, dt;
+    cudaStream_t stream;
+    cudaMemPool_t pool; /* stream-ordered pool for activations (NULL: plain cudaMalloc) */
+    cublasLtHandle_t lt;
+    cudnnHandle_t dnn;
+    void *lt_ws;
+    dbuf dnn_ws;  /* cuDNN workspace */
+    dbuf stage;   /* f32 staging for write / read / weights */
+    dbuf scratch; /* group norm statistics */
+    dbuf pad_in;  /* padded or realigned convolution input */
+    dbuf tmp_out; /* realigned convolution output */
+    dbuf ids;     /* token ids */
+    int direct;   /* DDPS_CUDA_DIRECT: our kernels instead of cuBLASLt / cuDNN */
+    int tf32;     /* DDPS_CUDA_TF32: let f32 products and convolutions use TF32 tensor cores */
+    mm_plan *mm;
+    conv_plan *conv;
+} cu_state;
+
+struct ddps_weight {
+    int kind;
+    int out, in, kh, kw;
+    void *w;        /* activation type: linear [out][in], conv [out][kh][kw][in] */
+    float *bias;    /* f32 [out] or NULL */
+    void *bias_act; /* the bias in the activation type, made when a cuBLASLt epilogue wants it */
+    float *table;   /* f32 [rows][cols] */
+    int rows, cols;
+    mm_plan *last_mm; /* plans this layer used last */
+    conv_plan *last_conv;
+};
+
+static cu_state *cu_of(ddps_backend *be) { return (cu_state *)be->impl; }
+
+static size_t dt_size(int dt) { return dt == CU_F32 ? 4 : 2; }
+
+/* cudaMalloc that, when memory is short, first returns the blocks the
+ * activation pool keeps cached. */
+static cudaError_t dev_malloc(cu_state *cs, void **p, size_t bytes) {
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e == cudaSuccess || !cs->pool) return e;
+    cudaGetLastError();
+    CUDA_OK(cudaStreamSynchronize(cs->stream));
+    CUDA_OK(cudaMemPoolTrimTo(cs->pool, 0));
+    return cudaMalloc(p, bytes);
+}
+
+static void *dbuf_get(cu_state *cs, dbuf *b, size_t bytes) {
+    if (bytes > b->size) {
+        if (b->p) {
+            /* in-flight kernels may still read the old buffer */
+            CUDA_OK(cudaStreamSynchronize(cs->stream));
+            CUDA_OK(cudaFree(b->p));
+            b->p = NULL;
+            b->size = 0;
+        }
+        size_t n = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+        if (dev_malloc(cs, &b->p, n) != cudaSuccess) {
+            cudaGetLastError();
+            fprintf(stderr, "ddps: out of GPU memory (%zu bytes of scratch)\n", n);
+            abort();
+        }
+        b->size = n;
+    }
+    return b->p;
+}
+
+static void dbuf_free(dbuf *b) {
+    if (b->p) cudaFree(b->p);
+    b->p = NULL;
+    b->size = 0;
+}
+
+/* Largest power of two (up to 256) dividing the address. */
+static unsigned align_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned r = 256;
+    while (r > 1 && (a & (r - 1))) r >>= 1;
+    return r;
+}
+
+/* ---------- memory ----------
+ * Activations (the arena's blocks, long-lived tensors) come from a stream-
+ * ordered pool that keeps freed memory cached: the arena frees and
+ * re-requests blocks of the same sizes run after run, and with the pool
+ * that costs neither a cudaMalloc nor a device synchronisation. A block
+ * freed while kernels still use it is reused only by work queued after
+ * them on the same stream, so stream order keeps that safe. */
+
+static void *cu_alloc(ddps_backend *be, size_t bytes) {
+    cu_state *cs = cu_of(be);
+    void *p = NULL;
+    size_t n = bytes ? bytes : 256;
+    if (cs->pool) {
+        if (cudaMallocFromPoolAsync(&p, n, cs->pool, cs->stream) == cudaSuccess) return p;
+        cudaGetLastError();
+        /* the cached blocks may be what is missing */
+        CUDA_OK(cudaStreamSynchronize(cs->stream));
+        CUDA_OK(cudaMemPoolTrimTo(cs->pool, 0));
+        if (cudaMallocFromPoolAsync(&p, n, cs->pool, cs->stream) == cudaSuccess) return p;
+        cudaGetLastError(); /* out of memory is reported by returning NULL */
+        return NULL;
+    }
+    if (cudaMalloc(&p, n) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+static void cu_free(ddps_backend *be, void *p) {
+    cu_state *cs = cu_of(be);
+    if (!p) return;
+    if (cs->pool) {
+        CUDA_OK(cudaFreeAsync(p, cs->stream));
+        return;
+    }
+    CUDA_OK(cudaStreamSynchronize(cs->stream));
+    CUDA_OK(cudaFree(p));
+}
+
+static void cu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
+    cu_state *cs = cu_of(be);
+    size_t n = ddps_numel(t);
+    if (n == 0) return;
+    if (cs->dt == CU_F32) {
+        CUDA_OK(cudaMemcpyAsync(t->data, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
+    } else {
+        void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
+        CUDA_OK(cudaMemcpyAsync(st, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
+        cuk_convert(cs->stream, t->data, cs->dt, st, CU_F32, n);
+    }
+    /* The caller may reuse `host` at once: wait until it has been read. */
+    CUDA_OK(cudaStreamSynchronize(cs->stream));
+}
+
+static void cu_read(ddps_backend *be, float *host, const ddps_tensor *t) {
+    cu_state *cs = cu_of(be);
+    size_t n = ddps_numel(t);
+    if (n == 0) return;
+    const void *src = t->data;
+    if (cs->dt != CU_F32) {
+        void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
+        cuk_convert(cs->stream, st, CU_F32, t->data, cs->dt, n);
+        src = st;
+    }
+    CUDA_OK(cudaMemcpyAsync(host, src, n * sizeof(float), cudaMemcpyDeviceToHost, cs->stream));
+    CUDA_OK(cudaStreamSynchronize(cs->stream));
+}
+
+static void cu_sync(ddps_backend *be) { CUDA_OK(cudaStreamSynchronize(cu_of(be)->stream)); }
+
+/* ---------- weights ---------- */
+
+/* Uploads n host f32 values as type dt into new device memory. */
+static void *upload(cu_state *cs, const float *host, size_t n, int dt, ddps_err *err) {
+    void *p = NULL;
+    if (dev_malloc(cs, &p, n ? n * dt_size(dt) : 256) != cudaSuccess) {
+        cudaGetLastError();
+        ddps_fail(err, "out of GPU memory (%zu bytes of weights)", n * dt_size(dt));
+        return NULL;
+    }
+    if (n == 0) return p;
+    if (dt == CU_F32) {
+        CUDA_OK(cudaMemcpyAsync(p, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
+    } else {
+        void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
+        CUDA_OK(cudaMemcpyAsync(st, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
+        cuk_convert(cs->stream, p, dt, st, CU_F32, n);
+    }
+    CUDA_OK(cudaStreamSynchronize(cs->stream));
+    return p;
+}
+
+static void cu_free_weight(ddps_backend *be, ddps_weight *w) {
+    if (!w) return;
+    CUDA_OK(cudaStreamSynchronize(cu_of(be)->stream));
+    if (w->w) cudaFree(w->w);
+    if (w->bias) cudaFree(w->bias);
+    if (w->bias_act) cudaFree(w->bias_act);
+    if (w->table) cudaFree(w->table);
+    free(w);
+}
+
+static ddps_weight *cu_make_linear(ddps_backend *be, const float *wt, const float *b, int out, int in, ddps_err *err) {
+    cu_state *cs = cu_of(be);
+    if (out < 1 || in < 1) return ddps_fail(err, "linear weight of %d x %d", out, in), NULL;
+    ddps_weight *w = ddps_calloc(1, sizeof *w);
+    w->kind = W_LINEAR;
+    w->out = out;
+    w->in = in;
+    w->kh = w->kw = 1;
+    w->w = upload(cs, wt, (size_t)out * in, cs->dt, err);
+    if (w->w && b) w->bias = upload(cs, b, (size_t)out, CU_F32, err);
+    if (!w->w || (b && !w->bias)) {
+        cu_free_weight(be, w);
+        return NULL;
+    }
+    return w;
+}
+
+static ddps_weight *cu_make_conv(ddps_backend *be, const float *wt, const float *b, int out, int in, int kh, int kw,
+                                 ddps_err *err) {
+    cu_state *cs = cu_of(be);
+    if (out < 1 || in < 1 || kh < 1 || kw < 1)
+        return ddps_fail(err, "convolution weight of %d x %d x %d x %d", out, in, kh, kw), NULL;
+    ddps_weight *w = ddps_calloc(1, sizeof *w);
+    w->kind = W_CONV;
+    w->out = out;
+    w->in = in;
+    w->kh = kh;
+    w->kw = kw;
+    /* PyTorch [out][in][kh][kw] -> KRSC [out][kh][kw][in] */
+    size_t n = (size_t)out * in * kh * kw;
+    float *krsc = ddps_malloc(n * sizeof(float));
+    for (int o = 0; o < out; o++)
+        for (int c = 0; c < in; c++)
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++)
+                    krsc[(((size_t)o * kh + i) * kw + j) * in + c] = wt[(((size_t)o * in + c) * kh + i) * kw + j];
+    w->w = upload(cs, krsc, n, cs->dt, err);
+    free(krsc);
+    if (w->w && b) w->bias = upload(cs, b, (size_t)out, CU_F32, err);
+    if (!w->w || (b && !w->bias)) {
+        cu_free_weight(be, w);
+        return NULL;
+    }
+    return w;
+}
+
+static ddps_weight *cu_make_table(ddps_backend *be, const float *v, int rows, int cols, ddps_err *err) {
+    cu_state *cs = cu_of(be);
+    if (rows < 1 || cols < 1) return ddps_fail(err, "table of %d x %d", rows, cols), NULL;
+    ddps_weight *w = ddps_calloc(1, sizeof *w);
+    w->kind = W_TABLE;
+    w->rows = rows;
+    w->cols = cols;
+    w->table = upload(cs, v, (size_t)rows * cols, CU_F32, err);
+    if (!w->table) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static const float *table_of(const ddps_weight *w, int need, const char *what) {
+    if (!w || w->kind != W_TABLE || (size_t)w->rows * w->cols < (size_t)need)
+        internal("%s: table of %d values expected", what, need);
+    return w->table;
+}
+
+/* ---------- linear (cuBLASLt) ----------
+ * Row-major y[M,N] = x[M,K] w[N,K]^T is, in cuBLASLt's column-major terms,
+ * D (N x M, ld N) = op(A) B with A = w stored K x N (ld K) and op = T, and
+ * B = x stored K x M (ld K): the "TN" layout tensor cores like best. */
+
+static cudaDataType_t cuda_type(int dt) { return dt == CU_F32 ? CUDA_R_32F : dt == CU_BF16 ? CUDA_R_16BF : CUDA_R_16F; }
+
+static void mm_plan_free_lt(mm_plan *p) {
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
+    p->desc = NULL;
+    p->la = p->lb = p->lc = NULL;
+}
+
+/* Tries one epilogue configuration; 0 when the heuristic found an algorithm. */
+static int mm_try(cu_state *cs, mm_plan *p, int epi_bias, unsigned ax, unsigned ay) {
+    cudaDataType_t t = cuda_type(cs->dt);
+    cublasComputeType_t ct = cs->dt == CU_F32 && cs->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    LT_OK(cublasLtMatmulDescCreate(&p->desc, ct, CUDA_R_32F));
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    LT_OK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT_OK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    if (epi_bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        int32_t bt = epi_bias == 1 ? (int32_t)CUDA_R_32F : (int32_t)t;
+        LT_OK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+        LT_OK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    }
+    LT_OK(cublasLtMatrixLayoutCreate(&p->la, t, (uint64_t)p->K, (uint64_t)p->N, (int64_t)p->K));
+    LT_OK(cublasLtMatrixLayoutCreate(&p->lb, t, (uint64_t)p->K, (uint64_t)p->M, (int64_t)p->K));
+    LT_OK(cublasLtMatrixLayoutCreate(&p->lc, t, (uint64_t)p->N, (uint64_t)p->M, (int64_t)p->N));
+    cublasLtMatmulPreference_t pref;
+    LT_OK(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = LT_WORKSPACE;
+    uint32_t a_w = 256, a_x = ax, a_y = ay; /* weights come straight from cudaMalloc */
+    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a_w, sizeof a_w));
+    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a_x, sizeof a_x));
+    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a_y, sizeof a_y));
+    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a_y, sizeof a_y));
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(cs->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
+        mm_plan_free_lt(p);
+        return -1;
+    }
+    p->algo = res.algo;
+    p->epi_bias = epi_bias;
+    return 0;
+}
+
+static mm_plan *mm_plan_get(cu_state *cs, ddps_weight *w, size_t M, int act, int accumulate, unsigned ax, unsigned ay) {
+    unsigned align = ax | ay << 16;
+    mm_plan *p = w->last_mm;
+    if (p && p->M == M && p->N == w->out && p->K == w->in && p->act == act && p->accumulate == accumulate &&
+        p->has_bias == (w->bias != NULL) && p->align == align)
+        return p;
+    for (p = cs->mm; p; p = p->next)
+        if (p->M == M && p->N == w->out && p->K == w->in && p->act == act && p->accumulate == accumulate &&
+            p->has_bias == (w->bias != NULL) && p->align == align)
+            break;
+    if (!p) {
+        p = ddps_calloc(1, sizeof *p);
+        p->M = M;
+        p->N = w->out;
+        p->K = w->in;
+        p->act = act;
+        p->accumulate = accumulate;
+        p->has_bias = w->bias != NULL;
+        p->align = align;
+        /* Bias through the epilogue when possible (f32 bias, else one of the
+         * activation type); activations always by our kernel: cuBLASLt's GELU
+         * is the tanh approximation, ours the exact erf form of the interface. */
+        int ok = 0;
+        if (!cs->direct) {
+            if (p->has_bias) ok = mm_try(cs, p, 1, ax, ay) == 0 || (cs->dt != CU_F32 && mm_try(cs, p, 2, ax, ay) == 0);
+            if (!ok) ok = mm_try(cs, p, 0, ax, ay) == 0;
+        }
+        p->direct = !ok;
+        p->post = !p->direct && ((p->has_bias && !p->epi_bias) || act != CU_ACT_NONE);
+        if (p->direct) ddps_debug("cuda: linear %zu x %d x %d: no cuBLASLt algorithm, direct kernel", M, p->K, p->N);
+        p->next = cs->mm;
+        cs->mm = p;
+    }
+    w->last_mm = p;
+    return p;
+}
+
+static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, ddps_act act,
+                      int accumulate) {
+    cu_state *cs = cu_of(be);
+    ddps_weight *w = (ddps_weight *)wc;
+    size_t M = (size_t)x->n * x->h * x->w;
+    if (!w || w->kind != W_LINEAR || x->c != w->in || y->c != w->out || (size_t)y->n * y->h * y->w != M)
+        internal("linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w ? w->in : 0, w ? w->out : 0, x->n, x->h, x->w,
+                 x->c, y->n, y->h, y->w, y->c);
+    if (M == 0) return;
+    be->flops += 2.0 * (double)M * w->in * w->out;
+    mm_plan *p = mm_plan_get(cs, w, M, (int)act, accumulate, align_of(x->data), align_of(y->data));
+    if (p->direct) {
+        cuk_gemm_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, M, w->out, w->in, (int)act, accumulate);
+        return;
+    }
+    if (p->epi_bias) {
+        const void *bp = p->epi_bias == 1 ? (const void *)w->bias : w->bias_act;
+        if (!bp) {
+            /* first use of this layer with a 16-bit bias epilogue */
+            void *b = NULL;
+            CUDA_OK(dev_malloc(cs, &b, (size_t)w->out * 2));
+            cuk_convert(cs->stream, b, cs->dt, w->bias, CU_F32, (size_t)w->out);
+            w->bias_act = b;
+            bp = b;
+        }
+        LT_OK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp));
+    }
+    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    LT_OK(cublasLtMatmul(cs->lt, p->desc, &alpha, w->w, p->la, x->data, p->lb, &beta, y->data, p->lc, y->data, p->lc,
+                         &p->algo, cs->lt_ws, LT_WORKSPACE, cs->stream));
+    if (p->post) cuk_bias_act(cs->stream, y->data, cs->dt, p->epi_bias ? NULL : w->bias, M, w->out, (int)act);
+}
+
+/* ---------- convolution (cuDNN) ---------- */
+
+static cudnnDataType_t dnn_type(int dt) {
+    return dt == CU_F32 ? CUDNN_DATA_FLOAT : dt == CU_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+}
+
+static void conv_plan_free(conv_plan *p) {
+    if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
+    if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
+    if (p->fd) cudnnDestroyFilterDescriptor(p->fd);
+    if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
+    free(p);
+}
+
+/* FFT convolutions lose digits (errors near 1e-4 in f32), and Winograd's
+ * transforms amplify the rounding of 16-bit inputs: both are left out where
+ * they would cost accuracy. Implicit-GEMM kernels are the fast ones on
+ * tensor cores anyway. */
+static int algo_accurate(const cu_state *cs, cudnnConvolutionFwdAlgo_t a) {
+    if (a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING) return 0;
+    if (cs->dt != CU_F32 &&
+        (a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED))
+        return 0;
+    return 1;
+}
+
+/* Descriptors and the fastest algorithm for one shape; 0 on success. */
+static int conv_setup(cu_state *cs, conv_plan *p, int N, int C, int K, int kh, int kw, int stride, int pad_h, int pad_w,
+                      int ho, int wo) {
+    cudnnDataType_t t = dnn_type(cs->dt);
+    DNN_OK(cudnnCreateTensorDescriptor(&p->xd));
+    DNN_OK(cudnnCreateTensorDescriptor(&p->yd));
+    DNN_OK(cudnnCreateFilterDescriptor(&p->fd));
+    DNN_OK(cudnnCreateConvolutionDescriptor(&p->cd));
+    if (cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, t, N, C, p->ph, p->pw) != CUDNN_STATUS_SUCCESS ||
+        cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, t, N, K, ho, wo) != CUDNN_STATUS_SUCCESS ||
+        cudnnSetFilter4dDescriptor(p->fd, t, CUDNN_TENSOR_NHWC, K, C, kh, kw) != CUDNN_STATUS_SUCCESS ||
+        cudnnSetConvolution2dDescriptor(p->cd, pad_h, pad_w, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION,
+                                        CUDNN_DATA_FLOAT) != CUDNN_STATUS_SUCCESS)
+        return -1;
+    /* f32: FMA only unless TF32 was asked for (cuDNN's default math allows
+     * TF32 on Ampere and later) */
+    cudnnMathType_t math = cs->dt != CU_F32 ? CUDNN_TENSOR_OP_MATH : cs->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    if (cudnnSetConvolutionMathType(p->cd, math) != CUDNN_STATUS_SUCCESS) return -1;
+    int on, oc, oh, ow;
+    if (cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->fd, &on, &oc, &oh, &ow) != CUDNN_STATUS_SUCCESS ||
+        on != N || oc != K || oh != ho || ow != wo)
+        return -1;
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int got = 0, pick = -1;
+    if (cudnnFindConvolutionForwardAlgorithm(cs->dnn, p->xd, p->fd, p->cd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                             &got, perf) != CUDNN_STATUS_SUCCESS)
+        got = 0;
+    cudaGetLastError();
+    for (int i = 0; i < got && pick < 0; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= DNN_WORKSPACE_MAX &&
+            algo_accurate(cs, perf[i].algo))
+            pick = i;
+    if (pick < 0) {
+        /* Find failed (or found nothing): the heuristic's ranking instead */
+        got = 0;
+        if (cudnnGetConvolutionForwardAlgorithm_v7(cs->dnn, p->xd, p->fd, p->cd, p->yd,
+                                                   CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
+                                                   perf) != CUDNN_STATUS_SUCCESS)
+            got = 0;
+        for (int i = 0; i < got && pick < 0; i++) {
+            size_t need = 0;
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || !algo_accurate(cs, perf[i].algo)) continue;
+            if (cs->dt != CU_F32) cudnnSetConvolutionMathType(p->cd, perf[i].mathType);
+            if (cudnnGetConvolutionForwardWorkspaceSize(cs->dnn, p->xd, p->fd, p->cd, p->yd, perf[i].algo, &need) ==
+                    CUDNN_STATUS_SUCCESS &&
+                need <= DNN_WORKSPACE_MAX) {
+                perf[i].memory = need;
+                pick = i;
+            }
+        }
+    }
+    if (pick < 0) return -1;
+    p->algo = perf[pick].algo;
+    if (cs->dt != CU_F32 && cudnnSetConvolutionMathType(p->cd, perf[pick].mathType) != CUDNN_STATUS_SUCCESS) return -1;
+    size_t need = 0;
+    if (cudnnGetConvolutionForwardWorkspaceSize(cs->dnn, p->xd, p->fd, p->cd, p->yd, p->algo, &need) !=
+        CUDNN_STATUS_SUCCESS)
+        return -1;
+    p->ws = need > perf[pick].memory ? need : perf[pick].memory;
+    ddps_debug("cuda: conv n%d %dx%d %d->%d k%dx%d s%d: cuDNN algorithm %d, %zu bytes of workspace", N, p->ph, p->pw, C,
+               K, kh, kw, stride, (int)p->algo, p->ws);
+    return 0;
+}
+
+static conv_plan *conv_plan_get(cu_state *cs, ddps_weight *w, const ddps_tensor *x, int stride, const int pad[4],
+                                int ho, int wo) {
+    int key[12] = {x->n, x->h, x->w, w->in, w->out, w->kh, w->kw, stride, pad[0], pad[1], pad[2], pad[3]};
+    conv_plan *p = w->last_conv;
+    if (p && memcmp(p->key, key, sizeof key) == 0) return p;
+    for (p = cs->conv; p; p = p->next)
+        if (memcmp(p->key, key, sizeof key) == 0) break;
+    if (!p) {
+        p = ddps_calloc(1, sizeof *p);
+        memcpy(p->key, key, sizeof key);
+        int sym = pad[0] == pad[2] && pad[1] == pad[3];
+        p->explicit_pad = !sym;
+        p->ph = sym ? x->h : x->h + pad[0] + pad[2];
+        p->pw = sym ? x->w : x->w + pad[1] + pad[3];
+        p->direct = cs->direct || conv_setup(cs, p, x->n, w->in, w->out, w->kh, w->kw, stride, sym ? pad[0] : 0,
+                                             sym ? pad[1] : 0, ho, wo) != 0;
+        if (p->direct) {
+            ddps_debug("cuda: conv n%d %dx%d %d->%d k%dx%d s%d: no cuDNN algorithm, direct kernel", x->n, x->h, x->w,
+                       w->in, w->out, w->kh, w->kw, stride);
+            if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
+            if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
+            if (p->fd) cudnnDestroyFilterDescriptor(p->fd);
+            if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
+            p->xd = p->yd = NULL;
+            p->fd = NULL;
+            p->cd = NULL;
+        }
+        p->next = cs->conv;
+        cs->conv = p;
+    }
+    w->last_conv = p;
+    return p;
+}
+
+static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, int stride,
+                      const int pad[4], int accumulate) {
+    cu_state *cs = cu_of(be);
+    ddps_weight *w = (ddps_weight *)wc;
+    if (!w || w->kind != W_CONV || stride < 1 || pad[0] < 0 || pad[1] < 0 || pad[2] < 0 || pad[3] < 0)
+        internal("conv2d: not a convolution weight, or stride %d / padding out of range", stride);
+    int ho = (x->h + pad[0] + pad[2] - w->kh) / stride + 1, wo = (x->w + pad[1] + pad[3] - w->kw) / stride + 1;
+    if (x->c != w->in || y->c != w->out || y->n != x->n || y->h != ho || y->w != wo || ho < 1 || wo < 1)
+        internal("conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w->out, w->in, w->kh, stride, x->n, x->h, x->w,
+                 x->c, y->n, y->h, y->w, y->c);
+    be->flops += 2.0 * x->n * ho * wo * (double)w->out * w->in * w->kh * w->kw;
+    if (x->n == 0) return;
+    conv_plan *p = conv_plan_get(cs, w, x, stride, pad, ho, wo);
+    if (p->direct) {
+        cuk_conv_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, x->n, x->h, x->w, x->c, w->out, w->kh,
+                        w->kw, stride, pad[0], pad[1], ho, wo, accumulate);
+        return;
+    }
+    size_t es = dt_size(cs->dt);
+    const void *xin = x->data;
+    if (p->explicit_pad) {
+        void *b = dbuf_get(cs, &cs->pad_in, (size_t)x->n * p->ph * p->pw * x->c * es);
+        cuk_pad(cs->stream, b, x->data, cs->dt, x->n, x->h, x->w, x->c, pad[0], pad[1], p->ph, p->pw);
+        xin = b;
+    } else if (align_of(xin) < 16) {
+        /* views into a batch need not be aligned the way cuDNN's kernels want */
+        void *b = dbuf_get(cs, &cs->pad_in, ddps_numel(x) * es);
+        CUDA_OK(cudaMemcpyAsync(b, xin, ddps_numel(x) * es, cudaMemcpyDeviceToDevice, cs->stream));
+        xin = b;
+    }
+    void *yout = y->data;
+    size_t ybytes = ddps_numel(y) * es;
+    if (align_of(yout) < 16) {
+        yout = dbuf_get(cs, &cs->tmp_out, ybytes);
+        if (accumulate) CUDA_OK(cudaMemcpyAsync(yout, y->data, ybytes, cudaMemcpyDeviceToDevice, cs->stream));
+    }
+    void *ws = p->ws ? dbuf_get(cs, &cs->dnn_ws, p->ws) : NULL;
+    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    DNN_OK(cudnnConvolutionForward(cs->dnn, &alpha, p->xd, xin, p->fd, w->w, p->cd, p->algo, ws, p->ws, &beta, p->yd,
+                                   yout));
+    if (w->bias) cuk_bias_act(cs->stream, yout, cs->dt, w->bias, (size_t)y->n * ho * wo, w->out, CU_ACT_NONE);
+    if (yout != y->data) CUDA_OK(cudaMemcpyAsync(y->data, yout, ybytes, cudaMemcpyDeviceToDevice, cs->stream));
+}
+
+/* ---------- normalisation and the other ops ---------- */
+
+static void same_shape(const ddps_tensor *a, const ddps_tensor *b, const char *what) {
+    if (a->n != b->n || a->h != b->h || a->w != b->w || a->c != b->c)
+        internal("%s: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", what, a->n, a->h, a->w, a->c, b->n, b->h, b->w,
+                 b->c);
+}
+
+static void cu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
+                          const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int silu) {
+    cu_state *cs = cu_of(be);
+    same_shape(y, x, "group norm");
+    if (groups < 1 || x->c % groups) internal("group norm with %d channels in %d groups", x->c, groups);
+    if (shift && (shift->n != x->n || shift->c != x->c || shift->h * shift->w != 1))
+        internal("group norm: shift [%d,%d,%d,%d] for [%d,%d,%d,%d]", shift->n, shift->h, shift->w, shift->c, x->n,
+                 x->h, x->w, x->c);
+    size_t HW = (size_t)x->h * x->w;
+    if (x->n == 0 || HW == 0 || x->c == 0) return;
+    void *scratch = dbuf_get(cs, &cs->scratch, cuk_group_norm_scratch(cs->sm_count, x->n, HW, x->c));
+    cuk_group_norm(cs->stream, cs->sm_count, y->data, x->data, shift ? shift->data : NULL,
+                   table_of(gamma, x->c, "group norm"), table_of(beta, x->c, "group norm"), cs->dt, x->n, HW, x->c,
+                   groups, eps, silu, scratch);
+}
+
+static void cu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
+                          const ddps_weight *beta, float eps) {
+    cu_state *cs = cu_of(be);
+    same_shape(y, x, "layer norm");
+    cuk_layer_norm(cs->stream, y->data, x->data, table_of(gamma, x->c, "layer norm"),
+                   table_of(beta, x->c, "layer norm"), cs->dt, (size_t)x->n * x->h * x->w, x->c, eps);
+}
+
+static void cu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, const ddps_tensor *k,
+                         const ddps_tensor *v, int heads, int causal) {
+    cu_state *cs = cu_of(be);
+    long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c;
+    if (heads < 1 || C % heads || k->c != C || v->c != C || k->n != B || v->n != B || (long)v->h * v->w != Lk ||
+        y->c != C || y->n != B || (long)y->h * y->w != Lq)
+        internal("attention shapes");
+    be->flops += 4.0 * B * (double)Lq * Lk * C;
+    if (cuk_attention(cs->stream, y->data, q->data, k->data, v->data, cs->dt, (int)B, (int)Lq, (int)Lk, heads,
+                      (int)(C / heads), causal) != 0)
+        internal("attention with %ld heads of width %ld, %ld queries: beyond the CUDA kernels (width <= 512)",
+                 (long)heads, C / heads, Lq);
+}
+
+static void cu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+    cu_state *cs = cu_of(be);
+    if (x->c % 2 || y->c * 2 != x->c || (size_t)y->n * y->h * y->w != (size_t)x->n * x->h * x->w)
+        internal("geglu [%d,%d,%d,%d] -> [%d,%d,%d,%d]", x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+    cuk_geglu(cs->stream, y->data, x->data, cs->dt, (size_t)x->n * x->h * x->w, y->c);
+}
+
+static void cu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act) {
+    cu_state *cs = cu_of(be);
+    if (ddps_numel(y) != ddps_numel(x)) internal("activate: sizes differ");
+    cuk_activate(cs->stream, y->data, x->data, cs->dt, ddps_numel(x), (int)act);
+}
+
+static void cu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
+    cu_state *cs = cu_of(be);
+    if (ddps_numel(x) != ddps_numel(y) || ddps_numel(z) != ddps_numel(y)) internal("axpby: sizes differ");
+    cuk_axpby(cs->stream, y->data, a, x->data, b, z->data, cs->dt, ddps_numel(y));
+}
+
+static void cu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+    cu_state *cs = cu_of(be);
+    if (y->n != x->n || y->c != x->c || (x->h < 1 && y->h > 0) || (x->w < 1 && y->w > 0)) internal("upsample shapes");
+    cuk_upsample_nearest(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, y->h, y->w, x->c);
+}
+
+static void cu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
+    cu_state *cs = cu_of(be);
+    size_t rows = (size_t)y->n * y->h * y->w;
+    if (a->c + b->c != y->c || (size_t)a->n * a->h * a->w != rows || (size_t)b->n * b->h * b->w != rows)
+        internal("concat shapes");
+    cuk_concat_c(cs->stream, y->data, a->data, b->data, cs->dt, rows, a->c, b->c);
+}
+
+static void cu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok,
+                     const ddps_weight *pos) {
+    cu_state *cs = cu_of(be);
+    int L = y->h * y->w, C = y->c;
+    size_t n = (size_t)y->n * L;
+    if (!tok || tok->kind != W_TABLE || tok->cols != C) internal("embed: token table of width %d expected", C);
+    table_of(pos, L * C, "embed (positions)");
+    if (n == 0) return;
+    int32_t *d = dbuf_get(cs, &cs->ids, n * sizeof(int32_t));
+    /* pageable source: the call returns once the ids are staged */
+    CUDA_OK(cudaMemcpyAsync(d, ids, n * sizeof(int32_t), cudaMemcpyHostToDevice, cs->stream));
+    cuk_embed(cs->stream, y->data, d, tok->table, pos->table, cs->dt, y->n, L, C);
+}
+
+static void cu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
+                          const ddps_tensor *b, float w) {
+    cu_state *cs = cu_of(be);
+    size_t n = ddps_numel(d);
+    if (ddps_numel(e) != n || ddps_numel(a) != n || ddps_numel(b) != n) internal("sqdiff_acc: sizes differ");
+    cuk_sqdiff_acc(cs->stream, d->data, e->data, a->data, b->data, w, cs->dt, n);
+}
+
+static void cu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+    cu_state *cs = cu_of(be);
+    if (y->c != 1 || y->n != x->n || x->h < 1 || x->w < 1 || x->c < 1) internal("resize_bilinear_cmean shapes");
+    cuk_resize_bilinear_cmean(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, x->c, y->h, y->w);
+}
+
+static void cu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s) {
+    cu_state *cs = cu_of(be);
+    if (k < 1 || s < 1 || k > x->h || k > x->w || y->n != x->n || y->c != x->c || y->h != (x->h - k) / s + 1 ||
+        y->w != (x->w - k) / s + 1)
+        internal("avg_pool k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", k, s, x->n, x->h, x->w, x->c, y->n, y->h, y->w,
+                 y->c);
+    cuk_avg_pool(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, x->c, k, s, y->h, y->w);
+}
+
+static void cu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+    cu_state *cs = cu_of(be);
+    if (y->n != x->n || y->c != x->c || y->h * y->w != 1) internal("global_avg shapes");
+    cuk_global_avg(cs->stream, y->data, x->data, cs->dt, x->n, (size_t)x->h * x->w, x->c);
+}
+
+/* ---------- backend object ---------- */
+
+static void cu_destroy(ddps_backend *be) {
+    cu_state *cs = cu_of(be);
+    if (cs->stream) cudaStreamSynchronize(cs->stream);
+    while (cs->mm) {
+        mm_plan *n = cs->mm->next;
+        mm_plan_free_lt(cs->mm);
+        free(cs->mm);
+        cs->mm = n;
+    }
+    while (cs->conv) {
+        conv_plan *n = cs->conv->next;
+        conv_plan_free(cs->conv);
+        cs->conv = n;
+    }
+    dbuf_free(&cs->dnn_ws);
+    dbuf_free(&cs->stage);
+    dbuf_free(&cs->scratch);
+    dbuf_free(&cs->pad_in);
+    dbuf_free(&cs->tmp_out);
+    dbuf_free(&cs->ids);
+    if (cs->lt_ws) cudaFree(cs->lt_ws);
+    if (cs->dnn) cudnnDestroy(cs->dnn);
+    if (cs->lt) cublasLtDestroy(cs->lt);
+    if (cs->pool) cudaMemPoolDestroy(cs->pool); /* the arena has given back its blocks */
+    if (cs->stream) cudaStreamDestroy(cs->stream);
+    free(cs);
+    free(be);
+}
+
+static const ddps_backend_ops cuda_ops = {
+    .name = "cuda",
+    .destroy = cu_destroy,
+    .alloc = cu_alloc,
+    .reserve = NULL, /* GPU memory cannot be backed on first touch: the arena grows by blocks */
+    .unreserve = NULL,
+    .free = cu_free,
+    .write = cu_write,
+    .read = cu_read,
+    .sync = cu_sync,
+    .make_linear = cu_make_linear,
+    .make_conv = cu_make_conv,
+    .make_table = cu_make_table,
+    .free_weight = cu_free_weight,
+    .linear = cu_linear,
+    .conv2d = cu_conv2d,
+    .group_norm = cu_group_norm,
+    .layer_norm = cu_layer_norm,
+    .attention = cu_attention,
+    .geglu = cu_geglu,
+    .activate = cu_activate,
+    .axpby = cu_axpby,
+    .upsample_nearest = cu_upsample_nearest,
+    .concat_c = cu_concat_c,
+    .embed = cu_embed,
+    .sqdiff_acc = cu_sqdiff_acc,
+    .resize_bilinear_cmean = cu_resize_bilinear_cmean,
+    .avg_pool = cu_avg_pool,
+    .global_avg = cu_global_avg,
+};
+
+/* The activation pool; without one (a device without memory pools) the
+ * backend falls back to cudaMalloc / cudaFree. */
+static void pool_create(cu_state *cs, int device) {
+    int ok = 0;
+    const char *np = getenv("DDPS_CUDA_NO_POOL");
+    if ((np && *np && strcmp(np, "0") != 0) ||
+        cudaDeviceGetAttribute(&ok, cudaDevAttrMemoryPoolsSupported, device) != cudaSuccess || !ok) {
+        cudaGetLastError();
+        return;
+    }
+    struct cudaMemPoolProps props;
+    memset(&props, 0, sizeof props);
+    props.allocType = cudaMemAllocationTypePinned;
+    props.handleTypes = cudaMemHandleTypeNone;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    uint64_t keep = UINT64_MAX; /* never give cached blocks back on synchronisation */
+    if (cudaMemPoolCreate(&cs->pool, &props) != cudaSuccess) {
+        cudaGetLastError();
+        cs->pool = NULL;
+        return;
+    }
+    if (cudaMemPoolSetAttribute(cs->pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) {
+        cudaGetLastError();
+        cudaMemPoolDestroy(cs->pool);
+        cs->pool = NULL;
+    }
+}
+
+ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err) {
+    if (precision != DDPS_PREC_F32 && precision != DDPS_PREC_BF16 && precision != DDPS_PREC_F16)
+        return ddps_fail(err, "CUDA: unknown precision %d", (int)precision), NULL;
+    int count = 0, drv = 0, rt = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        const char *why = cudaGetErrorString(e);
+        cudaGetLastError();
+        if (e == cudaErrorInsufficientDriver) {
+            cudaDriverGetVersion(&drv);
+            cudaRuntimeGetVersion(&rt);
+            if (drv == 0) return ddps_fail(err, "no CUDA device (no NVIDIA driver found)"), NULL;
+            return ddps_fail(err, "no CUDA device (driver too old: it supports CUDA %d.%d, this build needs %d.%d)",
+                             drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10),
+                   NULL;
+        }
+        return ddps_fail(err, "no CUDA device (%s)", why), NULL;
+    }
+    if (count < 1) return ddps_fail(err, "no CUDA device (none found)"), NULL;
+    if (device < 0 || device >= count)
+        return ddps_fail(err, "--device cuda:%d: no such CUDA device (%d found)", device, count), NULL;
+    if ((e = cudaSetDevice(device)) != cudaSuccess) {
+        cudaGetLastError();
+        return ddps_fail(err, "CUDA device %d: %s", device, cudaGetErrorString(e)), NULL;
+    }
+    struct cudaDeviceProp prop;
+    if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess) {
+        cudaGetLastError();
+        return ddps_fail(err, "CUDA device %d: %s", device, cudaGetErrorString(e)), NULL;
+    }
+    char why[256];
+    if (cuk_probe(why, sizeof why) != 0)
+        return ddps_fail(err,
+                         "CUDA device %d (%s, compute capability %d.%d): %s (rebuild with CMAKE_CUDA_ARCHITECTURES "
+                         "including %d%d)",
+                         device, prop.name, prop.major, prop.minor, why, prop.major, prop.minor),
+               NULL;
+    if (precision != DDPS_PREC_F32 && prop.major < 8)
+        return ddps_fail(err, "--precision %s: CUDA device %d (%s) has no bf16/f16 tensor cores (use f32)",
+                         ddps_precision_name(precision), device, prop.name),
+               NULL;
+
+    cu_state *cs = ddps_calloc(1, sizeof *cs);
+    ddps_backend *be = ddps_calloc(1, sizeof *be);
+    be->ops = &cuda_ops;
+    be->precision = precision;
+    be->act_size = precision == DDPS_PREC_F32 ? 4 : 2;
+    be->align = 256;
+    be->impl = cs;
+    cs->device = device;
+    cs->sm_count = prop.multiProcessorCount;
+    cs->dt = precision == DDPS_PREC_F32 ? CU_F32 : precision == DDPS_PREC_BF16 ? CU_BF16 : CU_F16;
+    const char *dir = getenv("DDPS_CUDA_DIRECT"), *tf = getenv("DDPS_CUDA_TF32");
+    cs->direct = dir && *dir && strcmp(dir, "0") != 0;
+    cs->tf32 = tf && *tf && strcmp(tf, "0") != 0;
+    /* Handles and buffers; the first failure is reported (with what failed). */
+    const char *fail = NULL;
+    char msg[256] = "";
+    cublasStatus_t bs;
+    cudnnStatus_t ds;
+    if ((e = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        fail = "cudaStreamCreate";
+        snprintf(msg, sizeof msg, "%s", cudaGetErrorString(e));
+        cs->stream = NULL;
+    }
+    if (!fail) pool_create(cs, device);
+    if (!fail && cudaMalloc(&cs->lt_ws, LT_WORKSPACE) != cudaSuccess) {
+        fail = "cudaMalloc (32 MB of cuBLASLt workspace)";
+        snprintf(msg, sizeof msg, "out of memory");
+        cs->lt_ws = NULL;
+    }
+    if (!fail && (bs = cublasLtCreate(&cs->lt)) != CUBLAS_STATUS_SUCCESS) {
+        fail = "cublasLtCreate";
+        snprintf(msg, sizeof msg, "%s", cublasGetStatusString(bs));
+        cs->lt = NULL;
+    }
+    if (!fail && (ds = cudnnCreate(&cs->dnn)) != CUDNN_STATUS_SUCCESS) {
+        fail = "cudnnCreate";
+        snprintf(msg, sizeof msg, "%s", cudnnGetErrorString(ds));
+        cs->dnn = NULL;
+    }
+    if (!fail && (ds = cudnnSetStream(cs->dnn, cs->stream)) != CUDNN_STATUS_SUCCESS) {
+        fail = "cudnnSetStream";
+        snprintf(msg, sizeof msg, "%s", cudnnGetErrorString(ds));
+    }
+    if (fail) {
+        cudaGetLastError();
+        ddps_backend_free(be);
+        return ddps_fail(err, "CUDA device %d (%s): %s failed: %s", device, prop.name, fail, msg), NULL;
+    }
+    ddps_debug("cuda: device %d: %s, compute capability %d.%d, %d SMs, %.1f GB; precision %s%s%s", device, prop.name,
+               prop.major, prop.minor, prop.multiProcessorCount, (double)prop.totalGlobalMem / 1e9,
+               ddps_precision_name(precision), cs->direct ? ", direct kernels" : "",
+               cs->pool ? "" : ", no memory pool");
+    return be;
+}

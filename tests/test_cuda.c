@@ -1,0 +1,635 @@
+/* The CUDA backend against the CPU backend.
+ *
+ * Without a GPU (or in a build without CUDA) it checks only that the
+ * backend refuses cleanly, prints "skipping: ..." and passes. With one:
+ *   - every op on random inputs, in f32, bf16 and f16, against the CPU
+ *     backend in f32 (shapes that take the vectorised and the element-wise
+ *     paths, SD's head widths 40/64/80/160 and the VAE's 512, causal masks,
+ *     strided and asymmetrically padded convolutions, accumulation, views
+ *     that are not 16-byte aligned), and again with DDPS_CUDA_DIRECT=1 for
+ *     the fallback kernels;
+ *   - the golden probes through `ddps probe ... --device cuda` (f32 within
+ *     1e-4 of the references; f16/bf16 within 2e-2 on every output and tap;
+ *     Stage I's best patch equal to the CPU's);
+ *   - a full-size SD v1.5 UNet with random weights: f32 against the CPU,
+ *     and finite outputs in bf16 and f16.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tensor/backend.h"
+#include "testlib.h"
+
+#ifndef DDPS_HAVE_CUDA
+
+int main(void) {
+    ddps_err err;
+    ddps_backend *be = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);
+    CHECK(be == NULL && strstr(err.msg, "without CUDA") != NULL);
+    printf("skipping: this ddps was built without CUDA (configure with -DDDPS_CUDA=ON)\n");
+    return t_done();
+}
+
+#else
+
+#include "io/safetensors.h"
+#include "models/sd.h"
+#include "util/rng.h"
+
+static ddps_backend *gpu, *cpu;
+static ddps_rng rng;
+
+static float *randn(size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = (float)ddps_rng_normal(&rng) * scale;
+    return p;
+}
+
+/* Tolerance of a comparison with the CPU's f32 result: f32 ops differ only
+ * in rounding order; 16-bit ones round inputs, outputs and products. */
+static double tol(double f32) {
+    if (gpu->precision == DDPS_PREC_F32) return f32;
+    return gpu->precision == DDPS_PREC_F16 ? 5e-3 : 2e-2;
+}
+
+/* The same host data on both backends. */
+typedef struct {
+    ddps_tensor g, c;
+} pair;
+
+static pair up(const float *h, int n, int hh, int w, int c) {
+    pair p = {ddps_new(gpu, n, hh, w, c), ddps_new(cpu, n, hh, w, c)};
+    gpu->ops->write(gpu, &p.g, h);
+    cpu->ops->write(cpu, &p.c, h);
+    return p;
+}
+
+static pair fresh(int n, int h, int w, int c) {
+    size_t k = (size_t)n * h * w * c;
+    float *z = randn(k, 1);
+    pair p = up(z, n, h, w, c);
+    free(z);
+    return p;
+}
+
+static int all_finite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return 0;
+    return 1;
+}
+
+/* Reads both results and checks the relative L2 error of the GPU's. */
+static double same(const pair *p, double t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static double same(const pair *p, double t, const char *fmt, ...) {
+    size_t n = ddps_numel(&p->c);
+    float *a = malloc((n ? n : 1) * sizeof(float)), *b = malloc((n ? n : 1) * sizeof(float));
+    gpu->ops->read(gpu, a, &p->g);
+    cpu->ops->read(cpu, b, &p->c);
+    double e = t_rel_l2(a, b, n);
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    CHECKF(all_finite(a, n) && e <= t, "%s (%s): rel err %.3g > %.3g", what, ddps_precision_name(gpu->precision), e, t);
+    free(a);
+    free(b);
+    return e;
+}
+
+static size_t mark_g, mark_c;
+static void mark(void) {
+    mark_g = ddps_mark(gpu);
+    mark_c = ddps_mark(cpu);
+}
+static void release(void) {
+    ddps_release(gpu, mark_g);
+    ddps_release(cpu, mark_c);
+}
+
+/* ---------- matrix products ---------- */
+
+static void linear_case(int M, int K, int N, int has_bias, int act, int acc, int misalign) {
+    float *w = randn((size_t)N * K, 1.0f / sqrtf((float)K)), *b = randn(N, 1), *x = randn((size_t)(M + 1) * K, 1),
+          *y0 = randn((size_t)(M + 1) * N, 1);
+    ddps_err err;
+    ddps_weight *wg = gpu->ops->make_linear(gpu, w, has_bias ? b : NULL, N, K, &err);
+    ddps_weight *wc = cpu->ops->make_linear(cpu, w, has_bias ? b : NULL, N, K, &err);
+    CHECK(wg && wc);
+    mark();
+    /* misalign: views starting one row into the batch (a 2K- or 4K-byte offset) */
+    pair px = up(x, M + 1, 1, 1, K), py = up(y0, M + 1, 1, 1, N);
+    int o = misalign ? 1 : 0;
+    pair vx = {ddps_slice(gpu, &px.g, o, M), ddps_slice(cpu, &px.c, o, M)};
+    pair vy = {ddps_slice(gpu, &py.g, o, M), ddps_slice(cpu, &py.c, o, M)};
+    for (int rep = 0; rep < 2; rep++) { /* the second call runs from the cached plan */
+        if (rep) {
+            gpu->ops->write(gpu, &py.g, y0);
+            cpu->ops->write(cpu, &py.c, y0);
+        }
+        gpu->ops->linear(gpu, &vy.g, &vx.g, wg, (ddps_act)act, acc);
+        cpu->ops->linear(cpu, &vy.c, &vx.c, wc, (ddps_act)act, acc);
+    }
+    same(&py, tol(1e-5), "linear M%d K%d N%d bias%d act%d acc%d misalign%d", M, K, N, has_bias, act, acc, misalign);
+    release();
+    gpu->ops->free_weight(gpu, wg);
+    cpu->ops->free_weight(cpu, wc);
+    free(w), free(b), free(x), free(y0);
+}
+
+static void linears(void) {
+    for (int act = 0; act <= 3; act++)
+        for (int acc = 0; acc <= (act == 0); acc++) linear_case(37, 48, 20, 1, act, acc, 0);
+    linear_case(300, 320, 640, 1, 0, 1, 0);
+    linear_case(77, 768, 3072, 1, DDPS_ACT_QUICK_GELU, 0, 0);
+    linear_case(2, 320, 1280, 1, DDPS_ACT_SILU, 0, 0); /* time embedding */
+    linear_case(5, 3, 7, 0, 0, 0, 0);                  /* odd sizes */
+    linear_case(33, 37, 29, 1, 0, 1, 1);               /* unaligned views */
+    linear_case(64, 40, 24, 0, 0, 0, 1);
+}
+
+/* ---------- convolutions ---------- */
+
+static void conv_case(int N, int H, int W, int I, int O, int k, int s, int pt, int pl, int pb, int pr, int acc) {
+    int pad[4] = {pt, pl, pb, pr};
+    int Ho = (H + pt + pb - k) / s + 1, Wo = (W + pl + pr - k) / s + 1;
+    float *w = randn((size_t)O * I * k * k, 1.0f / sqrtf((float)I * k * k)), *b = randn(O, 1);
+    float *y0 = randn((size_t)N * Ho * Wo * O, 1);
+    ddps_err err;
+    ddps_weight *wg = gpu->ops->make_conv(gpu, w, b, O, I, k, k, &err);
+    ddps_weight *wc = cpu->ops->make_conv(cpu, w, b, O, I, k, k, &err);
+    CHECK(wg && wc);
+    mark();
+    pair x = fresh(N, H, W, I), y = up(y0, N, Ho, Wo, O);
+    for (int rep = 0; rep < 2; rep++) {
+        if (rep) {
+            gpu->ops->write(gpu, &y.g, y0);
+            cpu->ops->write(cpu, &y.c, y0);
+        }
+        gpu->ops->conv2d(gpu, &y.g, &x.g, wg, s, pad, acc);
+        cpu->ops->conv2d(cpu, &y.c, &x.c, wc, s, pad, acc);
+    }
+    same(&y, tol(5e-5), "conv N%d %dx%d %d->%d k%d s%d pad %d,%d,%d,%d acc%d", N, H, W, I, O, k, s, pt, pl, pb, pr,
+         acc);
+    release();
+    gpu->ops->free_weight(gpu, wg);
+    cpu->ops->free_weight(cpu, wc);
+    free(w), free(b), free(y0);
+}
+
+static void convs(void) {
+    conv_case(2, 8, 6, 16, 24, 3, 1, 1, 1, 1, 1, 0);
+    conv_case(1, 9, 7, 8, 8, 3, 2, 0, 0, 1, 1, 0); /* VAE downsampler: pad (0,1,0,1) */
+    conv_case(2, 16, 16, 128, 128, 3, 2, 0, 0, 1, 1, 0);
+    conv_case(1, 9, 7, 8, 8, 3, 2, 1, 1, 1, 1, 1); /* UNet downsampler + accumulate */
+    conv_case(2, 5, 3, 12, 4, 1, 1, 0, 0, 0, 0, 1);
+    conv_case(1, 6, 6, 3, 16, 3, 1, 1, 1, 1, 1, 0);    /* 3 input channels (VAE conv_in) */
+    conv_case(2, 32, 32, 4, 320, 3, 1, 1, 1, 1, 1, 0); /* UNet conv_in */
+    conv_case(2, 16, 16, 320, 320, 3, 1, 1, 1, 1, 1, 1);
+    conv_case(2, 8, 8, 320, 4, 3, 1, 1, 1, 1, 1, 0); /* UNet conv_out */
+    conv_case(1, 32, 24, 64, 64, 3, 1, 1, 1, 1, 1, 0);
+    conv_case(2, 4, 3, 64, 80, 3, 1, 1, 1, 1, 1, 0);
+}
+
+/* ---------- normalisation ---------- */
+
+static void norm_case(int N, int H, int W, int C, int G) {
+    float *g = randn(C, 1), *b = randn(C, 1), *x = randn((size_t)N * H * W * C, 2), *sh = randn((size_t)N * C, 1);
+    for (size_t i = 0; i < (size_t)N * H * W * C; i++) x[i] += 3; /* non-zero mean */
+    ddps_err err;
+    ddps_weight *gg = gpu->ops->make_table(gpu, g, 1, C, &err), *gb = gpu->ops->make_table(gpu, b, 1, C, &err);
+    ddps_weight *cg = cpu->ops->make_table(cpu, g, 1, C, &err), *cb = cpu->ops->make_table(cpu, b, 1, C, &err);
+    CHECK(gg && gb && cg && cb);
+    for (int variant = 0; variant < 4; variant++) {
+        int use_shift = variant & 1, silu = variant >> 1;
+        mark();
+        pair px = up(x, N, H, W, C), ps = up(sh, N, 1, 1, C),
+             py = {ddps_new(gpu, N, H, W, C), ddps_new(cpu, N, H, W, C)};
+        gpu->ops->group_norm(gpu, &py.g, &px.g, use_shift ? &ps.g : NULL, gg, gb, G, 1e-5f, silu);
+        cpu->ops->group_norm(cpu, &py.c, &px.c, use_shift ? &ps.c : NULL, cg, cb, G, 1e-5f, silu);
+        same(&py, tol(1e-5), "group norm [%d,%d,%d,%d] G%d shift%d silu%d", N, H, W, C, G, use_shift, silu);
+        release();
+    }
+    mark();
+    pair px = up(x, 1, 1, N * H * W, C), py = {ddps_new(gpu, 1, 1, N * H * W, C), ddps_new(cpu, 1, 1, N * H * W, C)};
+    gpu->ops->layer_norm(gpu, &py.g, &px.g, gg, gb, 1e-5f);
+    cpu->ops->layer_norm(cpu, &py.c, &px.c, cg, cb, 1e-5f);
+    same(&py, tol(1e-5), "layer norm rows %d C%d", N * H * W, C);
+    release();
+    gpu->ops->free_weight(gpu, gg), gpu->ops->free_weight(gpu, gb);
+    cpu->ops->free_weight(cpu, cg), cpu->ops->free_weight(cpu, cb);
+    free(g), free(b), free(x), free(sh);
+}
+
+static void norms(void) {
+    norm_case(2, 5, 7, 12, 3);    /* element-wise paths */
+    norm_case(2, 16, 16, 64, 32); /* vectorised */
+    norm_case(3, 8, 8, 320, 32);
+    norm_case(1, 4, 4, 2560, 32);  /* more channel vectors than threads */
+    norm_case(2, 64, 64, 128, 32); /* many rows: several chunks per image */
+    norm_case(1, 1, 77, 768, 1);
+}
+
+/* ---------- attention ---------- */
+
+static void attention_case(int B, int Lq, int Lk, int heads, int d, int causal) {
+    int C = heads * d;
+    mark();
+    pair q = fresh(B, 1, Lq, C), k = fresh(B, 1, Lk, C), v = fresh(B, 1, Lk, C);
+    pair y = {ddps_new(gpu, B, 1, Lq, C), ddps_new(cpu, B, 1, Lq, C)};
+    gpu->ops->attention(gpu, &y.g, &q.g, &k.g, &v.g, heads, causal);
+    cpu->ops->attention(cpu, &y.c, &q.c, &k.c, &v.c, heads, causal);
+    same(&y, tol(1e-5), "attention B%d Lq%d Lk%d H%d d%d causal%d", B, Lq, Lk, heads, d, causal);
+    release();
+}
+
+static void attentions(void) {
+    attention_case(2, 13, 13, 4, 8, 1);
+    attention_case(3, 48, 7, 8, 5, 0); /* odd width: element-wise loads */
+    attention_case(1, 77, 77, 2, 16, 1);
+    attention_case(2, 77, 77, 12, 64, 1); /* CLIP */
+    attention_case(2, 256, 77, 8, 40, 0); /* SD cross-attention, level 1 */
+    attention_case(1, 200, 200, 8, 40, 0);
+    attention_case(2, 130, 130, 8, 80, 0);
+    attention_case(1, 64, 64, 8, 160, 0);
+    attention_case(1, 100, 77, 8, 160, 0);
+    attention_case(1, 70, 70, 2, 24, 1);
+    attention_case(1, 200, 200, 1, 512, 0); /* VAE mid-block: one head of 512 */
+    attention_case(1, 2100, 1100, 2, 4, 0); /* many blocks */
+}
+
+/* ---------- elementwise and Stage I ops ---------- */
+
+static void elementwise(void) {
+    /* activations, element-wise (n % 8 != 0) and vectorised */
+    for (int act = 0; act <= 3; act++)
+        for (int n = 1003; n <= 1024; n += 21) {
+            mark();
+            pair x = fresh(1, 1, 1, n), y = {ddps_new(gpu, 1, 1, 1, n), ddps_new(cpu, 1, 1, 1, n)};
+            gpu->ops->activate(gpu, &y.g, &x.g, (ddps_act)act);
+            cpu->ops->activate(cpu, &y.c, &x.c, (ddps_act)act);
+            same(&y, tol(1e-6), "activate %d n%d", act, n);
+            gpu->ops->activate(gpu, &x.g, &x.g, (ddps_act)act); /* in place */
+            cpu->ops->activate(cpu, &x.c, &x.c, (ddps_act)act);
+            same(&x, tol(1e-6), "activate %d n%d in place", act, n);
+            release();
+        }
+    int fs[2] = {12, 640};
+    for (int i = 0; i < 2; i++) {
+        mark();
+        pair x = fresh(3, 1, 7, 2 * fs[i]), y = {ddps_new(gpu, 3, 1, 7, fs[i]), ddps_new(cpu, 3, 1, 7, fs[i])};
+        gpu->ops->geglu(gpu, &y.g, &x.g);
+        cpu->ops->geglu(cpu, &y.c, &x.c);
+        same(&y, tol(1e-6), "geglu F%d", fs[i]);
+        release();
+    }
+    int ns[2] = {37, 4096};
+    for (int i = 0; i < 2; i++) {
+        mark();
+        pair x = fresh(1, 1, 1, ns[i]), z = fresh(1, 1, 1, ns[i]);
+        pair y = {ddps_new(gpu, 1, 1, 1, ns[i]), ddps_new(cpu, 1, 1, 1, ns[i])};
+        gpu->ops->axpby(gpu, &y.g, 0.7f, &x.g, -1.3f, &z.g);
+        cpu->ops->axpby(cpu, &y.c, 0.7f, &x.c, -1.3f, &z.c);
+        same(&y, tol(1e-6), "axpby n%d", ns[i]);
+        gpu->ops->axpby(gpu, &x.g, 2.0f, &x.g, 0.5f, &y.g); /* aliasing */
+        cpu->ops->axpby(cpu, &x.c, 2.0f, &x.c, 0.5f, &y.c);
+        same(&x, tol(1e-6), "axpby n%d aliased", ns[i]);
+        /* sqdiff_acc */
+        pair e = fresh(1, 1, 1, ns[i]);
+        gpu->ops->sqdiff_acc(gpu, &y.g, &e.g, &x.g, &z.g, 0.2f);
+        cpu->ops->sqdiff_acc(cpu, &y.c, &e.c, &x.c, &z.c, 0.2f);
+        same(&y, tol(1e-6), "sqdiff_acc n%d", ns[i]);
+        release();
+    }
+    /* nearest upsampling: identity, exact 2x, odd ratios; C odd and C % 8 == 0 */
+    int sz[4][4] = {{2, 3, 4, 5}, {8, 8, 16, 16}, {5, 7, 5, 7}, {3, 4, 10, 9}};
+    for (int i = 0; i < 4; i++)
+        for (int c = 3; c <= 16; c += 13) {
+            mark();
+            pair x = fresh(2, sz[i][0], sz[i][1], c);
+            pair y = {ddps_new(gpu, 2, sz[i][2], sz[i][3], c), ddps_new(cpu, 2, sz[i][2], sz[i][3], c)};
+            gpu->ops->upsample_nearest(gpu, &y.g, &x.g);
+            cpu->ops->upsample_nearest(cpu, &y.c, &x.c);
+            same(&y, gpu->precision == DDPS_PREC_F32 ? 0.0 : tol(0), "upsample %dx%d -> %dx%d C%d", sz[i][0], sz[i][1],
+                 sz[i][2], sz[i][3], c);
+            release();
+        }
+    /* concat */
+    int cc[3][2] = {{3, 5}, {320, 320}, {8, 12}};
+    for (int i = 0; i < 3; i++) {
+        mark();
+        pair a = fresh(2, 3, 5, cc[i][0]), b = fresh(2, 3, 5, cc[i][1]);
+        int c = cc[i][0] + cc[i][1];
+        pair y = {ddps_new(gpu, 2, 3, 5, c), ddps_new(cpu, 2, 3, 5, c)};
+        gpu->ops->concat_c(gpu, &y.g, &a.g, &b.g);
+        cpu->ops->concat_c(cpu, &y.c, &a.c, &b.c);
+        same(&y, gpu->precision == DDPS_PREC_F32 ? 0.0 : tol(0), "concat %d+%d", cc[i][0], cc[i][1]);
+        release();
+    }
+    /* embedding */
+    {
+        int V = 50, L = 9, C = 24, N = 2;
+        float *tok = randn((size_t)V * C, 1), *pos = randn((size_t)L * C, 1);
+        int32_t ids[2 * 9];
+        for (int i = 0; i < N * L; i++) ids[i] = (i * 7 + 3) % V;
+        ddps_err err;
+        ddps_weight *tg = gpu->ops->make_table(gpu, tok, V, C, &err), *pg = gpu->ops->make_table(gpu, pos, L, C, &err);
+        ddps_weight *tc = cpu->ops->make_table(cpu, tok, V, C, &err), *pc = cpu->ops->make_table(cpu, pos, L, C, &err);
+        mark();
+        pair y = {ddps_new(gpu, N, 1, L, C), ddps_new(cpu, N, 1, L, C)};
+        gpu->ops->embed(gpu, &y.g, ids, tg, pg);
+        cpu->ops->embed(cpu, &y.c, ids, tc, pc);
+        same(&y, tol(0), "embed");
+        release();
+        gpu->ops->free_weight(gpu, tg), gpu->ops->free_weight(gpu, pg);
+        cpu->ops->free_weight(cpu, tc), cpu->ops->free_weight(cpu, pc);
+        free(tok), free(pos);
+    }
+}
+
+static void stage1_ops(void) {
+    /* bilinear + channel mean: Stage I's 8x8 -> 64x64 upsampling and odd sizes */
+    int sz[3][4] = {{8, 8, 64, 64}, {9, 11, 20, 7}, {32, 24, 256, 192}};
+    for (int i = 0; i < 3; i++) {
+        mark();
+        pair x = fresh(2, sz[i][0], sz[i][1], 4);
+        pair y = {ddps_new(gpu, 2, sz[i][2], sz[i][3], 1), ddps_new(cpu, 2, sz[i][2], sz[i][3], 1)};
+        gpu->ops->resize_bilinear_cmean(gpu, &y.g, &x.g);
+        cpu->ops->resize_bilinear_cmean(cpu, &y.c, &x.c);
+        same(&y, tol(1e-6), "bilinear cmean %dx%d -> %dx%d", sz[i][0], sz[i][1], sz[i][2], sz[i][3]);
+        release();
+    }
+    /* average pooling: small windows and Stage I's 192 / 16 on 256 */
+    int pk[4][5] = {{9, 11, 3, 4, 2}, {64, 64, 1, 32, 8}, {256, 256, 1, 192, 16}, {16, 16, 8, 2, 2}};
+    for (int i = 0; i < 4; i++) {
+        int H = pk[i][0], W = pk[i][1], C = pk[i][2], k = pk[i][3], s = pk[i][4];
+        mark();
+        pair x = fresh(1, H, W, C);
+        int Ho = (H - k) / s + 1, Wo = (W - k) / s + 1;
+        pair y = {ddps_new(gpu, 1, Ho, Wo, C), ddps_new(cpu, 1, Ho, Wo, C)};
+        gpu->ops->avg_pool(gpu, &y.g, &x.g, k, s);
+        cpu->ops->avg_pool(cpu, &y.c, &x.c, k, s);
+        same(&y, tol(1e-6), "avg pool %dx%dx%d k%d s%d", H, W, C, k, s);
+        release();
+    }
+    int gs[3][3] = {{9, 11, 3}, {8, 8, 1280}, {64, 64, 320}};
+    for (int i = 0; i < 3; i++) {
+        mark();
+        pair x = fresh(2, gs[i][0], gs[i][1], gs[i][2]);
+        pair y = {ddps_new(gpu, 2, 1, 1, gs[i][2]), ddps_new(cpu, 2, 1, 1, gs[i][2])};
+        gpu->ops->global_avg(gpu, &y.g, &x.g);
+        cpu->ops->global_avg(cpu, &y.c, &x.c);
+        same(&y, tol(1e-6), "global avg %dx%dx%d", gs[i][0], gs[i][1], gs[i][2]);
+        release();
+    }
+}
+
+static void errors(void) {
+    ddps_err err = {{0}};
+    ddps_backend *be = ddps_backend_new("cuda:99", DDPS_PREC_F32, 0, &err);
+    CHECKF(be == NULL && strstr(err.msg, "no such CUDA device"), "%s", err.msg);
+    if (be) ddps_backend_free(be);
+    CHECK(gpu->ops->make_linear(gpu, NULL, NULL, 0, 4, &err) == NULL && strstr(err.msg, "linear"));
+    CHECK(gpu->ops->make_conv(gpu, NULL, NULL, 4, 4, 0, 3, &err) == NULL && strstr(err.msg, "convolution"));
+    CHECK(gpu->ops->make_table(gpu, NULL, 0, 3, &err) == NULL && strstr(err.msg, "table"));
+    /* alloc reports exhaustion by NULL, not by aborting */
+    void *p = gpu->ops->alloc(gpu, (size_t)1 << 50);
+    CHECK(p == NULL);
+    /* the arena works on blocks (no reservation) and reuses them */
+    ddps_release(gpu, 0);
+    ddps_tensor a = ddps_new(gpu, 1, 64, 64, 64);
+    ddps_tensor b = ddps_new(gpu, 1, 64, 64, 64);
+    CHECK(a.data && b.data && a.data != b.data);
+    ddps_release(gpu, 0);
+    ddps_tensor c = ddps_new(gpu, 1, 64, 64, 64);
+    CHECK(gpu->arena.n_extra == 0 && c.data == (void *)gpu->arena.base);
+    ddps_release(gpu, 0);
+}
+
+static void run_ops(const char *label) {
+    fprintf(stderr, "== %s, precision %s\n", label, ddps_precision_name(gpu->precision));
+    TEST(linears);
+    TEST(convs);
+    TEST(norms);
+    TEST(attentions);
+    TEST(elementwise);
+    TEST(stage1_ops);
+}
+
+/* ---------- golden probes through the CLI ---------- */
+
+static float *tensor_f32(const st_file *f, const char *name, size_t *n) {
+    const st_tensor *t = st_find(f, name);
+    if (!t) return NULL;
+    float *p = malloc((t->numel ? t->numel : 1) * sizeof(float));
+    st_to_f32(t, p);
+    *n = t->numel;
+    return p;
+}
+
+/* Runs `ddps probe what` on device/precision; returns the output path or NULL. */
+static const char *run_probe(const char *what, const char *device, const char *prec, char *out, size_t len) {
+    static char dir[4096];
+    if (!dir[0]) snprintf(dir, sizeof dir, "%s", t_tmpdir("cuda_probe"));
+    snprintf(out, len, "%s/%s-%s-%s.safetensors", dir, what, device, prec);
+    char cmd[16384], model[4096], in[4096];
+    snprintf(model, sizeof model, "%s", t_shared("golden/tiny-sd"));
+    snprintf(in, sizeof in, "%s/golden/%s.safetensors", DDPS_SHARED_DIR, what);
+    snprintf(cmd, sizeof cmd, "'%s' probe %s --model '%s' --in '%s' --out '%s' --device %s --precision %s", DDPS_BIN,
+             what, model, in, out, device, prec);
+    char *log = NULL;
+    int rc = t_run(cmd, &log);
+    CHECKF(rc == 0, "%s: exit %d: %s", cmd, rc, log ? log : "");
+    free(log);
+    return rc == 0 ? out : NULL;
+}
+
+static int argmax(const float *p, size_t n) {
+    size_t b = 0;
+    for (size_t i = 1; i < n; i++)
+        if (p[i] > p[b]) b = i;
+    return (int)b;
+}
+
+static void golden_probe(const char *what, const char *const *names, const char *prec) {
+    char path_buf[4096], cpath_buf[4096];
+    const char *path = run_probe(what, "cuda", prec, path_buf, sizeof path_buf);
+    if (!path) return;
+    int f32 = strcmp(prec, "f32") == 0, stage1 = strcmp(what, "stage1") == 0;
+    st_file out, ref;
+    ddps_err err;
+    if (st_open(&out, path, &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    char gp[4096];
+    snprintf(gp, sizeof gp, "%s/golden/%s.safetensors", DDPS_SHARED_DIR, what);
+    CHECKF(st_open(&ref, gp, &err) == 0, "%s", err.msg);
+    for (int i = 0; names[i]; i++) {
+        size_t n = 0, m = 0;
+        float *a = tensor_f32(&out, names[i], &n), *b = tensor_f32(&ref, names[i], &m);
+        CHECKF(a && b && n == m, "probe %s %s: output %s missing or of another size", what, prec, names[i]);
+        if (a && b && n == m) {
+            double e = t_rel_l2(a, b, n);
+            fprintf(stderr, "   probe %-6s %-4s %-16s rel err %.3g\n", what, prec, names[i], e);
+            if (f32 || !stage1)
+                CHECKF(all_finite(a, n) && e <= (f32 ? 1e-4 : 2e-2), "probe %s %s %s: rel err %.3g", what, prec,
+                       names[i], e);
+        }
+        free(a);
+        free(b);
+    }
+    if (stage1) {
+        /* the best patch must be the CPU's */
+        const char *cpath = run_probe(what, "cpu", "f32", cpath_buf, sizeof cpath_buf);
+        st_file cf;
+        if (cpath && st_open(&cf, cpath, &err) == 0) {
+            size_t n = 0, m = 0;
+            float *a = tensor_f32(&out, "patch_scores", &n), *b = tensor_f32(&cf, "patch_scores", &m);
+            CHECK(a && b && n == m && n > 0);
+            if (a && b && n == m && n > 0)
+                CHECKF(argmax(a, n) == argmax(b, m), "stage1 %s: best patch %d, the CPU's %d", prec, argmax(a, n),
+                       argmax(b, m));
+            free(a);
+            free(b);
+            st_close(&cf);
+        }
+    }
+    st_close(&out);
+    st_close(&ref);
+}
+
+static void golden(void) {
+    static const char *text[] = {"last_hidden_state", NULL};
+    static const char *vae[] = {"mean", "logvar", "latent", NULL};
+    static const char *unet[] = {"eps", "down0", "down1", "down2", "down3", "mid", "up0", "up1", "up2", "up3", NULL};
+    static const char *stage1[] = {"latent", "diff", "score_map", "patch_scores", NULL};
+    const char *precs[3] = {"f32", "bf16", "f16"};
+    for (int p = 0; p < 3; p++) {
+        golden_probe("text", text, precs[p]);
+        golden_probe("vae", vae, precs[p]);
+        golden_probe("unet", unet, precs[p]);
+        golden_probe("stage1", stage1, precs[p]);
+    }
+}
+
+/* ---------- full-size UNet ---------- */
+
+static float *unet_run(ddps_backend *be, int n, double *seconds) {
+    ddps_err err;
+    ddps_sd *sd = NULL;
+    if (ddps_sd15_random(be, DDPS_PART_UNET, 1234, &sd, &err) != 0) {
+        CHECKF(0, "random SD v1.5 UNet: %s", err.msg);
+        return NULL;
+    }
+    ddps_rng r;
+    ddps_rng_seed(&r, 99);
+    size_t nx = (size_t)n * 32 * 32 * 4, nc = (size_t)n * 77 * 768;
+    float *hx = malloc(nx * sizeof(float)), *hc = malloc(nc * sizeof(float)), ts[2] = {100.0f, 700.0f};
+    ddps_rng_fill_normal(&r, hx, nx);
+    ddps_rng_fill_normal(&r, hc, nc);
+    size_t m = ddps_mark(be);
+    ddps_tensor x = ddps_new(be, n, 32, 32, 4), c = ddps_new(be, n, 1, 77, 768), e = ddps_new(be, n, 32, 32, 4);
+    be->ops->write(be, &x, hx);
+    be->ops->write(be, &c, hc);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ddps_unet_forward(be, sd->unet, &x, ts, &c, &e, NULL);
+    be->ops->sync(be);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    float *out = malloc(nx * sizeof(float));
+    be->ops->read(be, out, &e);
+    ddps_release(be, m);
+    ddps_release(be, 0);
+    ddps_sd_free(be, sd);
+    free(hx), free(hc);
+    return out;
+}
+
+static void full_unet(void) {
+    size_t n1 = 32 * 32 * 4;
+    double s;
+    ddps_err err;
+    ddps_backend *g = ddps_cuda_backend_new(DDPS_PREC_F32, 0, &err);
+    float *eg = g ? unet_run(g, 1, &s) : NULL;
+    if (g) ddps_backend_free(g);
+    float *ec = unet_run(cpu, 1, &s);
+    CHECK(eg && ec);
+    if (eg && ec) {
+        double e = t_rel_l2(eg, ec, n1);
+        fprintf(stderr, "   full UNet f32, GPU against CPU: rel err %.3g\n", e);
+        CHECKF(all_finite(eg, n1) && e <= 1e-3, "full UNet f32: rel err %.3g against the CPU", e);
+    }
+    for (int p = 1; p <= 2; p++) {
+        ddps_precision prec = p == 1 ? DDPS_PREC_BF16 : DDPS_PREC_F16;
+        g = ddps_cuda_backend_new(prec, 0, &err);
+        CHECKF(g != NULL, "%s", err.msg);
+        if (!g) continue;
+        float *eh = unet_run(g, 2, &s);
+        ddps_backend_free(g);
+        if (!eh) continue;
+        double ss = 0;
+        for (size_t i = 0; i < 2 * n1; i++) ss += (double)eh[i] * eh[i];
+        CHECKF(all_finite(eh, 2 * n1) && ss > 0, "full UNet %s: output not finite or all zero",
+               ddps_precision_name(prec));
+        if (ec)
+            fprintf(stderr, "   full UNet %s (batch 2, first item) against f32: rel err %.3g\n",
+                    ddps_precision_name(prec), t_rel_l2(eh, ec, n1));
+        free(eh);
+    }
+    free(eg), free(ec);
+}
+
+int main(void) {
+    ddps_rng_seed(&rng, 7);
+    ddps_err err;
+    gpu = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);
+    if (!gpu) {
+        if (strstr(err.msg, "no CUDA device")) {
+            printf("skipping: %s\n", err.msg);
+            return 0;
+        }
+        CHECKF(0, "CUDA backend: %s", err.msg);
+        return t_done();
+    }
+    ddps_backend_free(gpu);
+    cpu = ddps_cpu_backend_new(DDPS_PREC_F32, 0, &err);
+    CHECKF(cpu != NULL, "%s", err.msg);
+    if (!cpu) return t_done();
+    for (int p = 0; p < 3; p++) {
+        ddps_precision prec = p == 0 ? DDPS_PREC_F32 : p == 1 ? DDPS_PREC_BF16 : DDPS_PREC_F16;
+        gpu = ddps_cuda_backend_new(prec, 0, &err);
+        CHECKF(gpu != NULL, "%s", err.msg);
+        if (!gpu) continue;
+        run_ops("cuBLASLt / cuDNN");
+        if (p == 0) TEST(errors);
+        ddps_release(gpu, 0);
+        ddps_backend_free(gpu);
+    }
+    /* the fallback kernels */
+    setenv("DDPS_CUDA_DIRECT", "1", 1);
+    for (int p = 0; p < 2; p++) {
+        gpu = ddps_cuda_backend_new(p ? DDPS_PREC_BF16 : DDPS_PREC_F32, 0, &err);
+        CHECKF(gpu != NULL, "%s", err.msg);
+        if (!gpu) continue;
+        fprintf(stderr, "== direct kernels, precision %s\n", ddps_precision_name(gpu->precision));
+        TEST(linears);
+        TEST(convs);
+        ddps_release(gpu, 0);
+        ddps_backend_free(gpu);
+    }
+    unsetenv("DDPS_CUDA_DIRECT");
+    gpu = NULL;
+    TEST(golden);
+    TEST(full_unet);
+    ddps_release(cpu, 0);
+    ddps_backend_free(cpu);
+    return t_done();
+}
+
+#endif
