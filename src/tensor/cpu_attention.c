@@ -35,7 +35,7 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 #define HOT
 #endif
 
-#define ROWS 8
+#define ROWS 12
 #define KB 32 /* keys per score tile */
 
 static inline __attribute__((always_inline)) v16 ld(const float *p) {
@@ -48,23 +48,25 @@ static inline __attribute__((always_inline)) void st(float *p, v16 v) { memcpy(p
 
 static inline __attribute__((always_inline)) v16 splat(float x) { return (v16){0} + x; }
 
-/* s[r][0..lkp) = scale * sum_e q[r][e] * kt[e][..] for `rows` <= 8 rows. */
+/* s[r][0..lkp) = scale * sum_e q[r][e] * kt[e][..] for `rows` <= ROWS rows.
+ * A full block keeps ROWS x 2 vector accumulators in registers (24 of the 32
+ * AVX-512 registers), so each 32-key slice of Kt is read once per 12 rows. */
 HOT static void scores(float *s, const float *q, long ldq, const float *kt, int d, int lkp, float scale, int rows) {
     if (rows == ROWS) {
         for (int j = 0; j < lkp; j += KB) {
             v16 a[ROWS][2];
-#pragma GCC unroll 8
+#pragma GCC unroll 12
             for (int r = 0; r < ROWS; r++) a[r][0] = a[r][1] = splat(0);
             for (int e = 0; e < d; e++) {
                 v16 k0 = ld(kt + (long)e * lkp + j), k1 = ld(kt + (long)e * lkp + j + 16);
-#pragma GCC unroll 8
+#pragma GCC unroll 12
                 for (int r = 0; r < ROWS; r++) {
                     float qv = q[r * ldq + e];
                     a[r][0] += qv * k0;
                     a[r][1] += qv * k1;
                 }
             }
-#pragma GCC unroll 8
+#pragma GCC unroll 12
             for (int r = 0; r < ROWS; r++) {
                 st(s + (long)r * lkp + j, a[r][0] * scale);
                 st(s + (long)r * lkp + j + 16, a[r][1] * scale);
@@ -85,38 +87,52 @@ HOT static void scores(float *s, const float *q, long ldq, const float *kt, int 
         }
 }
 
-/* y[r][0..d) = sum_j p[r][j] * vp[j][..], p rows of length lkp (zeros past the limit). */
-/* y[r][0..d) = inv[r] * sum_j p[r][j] * vp[j][..], 32 columns at a time for
- * all 8 rows (rows past `rows` read zeros: the caller zeroes them). */
+/* Columns [c, c + 16*NV) of 6 output rows: y[r] = inv[r] * sum_j p[r][j] vp[j].
+ * NV is a constant at each call site, so the accumulators (6 x NV vectors)
+ * stay in registers. */
+#define WROWS 6
+static inline __attribute__((always_inline)) void wchunk(float *y, long ldy, const float *p, int lkp, int lk,
+                                                         const float *vp, int dp, int c, int NV, int cols, int rows,
+                                                         const float *inv) {
+    v16 a[WROWS][3];
+#pragma GCC unroll 6
+    for (int r = 0; r < WROWS; r++) a[r][0] = a[r][1] = a[r][2] = splat(0);
+    for (int j = 0; j < lk; j++) {
+        const float *vr = vp + (long)j * dp + c;
+        v16 v0 = ld(vr), v1 = NV > 1 ? ld(vr + 16) : splat(0), v2 = NV > 2 ? ld(vr + 32) : splat(0);
+#pragma GCC unroll 6
+        for (int r = 0; r < WROWS; r++) {
+            float pv = p[(long)r * lkp + j];
+            a[r][0] += pv * v0;
+            if (NV > 1) a[r][1] += pv * v1;
+            if (NV > 2) a[r][2] += pv * v2;
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        float tmp[48];
+        st(tmp, a[r][0] * inv[r]);
+        st(tmp + 16, a[r][1] * inv[r]);
+        st(tmp + 32, a[r][2] * inv[r]);
+        memcpy(y + r * ldy + c, tmp, (size_t)cols * sizeof(float));
+    }
+}
+
+/* y[r][0..d) = inv[r] * sum_j p[r][j] * vp[j][..] for `rows` <= ROWS rows
+ * (score rows past `rows` are zero), 48 columns and 6 rows at a time. */
 HOT static void weighted(float *y, long ldy, const float *p, int lkp, int lk, const float *vp, int dp, int d,
                          int rows, const float *inv) {
-    for (int c = 0; c < dp; c += 32) {
-        v16 a[ROWS][2];
-#pragma GCC unroll 8
-        for (int r = 0; r < ROWS; r++) a[r][0] = a[r][1] = splat(0);
-        if (c + 16 < dp) {
-            for (int j = 0; j < lk; j++) {
-                v16 v0 = ld(vp + (long)j * dp + c), v1 = ld(vp + (long)j * dp + c + 16);
-#pragma GCC unroll 8
-                for (int r = 0; r < ROWS; r++) {
-                    float pv = p[(long)r * lkp + j];
-                    a[r][0] += pv * v0;
-                    a[r][1] += pv * v1;
-                }
-            }
-        } else {
-            for (int j = 0; j < lk; j++) {
-                v16 v0 = ld(vp + (long)j * dp + c);
-#pragma GCC unroll 8
-                for (int r = 0; r < ROWS; r++) a[r][0] += p[(long)r * lkp + j] * v0;
-            }
-        }
-        int cols = d - c < 32 ? d - c : 32;
-        for (int r = 0; r < rows; r++) {
-            float tmp[32];
-            st(tmp, a[r][0] * inv[r]);
-            st(tmp + 16, a[r][1] * inv[r]);
-            memcpy(y + r * ldy + c, tmp, (size_t)cols * sizeof(float));
+    for (int r0 = 0; r0 < rows; r0 += WROWS) {
+        int nr = rows - r0 < WROWS ? rows - r0 : WROWS;
+        for (int c = 0; c < dp; c += 48) {
+            int cols = d - c < 48 ? d - c : 48, nv = (dp - c) / 16;
+            float *yr = y + r0 * ldy;
+            const float *pr = p + (long)r0 * lkp;
+            if (nv >= 3)
+                wchunk(yr, ldy, pr, lkp, lk, vp, dp, c, 3, cols, nr, inv + r0);
+            else if (nv == 2)
+                wchunk(yr, ldy, pr, lkp, lk, vp, dp, c, 2, cols, nr, inv + r0);
+            else
+                wchunk(yr, ldy, pr, lkp, lk, vp, dp, c, 1, cols, nr, inv + r0);
         }
     }
 }
