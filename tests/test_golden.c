@@ -418,7 +418,7 @@ static void unet_max_blocks(void) {
     char dir[2200];
     snprintf(dir, sizeof dir, "%s/blocks8", TMP);
     ddps_err err = {{0}};
-    CHECKF(ddps_sd_write_random(dir, &u, &v, &c, words, 1, 7, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_sd_write_random(dir, &u, &v, &c, words, 1, 7, ST_F32, &err) == 0, "%s", err.msg);
     int64_t ts[1] = {500};
     write_unet_input(tmp("blocks8_in.safetensors"), 1, 8, 8, ts, 77, 16, 3);
     char args[16384], qdir[2400], config[2300];

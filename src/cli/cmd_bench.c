@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -99,6 +101,84 @@ static void fill_random(ddps_backend *be, ddps_tensor *t, uint64_t seed) {
     free(h);
 }
 
+/* `bench load`: peak memory of loading a model folder against the size of its
+ * f32 weights. Without --model, a full-size SD v1.5 with random f16 weights
+ * is written to a temporary folder first (by a child process, so the
+ * writer's memory does not count). */
+static int bench_load(const char *model, const char *device, ddps_precision prec, int threads, int json) {
+    ddps_err err = {{0}};
+    char tmp[] = "/tmp/ddps-load-XXXXXX";
+    int made = 0;
+    if (!model) {
+        if (!mkdtemp(tmp)) {
+            fprintf(stderr, "ddps bench load: cannot create a temporary folder\n");
+            return 1;
+        }
+        printf("writing a full-size SD v1.5 with random f16 weights to %s ...\n", tmp);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            ddps_unet_config u;
+            ddps_vae_config v;
+            ddps_clip_config c;
+            ddps_sd15_unet_config(&u);
+            ddps_sd15_vae_config(&v);
+            ddps_sd15_clip_config(&c);
+            const char *words[1] = {"dog"};
+            _exit(ddps_sd_write_random(tmp, &u, &v, &c, words, 1, 1, ST_F16, &err) == 0 ? 0 : 1);
+        }
+        int st = 0;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "ddps bench load: could not write the model\n");
+            return 1;
+        }
+        model = tmp;
+        made = 1;
+    }
+    ddps_backend *be = ddps_backend_new(device, prec, threads, &err);
+    ddps_sd *sd = NULL;
+    double rss0 = peak_rss_mb(), t0 = now();
+    int rc = be ? ddps_sd_load(model, be, DDPS_PART_ALL, &sd, &err) : -1;
+    double t = now() - t0, rss = peak_rss_mb();
+    if (rc == 0) {
+        double params = 0;
+        ddps_wsrc ws;
+        const void *cfgs[3] = {&sd->unet_cfg, &sd->vae_cfg, &sd->clip_cfg};
+        const char *names[3] = {"unet", "vae", "text_encoder"};
+        for (int i = 0; i < 3; i++) {
+            if (ddps_sd_declare(names[i], cfgs[i], &ws, &err) != 0) continue;
+            for (int k = 0; k < ws.n; k++) {
+                double n = 1;
+                for (int d = 0; d < ws.list[k].ndim; d++) n *= (double)ws.list[k].shape[d];
+                /* the VAE decoder is declared but never loaded */
+                if (!(i == 1 && (strncmp(ws.list[k].name, "decoder.", 8) == 0 ||
+                                 strncmp(ws.list[k].name, "post_quant", 10) == 0)))
+                    params += n;
+            }
+            ddps_ws_free(&ws);
+        }
+        double f32_mb = params * 4 / (1024.0 * 1024.0);
+        printf("ddps bench load: %s in %.1f s, precision %s\n", model, t, ddps_precision_name(prec));
+        printf("  loaded weights: %.0f M parameters = %.0f MB in f32; peak RSS %.0f MB (%.0f MB before loading): "
+               "%+.0f MB over the f32 weights\n",
+               params / 1e6, f32_mb, rss, rss0, rss - rss0 - f32_mb);
+        if (json)
+            printf("{\"bench\":\"load\",\"seconds\":%.2f,\"f32_weights_mb\":%.1f,\"peak_rss_mb\":%.1f,"
+                   "\"rss_before_mb\":%.1f,\"over_f32_mb\":%.1f}\n",
+                   t, f32_mb, rss, rss0, rss - rss0 - f32_mb);
+    } else {
+        fprintf(stderr, "ddps bench load: %s\n", err.msg);
+    }
+    ddps_sd_free(be, sd);
+    ddps_backend_free(be);
+    if (made) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (system(cmd) != 0) fprintf(stderr, "ddps bench load: could not remove %s\n", tmp);
+    }
+    return rc == 0 ? 0 : 1;
+}
+
 static const char *USAGE =
     "usage: ddps bench text|vae|unet|score [options]\n\n"
     "Full-size Stable Diffusion v1.5 components with random weights (nothing to download).\n"
@@ -106,7 +186,8 @@ static const char *USAGE =
     "  vae:   VAE encoder at --size (272.7 GFLOP at 256x256)\n"
     "  unet:  UNet at --size/8 latents with a 77-token context (180.1 GFLOP per 32x32 latent)\n"
     "  score: one image through Stage I and II, split into decode, VAE, UNet, DIFT, clustering\n"
-    "  precision: Stage I window rankings in f32 vs --precision (bf16) on --data images (Spearman)";
+    "  precision: Stage I window rankings in f32 vs --precision (bf16) on --data images (Spearman)\n"
+    "  load:  peak memory of loading --model (default: a full-size random f16 SD v1.5 written to /tmp)";
 
 int cmd_bench(int argc, char **argv) {
     const char *device = "cpu", *precision = "f32", *batches = NULL, *model = NULL, *data = NULL;
@@ -146,12 +227,20 @@ int cmd_bench(int argc, char **argv) {
     }
     if (strcmp(what, "score") == 0) return ddps_bench_score(device, precision, threads, size, iters, json);
     if (strcmp(what, "precision") == 0) return ddps_bench_precision(model, data, precision, images, size, threads);
+    if (strcmp(what, "load") == 0) {
+        ddps_precision lp;
+        if (ddps_precision_parse(precision, &lp) != 0) {
+            fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
+            return 2;
+        }
+        return bench_load(model, device, lp, threads, json);
+    }
     unsigned part = strcmp(what, "unet") == 0 ? DDPS_PART_UNET
                     : strcmp(what, "vae") == 0 ? DDPS_PART_VAE
                     : strcmp(what, "text") == 0 ? DDPS_PART_TEXT
                                                 : 0;
     if (!part) {
-        fprintf(stderr, "ddps bench: %s: unknown benchmark (text, vae, unet, score, precision)\n", what);
+        fprintf(stderr, "ddps bench: %s: unknown benchmark (text, vae, unet, score, precision, load)\n", what);
         return 2;
     }
     int bl[16], nb;

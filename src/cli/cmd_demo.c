@@ -71,7 +71,7 @@ int cmd_demo(int argc, char **argv) {
         tiny_configs(&u, &v, &c);
         const char *words[DDPS_SYNTH_MAX_CLASSES + 3] = {"an", "image", "of"};
         for (int i = 0; i < n_classes; i++) words[3 + i] = ddps_synth_class_name(i);
-        rc = ddps_sd_write_random(model, &u, &v, &c, words, 3 + n_classes, 42, &err);
+        rc = ddps_sd_write_random(model, &u, &v, &c, words, 3 + n_classes, 42, ST_F16, &err);
     }
     ddps_run_stats st = {0};
     if (rc == 0) {

@@ -316,7 +316,7 @@ static int write_text(const char *dir, const char *name, const char *text, ddps_
 }
 
 static int write_component(const char *root, const char *sub, const char *file, const char *config_name,
-                           char *config_json, const void *cfg, uint64_t seed, ddps_err *err) {
+                           char *config_json, const void *cfg, uint64_t seed, st_dtype dtype, ddps_err *err) {
     char *dir = ddps_path_join(root, sub);
     int rc = ddps_mkdirs(dir, err);
     if (rc == 0) rc = write_text(dir, config_name, config_json, err);
@@ -326,14 +326,22 @@ static int write_component(const char *root, const char *sub, const char *file, 
     if (rc == 0) rc = ddps_sd_declare(sub, cfg, &ws, err);
     if (rc == 0) {
         st_out *t = ddps_calloc((size_t)ws.n, sizeof *t);
-        float **data = ddps_calloc((size_t)ws.n, sizeof *data);
+        void **data = ddps_calloc((size_t)ws.n, sizeof *data);
         for (int i = 0; i < ws.n; i++) {
             size_t numel = 1;
             for (int d = 0; d < ws.list[i].ndim; d++) numel *= (size_t)ws.list[i].shape[d];
-            data[i] = ddps_malloc(numel * sizeof(float));
-            ddps_ws_random_values(seed, ws.list[i].name, ws.list[i].ndim, ws.list[i].shape, data[i]);
+            float *f = ddps_malloc(numel * sizeof(float));
+            ddps_ws_random_values(seed, ws.list[i].name, ws.list[i].ndim, ws.list[i].shape, f);
+            if (dtype == ST_F16 || dtype == ST_BF16) {
+                uint16_t *h = ddps_malloc(numel * sizeof(uint16_t));
+                for (size_t k = 0; k < numel; k++) h[k] = dtype == ST_F16 ? st_f32_to_f16(f[k]) : st_f32_to_bf16(f[k]);
+                free(f);
+                data[i] = h;
+            } else {
+                data[i] = f;
+            }
             t[i].name = ws.list[i].name;
-            t[i].dtype = ST_F32;
+            t[i].dtype = dtype == ST_F16 || dtype == ST_BF16 ? dtype : ST_F32;
             t[i].ndim = ws.list[i].ndim;
             memcpy(t[i].shape, ws.list[i].shape, sizeof ws.list[i].shape);
             t[i].data = data[i];
@@ -352,7 +360,7 @@ static int write_component(const char *root, const char *sub, const char *file, 
 
 int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_vae_config *v,
                          const ddps_clip_config *c, const char *const *words, int nwords, uint64_t seed,
-                         ddps_err *err) {
+                         st_dtype dtype, ddps_err *err) {
     if (ddps_mkdirs(dir, err) != 0) return -1;
     char *td = ddps_path_join(dir, "tokenizer");
     int vocab = 0;
@@ -377,12 +385,12 @@ int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_
     free(sdir);
     if (rc == 0)
         rc = write_component(dir, "text_encoder", "model.safetensors", "config.json", ddps_clip_config_json(&cc), &cc,
-                             seed, err);
+                             seed, dtype, err);
     if (rc == 0)
         rc = write_component(dir, "vae", "diffusion_pytorch_model.safetensors", "config.json", ddps_vae_config_json(v),
-                             v, seed, err);
+                             v, seed, dtype, err);
     if (rc == 0)
         rc = write_component(dir, "unet", "diffusion_pytorch_model.safetensors", "config.json",
-                             ddps_unet_config_json(u), u, seed, err);
+                             ddps_unet_config_json(u), u, seed, dtype, err);
     return rc;
 }

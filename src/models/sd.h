@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "models/clip_text.h"
+#include "io/safetensors.h"
 #include "models/config.h"
 #include "models/tokenizer.h"
 #include "models/unet.h"
@@ -49,11 +50,12 @@ void ddps_sd_free(ddps_backend *be, ddps_sd *m);
 /* Builds the full SD v1.5 components with random weights in memory (bench). */
 int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err);
 
-/* Writes a complete model folder with random weights for the given configs
- * and a small tokenizer that knows the given words (the demo's model). */
+/* Writes a complete model folder with random weights (stored as dtype:
+ * ST_F32, ST_F16 or ST_BF16) for the given configs and a small tokenizer
+ * that knows the given words (the demo's model). */
 int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_vae_config *v,
                          const ddps_clip_config *c, const char *const *words, int nwords, uint64_t seed,
-                         ddps_err *err);
+                         st_dtype dtype, ddps_err *err);
 
 /* The tensor list a component's config implies: a WS_DECLARE walk. */
 int ddps_sd_declare(const char *component, const void *cfg, ddps_wsrc *ws, ddps_err *err);
