@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/fs.h"
+
 void ddps_args_help(const char *usage, const ddps_opt *opts, int nopts) {
     printf("%s\n\noptions:\n", usage);
     for (int i = 0; i < nopts; i++) {
@@ -102,3 +104,22 @@ int ddps_parse_int_list(const char *flag, const char *s, int *out, int max, int 
     }
     return n;
 }
+
+int ddps_split_names(const char *flag, const char *s, char **buf, const char ***names, int *n, ddps_err *err) {
+    *buf = ddps_strdup(s);
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    *names = ddps_malloc(cap * sizeof **names);
+    *n = 0;
+    char *p = *buf;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (!*p) return ddps_fail(err, "%s %s: empty name", flag, s);
+        (*names)[(*n)++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+

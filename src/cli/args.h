@@ -31,4 +31,8 @@ void ddps_args_help(const char *usage, const ddps_opt *opts, int nopts);
 /* Parses "1,10,50" into up to max ints within [lo, hi]; returns the count or -1. */
 int ddps_parse_int_list(const char *flag, const char *s, int *out, int max, int lo, int hi, ddps_err *err);
 
+/* Splits "a,b,c" into names pointing into *buf (heap, free both *buf and
+ * *names); empty names are an error naming flag. */
+int ddps_split_names(const char *flag, const char *s, char **buf, const char ***names, int *n, ddps_err *err);
+
 #endif

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/score_args.h"
+#include "cli/options.h"
 #include "pipeline/select.h"
 #include "util/fs.h"
 
@@ -25,16 +25,12 @@ int cmd_distill(int argc, char **argv) {
     ddps_select_defaults(&so);
     so.command = "distill";
     const char *ipc_s = NULL;
-    ddps_opt opts[SCORE_ARGS_MAX + 8];
+    ddps_opt opts[SCORE_ARGS_MAX + 3 + SELECT_ARGS_MAX];
     int n = score_args_table(&a, opts);
     opts[n++] = (ddps_opt){"--out", OPT_STR, &so.out_dir, "DIR", "output folder (required)", 0, 0};
     opts[n++] = (ddps_opt){"--ipc", OPT_STR, &ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0};
     opts[n++] = (ddps_opt){"--store", OPT_STR, &a.o.store_path, "FILE", "the store (default OUT/ddps.sqlite)", 0, 0};
-    opts[n++] = (ddps_opt){"--top-clusters", OPT_INT, &so.top_clusters, "N", "clusters patches are taken from (10)", 1, 65536};
-    opts[n++] = (ddps_opt){"--mosaic-max-ipc", OPT_INT, &so.mosaic_max_ipc, "N", "2x2 mosaics when ipc <= N (10; 0 = never)", 0, 1000000};
-    opts[n++] = (ddps_opt){"--output-size", OPT_INT, &so.output_size, "PX", "side of every output image (224)", 2, 8192};
-    opts[n++] = (ddps_opt){"--format", OPT_STR, &so.format, "png|jpg", "output format (png)", 0, 0};
-    opts[n++] = (ddps_opt){"--jpeg-quality", OPT_INT, &so.jpeg_quality, "Q", "JPEG quality (95)", 1, 100};
+    n += select_args_table(&so, opts + n);
     char **pos = ddps_malloc((size_t)argc * sizeof *pos);
     int npos, ipcs[MAX_IPCS], nipc = 0;
     char *store_buf = NULL;

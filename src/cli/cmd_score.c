@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/score_args.h"
+#include "cli/options.h"
 #include "util/fs.h"
 
 static const char *USAGE =

@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "pipeline/select.h"
 #include "util/fs.h"
 
@@ -18,43 +19,19 @@ static const char *USAGE =
     "Writes DIR/ipc<N>/<class>/*.png (torchvision ImageFolder) and DIR/ipc<N>/manifest.{csv,json}\n"
     "for every N, from a store filled by `ddps score`. No model is loaded.";
 
-/* Splits "a,b,c" into names (pointers into a heap copy, *buf). Empty names are an error. */
-static int split_names(const char *s, char **buf, const char ***names, int *n, ddps_err *err) {
-    *buf = ddps_strdup(s);
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    *names = ddps_malloc(cap * sizeof **names);
-    *n = 0;
-    char *p = *buf;
-    while (1) {
-        char *comma = strchr(p, ',');
-        if (comma) *comma = 0;
-        if (!*p) return ddps_fail(err, "--classes %s: empty class name", s);
-        (*names)[(*n)++] = p;
-        if (!comma) break;
-        p = comma + 1;
-    }
-    return 0;
-}
-
 int cmd_select(int argc, char **argv) {
     ddps_select_opts o;
     ddps_select_defaults(&o);
     const char *ipc_s = NULL, *classes_s = NULL;
-    ddps_opt opts[] = {
+    ddps_opt opts[6 + SELECT_ARGS_MAX] = {
         {"--store", OPT_STR, &o.store_path, "FILE", "store written by ddps score (required)", 0, 0},
         {"--out", OPT_STR, &o.out_dir, "DIR", "output folder; DIR/ipc<N> is replaced (required)", 0, 0},
         {"--ipc", OPT_STR, &ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0},
         {"--classes", OPT_STR, &classes_s, "a,b,...", "only these class folders (default: all)", 0, 0},
-        {"--top-clusters", OPT_INT, &o.top_clusters, "N", "clusters patches are taken from (10)", 1, 65536},
-        {"--mosaic-max-ipc", OPT_INT, &o.mosaic_max_ipc, "N", "2x2 mosaics when ipc <= N (10; 0 = never)", 0, 1000000},
-        {"--output-size", OPT_INT, &o.output_size, "PX", "side of every output image (224)", 2, 8192},
-        {"--format", OPT_STR, &o.format, "png|jpg", "output format (png)", 0, 0},
-        {"--jpeg-quality", OPT_INT, &o.jpeg_quality, "Q", "JPEG quality (95)", 1, 100},
         {"--data-root", OPT_STR, &o.data_root, "DIR", "where the source images are (default: as scored)", 0, 0},
         {"--threads", OPT_INT, &o.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
     };
-    int nopts = (int)(sizeof opts / sizeof *opts);
+    int nopts = 6 + select_args_table(&o, opts + 6);
     char **pos = malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
     int npos = 0, ret = 1;
     ddps_err err = {{0}};
@@ -88,7 +65,7 @@ int cmd_select(int argc, char **argv) {
     o.ipc = ipcs;
     o.n_ipc = n;
     if (classes_s) {
-        if (split_names(classes_s, &names_buf, &names, &o.n_classes, &err) != 0) goto fail;
+        if (ddps_split_names("--classes", classes_s, &names_buf, &names, &o.n_classes, &err) != 0) goto fail;
         o.classes = names;
     }
     if (strcmp(o.format, "png") != 0 && strcmp(o.format, "jpg") != 0 && strcmp(o.format, "jpeg") != 0) {

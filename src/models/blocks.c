@@ -89,15 +89,14 @@ void ddps_transformer_build(ddps_wsrc *ws, ddps_transformer *t, int c, int heads
         t->proj_out = ws_linear_1x1(ws, c, c, 1, "%s.proj_out", p);
 }
 
-/* x [n,1,L,c] += out(attention(q(h), k(kv), v(kv))), h = LayerNorm(x). */
-static void attn_residual(ddps_backend *be, ddps_tensor *x, const ddps_weight *lg, const ddps_weight *lb,
-                          const ddps_weight *wq, const ddps_weight *wk, const ddps_weight *wv, const ddps_weight *wo,
-                          const ddps_tensor *kv, int heads) {
+void ddps_attn_residual(ddps_backend *be, ddps_tensor *x, const ddps_weight *lg, const ddps_weight *lb, float eps,
+                        const ddps_weight *wq, const ddps_weight *wk, const ddps_weight *wv, const ddps_weight *wo,
+                        const ddps_tensor *kv, int heads, int causal) {
     const ddps_backend_ops *op = be->ops;
     size_t m = ddps_mark(be);
     int n = x->n, L = x->w, c = x->c;
     ddps_tensor h = ddps_new(be, n, 1, L, c);
-    op->layer_norm(be, &h, x, lg, lb, 1e-5f);
+    op->layer_norm(be, &h, x, lg, lb, eps);
     const ddps_tensor *src = kv ? kv : &h;
     int Lk = src->w;
     ddps_tensor q = ddps_new(be, n, 1, L, c), k = ddps_new(be, n, 1, Lk, c), v = ddps_new(be, n, 1, Lk, c);
@@ -105,7 +104,7 @@ static void attn_residual(ddps_backend *be, ddps_tensor *x, const ddps_weight *l
     op->linear(be, &k, src, wk, DDPS_ACT_NONE, 0);
     op->linear(be, &v, src, wv, DDPS_ACT_NONE, 0);
     ddps_tensor a = ddps_new(be, n, 1, L, c);
-    op->attention(be, &a, &q, &k, &v, heads, 0);
+    op->attention(be, &a, &q, &k, &v, heads, causal);
     op->linear(be, x, &a, wo, DDPS_ACT_NONE, 1);
     ddps_release(be, m);
 }
@@ -122,8 +121,8 @@ ddps_tensor ddps_transformer_fwd(ddps_backend *be, const ddps_transformer *t, co
     ddps_tensor g_tok = {g.data, n, 1, L, c};
     ddps_tensor s = ddps_new(be, n, 1, L, c); /* the block's residual stream */
     op->linear(be, &s, &g_tok, t->proj_in, DDPS_ACT_NONE, 0);
-    attn_residual(be, &s, t->ln1_g, t->ln1_b, t->q1, t->k1, t->v1, t->o1, NULL, t->heads);
-    attn_residual(be, &s, t->ln2_g, t->ln2_b, t->q2, t->k2, t->v2, t->o2, ctx, t->heads);
+    ddps_attn_residual(be, &s, t->ln1_g, t->ln1_b, 1e-5f, t->q1, t->k1, t->v1, t->o1, NULL, t->heads, 0);
+    ddps_attn_residual(be, &s, t->ln2_g, t->ln2_b, 1e-5f, t->q2, t->k2, t->v2, t->o2, ctx, t->heads, 0);
     {
         size_t m2 = ddps_mark(be);
         ddps_tensor h = ddps_new(be, n, 1, L, c);

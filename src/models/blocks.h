@@ -56,6 +56,11 @@ ddps_tensor ddps_transformer_fwd(ddps_backend *be, const ddps_transformer *t, co
                                  const ddps_tensor *ctx);
 /* x [n,h,w,c] -> [n,h,w,c] */
 ddps_tensor ddps_vae_attn_fwd(ddps_backend *be, const ddps_vae_attn *a, const ddps_tensor *x);
+/* Pre-LayerNorm attention with a residual: x [n,1,L,c] += o(attention(q(h),
+ * k(src), v(src))) with h = LayerNorm(x) and src = kv (cross-attention) or h. */
+void ddps_attn_residual(ddps_backend *be, ddps_tensor *x, const ddps_weight *lg, const ddps_weight *lb, float eps,
+                        const ddps_weight *wq, const ddps_weight *wk, const ddps_weight *wv, const ddps_weight *wo,
+                        const ddps_tensor *kv, int heads, int causal);
 /* y = x (a new tensor). */
 ddps_tensor ddps_copy(ddps_backend *be, const ddps_tensor *x);
 

@@ -1,5 +1,7 @@
 #include "models/clip_text.h"
 
+#include "models/blocks.h"
+
 #include <stdlib.h>
 
 #include "util/fs.h"
@@ -51,15 +53,9 @@ void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids,
     op->embed(be, &x, ids, m->tok, m->pos);
     for (int i = 0; i < m->cfg.num_hidden_layers; i++) {
         const ddps_clip_layer *l = &m->layers[i];
+        ddps_attn_residual(be, &x, l->ln1_g, l->ln1_b, eps, l->q, l->k, l->v, l->o, NULL, heads, 1);
         size_t m2 = ddps_mark(be);
-        ddps_tensor h = ddps_new(be, n, 1, L, H), q = ddps_new(be, n, 1, L, H), k = ddps_new(be, n, 1, L, H),
-                    v = ddps_new(be, n, 1, L, H), a = ddps_new(be, n, 1, L, H);
-        op->layer_norm(be, &h, &x, l->ln1_g, l->ln1_b, eps);
-        op->linear(be, &q, &h, l->q, DDPS_ACT_NONE, 0);
-        op->linear(be, &k, &h, l->k, DDPS_ACT_NONE, 0);
-        op->linear(be, &v, &h, l->v, DDPS_ACT_NONE, 0);
-        op->attention(be, &a, &q, &k, &v, heads, 1);
-        op->linear(be, &x, &a, l->o, DDPS_ACT_NONE, 1);
+        ddps_tensor h = ddps_new(be, n, 1, L, H);
         op->layer_norm(be, &h, &x, l->ln2_g, l->ln2_b, eps);
         ddps_tensor f = ddps_new(be, n, 1, L, m->cfg.intermediate_size);
         op->linear(be, &f, &h, l->fc1, m->cfg.quick_gelu ? DDPS_ACT_QUICK_GELU : DDPS_ACT_GELU, 0);

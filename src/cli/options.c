@@ -1,4 +1,4 @@
-#include "cli/score_args.h"
+#include "cli/options.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,24 +35,6 @@ int score_args_table(score_args *a, ddps_opt *opts) {
     int n = (int)(sizeof t / sizeof *t);
     memcpy(opts, t, sizeof t);
     return n;
-}
-
-int ddps_split_names(const char *flag, const char *s, char **buf, const char ***names, int *n, ddps_err *err) {
-    *buf = ddps_strdup(s);
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    *names = ddps_malloc(cap * sizeof **names);
-    *n = 0;
-    char *p = *buf;
-    for (;;) {
-        char *comma = strchr(p, ',');
-        if (comma) *comma = 0;
-        if (!*p) return ddps_fail(err, "%s %s: empty name", flag, s);
-        (*names)[(*n)++] = p;
-        if (!comma) break;
-        p = comma + 1;
-    }
-    return 0;
 }
 
 int score_args_finish(score_args *a, ddps_err *err) {
@@ -97,6 +79,18 @@ int score_args_finish(score_args *a, ddps_err *err) {
     if (!o->data_dir) return ddps_fail(err, "--data: required (see --help)");
     if (!o->model_dir) return ddps_fail(err, "--model: required (see --help)");
     return 0;
+}
+
+int select_args_table(ddps_select_opts *o, ddps_opt *opts) {
+    ddps_opt t[] = {
+        {"--top-clusters", OPT_INT, &o->top_clusters, "N", "clusters patches are taken from (10)", 1, 65536},
+        {"--mosaic-max-ipc", OPT_INT, &o->mosaic_max_ipc, "N", "2x2 mosaics when ipc <= N (10; 0 = never)", 0, 1000000},
+        {"--output-size", OPT_INT, &o->output_size, "PX", "side of every output image (224)", 2, 8192},
+        {"--format", OPT_STR, &o->format, "png|jpg", "output format (png)", 0, 0},
+        {"--jpeg-quality", OPT_INT, &o->jpeg_quality, "Q", "JPEG quality (95)", 1, 100},
+    };
+    memcpy(opts, t, sizeof t);
+    return (int)(sizeof t / sizeof *t);
 }
 
 void score_args_free(score_args *a) {

@@ -1,9 +1,11 @@
-/* The scoring options shared by `ddps score` and `ddps distill`. */
-#ifndef DDPS_CLI_SCORE_ARGS_H
-#define DDPS_CLI_SCORE_ARGS_H
+/* Option tables shared between commands: scoring (`score`, `distill`) and
+ * output (`select`, `distill`). */
+#ifndef DDPS_CLI_OPTIONS_H
+#define DDPS_CLI_OPTIONS_H
 
 #include "cli/args.h"
 #include "pipeline/score.h"
+#include "pipeline/select.h"
 
 typedef struct {
     ddps_score_opts o;
@@ -21,7 +23,8 @@ int score_args_table(score_args *a, ddps_opt *opts);
 int score_args_finish(score_args *a, ddps_err *err);
 void score_args_free(score_args *a);
 
-/* Splits "a,b,c" into names pointing into *buf (heap); empty names are an error. */
-int ddps_split_names(const char *flag, const char *s, char **buf, const char ***names, int *n, ddps_err *err);
+/* The output options shared by `ddps select` and `ddps distill`; returns how many. */
+#define SELECT_ARGS_MAX 5
+int select_args_table(ddps_select_opts *o, ddps_opt *opts);
 
 #endif
