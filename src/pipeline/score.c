@@ -10,6 +10,7 @@
 #include "io/image.h"
 #include "models/sd.h"
 #include "pipeline/dataset.h"
+#include "pipeline/kmeans.h"
 #include "pipeline/loader.h"
 #include "pipeline/stage1.h"
 #include "pipeline/synth.h"
@@ -276,6 +277,10 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
                   "ImageNet's LOC_synset_mapping.txt or a wnid/prompt_name TSV to use class names",
                   ds.classes[0].name, ds.classes[0].name);
     for (int i = 0; i < ds.n_skipped; i++) ddps_warn("skipped %s", ds.skipped[i]);
+    /* Everything skipped in this run, repeated in the final summary. */
+    char **skipped = ddps_calloc((size_t)ds.n_skipped + (size_t)ds.n_items + 1, sizeof *skipped);
+    int n_skipped = 0;
+    for (int i = 0; i < ds.n_skipped; i++) skipped[n_skipped++] = ddps_strdup(ds.skipped[i]);
 
     ddps_backend *be = ddps_backend_new(o->device, prec, o->threads, err);
     ddps_sd *sd = NULL;
@@ -358,6 +363,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         int ci = it->class_idx;
         if (!x->ok) {
             ddps_warn("skipped %s", x->error);
+            skipped[n_skipped++] = ddps_strdup(x->error);
             rc = ddps_store_put_bad(st, class_ids[ci], it->relpath, x->error, err);
             sc.stats.images_bad++;
         } else {
@@ -418,6 +424,12 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
                   sc.stats.images_scored, sc.stats.images_bad, dur, t_decode, sc.t_vae, sc.t_unet, sc.t_dift,
                   t_cluster, sc.stats.unet_latents, sc.stats.vae_images);
     }
+    if (n_skipped && ddps_verbosity > 0) {
+        ddps_info("%d file%s skipped:", n_skipped, n_skipped > 1 ? "s" : "");
+        for (int i = 0; i < n_skipped; i++) ddps_info("  %s", skipped[i]);
+    }
+    for (int i = 0; i < n_skipped; i++) free(skipped[i]);
+    free(skipped);
     if (totals) *totals = sc.stats;
     free(left);
     free(todo);
@@ -435,8 +447,6 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
 }
 
 /* ---------- benchmark ---------- */
-
-#include "pipeline/kmeans.h"
 
 int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int json) {
     ddps_err err = {{0}};
