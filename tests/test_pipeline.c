@@ -187,7 +187,7 @@ static void check_output(const char *dir, int ipc, int nclasses, int mosaic, con
 
 static void woof_distill(void) {
     const char *out = t_tmpdir("woof1");
-    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 "
+    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, out, ppi, tsv, woof_classes) == 0);
     check_output(out, 1, woof_nclasses, 1, woof);
@@ -223,7 +223,7 @@ static void woof_distill(void) {
 
     /* a second run from scratch gives the same store and the same images */
     const char *again = t_tmpdir("woof2");
-    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 "
+    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, again, ppi, tsv, woof_classes) == 0);
     char db2[4200];
@@ -239,18 +239,18 @@ static void woof_distill(void) {
     snprintf(kdb, sizeof kdb, "%s/s.sqlite", killed);
     for (int attempt = 0; attempt < 2; attempt++) {
         snprintf(cmd, sizeof cmd,
-                 "%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 "
+                 "%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
                  "--class-names %s %s >/dev/null 2>&1 & p=$!; sleep %s; kill -9 $p; wait $p; true",
                  DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes, attempt == 0 ? "3" : "1.7");
         t_run(cmd, NULL);
     }
-    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 "
+    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes) == 0);
     char *d3 = store_digest(kdb);
     CHECK(d1 && d3 && strcmp(d1, d3) == 0);
     /* rerunning a finished store does nothing and says so */
-    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 "
+    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes) == 0);
     /* other settings into the same store are refused, naming the setting */

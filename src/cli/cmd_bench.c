@@ -225,7 +225,14 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "ddps bench: %s\n", err.msg);
         return 2;
     }
-    if (strcmp(what, "score") == 0) return ddps_bench_score(device, precision, threads, size, iters, json);
+    if (strcmp(what, "score") == 0) {
+        int b1 = 1;
+        if (batches && ddps_parse_int_list("--batch", batches, &b1, 1, 1, 64, &err) < 0) {
+            fprintf(stderr, "ddps bench: %s\n", err.msg);
+            return 2;
+        }
+        return ddps_bench_score(device, precision, threads, size, iters, b1, json);
+    }
     if (strcmp(what, "precision") == 0) return ddps_bench_precision(model, data, precision, images, size, threads);
     if (strcmp(what, "load") == 0) {
         ddps_precision lp;

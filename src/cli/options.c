@@ -29,6 +29,7 @@ int score_args_table(score_args *a, ddps_opt *opts) {
         {"--max-per-class", OPT_INT, &o->max_per_class, "N", "random N images per class (0 = all)", 0, 1 << 30},
         {"--seed", OPT_STR, &a->seed, "N", "seed for noise, subsets and k-means (0)", 0, 0},
         {"--threads", OPT_INT, &o->threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--batch-images", OPT_INT, &o->batch_images, "N", "images scored together when their sizes match (cpu 1, cuda 8)", 1, 256},
         {"--device", OPT_STR, &o->device, "cpu|cuda", "where the model runs (cpu)", 0, 0},
         {"--precision", OPT_STR, &o->precision, "f32|bf16|f16", "compute precision (f32)", 0, 0},
     };

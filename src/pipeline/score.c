@@ -119,103 +119,158 @@ typedef struct {
     ddps_run_stats stats;
 } scorer;
 
-/* Scores one decoded image: Stage I, windows, DIFT. Fills res (candidates and features heap). */
-static int score_image(scorer *sc, const ddps_image *img, int orig_w, int orig_h, const char *relpath,
-                       const ddps_tensor *ctx_null, const ddps_tensor *ctx_label, ddps_image_result *res,
-                       ddps_candidate **cands, float **feats, ddps_err *err) {
+/* One image of a batch: its pixels, where it comes from, and what scoring it gives. */
+typedef struct {
+    const ddps_image *img;
+    int orig_w, orig_h;
+    const char *relpath;
+    int class_idx;
+    ddps_rng rng;            /* its own noise stream, from (seed, relpath) */
+    ddps_image_result res;   /* candidates and features are heap, freed by job_free */
+    ddps_candidate *cand;
+    float *feats;
+} job;
+
+static void job_free(job *j) {
+    free(j->cand);
+    free(j->feats);
+    j->cand = NULL;
+    j->feats = NULL;
+}
+
+/* Scores n decoded images of the same resized size as one batch: Stage I
+ * (2nK latents in one UNet call), windows, then DIFT on all their candidate
+ * patches (one more UNet call). Each image's numbers depend only on its own
+ * pixels and noise stream; the batch changes rounding at most, and batches
+ * are formed the same way on every run (see ddps_score_run). */
+static int score_batch(scorer *sc, job *jobs, int n, const ddps_tensor *ctx, ddps_err *err) {
     ddps_backend *be = sc->be;
     const ddps_score_opts *o = sc->o;
     const ddps_sd *sd = sc->sd;
-    int H = img->h, W = img->w, c = sd->vae_cfg.latent_channels;
+    int H = jobs[0].img->h, W = jobs[0].img->w, c = sd->vae_cfg.latent_channels;
     int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W);
     int P = o->low_res ? (H < W ? H : W) : o->patch, S = o->low_res ? 1 : o->stride;
     if (P > H || P > W)
         return ddps_fail(err, "%s: --patch %d does not fit the %dx%d resized image (use a smaller --patch or a larger --size)",
-                         relpath, P, W, H);
-    /* Noise: one stream per image, from (seed, relative path). */
-    ddps_rng rng;
-    ddps_rng_seed(&rng, ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, relpath, strlen(relpath))));
-    size_t per = (size_t)h * w * c;
-    float *noise = ddps_malloc((size_t)sc->K * per * sizeof(float));
-    ddps_rng_fill_normal(&rng, noise, (size_t)sc->K * per);
-
+                         jobs[0].relpath, P, W, H);
+    /* Stage I noise: K draws per image from its own stream. */
+    size_t per = (size_t)sc->K * h * w * c;
+    float *noise = ddps_malloc((size_t)n * per * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        ddps_rng_seed(&jobs[i].rng,
+                      ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, jobs[i].relpath, strlen(jobs[i].relpath))));
+        ddps_rng_fill_normal(&jobs[i].rng, noise + (size_t)i * per, per);
+    }
     size_t mark = ddps_mark(be);
-    ddps_tensor x = ddps_new(be, 1, H, W, 3);
-    float *xf = ddps_malloc((size_t)H * W * 3 * sizeof(float));
-    rgb_to_float(img->px, (size_t)H * W * 3, xf);
+    ddps_tensor x = ddps_new(be, n, H, W, 3);
+    float *xf = ddps_malloc((size_t)n * H * W * 3 * sizeof(float));
+    for (int i = 0; i < n; i++) rgb_to_float(jobs[i].img->px, (size_t)H * W * 3, xf + (size_t)i * H * W * 3);
     be->ops->write(be, &x, xf);
     free(xf);
-    ddps_stage1_result r;
-    int rc = ddps_stage1_run(be, sd, &x, ctx_null, ctx_label, sc->ts, sc->K, noise, P, S, &r, err);
-    free(noise);
-    if (rc != 0) {
-        ddps_release(be, mark);
-        return ddps_fail_prefix(err, "%s", relpath);
-    }
-    sc->t_vae += r.seconds_vae;
-    sc->t_unet += r.seconds_unet;
-    sc->stats.vae_images++;
-    sc->stats.unet_latents += 2 * sc->K;
-    double mean = 0;
-    for (int i = 0; i < H * W; i++) mean += r.score_map[i];
-    res->image_score = (float)(mean / (H * W));
-
-    int k = o->low_res ? 1 : o->patches_per_image;
-    int *ij = ddps_malloc((size_t)2 * (k > 0 ? k : 1) * sizeof(int));
-    int n = o->low_res ? 1 : ddps_pick_windows(r.patch_scores, r.ph, r.pw, P, S, k, ij);
-    if (o->low_res) ij[0] = ij[1] = 0;
-    ddps_candidate *cand = ddps_calloc((size_t)n, sizeof *cand);
-    double sx = (double)orig_w / W, sy = (double)orig_h / H;
+    ddps_tensor cn = ddps_slice(be, ctx, 0, 1);
+    ddps_tensor *cl = ddps_malloc((size_t)n * sizeof *cl);
+    const ddps_tensor **clp = ddps_malloc((size_t)n * sizeof *clp);
     for (int i = 0; i < n; i++) {
-        int ry = ij[2 * i] * S, rx = ij[2 * i + 1] * S;
-        cand[i].rx = rx, cand[i].ry = ry, cand[i].rw = P, cand[i].rh = P;
-        cand[i].score = o->low_res ? res->image_score : r.patch_scores[ij[2 * i] * r.pw + ij[2 * i + 1]];
-        if (o->low_res) {
-            cand[i].x0 = 0, cand[i].y0 = 0, cand[i].x1 = orig_w, cand[i].y1 = orig_h;
-        } else {
-            cand[i].x0 = rx * sx, cand[i].y0 = ry * sy;
-            cand[i].x1 = fmin((rx + P) * sx, orig_w), cand[i].y1 = fmin((ry + P) * sy, orig_h);
+        cl[i] = ddps_slice(be, ctx, jobs[i].class_idx + 1, 1);
+        clp[i] = &cl[i];
+    }
+    ddps_stage1_result *r = ddps_calloc((size_t)n, sizeof *r);
+    int rc = ddps_stage1_run_batch(be, sd, &x, &cn, clp, sc->ts, sc->K, noise, P, S, r, err);
+    free(noise);
+    ddps_release(be, mark);
+
+    /* Windows of each image, boxes in original pixels. */
+    int k = o->low_res ? 1 : o->patches_per_image, total = 0;
+    int *ij = ddps_malloc((size_t)2 * k * sizeof(int));
+    for (int i = 0; rc == 0 && i < n; i++) {
+        job *jb = &jobs[i];
+        sc->t_vae += r[i].seconds_vae;
+        sc->t_unet += r[i].seconds_unet;
+        double mean = 0;
+        for (int p = 0; p < H * W; p++) mean += r[i].score_map[p];
+        jb->res.image_score = (float)(mean / (H * W));
+        int m = o->low_res ? 1 : ddps_pick_windows(r[i].patch_scores, r[i].ph, r[i].pw, P, S, k, ij);
+        if (o->low_res) ij[0] = ij[1] = 0;
+        jb->cand = ddps_calloc((size_t)m, sizeof *jb->cand);
+        double sx = (double)jb->orig_w / W, sy = (double)jb->orig_h / H;
+        for (int q = 0; q < m; q++) {
+            ddps_candidate *cd = &jb->cand[q];
+            int ry = ij[2 * q] * S, rx = ij[2 * q + 1] * S;
+            cd->rx = rx, cd->ry = ry, cd->rw = P, cd->rh = P;
+            cd->score = o->low_res ? jb->res.image_score : r[i].patch_scores[ij[2 * q] * r[i].pw + ij[2 * q + 1]];
+            if (o->low_res) {
+                cd->x0 = 0, cd->y0 = 0, cd->x1 = jb->orig_w, cd->y1 = jb->orig_h;
+            } else {
+                cd->x0 = rx * sx, cd->y0 = ry * sy;
+                cd->x1 = fmin((rx + P) * sx, jb->orig_w), cd->y1 = fmin((ry + P) * sy, jb->orig_h);
+            }
+        }
+        jb->res.n_cand = m;
+        total += m;
+    }
+    free(ij);
+    for (int i = 0; i < n; i++) ddps_stage1_result_free(&r[i]);
+    free(r);
+    sc->stats.vae_images += n;
+    sc->stats.unet_latents += 2L * sc->K * n;
+
+    /* DIFT on every candidate patch, cut from the resized images. */
+    double t0 = ddps_now(be);
+    int E = o->dift_ensemble, ph = ddps_vae_latent_size(&sd->vae_cfg, P);
+    size_t pper = (size_t)E * ph * ph * c;
+    float *pf = ddps_malloc((size_t)(total ? total : 1) * P * P * 3 * sizeof(float)),
+          *pnoise = ddps_malloc((size_t)(total ? total : 1) * pper * sizeof(float)),
+          *f = ddps_malloc((size_t)(total ? total : 1) * sc->dim * sizeof(float));
+    const ddps_tensor **pctx = ddps_malloc((size_t)(total ? total : 1) * sizeof *pctx);
+    int t = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        /* the image's stream continues after its Stage I draws */
+        ddps_rng_fill_normal(&jobs[i].rng, pnoise + (size_t)t * pper, (size_t)jobs[i].res.n_cand * pper);
+        for (int q = 0; q < jobs[i].res.n_cand; q++, t++) {
+            const ddps_candidate *cd = &jobs[i].cand[q];
+            for (int y = 0; y < P; y++)
+                rgb_to_float(jobs[i].img->px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3,
+                             pf + ((size_t)t * P + y) * P * 3);
+            pctx[t] = clp[i];
         }
     }
-    ddps_stage1_result_free(&r);
-
-    /* DIFT on the candidate patches, cut from the resized image. */
-    double t0 = ddps_now(be);
-    ddps_tensor patches = ddps_new(be, n, P, P, 3);
-    float *pf = ddps_malloc((size_t)n * P * P * 3 * sizeof(float));
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < P; y++)
-            rgb_to_float(img->px + ((size_t)(cand[i].ry + y) * W + cand[i].rx) * 3, (size_t)P * 3,
-                         pf + ((size_t)i * P + y) * P * 3);
-    be->ops->write(be, &patches, pf);
-    free(pf);
-    int E = o->dift_ensemble, ph = ddps_vae_latent_size(&sd->vae_cfg, P);
-    size_t pn = (size_t)n * E * ph * ph * c;
-    float *pnoise = ddps_malloc(pn * sizeof(float));
-    ddps_rng_fill_normal(&rng, pnoise, pn);
-    float *f = ddps_malloc((size_t)n * sc->dim * sizeof(float));
-    int dim;
-    rc = ddps_dift_run(be, sd, &patches, ctx_label, o->dift_t, E, pnoise, f, &dim, err);
-    free(pnoise);
-    ddps_release(be, mark);
-    free(ij);
-    sc->t_dift += ddps_now(be) - t0;
-    sc->stats.vae_images += n;
-    sc->stats.unet_latents += (long)n * E;
-    if (rc != 0) {
-        free(cand);
-        free(f);
-        return ddps_fail_prefix(err, "%s", relpath);
+    if (rc == 0 && total > 0) {
+        mark = ddps_mark(be);
+        ddps_tensor patches = ddps_new(be, total, P, P, 3);
+        be->ops->write(be, &patches, pf);
+        int dim;
+        rc = ddps_dift_run_batch(be, sd, &patches, pctx, o->dift_t, E, pnoise, f, &dim, err);
+        ddps_release(be, mark);
     }
-    for (int i = 0; i < n; i++) cand[i].feature = f + (size_t)i * sc->dim;
-    res->relpath = relpath;
-    res->width = orig_w, res->height = orig_h;
-    res->rw = W, res->rh = H;
-    res->n_cand = n;
-    res->cand = cand;
-    res->dim = sc->dim;
-    *cands = cand;
-    *feats = f;
+    sc->t_dift += ddps_now(be) - t0;
+    sc->stats.vae_images += total;
+    sc->stats.unet_latents += (long)total * E;
+    free(pf);
+    free(pnoise);
+    free(pctx);
+    free(cl);
+    free(clp);
+    if (rc != 0) {
+        free(f);
+        for (int i = 0; i < n; i++) job_free(&jobs[i]);
+        return ddps_fail_prefix(err, "%s", jobs[0].relpath);
+    }
+    /* Features: each image gets its own copy (the store takes them per image). */
+    t = 0;
+    for (int i = 0; i < n; i++) {
+        job *jb = &jobs[i];
+        int m = jb->res.n_cand;
+        jb->feats = ddps_malloc((size_t)(m ? m : 1) * sc->dim * sizeof(float));
+        memcpy(jb->feats, f + (size_t)t * sc->dim, (size_t)m * sc->dim * sizeof(float));
+        for (int q = 0; q < m; q++) jb->cand[q].feature = jb->feats + (size_t)q * sc->dim;
+        t += m;
+        jb->res.relpath = jb->relpath;
+        jb->res.width = jb->orig_w, jb->res.height = jb->orig_h;
+        jb->res.rw = W, jb->res.rh = H;
+        jb->res.cand = jb->cand;
+        jb->res.dim = sc->dim;
+    }
+    free(f);
     return 0;
 }
 
@@ -333,61 +388,113 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         sc.stats.text_prompts += nc + 1;
     }
 
-    /* Work: images not in the store yet, class by class in dataset order. */
-    int *todo = ddps_malloc((size_t)(ds.n_items > 0 ? ds.n_items : 1) * sizeof *todo);
-    int ntodo = 0;
+    /* Work, in fixed groups: each class's images, in dataset order, are cut
+     * into groups of G (--batch-images); the images of a group that share a
+     * resized size are scored as one batch. A group with anything left to do
+     * is computed whole (already stored members are not stored again), so a
+     * resumed run forms exactly the batches an uninterrupted run forms and
+     * stores the same numbers. */
+    /* Auto: on the CPU a batch of one image's 2K latents already keeps the
+     * cores busy (batching two full-size images measured no faster, and
+     * costs memory); a GPU wants many latents per call. */
+    int G = o->batch_images > 0 ? o->batch_images : strcmp(o->device ? o->device : "cpu", "cpu") == 0 ? 1 : 8;
+    int *load = ddps_malloc((size_t)(ds.n_items > 0 ? ds.n_items : 1) * sizeof *load);
+    char *is_todo = ddps_calloc((size_t)ds.n_items + 1, 1);
+    int nload = 0, ntodo = 0;
     long already = 0;
-    for (int i = 0; rc == 0 && i < ds.n_items; i++) {
-        int state;
-        rc = ddps_store_image_state(st, ds.items[i].relpath, &state, err);
-        if (rc == 0 && state == 0) todo[ntodo++] = i;
-        if (state != 0) already++;
+    int *left = ddps_calloc((size_t)nc + 1, sizeof *left); /* images still to score per class */
+    for (int c = 0; rc == 0 && c < nc; c++) {
+        const ddps_class *cls = &ds.classes[c];
+        for (int g = 0; rc == 0 && g < cls->count; g += G) {
+            int end = g + G < cls->count ? g + G : cls->count, any = 0;
+            for (int i = cls->first + g; rc == 0 && i < cls->first + end; i++) {
+                int state;
+                rc = ddps_store_image_state(st, ds.items[i].relpath, &state, err);
+                is_todo[i] = state == 0;
+                any |= state == 0;
+                ntodo += state == 0;
+                already += state != 0;
+                left[c] += state == 0;
+            }
+            if (any)
+                for (int i = cls->first + g; i < cls->first + end; i++) load[nload++] = i;
+        }
     }
     if (rc == 0 && already && ddps_verbosity > 0)
         ddps_info("%s: %ld of %d images already scored, %d to go", o->store_path, already, ds.n_items, ntodo);
 
     ddps_loader *ld = NULL;
-    if (rc == 0)
-        rc = ddps_loader_start(&ds, todo, ntodo, o->size, o->low_res, 0, 1, 4, &ld, err);
+    if (rc == 0) rc = ddps_loader_start(&ds, load, nload, o->size, o->low_res, 0, 1, 2 * G + 2, &ld, err);
     ddps_progress *prog = rc == 0 ? ddps_progress_start("scoring", ntodo, "img", 0) : NULL;
     double t_decode = 0, t_cluster = 0;
     long done = 0;
-    int *left = ddps_calloc((size_t)nc + 1, sizeof *left); /* images still to score per class */
-    for (int i = 0; i < ntodo; i++) left[ds.items[todo[i]].class_idx]++;
-    while (rc == 0) {
+    ddps_loaded **group = ddps_calloc((size_t)G, sizeof *group);
+    job *jobs = ddps_calloc((size_t)G, sizeof *jobs);
+    for (int gi = 0; rc == 0 && gi < nload;) {
+        /* the group: consecutive loaded items of one class, at most G, same group index */
+        const ddps_item *first = &ds.items[load[gi]];
+        const ddps_class *cls = &ds.classes[first->class_idx];
+        int gstart = (load[gi] - cls->first) / G * G + cls->first;
+        int gn = 0;
         double t0 = ddps_now(NULL);
-        ddps_loaded *x = ddps_loader_next(ld);
-        t_decode += ddps_now(NULL) - t0;
-        if (!x) break;
-        const ddps_item *it = &ds.items[x->index];
-        int ci = it->class_idx;
-        if (!x->ok) {
-            ddps_warn("skipped %s", x->error);
-            skipped[n_skipped++] = ddps_strdup(x->error);
-            rc = ddps_store_put_bad(st, class_ids[ci], it->relpath, x->error, err);
-            sc.stats.images_bad++;
-        } else {
-            double ti = ddps_now(NULL);
-            ddps_image_result res;
-            memset(&res, 0, sizeof res);
-            res.class_id = class_ids[ci];
-            ddps_candidate *cand = NULL;
-            float *feats = NULL;
-            ddps_tensor cn = ddps_slice(be, &ctx, 0, 1), cl = ddps_slice(be, &ctx, ci + 1, 1);
-            rc = score_image(&sc, &x->resized, x->orig_w, x->orig_h, it->relpath, &cn, &cl, &res, &cand, &feats, err);
-            if (rc == 0) {
-                res.seconds = ddps_now(be) - ti;
-                rc = ddps_store_put_image(st, &res, err);
-                sc.stats.images_scored++;
-            }
-            free(cand);
-            free(feats);
+        while (gi < nload && load[gi] < gstart + G && ds.items[load[gi]].class_idx == first->class_idx) {
+            group[gn++] = ddps_loader_next(ld);
+            gi++;
         }
-        ddps_loaded_free(x);
-        done++;
+        t_decode += ddps_now(NULL) - t0;
+        int ci = first->class_idx;
+        double tg = ddps_now(NULL);
+        /* Bad members are recorded (when new) and left out. */
+        for (int a = 0; rc == 0 && a < gn; a++) {
+            const ddps_item *it = &ds.items[group[a]->index];
+            if (!group[a]->ok && is_todo[group[a]->index]) {
+                ddps_warn("skipped %s", group[a]->error);
+                skipped[n_skipped++] = ddps_strdup(group[a]->error);
+                rc = ddps_store_put_bad(st, class_ids[ci], it->relpath, group[a]->error, err);
+                sc.stats.images_bad++;
+            }
+        }
+        /* Batches: the good members sharing a size, in order of first appearance. */
+        char *taken = ddps_calloc((size_t)gn, 1);
+        for (int a = 0; rc == 0 && a < gn; a++) {
+            if (taken[a] || !group[a]->ok) continue;
+            int nb = 0;
+            for (int b = a; b < gn; b++) {
+                if (taken[b] || !group[b]->ok || group[b]->resized.w != group[a]->resized.w ||
+                    group[b]->resized.h != group[a]->resized.h)
+                    continue;
+                taken[b] = 1;
+                job *jb = &jobs[nb++];
+                memset(jb, 0, sizeof *jb);
+                jb->img = &group[b]->resized;
+                jb->orig_w = group[b]->orig_w, jb->orig_h = group[b]->orig_h;
+                jb->relpath = ds.items[group[b]->index].relpath;
+                jb->class_idx = ci;
+                jb->res.class_id = class_ids[ci];
+                jb->res.relpath = jb->relpath;
+            }
+            rc = score_batch(&sc, jobs, nb, &ctx, err);
+            for (int b = 0; b < nb; b++) {
+                int state = 1;
+                if (rc == 0) rc = ddps_store_image_state(st, jobs[b].relpath, &state, err);
+                if (rc == 0 && state == 0) {
+                    jobs[b].res.seconds = (ddps_now(be) - tg) / (nb > 0 ? nb : 1);
+                    rc = ddps_store_put_image(st, &jobs[b].res, err);
+                    sc.stats.images_scored++;
+                }
+                job_free(&jobs[b]);
+            }
+        }
+        free(taken);
+        for (int a = 0; a < gn; a++) {
+            done += is_todo[group[a]->index];
+            ddps_loaded_free(group[a]);
+            group[a] = NULL;
+        }
         ddps_progress_update(prog, done);
+        for (int i = gstart; i < gstart + G && i < cls->first + cls->count; i++) left[ci] -= is_todo[i];
         /* A class is clustered as soon as its last image is in. */
-        if (rc == 0 && --left[ci] == 0) {
+        if (rc == 0 && left[ci] == 0) {
             double tc = ddps_now(NULL);
             rc = ddps_store_cluster(st, class_ids[ci], o->clusters,
                                     ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, ds.classes[ci].name,
@@ -396,6 +503,11 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
             t_cluster += ddps_now(NULL) - tc;
         }
     }
+    for (int a = 0; a < G; a++)
+        if (group[a]) ddps_loaded_free(group[a]);
+    free(group);
+    free(jobs);
+    free(is_todo);
     ddps_progress_end(prog);
     if (ld) ddps_loader_free(ld);
     /* Classes with nothing new may still need (re)clustering (an interrupted run). */
@@ -432,7 +544,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     free(skipped);
     if (totals) *totals = sc.stats;
     free(left);
-    free(todo);
+    free(load);
     for (int i = 0; i <= nc; i++) free(prompts[i]);
     free(prompts);
     free(class_ids);
@@ -448,7 +560,8 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
 
 /* ---------- benchmark ---------- */
 
-int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int json) {
+int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int batch,
+                     int json) {
     ddps_err err = {{0}};
     ddps_score_opts o;
     ddps_score_defaults(&o);
@@ -492,9 +605,10 @@ int ddps_bench_score(const char *device, const char *precision, int threads, int
     int32_t ids[2 * DDPS_CLIP_LEN];
     for (int i = 0; i < 2 * DDPS_CLIP_LEN; i++) ids[i] = i % DDPS_CLIP_LEN == 0 ? 49406 : 49407;
     ddps_clip_forward(be, sd->text, ids, &ctx);
-    ddps_tensor cn = ddps_slice(be, &ctx, 0, 1), cl = ddps_slice(be, &ctx, 1, 1);
     double t_decode = 0, t_total = 0;
     int rc = 0;
+    job *jobs = ddps_calloc((size_t)batch, sizeof *jobs);
+    char (*names)[32] = ddps_malloc((size_t)batch * sizeof *names);
     for (int it = 0; rc == 0 && it <= iters; it++) {
         if (it == 1) sc.t_vae = sc.t_unet = sc.t_dift = t_decode = t_total = 0; /* first run warms up */
         double t0 = ddps_now(be);
@@ -504,18 +618,23 @@ int ddps_bench_score(const char *device, const char *precision, int threads, int
         ddps_resize_shorter_size(img.w, img.h, size, &rw, &rh);
         if (rc == 0) rc = ddps_image_resize(&img, rw, rh, &rs, &err);
         double t1 = ddps_now(be);
-        t_decode += t1 - t0;
-        ddps_image_result res;
-        memset(&res, 0, sizeof res);
-        ddps_candidate *cand = NULL;
-        float *feats = NULL;
-        if (rc == 0) rc = score_image(&sc, &rs, img.w, img.h, "bench/img.jpg", &cn, &cl, &res, &cand, &feats, &err);
-        t_total += ddps_now(be) - t0;
-        free(cand);
-        free(feats);
+        t_decode += (t1 - t0) * batch;
+        /* the same picture `batch` times, with different noise (different names) */
+        for (int b = 0; rc == 0 && b < batch; b++) {
+            memset(&jobs[b], 0, sizeof jobs[b]);
+            snprintf(names[b], sizeof names[b], "bench/img%d.jpg", b);
+            jobs[b].img = &rs, jobs[b].orig_w = img.w, jobs[b].orig_h = img.h;
+            jobs[b].relpath = names[b], jobs[b].class_idx = 0;
+        }
+        if (rc == 0) rc = score_batch(&sc, jobs, batch, &ctx, &err);
+        t_total += ddps_now(be) - t0 + (t1 - t0) * (batch - 1);
+        for (int b = 0; b < batch; b++) job_free(&jobs[b]);
         ddps_image_free(&img);
         ddps_image_free(&rs);
     }
+    free(jobs);
+    free(names);
+    iters *= batch; /* figures below are per image */
     unlink(path);
     rmdir(dir);
     /* Clustering: a class of 300 candidates (the paper's 300 images per class). */
@@ -534,8 +653,9 @@ int ddps_bench_score(const char *device, const char *precision, int threads, int
         fprintf(stderr, "ddps bench score: %s\n", err.msg);
     } else {
         double per = t_total / iters;
-        printf("ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, device %s, %s\n",
-               size, o.patch, sc.K, o.dift_ensemble, device, ddps_precision_name(prec));
+        printf("ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, %d image%s per "
+               "batch, device %s, %s\n",
+               size, o.patch, sc.K, o.dift_ensemble, batch, batch > 1 ? "s" : "", device, ddps_precision_name(prec));
         printf("  per image: %.2f s = decode+resize %.3f s, VAE %.2f s, UNet %.2f s (%d latents), DIFT %.2f s, "
                "clustering %.4f s\n",
                per + t_cluster, t_decode / iters, sc.t_vae / iters, sc.t_unet / iters, 2 * sc.K, sc.t_dift / iters,

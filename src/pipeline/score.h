@@ -37,6 +37,8 @@ typedef struct {
     int n_classes;
     uint64_t seed;           /* 0 */
     int threads;             /* 0 = all cores */
+    int batch_images;        /* images per scoring group (0 = auto: 1 on the CPU, 8 on a GPU);
+                                same-size images of a group share UNet calls */
     const char *device;      /* "cpu" */
     const char *precision;   /* "f32" */
     const char *command;     /* "score" or "distill", for the store's run log */
@@ -65,7 +67,9 @@ int ddps_bench_precision(const char *model, const char *data, const char *precis
 /* Spearman rank correlation (ties averaged). */
 double ddps_spearman(const float *a, const float *b, int n);
 
-/* `ddps bench score`: per-image seconds split into decode, VAE, UNet, DIFT, clustering. */
-int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int json);
+/* `ddps bench score`: per-image seconds split into decode, VAE, UNet, DIFT,
+ * clustering, with `batch` images scored together. */
+int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int batch,
+                     int json);
 
 #endif

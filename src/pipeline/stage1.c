@@ -40,12 +40,12 @@ static int check_timestep(const ddps_sd *sd, int t, ddps_err *err) {
     return 0;
 }
 
-int ddps_stage1_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *image, const ddps_tensor *ctx_null,
-                    const ddps_tensor *ctx_label, const int *ts, int K, const float *noise, int P, int S,
-                    ddps_stage1_result *r, ddps_err *err) {
+int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *images, const ddps_tensor *ctx_null,
+                          const ddps_tensor *const *ctx_label, const int *ts, int K, const float *noise, int P, int S,
+                          ddps_stage1_result *res, ddps_err *err) {
     const ddps_backend_ops *op = be->ops;
-    memset(r, 0, sizeof *r);
-    int H = image->h, W = image->w;
+    int n = images->n, H = images->h, W = images->w;
+    memset(res, 0, (size_t)n * sizeof *res);
     if (K < 1) return ddps_fail(err, "at least one timestep is needed");
     for (int k = 0; k < K; k++)
         if (check_timestep(sd, ts[k], err)) return -1;
@@ -54,58 +54,77 @@ int ddps_stage1_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *imag
     int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W),
         c = sd->vae_cfg.latent_channels;
     if (!h || !w) return ddps_fail(err, "a %dx%d image is too small for the VAE", W, H);
-    r->h = h, r->w = w, r->c = c, r->H = H, r->W = W;
-    r->ph = (H - P) / S + 1, r->pw = (W - P) / S + 1;
     size_t m = ddps_mark(be);
     double t0 = ddps_now(be);
-    ddps_tensor z = ddps_new(be, 1, h, w, c);
-    ddps_encode_latent(be, sd, image, &z);
+    ddps_tensor z = ddps_new(be, n, h, w, c);
+    ddps_encode_latent(be, sd, images, &z);
     double t1 = ddps_now(be);
-    r->seconds_vae = t1 - t0;
 
-    /* The batch: item 2k is (z_t_k, null prompt), item 2k+1 (z_t_k, label):
-     * the same noise draw for both prompts, so the difference is paired. */
-    ddps_tensor eps = ddps_new(be, K, h, w, c), x = ddps_new(be, 2 * K, h, w, c);
+    /* The batch: for image i and timestep k, item 2(iK+k) is (z_t, null
+     * prompt) and item 2(iK+k)+1 is (z_t, label): the same noise draw for
+     * both prompts, so the difference is paired. */
+    int B = 2 * n * K;
+    ddps_tensor eps = ddps_new(be, n * K, h, w, c), x = ddps_new(be, B, h, w, c);
     int L = ctx_null->w, C = ctx_null->c;
-    ddps_tensor ctx = ddps_new(be, 2 * K, 1, L, C);
+    ddps_tensor ctx = ddps_new(be, B, 1, L, C);
     op->write(be, &eps, noise);
-    float *tsf = ddps_malloc((size_t)2 * K * sizeof(float));
-    for (int k = 0; k < K; k++) {
-        float a, b;
-        ddps_noise_coefs(sd->alphas_cumprod, ts[k], &a, &b);
-        ddps_tensor ek = ddps_slice(be, &eps, k, 1);
-        for (int j = 0; j < 2; j++) {
-            ddps_tensor xk = ddps_slice(be, &x, 2 * k + j, 1), ck = ddps_slice(be, &ctx, 2 * k + j, 1);
-            op->axpby(be, &xk, a, &z, b, &ek);
-            op->axpby(be, &ck, 1.0f, j ? ctx_label : ctx_null, 0.0f, ctx_null);
-            tsf[2 * k + j] = (float)ts[k];
+    float *tsf = ddps_malloc((size_t)B * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        ddps_tensor zi = ddps_slice(be, &z, i, 1);
+        for (int k = 0; k < K; k++) {
+            float a, b;
+            ddps_noise_coefs(sd->alphas_cumprod, ts[k], &a, &b);
+            ddps_tensor ek = ddps_slice(be, &eps, i * K + k, 1);
+            for (int j = 0; j < 2; j++) {
+                int item = 2 * (i * K + k) + j;
+                ddps_tensor xk = ddps_slice(be, &x, item, 1), ck = ddps_slice(be, &ctx, item, 1);
+                op->axpby(be, &xk, a, &zi, b, &ek);
+                op->axpby(be, &ck, 1.0f, j ? ctx_label[i] : ctx_null, 0.0f, ctx_null);
+                tsf[item] = (float)ts[k];
+            }
         }
     }
-    ddps_tensor e = ddps_new(be, 2 * K, h, w, c);
+    ddps_tensor e = ddps_new(be, B, h, w, c);
     ddps_unet_forward(be, sd->unet, &x, tsf, &ctx, &e, NULL);
     free(tsf);
-    r->seconds_unet = ddps_now(be) - t1;
+    double t2 = ddps_now(be);
 
-    ddps_tensor d = ddps_new(be, 1, h, w, c);
-    op->axpby(be, &d, 0.0f, &z, 0.0f, &z);
-    for (int k = 0; k < K; k++) {
-        ddps_tensor ek = ddps_slice(be, &eps, k, 1), en = ddps_slice(be, &e, 2 * k, 1), el = ddps_slice(be, &e, 2 * k + 1, 1);
-        op->sqdiff_acc(be, &d, &ek, &en, &el, 1.0f / (float)K);
+    ddps_tensor d = ddps_new(be, 1, h, w, c), D = ddps_new(be, 1, H, W, 1);
+    int ph = (H - P) / S + 1, pw = (W - P) / S + 1;
+    ddps_tensor Sm = ddps_new(be, 1, ph, pw, 1);
+    for (int i = 0; i < n; i++) {
+        ddps_stage1_result *r = &res[i];
+        r->h = h, r->w = w, r->c = c, r->H = H, r->W = W, r->ph = ph, r->pw = pw;
+        r->seconds_vae = (t1 - t0) / n;
+        r->seconds_unet = (t2 - t1) / n;
+        op->axpby(be, &d, 0.0f, &z, 0.0f, &z);
+        for (int k = 0; k < K; k++) {
+            int item = 2 * (i * K + k);
+            ddps_tensor ek = ddps_slice(be, &eps, i * K + k, 1), en = ddps_slice(be, &e, item, 1),
+                        el = ddps_slice(be, &e, item + 1, 1);
+            op->sqdiff_acc(be, &d, &ek, &en, &el, 1.0f / (float)K);
+        }
+        op->resize_bilinear_cmean(be, &D, &d);
+        op->avg_pool(be, &Sm, &D, P, S);
+        r->latent = ddps_malloc((size_t)h * w * c * sizeof(float));
+        r->diff = ddps_malloc((size_t)h * w * c * sizeof(float));
+        r->score_map = ddps_malloc((size_t)H * W * sizeof(float));
+        r->patch_scores = ddps_malloc((size_t)ph * pw * sizeof(float));
+        ddps_tensor zi = ddps_slice(be, &z, i, 1);
+        op->read(be, r->latent, &zi);
+        op->read(be, r->diff, &d);
+        op->read(be, r->score_map, &D);
+        op->read(be, r->patch_scores, &Sm);
     }
-    ddps_tensor D = ddps_new(be, 1, H, W, 1), Sm = ddps_new(be, 1, r->ph, r->pw, 1);
-    op->resize_bilinear_cmean(be, &D, &d);
-    op->avg_pool(be, &Sm, &D, P, S);
-
-    r->latent = ddps_malloc((size_t)h * w * c * sizeof(float));
-    r->diff = ddps_malloc((size_t)h * w * c * sizeof(float));
-    r->score_map = ddps_malloc((size_t)H * W * sizeof(float));
-    r->patch_scores = ddps_malloc((size_t)r->ph * r->pw * sizeof(float));
-    op->read(be, r->latent, &z);
-    op->read(be, r->diff, &d);
-    op->read(be, r->score_map, &D);
-    op->read(be, r->patch_scores, &Sm);
     ddps_release(be, m);
     return 0;
+}
+
+int ddps_stage1_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *image, const ddps_tensor *ctx_null,
+                    const ddps_tensor *ctx_label, const int *ts, int K, const float *noise, int P, int S,
+                    ddps_stage1_result *r, ddps_err *err) {
+    const ddps_tensor *labels[1] = {ctx_label};
+    return ddps_stage1_run_batch(be, sd, image, ctx_null, labels, ts, K, noise, P, S, r, err);
 }
 
 void ddps_stage1_result_free(ddps_stage1_result *r) {
@@ -132,8 +151,9 @@ static void dift_tap_fn(void *u, const char *name, const ddps_tensor *t) {
     if (strcmp(name, d->want) == 0) d->be->ops->global_avg(d->be, &d->pooled, t);
 }
 
-int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patches, const ddps_tensor *ctx_label,
-                  int t, int E, const float *noise, float *features, int *dim, ddps_err *err) {
+int ddps_dift_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patches,
+                        const ddps_tensor *const *ctx_label, int t, int E, const float *noise, float *features, int *dim,
+                        ddps_err *err) {
     const ddps_backend_ops *op = be->ops;
     if (check_timestep(sd, t, err)) return -1;
     if (E < 1) return ddps_fail(err, "the DIFT ensemble needs at least one noise draw");
@@ -146,7 +166,7 @@ int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patche
     ddps_tensor z = ddps_new(be, n, h, w, c);
     ddps_encode_latent(be, sd, patches, &z);
     ddps_tensor eps = ddps_new(be, n * E, h, w, c), x = ddps_new(be, n * E, h, w, c);
-    int L = ctx_label->w, C = ctx_label->c;
+    int L = ctx_label[0]->w, C = ctx_label[0]->c;
     ddps_tensor ctx = ddps_new(be, n * E, 1, L, C);
     op->write(be, &eps, noise);
     float a, b;
@@ -158,7 +178,7 @@ int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patche
             int k = i * E + e;
             ddps_tensor xk = ddps_slice(be, &x, k, 1), ek = ddps_slice(be, &eps, k, 1), ck = ddps_slice(be, &ctx, k, 1);
             op->axpby(be, &xk, a, &zi, b, &ek);
-            op->axpby(be, &ck, 1.0f, ctx_label, 0.0f, ctx_label);
+            op->axpby(be, &ck, 1.0f, ctx_label[i], 0.0f, ctx_label[i]);
             tsf[k] = (float)t;
         }
     }
@@ -183,4 +203,13 @@ int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patche
     }
     free(pooled);
     return 0;
+}
+
+int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patches, const ddps_tensor *ctx_label,
+                  int t, int E, const float *noise, float *features, int *dim, ddps_err *err) {
+    const ddps_tensor **labels = ddps_malloc((size_t)(patches->n > 0 ? patches->n : 1) * sizeof *labels);
+    for (int i = 0; i < patches->n; i++) labels[i] = ctx_label;
+    int rc = ddps_dift_run_batch(be, sd, patches, labels, t, E, noise, features, dim, err);
+    free(labels);
+    return rc;
 }

@@ -38,6 +38,14 @@ int ddps_stage1_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *imag
                     ddps_stage1_result *r, ddps_err *err);
 void ddps_stage1_result_free(ddps_stage1_result *r);
 
+/* Stage I for n images of the same size in one batch (2nK UNet latents):
+ * images [n,H,W,3], ctx_label[i] the label context of image i, noise host
+ * [n][K][h][w][c]; res has n entries. The result of an image depends only on
+ * its own inputs, up to rounding that may vary with the batch's size. */
+int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *images, const ddps_tensor *ctx_null,
+                          const ddps_tensor *const *ctx_label, const int *ts, int K, const float *noise, int P, int S,
+                          ddps_stage1_result *res, ddps_err *err);
+
 /* DIFT for n patches at once: patches [n,p,p,3] in [-1,1], context [1,1,77,C],
  * noise host [n][E][h][w][c] (h = latent size of p). features: host [n][dim],
  * dim = channels of up_blocks[1]. */
@@ -45,6 +53,10 @@ int ddps_dift_run(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patche
                   int t, int E, const float *noise, float *features, int *dim, ddps_err *err);
 /* Seconds since an arbitrary origin (monotonic), after waiting for the backend. */
 double ddps_now(ddps_backend *be);
+/* The same with a context per patch (patches of several images). */
+int ddps_dift_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *patches,
+                        const ddps_tensor *const *ctx_label, int t, int E, const float *noise, float *features, int *dim,
+                        ddps_err *err);
 /* Channels of the DIFT feature (up_blocks[1] output) for this UNet. */
 int ddps_dift_dim(const ddps_unet_config *c);
 
