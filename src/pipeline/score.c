@@ -438,9 +438,12 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         int gn = 0;
         double t0 = ddps_now(NULL);
         while (gi < nload && load[gi] < gstart + G && ds.items[load[gi]].class_idx == first->class_idx) {
-            group[gn++] = ddps_loader_next(ld);
+            ddps_loaded *x = ddps_loader_next(ld);
+            if (!x) break; /* cannot happen: the loader delivers every index it was given */
+            group[gn++] = x;
             gi++;
         }
+        if (gn == 0) break;
         t_decode += ddps_now(NULL) - t0;
         int ci = first->class_idx;
         double tg = ddps_now(NULL);
