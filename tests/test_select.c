@@ -823,7 +823,9 @@ static void cli(void) {
         args[o] = 0;
         snprintf(cmd, sizeof cmd, "%s select %s", DDPS_BIN, args);
         rc = t_run(cmd, &out);
-        CHECKF(rc == 1 && strstr(out, bad[i].expect) && strncmp(out, "ddps select: ", 13) == 0 &&
+        /* usage errors exit 2; a store or class that cannot be used exits 1 */
+        int want = strstr(bad[i].args, "nonexistent") || strstr(bad[i].args, "nope") ? 1 : 2;
+        CHECKF(rc == want && strstr(out, bad[i].expect) && strncmp(out, "ddps select: ", 13) == 0 &&
                    strchr(out, '\n') == out + strlen(out) - 1,
                "%s -> rc %d: %s", bad[i].args, rc, out);
         free(out);

@@ -54,6 +54,7 @@ int cmd_demo(int argc, char **argv) {
     int pr = ddps_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
     int rc = pr;
     if (pr == 0 && npos) rc = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
+    int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
     free(pos);
     if (pr == 1) return 0;
     char *data = ddps_path_join(out, "data"), *model = ddps_path_join(out, "model"),
@@ -121,7 +122,7 @@ int cmd_demo(int argc, char **argv) {
     free(dist);
     if (rc != 0) {
         fprintf(stderr, "ddps demo: %s\n", err.msg);
-        return pr < 0 ? 2 : 1;
+        return usage ? 2 : 1;
     }
     return 0;
 }

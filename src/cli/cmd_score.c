@@ -29,13 +29,14 @@ int cmd_score(int argc, char **argv) {
     if (pr == 0 && npos) rc = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
     if (rc == 0) rc = score_args_finish(&a, &err);
     if (rc == 0 && !a.o.store_path) rc = ddps_fail(&err, "--store: required (see --help)");
+    int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
     if (rc == 0) rc = ddps_score_run(&a.o, NULL, &err);
     free(pos);
     score_args_free(&a);
     if (pr == 1) return 0;
     if (rc != 0) {
         fprintf(stderr, "ddps score: %s\n", err.msg);
-        return pr < 0 ? 2 : 1;
+        return usage ? 2 : 1;
     }
     return 0;
 }

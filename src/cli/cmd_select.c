@@ -33,7 +33,7 @@ int cmd_select(int argc, char **argv) {
     };
     int nopts = 6 + select_args_table(&o, opts + 6);
     char **pos = malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
-    int npos = 0, ret = 1;
+    int npos = 0, ret = 1, usage = 1;
     ddps_err err = {{0}};
     int ipcs[MAX_IPCS];
     char *names_buf = NULL;
@@ -72,11 +72,13 @@ int cmd_select(int argc, char **argv) {
         ddps_fail(&err, "--format %s: must be png or jpg", o.format);
         goto fail;
     }
+    usage = 0; /* from here on, failures are about the store or the images */
     if (ddps_select_run(&o, &err) != 0) goto fail;
     ret = 0;
     goto done;
 fail:
     fprintf(stderr, "ddps select: %s\n", err.msg);
+    ret = usage ? 2 : 1;
 done:
     free(pos);
     free(names_buf);
