@@ -7,13 +7,20 @@
 #include "util/fs.h"
 
 int ddps_json_load(const char *path, json_t **out, ddps_err *err) {
+    return ddps_json_load_ex(path, 16u << 20, JSON_REJECT_DUPLICATES, out, err);
+}
+
+int ddps_json_load_ex(const char *path, size_t max_bytes, size_t flags, json_t **out, ddps_err *err) {
     char *text;
     size_t len;
-    if (ddps_read_file(path, 16u << 20, &text, &len, err) != 0) return -1;
+    *out = NULL;
+    if (ddps_read_file(path, max_bytes, &text, &len, err) != 0) return -1;
     json_error_t je;
-    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    *out = json_loadb(text, len, flags, &je);
     free(text);
-    if (!*out) return ddps_fail(err, "%s: not valid JSON (%s, line %d)", path, je.text, je.line);
+    if (!*out && len == 0) return ddps_fail(err, "%s: empty file", path);
+    if (!*out)
+        return ddps_fail(err, "%s: not valid JSON (line %d, column %d: %s)", path, je.line, je.column, je.text);
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;

@@ -63,8 +63,11 @@ int ddps_vae_config_parse(const char *path, json_t *root, ddps_vae_config *c, dd
 int ddps_clip_config_parse(const char *path, json_t *root, ddps_clip_config *c, ddps_err *err);
 int ddps_sched_config_parse(const char *path, json_t *root, ddps_sched_config *c, ddps_err *err);
 
-/* Reads and parses a JSON file (size-limited); one-line error on failure. */
+/* Reads and parses a JSON file that must hold an object: at most 16 MB,
+ * duplicate keys refused; one-line error naming the file on failure. */
 int ddps_json_load(const char *path, json_t **out, ddps_err *err);
+/* The same with a size limit and jansson decoding flags of the caller's choice. */
+int ddps_json_load_ex(const char *path, size_t max_bytes, size_t flags, json_t **out, ddps_err *err);
 
 /* The SD v1.5 configurations (tests, benchmarks with random weights). */
 void ddps_sd15_unet_config(ddps_unet_config *c);

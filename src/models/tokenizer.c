@@ -10,6 +10,8 @@
  * once, at load time. */
 #include "models/tokenizer.h"
 
+#include "models/config.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -938,22 +940,9 @@ static ddps_tokenizer *tokenizer_new(void) {
 /* Loading                                                             */
 
 static int load_vocab(ddps_tokenizer *t, const char *path, ddps_err *err) {
-    char *buf;
-    size_t len;
-    if (ddps_read_file(path, VOCAB_FILE_LIMIT, &buf, &len, err)) return -1;
-    json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    free(buf);
-    if (!root) {
-        if (len == 0) return ddps_fail(err, "%s: empty file", path);
-        return ddps_fail(err, "%s: not valid JSON (line %d, column %d: %s)", path, je.line,
-                         je.column, je.text);
-    }
+    json_t *root;
+    if (ddps_json_load_ex(path, VOCAB_FILE_LIMIT, JSON_REJECT_DUPLICATES, &root, err)) return -1;
     int rc = -1;
-    if (!json_is_object(root)) {
-        ddps_fail(err, "%s: must be a JSON object of token -> id", path);
-        goto done;
-    }
     if (json_object_size(root) == 0) {
         ddps_fail(err, "%s: the vocabulary is empty", path);
         goto done;
@@ -1094,23 +1083,10 @@ static const char *const SPECIAL_KEYS[4] = {"bos_token", "eos_token", "unk_token
 static int load_special_config(const char *path, char *names[4], const char *from[4],
                                int check_len, ddps_err *err) {
     if (!ddps_is_file(path)) return 0;
-    char *buf;
-    size_t len;
-    if (ddps_read_file(path, CONFIG_FILE_LIMIT, &buf, &len, err)) return -1;
-    json_error_t je;
+    json_t *root;
     /* As reals, so that the huge "no limit" model_max_length parses. */
-    json_t *root = json_loadb(buf, len, JSON_DECODE_INT_AS_REAL, &je);
-    free(buf);
-    if (!root) {
-        if (len == 0) return ddps_fail(err, "%s: empty file", path);
-        return ddps_fail(err, "%s: not valid JSON (line %d, column %d: %s)", path, je.line,
-                         je.column, je.text);
-    }
+    if (ddps_json_load_ex(path, CONFIG_FILE_LIMIT, JSON_DECODE_INT_AS_REAL, &root, err)) return -1;
     int rc = -1;
-    if (!json_is_object(root)) {
-        ddps_fail(err, "%s: must be a JSON object", path);
-        goto done;
-    }
     for (int k = 0; k < 4; k++) {
         json_t *v = json_object_get(root, SPECIAL_KEYS[k]);
         if (!v || json_is_null(v)) continue; /* keep the default */
