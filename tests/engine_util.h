@@ -14,11 +14,36 @@
 #include <unistd.h>
 
 #include "io/safetensors.h"
+#include "tensor/backend.h"
 #include "testlib.h"
 #include "util/fs.h"
+#include "util/rng.h"
 
 /* Not every test program uses every helper. */
 #define EU_FN static __attribute__((unused))
+
+/* Host copy of a backend tensor (free it). */
+EU_FN float *eu_readback(ddps_backend *be, const ddps_tensor *t) {
+    float *p = ddps_malloc(ddps_numel(t) * sizeof(float));
+    be->ops->read(be, p, t);
+    return p;
+}
+
+/* A new arena tensor holding host data. */
+EU_FN ddps_tensor eu_upload(ddps_backend *be, int n, int h, int w, int c, const float *host) {
+    ddps_tensor t = ddps_new(be, n, h, w, c);
+    be->ops->write(be, &t, host);
+    return t;
+}
+
+/* n standard normal values from a seed (free them). */
+EU_FN float *eu_normal(size_t n, uint64_t seed) {
+    float *p = ddps_malloc(n * sizeof(float));
+    ddps_rng r;
+    ddps_rng_seed(&r, seed);
+    ddps_rng_fill_normal(&r, p, n);
+    return p;
+}
 
 /* A tensor read back as f32 (float dtypes and integer dtypes alike). */
 typedef struct {

@@ -18,26 +18,6 @@ static ddps_sd *SD;
 static float *CTX_HOST; /* [2][77][C]: null prompt "", label prompt "An image of tench." */
 static int C_TXT;
 
-static float *readback(const ddps_tensor *t) {
-    float *p = ddps_malloc(ddps_numel(t) * sizeof(float));
-    BE->ops->read(BE, p, t);
-    return p;
-}
-
-static ddps_tensor upload(int n, int h, int w, int c, const float *host) {
-    ddps_tensor t = ddps_new(BE, n, h, w, c);
-    BE->ops->write(BE, &t, host);
-    return t;
-}
-
-static float *normal(size_t n, uint64_t seed) {
-    float *p = ddps_malloc(n * sizeof(float));
-    ddps_rng r;
-    ddps_rng_seed(&r, seed);
-    ddps_rng_fill_normal(&r, p, n);
-    return p;
-}
-
 /* A smooth image in [-1, 1] with some texture (seeded). */
 static float *image(int H, int W, uint64_t seed) {
     float *p = ddps_malloc((size_t)H * W * 3 * sizeof(float));
@@ -65,11 +45,11 @@ static int run_stage1(const s1_case *c, ddps_stage1_result *r, ddps_err *err, fl
     int h = ddps_vae_latent_size(&SD->vae_cfg, c->H), w = ddps_vae_latent_size(&SD->vae_cfg, c->W);
     int lc = SD->vae_cfg.latent_channels;
     float *img = image(c->H, c->W, c->seed);
-    float *noise = normal((size_t)(c->K > 0 ? c->K : 1) * h * w * lc, c->seed + 1);
+    float *noise = eu_normal((size_t)(c->K > 0 ? c->K : 1) * h * w * lc, c->seed + 1);
     size_t mark = ddps_mark(BE);
-    ddps_tensor x = upload(1, c->H, c->W, 3, img);
-    ddps_tensor cn = upload(1, 1, 77, C_TXT, CTX_HOST);
-    ddps_tensor cl = upload(1, 1, 77, C_TXT, CTX_HOST + (c->same_prompts ? 0 : 77 * C_TXT));
+    ddps_tensor x = eu_upload(BE, 1, c->H, c->W, 3, img);
+    ddps_tensor cn = eu_upload(BE, 1, 1, 77, C_TXT, CTX_HOST);
+    ddps_tensor cl = eu_upload(BE, 1, 1, 77, C_TXT, CTX_HOST + (c->same_prompts ? 0 : 77 * C_TXT));
     int rc = ddps_stage1_run(BE, SD, &x, &cn, &cl, c->ts, c->K, noise, c->P, c->S, r, err);
     ddps_release(BE, mark);
     free(img);
@@ -202,9 +182,9 @@ static void diff_by_hand(void) {
     size_t mark = ddps_mark(BE);
     /* the latent */
     float *img = image(c.H, c.W, c.seed);
-    ddps_tensor x = upload(1, c.H, c.W, 3, img), z = ddps_new(BE, 1, h, w, lc);
+    ddps_tensor x = eu_upload(BE, 1, c.H, c.W, 3, img), z = ddps_new(BE, 1, h, w, lc);
     ddps_encode_latent(BE, SD, &x, &z);
-    float *zh = readback(&z);
+    float *zh = eu_readback(BE, &z);
     CHECKF(memcmp(zh, r.latent, nl * sizeof(float)) == 0, "latent differs from ddps_encode_latent");
     /* 2K noisy latents, null then label per timestep */
     float *xt = ddps_malloc(2 * K * nl * sizeof(float)), *ctx = ddps_malloc((size_t)2 * K * 77 * C_TXT * sizeof(float));
@@ -218,9 +198,9 @@ static void diff_by_hand(void) {
             ts[2 * k + j] = (float)c.ts[k];
         }
     }
-    ddps_tensor tx = upload(2 * K, h, w, lc, xt), tc = upload(2 * K, 1, 77, C_TXT, ctx), te = ddps_new(BE, 2 * K, h, w, lc);
+    ddps_tensor tx = eu_upload(BE, 2 * K, h, w, lc, xt), tc = eu_upload(BE, 2 * K, 1, 77, C_TXT, ctx), te = ddps_new(BE, 2 * K, h, w, lc);
     ddps_unet_forward(BE, SD->unet, &tx, ts, &tc, &te, NULL);
-    float *e = readback(&te);
+    float *e = eu_readback(BE, &te);
     ddps_release(BE, mark);
     double *d = ddps_calloc(nl, sizeof(double));
     for (int k = 0; k < K; k++)
@@ -315,7 +295,7 @@ typedef struct {
 static void grab_up1(void *u, const char *name, const ddps_tensor *t) {
     up1_tap *g = u;
     if (strcmp(name, "up1") != 0) return;
-    g->up1 = readback(t);
+    g->up1 = eu_readback(BE, t);
     g->n = t->n, g->h = t->h, g->w = t->w, g->c = t->c;
 }
 
@@ -336,7 +316,7 @@ static void dift(void) {
     int n = 3, p = 32, E = 2, t = 160;
     int h = ddps_vae_latent_size(&SD->vae_cfg, p), lc = SD->vae_cfg.latent_channels;
     size_t nl = (size_t)h * h * lc;
-    float *pat = patches_of(n, p), *noise = normal((size_t)n * E * nl, 5);
+    float *pat = patches_of(n, p), *noise = eu_normal((size_t)n * E * nl, 5);
     int nb = SD->unet_cfg.n_blocks, want_dim = SD->unet_cfg.block_out_channels[nb - 2];
     CHECK(ddps_dift_dim(&SD->unet_cfg) == want_dim);
     float *f[2];
@@ -344,7 +324,7 @@ static void dift(void) {
     for (int run = 0; run < 2; run++) {
         f[run] = ddps_calloc((size_t)n * want_dim, sizeof(float));
         size_t mark = ddps_mark(BE);
-        ddps_tensor tp = upload(n, p, p, 3, pat), cl = upload(1, 1, 77, C_TXT, CTX_HOST + 77 * C_TXT);
+        ddps_tensor tp = eu_upload(BE, n, p, p, 3, pat), cl = eu_upload(BE, 1, 1, 77, C_TXT, CTX_HOST + 77 * C_TXT);
         ddps_err err = {{0}};
         CHECKF(ddps_dift_run(BE, SD, &tp, &cl, t, E, noise, f[run], &dim, &err) == 0, "%s", err.msg);
         ddps_release(BE, mark);
@@ -366,9 +346,9 @@ static void dift(void) {
 
     /* by hand: encode, noise, UNet to the up1 tap, pool, average over E, normalise */
     size_t mark = ddps_mark(BE);
-    ddps_tensor tp = upload(n, p, p, 3, pat), z = ddps_new(BE, n, h, h, lc);
+    ddps_tensor tp = eu_upload(BE, n, p, p, 3, pat), z = ddps_new(BE, n, h, h, lc);
     ddps_encode_latent(BE, SD, &tp, &z);
-    float *zh = readback(&z);
+    float *zh = eu_readback(BE, &z);
     float a, b;
     ddps_noise_coefs(SD->alphas_cumprod, t, &a, &b);
     float *xt = ddps_malloc((size_t)n * E * nl * sizeof(float)), *ctx = ddps_malloc((size_t)n * E * 77 * C_TXT * sizeof(float));
@@ -378,7 +358,7 @@ static void dift(void) {
         memcpy(ctx + (size_t)k * 77 * C_TXT, CTX_HOST + 77 * C_TXT, 77 * C_TXT * sizeof(float));
         ts[k] = (float)t;
     }
-    ddps_tensor tx = upload(n * E, h, h, lc, xt), tc = upload(n * E, 1, 77, C_TXT, ctx), te = ddps_new(BE, n * E, h, h, lc);
+    ddps_tensor tx = eu_upload(BE, n * E, h, h, lc, xt), tc = eu_upload(BE, n * E, 1, 77, C_TXT, ctx), te = ddps_new(BE, n * E, h, h, lc);
     up1_tap g = {0};
     ddps_unet_opts o = {grab_up1, &g, -1};
     ddps_unet_forward(BE, SD->unet, &tx, ts, &tc, &te, &o);
@@ -406,7 +386,7 @@ static void dift(void) {
     /* errors */
     ddps_err err = {{0}};
     mark = ddps_mark(BE);
-    ddps_tensor tp2 = upload(n, p, p, 3, pat), cl = upload(1, 1, 77, C_TXT, CTX_HOST + 77 * C_TXT);
+    ddps_tensor tp2 = eu_upload(BE, n, p, p, 3, pat), cl = eu_upload(BE, 1, 1, 77, C_TXT, CTX_HOST + 77 * C_TXT);
     CHECK(ddps_dift_run(BE, SD, &tp2, &cl, 1000, E, noise, f[1], &dim, &err) != 0 && strstr(err.msg, "timestep 1000"));
     CHECK(ddps_dift_run(BE, SD, &tp2, &cl, 160, 0, noise, f[1], &dim, &err) != 0 && strstr(err.msg, "noise"));
     ddps_release(BE, mark);
@@ -430,7 +410,7 @@ int main(void) {
     ddps_tokenize(SD->tok, "An image of tench.", ids + 77);
     ddps_tensor ctx = ddps_new(BE, 2, 1, 77, C_TXT);
     ddps_clip_forward(BE, SD->text, ids, &ctx);
-    CTX_HOST = readback(&ctx);
+    CTX_HOST = eu_readback(BE, &ctx);
     ddps_release(BE, 0);
     TEST(maps_and_windows);
     TEST(diff_by_hand);

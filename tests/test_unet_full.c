@@ -22,27 +22,6 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Host copy of a tensor. */
-static float *readback(const ddps_tensor *t) {
-    float *p = ddps_malloc(ddps_numel(t) * sizeof(float));
-    BE->ops->read(BE, p, t);
-    return p;
-}
-
-static ddps_tensor upload(int n, int h, int w, int c, const float *host) {
-    ddps_tensor t = ddps_new(BE, n, h, w, c);
-    BE->ops->write(BE, &t, host);
-    return t;
-}
-
-static float *random_normal(size_t n, uint64_t seed) {
-    float *p = ddps_malloc(n * sizeof(float));
-    ddps_rng r;
-    ddps_rng_seed(&r, seed);
-    ddps_rng_fill_normal(&r, p, n);
-    return p;
-}
-
 /* Token ids of two short prompts (BOS, a few words, EOS padding). */
 static void prompt_ids(int32_t *ids) {
     static const int32_t a[] = {49406, 550, 2867, 539, 1149, 634, 269, 49407};
@@ -72,7 +51,7 @@ static void on_tap(void *user, const char *name, const ddps_tensor *t) {
     snprintf(tp->name[k], sizeof tp->name[k], "%s", name);
     tp->shape[k][0] = t->n, tp->shape[k][1] = t->h, tp->shape[k][2] = t->w, tp->shape[k][3] = t->c;
     tp->numel[k] = ddps_numel(t);
-    tp->data[k] = readback(t);
+    tp->data[k] = eu_readback(BE, t);
 }
 
 static void taps_free(taps *tp) {
@@ -84,13 +63,13 @@ static void taps_free(taps *tp) {
  * contexts; eps to host. stop: -1 or the up block to stop after. */
 static float *unet_run(const float *x_host, const float *ctx_host, int batch, taps *tp, int stop) {
     size_t mark = ddps_mark(BE);
-    ddps_tensor x = upload(batch, 8, 8, 4, x_host);
-    ddps_tensor ctx = upload(batch, 1, 77, 768, ctx_host);
+    ddps_tensor x = eu_upload(BE, batch, 8, 8, 4, x_host);
+    ddps_tensor ctx = eu_upload(BE, batch, 1, 77, 768, ctx_host);
     ddps_tensor eps = ddps_new(BE, batch, 8, 8, 4);
     static const float ts[2] = {100, 700};
     ddps_unet_opts o = {on_tap, tp, stop};
     ddps_unet_forward(BE, SD->unet, &x, ts, &ctx, stop < 0 ? &eps : NULL, &o);
-    float *e = stop < 0 ? readback(&eps) : NULL;
+    float *e = stop < 0 ? eu_readback(BE, &eps) : NULL;
     ddps_release(BE, mark);
     return e;
 }
@@ -102,9 +81,9 @@ static void unet_full(void) {
     size_t mark = ddps_mark(BE);
     ddps_tensor ctx = ddps_new(BE, 2, 1, 77, 768);
     ddps_clip_forward(BE, SD->text, ids, &ctx);
-    float *ctx_host = readback(&ctx);
+    float *ctx_host = eu_readback(BE, &ctx);
     ddps_release(BE, mark);
-    float *x = random_normal(2 * 8 * 8 * 4, 11);
+    float *x = eu_normal(2 * 8 * 8 * 4, 11);
 
     taps a = {0}, b = {0}, c = {0}, d = {0};
     double t0 = now();
@@ -173,16 +152,16 @@ static void unet_full(void) {
 static void vae_full(void) {
     CHECK(ddps_vae_latent_size(&SD->vae_cfg, 16) == 2);
     CHECK(ddps_vae_latent_size(&SD->vae_cfg, 256) == 32 && ddps_vae_latent_size(&SD->vae_cfg, 341) == 42);
-    float *img = random_normal(16 * 16 * 3, 5);
+    float *img = eu_normal(16 * 16 * 3, 5);
     for (int i = 0; i < 16 * 16 * 3; i++) img[i] = tanhf(img[i]); /* in [-1, 1] */
     float *out[2][2];
     for (int run = 0; run < 2; run++) {
         size_t mark = ddps_mark(BE);
-        ddps_tensor x = upload(1, 16, 16, 3, img);
+        ddps_tensor x = eu_upload(BE, 1, 16, 16, 3, img);
         ddps_tensor mean = ddps_new(BE, 1, 2, 2, 4), logvar = ddps_new(BE, 1, 2, 2, 4);
         ddps_vae_encode(BE, SD->vae, &x, &mean, &logvar);
-        out[run][0] = readback(&mean);
-        out[run][1] = readback(&logvar);
+        out[run][0] = eu_readback(BE, &mean);
+        out[run][1] = eu_readback(BE, &logvar);
         ddps_release(BE, mark);
     }
     CHECK(eu_nonfinite(out[0][0], 16) == 0 && eu_nonfinite(out[0][1], 16) == 0);
@@ -190,9 +169,9 @@ static void vae_full(void) {
     CHECK(t_rel_l2(out[0][0], out[0][1], 16) > 1e-3); /* mean and logvar are different halves */
     /* the Stage I latent is the mean times 0.18215 */
     size_t mark = ddps_mark(BE);
-    ddps_tensor x = upload(1, 16, 16, 3, img), z = ddps_new(BE, 1, 2, 2, 4);
+    ddps_tensor x = eu_upload(BE, 1, 16, 16, 3, img), z = ddps_new(BE, 1, 2, 2, 4);
     ddps_encode_latent(BE, SD, &x, &z);
-    float *zh = readback(&z);
+    float *zh = eu_readback(BE, &z);
     for (int i = 0; i < 16; i++) out[1][0][i] *= 0.18215f;
     CHECK(t_rel_l2(zh, out[1][0], 16) < 1e-6);
     ddps_release(BE, mark);
@@ -212,7 +191,7 @@ static void text_full(void) {
         size_t mark = ddps_mark(BE);
         ddps_tensor t = ddps_new(BE, 2, 1, 77, 768);
         ddps_clip_forward(BE, SD->text, ids, &t);
-        y[run] = readback(&t);
+        y[run] = eu_readback(BE, &t);
         ddps_release(BE, mark);
     }
     size_t n = 2 * 77 * 768, row = 768;

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/args.h"
@@ -16,13 +15,8 @@
 #include "pipeline/score.h"
 #include "tensor/profile.h"
 #include "util/fs.h"
+#include "util/progress.h"
 #include "util/rng.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Peak resident set (VmHWM) in MB. */
 static double peak_rss_mb(void) {
@@ -56,10 +50,10 @@ static double time_median(ddps_backend *be, run_fn fn, void *ctx, int iters, dou
     double *t = ddps_malloc((size_t)iters * sizeof(double));
     for (int i = 0; i < iters; i++) {
         be->flops = 0;
-        double t0 = now();
+        double t0 = ddps_seconds();
         fn(be, ctx);
         be->ops->sync(be);
-        t[i] = now() - t0;
+        t[i] = ddps_seconds() - t0;
     }
     *flops = be->flops;
     qsort(t, (size_t)iters, sizeof *t, cmp_double);
@@ -137,9 +131,9 @@ static int bench_load(const char *model, const char *device, ddps_precision prec
     }
     ddps_backend *be = ddps_backend_new(device, prec, threads, &err);
     ddps_sd *sd = NULL;
-    double rss0 = peak_rss_mb(), t0 = now();
+    double rss0 = peak_rss_mb(), t0 = ddps_seconds();
     int rc = be ? ddps_sd_load(model, be, DDPS_PART_ALL, &sd, &err) : -1;
-    double t = now() - t0, rss = peak_rss_mb();
+    double t = ddps_seconds() - t0, rss = peak_rss_mb();
     if (rc == 0) {
         double params = 0;
         ddps_wsrc ws;
@@ -275,14 +269,14 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "ddps bench: %s\n", err.msg);
         return 1;
     }
-    double t0 = now();
+    double t0 = ddps_seconds();
     ddps_sd *sd;
     if (ddps_sd15_random(be, part, 1234, &sd, &err) != 0) {
         fprintf(stderr, "ddps bench: %s\n", err.msg);
         ddps_backend_free(be);
         return 1;
     }
-    double build_s = now() - t0;
+    double build_s = ddps_seconds() - t0;
     printf("ddps bench %s: SD v1.5 shapes, random weights (built in %.1f s), device %s, precision %s\n", what,
            build_s, device, ddps_precision_name(prec));
     bench_row rows[16];

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "io/image.h"
 #include "util/fs.h"
+#include "util/progress.h"
 
 #define FOLDER_MAX 200
 #define MAX_IPC 1000000
@@ -29,12 +29,6 @@ void ddps_select_defaults(ddps_select_opts *o) {
     o->format = "png";
     o->jpeg_quality = 95;
     o->command = "select";
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* ---- the selection rule ---- */
@@ -553,7 +547,7 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     long needed = mosaic_mode ? 4L * ipc : ipc;
 
     /* Selection: the rule, per class. */
-    double t0 = now_s();
+    double t0 = ddps_seconds();
     res.plans = ddps_calloc((size_t)r->n_cls, sizeof *res.plans);
     for (int k = 0; k < r->n_cls; k++) {
         class_plan *p = &res.plans[k];
@@ -575,10 +569,10 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
                       mosaic_mode && p->n_picks > 0 && p->n_picks < 4 ? " (single patches, too few for a mosaic)" : "");
         }
     }
-    res.select_s = now_s() - t0;
+    res.select_s = ddps_seconds() - t0;
 
     /* Writing: a hidden temporary folder, swapped in when complete. */
-    double t1 = now_s();
+    double t1 = ddps_seconds();
     char name[64];
     snprintf(name, sizeof name, "ipc%d", ipc);
     char *final = ddps_path_join(o->out_dir, name);
@@ -631,12 +625,12 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
         *err = first;
         goto cleanup;
     }
-    res.write_s = now_s() - t1;
+    res.write_s = ddps_seconds() - t1;
     if (write_manifests(r, &res, tmp, err) != 0) goto cleanup;
     fsync_dir(tmp);
     if (swap_into_place(tmp, final, old, err) != 0) goto cleanup;
     fsync_dir(o->out_dir);
-    res.write_s = now_s() - t1;
+    res.write_s = ddps_seconds() - t1;
     ddps_info("ipc %d: %ld images, %ld patches (%ld fill) for %d classes in %s; load %.3f s, selection %.3f s, "
               "writing %.3f s",
               ipc, res.images, res.patches, res.fills, r->n_cls, final, r->load_s, res.select_s, res.write_s);
@@ -772,15 +766,15 @@ static int load_classes(run_ctx *r, ddps_err *err) {
         ddps_info("class %s: clustering %ld candidates (k = %d)", r->cls[k].folder, ci->n_cand, kk);
         if (ddps_store_cluster(r->store, ci->id, kk, seed, err) != 0) return -1;
     }
-    double t0 = now_s();
+    double t0 = ddps_seconds();
     for (int k = 0; k < r->n_cls; k++)
         if (ddps_store_load_class(r->store, r->cls[k].info->id, 0, &r->cls[k].data, err) != 0) return -1;
-    r->load_s = now_s() - t0;
+    r->load_s = ddps_seconds() - t0;
     return 0;
 }
 
 int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
-    double t_start = now_s();
+    double t_start = ddps_seconds();
     run_ctx r;
     memset(&r, 0, sizeof r);
     r.o = o;
@@ -799,7 +793,7 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
         if (!dup && write_ipc(&r, o->ipc[i], err) != 0) goto done;
     }
     if (r.writable && (!o->command || strcmp(o->command, "select") == 0)) {
-        ddps_run_stats st = {"select", now_s() - t_start, 0, 0, 0, 0, 0};
+        ddps_run_stats st = {"select", ddps_seconds() - t_start, 0, 0, 0, 0, 0};
         if (ddps_store_add_run(r.store, &st, err) != 0) goto done;
     }
     rc = 0;

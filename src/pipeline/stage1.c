@@ -3,16 +3,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "models/scheduler.h"
 #include "util/fs.h"
+#include "util/progress.h"
 
 double ddps_now(ddps_backend *be) {
     if (be) be->ops->sync(be);
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+    return ddps_seconds();
 }
 
 void ddps_encode_latent(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *x, ddps_tensor *z) {

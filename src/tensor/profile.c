@@ -4,9 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "util/fs.h"
+#include "util/progress.h"
 
 enum { P_LINEAR, P_CONV2D, P_GROUP_NORM, P_LAYER_NORM, P_ATTENTION, P_GEGLU, P_ACTIVATE, P_AXPBY, P_UPSAMPLE_NEAREST, P_CONCAT_C, P_EMBED, P_SQDIFF_ACC, P_RESIZE_BILINEAR_CMEAN, P_AVG_POOL, P_GLOBAL_AVG, P_COUNT };
 static const char *op_names[P_COUNT] = {"linear", "conv2d", "group_norm", "layer_norm", "attention", "geglu", "activate", "axpby", "upsample_nearest", "concat_c", "embed", "sqdiff_acc", "resize_bilinear_cmean", "avg_pool", "global_avg"};
@@ -22,19 +22,14 @@ typedef struct {
 /* The profiled backend (one at a time: a benchmark tool). */
 static profile_state *prof;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 static void p_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *w, ddps_act act, int accumulate) {
     int slot = P_LINEAR;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->linear(be, y, x, w, act, accumulate);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -44,10 +39,10 @@ static void p_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, con
     if (stride != 1) slot = P_COUNT + 1;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->conv2d(be, y, x, w, stride, pad, accumulate);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -55,10 +50,10 @@ static void p_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x,
     int slot = P_GROUP_NORM;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->group_norm(be, y, x, shift, gamma, beta, groups, eps, silu);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -66,10 +61,10 @@ static void p_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x,
     int slot = P_LAYER_NORM;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->layer_norm(be, y, x, gamma, beta, eps);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -77,10 +72,10 @@ static void p_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, 
     int slot = P_ATTENTION;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->attention(be, y, q, k, v, heads, causal);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -88,10 +83,10 @@ static void p_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     int slot = P_GEGLU;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->geglu(be, y, x);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -99,10 +94,10 @@ static void p_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, d
     int slot = P_ACTIVATE;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->activate(be, y, x, act);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -110,10 +105,10 @@ static void p_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor
     int slot = P_AXPBY;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->axpby(be, y, a, x, b, z);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -121,10 +116,10 @@ static void p_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tens
     int slot = P_UPSAMPLE_NEAREST;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->upsample_nearest(be, y, x);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -132,10 +127,10 @@ static void p_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, c
     int slot = P_CONCAT_C;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->concat_c(be, y, a, b);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -143,10 +138,10 @@ static void p_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const 
     int slot = P_EMBED;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->embed(be, y, ids, tok, pos);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -154,10 +149,10 @@ static void p_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e,
     int slot = P_SQDIFF_ACC;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->sqdiff_acc(be, d, e, a, b, w);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -165,10 +160,10 @@ static void p_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps
     int slot = P_RESIZE_BILINEAR_CMEAN;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->resize_bilinear_cmean(be, y, x);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -176,10 +171,10 @@ static void p_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, i
     int slot = P_AVG_POOL;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->avg_pool(be, y, x, k, s);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }
@@ -187,10 +182,10 @@ static void p_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x)
     int slot = P_GLOBAL_AVG;
     double f0 = be->flops;
     be->ops->sync(be);
-    double t0 = now();
+    double t0 = ddps_seconds();
     prof->inner->global_avg(be, y, x);
     be->ops->sync(be);
-    prof->seconds[slot] += now() - t0;
+    prof->seconds[slot] += ddps_seconds() - t0;
     prof->flops[slot] += be->flops - f0;
     prof->calls[slot]++;
 }

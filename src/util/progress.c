@@ -22,7 +22,7 @@ struct ddps_progress {
     int last_len;   /* length of the last drawn line, to blank its leftovers */
 };
 
-static double now_s(void) {
+double ddps_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -94,7 +94,7 @@ ddps_progress *ddps_progress_start(const char *label, long total, const char *un
     snprintf(p->unit, sizeof p->unit, "%s", unit ? unit : "it");
     p->total = total;
     p->shown = ddps_verbosity > 0 && (force || isatty(STDERR_FILENO));
-    p->t0 = p->last = now_s();
+    p->t0 = p->last = ddps_seconds();
     if (p->shown) redraw(p, p->t0);
     return p;
 }
@@ -103,7 +103,7 @@ void ddps_progress_update(ddps_progress *p, long done) {
     if (!p) return;
     p->done = done;
     if (!p->shown) return;
-    double t = now_s();
+    double t = ddps_seconds();
     if (t - p->last >= REDRAW_SECONDS) redraw(p, t);
 }
 
@@ -111,7 +111,7 @@ void ddps_progress_end(ddps_progress *p) {
     if (!p) return;
     if (p->shown) {
         char line[512], took[32], rate[32];
-        double el = now_s() - p->t0;
+        double el = ddps_seconds() - p->t0;
         ddps_format_duration(el, took, sizeof took);
         int k = p->total > 0 ? snprintf(line, sizeof line, "%s %ld/%ld %s in %s", p->label, p->done, p->total,
                                          p->unit, took)

@@ -25,6 +25,8 @@ void ddps_progress_update(ddps_progress *p, long done);
  * newline; frees p. */
 void ddps_progress_end(ddps_progress *p);
 
+/* Monotonic seconds since an arbitrary origin (for timing). */
+double ddps_seconds(void);
 /* Formats seconds as "1:05:03" (an hour or more), "4:07" (a minute or more),
  * "12.3 s" / "0.35 s" (less); "?" for negative or non-finite values. */
 void ddps_format_duration(double seconds, char *buf, size_t n);
