@@ -200,7 +200,7 @@ static ddps_weight *weight_and_bias(ddps_wsrc *ws, const char *base, int ndim, c
         return NULL;
     }
     if (ws->failed) return NULL;
-    int out = (int)shape[0], in = (int)shape[1], k = ndim == 4 ? (int)shape[2] : 1;
+    int in = (int)shape[1], k = ndim == 4 ? (int)shape[2] : 1;
     size_t per_row = (size_t)in * k * k;
     float *w = fetch(ws, wn, ndim, shape);
     if (!w) return NULL;
@@ -218,7 +218,6 @@ static ddps_weight *weight_and_bias(ddps_wsrc *ws, const char *base, int ndim, c
         b = ddps_malloc(rows * sizeof(float));
         memcpy(b, bf + r0, rows * sizeof(float));
     }
-    (void)out;
     ddps_weight *res = as_conv ? ws->be->ops->make_conv(ws->be, wcopy, b, (int)rows, in, k, k, &ws->err)
                                : ws->be->ops->make_linear(ws->be, wcopy, b, (int)rows, in, &ws->err);
     if (!res) {
