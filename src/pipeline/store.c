@@ -1310,3 +1310,64 @@ int ddps_store_load_maps(ddps_store *s, const ddps_class_data *d, ddps_stored_ma
     *out = m;
     return 0;
 }
+
+/* ---- run log ---- */
+
+void ddps_store_free_runs(ddps_stored_run *r, int n) {
+    for (int i = 0; r && i < n; i++) {
+        free(r[i].command);
+        free(r[i].finished);
+    }
+    free(r);
+}
+
+int ddps_store_list_runs(ddps_store *s, ddps_stored_run **out, int *n, ddps_err *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (prepare(s,
+                "SELECT command, finished, seconds, images_scored, images_bad, unet_latents, vae_images, text_prompts"
+                " FROM runs ORDER BY id",
+                &st, err) != 0)
+        return -1;
+    ddps_stored_run *r = NULL;
+    int cap = 0, m = 0, rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (m == cap) {
+            if (cap > INT_MAX / 4) {
+                ret = ddps_fail(err, "%s: too many runs", s->path);
+                break;
+            }
+            cap = cap ? 2 * cap : 16;
+            r = ddps_realloc(r, (size_t)cap * sizeof *r);
+        }
+        ddps_stored_run *x = &r[m++];
+        memset(x, 0, sizeof *x);
+        double sec = 0;
+        long long v[5] = {0};
+        int bad = column_str(st, 0, &x->command) != 0 || !x->command || column_str(st, 1, &x->finished) != 0 ||
+                  !x->finished;
+        if (!bad && sqlite3_column_type(st, 2) != SQLITE_NULL) bad = column_finite(st, 2, &sec) != 0;
+        for (int k = 0; k < 5 && !bad; k++)
+            if (sqlite3_column_type(st, 3 + k) != SQLITE_NULL) bad = column_int_in(st, 3 + k, 0, LLONG_MAX, &v[k]);
+        if (bad) {
+            ret = ddps_fail(err, "%s: store is corrupt (run row %d)", s->path, m);
+            break;
+        }
+        x->st.seconds = sec;
+        x->st.images_scored = (long)v[0];
+        x->st.images_bad = (long)v[1];
+        x->st.unet_latents = (long)v[2];
+        x->st.vae_images = (long)v[3];
+        x->st.text_prompts = (long)v[4];
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = db_fail(s, err, "reading runs");
+    sqlite3_finalize(st);
+    if (ret != 0) {
+        ddps_store_free_runs(r, m);
+        return -1;
+    }
+    *out = r;
+    *n = m;
+    return 0;
+}

@@ -214,6 +214,17 @@ typedef struct {
 int ddps_store_list_bad(ddps_store *s, int class_id, ddps_bad_image **out, int *n, ddps_err *err);
 void ddps_store_free_bad(ddps_bad_image *b, int n);
 
+/* One row of the run log (reports). */
+typedef struct {
+    char *command;  /* "score", "distill", "select" */
+    char *finished; /* UTC, ISO 8601 */
+    ddps_run_stats st; /* st.command is NULL */
+} ddps_stored_run;
+
+/* Every recorded run, oldest first. Free with ddps_store_free_runs. */
+int ddps_store_list_runs(ddps_store *s, ddps_stored_run **out, int *n, ddps_err *err);
+void ddps_store_free_runs(ddps_stored_run *r, int n);
+
 /* ---- Stage-I maps (reports) ---- */
 
 /* *has = 1 when the store has a maps table (a store written by a ddps that
