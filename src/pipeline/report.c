@@ -275,12 +275,13 @@ typedef struct {
     char *data_root;     /* absolute */
     json_t *settings;    /* from the store */
     json_t *manifest;    /* distilled/ipc<N>/manifest.json */
-    char *model_id, *version, *created;
+    char *model_id, *model_dir, *version, *created;
     ddps_class_info *cls;
     int n_cls;
     int has_maps;
     int threads;
     double class_seconds; /* total time writing class pages */
+    long n_maps;          /* images drawn with a heatmap */
 } report_ctx;
 
 static int cmp_relpath(const void *key, const void *elem) {
@@ -584,6 +585,7 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     fputs("<h2>Images</h2>\n", f);
     int nmaps = 0;
     for (int i = 0; i < d.n_images; i++) nmaps += maps[i].data != NULL;
+    r->n_maps += nmaps;
     if (d.n_images > 0 && nmaps == 0)
         fputs("<p><b>Heatmaps unavailable:</b> this store holds no Stage-I maps (it was scored by a ddps that did not "
               "record them); score into a new store to get them.</p>\n",
@@ -668,6 +670,8 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
     fputs("<h1>ddps report</h1>\n<table>\n<tr><th>store</th><td><code>", f);
     esc(f, o->store_path);
     fputs("</code></td></tr>\n<tr><th>model</th><td><code>", f);
+    esc(f, r->model_dir ? r->model_dir : "(folder not recorded)");
+    fputs("</code>, identity <code>", f);
     esc(f, r->model_id ? r->model_id : "(not recorded)");
     fputs("</code></td></tr>\n<tr><th>data root</th><td><code>", f);
     esc(f, r->data_root);
@@ -679,8 +683,11 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
                "<tr><th>images skipped</th><td>%ld</td></tr>\n<tr><th>candidates</th><td>%ld</td></tr>\n"
                "<tr><th>heatmaps</th><td>%s</td></tr>\n</table>\n",
             r->n_cls, images, skipped, cands,
-            r->has_maps ? "from the store's Stage-I maps"
-                        : "unavailable (store scored by a ddps that did not record Stage-I maps)");
+            r->n_maps > 0 ? "from the store's Stage-I maps"
+                          : "unavailable (store scored by a ddps that did not record Stage-I maps)");
+    if (r->n_maps > 0 && r->n_maps < images)
+        fprintf(f, "<p>%ld of %ld images have a heatmap (the others were scored by an older ddps).</p>\n", r->n_maps,
+                images);
     fputs("<h2>Settings</h2>\n", f);
     settings_html(f, r->settings);
     fputs("<h2>Runs</h2>\n<table><tr><th>#</th><th>command</th><th>finished (UTC)</th><th>seconds</th>"
@@ -819,6 +826,7 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     if (ddps_store_open(o->store_path, 1, &r.store, err) != 0) goto done;
     if (ddps_store_get_meta(r.store, "settings", &settings, err) != 0 ||
         ddps_store_get_meta(r.store, "model_id", &r.model_id, err) != 0 ||
+        ddps_store_get_meta(r.store, "model_dir", &r.model_dir, err) != 0 ||
         ddps_store_get_meta(r.store, "ddps_version", &r.version, err) != 0 ||
         ddps_store_get_meta(r.store, "created", &r.created, err) != 0 || ddps_store_has_maps(r.store, &r.has_maps, err))
         goto done;
@@ -863,6 +871,7 @@ done:
     json_decref(r.settings);
     json_decref(r.manifest);
     free(r.model_id);
+    free(r.model_dir);
     free(r.version);
     free(r.created);
     free(r.data_root);
