@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/image.h"
@@ -130,7 +131,7 @@ static int save_heat_png(const char *path, const unsigned char *idx, int w, int 
             pal[i].red = c[0], pal[i].green = c[1], pal[i].blue = c[2];
         }
         png_set_PLTE(png, info, pal, 256);
-        png_set_compression_level(png, 6);
+        png_set_compression_level(png, 2);
         for (int y = 0; y < h; y++) rows[y] = (png_bytep)(idx + (size_t)y * w);
         png_set_rows(png, info, rows);
         png_write_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
@@ -140,6 +141,19 @@ static int save_heat_png(const char *path, const unsigned char *idx, int w, int 
     free(rows);
     if (fclose(f) != 0) ok = 0;
     if (!ok) return ddps_fail(err, "%s: cannot write the PNG", path);
+    return 0;
+}
+
+/* A preview JPEG: written plainly (no fsync: a report is rewritten, not recovered). */
+static int save_jpeg(const char *path, const ddps_image *img, int quality, ddps_err *err) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ddps_image_encode_jpeg(img, quality, &buf, &len, err) != 0) return ddps_fail_prefix(err, "%s", path);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(buf, 1, len, f) == len;
+    if (f && fclose(f) != 0) ok = 0;
+    free(buf);
+    if (!ok) return ddps_fail(err, "%s: cannot write: %s", path, strerror(errno));
     return 0;
 }
 
@@ -198,15 +212,43 @@ typedef struct {
     float *dmin, *dmax; /* per image: range of the drawn heatmap */
 } class_job;
 
-/* Decodes image i once and writes its thumbnail, heatmap and candidate patches. */
+/* Decodes a source for previews: a JPEG at 1/denom of its size (DCT scaling),
+ * other formats whole; *got is the reduction used. */
+static int load_preview(const char *path, int denom, ddps_image *img, int *got, ddps_err *err) {
+    char *buf;
+    size_t len;
+    img->w = img->h = 0;
+    img->px = NULL;
+    if (ddps_read_file(path, (size_t)1 << 30, &buf, &len, err) != 0) return -1;
+    int rc;
+    if (len >= 3 && (unsigned char)buf[0] == 0xff && (unsigned char)buf[1] == 0xd8 && denom > 1) {
+        rc = ddps_image_decode_jpeg_reduced((const uint8_t *)buf, len, path, denom, img, err);
+        *got = denom;
+    } else {
+        rc = ddps_image_decode(buf, len, path, img, err);
+        *got = 1;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Decodes image i once (reduced as far as the thumbnail and the patch
+ * previews allow) and writes its thumbnail, heatmap and candidate patches. */
 static int write_image_files(const class_job *j, int i, ddps_err *err) {
     const ddps_stored_image *im = &j->d->images[i];
     char *path = ddps_path_join(j->data_root, im->relpath), name[64];
     ddps_image src = {0, 0, NULL}, t = {0, 0, NULL};
-    int rc = ddps_image_load(path, &src, err);
-    if (rc == 0 && (src.w != im->width || src.h != im->height))
-        rc = ddps_fail(err, "%s: image is %dx%d but was %dx%d when scored (the data changed; score again)", path,
-                       src.w, src.h, im->width, im->height);
+    double longest = im->width > im->height ? im->width : im->height, small_box = longest;
+    for (int c = j->first_cand[i]; c < j->first_cand[i + 1]; c++) {
+        const ddps_stored_cand *k = &j->d->cand[c];
+        small_box = fmin(small_box, fmin(k->x1 - k->x0, k->y1 - k->y0));
+    }
+    int denom = 8, got = 1;
+    while (denom > 1 && (longest / denom < j->thumb || small_box / denom < PATCH_THUMB)) denom /= 2;
+    int rc = load_preview(path, denom, &src, &got, err);
+    if (rc == 0 && (src.w != (im->width + got - 1) / got || src.h != (im->height + got - 1) / got))
+        rc = ddps_fail(err, "%s: image is not %dx%d as when scored (the data changed; score again)", path, im->width,
+                       im->height);
     int tw = 0, th = 0;
     if (rc == 0) {
         thumb_size(src.w, src.h, j->thumb, &tw, &th);
@@ -215,7 +257,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
     if (rc == 0) {
         snprintf(name, sizeof name, "src/%d.jpg", i);
         char *p = ddps_path_join(j->dir, name);
-        rc = ddps_image_save(p, &t, 82, err);
+        rc = save_jpeg(p, &t, 82, err);
         free(p);
     }
     const ddps_stored_map *m = &j->maps[i];
@@ -234,7 +276,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
                 if (s > hi) hi = s;
             }
         double span = hi > lo ? hi - lo : 1;
-        for (size_t k = 0; k < n; k++) idx[k] = (unsigned char)lround(255 * (v[k] - lo) / span);
+        for (size_t k = 0; k < n; k++) idx[k] = (unsigned char)(255 * (v[k] - lo) / span + 0.5);
         j->dmin[i] = (float)lo;
         j->dmax[i] = (float)hi;
         snprintf(name, sizeof name, "map/%d.png", i);
@@ -247,7 +289,10 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
     for (int c = j->first_cand[i]; rc == 0 && c < j->first_cand[i + 1]; c++) {
         int box[4];
         ddps_image crop, patch;
-        crop_box(&j->d->cand[c], src.w, src.h, box);
+        ddps_stored_cand k = j->d->cand[c];
+        double fx = (double)src.w / im->width, fy = (double)src.h / im->height;
+        k.x0 *= fx, k.x1 *= fx, k.y0 *= fy, k.y1 *= fy;
+        crop_box(&k, src.w, src.h, box);
         rc = ddps_image_crop(&src, box[0], box[1], box[2] - box[0], box[3] - box[1], &crop, err);
         if (rc == 0) {
             rc = ddps_image_resize(&crop, PATCH_THUMB, PATCH_THUMB, &patch, err);
@@ -256,7 +301,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
         if (rc == 0) {
             snprintf(name, sizeof name, "patch/%d.jpg", c);
             char *p = ddps_path_join(j->dir, name);
-            rc = ddps_image_save(p, &patch, 85, err);
+            rc = save_jpeg(p, &patch, 85, err);
             free(p);
             ddps_image_free(&patch);
         }
@@ -281,6 +326,7 @@ typedef struct {
     int has_maps;
     int threads;
     double class_seconds; /* total time writing class pages */
+    double class_cpu;     /* CPU seconds (all threads) for them */
     long n_maps;          /* images drawn with a heatmap */
 } report_ctx;
 
@@ -757,8 +803,11 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
         if (nbad > MAX_LISTED_BAD)
             fprintf(f, "<p>&hellip; and %d more (on the class pages).</p>\n", nbad - MAX_LISTED_BAD);
     }
-    fprintf(f, "<p class=\"muted\">Written by ddps %s: distilled set %.2f s, class pages %.2f s (%.3f s per class).</p>\n",
-            DDPS_VERSION, select_s, r->class_seconds, r->n_cls ? r->class_seconds / r->n_cls : 0.0);
+    fprintf(f,
+            "<p class=\"muted\">Written by ddps %s: distilled set %.2f s, class pages %.2f s (%.3f s per class, "
+            "%.3f s CPU per class).</p>\n",
+            DDPS_VERSION, select_s, r->class_seconds, r->n_cls ? r->class_seconds / r->n_cls : 0.0,
+            r->n_cls ? r->class_cpu / r->n_cls : 0.0);
     fputs("<script>\n(function(){var q=document.getElementById('q'),rows=document.querySelectorAll('#classes tbody tr'),"
           "out=document.getElementById('shown');\nfunction f(){var s=q.value.toLowerCase(),n=0;"
           "rows.forEach(function(r){var h=r.getAttribute('data-name').indexOf(s)<0;r.hidden=h;if(!h)n++;});"
@@ -777,6 +826,13 @@ done:
     ddps_store_free_runs(runs, nruns);
     ddps_store_free_bad(bad, nbad);
     return rc;
+}
+
+/* CPU time of the process (all threads). */
+static double cpu_seconds(void) {
+    struct timespec t;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) != 0) return 0;
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static int read_manifest(report_ctx *r, ddps_err *err) {
@@ -858,13 +914,16 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     int w = ddps_write_file_atomic(css, CSS, strlen(CSS), err);
     free(css);
     if (w != 0) goto done;
-    double t1 = ddps_seconds();
+    double t1 = ddps_seconds(), c1 = cpu_seconds();
     for (int k = 0; k < r.n_cls; k++)
         if (write_class(&r, k, err) != 0) goto done;
     r.class_seconds = ddps_seconds() - t1;
+    r.class_cpu = cpu_seconds() - c1;
     if (write_index(&r, select_s, err) != 0) goto done;
-    ddps_info("report: %d classes in %s/index.html; distilled set %.2f s, class pages %.2f s (%.3f s per class)",
-              r.n_cls, o->out_dir, select_s, r.class_seconds, r.n_cls ? r.class_seconds / r.n_cls : 0.0);
+    ddps_info("report: %d classes in %s/index.html; distilled set %.2f s, class pages %.2f s (%.3f s per class; "
+              "%.3f s CPU per class, %d threads)",
+              r.n_cls, o->out_dir, select_s, r.class_seconds, r.n_cls ? r.class_seconds / r.n_cls : 0.0,
+              r.n_cls ? r.class_cpu / r.n_cls : 0.0, r.threads);
     rc = 0;
 done:
     free(settings);
