@@ -301,6 +301,47 @@ static void distill_report(void) {
     CHECKF(exists(p), "%s", p);
 }
 
+/* Previews decode JPEGs at 1/2, 1/4, 1/8 (DCT scaling): sizes round up, the picture stays the same. */
+static void reduced_jpeg(void) {
+    char p[8192];
+    snprintf(p, sizeof p, "%s", t_shared("data/imagewoof-mini/train/n02086240/n02086240_11373.JPEG"));
+    char *buf = NULL;
+    size_t len = 0;
+    ddps_err err;
+    ddps_image full, r;
+    CHECKF(ddps_image_load(p, &full, &err) == 0, "%s", err.msg);
+    FILE *f = fopen(p, "rb");
+    if (!f || !full.px) {
+        if (f) fclose(f);
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc(len);
+    CHECK(fread(buf, 1, len, f) == len);
+    fclose(f);
+    double mean_full = 0;
+    for (long i = 0; i < (long)full.w * full.h * 3; i++) mean_full += full.px[i];
+    mean_full /= (double)full.w * full.h * 3;
+    for (int d = 1; d <= 8; d *= 2) {
+        CHECKF(ddps_image_decode_jpeg_reduced((const uint8_t *)buf, len, p, d, &r, &err) == 0, "%s", err.msg);
+        CHECK(r.w == (full.w + d - 1) / d && r.h == (full.h + d - 1) / d);
+        double mean = 0;
+        for (long i = 0; i < (long)r.w * r.h * 3; i++) mean += r.px[i];
+        mean /= (double)r.w * r.h * 3;
+        CHECKF(fabs(mean - mean_full) < 2, "1/%d: mean %.2f, full %.2f", d, mean, mean_full);
+        if (d == 1) CHECK(memcmp(r.px, full.px, (size_t)full.w * full.h * 3) == 0);
+        ddps_image_free(&r);
+    }
+    CHECK(ddps_image_decode_jpeg_reduced((const uint8_t *)buf, len, p, 3, &r, &err) != 0 && strstr(err.msg, "1/3"));
+    buf[len / 2] ^= 0x55; /* corrupt data stays an error at any scale, never a partial image */
+    for (int i = 0; i < 64; i++) buf[len / 2 + i] = (char)0xff;
+    CHECK(ddps_image_decode_jpeg_reduced((const uint8_t *)buf, len / 2 + 64, p, 4, &r, &err) != 0 && r.px == NULL);
+    free(buf);
+    ddps_image_free(&full);
+}
+
 static void in_browser(void) {
     char shot[4600], cmd[16384], *out = NULL;
     snprintf(shot, sizeof shot, "%s/class.png", t_tmpdir("report_shot"));
@@ -340,6 +381,7 @@ int main(void) {
     TEST(store_without_maps);
     TEST(bad_invocations);
     TEST(distill_report);
+    TEST(reduced_jpeg);
     TEST(in_browser);
     return t_done();
 }

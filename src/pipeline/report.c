@@ -91,7 +91,7 @@ static const char *CSS =
     ".mem a.chosen img{outline:3px solid #1a1;outline-offset:-3px}\n"
     ".mem a.chosen::after{content:'\\2713';position:absolute;right:1px;top:1px;font:bold 12px/1 sans-serif;"
     "color:#fff;background:#1a1;padding:1px 2px}\n"
-    "figure{margin:0;width:min-content}figcaption{font-size:11px;word-break:break-all}\n"
+    "figure{margin:0}figcaption{font-size:11px;word-break:break-all}\n"
     ".pic{position:relative;line-height:0}\n"
     ".pic img{display:block}.pic img.heat{position:absolute;left:0;top:0;width:100%;height:100%;opacity:.55}\n"
     ".box{position:absolute;border:2px dashed #0cf;box-sizing:border-box}\n"
@@ -487,7 +487,7 @@ static void images_html(FILE *f, const report_ctx *r, const class_job *j, const 
         const ddps_stored_image *im = &d->images[i];
         int tw, th;
         thumb_size(im->width, im->height, j->thumb, &tw, &th);
-        fprintf(f, "<figure id=\"img%d\"><a class=\"pic\" href=\"", i);
+        fprintf(f, "<figure id=\"img%d\" style=\"width:%dpx\"><a class=\"pic\" href=\"", i, tw < 120 ? 120 : tw);
         file_url(f, r->data_root, im->relpath);
         fprintf(f, "\" style=\"display:block;width:%dpx;height:%dpx\">", tw, th);
         fprintf(f, "<img width=\"%d\" height=\"%d\" loading=\"lazy\" alt=\"source\" src=\"src/%d.jpg\">", tw, th, i);
