@@ -352,6 +352,12 @@ static json_t *manifest_class(const report_ctx *r, const char *name) {
 
 static long jint(json_t *o, const char *k) { return (long)json_integer_value(json_object_get(o, k)); }
 
+/* A string member, or dflt when absent or not a string. */
+static const char *jtext(json_t *o, const char *k, const char *dflt) {
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : dflt;
+}
+
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
@@ -414,8 +420,14 @@ static void distilled_html(FILE *f, const report_ctx *r, const ddps_class_data *
         if (!cn || !file || strcmp(cn, name) != 0) continue;
         int n = (int)json_array_size(patches);
         shown++;
-        fputs("<div class=\"out\"><img width=\"224\" height=\"224\" loading=\"lazy\" alt=\"distilled image\" src=\"",
-              f);
+        int os = (int)jint(r->manifest, "output_size");
+        if (strcmp(jtext(r->manifest, "mode", ""), "low_res") == 0 || os < 1 || os > 8192)
+            fputs("<div class=\"out\"><img style=\"max-width:224px;height:auto\" loading=\"lazy\" "
+                  "alt=\"distilled image\" src=\"",
+                  f);
+        else
+            fprintf(f, "<div class=\"out\"><img width=\"%d\" height=\"%d\" loading=\"lazy\" alt=\"distilled image\" src=\"",
+                    os, os);
         fprintf(f, "../distilled/ipc%d/", r->o->ipc);
         url(f, file);
         fputs("\">", f);
@@ -756,10 +768,12 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
     fprintf(f, "<tr><th></th><th>total</th><th></th><th class=\"n\">%.1f</th><th class=\"n\">%ld</th><th class=\"n\">"
                "%ld</th><th class=\"n\">%ld</th><th class=\"n\">%ld</th><th class=\"n\">%ld</th></tr>\n</table>\n",
             tot.seconds, tot.images_scored, tot.images_bad, tot.unet_latents, tot.vae_images, tot.text_prompts);
-    fprintf(f, "<h2>Classes</h2>\n<p>Distilled set: IPC %d (<a href=\"distilled/ipc%d/manifest.json\">manifest</a>). "
+    fprintf(f, "<h2>Classes</h2>\n<p>Distilled set: IPC %d, %s, top clusters %ld, output %ld px "
+               "(<a href=\"distilled/ipc%d/manifest.json\">manifest</a>). "
                "<input id=\"q\" type=\"search\" placeholder=\"filter by class name\" aria-label=\"filter\"> "
                "<span id=\"shown\"></span></p>\n",
-            o->ipc, o->ipc);
+            o->ipc, jtext(r->manifest, "mode", "?"), jint(r->manifest, "top_clusters"), jint(r->manifest, "output_size"),
+            o->ipc);
     fputs("<table id=\"classes\"><thead><tr><th>class</th><th>name</th><th>images</th><th>skipped</th>"
           "<th>candidates</th><th>clusters</th>",
           f);
