@@ -269,6 +269,56 @@ static void store_without_maps(void) {
     CHECK(!exists(p));
 }
 
+/* The store's map API: checked on the way in and on the way out; the run log. */
+static void map_api(void) {
+    char path[4600];
+    snprintf(path, sizeof path, "%s/m.sqlite", t_tmpdir("report_maps"));
+    ddps_store *s;
+    ddps_err err;
+    CHECK(ddps_store_open(path, 0, &s, &err) == 0);
+    int cid;
+    CHECK(ddps_store_class_id(s, "a", NULL, NULL, &cid, &err) == 0);
+    float feat[4] = {1, 0, 0, 0}, map[6] = {0.5f, -1, 2, 3, 4.25f, 5};
+    ddps_candidate c = {0, 0, 10, 10, 0, 0, 8, 8, 0.5f, feat};
+    ddps_image_result r = {cid, "a/x.png", 20, 10, 16, 8, 0.1f, 1, &c, 4, 0.1};
+    map[2] = NAN;
+    CHECK(ddps_store_put_image_map(s, &r, map, 2, 3, &err) != 0 && strstr(err.msg, "a/x.png"));
+    map[2] = 2;
+    CHECK(ddps_store_put_image_map(s, &r, map, 0, 3, &err) != 0 && strstr(err.msg, "map size"));
+    CHECKF(ddps_store_put_image_map(s, &r, map, 2, 3, &err) == 0, "%s", err.msg);
+    ddps_image_result r2 = {cid, "a/y.png", 20, 10, 16, 8, 0.1f, 1, &c, 4, 0.1};
+    CHECK(ddps_store_put_image(s, &r2, &err) == 0); /* without a map */
+    ddps_class_data d;
+    ddps_stored_map *m = NULL;
+    CHECK(ddps_store_load_class(s, cid, 0, &d, &err) == 0 && d.n_images == 2);
+    CHECK(ddps_store_load_maps(s, &d, &m, &err) == 0);
+    CHECK(m && m[0].h == 2 && m[0].w == 3 && memcmp(m[0].data, map, sizeof map) == 0 && !m[1].data);
+    ddps_store_free_maps(m, d.n_images);
+    ddps_store_close(s);
+    /* a hand-edited map BLOB */
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "UPDATE maps SET data = x'0000'", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK(ddps_store_open(path, 1, &s, &err) == 0);
+    m = NULL;
+    CHECK(ddps_store_load_maps(s, &d, &m, &err) != 0 && strstr(err.msg, "m.sqlite") && strstr(err.msg, "a/x.png") &&
+          m == NULL);
+    ddps_class_data_free(&d);
+    ddps_store_close(s);
+    /* the run log of the scored store */
+    CHECK(ddps_store_open(store, 1, &s, &err) == 0);
+    ddps_stored_run *runs;
+    int n;
+    CHECK(ddps_store_list_runs(s, &runs, &n, &err) == 0 && n >= 1);
+    if (n >= 1)
+        CHECKF(strcmp(runs[0].command, "score") == 0 && runs[0].st.images_scored == 2 * per_class &&
+                   runs[0].st.images_bad == 1 && runs[0].st.unet_latents > 0 && runs[0].finished[0] == '2',
+               "%s %ld %ld", runs[0].command, runs[0].st.images_scored, runs[0].st.images_bad);
+    ddps_store_free_runs(runs, n);
+    ddps_store_close(s);
+}
+
 static void bad_invocations(void) {
     char cmd[8192], *out = NULL;
     snprintf(cmd, sizeof cmd, "%s report --out %s/x", DDPS_BIN, t_tmpdir("report_bad"));
@@ -379,6 +429,7 @@ int main(void) {
     TEST(writes_report);
     TEST(heatmaps);
     TEST(store_without_maps);
+    TEST(map_api);
     TEST(bad_invocations);
     TEST(distill_report);
     TEST(reduced_jpeg);
