@@ -131,7 +131,7 @@ static int save_heat_png(const char *path, const unsigned char *idx, int w, int 
             pal[i].red = c[0], pal[i].green = c[1], pal[i].blue = c[2];
         }
         png_set_PLTE(png, info, pal, 256);
-        png_set_compression_level(png, 2);
+        png_set_compression_level(png, 6);
         for (int y = 0; y < h; y++) rows[y] = (png_bytep)(idx + (size_t)y * w);
         png_set_rows(png, info, rows);
         png_write_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
@@ -262,16 +262,18 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
     }
     const ddps_stored_map *m = &j->maps[i];
     if (rc == 0 && m->data) {
-        /* D at the thumbnail's pixel centres: thumbnail -> resized image -> latent, all proportional. */
-        size_t n = (size_t)tw * th;
+        /* D at pixel centres of a grid half the thumbnail's size (the browser scales it up
+         * smoothly; D is smooth at that scale): grid -> resized image -> latent, all proportional. */
+        int hw = (tw + 1) / 2, hh = (th + 1) / 2;
+        size_t n = (size_t)hw * hh;
         float *v = ddps_malloc(n * sizeof *v);
         unsigned char *idx = ddps_malloc(n);
         double lo = INFINITY, hi = -INFINITY;
-        for (int y = 0; y < th; y++)
-            for (int x = 0; x < tw; x++) {
-                double mx = (x + 0.5) * m->w / tw - 0.5, my = (y + 0.5) * m->h / th - 0.5;
+        for (int y = 0; y < hh; y++)
+            for (int x = 0; x < hw; x++) {
+                double mx = (x + 0.5) * m->w / hw - 0.5, my = (y + 0.5) * m->h / hh - 0.5;
                 double s = sample(m->data, m->h, m->w, mx, my);
-                v[(size_t)y * tw + x] = (float)s;
+                v[(size_t)y * hw + x] = (float)s;
                 if (s < lo) lo = s;
                 if (s > hi) hi = s;
             }
@@ -281,7 +283,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
         j->dmax[i] = (float)hi;
         snprintf(name, sizeof name, "map/%d.png", i);
         char *p = ddps_path_join(j->dir, name);
-        rc = save_heat_png(p, idx, tw, th, err);
+        rc = save_heat_png(p, idx, hw, hh, err);
         free(p);
         free(v);
         free(idx);

@@ -17,7 +17,8 @@
  *                         the skipped files with their reasons
  *   c<k>/src/<i>.jpg      thumbnail of the i-th scored image (relpath order,
  *                         from 0), longest side <= thumb pixels
- *   c<k>/map/<i>.png      its heatmap at the thumbnail's size: D, the
+ *   c<k>/map/<i>.png      its heatmap at half the thumbnail's size (shown
+ *                         stretched over it): D, the
  *                         channel mean of the Stage-I d upsampled bilinearly
  *                         (align_corners = false) from the stored latent map,
  *                         normalised to the image's own min..max and coloured
