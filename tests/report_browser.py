@@ -45,14 +45,20 @@ class Browser:
                 "--remote-debugging-pipe", "--no-first-run", "--no-default-browser-check",
                 "--disable-extensions", "--disable-background-networking", "--disable-sync",
                 "--user-data-dir=" + self.profile, "about:blank"]
+        self.log = open(os.path.join(self.profile, "chromium.log"), "w+")
         self.proc = subprocess.Popen(args, preexec_fn=setup, pass_fds=(3, 4),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=self.log, stderr=self.log)
         os.close(to_child_r)
         os.close(from_child_w)
         self.buf = b""
         self.next_id = 0
         self.events = []
         self.session = None
+
+    def log_tail(self):
+        self.log.flush()
+        self.log.seek(0)
+        return "".join(self.log.readlines()[-15:])
 
     def close(self):
         try:
@@ -64,6 +70,7 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def _read_message(self, deadline):
@@ -72,7 +79,7 @@ class Browser:
                 raise TimeoutError("no answer from chromium")
             chunk = os.read(self.from_child, 1 << 20)
             if not chunk:
-                raise EOFError("chromium closed the pipe")
+                raise EOFError("chromium closed the pipe (exit %s); its output:\n%s" % (self.proc.poll(), self.log_tail()))
             self.buf += chunk
         msg, self.buf = self.buf.split(b"\0", 1)
         return json.loads(msg)

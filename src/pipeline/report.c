@@ -424,7 +424,7 @@ static void distilled_html(FILE *f, const report_ctx *r, const ddps_class_data *
         shown++;
         int os = (int)jint(r->manifest, "output_size");
         if (strcmp(jtext(r->manifest, "mode", ""), "low_res") == 0 || os < 1 || os > 8192)
-            fputs("<div class=\"out\"><img style=\"max-width:224px;height:auto\" loading=\"lazy\" "
+            fputs("<div class=\"out\"><img style=\"min-width:96px;max-width:224px;height:auto\" loading=\"lazy\" "
                   "alt=\"distilled image\" src=\"",
                   f);
         else
@@ -501,6 +501,9 @@ static void images_html(FILE *f, const report_ctx *r, const class_job *j, const 
         const ddps_stored_image *im = &d->images[i];
         int tw, th;
         thumb_size(im->width, im->height, j->thumb, &tw, &th);
+        /* small originals (CIFAR) are shown enlarged, by a whole factor */
+        int longest = tw > th ? tw : th, zoom = longest < 96 ? (96 + longest - 1) / longest : 1;
+        tw *= zoom, th *= zoom;
         fprintf(f, "<figure id=\"img%d\" style=\"width:%dpx\"><a class=\"pic\" href=\"", i, tw < 120 ? 120 : tw);
         file_url(f, r->data_root, im->relpath);
         fprintf(f, "\" style=\"display:block;width:%dpx;height:%dpx\">", tw, th);
