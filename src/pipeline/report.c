@@ -65,6 +65,7 @@ static void file_url(FILE *f, const char *root, const char *rel) {
     url(f, rel);
 }
 
+/* The start of a page up to <body>: charset, an empty icon (no favicon request), title, stylesheet. */
 static void page_head(FILE *f, const char *title, const char *css) {
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -332,10 +333,12 @@ typedef struct {
     long n_maps;          /* images drawn with a heatmap */
 } report_ctx;
 
+/* bsearch comparator: a relpath against an image (images are in byte order of relpath). */
 static int cmp_relpath(const void *key, const void *elem) {
     return strcmp((const char *)key, ((const ddps_stored_image *)elem)->relpath);
 }
 
+/* Index of the scored image rel in d, -1 when not there. */
 static int image_index(const ddps_class_data *d, const char *rel) {
     const ddps_stored_image *im = bsearch(rel, d->images, (size_t)d->n_images, sizeof *d->images, cmp_relpath);
     return im ? (int)(im - d->images) : -1;
@@ -352,6 +355,7 @@ static json_t *manifest_class(const report_ctx *r, const char *name) {
     return NULL;
 }
 
+/* An integer member, 0 when absent. */
 static long jint(json_t *o, const char *k) { return (long)json_integer_value(json_object_get(o, k)); }
 
 /* A string member, or dflt when absent or not a string. */
@@ -360,6 +364,7 @@ static const char *jtext(json_t *o, const char *k, const char *dflt) {
     return v ? v : dflt;
 }
 
+/* Ascending floats (qsort). */
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
@@ -455,12 +460,15 @@ typedef struct {
     float dist;
 } member;
 
+/* Cluster members by distance to the centroid, then candidate order. */
 static int cmp_member(const void *a, const void *b) {
     const member *x = a, *y = b;
     if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
     return (x->index > y->index) - (x->index < y->index);
 }
 
+/* The clusters in rank order: size, median score, members by distance (chosen ones marked), each
+ * linked to its image's card. */
 static void clusters_html(FILE *f, const ddps_class_data *d, const unsigned char *chosen) {
     if (d->n_clusters == 0) {
         fputs("<p class=\"muted\">No clusters.</p>\n", f);
@@ -494,6 +502,8 @@ static void clusters_html(FILE *f, const ddps_class_data *d, const unsigned char
     free(m);
 }
 
+/* One card per scored image: thumbnail, heatmap over it, candidate boxes (CSS, in percent of the
+ * image), scores; the card links to the original file. */
 static void images_html(FILE *f, const report_ctx *r, const class_job *j, const unsigned char *chosen) {
     const ddps_class_data *d = j->d;
     fputs("<div class=\"grid\">\n", f);
@@ -697,6 +707,7 @@ done:
     return rc;
 }
 
+/* Every scoring setting of the store, one row each. */
 static void settings_html(FILE *f, json_t *settings) {
     fputs("<table><tr><th>setting</th><th>value</th></tr>\n", f);
     const char *key;
@@ -713,6 +724,7 @@ static void settings_html(FILE *f, json_t *settings) {
     fputs("</table>\n", f);
 }
 
+/* OUT/index.html: the overview (after the class pages, whose timing it shows). */
 static int write_index(report_ctx *r, double select_s, ddps_err *err) {
     const ddps_report_opts *o = r->o;
     ddps_stored_run *runs = NULL;
@@ -854,6 +866,7 @@ static double cpu_seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* The manifest select wrote for the report's IPC. */
 static int read_manifest(report_ctx *r, ddps_err *err) {
     char name[64];
     snprintf(name, sizeof name, "distilled/ipc%d/manifest.json", r->o->ipc);
