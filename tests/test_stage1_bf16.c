@@ -9,8 +9,8 @@ int main(void) {
     ddps_err err = {{0}};
     ddps_backend *bf = ddps_cpu_backend_new(DDPS_PREC_BF16, 0, &err);
     if (!bf) {
-        printf("skipping: no CPU bf16 backend here (%s)\n", err.msg);
-        return 77;
+        t_skip("no CPU bf16 backend here (%s)", err.msg);
+        return t_done();
     }
     ddps_backend *f32 = ddps_cpu_backend_new(DDPS_PREC_F32, 0, &err);
     CHECKF(f32 != NULL, "%s", err.msg);
