@@ -11,6 +11,8 @@
 #   scripts/gpu-check.sh bench        # (builds if needed) bench unet/vae/score, end-to-end
 #                                     # `ddps score` cuda vs cpu on imagewoof-mini, PyTorch anchor
 #   scripts/gpu-check.sh all          # both
+#   DEVDIR=build-device-anchor scripts/gpu-check.sh anchor   # the PyTorch anchor alone (no
+#                                     # build: diffusers' UNet and VAE, fp16, same shapes as bench)
 #   scripts/gpu-check.sh build-test --no-cuda   # the private-prefix CPU build only (a dry run
 #                                     # of the unpacking and the build on a machine without GPU)
 #
@@ -27,10 +29,10 @@ PHASE=build-test
 CUDA=1
 for a in "$@"; do
   case "$a" in
-    build-test | bench | all) PHASE=$a ;;
+    build-test | bench | all | anchor) PHASE=$a ;;
     --no-cuda) CUDA=0 ;;
     -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
-    *) echo "gpu-check: unknown argument '$a' (build-test|bench|all [--no-cuda])"; exit 2 ;;
+    *) echo "gpu-check: unknown argument '$a' (build-test|bench|all|anchor [--no-cuda])"; exit 2 ;;
   esac
 done
 BUILD=${BUILD:-build-gpu}
@@ -57,6 +59,12 @@ command -v "$PY" >/dev/null || PY=
 SHARED=${SHARED:-}
 if [ -z "$SHARED" ]; then
   for d in "$DEVDIR/shared" shared ../shared; do [ -d "$d/golden" ] && { SHARED=$(cd "$d" && pwd); break; }; done
+fi
+ANCHORS=${ANCHORS:-}
+if [ -z "$ANCHORS" ]; then
+  for d in "$DEVDIR/shared/anchors" build-device-anchor/shared/anchors "${SHARED:-/nonexistent}/anchors" shared/anchors ../shared/anchors; do
+    [ -f "$d/torch_anchor.py" ] && { ANCHORS=$(cd "$d" && pwd); break; }
+  done
 fi
 
 step "machine"
@@ -229,20 +237,20 @@ show_deps() {
   step "dependencies the build used"
   local cache=$BUILD/build/CMakeCache.txt
   grep -E '^(dnnl_DIR|JPEG_INCLUDE_DIR|JPEG_LIBRARY_RELEASE|PKG_CONFIG_EXECUTABLE|DDPS_CUDNN_[A-Z]+|CUDAToolkit_[A-Z_]*DIR)[:=]' "$cache" | tee -a "$SUMMARY"
-  grep -E '^(JANSSON|SQLITE|PNG)_(INCLUDE_DIRS|LINK_LIBRARIES)[:=]' "$cache" | tee -a "$SUMMARY"
+  grep -E '^(JANSSON|SQLITE|PNG|WEBP|TIFF)_(INCLUDE_DIRS|LINK_LIBRARIES)[:=]' "$cache" | tee -a "$SUMMARY"
   # headers the compiler actually read for the image and store code
   local dep
   dep=$(find "$BUILD/build" -name 'compiler_depend.make' -path '*ddps_core*' | head -1)
   if [ -n "$dep" ]; then
-    for h in jansson.h sqlite3.h png.h jpeglib.h dnnl.h; do
+    for h in jansson.h sqlite3.h png.h jpeglib.h dnnl.h decode.h tiffio.h; do
       say "  $h: $(grep -o "[^ ]*/$h" "$dep" | sort -u | head -1)"
     done
   fi
-  say "  ddps links: $(ldd "$BIN" 2>/dev/null | grep -E 'dnnl|jansson|sqlite|png|jpeg|cudnn|cublas' | awk '{print $3}' | tr '\n' ' ')"
+  say "  ddps links: $(ldd "$BIN" 2>/dev/null | grep -E 'dnnl|jansson|sqlite|png|jpeg|webp|tiff|cudnn|cublas' | awk '{print $3}' | tr '\n' ' ')"
   if [ "${HAVE_PREFIX:-0}" = 1 ]; then
     local outside
-    outside=$( (grep -E '^(dnnl_DIR|JPEG_INCLUDE_DIR|JPEG_LIBRARY_RELEASE|JANSSON_INCLUDE_DIRS|SQLITE_INCLUDE_DIRS|PNG_INCLUDE_DIRS|JANSSON_LINK_LIBRARIES|SQLITE_LINK_LIBRARIES|PNG_LINK_LIBRARIES)[:=]' "$cache" | cut -d= -f2- | tr ';' '\n'
-      [ -n "$dep" ] && for h in jansson.h sqlite3.h png.h jpeglib.h dnnl.h; do grep -o "[^ ]*/$h" "$dep" | sort -u; done
+    outside=$( (grep -E '^(dnnl_DIR|JPEG_INCLUDE_DIR|JPEG_LIBRARY_RELEASE|JANSSON_INCLUDE_DIRS|SQLITE_INCLUDE_DIRS|PNG_INCLUDE_DIRS|JANSSON_LINK_LIBRARIES|SQLITE_LINK_LIBRARIES|PNG_LINK_LIBRARIES|WEBP_INCLUDE_DIRS|WEBP_LINK_LIBRARIES|TIFF_INCLUDE_DIRS|TIFF_LINK_LIBRARIES)[:=]' "$cache" | cut -d= -f2- | tr ';' '\n'
+      [ -n "$dep" ] && for h in jansson.h sqlite3.h png.h jpeglib.h dnnl.h decode.h tiffio.h; do grep -o "[^ ]*/$h" "$dep" | sort -u; done
       ldd "$BIN" | grep -E 'dnnl|jansson|sqlite|png|jpeg' | awk '{print $3}') | grep -v '^$' | grep -v "^$PREFIX" || true)
     if [ -n "$outside" ]; then fail "dependencies from outside the prefix: $outside"; else say "every dependency comes from $PREFIX"; fi
   fi
@@ -388,8 +396,9 @@ EOF
 
 anchor() {
   step "PyTorch anchor (diffusers UNet and VAE, fp16, random weights)"
-  local A=$SHARED/anchors
-  [ -f "$A/torch_anchor.py" ] && [ -f "$A/diffusers-src.tar.gz" ] || { say "anchors/ not carried: skipped"; return; }
+  local A=$ANCHORS
+  [ -n "$A" ] && [ -f "$A/diffusers-src.tar.gz" ] || { say "anchors/ not carried (DEVDIR=build-device-anchor scripts/gpu-check.sh anchor): skipped"; return; }
+  mkdir -p "$OUT/bench"
   [ -n "$PY" ] || { say "no python: skipped"; return; }
   local src=$BUILD/diffusers-src
   [ -d "$src/src/diffusers" ] || { mkdir -p "$src" && tar -xzf "$A/diffusers-src.tar.gz" -C "$src"; }
@@ -399,6 +408,11 @@ anchor() {
 
 # ---------- main ----------
 
+if [ "$PHASE" = anchor ]; then
+  anchor
+  step "done: $([ $status = 0 ] && echo 'anchor run' || echo 'FAILED') (summary: $SUMMARY)"
+  exit $status
+fi
 setup_prefix || exit 1
 if [ ! -x "$BUILD/build/ddps" ] || [ "$PHASE" != bench ]; then
   configure_build || { say "done: BUILD FAILED"; exit 1; }
