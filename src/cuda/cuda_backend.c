@@ -12,7 +12,9 @@
  *
  * Everything runs in order on one stream; `sync` waits for it. Host data is
  * converted on the device: `write` copies f32 into a staging buffer and a
- * kernel converts it, `read` the reverse. Activation memory comes from a
+ * kernel converts it, `read` the reverse. Small writes (up to 256 KB: the
+ * UNet's timestep embedding) go through page-locked slots and do not wait
+ * for the stream; larger ones wait until the host data has been read. Activation memory comes from a
  * stream-ordered pool (see cu_alloc), so the arena's blocks are recycled
  * without device synchronisations.
  *
@@ -58,6 +60,8 @@
 
 #define LT_WORKSPACE ((size_t)32 << 20)     /* cuBLASLt: NVIDIA's recommendation for Hopper */
 #define DNN_WORKSPACE_MAX ((size_t)1 << 30) /* cuDNN algorithms needing more are skipped */
+#define PIN_SLOTS 8                         /* page-locked slots for small host writes */
+#define PIN_SLOT_BYTES ((size_t)256 << 10)
 
 enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
 
@@ -145,6 +149,13 @@ typedef struct {
     dbuf pad_in;  /* padded or realigned convolution input */
     dbuf tmp_out; /* realigned convolution output */
     dbuf ids;     /* token ids */
+    /* Small writes (the UNet's timestep embedding, ...) are copied into one
+     * of these page-locked slots and uploaded asynchronously: no host
+     * synchronisation inside a forward. A slot is reused once the event
+     * recorded after its upload has passed. NULL: every write synchronises. */
+    char *pinned;
+    cudaEvent_t pin_ev[PIN_SLOTS];
+    int pin_next;
     int direct;   /* DDPS_CUDA_DIRECT: our kernels instead of cuBLASLt / cuDNN */
     int tf32;     /* DDPS_CUDA_TF32: let f32 products and convolutions use TF32 tensor cores */
     mm_plan *mm;
@@ -267,6 +278,19 @@ static void cu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
     cu_state *cs = cu_of(be);
     size_t n = ddps_numel(t);
     if (n == 0) return;
+    if (cs->pinned && n * sizeof(float) <= PIN_SLOT_BYTES) {
+        int k = cs->pin_next;
+        cs->pin_next = (k + 1) % PIN_SLOTS;
+        CUDA_OK(cudaEventSynchronize(cs->pin_ev[k])); /* the slot's last upload is done (at once, normally) */
+        char *slot = cs->pinned + (size_t)k * PIN_SLOT_BYTES;
+        memcpy(slot, host, n * sizeof(float)); /* `host` may be reused as soon as we return */
+        void *dst = cs->dt == CU_F32 ? t->data : dbuf_get(cs, &cs->stage, n * sizeof(float));
+        CUDA_OK(cudaMemcpyAsync(dst, slot, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
+        CUDA_OK(cudaEventRecord(cs->pin_ev[k], cs->stream));
+        if (cs->dt != CU_F32) cuk_convert(cs->stream, t->data, cs->dt, dst, CU_F32, n);
+        op_done(cs, "write", t);
+        return;
+    }
     if (cs->dt == CU_F32) {
         CUDA_OK(cudaMemcpyAsync(t->data, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
     } else {
@@ -932,6 +956,11 @@ static void cu_destroy(ddps_backend *be) {
     dbuf_free(&cs->pad_in);
     dbuf_free(&cs->tmp_out);
     dbuf_free(&cs->ids);
+    if (cs->pinned) {
+        for (int i = 0; i < PIN_SLOTS; i++) CUDA_OK(cudaEventDestroy(cs->pin_ev[i]));
+        CUDA_OK(cudaFreeHost(cs->pinned));
+        cs->pinned = NULL;
+    }
     if (cs->lt_ws) CUDA_OK(cudaFree(cs->lt_ws));
     if (cs->dnn) DNN_OK(cudnnDestroy(cs->dnn));
     if (cs->lt) LT_OK(cublasLtDestroy(cs->lt));
@@ -1002,6 +1031,25 @@ static void pool_create(cu_state *cs, int device) {
         CUDA_OK(cudaMemPoolDestroy(cs->pool));
         cs->pool = NULL;
     }
+}
+
+/* The page-locked write slots; without them (no page-locked memory to
+ * spare) every write synchronises. */
+static void pinned_create(cu_state *cs) {
+    void *p = NULL;
+    if (cudaMallocHost(&p, PIN_SLOTS * PIN_SLOT_BYTES) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    int made = 0;
+    while (made < PIN_SLOTS && cudaEventCreateWithFlags(&cs->pin_ev[made], cudaEventDisableTiming) == cudaSuccess) made++;
+    if (made < PIN_SLOTS) {
+        cudaGetLastError();
+        while (made > 0) CUDA_OK(cudaEventDestroy(cs->pin_ev[--made]));
+        CUDA_OK(cudaFreeHost(p));
+        return;
+    }
+    cs->pinned = p;
 }
 
 ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err) {
@@ -1081,6 +1129,7 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
         cs->stream = NULL;
     }
     if (!fail) pool_create(cs, device);
+    if (!fail) pinned_create(cs);
     if (!fail && cudaMalloc(&cs->lt_ws, LT_WORKSPACE) != cudaSuccess) {
         fail = "cudaMalloc (32 MB of cuBLASLt workspace)";
         snprintf(msg, sizeof msg, "out of memory");
@@ -1109,6 +1158,7 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
                prop.major, prop.minor, prop.multiProcessorCount, (double)prop.totalGlobalMem / 1e9,
                ddps_precision_name(precision), cs->direct ? ", direct kernels" : "",
                cs->pool ? "" : ", no memory pool", cs->debug ? ", debug: checked after every op" : "");
+    if (!cs->pinned) ddps_debug("cuda: no page-locked write slots: every write synchronises");
     if (cs->debug) ddps_warn("DDPS_CUDA_DEBUG: every CUDA op synchronises and is checked (slow)");
     return be;
 }
