@@ -240,9 +240,9 @@ static void conv_view_case(int N, int H, int W, int I, int O, int k, int s, cons
     int ox = mis_x ? 1 : 0, oy = mis_y ? 1 : 0;
     pair x = {ddps_slice(gpu, &xb.g, ox, N), ddps_slice(cpu, &xb.c, ox, N)};
     pair y = {ddps_slice(gpu, &yb.g, oy, N), ddps_slice(cpu, &yb.c, oy, N)};
-    size_t es = gpu->act_size;
-    if (mis_x) CHECK(((uintptr_t)x.g.data & 15u) != 0 || (size_t)H * W * I * es % 16 == 0);
-    if (mis_y) CHECK(((uintptr_t)y.g.data & 15u) != 0 || (size_t)Ho * Wo * O * es % 16 == 0);
+    /* the cases are chosen so that the views really are misaligned, in every precision */
+    if (mis_x) CHECKF(((uintptr_t)x.g.data & 15u) != 0, "conv view: input view 16-byte aligned");
+    if (mis_y) CHECKF(((uintptr_t)y.g.data & 15u) != 0, "conv view: output view 16-byte aligned");
     for (int rep = 0; rep < 2; rep++) { /* the second call runs from the cached plan */
         if (rep) {
             gpu->ops->write(gpu, &yb.g, y0);
@@ -269,7 +269,7 @@ static void conv_views(void) {
     conv_view_case(1, 5, 5, 5, 6, 1, 1, none, 0, 1, 1);
     /* asymmetric padding (explicit copy) with a misaligned input and output */
     conv_view_case(2, 7, 7, 5, 6, 3, 2, down, 1, 1, 1);
-    conv_view_case(1, 9, 9, 64, 6, 3, 2, down, 0, 0, 1);
+    conv_view_case(1, 7, 7, 64, 6, 3, 2, down, 0, 0, 1); /* y item 3x3x6 */
 }
 
 static void convs(void) {
