@@ -419,7 +419,14 @@ if [ ! -x "$BUILD/build/ddps" ] || [ "$PHASE" != bench ]; then
 fi
 [ "${CONFIGURE_ONLY:-0}" = 1 ] && exit $status
 BIN=$BUILD/build/ddps
-[ "$CUDA" = 1 ] && [ -z "${CUDNN_LIB:-}" ] && find_cudnn && export LD_LIBRARY_PATH="$(dirname "$CUDNN_LIB"):$LD_LIBRARY_PATH"
+[ "$CUDA" = 1 ] && [ -z "${CUDNN_LIB:-}" ] && find_cudnn && export LD_LIBRARY_PATH="$(dirname "$CUDNN_LIB"):${LD_LIBRARY_PATH:-}"
+# libraries the loader cannot find (the compiler's runtime on a machine without one): the packaged ones
+missing=$(ldd "$BIN" 2>/dev/null | grep 'not found' | awk '{print $1}' | tr '\n' ' ')
+if [ "${HAVE_PREFIX:-0}" = 1 ] && [ -n "$missing" ]; then
+  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PREFIX/compat"
+  say "not on the system, using the packaged ones: $missing"
+fi
+ldd "$BIN" 2>/dev/null | grep -q 'not found' && fail "ddps cannot load: $(ldd "$BIN" | grep 'not found' | tr '\n' ' ')"
 show_deps
 case "$PHASE" in
   build-test) build_test ;;
