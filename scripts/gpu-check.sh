@@ -105,6 +105,14 @@ EOF
   fi
 }
 
+# cmake: the packaged one (the version tested with this script; it needs glibc 2.36, for
+# libarchive's and libexpat's arc4random), else the machine's own if it has 3.20 or later
+SYS_CMAKE=
+if command -v cmake >/dev/null && [ "$(printf '%s\n3.20\n' "$(cmake --version | head -1 | awk '{print $3}')" | sort -V | head -1)" = 3.20 ]; then
+  SYS_CMAKE=$(command -v cmake)
+fi
+CMAKE=$SYS_CMAKE
+
 setup_prefix() {
   local debs=$DEVDIR/debs
   if ! ls "$debs"/*.deb >/dev/null 2>&1; then
@@ -138,22 +146,33 @@ setup_prefix() {
   ARCHLIB=$PREFIX/usr/lib/x86_64-linux-gnu
   export PATH="$PREFIX/usr/bin:$PATH"
   export LD_LIBRARY_PATH="$ARCHLIB:$PREFIX/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  if [ -x "$PREFIX/usr/bin/cmake" ] && ! cmake --version >/dev/null 2>&1; then
-    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PREFIX/compat"
-    say "the system's libstdc++ is too old for the packages: using the packaged one"
+  if [ -x "$PREFIX/usr/bin/cmake" ]; then
+    if "$PREFIX/usr/bin/cmake" --version >/dev/null 2>&1; then
+      CMAKE=$PREFIX/usr/bin/cmake
+    elif LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PREFIX/compat" "$PREFIX/usr/bin/cmake" --version >/dev/null 2>&1; then
+      export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PREFIX/compat"
+      CMAKE=$PREFIX/usr/bin/cmake
+      say "the system's libstdc++ is too old for the packaged cmake: using the packaged libstdc++"
+    else
+      say "the packaged cmake does not run here ($("$PREFIX/usr/bin/cmake" --version 2>&1 | head -1)); ${SYS_CMAKE:-no} system cmake"
+    fi
   fi
   # pkg-config: only the prefix's .pc files, paths inside the prefix
   export PKG_CONFIG_SYSROOT_DIR=$PREFIX
   export PKG_CONFIG_LIBDIR="$ARCHLIB/pkgconfig:$PREFIX/usr/lib/pkgconfig:$PREFIX/usr/share/pkgconfig"
   unset PKG_CONFIG_PATH
   HAVE_PREFIX=1
-  local need
-  need=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
-  if [ -n "$need" ] && [ "$(printf '%s\n2.34\n' "$need" | sort -V | head -1)" != 2.34 ]; then
-    fail "glibc $need is older than the 2.34 the Debian 12 packages need"
+  local have
+  have=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+  if [ -n "$have" ] && [ "$(printf '%s\n2.34\n' "$have" | sort -V | head -1)" != 2.34 ]; then
+    fail "glibc $have is older than the 2.34 the Debian 12 libraries need"
     return 1
   fi
-  say "prefix $PREFIX: $(command -v cmake) $(cmake --version 2>/dev/null | head -1 | awk '{print $3}'), $(command -v pkg-config) $(pkg-config --version 2>/dev/null)"
+  if [ -z "$CMAKE" ] || ! "$CMAKE" --version >/dev/null 2>&1; then
+    fail "no cmake that runs (the packaged one needs glibc 2.36, this machine has ${have:-?})"
+    return 1
+  fi
+  say "prefix $PREFIX: $CMAKE $("$CMAKE" --version 2>/dev/null | head -1 | awk '{print $3}'), $(command -v pkg-config) $(pkg-config --version 2>/dev/null)"
 }
 
 # ---------- cuDNN ----------
@@ -183,6 +202,7 @@ find_cudnn() {
 # ---------- build ----------
 
 configure_build() {
+  [ -n "$CMAKE" ] || { fail "no cmake (3.20 or later) and no packaged one"; return 1; }
   local opts=(-DCMAKE_BUILD_TYPE=Release)
   [ -n "$SHARED" ] && opts+=(-DDDPS_SHARED_DIR="$SHARED")
   local roots=()
@@ -217,12 +237,12 @@ configure_build() {
   local targets=(ddps test_cuda)
   [ "$CUDA" = 0 ] && targets+=(test_stage1_batch test_ops)
   if [ "${CONFIGURE_ONLY:-0}" = 1 ]; then
-    cmake -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 || { tail -n 40 "$log"; fail "configure (log: $log)"; return 1; }
+    "$CMAKE" -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 || { tail -n 40 "$log"; fail "configure (log: $log)"; return 1; }
     say "configured (CONFIGURE_ONLY=1): $(grep -E '^(DDPS_CUDNN_LIBRARY|CUDA_cudart_LIBRARY|CUDA_cublasLt_LIBRARY|dnnl_DIR)[:=]' "$BUILD/build/CMakeCache.txt" | tr '\n' ' ')"
     return 0
   fi
-  if ! cmake -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 ||
-     ! cmake --build "$BUILD/build" -j "$JOBS" --target "${targets[@]}" >>"$log" 2>&1; then
+  if ! "$CMAKE" -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 ||
+     ! "$CMAKE" --build "$BUILD/build" -j "$JOBS" --target "${targets[@]}" >>"$log" 2>&1; then
     tail -n 60 "$log"
     fail "build (log: $log)"
     return 1
