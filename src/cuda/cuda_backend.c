@@ -14,9 +14,9 @@
  * converted on the device: `write` copies f32 into a staging buffer and a
  * kernel converts it, `read` the reverse. Small writes (up to 256 KB: the
  * UNet's timestep embedding) go through page-locked slots and do not wait
- * for the stream; larger ones wait until the host data has been read. Activation memory comes from a
- * stream-ordered pool (see cu_alloc), so the arena's blocks are recycled
- * without device synchronisations.
+ * for the stream; larger ones wait until the host data has been read.
+ * Activation memory comes from a stream-ordered pool (see cu_alloc), so the
+ * arena's blocks are recycled without device synchronisations.
  *
  * Plans. A matrix product's cuBLASLt descriptors and algorithm (from the
  * heuristic) and a convolution's cuDNN descriptors and algorithm (timed once
