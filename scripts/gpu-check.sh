@@ -357,9 +357,7 @@ bench() {
   mkdir -p "$B"
   for prec in bf16 f16 f32; do
     step "bench unet $prec, 32x32 latents, batch 1,8,32,128"
-    local batches=1,8,32,128
-    [ "$prec" = f32 ] && batches=1,8,32
-    timeout 240 "$BIN" bench unet --device cuda --precision $prec --size 256 --batch $batches --json 2>&1 |
+    timeout 240 "$BIN" bench unet --device cuda --precision $prec --size 256 --batch 1,8,32,128 --json 2>&1 |
       tee "$B/unet-$prec.log" | tail -n 12 || say "bench unet $prec FAILED"
   done
   for prec in bf16 f32; do
