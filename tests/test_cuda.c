@@ -11,6 +11,12 @@
  *   - the golden probes through `ddps probe ... --device cuda` (f32 within
  *     1e-4 of the references; f16/bf16 within 2e-2 on every output and tap;
  *     Stage I's best patch equal to the CPU's);
+ *   - Stage I's maps are f32 in every precision (stage1_check.h), and Stage I
+ *     with 1, 2 and 8 images per call against the CPU (f32 within 1e-4,
+ *     16-bit within 2e-2; the same best windows);
+ *   - convolutions on views that are not 16-byte aligned (the realignment
+ *     copies), the direct kernels in f32, bf16 and f16, and debug mode
+ *     (DDPS_CUDA_DEBUG=1);
  *   - a full-size SD v1.5 UNet with random weights: f32 against the CPU,
  *     and finite outputs in bf16 and f16.
  */
@@ -38,6 +44,7 @@ int main(void) {
 
 #include "io/safetensors.h"
 #include "models/sd.h"
+#include "stage1_check.h"
 #include "util/rng.h"
 
 static ddps_backend *gpu, *cpu;
@@ -68,6 +75,22 @@ static pair up(const float *h, int n, int hh, int w, int c) {
     return p;
 }
 
+/* Stage I maps (f32 on both; compared with same_map) */
+static pair new_map(int n, int h, int w, int c) {
+    pair p = {ddps_new_map(gpu, n, h, w, c), ddps_new_map(cpu, n, h, w, c)};
+    return p;
+}
+
+static pair fresh_map(int n, int h, int w, int c) {
+    size_t k = (size_t)n * h * w * c;
+    float *z = randn(k, 1);
+    pair p = new_map(n, h, w, c);
+    gpu->ops->map_write(gpu, &p.g, z);
+    cpu->ops->map_write(cpu, &p.c, z);
+    free(z);
+    return p;
+}
+
 static pair fresh(int n, int h, int w, int c) {
     size_t k = (size_t)n * h * w * c;
     float *z = randn(k, 1);
@@ -82,22 +105,41 @@ static int all_finite(const float *p, size_t n) {
     return 1;
 }
 
-/* Reads both results and checks the relative L2 error of the GPU's. */
-static double same(const pair *p, double t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static double same(const pair *p, double t, const char *fmt, ...) {
+/* Reads both results (maps: map_read) and checks the relative L2 error of the GPU's. */
+static double same_v(const pair *p, int map, double t, const char *fmt, va_list ap) {
     size_t n = ddps_numel(&p->c);
     float *a = malloc((n ? n : 1) * sizeof(float)), *b = malloc((n ? n : 1) * sizeof(float));
-    gpu->ops->read(gpu, a, &p->g);
-    cpu->ops->read(cpu, b, &p->c);
+    if (map) {
+        gpu->ops->map_read(gpu, a, &p->g);
+        cpu->ops->map_read(cpu, b, &p->c);
+    } else {
+        gpu->ops->read(gpu, a, &p->g);
+        cpu->ops->read(cpu, b, &p->c);
+    }
     double e = t_rel_l2(a, b, n);
     char what[256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     CHECKF(all_finite(a, n) && e <= t, "%s (%s): rel err %.3g > %.3g", what, ddps_precision_name(gpu->precision), e, t);
     free(a);
     free(b);
+    return e;
+}
+
+static double same(const pair *p, double t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static double same(const pair *p, double t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    double e = same_v(p, 0, t, fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+static double same_map(const pair *p, double t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static double same_map(const pair *p, double t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    double e = same_v(p, 1, t, fmt, ap);
+    va_end(ap);
     return e;
 }
 
@@ -179,6 +221,55 @@ static void conv_case(int N, int H, int W, int I, int O, int k, int s, int pt, i
     gpu->ops->free_weight(gpu, wg);
     cpu->ops->free_weight(cpu, wc);
     free(w), free(b), free(y0);
+}
+
+/* Input and/or output views starting one item into a batch whose item size
+ * is not a multiple of 16 bytes: cuDNN gets realigned copies (and, with
+ * accumulate, the old output copied in and the result copied back). */
+static void conv_view_case(int N, int H, int W, int I, int O, int k, int s, const int pad[4], int acc, int mis_x,
+                           int mis_y) {
+    int Ho = (H + pad[0] + pad[2] - k) / s + 1, Wo = (W + pad[1] + pad[3] - k) / s + 1;
+    float *w = randn((size_t)O * I * k * k, 1.0f / sqrtf((float)I * k * k)), *b = randn(O, 1);
+    float *y0 = randn((size_t)(N + 1) * Ho * Wo * O, 1);
+    ddps_err err;
+    ddps_weight *wg = gpu->ops->make_conv(gpu, w, b, O, I, k, k, &err);
+    ddps_weight *wc = cpu->ops->make_conv(cpu, w, b, O, I, k, k, &err);
+    CHECK(wg && wc);
+    mark();
+    pair xb = fresh(N + 1, H, W, I), yb = up(y0, N + 1, Ho, Wo, O);
+    int ox = mis_x ? 1 : 0, oy = mis_y ? 1 : 0;
+    pair x = {ddps_slice(gpu, &xb.g, ox, N), ddps_slice(cpu, &xb.c, ox, N)};
+    pair y = {ddps_slice(gpu, &yb.g, oy, N), ddps_slice(cpu, &yb.c, oy, N)};
+    /* the cases are chosen so that the views really are misaligned, in every precision */
+    if (mis_x) CHECKF(((uintptr_t)x.g.data & 15u) != 0, "conv view: input view 16-byte aligned");
+    if (mis_y) CHECKF(((uintptr_t)y.g.data & 15u) != 0, "conv view: output view 16-byte aligned");
+    for (int rep = 0; rep < 2; rep++) { /* the second call runs from the cached plan */
+        if (rep) {
+            gpu->ops->write(gpu, &yb.g, y0);
+            cpu->ops->write(cpu, &yb.c, y0);
+        }
+        gpu->ops->conv2d(gpu, &y.g, &x.g, wg, s, pad, acc);
+        cpu->ops->conv2d(cpu, &y.c, &x.c, wc, s, pad, acc);
+    }
+    /* the whole batch: the items around the view are untouched */
+    same(&yb, tol(5e-5), "conv view N%d %dx%d %d->%d k%d s%d pad %d,%d,%d,%d acc%d misaligned x%d y%d", N, H, W, I, O, k,
+         s, pad[0], pad[1], pad[2], pad[3], acc, mis_x, mis_y);
+    release();
+    gpu->ops->free_weight(gpu, wg);
+    cpu->ops->free_weight(cpu, wc);
+    free(w), free(b), free(y0);
+}
+
+static void conv_views(void) {
+    static const int same_pad[4] = {1, 1, 1, 1}, down[4] = {0, 0, 1, 1}, none[4] = {0, 0, 0, 0};
+    /* item sizes: x 3x3x5 (45 elements), y 3x3x6 (54): not multiples of 16 bytes */
+    conv_view_case(2, 3, 3, 5, 8, 3, 1, same_pad, 0, 1, 0);
+    conv_view_case(2, 3, 3, 8, 6, 3, 1, same_pad, 1, 0, 1);
+    conv_view_case(2, 3, 3, 5, 6, 3, 1, same_pad, 1, 1, 1);
+    conv_view_case(1, 5, 5, 5, 6, 1, 1, none, 0, 1, 1);
+    /* asymmetric padding (explicit copy) with a misaligned input and output */
+    conv_view_case(2, 7, 7, 5, 6, 3, 2, down, 1, 1, 1);
+    conv_view_case(1, 7, 7, 64, 6, 3, 2, down, 0, 0, 1); /* y item 3x3x6 */
 }
 
 static void convs(void) {
@@ -298,11 +389,15 @@ static void elementwise(void) {
         gpu->ops->axpby(gpu, &x.g, 2.0f, &x.g, 0.5f, &y.g); /* aliasing */
         cpu->ops->axpby(cpu, &x.c, 2.0f, &x.c, 0.5f, &y.c);
         same(&x, tol(1e-6), "axpby n%d aliased", ns[i]);
-        /* sqdiff_acc */
-        pair e = fresh(1, 1, 1, ns[i]);
-        gpu->ops->sqdiff_acc(gpu, &y.g, &e.g, &x.g, &z.g, 0.2f);
-        cpu->ops->sqdiff_acc(cpu, &y.c, &e.c, &x.c, &z.c, 0.2f);
-        same(&y, tol(1e-6), "sqdiff_acc n%d", ns[i]);
+        /* sqdiff_acc into an f32 map */
+        pair e = fresh(1, 1, 1, ns[i]), d = fresh_map(1, 1, 1, ns[i]);
+        gpu->ops->sqdiff_acc(gpu, &d.g, &e.g, &x.g, &z.g, 0.2f);
+        cpu->ops->sqdiff_acc(cpu, &d.c, &e.c, &x.c, &z.c, 0.2f);
+        same_map(&d, tol(1e-6), "sqdiff_acc n%d", ns[i]);
+        pair f = new_map(1, 1, 1, ns[i]);
+        gpu->ops->map_fill(gpu, &f.g, -0.25f);
+        cpu->ops->map_fill(cpu, &f.c, -0.25f);
+        same_map(&f, 0.0, "map_fill n%d", ns[i]);
         release();
     }
     /* nearest upsampling: identity, exact 2x, odd ratios; C odd and C % 8 == 0 */
@@ -356,11 +451,11 @@ static void stage1_ops(void) {
     int sz[3][4] = {{8, 8, 64, 64}, {9, 11, 20, 7}, {32, 24, 256, 192}};
     for (int i = 0; i < 3; i++) {
         mark();
-        pair x = fresh(2, sz[i][0], sz[i][1], 4);
-        pair y = {ddps_new(gpu, 2, sz[i][2], sz[i][3], 1), ddps_new(cpu, 2, sz[i][2], sz[i][3], 1)};
+        pair x = fresh_map(2, sz[i][0], sz[i][1], 4), y = new_map(2, sz[i][2], sz[i][3], 1);
         gpu->ops->resize_bilinear_cmean(gpu, &y.g, &x.g);
         cpu->ops->resize_bilinear_cmean(cpu, &y.c, &x.c);
-        same(&y, tol(1e-6), "bilinear cmean %dx%d -> %dx%d", sz[i][0], sz[i][1], sz[i][2], sz[i][3]);
+        /* maps are f32 in every precision */
+        same_map(&y, 1e-6, "bilinear cmean %dx%d -> %dx%d", sz[i][0], sz[i][1], sz[i][2], sz[i][3]);
         release();
     }
     /* average pooling: small windows and Stage I's 192 / 16 on 256 */
@@ -368,12 +463,12 @@ static void stage1_ops(void) {
     for (int i = 0; i < 4; i++) {
         int H = pk[i][0], W = pk[i][1], C = pk[i][2], k = pk[i][3], s = pk[i][4];
         mark();
-        pair x = fresh(1, H, W, C);
+        pair x = fresh_map(1, H, W, C);
         int Ho = (H - k) / s + 1, Wo = (W - k) / s + 1;
-        pair y = {ddps_new(gpu, 1, Ho, Wo, C), ddps_new(cpu, 1, Ho, Wo, C)};
+        pair y = new_map(1, Ho, Wo, C);
         gpu->ops->avg_pool(gpu, &y.g, &x.g, k, s);
         cpu->ops->avg_pool(cpu, &y.c, &x.c, k, s);
-        same(&y, tol(1e-6), "avg pool %dx%dx%d k%d s%d", H, W, C, k, s);
+        same_map(&y, 1e-6, "avg pool %dx%dx%d k%d s%d", H, W, C, k, s);
         release();
     }
     int gs[3][3] = {{9, 11, 3}, {8, 8, 1280}, {64, 64, 320}};
@@ -386,6 +481,9 @@ static void stage1_ops(void) {
         same(&y, tol(1e-6), "global avg %dx%dx%d", gs[i][0], gs[i][1], gs[i][2]);
         release();
     }
+    /* Stage I's maps against references in double: f32 whatever the precision */
+    double e = s1c_map_precision(gpu);
+    CHECKF(e <= 1e-4, "Stage I maps (%s): rel err %.3g: not f32?", ddps_precision_name(gpu->precision), e);
 }
 
 static void errors(void) {
@@ -414,6 +512,7 @@ static void run_ops(const char *label) {
     fprintf(stderr, "== %s, precision %s\n", label, ddps_precision_name(gpu->precision));
     TEST(linears);
     TEST(convs);
+    TEST(conv_views);
     TEST(norms);
     TEST(attentions);
     TEST(elementwise);
@@ -517,6 +616,70 @@ static void golden(void) {
     }
 }
 
+/* ---------- Stage I, several images per call, against the CPU ---------- */
+
+static ddps_sd *cpu_sd;
+static float *cpu_ctx;
+static int cpu_cc;
+static ddps_stage1_result cpu_ref[8];
+static int cpu_ref_ok;
+static const s1c_case S1_CASE = {8, 48, 64, 2, {150, 600}, 32, 8, 31};
+
+static void stage1_batches(void) {
+    ddps_err err = {{0}};
+    if (!cpu_sd) {
+        if (ddps_sd_load(t_shared("golden/tiny-sd"), cpu, DDPS_PART_ALL, &cpu_sd, &err) != 0) {
+            CHECKF(0, "%s", err.msg);
+            return;
+        }
+        cpu_ctx = s1c_contexts(cpu, cpu_sd, &cpu_cc);
+        cpu_ref_ok = s1c_run(cpu, cpu_sd, cpu_ctx, cpu_cc, &S1_CASE, 1, cpu_ref, &err) == 0;
+        CHECKF(cpu_ref_ok, "CPU Stage I: %s", err.msg);
+    }
+    if (!cpu_ref_ok) return;
+    ddps_sd *sd = NULL;
+    if (ddps_sd_load(t_shared("golden/tiny-sd"), gpu, DDPS_PART_ALL, &sd, &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    double t = gpu->precision == DDPS_PREC_F32 ? 1e-4 : 2e-2;
+    static const int per[3] = {1, 2, 8};
+    for (int i = 0; i < 3; i++) {
+        ddps_stage1_result res[8];
+        char what[96];
+        snprintf(what, sizeof what, "stage1 cuda %s, %d per call", ddps_precision_name(gpu->precision), per[i]);
+        if (s1c_run(gpu, sd, cpu_ctx, cpu_cc, &S1_CASE, per[i], res, &err) != 0) {
+            CHECKF(0, "%s: %s", what, err.msg);
+            continue;
+        }
+        s1c_compare(res, cpu_ref, 8, t, what);
+        s1c_free(res, 8);
+    }
+    ddps_release(gpu, 0);
+    ddps_sd_free(gpu, sd);
+}
+
+/* ---------- debug mode ---------- */
+
+static void debug_mode(void) {
+    ddps_err err = {{0}};
+    setenv("DDPS_CUDA_DEBUG", "1", 1);
+    ddps_backend *saved = gpu;
+    gpu = ddps_cuda_backend_new(DDPS_PREC_BF16, 0, &err);
+    CHECKF(gpu != NULL, "%s", err.msg);
+    if (gpu) {
+        linear_case(37, 48, 20, 1, DDPS_ACT_GELU, 0, 0);
+        conv_case(2, 8, 6, 16, 24, 3, 1, 1, 1, 1, 1, 0);
+        attention_case(2, 77, 77, 8, 40, 0);
+        double e = s1c_map_precision(gpu);
+        CHECKF(e <= 1e-4, "debug mode: maps rel err %.3g", e);
+        ddps_release(gpu, 0);
+        ddps_backend_free(gpu);
+    }
+    gpu = saved;
+    unsetenv("DDPS_CUDA_DEBUG");
+}
+
 /* ---------- full-size UNet ---------- */
 
 static float *unet_run(ddps_backend *be, int n, double *seconds) {
@@ -607,26 +770,32 @@ int main(void) {
         CHECKF(gpu != NULL, "%s", err.msg);
         if (!gpu) continue;
         run_ops("cuBLASLt / cuDNN");
+        TEST(stage1_batches);
         if (p == 0) TEST(errors);
         ddps_release(gpu, 0);
         ddps_backend_free(gpu);
     }
-    /* the fallback kernels */
+    /* the fallback kernels, in every precision */
     setenv("DDPS_CUDA_DIRECT", "1", 1);
-    for (int p = 0; p < 2; p++) {
-        gpu = ddps_cuda_backend_new(p ? DDPS_PREC_BF16 : DDPS_PREC_F32, 0, &err);
+    for (int p = 0; p < 3; p++) {
+        gpu = ddps_cuda_backend_new(p == 0 ? DDPS_PREC_F32 : p == 1 ? DDPS_PREC_BF16 : DDPS_PREC_F16, 0, &err);
         CHECKF(gpu != NULL, "%s", err.msg);
         if (!gpu) continue;
         fprintf(stderr, "== direct kernels, precision %s\n", ddps_precision_name(gpu->precision));
         TEST(linears);
         TEST(convs);
+        TEST(conv_views);
         ddps_release(gpu, 0);
         ddps_backend_free(gpu);
     }
     unsetenv("DDPS_CUDA_DIRECT");
     gpu = NULL;
+    TEST(debug_mode);
     TEST(golden);
     TEST(full_unet);
+    s1c_free(cpu_ref, cpu_ref_ok ? 8 : 0);
+    free(cpu_ctx);
+    if (cpu_sd) ddps_sd_free(cpu, cpu_sd);
     ddps_release(cpu, 0);
     ddps_backend_free(cpu);
     return t_done();

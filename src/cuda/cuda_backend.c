@@ -12,9 +12,11 @@
  *
  * Everything runs in order on one stream; `sync` waits for it. Host data is
  * converted on the device: `write` copies f32 into a staging buffer and a
- * kernel converts it, `read` the reverse. Activation memory comes from a
- * stream-ordered pool (see cu_alloc), so the arena's blocks are recycled
- * without device synchronisations.
+ * kernel converts it, `read` the reverse. Small writes (up to 256 KB: the
+ * UNet's timestep embedding) go through page-locked slots and do not wait
+ * for the stream; larger ones wait until the host data has been read.
+ * Activation memory comes from a stream-ordered pool (see cu_alloc), so the
+ * arena's blocks are recycled without device synchronisations.
  *
  * Plans. A matrix product's cuBLASLt descriptors and algorithm (from the
  * heuristic) and a convolution's cuDNN descriptors and algorithm (timed once
@@ -34,6 +36,14 @@
  * Failures. Any CUDA, cuBLAS or cuDNN error inside an op prints one line
  * naming the call and aborts: the model code does not expect ops to fail.
  * Only ddps_cuda_backend_new and the weight constructors report errors.
+ * Kernels are asynchronous, so a fault inside one is only seen by a later
+ * checked call; DDPS_CUDA_DEBUG=1 synchronises and checks after every op
+ * and names the op (slow; for finding faults). Falling back to one of our
+ * plain kernels because a library has no algorithm for a shape prints one
+ * warning per shape (not when DDPS_CUDA_DIRECT=1 asked for them).
+ *
+ * Stage I maps (map_fill, map_write, map_read, the accumulator of
+ * sqdiff_acc, resize_bilinear_cmean, avg_pool) are f32 in every precision.
  */
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -50,13 +60,18 @@
 
 #define LT_WORKSPACE ((size_t)32 << 20)     /* cuBLASLt: NVIDIA's recommendation for Hopper */
 #define DNN_WORKSPACE_MAX ((size_t)1 << 30) /* cuDNN algorithms needing more are skipped */
+#define PIN_SLOTS 8                         /* page-locked slots for small host writes */
+#define PIN_SLOT_BYTES ((size_t)256 << 10)
 
 enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
 
 /* ---------- failures ---------- */
 
+int cu_debug = 0;
+
 void cu_die(const char *what, const char *msg, const char *file, int line) {
-    fprintf(stderr, "ddps: CUDA failure: %s: %s (%s:%d)\n", what, msg, file, line);
+    fprintf(stderr, "ddps: CUDA failure: %s: %s (%s:%d)%s\n", what, msg, file, line,
+            cu_debug ? "" : "; an earlier kernel may have caused it: DDPS_CUDA_DEBUG=1 names the op");
     abort();
 }
 
@@ -121,6 +136,8 @@ typedef struct conv_plan {
 
 typedef struct {
     int device, sm_count, dt;
+    int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin, for the attention kernels */
+    int debug;      /* DDPS_CUDA_DEBUG: synchronise and check after every op */
     cudaStream_t stream;
     cudaMemPool_t pool; /* stream-ordered pool for activations (NULL: plain cudaMalloc) */
     cublasLtHandle_t lt;
@@ -132,6 +149,13 @@ typedef struct {
     dbuf pad_in;  /* padded or realigned convolution input */
     dbuf tmp_out; /* realigned convolution output */
     dbuf ids;     /* token ids */
+    /* Small writes (the UNet's timestep embedding, ...) are copied into one
+     * of these page-locked slots and uploaded asynchronously: no host
+     * synchronisation inside a forward. A slot is reused once the event
+     * recorded after its upload has passed. NULL: every write synchronises. */
+    char *pinned;
+    cudaEvent_t pin_ev[PIN_SLOTS];
+    int pin_next;
     int direct;   /* DDPS_CUDA_DIRECT: our kernels instead of cuBLASLt / cuDNN */
     int tf32;     /* DDPS_CUDA_TF32: let f32 products and convolutions use TF32 tensor cores */
     mm_plan *mm;
@@ -151,6 +175,17 @@ struct ddps_weight {
 };
 
 static cu_state *cu_of(ddps_backend *be) { return (cu_state *)be->impl; }
+
+/* Debug mode: waits for the op's work and reports a failure as this op's. */
+static void op_done(cu_state *cs, const char *op, const ddps_tensor *out) {
+    if (!cs->debug) return;
+    cudaError_t e = cudaStreamSynchronize(cs->stream);
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e == cudaSuccess) return;
+    fprintf(stderr, "ddps: CUDA failure in op %s (output [%d,%d,%d,%d]): %s\n", op, out ? out->n : 0,
+            out ? out->h : 0, out ? out->w : 0, out ? out->c : 0, cudaGetErrorString(e));
+    abort();
+}
 
 static size_t dt_size(int dt) { return dt == CU_F32 ? 4 : 2; }
 
@@ -186,7 +221,7 @@ static void *dbuf_get(cu_state *cs, dbuf *b, size_t bytes) {
 }
 
 static void dbuf_free(dbuf *b) {
-    if (b->p) cudaFree(b->p);
+    if (b->p) CUDA_OK(cudaFree(b->p));
     b->p = NULL;
     b->size = 0;
 }
@@ -243,6 +278,19 @@ static void cu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
     cu_state *cs = cu_of(be);
     size_t n = ddps_numel(t);
     if (n == 0) return;
+    if (cs->pinned && n * sizeof(float) <= PIN_SLOT_BYTES) {
+        int k = cs->pin_next;
+        cs->pin_next = (k + 1) % PIN_SLOTS;
+        CUDA_OK(cudaEventSynchronize(cs->pin_ev[k])); /* the slot's last upload is done (at once, normally) */
+        char *slot = cs->pinned + (size_t)k * PIN_SLOT_BYTES;
+        memcpy(slot, host, n * sizeof(float)); /* `host` may be reused as soon as we return */
+        void *dst = cs->dt == CU_F32 ? t->data : dbuf_get(cs, &cs->stage, n * sizeof(float));
+        CUDA_OK(cudaMemcpyAsync(dst, slot, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
+        CUDA_OK(cudaEventRecord(cs->pin_ev[k], cs->stream));
+        if (cs->dt != CU_F32) cuk_convert(cs->stream, t->data, cs->dt, dst, CU_F32, n);
+        op_done(cs, "write", t);
+        return;
+    }
     if (cs->dt == CU_F32) {
         CUDA_OK(cudaMemcpyAsync(t->data, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
     } else {
@@ -270,6 +318,29 @@ static void cu_read(ddps_backend *be, float *host, const ddps_tensor *t) {
 
 static void cu_sync(ddps_backend *be) { CUDA_OK(cudaStreamSynchronize(cu_of(be)->stream)); }
 
+/* Stage I maps: f32 whatever the precision. */
+static void cu_map_fill(ddps_backend *be, ddps_tensor *t, float v) {
+    cu_state *cs = cu_of(be);
+    cuk_fill_f32(cs->stream, (float *)t->data, v, ddps_numel(t));
+    op_done(cs, "map_fill", t);
+}
+
+static void cu_map_write(ddps_backend *be, ddps_tensor *t, const float *host) {
+    cu_state *cs = cu_of(be);
+    size_t n = ddps_numel(t);
+    if (n == 0) return;
+    CUDA_OK(cudaMemcpyAsync(t->data, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
+    CUDA_OK(cudaStreamSynchronize(cs->stream)); /* `host` may be reused at once */
+}
+
+static void cu_map_read(ddps_backend *be, float *host, const ddps_tensor *t) {
+    cu_state *cs = cu_of(be);
+    size_t n = ddps_numel(t);
+    if (n == 0) return;
+    CUDA_OK(cudaMemcpyAsync(host, t->data, n * sizeof(float), cudaMemcpyDeviceToHost, cs->stream));
+    CUDA_OK(cudaStreamSynchronize(cs->stream));
+}
+
 /* ---------- weights ---------- */
 
 /* Uploads n host f32 values as type dt into new device memory. */
@@ -295,10 +366,10 @@ static void *upload(cu_state *cs, const float *host, size_t n, int dt, ddps_err 
 static void cu_free_weight(ddps_backend *be, ddps_weight *w) {
     if (!w) return;
     CUDA_OK(cudaStreamSynchronize(cu_of(be)->stream));
-    if (w->w) cudaFree(w->w);
-    if (w->bias) cudaFree(w->bias);
-    if (w->bias_act) cudaFree(w->bias_act);
-    if (w->table) cudaFree(w->table);
+    if (w->w) CUDA_OK(cudaFree(w->w));
+    if (w->bias) CUDA_OK(cudaFree(w->bias));
+    if (w->bias_act) CUDA_OK(cudaFree(w->bias_act));
+    if (w->table) CUDA_OK(cudaFree(w->table));
     free(w);
 }
 
@@ -377,10 +448,10 @@ static const float *table_of(const ddps_weight *w, int need, const char *what) {
 static cudaDataType_t cuda_type(int dt) { return dt == CU_F32 ? CUDA_R_32F : dt == CU_BF16 ? CUDA_R_16BF : CUDA_R_16F; }
 
 static void mm_plan_free_lt(mm_plan *p) {
-    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
-    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
-    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
-    if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
+    if (p->desc) LT_OK(cublasLtMatmulDescDestroy(p->desc));
+    if (p->la) LT_OK(cublasLtMatrixLayoutDestroy(p->la));
+    if (p->lb) LT_OK(cublasLtMatrixLayoutDestroy(p->lb));
+    if (p->lc) LT_OK(cublasLtMatrixLayoutDestroy(p->lc));
     p->desc = NULL;
     p->la = p->lb = p->lc = NULL;
 }
@@ -415,7 +486,7 @@ static int mm_try(cu_state *cs, mm_plan *p, int epi_bias, unsigned ax, unsigned 
     int found = 0;
     cublasStatus_t st =
         cublasLtMatmulAlgoGetHeuristic(cs->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
+    LT_OK(cublasLtMatmulPreferenceDestroy(pref));
     if (st != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
         mm_plan_free_lt(p);
         return -1;
@@ -454,7 +525,14 @@ static mm_plan *mm_plan_get(cu_state *cs, ddps_weight *w, size_t M, int act, int
         }
         p->direct = !ok;
         p->post = !p->direct && ((p->has_bias && !p->epi_bias) || act != CU_ACT_NONE);
-        if (p->direct) ddps_debug("cuda: linear %zu x %d x %d: no cuBLASLt algorithm, direct kernel", M, p->K, p->N);
+        if (p->direct && !cs->direct) {
+            /* one warning per shape (plans differ also by alignment and epilogue) */
+            int seen = 0;
+            for (mm_plan *q = cs->mm; q && !seen; q = q->next) seen = q->direct && q->M == M && q->N == p->N && q->K == p->K;
+            if (!seen)
+                ddps_warn("CUDA: linear [%zu x %d] -> %d (%s): no cuBLASLt algorithm, using the slow direct kernel", M,
+                          p->K, p->N, ddps_precision_name((ddps_precision)cs->dt));
+        }
         p->next = cs->mm;
         cs->mm = p;
     }
@@ -475,6 +553,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     mm_plan *p = mm_plan_get(cs, w, M, (int)act, accumulate, align_of(x->data), align_of(y->data));
     if (p->direct) {
         cuk_gemm_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, M, w->out, w->in, (int)act, accumulate);
+        op_done(cs, "linear (direct kernel)", y);
         return;
     }
     if (p->epi_bias) {
@@ -493,6 +572,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     LT_OK(cublasLtMatmul(cs->lt, p->desc, &alpha, w->w, p->la, x->data, p->lb, &beta, y->data, p->lc, y->data, p->lc,
                          &p->algo, cs->lt_ws, LT_WORKSPACE, cs->stream));
     if (p->post) cuk_bias_act(cs->stream, y->data, cs->dt, p->epi_bias ? NULL : w->bias, M, w->out, (int)act);
+    op_done(cs, "linear", y);
 }
 
 /* ---------- convolution (cuDNN) ---------- */
@@ -501,11 +581,18 @@ static cudnnDataType_t dnn_type(int dt) {
     return dt == CU_F32 ? CUDNN_DATA_FLOAT : dt == CU_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
 }
 
+static void conv_plan_free_dnn(conv_plan *p) {
+    if (p->xd) DNN_OK(cudnnDestroyTensorDescriptor(p->xd));
+    if (p->yd) DNN_OK(cudnnDestroyTensorDescriptor(p->yd));
+    if (p->fd) DNN_OK(cudnnDestroyFilterDescriptor(p->fd));
+    if (p->cd) DNN_OK(cudnnDestroyConvolutionDescriptor(p->cd));
+    p->xd = p->yd = NULL;
+    p->fd = NULL;
+    p->cd = NULL;
+}
+
 static void conv_plan_free(conv_plan *p) {
-    if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
-    if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
-    if (p->fd) cudnnDestroyFilterDescriptor(p->fd);
-    if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
+    conv_plan_free_dnn(p);
     free(p);
 }
 
@@ -521,49 +608,85 @@ static int algo_accurate(const cu_state *cs, cudnnConvolutionFwdAlgo_t a) {
     return 1;
 }
 
-/* Descriptors and the fastest algorithm for one shape; 0 on success. */
+/* Whether a cuDNN result was timed under the math the convolution will run
+ * with. f32 without TF32 runs plain FMA math: an algorithm cuDNN timed (or
+ * ranked) under another math type is not the one the descriptor runs, so it
+ * is skipped. Otherwise the descriptor takes the result's math type. */
+static int math_ok(const cu_state *cs, cudnnMathType_t m) {
+    if (cs->dt == CU_F32 && !cs->tf32) return m == CUDNN_FMA_MATH;
+    return 1;
+}
+
+/* Descriptors and the fastest algorithm for one shape; 0 on success, else -1
+ * with the reason in why. */
 static int conv_setup(cu_state *cs, conv_plan *p, int N, int C, int K, int kh, int kw, int stride, int pad_h, int pad_w,
-                      int ho, int wo) {
+                      int ho, int wo, char *why, size_t why_len) {
     cudnnDataType_t t = dnn_type(cs->dt);
+    cudnnStatus_t st;
     DNN_OK(cudnnCreateTensorDescriptor(&p->xd));
     DNN_OK(cudnnCreateTensorDescriptor(&p->yd));
     DNN_OK(cudnnCreateFilterDescriptor(&p->fd));
     DNN_OK(cudnnCreateConvolutionDescriptor(&p->cd));
-    if (cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, t, N, C, p->ph, p->pw) != CUDNN_STATUS_SUCCESS ||
-        cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, t, N, K, ho, wo) != CUDNN_STATUS_SUCCESS ||
-        cudnnSetFilter4dDescriptor(p->fd, t, CUDNN_TENSOR_NHWC, K, C, kh, kw) != CUDNN_STATUS_SUCCESS ||
-        cudnnSetConvolution2dDescriptor(p->cd, pad_h, pad_w, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION,
-                                        CUDNN_DATA_FLOAT) != CUDNN_STATUS_SUCCESS)
+    if ((st = cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, t, N, C, p->ph, p->pw)) != CUDNN_STATUS_SUCCESS ||
+        (st = cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, t, N, K, ho, wo)) != CUDNN_STATUS_SUCCESS ||
+        (st = cudnnSetFilter4dDescriptor(p->fd, t, CUDNN_TENSOR_NHWC, K, C, kh, kw)) != CUDNN_STATUS_SUCCESS ||
+        (st = cudnnSetConvolution2dDescriptor(p->cd, pad_h, pad_w, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION,
+                                              CUDNN_DATA_FLOAT)) != CUDNN_STATUS_SUCCESS) {
+        snprintf(why, why_len, "descriptors refused: %s", cudnnGetErrorString(st));
         return -1;
+    }
     /* f32: FMA only unless TF32 was asked for (cuDNN's default math allows
      * TF32 on Ampere and later) */
     cudnnMathType_t math = cs->dt != CU_F32 ? CUDNN_TENSOR_OP_MATH : cs->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
-    if (cudnnSetConvolutionMathType(p->cd, math) != CUDNN_STATUS_SUCCESS) return -1;
-    int on, oc, oh, ow;
-    if (cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->fd, &on, &oc, &oh, &ow) != CUDNN_STATUS_SUCCESS ||
-        on != N || oc != K || oh != ho || ow != wo)
+    if ((st = cudnnSetConvolutionMathType(p->cd, math)) != CUDNN_STATUS_SUCCESS) {
+        snprintf(why, why_len, "cudnnSetConvolutionMathType: %s", cudnnGetErrorString(st));
         return -1;
+    }
+    int on, oc, oh, ow;
+    if ((st = cudnnGetConvolution2dForwardOutputDim(p->cd, p->xd, p->fd, &on, &oc, &oh, &ow)) != CUDNN_STATUS_SUCCESS ||
+        on != N || oc != K || oh != ho || ow != wo) {
+        snprintf(why, why_len, "output size [%d,%d,%d,%d] instead of [%d,%d,%d,%d]", on, oh, ow, oc, N, ho, wo, K);
+        return -1;
+    }
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int got = 0, pick = -1;
-    if (cudnnFindConvolutionForwardAlgorithm(cs->dnn, p->xd, p->fd, p->cd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                             &got, perf) != CUDNN_STATUS_SUCCESS)
+    int got = 0, pick = -1, skipped_math = 0;
+    if ((st = cudnnFindConvolutionForwardAlgorithm(cs->dnn, p->xd, p->fd, p->cd, p->yd,
+                                                   CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf)) !=
+        CUDNN_STATUS_SUCCESS) {
+        ddps_debug("cuda: cudnnFindConvolutionForwardAlgorithm: %s; using the heuristic", cudnnGetErrorString(st));
         got = 0;
-    cudaGetLastError();
+        /* Find may leave the runtime's error (e.g. out of memory for its
+         * trials) set: clear it, and make sure the device is still sane */
+        (void)cudaGetLastError();
+        CUDA_OK(cudaStreamSynchronize(cs->stream));
+    }
     for (int i = 0; i < got && pick < 0; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= DNN_WORKSPACE_MAX &&
-            algo_accurate(cs, perf[i].algo))
-            pick = i;
+            algo_accurate(cs, perf[i].algo)) {
+            if (math_ok(cs, perf[i].mathType))
+                pick = i;
+            else
+                skipped_math++;
+        }
     if (pick < 0) {
-        /* Find failed (or found nothing): the heuristic's ranking instead */
+        /* Find failed (or found nothing usable): the heuristic's ranking instead */
         got = 0;
-        if (cudnnGetConvolutionForwardAlgorithm_v7(cs->dnn, p->xd, p->fd, p->cd, p->yd,
-                                                   CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
-                                                   perf) != CUDNN_STATUS_SUCCESS)
+        if ((st = cudnnGetConvolutionForwardAlgorithm_v7(cs->dnn, p->xd, p->fd, p->cd, p->yd,
+                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf)) !=
+            CUDNN_STATUS_SUCCESS) {
+            ddps_debug("cuda: cudnnGetConvolutionForwardAlgorithm_v7: %s", cudnnGetErrorString(st));
             got = 0;
+        }
         for (int i = 0; i < got && pick < 0; i++) {
             size_t need = 0;
             if (perf[i].status != CUDNN_STATUS_SUCCESS || !algo_accurate(cs, perf[i].algo)) continue;
-            if (cs->dt != CU_F32) cudnnSetConvolutionMathType(p->cd, perf[i].mathType);
+            if (!math_ok(cs, perf[i].mathType)) {
+                skipped_math++;
+                continue;
+            }
+            if (math != CUDNN_FMA_MATH &&
+                cudnnSetConvolutionMathType(p->cd, perf[i].mathType) != CUDNN_STATUS_SUCCESS)
+                continue;
             if (cudnnGetConvolutionForwardWorkspaceSize(cs->dnn, p->xd, p->fd, p->cd, p->yd, perf[i].algo, &need) ==
                     CUDNN_STATUS_SUCCESS &&
                 need <= DNN_WORKSPACE_MAX) {
@@ -572,16 +695,24 @@ static int conv_setup(cu_state *cs, conv_plan *p, int N, int C, int K, int kh, i
             }
         }
     }
-    if (pick < 0) return -1;
-    p->algo = perf[pick].algo;
-    if (cs->dt != CU_F32 && cudnnSetConvolutionMathType(p->cd, perf[pick].mathType) != CUDNN_STATUS_SUCCESS) return -1;
-    size_t need = 0;
-    if (cudnnGetConvolutionForwardWorkspaceSize(cs->dnn, p->xd, p->fd, p->cd, p->yd, p->algo, &need) !=
-        CUDNN_STATUS_SUCCESS)
+    if (pick < 0) {
+        snprintf(why, why_len, "no cuDNN algorithm%s", skipped_math ? " timed with FMA math (f32 without TF32)" : "");
         return -1;
+    }
+    p->algo = perf[pick].algo;
+    if (math != CUDNN_FMA_MATH && (st = cudnnSetConvolutionMathType(p->cd, perf[pick].mathType)) != CUDNN_STATUS_SUCCESS) {
+        snprintf(why, why_len, "cudnnSetConvolutionMathType: %s", cudnnGetErrorString(st));
+        return -1;
+    }
+    size_t need = 0;
+    if ((st = cudnnGetConvolutionForwardWorkspaceSize(cs->dnn, p->xd, p->fd, p->cd, p->yd, p->algo, &need)) !=
+        CUDNN_STATUS_SUCCESS) {
+        snprintf(why, why_len, "cudnnGetConvolutionForwardWorkspaceSize: %s", cudnnGetErrorString(st));
+        return -1;
+    }
     p->ws = need > perf[pick].memory ? need : perf[pick].memory;
-    ddps_debug("cuda: conv n%d %dx%d %d->%d k%dx%d s%d: cuDNN algorithm %d, %zu bytes of workspace", N, p->ph, p->pw, C,
-               K, kh, kw, stride, (int)p->algo, p->ws);
+    ddps_debug("cuda: conv n%d %dx%d %d->%d k%dx%d s%d: cuDNN algorithm %d, math %d, %zu bytes of workspace", N, p->ph,
+               p->pw, C, K, kh, kw, stride, (int)p->algo, (int)perf[pick].mathType, p->ws);
     return 0;
 }
 
@@ -599,18 +730,17 @@ static conv_plan *conv_plan_get(cu_state *cs, ddps_weight *w, const ddps_tensor 
         p->explicit_pad = !sym;
         p->ph = sym ? x->h : x->h + pad[0] + pad[2];
         p->pw = sym ? x->w : x->w + pad[1] + pad[3];
+        char why[256] = "";
         p->direct = cs->direct || conv_setup(cs, p, x->n, w->in, w->out, w->kh, w->kw, stride, sym ? pad[0] : 0,
-                                             sym ? pad[1] : 0, ho, wo) != 0;
+                                             sym ? pad[1] : 0, ho, wo, why, sizeof why) != 0;
         if (p->direct) {
-            ddps_debug("cuda: conv n%d %dx%d %d->%d k%dx%d s%d: no cuDNN algorithm, direct kernel", x->n, x->h, x->w,
-                       w->in, w->out, w->kh, w->kw, stride);
-            if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
-            if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
-            if (p->fd) cudnnDestroyFilterDescriptor(p->fd);
-            if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
-            p->xd = p->yd = NULL;
-            p->fd = NULL;
-            p->cd = NULL;
+            /* a plan is made once per shape: one warning per shape */
+            if (!cs->direct)
+                ddps_warn("CUDA: convolution [%d,%d,%d,%d] -> %d, %dx%d stride %d pad %d,%d,%d,%d (%s): %s; using the "
+                          "slow direct kernel",
+                          x->n, x->h, x->w, w->in, w->out, w->kh, w->kw, stride, pad[0], pad[1], pad[2], pad[3],
+                          ddps_precision_name((ddps_precision)cs->dt), why);
+            conv_plan_free_dnn(p);
         }
         p->next = cs->conv;
         cs->conv = p;
@@ -635,6 +765,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     if (p->direct) {
         cuk_conv_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, x->n, x->h, x->w, x->c, w->out, w->kh,
                         w->kw, stride, pad[0], pad[1], ho, wo, accumulate);
+        op_done(cs, "conv2d (direct kernel)", y);
         return;
     }
     size_t es = dt_size(cs->dt);
@@ -661,6 +792,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
                                    yout));
     if (w->bias) cuk_bias_act(cs->stream, yout, cs->dt, w->bias, (size_t)y->n * ho * wo, w->out, CU_ACT_NONE);
     if (yout != y->data) CUDA_OK(cudaMemcpyAsync(y->data, yout, ybytes, cudaMemcpyDeviceToDevice, cs->stream));
+    op_done(cs, "conv2d", y);
 }
 
 /* ---------- normalisation and the other ops ---------- */
@@ -685,6 +817,7 @@ static void cu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
     cuk_group_norm(cs->stream, cs->sm_count, y->data, x->data, shift ? shift->data : NULL,
                    table_of(gamma, x->c, "group norm"), table_of(beta, x->c, "group norm"), cs->dt, x->n, HW, x->c,
                    groups, eps, silu, scratch);
+    op_done(cs, "group_norm", y);
 }
 
 static void cu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
@@ -693,6 +826,7 @@ static void cu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
     same_shape(y, x, "layer norm");
     cuk_layer_norm(cs->stream, y->data, x->data, table_of(gamma, x->c, "layer norm"),
                    table_of(beta, x->c, "layer norm"), cs->dt, (size_t)x->n * x->h * x->w, x->c, eps);
+    op_done(cs, "layer_norm", y);
 }
 
 static void cu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, const ddps_tensor *k,
@@ -703,10 +837,11 @@ static void cu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q,
         y->c != C || y->n != B || (long)y->h * y->w != Lq)
         internal("attention shapes");
     be->flops += 4.0 * B * (double)Lq * Lk * C;
-    if (cuk_attention(cs->stream, y->data, q->data, k->data, v->data, cs->dt, (int)B, (int)Lq, (int)Lk, heads,
-                      (int)(C / heads), causal) != 0)
+    if (cuk_attention(cs->stream, cs->smem_optin, y->data, q->data, k->data, v->data, cs->dt, (int)B, (int)Lq,
+                      (int)Lk, heads, (int)(C / heads), causal) != 0)
         internal("attention with %ld heads of width %ld, %ld queries: beyond the CUDA kernels (width <= 512)",
                  (long)heads, C / heads, Lq);
+    op_done(cs, "attention", y);
 }
 
 static void cu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
@@ -714,24 +849,30 @@ static void cu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     if (x->c % 2 || y->c * 2 != x->c || (size_t)y->n * y->h * y->w != (size_t)x->n * x->h * x->w)
         internal("geglu [%d,%d,%d,%d] -> [%d,%d,%d,%d]", x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
     cuk_geglu(cs->stream, y->data, x->data, cs->dt, (size_t)x->n * x->h * x->w, y->c);
+    op_done(cs, "geglu", y);
 }
 
 static void cu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act) {
     cu_state *cs = cu_of(be);
     if (ddps_numel(y) != ddps_numel(x)) internal("activate: sizes differ");
     cuk_activate(cs->stream, y->data, x->data, cs->dt, ddps_numel(x), (int)act);
+    op_done(cs, "activate", y);
 }
 
 static void cu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
     cu_state *cs = cu_of(be);
-    if (ddps_numel(x) != ddps_numel(y) || ddps_numel(z) != ddps_numel(y)) internal("axpby: sizes differ");
+    if (ddps_numel(x) != ddps_numel(y) || ddps_numel(z) != ddps_numel(y))
+        internal("axpby: sizes differ ([%d,%d,%d,%d], [%d,%d,%d,%d], [%d,%d,%d,%d])", y->n, y->h, y->w, y->c, x->n, x->h,
+                 x->w, x->c, z->n, z->h, z->w, z->c);
     cuk_axpby(cs->stream, y->data, a, x->data, b, z->data, cs->dt, ddps_numel(y));
+    op_done(cs, "axpby", y);
 }
 
 static void cu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
     if (y->n != x->n || y->c != x->c || (x->h < 1 && y->h > 0) || (x->w < 1 && y->w > 0)) internal("upsample shapes");
     cuk_upsample_nearest(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, y->h, y->w, x->c);
+    op_done(cs, "upsample_nearest", y);
 }
 
 static void cu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
@@ -740,6 +881,7 @@ static void cu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, 
     if (a->c + b->c != y->c || (size_t)a->n * a->h * a->w != rows || (size_t)b->n * b->h * b->w != rows)
         internal("concat shapes");
     cuk_concat_c(cs->stream, y->data, a->data, b->data, cs->dt, rows, a->c, b->c);
+    op_done(cs, "concat_c", y);
 }
 
 static void cu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok,
@@ -754,6 +896,7 @@ static void cu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const
     /* pageable source: the call returns once the ids are staged */
     CUDA_OK(cudaMemcpyAsync(d, ids, n * sizeof(int32_t), cudaMemcpyHostToDevice, cs->stream));
     cuk_embed(cs->stream, y->data, d, tok->table, pos->table, cs->dt, y->n, L, C);
+    op_done(cs, "embed", y);
 }
 
 static void cu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
@@ -761,13 +904,16 @@ static void cu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e
     cu_state *cs = cu_of(be);
     size_t n = ddps_numel(d);
     if (ddps_numel(e) != n || ddps_numel(a) != n || ddps_numel(b) != n) internal("sqdiff_acc: sizes differ");
-    cuk_sqdiff_acc(cs->stream, d->data, e->data, a->data, b->data, w, cs->dt, n);
+    cuk_sqdiff_acc(cs->stream, (float *)d->data, e->data, a->data, b->data, w, cs->dt, n); /* d: an f32 map */
+    op_done(cs, "sqdiff_acc", d);
 }
 
 static void cu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
     if (y->c != 1 || y->n != x->n || x->h < 1 || x->w < 1 || x->c < 1) internal("resize_bilinear_cmean shapes");
-    cuk_resize_bilinear_cmean(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, x->c, y->h, y->w);
+    /* maps: f32 in and out */
+    cuk_resize_bilinear_cmean(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, y->h, y->w);
+    op_done(cs, "resize_bilinear_cmean", y);
 }
 
 static void cu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s) {
@@ -776,20 +922,23 @@ static void cu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, 
         y->w != (x->w - k) / s + 1)
         internal("avg_pool k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", k, s, x->n, x->h, x->w, x->c, y->n, y->h, y->w,
                  y->c);
-    cuk_avg_pool(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, x->c, k, s, y->h, y->w);
+    cuk_avg_pool(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, k, s, y->h, y->w); /* maps */
+    op_done(cs, "avg_pool", y);
 }
 
 static void cu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
     if (y->n != x->n || y->c != x->c || y->h * y->w != 1) internal("global_avg shapes");
     cuk_global_avg(cs->stream, y->data, x->data, cs->dt, x->n, (size_t)x->h * x->w, x->c);
+    op_done(cs, "global_avg", y);
 }
 
 /* ---------- backend object ---------- */
 
 static void cu_destroy(ddps_backend *be) {
     cu_state *cs = cu_of(be);
-    if (cs->stream) cudaStreamSynchronize(cs->stream);
+    /* a kernel fault nobody has waited for yet surfaces here: report it */
+    if (cs->stream) CUDA_OK(cudaStreamSynchronize(cs->stream));
     while (cs->mm) {
         mm_plan *n = cs->mm->next;
         mm_plan_free_lt(cs->mm);
@@ -807,11 +956,16 @@ static void cu_destroy(ddps_backend *be) {
     dbuf_free(&cs->pad_in);
     dbuf_free(&cs->tmp_out);
     dbuf_free(&cs->ids);
-    if (cs->lt_ws) cudaFree(cs->lt_ws);
-    if (cs->dnn) cudnnDestroy(cs->dnn);
-    if (cs->lt) cublasLtDestroy(cs->lt);
-    if (cs->pool) cudaMemPoolDestroy(cs->pool); /* the arena has given back its blocks */
-    if (cs->stream) cudaStreamDestroy(cs->stream);
+    if (cs->pinned) {
+        for (int i = 0; i < PIN_SLOTS; i++) CUDA_OK(cudaEventDestroy(cs->pin_ev[i]));
+        CUDA_OK(cudaFreeHost(cs->pinned));
+        cs->pinned = NULL;
+    }
+    if (cs->lt_ws) CUDA_OK(cudaFree(cs->lt_ws));
+    if (cs->dnn) DNN_OK(cudnnDestroy(cs->dnn));
+    if (cs->lt) LT_OK(cublasLtDestroy(cs->lt));
+    if (cs->pool) CUDA_OK(cudaMemPoolDestroy(cs->pool)); /* the arena has given back its blocks */
+    if (cs->stream) CUDA_OK(cudaStreamDestroy(cs->stream));
     free(cs);
     free(be);
 }
@@ -841,6 +995,9 @@ static const ddps_backend_ops cuda_ops = {
     .upsample_nearest = cu_upsample_nearest,
     .concat_c = cu_concat_c,
     .embed = cu_embed,
+    .map_fill = cu_map_fill,
+    .map_write = cu_map_write,
+    .map_read = cu_map_read,
     .sqdiff_acc = cu_sqdiff_acc,
     .resize_bilinear_cmean = cu_resize_bilinear_cmean,
     .avg_pool = cu_avg_pool,
@@ -871,9 +1028,28 @@ static void pool_create(cu_state *cs, int device) {
     }
     if (cudaMemPoolSetAttribute(cs->pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) {
         cudaGetLastError();
-        cudaMemPoolDestroy(cs->pool);
+        CUDA_OK(cudaMemPoolDestroy(cs->pool));
         cs->pool = NULL;
     }
+}
+
+/* The page-locked write slots; without them (no page-locked memory to
+ * spare) every write synchronises. */
+static void pinned_create(cu_state *cs) {
+    void *p = NULL;
+    if (cudaMallocHost(&p, PIN_SLOTS * PIN_SLOT_BYTES) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    int made = 0;
+    while (made < PIN_SLOTS && cudaEventCreateWithFlags(&cs->pin_ev[made], cudaEventDisableTiming) == cudaSuccess) made++;
+    if (made < PIN_SLOTS) {
+        cudaGetLastError();
+        while (made > 0) CUDA_OK(cudaEventDestroy(cs->pin_ev[--made]));
+        CUDA_OK(cudaFreeHost(p));
+        return;
+    }
+    cs->pinned = p;
 }
 
 ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err) {
@@ -885,8 +1061,9 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
         const char *why = cudaGetErrorString(e);
         cudaGetLastError();
         if (e == cudaErrorInsufficientDriver) {
-            cudaDriverGetVersion(&drv);
-            cudaRuntimeGetVersion(&rt);
+            if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+            if (cudaRuntimeGetVersion(&rt) != cudaSuccess) rt = 0;
+            cudaGetLastError();
             if (drv == 0) return ddps_fail(err, "no CUDA device (no NVIDIA driver found)"), NULL;
             return ddps_fail(err, "no CUDA device (driver too old: it supports CUDA %d.%d, this build needs %d.%d)",
                              drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10),
@@ -913,6 +1090,13 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
                          "including %d%d)",
                          device, prop.name, prop.major, prop.minor, why, prop.major, prop.minor),
                NULL;
+    int optin = 0;
+    if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device)) != cudaSuccess) {
+        cudaGetLastError();
+        return ddps_fail(err, "CUDA device %d: cudaDeviceGetAttribute (shared memory per block): %s", device,
+                         cudaGetErrorString(e)),
+               NULL;
+    }
     if (precision != DDPS_PREC_F32 && prop.major < 8)
         return ddps_fail(err, "--precision %s: CUDA device %d (%s) has no bf16/f16 tensor cores (use f32)",
                          ddps_precision_name(precision), device, prop.name),
@@ -927,10 +1111,13 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
     be->impl = cs;
     cs->device = device;
     cs->sm_count = prop.multiProcessorCount;
+    cs->smem_optin = optin;
     cs->dt = precision == DDPS_PREC_F32 ? CU_F32 : precision == DDPS_PREC_BF16 ? CU_BF16 : CU_F16;
-    const char *dir = getenv("DDPS_CUDA_DIRECT"), *tf = getenv("DDPS_CUDA_TF32");
+    const char *dir = getenv("DDPS_CUDA_DIRECT"), *tf = getenv("DDPS_CUDA_TF32"), *dbg = getenv("DDPS_CUDA_DEBUG");
     cs->direct = dir && *dir && strcmp(dir, "0") != 0;
     cs->tf32 = tf && *tf && strcmp(tf, "0") != 0;
+    cs->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+    if (cs->debug) cu_debug = 1;
     /* Handles and buffers; the first failure is reported (with what failed). */
     const char *fail = NULL;
     char msg[256] = "";
@@ -942,6 +1129,7 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
         cs->stream = NULL;
     }
     if (!fail) pool_create(cs, device);
+    if (!fail) pinned_create(cs);
     if (!fail && cudaMalloc(&cs->lt_ws, LT_WORKSPACE) != cudaSuccess) {
         fail = "cudaMalloc (32 MB of cuBLASLt workspace)";
         snprintf(msg, sizeof msg, "out of memory");
@@ -966,9 +1154,11 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
         ddps_backend_free(be);
         return ddps_fail(err, "CUDA device %d (%s): %s failed: %s", device, prop.name, fail, msg), NULL;
     }
-    ddps_debug("cuda: device %d: %s, compute capability %d.%d, %d SMs, %.1f GB; precision %s%s%s", device, prop.name,
+    ddps_debug("cuda: device %d: %s, compute capability %d.%d, %d SMs, %.1f GB; precision %s%s%s%s", device, prop.name,
                prop.major, prop.minor, prop.multiProcessorCount, (double)prop.totalGlobalMem / 1e9,
                ddps_precision_name(precision), cs->direct ? ", direct kernels" : "",
-               cs->pool ? "" : ", no memory pool");
+               cs->pool ? "" : ", no memory pool", cs->debug ? ", debug: checked after every op" : "");
+    if (!cs->pinned) ddps_debug("cuda: no page-locked write slots: every write synchronises");
+    if (cs->debug) ddps_warn("DDPS_CUDA_DEBUG: every CUDA op synchronises and is checked (slow)");
     return be;
 }

@@ -32,8 +32,14 @@ enum { CU_F32 = 0, CU_BF16 = 1, CU_F16 = 2 };
 /* Activations as in ddps_act. */
 enum { CU_ACT_NONE = 0, CU_ACT_SILU = 1, CU_ACT_GELU = 2, CU_ACT_QUICK_GELU = 3 };
 
-/* Prints "ddps: CUDA failure: <what>: <msg> (<file>:<line>)" and aborts. */
+/* Prints "ddps: CUDA failure: <what>: <msg> (<file>:<line>)" and aborts.
+ * Kernels run asynchronously: a fault inside one surfaces at a later checked
+ * call, which the line then names; without debug mode it adds a hint. */
 void cu_die(const char *what, const char *msg, const char *file, int line) __attribute__((noreturn));
+
+/* Debug mode (DDPS_CUDA_DEBUG=1): every op synchronises and checks the
+ * stream before returning, so a failure is reported as the op that caused it. */
+extern int cu_debug;
 
 #define CUDA_OK(call)                                                                                                  \
     do {                                                                                                               \
@@ -73,8 +79,10 @@ void cuk_concat_c(cudaStream_t s, void *y, const void *a, const void *b, int dt,
 /* y[n, i, :] = tok[ids[n*L + i], :] + pos[i, :]; ids in device memory. */
 void cuk_embed(cudaStream_t s, void *y, const int32_t *ids, const float *tok, const float *pos, int dt, int N, int L,
                int C);
-/* d += w * ((e - a)^2 - (e - b)^2), n elements. */
-void cuk_sqdiff_acc(cudaStream_t s, void *d, const void *e, const void *a, const void *b, float w, int dt, size_t n);
+/* d += w * ((e - a)^2 - (e - b)^2), n elements: d f32 (a Stage I map), e, a, b of type dt. */
+void cuk_sqdiff_acc(cudaStream_t s, float *d, const void *e, const void *a, const void *b, float w, int dt, size_t n);
+/* p[0..n) = v (f32). */
+void cuk_fill_f32(cudaStream_t s, float *p, float v, size_t n);
 /* y [N, oh, ow, 1] = channel mean of the bilinear resize (align_corners = false) of x [N, ih, iw, C]. */
 void cuk_resize_bilinear_cmean(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int C, int oh,
                                int ow);
@@ -99,9 +107,11 @@ void cuk_gemm_direct(cudaStream_t s, void *y, const void *x, const void *w, cons
 /* Attention: q [B, Lq, H*d], k and v [B, Lk, H*d] -> y [B, Lq, H*d], softmax
  * (q k^T / sqrt(d)) v per head, causal masks key j > query i. 16-bit types use
  * tensor cores (mma.sync, f32 accumulation); f32 uses CUDA cores. d <= 512.
- * Returns -1 (nothing launched) when the shape is beyond the kernels. */
-int cuk_attention(cudaStream_t s, void *y, const void *q, const void *k, const void *v, int dt, int B, int Lq, int Lk,
-                  int H, int d, int causal);
+ * smem_optin: the device's cudaDevAttrMaxSharedMemoryPerBlockOptin (queried
+ * once by the backend). Returns -1 (nothing launched) when the shape is
+ * beyond the kernels. */
+int cuk_attention(cudaStream_t s, int smem_optin, void *y, const void *q, const void *k, const void *v, int dt, int B,
+                  int Lq, int Lk, int H, int d, int causal);
 
 #ifdef __cplusplus
 }

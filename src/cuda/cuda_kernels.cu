@@ -630,19 +630,31 @@ extern "C" void cuk_embed(cudaStream_t s, void *y, const int32_t *ids, const flo
     LAUNCH3(embed, dt, blocks_for(total), THREADS, 0, s, y, ids, tok, pos, N, L, C);
 }
 
-static __device__ __forceinline__ void sqdiff_impl(int dt, void *d, const void *e, const void *a, const void *b,
+/* The accumulator d is f32 whatever dt: each term is a small difference of
+ * two nearly equal squares, which 16 bits would round away. */
+static __device__ __forceinline__ void sqdiff_impl(int dt, float *d, const void *e, const void *a, const void *b,
                                                    float w, size_t n) {
     for (size_t i = gtid(); i < n; i += gstride()) {
         float ev = ld1(e, i, dt), u = ev - ld1(a, i, dt), v = ev - ld1(b, i, dt);
-        st1(d, i, ld1(d, i, dt) + w * (u * u - v * v), dt);
+        d[i] += w * (u * u - v * v);
     }
 }
-KERNEL3(sqdiff, (void *d, const void *e, const void *a, const void *b, float w, size_t n), d, e, a, b, w, n)
+KERNEL3(sqdiff, (float *d, const void *e, const void *a, const void *b, float w, size_t n), d, e, a, b, w, n)
 
-extern "C" void cuk_sqdiff_acc(cudaStream_t s, void *d, const void *e, const void *a, const void *b, float w, int dt,
+extern "C" void cuk_sqdiff_acc(cudaStream_t s, float *d, const void *e, const void *a, const void *b, float w, int dt,
                                size_t n) {
     if (n == 0) return;
     LAUNCH3(sqdiff, dt, blocks_for(n), THREADS, 0, s, d, e, a, b, w, n);
+}
+
+static __global__ void fill_f32_kernel(float *p, float v, size_t n) {
+    for (size_t i = gtid(); i < n; i += gstride()) p[i] = v;
+}
+
+extern "C" void cuk_fill_f32(cudaStream_t s, float *p, float v, size_t n) {
+    if (n == 0) return;
+    fill_f32_kernel<<<blocks_for(n), THREADS, 0, s>>>(p, v, n);
+    LAUNCH_CHECK("fill_f32");
 }
 
 /* PyTorch bilinear (align_corners = false) source coordinate, as the CPU's

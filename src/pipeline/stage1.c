@@ -87,15 +87,16 @@ int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor
     free(tsf);
     double t2 = ddps_now(be);
 
-    ddps_tensor d = ddps_new(be, 1, h, w, c), D = ddps_new(be, 1, H, W, 1);
+    /* the accumulator and the maps are f32 whatever the precision */
+    ddps_tensor d = ddps_new_map(be, 1, h, w, c), D = ddps_new_map(be, 1, H, W, 1);
     int ph = (H - P) / S + 1, pw = (W - P) / S + 1;
-    ddps_tensor Sm = ddps_new(be, 1, ph, pw, 1);
+    ddps_tensor Sm = ddps_new_map(be, 1, ph, pw, 1);
     for (int i = 0; i < n; i++) {
         ddps_stage1_result *r = &res[i];
         r->h = h, r->w = w, r->c = c, r->H = H, r->W = W, r->ph = ph, r->pw = pw;
         r->seconds_vae = (t1 - t0) / n;
         r->seconds_unet = (t2 - t1) / n;
-        op->axpby(be, &d, 0.0f, &z, 0.0f, &z);
+        op->map_fill(be, &d, 0.0f);
         for (int k = 0; k < K; k++) {
             int item = 2 * (i * K + k);
             ddps_tensor ek = ddps_slice(be, &eps, i * K + k, 1), en = ddps_slice(be, &e, item, 1),
@@ -110,9 +111,9 @@ int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor
         r->patch_scores = ddps_malloc((size_t)ph * pw * sizeof(float));
         ddps_tensor zi = ddps_slice(be, &z, i, 1);
         op->read(be, r->latent, &zi);
-        op->read(be, r->diff, &d);
-        op->read(be, r->score_map, &D);
-        op->read(be, r->patch_scores, &Sm);
+        op->map_read(be, r->diff, &d);
+        op->map_read(be, r->score_map, &D);
+        op->map_read(be, r->patch_scores, &Sm);
     }
     ddps_release(be, m);
     return 0;

@@ -77,10 +77,10 @@ void ddps_backend_free(ddps_backend *be) {
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
-ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c) {
+static ddps_tensor arena_new(ddps_backend *be, int n, int h, int w, int c, size_t elem) {
     ddps_tensor t = {NULL, n, h, w, c};
     ddps_arena *a = &be->arena;
-    size_t bytes = round_up(ddps_numel(&t) * be->act_size, be->align);
+    size_t bytes = round_up(ddps_numel(&t) * elem, be->align);
     if (!a->base && be->ops->reserve) {
         a->base = be->ops->reserve(be, &a->size);
         a->reserved = a->base != NULL;
@@ -108,6 +108,12 @@ ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c) {
     a->used += bytes;
     if (a->used > a->peak) a->peak = a->used;
     return t;
+}
+
+ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c) { return arena_new(be, n, h, w, c, be->act_size); }
+
+ddps_tensor ddps_new_map(ddps_backend *be, int n, int h, int w, int c) {
+    return arena_new(be, n, h, w, c, sizeof(float));
 }
 
 size_t ddps_mark(ddps_backend *be) { return be->arena.used; }

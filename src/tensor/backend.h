@@ -89,7 +89,7 @@ typedef struct {
     void (*geglu)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
     /* Elementwise: y = act(x). */
     void (*activate)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act);
-    /* y = a*x + b*z (any of the tensors may alias). */
+    /* y = a*x + b*z (any of the tensors may alias; all three of one size). */
     void (*axpby)(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z);
     /* Nearest-neighbour resize of x to y's h, w (PyTorch 'nearest': src = floor(dst * in / out)). */
     void (*upsample_nearest)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
@@ -98,14 +98,21 @@ typedef struct {
     /* y[n,1,L,C] = tok[ids[n*L + i]] + pos[i]; ids are host memory, already range-checked. */
     void (*embed)(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok,
                   const ddps_weight *pos);
-    /* Stage I: d[n,h,w,c] += w * ((e - a)^2 - (e - b)^2), with e the true noise, a the
-     * null-prompt and b the label-prompt predictions. */
+    /* Stage I maps. The accumulated difference, the score map and the patch
+     * scores are sums of small differences of nearly equal squares: they are
+     * kept in f32 whatever the precision ("maps", made by ddps_new_map).
+     * Only the ops below that say so take maps; all sizes must match. */
+    void (*map_fill)(ddps_backend *be, ddps_tensor *t, float v);
+    void (*map_write)(ddps_backend *be, ddps_tensor *t, const float *host);
+    void (*map_read)(ddps_backend *be, float *host, const ddps_tensor *t);
+    /* Stage I: map d[n,h,w,c] += w * ((e - a)^2 - (e - b)^2), with e the true noise, a the
+     * null-prompt and b the label-prompt predictions (activations). */
     void (*sqdiff_acc)(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
                        const ddps_tensor *b, float w);
-    /* Bilinear resize (align_corners = false, no antialias) of x to y's h, w, then
+    /* Maps: bilinear resize (align_corners = false, no antialias) of x to y's h, w, then
      * mean over channels: y has c = 1. */
     void (*resize_bilinear_cmean)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
-    /* y[n, ho, wo, c] = average pooling of x with a k x k window and stride s (no padding). */
+    /* Maps: y[n, ho, wo, c] = average pooling of x with a k x k window and stride s (no padding). */
     void (*avg_pool)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s);
     /* y[n,1,1,c] = mean over h, w. */
     void (*global_avg)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
@@ -156,6 +163,8 @@ static inline ddps_tensor ddps_slice(const ddps_backend *be, const ddps_tensor *
 
 /* Arena use: */
 ddps_tensor ddps_new(ddps_backend *be, int n, int h, int w, int c);
+/* An f32 map (see map_fill) from the arena, whatever the activation type. */
+ddps_tensor ddps_new_map(ddps_backend *be, int n, int h, int w, int c);
 /* Long-lived tensors outside the arena (returns data == NULL when out of memory). */
 ddps_tensor ddps_tensor_alloc(ddps_backend *be, int n, int h, int w, int c);
 void ddps_tensor_free(ddps_backend *be, ddps_tensor *t);

@@ -43,6 +43,7 @@ void cpu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
 void cpu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b);
 void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok,
                const ddps_weight *pos);
+void cpu_map_fill(ddps_backend *be, ddps_tensor *t, float v);
 void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
                     const ddps_tensor *b, float w);
 void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);

@@ -319,8 +319,18 @@ void cpu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_a
     for (long i = 0; i < n; i += SPAN) act_span(yd + i, xd + i, n - i < SPAN ? n - i : SPAN, act);
 }
 
+/* Misuse of an op by model code is a bug: one line and abort, as the CUDA
+ * backend does, so CPU tests catch what would fail on a GPU. */
+static void sizes_differ(const char *op, const ddps_tensor *a, const ddps_tensor *b) {
+    fprintf(stderr, "ddps: internal error: %s: sizes differ ([%d,%d,%d,%d] and [%d,%d,%d,%d])\n", op, a->n, a->h, a->w,
+            a->c, b->n, b->h, b->w, b->c);
+    abort();
+}
+
 void cpu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
     (void)be;
+    if (ddps_numel(x) != ddps_numel(y)) sizes_differ("axpby", y, x);
+    if (ddps_numel(z) != ddps_numel(y)) sizes_differ("axpby", y, z);
     long n = (long)ddps_numel(y);
     float *yd = y->data;
     const float *xd = x->data, *zd = z->data;
@@ -383,6 +393,9 @@ void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_
 void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
                     const ddps_tensor *b, float w) {
     (void)be;
+    if (ddps_numel(e) != ddps_numel(d)) sizes_differ("sqdiff_acc", d, e);
+    if (ddps_numel(a) != ddps_numel(d)) sizes_differ("sqdiff_acc", d, a);
+    if (ddps_numel(b) != ddps_numel(d)) sizes_differ("sqdiff_acc", d, b);
     long n = (long)ddps_numel(d);
     float *dd = d->data;
     const float *ed = e->data, *ad = a->data, *bd = b->data;
@@ -390,6 +403,13 @@ void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, cons
         float u = ed[i] - ad[i], v = ed[i] - bd[i];
         dd[i] += w * (u * u - v * v);
     }
+}
+
+void cpu_map_fill(ddps_backend *be, ddps_tensor *t, float v) {
+    (void)be;
+    float *p = t->data;
+    size_t n = ddps_numel(t);
+    for (size_t i = 0; i < n; i++) p[i] = v;
 }
 
 /* PyTorch bilinear (align_corners = false) source coordinate and weights. */
