@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/scale.h"
 #include "pipeline/shard.h"
@@ -93,7 +94,9 @@ static void show(job *j) {
     if (!j->prog) {
         char label[64];
         snprintf(label, sizeof label, "scoring (%d processes)", j->size);
-        j->prog = ddps_progress_start(label, todo, "img", 0);
+        /* mpirun gives rank 0 a pty for stdout when its own output is a terminal
+         * (stderr is a pipe): show the line then too */
+        j->prog = ddps_progress_start(label, todo, "img", isatty(STDOUT_FILENO));
     }
     ddps_progress_update(j->prog, done);
 }

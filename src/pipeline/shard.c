@@ -201,7 +201,7 @@ static int copy_class(ddps_store *out, int out_id, shard_in *x, int in_id, ddps_
     if (ddps_store_load_class(x->s, in_id, 1, &d, err) != 0) return -1;
     ddps_bad_image *bad = NULL;
     int nbad = 0, rc = ddps_store_list_bad(x->s, in_id, &bad, &nbad, err);
-    if (rc == 0) qsort(bad, (size_t)nbad, sizeof *bad, cmp_bad);
+    if (rc == 0 && nbad > 1) qsort(bad, (size_t)nbad, sizeof *bad, cmp_bad);
     ddps_candidate *cand = ddps_malloc((size_t)(d.n_cand ? d.n_cand : 1) * sizeof *cand);
     int c = 0, b = 0;
     for (int i = 0; rc == 0 && i <= d.n_images; i++) {
