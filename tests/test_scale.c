@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pipeline/shard.h"
 #include "pipeline/store.h"
 #include "testlib.h"
 
@@ -393,6 +394,75 @@ static void merge_errors(void) {
     free(txt);
 }
 
+/* The split itself: every item in exactly one share, shares contiguous in
+ * dataset order and made of whole groups, image counts within one group of
+ * total/N, the plan hash the same for every share and changed by G or N. */
+static void split(void) {
+    int sizes[] = {7, 1, 12, 5, 300, 2, 9};
+    int nc = (int)(sizeof sizes / sizeof *sizes), total = 0;
+    for (int c = 0; c < nc; c++) total += sizes[c];
+    ddps_dataset ds = {0};
+    ds.n_classes = nc;
+    ds.classes = calloc((size_t)nc, sizeof *ds.classes);
+    ds.items = calloc((size_t)total, sizeof *ds.items);
+    char (*names)[32] = malloc((size_t)total * sizeof *names);
+    for (int c = 0, i = 0; c < nc; c++) {
+        ds.classes[c].first = i, ds.classes[c].count = sizes[c];
+        for (int k = 0; k < sizes[c]; k++, i++) {
+            snprintf(names[i], sizeof names[i], "c%d/%04d.jpg", c, k);
+            ds.items[i].relpath = names[i];
+            ds.items[i].class_idx = c;
+        }
+    }
+    ds.n_items = total;
+    int Gs[] = {1, 2, 3, 8}, Ns[] = {1, 2, 3, 5, 16, 400};
+    char *in = malloc((size_t)total);
+    int *owner = malloc((size_t)total * sizeof *owner);
+    for (size_t gi = 0; gi < sizeof Gs / sizeof *Gs; gi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++) {
+            int G = Gs[gi], N = Ns[ni], ok = 1;
+            uint64_t plan0 = 0;
+            for (int i = 0; i < total; i++) owner[i] = -1;
+            for (int k = 0; k < N; k++) {
+                uint64_t plan;
+                long n = ddps_shard_select(&ds, G, k, N, in, &plan);
+                if (k == 0) plan0 = plan;
+                ok &= plan == plan0;
+                long cnt = 0;
+                for (int i = 0; i < total; i++)
+                    if (in[i]) {
+                        ok &= owner[i] == -1;
+                        owner[i] = k;
+                        cnt++;
+                    }
+                ok &= cnt == n;
+                /* at most one group (G images) away from an even share */
+                ok &= (double)n <= (double)total / N + G && (double)n >= (double)total / N - G;
+            }
+            for (int i = 0; i < total; i++) ok &= owner[i] >= 0 && (i == 0 || owner[i] >= owner[i - 1]);
+            /* whole groups: the members of a group share an owner */
+            for (int c = 0; c < nc; c++)
+                for (int k = 0; k < sizes[c]; k++)
+                    ok &= owner[ds.classes[c].first + k] == owner[ds.classes[c].first + k / G * G];
+            CHECKF(ok, "split G=%d N=%d", G, N);
+            uint64_t other;
+            ddps_shard_select(&ds, G + 1, 0, N, in, &other);
+            CHECK(other != plan0);
+        }
+    ddps_err err;
+    int k, n;
+    CHECK(ddps_shard_parse("2/5", &k, &n, &err) == 0 && k == 2 && n == 5);
+    CHECK(ddps_shard_parse("5/5", &k, &n, &err) != 0 && strstr(err.msg, "5/5"));
+    CHECK(ddps_shard_parse("-1/5", &k, &n, &err) != 0);
+    CHECK(ddps_shard_parse("1/", &k, &n, &err) != 0);
+    CHECK(ddps_shard_parse("1/2x", &k, &n, &err) != 0);
+    free(in);
+    free(owner);
+    free(names);
+    free(ds.classes);
+    free(ds.items);
+}
+
 int main(void) {
     snprintf(model, sizeof model, "%s", t_shared("golden/tiny-sd"));
     char *out = NULL;
@@ -409,6 +479,7 @@ int main(void) {
         if (!have_mpi) fprintf(stderr, "note: ddps was built without MPI: the MPI cases are skipped\n");
     }
     free(out);
+    TEST(split);
     make_dataset();
     TEST(reference);
     TEST(mpi_2);
