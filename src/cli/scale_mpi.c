@@ -13,9 +13,11 @@
  * sends the results to rank 0 (TAG_CLUSTER), which alone writes them and
  * renames the file to STORE. A final broadcast gives every rank the exit
  * status. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/scale.h"
@@ -52,12 +54,40 @@ typedef struct {
     ddps_progress *prog;
 } job;
 
+/* Waiting without spinning: Open MPI's blocking calls poll at full speed,
+ * and a rank that waits (for the others to finish, for the merge) must
+ * leave its cores to the ranks still scoring on the same node. */
+static void nap(void) {
+    struct timespec ts = {0, 5 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void probe_poll(int tag, MPI_Status *st) {
+    int flag = 0;
+    for (;;) {
+        MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, st);
+        if (flag) return;
+        nap();
+    }
+}
+
+static void bcast_poll(void *buf, int count, MPI_Datatype type) {
+    MPI_Request rq;
+    int done = 0;
+    MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &rq);
+    for (;;) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+        nap();
+    }
+}
+
 /* Rank 0: takes one message (blocking or only when one is waiting). */
 static int take_message(job *j, int block) {
     MPI_Status st;
     int flag = 1;
     if (block)
-        MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+        probe_poll(MPI_ANY_TAG, &st);
     else
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
     if (!flag) return 0;
@@ -84,6 +114,19 @@ static int take_message(job *j, int block) {
     return 1;
 }
 
+/* mpirun forwards rank 0's stderr through a pipe, so isatty(2) is always
+ * false there; it gives stdout a pty, and the job keeps the controlling
+ * terminal of the shell that started mpirun (none in a batch job). Both
+ * together: mpirun was started from a terminal. */
+static int launched_from_terminal(void) {
+    if (isatty(STDERR_FILENO)) return 1;
+    if (!isatty(STDOUT_FILENO)) return 0;
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
+}
+
 /* Rank 0: the whole job's line, once every rank has said how much it has to do. */
 static void show(job *j) {
     long done = 0, todo = 0;
@@ -94,9 +137,7 @@ static void show(job *j) {
     if (!j->prog) {
         char label[64];
         snprintf(label, sizeof label, "scoring (%d processes)", j->size);
-        /* mpirun gives rank 0 a pty for stdout when its own output is a terminal
-         * (stderr is a pipe): show the line then too */
-        j->prog = ddps_progress_start(label, todo, "img", isatty(STDOUT_FILENO));
+        j->prog = ddps_progress_start(label, todo, "img", launched_from_terminal());
     }
     ddps_progress_update(j->prog, done);
 }
@@ -286,7 +327,7 @@ int ddps_mpi_score(ddps_score_opts *o) {
                     "command to resume\n",
                     failed);
     }
-    MPI_Bcast(&all_ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    bcast_poll(&all_ok, 1, MPI_INT);
     int status = all_ok ? 0 : 1;
 
     /* Merge: rank 0 checks and copies; the classes are clustered by all. */
@@ -304,19 +345,19 @@ int ddps_mpi_score(ddps_score_opts *o) {
             for (int r = 0; r < size; r++) free(paths[r]);
             free(paths);
         }
-        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        bcast_poll(&ok, 1, MPI_INT);
         if (!ok) status = 1;
     }
     if (status == 0) {
         /* the class list: (id, candidates, seed) each, and k */
         long long hdr[2] = {m.n_classes, m.k};
-        MPI_Bcast(hdr, 2, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+        bcast_poll(hdr, 2, MPI_LONG_LONG);
         int nc = (int)hdr[0];
         long long *cl = ddps_calloc((size_t)nc * 3 + 1, sizeof *cl);
         for (int c = 0; rank == 0 && c < nc; c++)
             cl[3 * c] = m.classes[c].class_id, cl[3 * c + 1] = m.classes[c].n_cand,
                    cl[3 * c + 2] = (long long)m.classes[c].seed;
-        MPI_Bcast(cl, nc * 3, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+        bcast_poll(cl, nc * 3, MPI_LONG_LONG);
         if (rank != 0) {
             m.n_classes = nc, m.k = (int)hdr[1];
             m.classes = ddps_calloc((size_t)nc + 1, sizeof *m.classes);
@@ -339,7 +380,7 @@ int ddps_mpi_score(ddps_score_opts *o) {
             for (int c = 0; c < nc; c++) {
                 if (owner[c] == 0) continue;
                 MPI_Status ms;
-                MPI_Probe(MPI_ANY_SOURCE, TAG_CLUSTER, MPI_COMM_WORLD, &ms);
+                probe_poll(TAG_CLUSTER, &ms);
                 int len;
                 MPI_Get_count(&ms, MPI_BYTE, &len);
                 unsigned char *b = ddps_malloc((size_t)len + 1);
@@ -372,13 +413,13 @@ int ddps_mpi_score(ddps_score_opts *o) {
             if (ok && ddps_merge_commit(&m, &err) != 0) ok = 0;
             if (!ok && !reported) fprintf(stderr, "ddps score: merging the shards: %s\n", err.msg);
             if (ok && ddps_verbosity > 0)
-                ddps_info("%s: merged %d shards, %d classes clustered over %d processes", store, size, nc, size);
+                ddps_info("%s: merged %d shards, %d class%s clustered over %d processes", store, size, nc, nc == 1 ? "" : "es", size);
         }
         for (int c = 0; c < nc; c++) ddps_clustering_free(&res[c]);
         free(res);
         free(tmp);
         free(owner);
-        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        bcast_poll(&ok, 1, MPI_INT);
         if (!ok) status = 1;
     }
     if (rank == 0) {
