@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "pipeline/report.h"
+#include "cli/scale.h"
 #include "pipeline/select.h"
 #include "util/fs.h"
 
@@ -48,6 +49,11 @@ int cmd_distill(int argc, char **argv) {
     if (rc == 0 && (nipc = ddps_parse_int_list("--ipc", ipc_s, ipcs, MAX_IPCS, 1, 1000000, &err)) < 0) rc = -1;
     if (rc == 0 && strcmp(so.format, "png") && strcmp(so.format, "jpg"))
         rc = ddps_fail(&err, "--format %s: expected png or jpg", so.format);
+    const char *how;
+    int launched = ddps_launch_size(&how);
+    if (rc == 0 && launched > 1)
+        rc = ddps_fail(&err, "started as one of %d processes (%s): distill runs in one process; run `ddps score` "
+                       "under mpirun/srun (it merges the ranks' shards), then `ddps select`", launched, how);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
     if (rc == 0) rc = ddps_mkdirs(so.out_dir, &err);
     if (rc == 0 && !a.o.store_path) a.o.store_path = store_buf = ddps_path_join(so.out_dir, "ddps.sqlite");

@@ -10,5 +10,6 @@ int cmd_select(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
     {"demo", cmd_demo, "make a tiny model and dataset, distill them (no downloads)"},
     {"distill", cmd_distill, "score a dataset and write distilled sets (score + select)"},
     {"score", cmd_score, "Stage I and II for every image of an ImageFolder, into a store"},
+    {"merge", cmd_merge, "join the shard stores of a sharded score job into one store"},
     {"select", cmd_select, "write distilled sets for any IPC from a store (no model evaluation)"},
     {"report", cmd_report, "static HTML report of a store: classes, clusters, heatmaps, distilled images"},
     {"probe", cmd_probe, "run one model component on a safetensors input (for checking)"},

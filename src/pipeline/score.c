@@ -12,6 +12,7 @@
 #include "pipeline/dataset.h"
 #include "pipeline/kmeans.h"
 #include "pipeline/loader.h"
+#include "pipeline/shard.h"
 #include "pipeline/stage1.h"
 #include "pipeline/synth.h"
 #include "util/fs.h"
@@ -411,6 +412,12 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
      * cores busy (batching two full-size images measured no faster, and
      * costs memory); a GPU wants many latents per call. */
     int G = o->batch_images > 0 ? o->batch_images : strcmp(o->device ? o->device : "cpu", "cpu") == 0 ? 1 : 8;
+    /* A shard scores only its share of the groups (pipeline/shard.h). */
+    char *in_shard = NULL;
+    if (rc == 0 && o->shard_n > 0) {
+        in_shard = ddps_calloc((size_t)ds.n_items + 1, 1);
+        rc = ddps_shard_bind(st, &ds, G, o->shard_k, o->shard_n, in_shard, err);
+    }
     int *load = ddps_malloc((size_t)(ds.n_items > 0 ? ds.n_items : 1) * sizeof *load);
     char *is_todo = ddps_calloc((size_t)ds.n_items + 1, 1);
     int nload = 0, ntodo = 0;
@@ -420,6 +427,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         const ddps_class *cls = &ds.classes[c];
         for (int g = 0; rc == 0 && g < cls->count; g += G) {
             int end = g + G < cls->count ? g + G : cls->count, any = 0;
+            if (in_shard && !in_shard[cls->first + g]) continue;
             for (int i = cls->first + g; rc == 0 && i < cls->first + end; i++) {
                 int state;
                 rc = ddps_store_image_state(st, ds.items[i].relpath, &state, err);
@@ -438,7 +446,8 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
 
     ddps_loader *ld = NULL;
     if (rc == 0) rc = ddps_loader_start(&ds, load, nload, o->size, o->low_res, 0, 1, 2 * G + 2, &ld, err);
-    ddps_progress *prog = rc == 0 ? ddps_progress_start("scoring", ntodo, "img", 0) : NULL;
+    ddps_progress *prog = rc == 0 && !o->on_progress ? ddps_progress_start("scoring", ntodo, "img", 0) : NULL;
+    if (rc == 0 && o->on_progress) o->on_progress(o->progress_arg, 0, ntodo);
     double t_decode = 0, t_cluster = 0;
     long done = 0;
     ddps_loaded **group = ddps_calloc((size_t)G, sizeof *group);
@@ -508,9 +517,10 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
             group[a] = NULL;
         }
         ddps_progress_update(prog, done);
+        if (o->on_progress) o->on_progress(o->progress_arg, done, ntodo);
         for (int i = gstart; i < gstart + G && i < cls->first + cls->count; i++) left[ci] -= is_todo[i];
         /* A class is clustered as soon as its last image is in. */
-        if (rc == 0 && left[ci] == 0) {
+        if (rc == 0 && left[ci] == 0 && !in_shard) {
             double tc = ddps_now(NULL);
             rc = ddps_store_cluster(st, class_ids[ci], o->clusters,
                                     ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, ds.classes[ci].name,
@@ -527,7 +537,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     ddps_progress_end(prog);
     if (ld) ddps_loader_free(ld);
     /* Classes with nothing new may still need (re)clustering (an interrupted run). */
-    for (int i = 0; rc == 0 && i < nc; i++) {
+    for (int i = 0; rc == 0 && !in_shard && i < nc; i++) {
         int needs;
         rc = ddps_store_needs_clustering(st, class_ids[i], &needs, err);
         if (rc == 0 && needs)
@@ -536,6 +546,8 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
                                                                       strlen(ds.classes[i].name))),
                                     err);
     }
+    if (rc == 0 && in_shard) rc = ddps_store_set_meta(st, "shard_complete", "1", err);
+    free(in_shard);
     sc.stats.seconds = ddps_now(NULL) - t_start;
     if (st && (sc.stats.images_scored || sc.stats.images_bad)) {
         ddps_err e2;

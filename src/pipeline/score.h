@@ -42,6 +42,15 @@ typedef struct {
     const char *device;      /* "cpu" */
     const char *precision;   /* "f32" */
     const char *command;     /* "score" or "distill", for the store's run log */
+    /* Share shard_k of shard_n (pipeline/shard.h): only that share's batch
+     * groups are scored, into a shard store (store_path); no clustering
+     * (ddps merge does it). shard_n = 0: the whole dataset. */
+    int shard_k, shard_n;
+    /* When set, called with (done, to do) at the start and after every
+     * group instead of showing the progress line (an MPI job's rank 0 shows
+     * the whole job's). */
+    void (*on_progress)(void *arg, long done, long todo);
+    void *progress_arg;
 } ddps_score_opts;
 
 void ddps_score_defaults(ddps_score_opts *o);

@@ -906,10 +906,7 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-typedef struct {
-    int cluster, size;
-    double median;
-} cl_stat;
+typedef ddps_cluster_stat cl_stat;
 
 /* Median descending; equal medians by cluster id, so ranks are fixed. */
 static int cmp_stat(const void *a, const void *b) {
@@ -948,8 +945,8 @@ static int cluster_stats(const ddps_class_data *d, const int *assign, int k, cl_
     return m;
 }
 
-static int write_clustering(ddps_store *s, int class_id, const ddps_class_data *d, const int *assign, const float *dist,
-                            const cl_stat *st, int m, int k, uint64_t seed, ddps_err *err) {
+static int write_clustering(ddps_store *s, int class_id, int n_cand, const long long *cand_ids, const int *assign,
+                            const float *dist, const cl_stat *st, int m, int k, uint64_t seed, ddps_err *err) {
     sqlite3_stmt *q = NULL;
     int ret = -1;
     if (prepare(s, "DELETE FROM clusters WHERE class_id = ?", &q, err) != 0) goto done;
@@ -957,11 +954,11 @@ static int write_clustering(ddps_store *s, int class_id, const ddps_class_data *
     if (step_done(s, q, err) != 0) goto done;
     sqlite3_finalize(q);
     if (prepare(s, "UPDATE candidates SET cluster = ?, dist = ? WHERE id = ?", &q, err) != 0) goto done;
-    for (int i = 0; i < d->n_cand; i++) {
+    for (int i = 0; i < n_cand; i++) {
         sqlite3_reset(q);
         sqlite3_bind_int(q, 1, assign[i]);
         sqlite3_bind_double(q, 2, dist[i]);
-        sqlite3_bind_int64(q, 3, d->cand_ids[i]);
+        sqlite3_bind_int64(q, 3, cand_ids[i]);
         if (step_done(s, q, err) != 0) goto done;
     }
     sqlite3_finalize(q);
@@ -980,7 +977,7 @@ static int write_clustering(ddps_store *s, int class_id, const ddps_class_data *
     if (prepare(s, "UPDATE classes SET clustered_n = ?, clustered_k = ?, clustered_seed = ? WHERE id = ?", &q, err) !=
         0)
         goto done;
-    sqlite3_bind_int(q, 1, d->n_cand);
+    sqlite3_bind_int(q, 1, n_cand);
     sqlite3_bind_int(q, 2, k);
     sqlite3_bind_int64(q, 3, (sqlite3_int64)seed);
     sqlite3_bind_int(q, 4, class_id);
@@ -1012,7 +1009,7 @@ int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_e
         }
         m = cluster_stats(&d, assign, k_used, &st);
     }
-    if (write_clustering(s, class_id, &d, assign, dist, st, m, k, seed, err) != 0) goto done;
+    if (write_clustering(s, class_id, d.n_cand, d.cand_ids, assign, dist, st, m, k, seed, err) != 0) goto done;
     ret = commit(s, err);
 done:
     if (ret != 0) rollback(s);
@@ -1021,6 +1018,64 @@ done:
     free(dist);
     free(cent);
     free(st);
+    return ret;
+}
+
+static int count_cands(ddps_store *s, int class_id, long long *n, long long *unclustered, ddps_err *err);
+
+void ddps_clustering_free(ddps_clustering *c) {
+    free(c->cand_ids);
+    free(c->assign);
+    free(c->dist);
+    free(c->stats);
+    memset(c, 0, sizeof *c);
+}
+
+int ddps_store_cluster_compute(ddps_store *s, int class_id, int k, uint64_t seed, ddps_clustering *out,
+                               ddps_err *err) {
+    memset(out, 0, sizeof *out);
+    if (k < 1 || k > MAX_K) return ddps_fail(err, "%s: number of clusters %d outside 1..%d", s->path, k, MAX_K);
+    ddps_class_data d;
+    if (ddps_store_load_class(s, class_id, 1, &d, err) != 0) return -1;
+    out->class_id = class_id, out->k = k, out->seed = seed, out->n_cand = d.n_cand;
+    int ret = 0;
+    if (d.n_cand > 0) {
+        int k_used = 0;
+        out->cand_ids = d.cand_ids;
+        d.cand_ids = NULL;
+        out->assign = ddps_malloc((size_t)d.n_cand * sizeof *out->assign);
+        out->dist = ddps_malloc((size_t)d.n_cand * sizeof *out->dist);
+        float *cent = ddps_malloc((size_t)k * (size_t)d.dim * sizeof *cent);
+        if (ddps_kmeans(d.features, d.n_cand, d.dim, k, seed, KMEANS_ITERS, out->assign, cent, out->dist, &k_used) != 0)
+            ret = ddps_fail(err, "%s: k-means failed on class %d", s->path, class_id);
+        else
+            out->n_stats = cluster_stats(&d, out->assign, k_used, &out->stats);
+        free(cent);
+    }
+    ddps_class_data_free(&d);
+    if (ret != 0) ddps_clustering_free(out);
+    return ret;
+}
+
+int ddps_store_cluster_write(ddps_store *s, const ddps_clustering *c, ddps_err *err) {
+    if (c->k < 1 || c->k > MAX_K) return ddps_fail(err, "%s: number of clusters %d outside 1..%d", s->path, c->k, MAX_K);
+    if (begin_write(s, err) != 0) return -1;
+    long long n = 0, un = 0;
+    int ret = count_cands(s, c->class_id, &n, &un, err);
+    if (ret == 0 && n != c->n_cand)
+        ret = ddps_fail(err, "%s: clustering of class %d was computed on %d candidates, the store has %lld", s->path,
+                        c->class_id, c->n_cand, n);
+    for (int i = 0; ret == 0 && i < c->n_stats; i++)
+        if (c->stats[i].cluster < 0 || c->stats[i].cluster >= c->k || c->stats[i].size < 1)
+            ret = ddps_fail(err, "%s: invalid clustering of class %d", s->path, c->class_id);
+    for (int i = 0; ret == 0 && i < c->n_cand; i++)
+        if (c->assign[i] < 0 || c->assign[i] >= c->k || !isfinite(c->dist[i]))
+            ret = ddps_fail(err, "%s: invalid clustering of class %d", s->path, c->class_id);
+    if (ret == 0)
+        ret = write_clustering(s, c->class_id, c->n_cand, c->cand_ids, c->assign, c->dist, c->stats, c->n_stats, c->k,
+                               c->seed, err);
+    if (ret == 0) ret = commit(s, err);
+    if (ret != 0) rollback(s);
     return ret;
 }
 
