@@ -107,6 +107,18 @@ static char *store_digest_t(const char *path, int with_totals) {
         for (int k = 0; k < d.n_clusters; k++)
             OUT("cluster %d|%d|%d|%a\n", d.clusters[k].cluster, d.clusters[k].size, d.clusters[k].rank,
                 d.clusters[k].median_score);
+        /* the Stage-I maps (reports) travel with their images */
+        ddps_stored_map *maps = NULL;
+        if (ddps_store_load_maps(s, &d, &maps, &err) == 0) {
+            for (int k = 0; k < d.n_images; k++) {
+                uint64_t h = 1469598103934665603ULL;
+                if (maps[k].data) hash_bytes(&h, maps[k].data, (size_t)maps[k].h * maps[k].w * sizeof(float));
+                OUT("map %s|%dx%d|%016llx\n", d.images[k].relpath, maps[k].w, maps[k].h, (unsigned long long)h);
+            }
+            ddps_store_free_maps(maps, d.n_images);
+        } else {
+            OUT("maps unreadable: %s\n", err.msg);
+        }
         ddps_class_data_free(&d);
     }
     ddps_store_free_classes(ci, nc);
@@ -222,6 +234,7 @@ static void reference(void) {
     ref_digest = store_digest(ref_store);
     ref_digest_totals = store_digest_t(ref_store, 1);
     CHECK(ref_digest && strstr(ref_digest, "cluster ") && strstr(ref_digest, "bad beta/zz_truncated.jpg"));
+    CHECK(ref_digest && strstr(ref_digest, "map ") && !strstr(ref_digest, "|0x0|")); /* every image has its map */
     CHECK(ref_digest_totals && strstr(ref_digest_totals, "totals 9|1|72|27"));
 }
 

@@ -202,6 +202,9 @@ static int copy_class(ddps_store *out, int out_id, shard_in *x, int in_id, ddps_
     ddps_bad_image *bad = NULL;
     int nbad = 0, rc = ddps_store_list_bad(x->s, in_id, &bad, &nbad, err);
     if (rc == 0 && nbad > 1) qsort(bad, (size_t)nbad, sizeof *bad, cmp_bad);
+    /* Stage-I maps travel with their images (shards of a ddps without maps have none). */
+    ddps_stored_map *maps = NULL;
+    if (rc == 0) rc = ddps_store_load_maps(x->s, &d, &maps, err);
     ddps_candidate *cand = ddps_malloc((size_t)(d.n_cand ? d.n_cand : 1) * sizeof *cand);
     int c = 0, b = 0;
     for (int i = 0; rc == 0 && i <= d.n_images; i++) {
@@ -227,10 +230,11 @@ static int copy_class(ddps_store *out, int out_id, shard_in *x, int in_id, ddps_
         int state = 0;
         rc = ddps_store_image_state(out, im->relpath, &state, err);
         if (rc == 0 && state != 0) rc = ddps_fail(err, "%s: image %s is also in another shard", x->path, im->relpath);
-        if (rc == 0) rc = ddps_store_put_image(out, &r, err);
+        if (rc == 0) rc = ddps_store_put_image_map(out, &r, maps[i].data, maps[i].h, maps[i].w, err);
     }
     if (rc == 0 && c != d.n_cand) rc = ddps_fail(err, "%s: store is corrupt (candidates out of order)", x->path);
     free(cand);
+    if (maps) ddps_store_free_maps(maps, d.n_images);
     ddps_store_free_bad(bad, nbad);
     ddps_class_data_free(&d);
     if (rc != 0 && !strstr(err->msg, x->path)) ddps_fail_prefix(err, "%s", x->path);
