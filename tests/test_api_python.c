@@ -41,6 +41,29 @@ static void finds_library(void) {
     free(out);
 }
 
+/* `pip install` of the package (from a copy: pip writes into the folder it
+ * builds), offline, then import from where it went. Skipped without pip. */
+static void pip_installs(void) {
+    char cmd[16384], *out;
+    if (t_run("/usr/bin/python3 -m pip --version && /usr/bin/python3 -c 'import setuptools'", &out) != 0) {
+        free(out);
+        fprintf(stderr, "   (pip or setuptools missing for /usr/bin/python3: install check not run)\n");
+        return;
+    }
+    free(out);
+    const char *tmp = t_tmpdir("api_pip");
+    snprintf(cmd, sizeof cmd,
+             "cp -r %s/python %s/src && /usr/bin/python3 -m pip install -q --no-build-isolation --no-deps --no-index "
+             "--target %s/site %s/src && cd / && PYTHONPATH=%s/site DDPS_LIBRARY=%s/libddps.so /usr/bin/python3 -c "
+             "'import ddps, os; print(ddps.version(), os.path.dirname(ddps.__file__))'",
+             DDPS_SOURCE_DIR, tmp, tmp, tmp, tmp, DDPS_BUILD_DIR);
+    int rc = t_run(cmd, &out);
+    char want[8192];
+    snprintf(want, sizeof want, "0.1.0 %s/site/ddps", tmp);
+    CHECKF(rc == 0 && strstr(out, want), "exit %d: %s", rc, out);
+    free(out);
+}
+
 int main(void) {
     if (DDPS_TEST_SANITIZE) {
         t_skip("sanitizer build: libddps.so needs libasan loaded before python3 (LD_PRELOAD); the release build runs "
@@ -60,5 +83,6 @@ int main(void) {
     }
     TEST(python_vs_cli);
     TEST(finds_library);
+    TEST(pip_installs);
     return t_done();
 }
