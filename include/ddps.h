@@ -49,7 +49,11 @@
  *   them as the CLI does), progress to ddps_hooks.progress (count of images
  *   done; return non-zero to cancel), and a long run stops between images
  *   once *ddps_hooks.cancel is non-zero (what is stored stays stored: rerun
- *   to continue). Hooks are called on the thread that made the call.
+ *   to continue). Hooks are called on the thread that made the call (the
+ *   library logs only from it); an engine keeps the hooks given to
+ *   ddps_engine_open for all its calls. Exceptions: a fatal condition (out
+ *   of memory, an internal error) still prints one line on stderr and ends
+ *   the process, as in the CLI.
  *
  * THREAD SAFETY
  *   A handle (engine, db) is used by one thread at a time. Separate db

@@ -74,10 +74,12 @@ DDPS_API void ddps_log_stderr(void *user, int level, const char *line) {
 /* The thread's current hooks (a copy: the caller's struct may go away). */
 static _Thread_local ddps_hooks t_hooks;
 
+/* ddps_log_hook of the calling thread: to the host's log callback, or dropped. */
 static void log_tramp(void *user, int level, const char *line) {
     if (t_hooks.log) t_hooks.log(t_hooks.user, level, line);
 }
 
+/* ddps_progress_hook of the calling thread: the host's callback's answer (non-zero cancels). */
 static int progress_tramp(void *user, const char *label, long done, long total) {
     return t_hooks.progress ? t_hooks.progress(t_hooks.user, label, done, total) : 0;
 }

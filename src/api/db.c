@@ -39,6 +39,7 @@ DDPS_API ddps_status ddps_db_meta(ddps_db *db, const char *key, char **value, dd
     return ddps_store_get_meta(db->st, key, value, &e) != 0 ? api_fail(err, &e) : api_ok(err);
 }
 
+/* Heap copy of s, NULL for NULL. */
 static char *dup_or_null(const char *s) { return s ? ddps_strdup(s) : NULL; }
 
 DDPS_API ddps_status ddps_db_classes(ddps_db *db, ddps_db_class **out, int *n, ddps_error *err) {

@@ -88,6 +88,7 @@ DDPS_API int ddps_engine_num_timesteps(const ddps_engine *e) {
     return e && e->sd ? e->sd->sched_cfg.num_train_timesteps : 0;
 }
 
+/* Cache index of a prompt text, or -1. */
 static int find_prompt(const ddps_engine *e, const char *text) {
     for (int i = 0; i < e->n_prompts; i++)
         if (strcmp(e->prompts[i].text, text) == 0) return i;
