@@ -84,7 +84,7 @@ int cmd_distill(int argc, char **argv) {
     if (pr == 1) return 0;
     if (rc != 0) {
         fprintf(stderr, "ddps distill: %s\n", err.msg);
-        return usage ? 2 : 1;
+        return usage || err.kind == DDPS_KIND_USAGE ? 2 : 1; /* values out of range found late are usage too */
     }
     return 0;
 }

@@ -71,7 +71,7 @@ int cmd_score(int argc, char **argv) {
     if (pr == 1) return 0;
     if (rc != 0) {
         fprintf(stderr, "ddps score: %s\n", err.msg);
-        return usage ? 2 : 1;
+        return usage || err.kind == DDPS_KIND_USAGE ? 2 : 1; /* values out of range found late are usage too */
     }
     return 0;
 }

@@ -78,7 +78,7 @@ int cmd_select(int argc, char **argv) {
     goto done;
 fail:
     fprintf(stderr, "ddps select: %s\n", err.msg);
-    ret = usage ? 2 : 1;
+    ret = usage || err.kind == DDPS_KIND_USAGE ? 2 : 1;
 done:
     free(pos);
     free(names_buf);

@@ -1,5 +1,7 @@
 #include "pipeline/loader.h"
 
+#include "util/progress.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +147,7 @@ int ddps_loader_start(const ddps_dataset *d, const int *indices, int n, int size
 
 ddps_loaded *ddps_loader_next(ddps_loader *l) {
     if (!l) return NULL;
+    if (ddps_cancel_requested()) return NULL; /* the host asked to stop: as if the list ended here */
     pthread_mutex_lock(&l->mu);
     if (l->next_out >= l->n) {
         pthread_mutex_unlock(&l->mu);

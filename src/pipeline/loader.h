@@ -39,7 +39,9 @@ typedef struct ddps_loader ddps_loader;
  * returns NULL at once). */
 int ddps_loader_start(const ddps_dataset *d, const int *indices, int n, int size, int square, int keep_original,
                       int threads, int ahead, ddps_loader **out, ddps_err *err);
-/* Next image in order (blocks until ready); returns NULL after the last one.
+/* Next image in order (blocks until ready); returns NULL after the last one,
+ * and at once when the calling thread's run was cancelled
+ * (ddps_cancel_requested, util/progress.h).
  * The caller owns the result: free it with ddps_loaded_free. One consumer
  * thread only. */
 ddps_loaded *ddps_loader_next(ddps_loader *l);

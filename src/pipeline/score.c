@@ -42,15 +42,15 @@ int ddps_score_timesteps(const ddps_score_opts *o, int T, int *out, ddps_err *er
     if (o->n_explicit > 0) {
         for (int i = 0; i < o->n_explicit; i++) {
             if (o->timesteps[i] < 0 || o->timesteps[i] >= T)
-                return ddps_fail(err, "--timesteps: %d is outside 0..%d", o->timesteps[i], T - 1);
+                return ddps_fail_usage(err, "--timesteps: %d is outside 0..%d", o->timesteps[i], T - 1);
             out[i] = o->timesteps[i];
         }
         return o->n_explicit;
     }
     int K = o->n_timesteps;
-    if (K < 1 || K > DDPS_MAX_TIMESTEPS) return ddps_fail(err, "--timesteps %d: expected 1..%d", K, DDPS_MAX_TIMESTEPS);
+    if (K < 1 || K > DDPS_MAX_TIMESTEPS) return ddps_fail_usage(err, "--timesteps %d: expected 1..%d", K, DDPS_MAX_TIMESTEPS);
     if (!(o->t_lo >= 0 && o->t_hi <= 1 && o->t_lo <= o->t_hi))
-        return ddps_fail(err, "--t-range %g,%g: expected 0 <= lo <= hi <= 1", o->t_lo, o->t_hi);
+        return ddps_fail_usage(err, "--t-range %g,%g: expected 0 <= lo <= hi <= 1", o->t_lo, o->t_hi);
     for (int i = 0; i < K; i++) {
         double f = K == 1 ? (o->t_lo + o->t_hi) / 2 : o->t_lo + (o->t_hi - o->t_lo) * i / (K - 1);
         int t = (int)lround(f * T);
@@ -326,17 +326,17 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     double t_start = ddps_now(NULL);
     int rc = 0;
     if (o->patches_per_image < 1 || o->patches_per_image > 64)
-        return ddps_fail(err, "--patches-per-image %d: expected 1..64", o->patches_per_image);
-    if (o->size < 16 || o->size > 4096) return ddps_fail(err, "--size %d: expected 16..4096", o->size);
+        return ddps_fail_usage(err, "--patches-per-image %d: expected 1..64", o->patches_per_image);
+    if (o->size < 16 || o->size > 4096) return ddps_fail_usage(err, "--size %d: expected 16..4096", o->size);
     if (!o->low_res && (o->patch < 8 || o->patch > o->size))
-        return ddps_fail(err, "--patch %d: expected 8..--size (%d)", o->patch, o->size);
-    if (o->stride < 1) return ddps_fail(err, "--stride %d: must be positive", o->stride);
+        return ddps_fail_usage(err, "--patch %d: expected 8..--size (%d)", o->patch, o->size);
+    if (o->stride < 1) return ddps_fail_usage(err, "--stride %d: must be positive", o->stride);
     if (o->dift_ensemble < 1 || o->dift_ensemble > 64)
-        return ddps_fail(err, "--dift-ensemble %d: expected 1..64", o->dift_ensemble);
-    if (o->clusters < 1 || o->clusters > 100000) return ddps_fail(err, "--clusters %d: expected 1..100000", o->clusters);
+        return ddps_fail_usage(err, "--dift-ensemble %d: expected 1..64", o->dift_ensemble);
+    if (o->clusters < 1 || o->clusters > 100000) return ddps_fail_usage(err, "--clusters %d: expected 1..100000", o->clusters);
     ddps_precision prec;
     if (ddps_precision_parse(o->precision, &prec) != 0)
-        return ddps_fail(err, "--precision %s: expected f32, bf16 or f16", o->precision);
+        return ddps_fail_usage(err, "--precision %s: expected f32, bf16 or f16", o->precision);
 
     ddps_dataset ds;
     ddps_dataset_opts dopt = {o->max_per_class, o->seed, o->class_names, o->classes, o->n_classes};
@@ -369,7 +369,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         sc.K = ddps_score_timesteps(o, sd->sched_cfg.num_train_timesteps, sc.ts, err);
         if (sc.K < 0) rc = -1;
         if (rc == 0 && (o->dift_t < 0 || o->dift_t >= sd->sched_cfg.num_train_timesteps))
-            rc = ddps_fail(err, "--dift-t %d: outside 0..%d", o->dift_t, sd->sched_cfg.num_train_timesteps - 1);
+            rc = ddps_fail_usage(err, "--dift-t %d: outside 0..%d", o->dift_t, sd->sched_cfg.num_train_timesteps - 1);
     }
     if (rc == 0) rc = ddps_store_open(o->store_path, 0, &st, err);
     if (rc == 0) {

@@ -34,7 +34,7 @@ const char *ddps_precision_name(ddps_precision p) {
 ddps_backend *ddps_backend_new(const char *device, ddps_precision precision, int threads, ddps_err *err) {
     if (!device || strcmp(device, "cpu") == 0) {
         if (precision == DDPS_PREC_F16)
-            return ddps_fail(err, "--precision f16: not available on the CPU (use f32 or bf16)"), NULL;
+            return ddps_fail_usage(err, "--precision f16: not available on the CPU (use f32 or bf16)"), NULL;
         return ddps_cpu_backend_new(precision, threads, err);
     }
     if (strcmp(device, "cuda") == 0 || strncmp(device, "cuda:", 5) == 0) {
@@ -47,7 +47,7 @@ ddps_backend *ddps_backend_new(const char *device, ddps_precision precision, int
                NULL;
 #endif
     }
-    return ddps_fail(err, "--device %s: unknown device (expected cpu or cuda)", device), NULL;
+    return ddps_fail_usage(err, "--device %s: unknown device (expected cpu or cuda)", device), NULL;
 }
 
 static void arena_drop(ddps_backend *be) {

@@ -5,15 +5,40 @@
 
 int ddps_verbosity = 1;
 
+static void vfail(ddps_err *err, int kind, const char *fmt, va_list ap) {
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err->kind = kind;
+    /* One line: a newline inside would break "one clear error line". */
+    for (char *p = err->msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
 int ddps_fail(ddps_err *err, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vfail(err, DDPS_KIND_FAILURE, fmt, ap);
         va_end(ap);
-        /* One line: a newline inside would break "one clear error line". */
-        for (char *p = err->msg; *p; p++)
-            if (*p == '\n' || *p == '\r') *p = ' ';
+    }
+    return -1;
+}
+
+int ddps_fail_kind(ddps_err *err, int kind, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfail(err, kind, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int ddps_fail_usage(ddps_err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfail(err, DDPS_KIND_USAGE, fmt, ap);
+        va_end(ap);
     }
     return -1;
 }
@@ -37,9 +62,32 @@ int ddps_fail_prefix(ddps_err *err, const char *fmt, ...) {
     return -1;
 }
 
-static void vprint(const char *tag, const char *fmt, va_list ap) {
+static ddps_log_hook g_hook;
+static void *g_hook_user;
+static _Thread_local ddps_log_hook t_hook;
+static _Thread_local void *t_hook_user;
+
+void ddps_log_set(ddps_log_hook fn, void *user) {
+    g_hook = fn;
+    g_hook_user = user;
+}
+
+void ddps_log_set_thread(ddps_log_hook fn, void *user) {
+    t_hook = fn;
+    t_hook_user = user;
+}
+
+static void vprint(int level, const char *tag, const char *fmt, va_list ap) {
     char line[4096];
     vsnprintf(line, sizeof line, fmt, ap);
+    if (t_hook) {
+        t_hook(t_hook_user, level, line);
+        return;
+    }
+    if (g_hook) {
+        g_hook(g_hook_user, level, line);
+        return;
+    }
     fprintf(stderr, "ddps: %s%s\n", tag, line);
 }
 
@@ -47,7 +95,7 @@ void ddps_warn(const char *fmt, ...) {
     if (ddps_verbosity < 1) return;
     va_list ap;
     va_start(ap, fmt);
-    vprint("warning: ", fmt, ap);
+    vprint(1, "warning: ", fmt, ap);
     va_end(ap);
 }
 
@@ -55,7 +103,7 @@ void ddps_info(const char *fmt, ...) {
     if (ddps_verbosity < 1) return;
     va_list ap;
     va_start(ap, fmt);
-    vprint("", fmt, ap);
+    vprint(2, "", fmt, ap);
     va_end(ap);
 }
 
@@ -63,6 +111,6 @@ void ddps_debug(const char *fmt, ...) {
     if (ddps_verbosity < 2) return;
     va_list ap;
     va_start(ap, fmt);
-    vprint("debug: ", fmt, ap);
+    vprint(3, "debug: ", fmt, ap);
     va_end(ap);
 }

@@ -20,7 +20,28 @@ struct ddps_progress {
     int shown;      /* 0: silent */
     double t0, last; /* monotonic seconds: start, last redraw */
     int last_len;   /* length of the last drawn line, to blank its leftovers */
+    int hooked;     /* reports to the thread's hook */
 };
+
+static _Thread_local ddps_progress_hook t_hook;
+static _Thread_local void *t_hook_user;
+static _Thread_local const volatile int *t_cancel_flag;
+static _Thread_local int t_cancelled;
+
+void ddps_progress_set_thread_hook(ddps_progress_hook fn, void *user) {
+    t_hook = fn;
+    t_hook_user = user;
+}
+
+void ddps_cancel_set_thread_flag(const volatile int *flag) { t_cancel_flag = flag; }
+
+int ddps_cancel_requested(void) { return t_cancelled || (t_cancel_flag && *t_cancel_flag); }
+
+void ddps_cancel_reset(void) { t_cancelled = 0; }
+
+static void report(ddps_progress *p) {
+    if (t_hook && t_hook(t_hook_user, p->label, p->done, p->total)) t_cancelled = 1;
+}
 
 double ddps_seconds(void) {
     struct timespec ts;
@@ -95,6 +116,11 @@ ddps_progress *ddps_progress_start(const char *label, long total, const char *un
     p->total = total;
     p->shown = ddps_verbosity > 0 && (force || isatty(STDERR_FILENO));
     p->t0 = p->last = ddps_seconds();
+    if (t_hook) {
+        p->hooked = 1;
+        p->shown = 0;
+        report(p);
+    }
     if (p->shown) redraw(p, p->t0);
     return p;
 }
@@ -102,6 +128,7 @@ ddps_progress *ddps_progress_start(const char *label, long total, const char *un
 void ddps_progress_update(ddps_progress *p, long done) {
     if (!p) return;
     p->done = done;
+    if (p->hooked) report(p);
     if (!p->shown) return;
     double t = ddps_seconds();
     if (t - p->last >= REDRAW_SECONDS) redraw(p, t);
@@ -109,6 +136,7 @@ void ddps_progress_update(ddps_progress *p, long done) {
 
 void ddps_progress_end(ddps_progress *p) {
     if (!p) return;
+    if (p->hooked) report(p);
     if (p->shown) {
         char line[512], took[32], rate[32];
         double el = ddps_seconds() - p->t0;

@@ -25,6 +25,20 @@ void ddps_progress_update(ddps_progress *p, long done);
  * newline; frees p. */
 void ddps_progress_end(ddps_progress *p);
 
+/* Host hook (the public library's progress callback): while set on a thread,
+ * every progress object started on that thread reports to it instead of
+ * drawing (start with done = 0, each update, end), whatever the terminal or
+ * ddps_verbosity. A non-zero return asks the running loop to stop. fn NULL
+ * removes it. */
+typedef int (*ddps_progress_hook)(void *user, const char *label, long done, long total);
+void ddps_progress_set_thread_hook(ddps_progress_hook fn, void *user);
+/* Cancellation of the calling thread's long run: 1 once the hook returned
+ * non-zero or *flag (ddps_cancel_set_thread_flag; read, never written) is
+ * non-zero. Loops that can stop cleanly between items check it. */
+void ddps_cancel_set_thread_flag(const volatile int *flag);
+int ddps_cancel_requested(void);
+void ddps_cancel_reset(void);
+
 /* Monotonic seconds since an arbitrary origin (for timing). */
 double ddps_seconds(void);
 /* Formats seconds as "1:05:03" (an hour or more), "4:07" (a minute or more),

@@ -1,0 +1,352 @@
+/* ddps.h: the public C library of ddps (diffusion-driven patch selection).
+ *
+ * WHAT IT DOES
+ *   ddps distills an image dataset into a few images per class with a
+ *   Stable Diffusion v1.x model (diffusers folder). Scoring runs the model
+ *   once per image: Stage I (which windows the class prompt explains better
+ *   than the null prompt: a score map and candidate windows) and Stage II
+ *   (DIFT features of the candidates, k-means per class). Everything goes
+ *   into one SQLite store; selection then writes distilled sets for any
+ *   images-per-class (IPC) from the store without the model. This header
+ *   is the whole library: the `ddps` command is built on the same code and
+ *   the defaults below are the command's defaults.
+ *
+ *   Stages a caller composes:
+ *     engine   ddps_engine_open (backend + model), ddps_engine_encode_prompts
+ *              (prompt cache), ddps_engine_score (decoded pixels in: score
+ *              map, candidates, DIFT features out)
+ *     cluster  ddps_cluster_features (k-means as the store does it)
+ *     select   ddps_db_select (the selection rule on a loaded class)
+ *     store    ddps_db_open / ddps_db_classes / ddps_db_load (read a store)
+ *     drivers  ddps_run_score (= `ddps score`), ddps_run_select (= `ddps select`)
+ *
+ * EXAMPLE
+ *     ddps_error err;
+ *     ddps_score_params p;
+ *     ddps_score_params_init(&p);                     // the CLI's defaults
+ *     if (ddps_run_score(&p, "data/train", "sd-v1-5", "ds.sqlite", NULL, NULL, &err))
+ *         fprintf(stderr, "%s (%s)\n", err.message, ddps_status_name(err.status));
+ *     ddps_select_params s;
+ *     ddps_select_params_init(&s);
+ *     int ipc[] = {1, 10};
+ *     if (ddps_run_select("ds.sqlite", "out", ipc, 2, &s, NULL, &err)) ...
+ *
+ * ERRORS
+ *   Every call that can fail returns a ddps_status: DDPS_OK (0) or the
+ *   category of the failure, and fills the caller's ddps_error (may be NULL)
+ *   with the same status and one line naming the file or parameter and what
+ *   is wrong. DDPS_ERR_USAGE: a parameter out of range (the CLI exits 2);
+ *   DDPS_ERR_DATA: a bad model, store, image or mapping file; DDPS_ERR_RESOURCE:
+ *   memory, device or I/O; DDPS_ERR_CANCELLED: the host's cancel flag or
+ *   progress callback asked to stop; DDPS_ERR_FAILURE: anything else (the
+ *   library reports most file problems as this today: treat any non-zero
+ *   status as failure and the category as a hint). On failure, out-parameters
+ *   are left empty (NULL / zero), safe to free.
+ *
+ * OUTPUT AND HOOKS
+ *   The library prints nothing through this API unless asked: warnings and
+ *   info lines go to ddps_hooks.log (NULL: dropped; ddps_log_stderr prints
+ *   them as the CLI does), progress to ddps_hooks.progress (count of images
+ *   done; return non-zero to cancel), and a long run stops between images
+ *   once *ddps_hooks.cancel is non-zero (what is stored stays stored: rerun
+ *   to continue). Hooks are called on the thread that made the call (the
+ *   library logs only from it); an engine keeps the hooks given to
+ *   ddps_engine_open for all its calls. Exceptions: a fatal condition (out
+ *   of memory, an internal error) still prints one line on stderr and ends
+ *   the process, as in the CLI.
+ *
+ * THREAD SAFETY
+ *   A handle (engine, db) is used by one thread at a time. Separate db
+ *   handles may be used from separate threads. Scoring uses all cores
+ *   (OpenMP, oneDNN) by itself: run one scoring call at a time per process.
+ *
+ * OWNERSHIP
+ *   Every pointer returned in a struct belongs to the caller and is freed
+ *   with the matching *_free function named at the struct (strings with
+ *   ddps_free). Pointers passed in are only read during the call (except
+ *   ddps_hooks.cancel, read until the call returns).
+ *
+ * LINKING
+ *   pkg-config ddps: cc app.c $(pkg-config --cflags --libs ddps). The shared
+ *   library exports exactly the DDPS_API functions below.
+ */
+#ifndef DDPS_H
+#define DDPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define DDPS_API __attribute__((visibility("default")))
+#else
+#define DDPS_API
+#endif
+
+/* ---------------- errors ---------------- */
+
+typedef enum {
+    DDPS_OK = 0,
+    DDPS_ERR_FAILURE = 1,  /* anything not below */
+    DDPS_ERR_USAGE = 2,    /* a parameter out of range, a bad combination */
+    DDPS_ERR_DATA = 3,     /* a bad input file */
+    DDPS_ERR_RESOURCE = 4, /* memory, device, I/O */
+    DDPS_ERR_CANCELLED = 5 /* the host asked to stop */
+} ddps_status;
+
+typedef struct {
+    ddps_status status;
+    char message[2048]; /* one line, no newline; "" when status is DDPS_OK */
+} ddps_error;
+
+/* "ok", "failure", "usage", "data", "resource", "cancelled" (static). */
+DDPS_API const char *ddps_status_name(ddps_status s);
+/* The library's version, "0.1.0" (static). */
+DDPS_API const char *ddps_version(void);
+/* Frees memory the library returned (strings). NULL is a no-op. */
+DDPS_API void ddps_free(void *p);
+
+/* ---------------- host hooks ---------------- */
+
+/* level: 1 warning, 2 info, 3 debug; line without newline. */
+typedef void (*ddps_log_fn)(void *user, int level, const char *line);
+/* stage: "scoring", ...; done of total units (total <= 0: unknown).
+ * Non-zero return: cancel the run (it stops before the next image). */
+typedef int (*ddps_progress_fn)(void *user, const char *stage, long done, long total);
+
+typedef struct {
+    ddps_log_fn log;           /* NULL: lines are dropped */
+    ddps_progress_fn progress; /* NULL: none */
+    void *user;                /* passed to both */
+    const volatile int *cancel; /* non-zero: stop between images (NULL: never) */
+} ddps_hooks;
+
+DDPS_API void ddps_hooks_init(ddps_hooks *h); /* all NULL */
+/* A ddps_log_fn that prints "ddps: [warning: ]line" on stderr (the CLI's output). */
+DDPS_API void ddps_log_stderr(void *user, int level, const char *line);
+
+/* ---------------- parameters ---------------- */
+
+#define DDPS_MAX_TIMESTEPS_API 64
+
+/* Scoring settings: ddps_score_params_init sets exactly `ddps score`'s defaults. */
+typedef struct {
+    const char *prompt;      /* "An image of {}." ("{}" = class name) */
+    const char *null_prompt; /* "" */
+    int n_timesteps;         /* 5, evenly spaced in [t_lo, t_hi] * T ... */
+    int timesteps[DDPS_MAX_TIMESTEPS_API]; /* ... or this list when n_explicit > 0 */
+    int n_explicit;          /* 0 */
+    double t_lo, t_hi;       /* 0.1, 0.7 */
+    int size;                /* 256: shorter side for Stage I */
+    int patch, stride;       /* 192, 16 */
+    int patches_per_image;   /* 1 */
+    int dift_t, dift_ensemble; /* 160, 4 */
+    int clusters;            /* 32 */
+    int low_res;             /* 0; 1: whole images are the candidates */
+    const char *class_names; /* NULL; mapping file (LOC_synset_mapping.txt, TSV) */
+    int max_per_class;       /* 0 = all */
+    const char *const *classes; /* NULL = all class folders; else n_classes names */
+    int n_classes;
+    uint64_t seed;           /* 0 */
+    int threads;             /* 0 = all cores */
+    int batch_images;        /* 0 = auto (cpu 1, cuda 8) */
+    const char *device;      /* "cpu" */
+    const char *precision;   /* "f32" */
+} ddps_score_params;
+DDPS_API void ddps_score_params_init(ddps_score_params *p);
+
+/* Selection settings: ddps_select_params_init sets `ddps select`'s defaults. */
+typedef struct {
+    int top_clusters;      /* 10 */
+    int mosaic_max_ipc;    /* 10: 2x2 mosaics when ipc <= this */
+    int output_size;       /* 224 */
+    const char *format;    /* "png" or "jpg" */
+    int jpeg_quality;      /* 95 */
+    const char *data_root; /* NULL: as scored */
+    const char *const *classes; /* NULL = all; else n_classes folder names */
+    int n_classes;
+    int threads;           /* 0 = all cores */
+} ddps_select_params;
+DDPS_API void ddps_select_params_init(ddps_select_params *p);
+
+/* ---------------- drivers (what the CLI does) ---------------- */
+
+typedef struct {
+    long images_scored, images_bad, unet_latents, vae_images, text_prompts;
+    double seconds;
+} ddps_run_totals;
+
+/* `ddps score --data data_dir --model model_dir --store store_path`: scores
+ * every image not yet in the store (resumable, deterministic), then clusters
+ * every class. hooks and totals may be NULL. */
+DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data_dir, const char *model_dir,
+                                    const char *store_path, const ddps_hooks *hooks, ddps_run_totals *totals,
+                                    ddps_error *err);
+/* `ddps select --store store_path --out out_dir --ipc ...`: writes
+ * out_dir/ipc<N>/ for every N (no model evaluation). */
+DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir, const int *ipc, int n_ipc,
+                                     const ddps_select_params *p, const ddps_hooks *hooks, ddps_error *err);
+
+/* ---------------- engine: scoring decoded images ---------------- */
+
+typedef struct ddps_engine ddps_engine;
+
+typedef struct {
+    const char *device;    /* "cpu" */
+    const char *precision; /* "f32" */
+    int threads;           /* 0 = all cores */
+} ddps_engine_params;
+DDPS_API void ddps_engine_params_init(ddps_engine_params *p);
+
+/* Loads a model folder (all weights checked) on a new backend. */
+DDPS_API ddps_status ddps_engine_open(const char *model_dir, const ddps_engine_params *p, const ddps_hooks *hooks,
+                                      ddps_engine **out, ddps_error *err);
+DDPS_API void ddps_engine_close(ddps_engine *e); /* NULL is a no-op */
+/* The model identity the store records (16 hex digits; valid while e lives). */
+DDPS_API const char *ddps_engine_model_id(const ddps_engine *e);
+/* DIFT feature length; T (scheduler's num_train_timesteps). */
+DDPS_API int ddps_engine_feature_dim(const ddps_engine *e);
+DDPS_API int ddps_engine_num_timesteps(const ddps_engine *e);
+
+/* Encodes n prompts with the text encoder in one batch and caches them:
+ * ids[i] (caller's array of n) gets the id of prompts[i]. A prompt already
+ * in the cache keeps its id (no evaluation). Longer than 75 tokens: cut, with
+ * a warning. */
+DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *const *prompts, int n, int *ids,
+                                                ddps_error *err);
+
+/* One image to score: 8-bit RGB, height x width x 3, row-major, no padding. */
+typedef struct {
+    const uint8_t *pixels;
+    int width, height;
+    const char *key;  /* noise stream key: in a dataset the path relative to
+                         the data root ("class/file.jpg"), which gives the
+                         numbers `ddps score` stores */
+    int prompt;       /* label prompt id (ddps_engine_encode_prompts) */
+} ddps_image_in;
+
+typedef struct {
+    double x0, y0, x1, y1; /* box in the input image's pixels */
+    int rx, ry, rw, rh;    /* the box in the resized image */
+    float score;           /* Stage-I patch score */
+} ddps_window;
+
+/* What scoring one image gives. Free with ddps_image_scores_free. */
+typedef struct {
+    int width, height;    /* input size */
+    int rw, rh;           /* resized (Stage-I) size */
+    float image_score;    /* mean of score_map */
+    float *score_map;     /* [rh][rw]: D, the Stage-I difference upsampled */
+    int grid_h, grid_w;   /* patch score grid */
+    float *patch_scores;  /* [grid_h][grid_w], window (i, j) at (j*stride, i*stride) */
+    int map_h, map_w;
+    float *map;           /* [map_h][map_w]: channel mean of d at latent resolution (the store's map) */
+    int n_cand;
+    ddps_window *cand;    /* best first */
+    int dim;
+    float *features;      /* [n_cand][dim], L2-normalised DIFT features */
+} ddps_image_scores;
+DDPS_API void ddps_image_scores_free(ddps_image_scores *s);
+
+/* Scores n images one after another with the null prompt id null_prompt:
+ * out[i] (caller's array of n) for images[i]. Uses p's Stage-I, DIFT,
+ * low_res and seed fields (the rest is ignored). Stops between images when
+ * cancelled (out[] of the scored ones is filled, the rest zeroed; status
+ * DDPS_ERR_CANCELLED). */
+DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *p, int null_prompt,
+                                       const ddps_image_in *images, int n, ddps_image_scores *out, ddps_error *err);
+
+/* ---------------- clustering ---------------- */
+
+/* k-means (k-means++ seeding, at most 300 Lloyd iterations, deterministic)
+ * of n feature rows of dim floats, as the store clusters a class. assign[n]
+ * and dist[n] (caller's arrays) get each row's cluster in [0, *k_used) and
+ * its distance to the centroid. */
+DDPS_API ddps_status ddps_cluster_features(const float *x, int n, int dim, int k, uint64_t seed, int *assign,
+                                           float *dist, int *k_used, ddps_error *err);
+
+/* ---------------- reading a store ---------------- */
+
+typedef struct ddps_db ddps_db;
+
+/* Opens a store read-only (never creates or writes it). */
+DDPS_API ddps_status ddps_db_open(const char *path, ddps_db **out, ddps_error *err);
+DDPS_API void ddps_db_close(ddps_db *db); /* NULL is a no-op */
+/* A meta value ("settings" JSON, "model_id", "data_root", "ddps_version",
+ * "feature_dim"); *value: ddps_free it; NULL when absent. */
+DDPS_API ddps_status ddps_db_meta(ddps_db *db, const char *key, char **value, ddps_error *err);
+
+typedef struct {
+    int id;
+    char *name;        /* folder name (untrusted: sanitise before using as a path) */
+    char *prompt_name; /* NULL when absent */
+    char *prompt;      /* NULL when absent */
+    long n_images, n_bad, n_cand;
+    int clustered, clustered_k;
+} ddps_db_class;
+/* All classes sorted by name. Free with ddps_db_classes_free(*out, *n). */
+DDPS_API ddps_status ddps_db_classes(ddps_db *db, ddps_db_class **out, int *n, ddps_error *err);
+DDPS_API void ddps_db_classes_free(ddps_db_class *c, int n);
+
+typedef struct {
+    char *relpath;
+    int width, height, rw, rh;
+    float image_score;
+    int map_h, map_w; /* 0 when the store has no map for it */
+    float *map;       /* [map_h][map_w] or NULL */
+} ddps_db_image;
+
+typedef struct {
+    int image;             /* index into images */
+    int idx;               /* window rank inside its image (0 = best) */
+    double x0, y0, x1, y1; /* box in original pixels */
+    int rx, ry, rw, rh;    /* box in the resized image */
+    float score;
+    int cluster;      /* -1 when not clustered */
+    int cluster_rank; /* 1 = best; 0 when not clustered */
+    float dist;
+} ddps_db_cand;
+
+typedef struct {
+    int cluster, size, rank;
+    float median_score;
+} ddps_db_cluster;
+
+/* One class as stored. Free with ddps_db_class_data_free. */
+typedef struct {
+    int class_id;
+    int n_images;
+    ddps_db_image *images; /* sorted by relpath */
+    int n_cand;
+    ddps_db_cand *cand;    /* sorted by (relpath, idx) */
+    int dim;               /* feature length */
+    float *features;       /* [n_cand][dim] when asked for, else NULL */
+    int n_clusters;
+    ddps_db_cluster *clusters; /* by rank */
+    void *internal_;       /* the library's copy (selection) */
+} ddps_db_class_data;
+
+/* Loads a class (with_features: the DIFT vectors too; with_maps: the
+ * Stage-I maps). Every value read is validated. */
+DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, int with_maps,
+                                  ddps_db_class_data *out, ddps_error *err);
+DDPS_API void ddps_db_class_data_free(ddps_db_class_data *d);
+
+/* The selection rule of `ddps select` for one class and IPC: picks
+ * (caller's array, room for 4 * ipc) gets candidate indices in output order,
+ * fill (same room, may be NULL) 1 where a pick came from the score fill;
+ * *n_picks, and the layout: *n_outputs images of *per_image patches each
+ * (patch j of output i is picks[i + j * n_outputs]). mosaic_max_ipc as in
+ * ddps_select_params; low_res stores: pass low_res = 1 (no mosaics). */
+DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int top_clusters, int mosaic_max_ipc,
+                                    int low_res, int *picks, unsigned char *fill, int *n_picks, int *n_outputs,
+                                    int *per_image, ddps_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

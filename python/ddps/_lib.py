@@ -1,0 +1,151 @@
+"""ctypes declarations of include/ddps.h and the search for libddps.so.
+
+The library is looked for, in order: the file named by the environment
+variable DDPS_LIBRARY; libddps.so next to this package; the build tree this
+package sits in (../../build/libddps.so); the system loader (libddps.so.0).
+"""
+import ctypes
+import os
+
+MAX_TIMESTEPS = 64
+
+c_int, c_long, c_double, c_float, c_char_p, c_void_p = (
+    ctypes.c_int, ctypes.c_long, ctypes.c_double, ctypes.c_float, ctypes.c_char_p, ctypes.c_void_p)
+P = ctypes.POINTER
+
+
+class Error(ctypes.Structure):
+    _fields_ = [("status", c_int), ("message", ctypes.c_char * 2048)]
+
+
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_long, c_long)
+
+
+class Hooks(ctypes.Structure):
+    _fields_ = [("log", LOG_FN), ("progress", PROGRESS_FN), ("user", c_void_p), ("cancel", P(c_int))]
+
+
+class ScoreParams(ctypes.Structure):
+    _fields_ = [("prompt", c_char_p), ("null_prompt", c_char_p), ("n_timesteps", c_int),
+                ("timesteps", c_int * MAX_TIMESTEPS), ("n_explicit", c_int), ("t_lo", c_double),
+                ("t_hi", c_double), ("size", c_int), ("patch", c_int), ("stride", c_int),
+                ("patches_per_image", c_int), ("dift_t", c_int), ("dift_ensemble", c_int), ("clusters", c_int),
+                ("low_res", c_int), ("class_names", c_char_p), ("max_per_class", c_int),
+                ("classes", P(c_char_p)), ("n_classes", c_int), ("seed", ctypes.c_uint64), ("threads", c_int),
+                ("batch_images", c_int), ("device", c_char_p), ("precision", c_char_p)]
+
+
+class SelectParams(ctypes.Structure):
+    _fields_ = [("top_clusters", c_int), ("mosaic_max_ipc", c_int), ("output_size", c_int), ("format", c_char_p),
+                ("jpeg_quality", c_int), ("data_root", c_char_p), ("classes", P(c_char_p)), ("n_classes", c_int),
+                ("threads", c_int)]
+
+
+class RunTotals(ctypes.Structure):
+    _fields_ = [("images_scored", c_long), ("images_bad", c_long), ("unet_latents", c_long),
+                ("vae_images", c_long), ("text_prompts", c_long), ("seconds", c_double)]
+
+
+class EngineParams(ctypes.Structure):
+    _fields_ = [("device", c_char_p), ("precision", c_char_p), ("threads", c_int)]
+
+
+class ImageIn(ctypes.Structure):
+    _fields_ = [("pixels", c_void_p), ("width", c_int), ("height", c_int), ("key", c_char_p), ("prompt", c_int)]
+
+
+class Window(ctypes.Structure):
+    _fields_ = [("x0", c_double), ("y0", c_double), ("x1", c_double), ("y1", c_double), ("rx", c_int),
+                ("ry", c_int), ("rw", c_int), ("rh", c_int), ("score", c_float)]
+
+
+class ImageScores(ctypes.Structure):
+    _fields_ = [("width", c_int), ("height", c_int), ("rw", c_int), ("rh", c_int), ("image_score", c_float),
+                ("score_map", P(c_float)), ("grid_h", c_int), ("grid_w", c_int), ("patch_scores", P(c_float)),
+                ("map_h", c_int), ("map_w", c_int), ("map", P(c_float)), ("n_cand", c_int), ("cand", P(Window)),
+                ("dim", c_int), ("features", P(c_float))]
+
+
+class DbClass(ctypes.Structure):
+    _fields_ = [("id", c_int), ("name", c_char_p), ("prompt_name", c_char_p), ("prompt", c_char_p),
+                ("n_images", c_long), ("n_bad", c_long), ("n_cand", c_long), ("clustered", c_int),
+                ("clustered_k", c_int)]
+
+
+class DbImage(ctypes.Structure):
+    _fields_ = [("relpath", c_char_p), ("width", c_int), ("height", c_int), ("rw", c_int), ("rh", c_int),
+                ("image_score", c_float), ("map_h", c_int), ("map_w", c_int), ("map", P(c_float))]
+
+
+class DbCand(ctypes.Structure):
+    _fields_ = [("image", c_int), ("idx", c_int), ("x0", c_double), ("y0", c_double), ("x1", c_double),
+                ("y1", c_double), ("rx", c_int), ("ry", c_int), ("rw", c_int), ("rh", c_int), ("score", c_float),
+                ("cluster", c_int), ("cluster_rank", c_int), ("dist", c_float)]
+
+
+class DbCluster(ctypes.Structure):
+    _fields_ = [("cluster", c_int), ("size", c_int), ("rank", c_int), ("median_score", c_float)]
+
+
+class DbClassData(ctypes.Structure):
+    _fields_ = [("class_id", c_int), ("n_images", c_int), ("images", P(DbImage)), ("n_cand", c_int),
+                ("cand", P(DbCand)), ("dim", c_int), ("features", P(c_float)), ("n_clusters", c_int),
+                ("clusters", P(DbCluster)), ("internal_", c_void_p)]
+
+
+def _candidates():
+    env = os.environ.get("DDPS_LIBRARY")
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "libddps.so")
+    yield os.path.join(here, "..", "..", "build", "libddps.so")
+    yield "libddps.so.0"
+    yield "libddps.so"
+
+
+def _load():
+    tried = []
+    for path in _candidates():
+        if os.sep in path and not os.path.exists(path):
+            tried.append(path + " (missing)")
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            tried.append("%s (%s)" % (path, e))
+    raise ImportError("ddps: libddps.so not found; set DDPS_LIBRARY. Tried: " + "; ".join(tried))
+
+
+lib = _load()
+
+_sigs = {
+    "ddps_status_name": (c_char_p, [c_int]),
+    "ddps_version": (c_char_p, []),
+    "ddps_free": (None, [c_void_p]),
+    "ddps_score_params_init": (None, [P(ScoreParams)]),
+    "ddps_select_params_init": (None, [P(SelectParams)]),
+    "ddps_engine_params_init": (None, [P(EngineParams)]),
+    "ddps_run_score": (c_int, [P(ScoreParams), c_char_p, c_char_p, c_char_p, P(Hooks), P(RunTotals), P(Error)]),
+    "ddps_run_select": (c_int, [c_char_p, c_char_p, P(c_int), c_int, P(SelectParams), P(Hooks), P(Error)]),
+    "ddps_engine_open": (c_int, [c_char_p, P(EngineParams), P(Hooks), P(c_void_p), P(Error)]),
+    "ddps_engine_close": (None, [c_void_p]),
+    "ddps_engine_model_id": (c_char_p, [c_void_p]),
+    "ddps_engine_feature_dim": (c_int, [c_void_p]),
+    "ddps_engine_encode_prompts": (c_int, [c_void_p, P(c_char_p), c_int, P(c_int), P(Error)]),
+    "ddps_engine_score": (c_int, [c_void_p, P(ScoreParams), c_int, P(ImageIn), c_int, P(ImageScores), P(Error)]),
+    "ddps_image_scores_free": (None, [P(ImageScores)]),
+    "ddps_db_open": (c_int, [c_char_p, P(c_void_p), P(Error)]),
+    "ddps_db_close": (None, [c_void_p]),
+    "ddps_db_meta": (c_int, [c_void_p, c_char_p, P(c_void_p), P(Error)]),
+    "ddps_db_classes": (c_int, [c_void_p, P(P(DbClass)), P(c_int), P(Error)]),
+    "ddps_db_classes_free": (None, [P(DbClass), c_int]),
+    "ddps_db_load": (c_int, [c_void_p, c_int, c_int, c_int, P(DbClassData), P(Error)]),
+    "ddps_db_class_data_free": (None, [P(DbClassData)]),
+}
+for _name, (_res, _args) in _sigs.items():
+    _f = getattr(lib, _name)
+    _f.restype = _res
+    _f.argtypes = _args

@@ -1,0 +1,177 @@
+/* The public store reader (include/ddps.h): a read-only ddps_store, with
+ * its rows copied into ddps.h's own structs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "pipeline/select.h"
+#include "pipeline/store.h"
+#include "util/fs.h"
+
+struct ddps_db {
+    ddps_store *st;
+};
+
+DDPS_API ddps_status ddps_db_open(const char *path, ddps_db **out, ddps_error *err) {
+    if (out) *out = NULL;
+    if (!path || !out) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_open: path and out are required");
+    ddps_err e = {{0}};
+    ddps_store *st;
+    api_enter(NULL);
+    int rc = ddps_store_open(path, 1, &st, &e);
+    api_leave();
+    if (rc != 0) return api_fail(err, &e);
+    *out = ddps_calloc(1, sizeof **out);
+    (*out)->st = st;
+    return api_ok(err);
+}
+
+DDPS_API void ddps_db_close(ddps_db *db) {
+    if (!db) return;
+    ddps_store_close(db->st);
+    free(db);
+}
+
+DDPS_API ddps_status ddps_db_meta(ddps_db *db, const char *key, char **value, ddps_error *err) {
+    if (value) *value = NULL;
+    if (!db || !key || !value) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_meta: db, key and value are required");
+    ddps_err e = {{0}};
+    return ddps_store_get_meta(db->st, key, value, &e) != 0 ? api_fail(err, &e) : api_ok(err);
+}
+
+/* Heap copy of s, NULL for NULL. */
+static char *dup_or_null(const char *s) { return s ? ddps_strdup(s) : NULL; }
+
+DDPS_API ddps_status ddps_db_classes(ddps_db *db, ddps_db_class **out, int *n, ddps_error *err) {
+    if (out) *out = NULL;
+    if (n) *n = 0;
+    if (!db || !out || !n) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_classes: db, out and n are required");
+    ddps_err e = {{0}};
+    ddps_class_info *ci;
+    int m;
+    if (ddps_store_list_classes(db->st, &ci, &m, &e) != 0) return api_fail(err, &e);
+    ddps_db_class *c = ddps_calloc((size_t)(m ? m : 1), sizeof *c);
+    for (int i = 0; i < m; i++) {
+        c[i].id = ci[i].id;
+        c[i].name = ddps_strdup(ci[i].name);
+        c[i].prompt_name = dup_or_null(ci[i].prompt_name);
+        c[i].prompt = dup_or_null(ci[i].prompt);
+        c[i].n_images = ci[i].n_images;
+        c[i].n_bad = ci[i].n_bad;
+        c[i].n_cand = ci[i].n_cand;
+        c[i].clustered = ci[i].clustered;
+        c[i].clustered_k = ci[i].clustered_k;
+    }
+    ddps_store_free_classes(ci, m);
+    *out = c;
+    *n = m;
+    return api_ok(err);
+}
+
+DDPS_API void ddps_db_classes_free(ddps_db_class *c, int n) {
+    if (!c) return;
+    for (int i = 0; i < n; i++) {
+        free(c[i].name);
+        free(c[i].prompt_name);
+        free(c[i].prompt);
+    }
+    free(c);
+}
+
+DDPS_API void ddps_db_class_data_free(ddps_db_class_data *d) {
+    if (!d) return;
+    for (int i = 0; i < d->n_images && d->images; i++) {
+        free(d->images[i].relpath);
+        free(d->images[i].map);
+    }
+    free(d->images);
+    free(d->cand);
+    free(d->features);
+    free(d->clusters);
+    if (d->internal_) {
+        ddps_class_data_free(d->internal_);
+        free(d->internal_);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, int with_maps,
+                                  ddps_db_class_data *out, ddps_error *err) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!db || !out) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_load: db and out are required");
+    ddps_err e = {{0}};
+    ddps_class_data *d = ddps_calloc(1, sizeof *d);
+    if (ddps_store_load_class(db->st, class_id, with_features != 0, d, &e) != 0) {
+        ddps_class_data_free(d);
+        free(d);
+        return api_fail(err, &e);
+    }
+    ddps_stored_map *maps = NULL;
+    if (with_maps && ddps_store_load_maps(db->st, d, &maps, &e) != 0) {
+        ddps_class_data_free(d);
+        free(d);
+        return api_fail(err, &e);
+    }
+    out->internal_ = d;
+    out->class_id = d->class_id;
+    out->n_images = d->n_images;
+    out->images = ddps_calloc((size_t)(d->n_images ? d->n_images : 1), sizeof *out->images);
+    for (int i = 0; i < d->n_images; i++) {
+        ddps_db_image *im = &out->images[i];
+        const ddps_stored_image *s = &d->images[i];
+        im->relpath = ddps_strdup(s->relpath);
+        im->width = s->width, im->height = s->height, im->rw = s->rw, im->rh = s->rh;
+        im->image_score = s->image_score;
+        if (maps && maps[i].data) {
+            im->map_h = maps[i].h, im->map_w = maps[i].w;
+            im->map = maps[i].data; /* handed over */
+            maps[i].data = NULL;
+        }
+    }
+    if (maps) ddps_store_free_maps(maps, d->n_images);
+    out->n_cand = d->n_cand;
+    out->cand = ddps_calloc((size_t)(d->n_cand ? d->n_cand : 1), sizeof *out->cand);
+    for (int i = 0; i < d->n_cand; i++) {
+        ddps_db_cand *c = &out->cand[i];
+        const ddps_stored_cand *s = &d->cand[i];
+        c->image = s->image, c->idx = s->idx;
+        c->x0 = s->x0, c->y0 = s->y0, c->x1 = s->x1, c->y1 = s->y1;
+        c->rx = s->rx, c->ry = s->ry, c->rw = s->rw, c->rh = s->rh;
+        c->score = s->score, c->cluster = s->cluster, c->cluster_rank = s->cluster_rank, c->dist = s->dist;
+    }
+    out->dim = d->dim;
+    if (d->features) {
+        size_t nf = (size_t)d->n_cand * d->dim;
+        out->features = ddps_malloc((nf ? nf : 1) * sizeof(float));
+        memcpy(out->features, d->features, nf * sizeof(float));
+    }
+    out->n_clusters = d->n_clusters;
+    out->clusters = ddps_calloc((size_t)(d->n_clusters ? d->n_clusters : 1), sizeof *out->clusters);
+    for (int i = 0; i < d->n_clusters; i++) {
+        out->clusters[i].cluster = d->clusters[i].cluster;
+        out->clusters[i].size = d->clusters[i].size;
+        out->clusters[i].rank = d->clusters[i].rank;
+        out->clusters[i].median_score = d->clusters[i].median_score;
+    }
+    return api_ok(err);
+}
+
+DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int top_clusters, int mosaic_max_ipc,
+                                    int low_res, int *picks, unsigned char *fill, int *n_picks, int *n_outputs,
+                                    int *per_image, ddps_error *err) {
+    if (!d || !d->internal_ || !picks || !n_picks || !n_outputs || !per_image)
+        return api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: a loaded class and the output arrays are required");
+    if (ipc < 1 || ipc > 1000000 || top_clusters < 1 || mosaic_max_ipc < 0)
+        return api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: ipc %d (1..1000000), top_clusters %d (>= 1), "
+                         "mosaic_max_ipc %d (>= 0)", ipc, top_clusters, mosaic_max_ipc);
+    const ddps_class_data *in = d->internal_;
+    int mosaic = !low_res && ipc <= mosaic_max_ipc, needed = mosaic ? 4 * ipc : ipc;
+    unsigned char *f = fill ? fill : ddps_malloc((size_t)needed);
+    int m = ddps_select_patches(in, needed, top_clusters, picks, f);
+    if (!fill) free(f);
+    ddps_layout lay = ddps_select_layout(ipc, m, mosaic);
+    *n_picks = m;
+    *n_outputs = lay.n_images;
+    *per_image = lay.per_image;
+    return api_ok(err);
+}

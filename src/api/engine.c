@@ -1,0 +1,327 @@
+/* The public engine (include/ddps.h): a backend, a model and a prompt cache;
+ * scores decoded images exactly as `ddps score` does with one image per
+ * batch (the CPU default): same resizing, noise streams from (seed, key),
+ * Stage I, window choice, DIFT. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "io/image.h"
+#include "models/sd.h"
+#include "pipeline/stage1.h"
+#include "util/fs.h"
+#include "util/progress.h"
+#include "util/rng.h"
+
+typedef struct {
+    char *text;
+    int chunk, index; /* row `index` of chunks[chunk] */
+} prompt_entry;
+
+struct ddps_engine {
+    ddps_backend *be;
+    ddps_sd *sd;
+    int dim;
+    ddps_hooks hooks;
+    int n_prompts, cap_prompts;
+    prompt_entry *prompts;
+    int n_chunks;
+    ddps_tensor *chunks; /* one [n,1,77,C] tensor per encode call */
+};
+
+DDPS_API void ddps_engine_params_init(ddps_engine_params *p) {
+    ddps_score_opts o;
+    ddps_score_defaults(&o);
+    p->device = o.device;
+    p->precision = o.precision;
+    p->threads = o.threads;
+}
+
+DDPS_API ddps_status ddps_engine_open(const char *model_dir, const ddps_engine_params *p, const ddps_hooks *hooks,
+                                      ddps_engine **out, ddps_error *err) {
+    if (out) *out = NULL;
+    if (!model_dir || !out) return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_open: model_dir and out are required");
+    ddps_engine_params d;
+    ddps_engine_params_init(&d);
+    if (!p) p = &d;
+    if (p->threads < 0 || p->threads > 4096)
+        return api_failf(err, DDPS_ERR_USAGE, "threads %d: expected 0..4096", p->threads);
+    ddps_err e = {{0}};
+    ddps_precision prec;
+    const char *pstr = p->precision ? p->precision : "f32";
+    if (ddps_precision_parse(pstr, &prec) != 0)
+        return api_failf(err, DDPS_ERR_USAGE, "precision %s: expected f32, bf16 or f16", pstr);
+    api_enter(hooks);
+    ddps_engine *en = ddps_calloc(1, sizeof *en);
+    if (hooks) en->hooks = *hooks;
+    int rc = 0;
+    en->be = ddps_backend_new(p->device ? p->device : "cpu", prec, p->threads, &e);
+    if (!en->be) rc = -1;
+    if (rc == 0) rc = ddps_sd_load(model_dir, en->be, DDPS_PART_ALL, &en->sd, &e);
+    if (rc == 0) en->dim = ddps_dift_dim(&en->sd->unet_cfg);
+    api_leave();
+    if (rc != 0) {
+        ddps_engine_close(en);
+        return api_fail(err, &e);
+    }
+    *out = en;
+    return api_ok(err);
+}
+
+DDPS_API void ddps_engine_close(ddps_engine *e) {
+    if (!e) return;
+    for (int i = 0; i < e->n_chunks; i++) ddps_tensor_free(e->be, &e->chunks[i]);
+    free(e->chunks);
+    for (int i = 0; i < e->n_prompts; i++) free(e->prompts[i].text);
+    free(e->prompts);
+    if (e->be) ddps_release(e->be, 0);
+    if (e->sd) ddps_sd_free(e->be, e->sd);
+    if (e->be) ddps_backend_free(e->be);
+    free(e);
+}
+
+DDPS_API const char *ddps_engine_model_id(const ddps_engine *e) { return e && e->sd ? e->sd->identity_hex : ""; }
+DDPS_API int ddps_engine_feature_dim(const ddps_engine *e) { return e ? e->dim : 0; }
+DDPS_API int ddps_engine_num_timesteps(const ddps_engine *e) {
+    return e && e->sd ? e->sd->sched_cfg.num_train_timesteps : 0;
+}
+
+/* Cache index of a prompt text, or -1. */
+static int find_prompt(const ddps_engine *e, const char *text) {
+    for (int i = 0; i < e->n_prompts; i++)
+        if (strcmp(e->prompts[i].text, text) == 0) return i;
+    return -1;
+}
+
+DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *const *prompts, int n, int *ids,
+                                                ddps_error *err) {
+    if (!e || n < 0 || (n > 0 && (!prompts || !ids)))
+        return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: engine, prompts and ids are required");
+    for (int i = 0; i < n; i++)
+        if (!prompts[i]) return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: prompt %d is NULL", i);
+    api_enter(&e->hooks);
+    /* New texts (first occurrence only) go into one batch. */
+    int *todo = ddps_malloc((size_t)(n ? n : 1) * sizeof *todo), nt = 0;
+    for (int i = 0; i < n; i++) {
+        int dup = find_prompt(e, prompts[i]) >= 0;
+        for (int j = 0; j < nt && !dup; j++) dup = strcmp(prompts[todo[j]], prompts[i]) == 0;
+        if (!dup) todo[nt++] = i;
+    }
+    ddps_status st = DDPS_OK;
+    if (nt > 0) {
+        ddps_sd *sd = e->sd;
+        int32_t *tok = ddps_malloc((size_t)nt * DDPS_CLIP_LEN * sizeof *tok);
+        for (int j = 0; j < nt; j++)
+            if (ddps_tokenize_truncated(sd->tok, prompts[todo[j]], tok + (size_t)j * DDPS_CLIP_LEN))
+                ddps_warn("prompt \"%s\" is longer than 75 tokens and was truncated", prompts[todo[j]]);
+        ddps_tensor ctx = ddps_tensor_alloc(e->be, nt, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
+        if (!ctx.data) {
+            st = api_failf(err, DDPS_ERR_RESOURCE, "out of memory for %d prompt embeddings", nt);
+        } else {
+            ddps_clip_forward(e->be, sd->text, tok, &ctx);
+            e->chunks = ddps_realloc(e->chunks, (size_t)(e->n_chunks + 1) * sizeof *e->chunks);
+            e->chunks[e->n_chunks] = ctx;
+            if (e->n_prompts + nt > e->cap_prompts) {
+                e->cap_prompts = 2 * (e->n_prompts + nt);
+                e->prompts = ddps_realloc(e->prompts, (size_t)e->cap_prompts * sizeof *e->prompts);
+            }
+            for (int j = 0; j < nt; j++) {
+                prompt_entry *pe = &e->prompts[e->n_prompts++];
+                pe->text = ddps_strdup(prompts[todo[j]]);
+                pe->chunk = e->n_chunks;
+                pe->index = j;
+            }
+            e->n_chunks++;
+        }
+        free(tok);
+    }
+    free(todo);
+    api_leave();
+    if (st != DDPS_OK) return st;
+    for (int i = 0; i < n; i++) ids[i] = find_prompt(e, prompts[i]);
+    return api_ok(err);
+}
+
+DDPS_API void ddps_image_scores_free(ddps_image_scores *s) {
+    if (!s) return;
+    free(s->score_map);
+    free(s->patch_scores);
+    free(s->map);
+    free(s->cand);
+    free(s->features);
+    memset(s, 0, sizeof *s);
+}
+
+/* [n] floats in [-1, 1] from 8-bit values (as score.c). */
+static void to_float(const uint8_t *px, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = (float)px[i] / 127.5f - 1.0f;
+}
+
+/* One image, as score.c's score_batch with a batch of one. */
+static int score_one(ddps_engine *en, const ddps_score_opts *o, const int *ts, int K, const ddps_tensor *cn,
+                     const ddps_tensor *cl, const ddps_image_in *in, ddps_image_scores *out, ddps_err *err) {
+    ddps_backend *be = en->be;
+    const ddps_sd *sd = en->sd;
+    const char *key = in->key ? in->key : "";
+    ddps_image src = {in->width, in->height, (uint8_t *)in->pixels}, img = {0, 0, NULL};
+    int rw = o->size, rh = o->size;
+    if (!o->low_res) ddps_resize_shorter_size(in->width, in->height, o->size, &rw, &rh);
+    if (ddps_image_resize(&src, rw, rh, &img, err) != 0) return ddps_fail_prefix(err, "%s", key);
+    int H = img.h, W = img.w, c = sd->vae_cfg.latent_channels;
+    int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W);
+    int P = o->low_res ? (H < W ? H : W) : o->patch, S = o->low_res ? 1 : o->stride;
+    if (P > H || P > W) {
+        ddps_image_free(&img);
+        return ddps_fail_usage(err, "%s: patch %d does not fit the %dx%d resized image", key, P, W, H);
+    }
+    ddps_rng rng;
+    ddps_rng_seed(&rng, ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, key, strlen(key))));
+    size_t per = (size_t)K * h * w * c;
+    float *noise = ddps_malloc(per * sizeof(float));
+    ddps_rng_fill_normal(&rng, noise, per);
+    size_t mark = ddps_mark(be);
+    ddps_tensor x = ddps_new(be, 1, H, W, 3);
+    float *xf = ddps_malloc((size_t)H * W * 3 * sizeof(float));
+    to_float(img.px, (size_t)H * W * 3, xf);
+    be->ops->write(be, &x, xf);
+    free(xf);
+    const ddps_tensor *clp[1] = {cl};
+    ddps_stage1_result r;
+    memset(&r, 0, sizeof r);
+    int rc = ddps_stage1_run_batch(be, sd, &x, cn, clp, ts, K, noise, P, S, &r, err);
+    free(noise);
+    ddps_release(be, mark);
+    if (rc != 0) {
+        ddps_image_free(&img);
+        ddps_stage1_result_free(&r);
+        return ddps_fail_prefix(err, "%s", key);
+    }
+    out->width = in->width, out->height = in->height, out->rw = W, out->rh = H;
+    double mean = 0;
+    for (int p = 0; p < H * W; p++) mean += r.score_map[p];
+    out->image_score = (float)(mean / (H * W));
+    out->map = ddps_malloc((size_t)h * w * sizeof *out->map);
+    for (int p = 0; p < h * w; p++) {
+        double a = 0;
+        for (int ch = 0; ch < c; ch++) a += r.diff[(size_t)p * c + ch];
+        out->map[p] = (float)(a / c);
+    }
+    out->map_h = h, out->map_w = w;
+    int k = o->low_res ? 1 : o->patches_per_image;
+    int *ij = ddps_malloc((size_t)2 * k * sizeof(int));
+    int m = o->low_res ? 1 : ddps_pick_windows(r.patch_scores, r.ph, r.pw, P, S, k, ij);
+    if (o->low_res) ij[0] = ij[1] = 0;
+    out->cand = ddps_calloc((size_t)m, sizeof *out->cand);
+    double sx = (double)in->width / W, sy = (double)in->height / H;
+    for (int q = 0; q < m; q++) {
+        ddps_window *cd = &out->cand[q];
+        int ry = ij[2 * q] * S, rx = ij[2 * q + 1] * S;
+        cd->rx = rx, cd->ry = ry, cd->rw = P, cd->rh = P;
+        cd->score = o->low_res ? out->image_score : r.patch_scores[ij[2 * q] * r.pw + ij[2 * q + 1]];
+        if (o->low_res) {
+            cd->x0 = 0, cd->y0 = 0, cd->x1 = in->width, cd->y1 = in->height;
+        } else {
+            cd->x0 = rx * sx, cd->y0 = ry * sy;
+            cd->x1 = fmin((rx + P) * sx, in->width), cd->y1 = fmin((ry + P) * sy, in->height);
+        }
+    }
+    free(ij);
+    out->n_cand = m;
+    /* The maps are handed over as they are. */
+    out->score_map = r.score_map, r.score_map = NULL;
+    out->patch_scores = r.patch_scores, r.patch_scores = NULL;
+    out->grid_h = r.ph, out->grid_w = r.pw;
+    ddps_stage1_result_free(&r);
+
+    /* DIFT on the candidate patches, cut from the resized image; the
+     * image's stream continues after its Stage-I draws. */
+    int E = o->dift_ensemble, ph = ddps_vae_latent_size(&sd->vae_cfg, P);
+    size_t pper = (size_t)E * ph * ph * c;
+    float *pf = ddps_malloc((size_t)m * P * P * 3 * sizeof(float)), *pnoise = ddps_malloc((size_t)m * pper * sizeof(float));
+    const ddps_tensor **pctx = ddps_malloc((size_t)m * sizeof *pctx);
+    out->dim = en->dim;
+    out->features = ddps_malloc((size_t)m * en->dim * sizeof(float));
+    ddps_rng_fill_normal(&rng, pnoise, (size_t)m * pper);
+    for (int q = 0; q < m; q++) {
+        const ddps_window *cd = &out->cand[q];
+        for (int y = 0; y < P; y++)
+            to_float(img.px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3, pf + ((size_t)q * P + y) * P * 3);
+        pctx[q] = cl;
+    }
+    mark = ddps_mark(be);
+    ddps_tensor patches = ddps_new(be, m, P, P, 3);
+    be->ops->write(be, &patches, pf);
+    int dim;
+    rc = ddps_dift_run_batch(be, sd, &patches, pctx, o->dift_t, E, pnoise, out->features, &dim, err);
+    ddps_release(be, mark);
+    free(pf);
+    free(pnoise);
+    free(pctx);
+    ddps_image_free(&img);
+    if (rc != 0) return ddps_fail_prefix(err, "%s", key);
+    return 0;
+}
+
+DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *p, int null_prompt,
+                                       const ddps_image_in *images, int n, ddps_image_scores *out, ddps_error *err) {
+    if (out && n > 0) memset(out, 0, (size_t)n * sizeof *out);
+    if (!e || !p || n < 0 || (n > 0 && (!images || !out)))
+        return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_score: engine, params, images and out are required");
+    if (null_prompt < 0 || null_prompt >= e->n_prompts)
+        return api_failf(err, DDPS_ERR_USAGE, "null prompt id %d: not an encoded prompt (0..%d)", null_prompt,
+                         e->n_prompts - 1);
+    for (int i = 0; i < n; i++) {
+        const ddps_image_in *in = &images[i];
+        if (in->prompt < 0 || in->prompt >= e->n_prompts)
+            return api_failf(err, DDPS_ERR_USAGE, "image %d: prompt id %d is not an encoded prompt", i, in->prompt);
+        if (!in->pixels || in->width < 1 || in->height < 1 ||
+            (double)in->width * in->height > (double)DDPS_IMAGE_MAX_PIXELS)
+            return api_failf(err, DDPS_ERR_USAGE, "image %d: expected pixels of a width x height x 3 image (got %dx%d)",
+                             i, in->width, in->height);
+    }
+    ddps_err ie = {{0}};
+    ddps_score_opts o;
+    if (api_score_opts(p, &o, &ie) != 0) return api_fail(err, &ie);
+    /* The checks ddps_score_run makes, with the same messages. */
+    int T = e->sd->sched_cfg.num_train_timesteps, ts[DDPS_MAX_TIMESTEPS];
+    if (o.patches_per_image < 1 || o.patches_per_image > 64)
+        return api_failf(err, DDPS_ERR_USAGE, "--patches-per-image %d: expected 1..64", o.patches_per_image);
+    if (o.size < 16 || o.size > 4096) return api_failf(err, DDPS_ERR_USAGE, "--size %d: expected 16..4096", o.size);
+    if (!o.low_res && (o.patch < 8 || o.patch > o.size))
+        return api_failf(err, DDPS_ERR_USAGE, "--patch %d: expected 8..--size (%d)", o.patch, o.size);
+    if (o.stride < 1) return api_failf(err, DDPS_ERR_USAGE, "--stride %d: must be positive", o.stride);
+    if (o.dift_ensemble < 1 || o.dift_ensemble > 64)
+        return api_failf(err, DDPS_ERR_USAGE, "--dift-ensemble %d: expected 1..64", o.dift_ensemble);
+    if (o.dift_t < 0 || o.dift_t >= T)
+        return api_failf(err, DDPS_ERR_USAGE, "--dift-t %d: outside 0..%d", o.dift_t, T - 1);
+    int K = ddps_score_timesteps(&o, T, ts, &ie);
+    if (K < 0) return api_fail(err, &ie);
+    api_enter(&e->hooks);
+    const prompt_entry *pn = &e->prompts[null_prompt];
+    ddps_tensor cn = ddps_slice(e->be, &e->chunks[pn->chunk], pn->index, 1);
+    ddps_status st = DDPS_OK;
+    ddps_progress *prog = ddps_progress_start("scoring", n, "img", 0);
+    for (int i = 0; i < n; i++) {
+        if (ddps_cancel_requested()) {
+            st = api_failf(err, DDPS_ERR_CANCELLED, "cancelled after %d of %d images", i, n);
+            break;
+        }
+        const prompt_entry *pl = &e->prompts[images[i].prompt];
+        ddps_tensor cl = ddps_slice(e->be, &e->chunks[pl->chunk], pl->index, 1);
+        if (score_one(e, &o, ts, K, &cn, &cl, &images[i], &out[i], &ie) != 0) {
+            st = api_fail(err, &ie);
+            break;
+        }
+        ddps_progress_update(prog, i + 1);
+    }
+    ddps_progress_end(prog);
+    api_leave();
+    if (st != DDPS_OK) {
+        for (int i = 0; i < n; i++)
+            if (st != DDPS_ERR_CANCELLED || !out[i].features) ddps_image_scores_free(&out[i]);
+        return st;
+    }
+    return api_ok(err);
+}
