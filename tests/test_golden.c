@@ -19,15 +19,17 @@
 #define GOLDEN_TOL 1e-4
 #define BF16_TOL 2e-2
 
-static char MODEL[2400];   /* golden/tiny-sd, quoted for the shell */
+static char MODEL[4800];   /* golden/tiny-sd, quoted for the shell (or a single file and --config) */
 static char GOLDEN[2048];  /* golden/ */
+static const char *GSET = ""; /* the golden set in use: "" (SD v1) or "golden-sd2/" */
+static int N_TOKEN_CASES = 23;
 static char TMP[2048];
 
 static const char *golden(const char *name) {
     static char buf[4][4096];
     static int k;
     char *b = buf[k++ & 3];
-    snprintf(b, 4096, "%s/%s", GOLDEN, name);
+    snprintf(b, 4096, "%s/%s%s", GOLDEN, GSET, name);
     return b;
 }
 
@@ -180,7 +182,7 @@ static void golden_tokens(void) {
     CHECKF(json_is_array(root), "tokens.json: %s", je.text);
     if (!json_is_array(root)) return;
     size_t n = json_array_size(root);
-    CHECKF(n == 23, "tokens.json has %zu cases", n);
+    CHECKF((int)n == N_TOKEN_CASES, "tokens.json has %zu cases", n);
     size_t cap = 4096, len = 0;
     char *args = ddps_malloc(cap);
     len += (size_t)snprintf(args, cap, "tokenize --model %s", MODEL);
@@ -512,12 +514,12 @@ static void probe_errors(void) {
     CHECK(!ddps_is_file(tmp("never.safetensors")));
 }
 
-int main(void) {
-    char model[4096];
-    snprintf(GOLDEN, sizeof GOLDEN, "%s", t_shared("golden"));
-    snprintf(model, sizeof model, "%s/tiny-sd", GOLDEN);
-    eu_quote(MODEL, sizeof MODEL, model);
-    snprintf(TMP, sizeof TMP, "%s", t_tmpdir("golden"));
+/* The golden probes for one model given to --model (already quoted). */
+static void golden_set(const char *label, const char *model_args, const char *set, int token_cases) {
+    fprintf(stderr, "== %s\n", label);
+    snprintf(MODEL, sizeof MODEL, "%s", model_args);
+    GSET = set;
+    N_TOKEN_CASES = token_cases;
     TEST(golden_text);
     TEST(golden_text_i64);
     TEST(golden_vae);
@@ -525,6 +527,28 @@ int main(void) {
     TEST(golden_schedule);
     TEST(golden_stage1);
     TEST(golden_tokens);
+}
+
+int main(void) {
+    char model[4096], q1[2400], q2[2400], args[4800];
+    snprintf(GOLDEN, sizeof GOLDEN, "%s", t_shared("golden"));
+    snprintf(TMP, sizeof TMP, "%s", t_tmpdir("golden"));
+    /* The single-file checkpoint (original names, VAE attention as 1x1
+     * convolutions, mixed dtypes) with the folder's configs: the same outputs. */
+    snprintf(model, sizeof model, "%s/tiny-sd-single.safetensors", GOLDEN);
+    eu_quote(q1, sizeof q1, model);
+    snprintf(model, sizeof model, "%s/tiny-sd", GOLDEN);
+    eu_quote(q2, sizeof q2, model);
+    snprintf(args, sizeof args, "%s --config %s", q1, q2);
+    golden_set("single-file checkpoint + --config", args, "", 23);
+    /* SD 2.x: linear projections, per-block heads, upcast attention, GELU
+     * text encoder, pad token "!", v-prediction. */
+    snprintf(model, sizeof model, "%s/tiny-sd2", GOLDEN);
+    eu_quote(q1, sizeof q1, model);
+    golden_set("SD 2.x (tiny-sd2 against golden-sd2)", q1, "golden-sd2/", 21);
+    TEST(golden_unet_bf16);
+    /* The diffusers folder, and the checks that only need it. */
+    golden_set("diffusers folder", q2, "", 23);
     TEST(vae_odd_size);
     TEST(unet_shape_rule);
     TEST(unet_odd_latent);

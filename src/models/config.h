@@ -29,6 +29,7 @@ typedef struct {
     float freq_shift;
     int use_linear_projection;
     int downsample_padding;
+    int upcast_attention; /* scores and softmax in f32 in 16-bit modes (SD 2.x) */
     int time_embed_dim; /* 4 * block_out_channels[0] */
 } ddps_unet_config;
 
@@ -56,6 +57,7 @@ typedef struct {
     int num_train_timesteps;
     float beta_start, beta_end;
     int scaled_linear; /* beta_schedule: scaled_linear (1) or linear (0) */
+    int v_prediction;  /* prediction_type: v_prediction (1) or epsilon (0) */
 } ddps_sched_config;
 
 int ddps_unet_config_parse(const char *path, json_t *root, ddps_unet_config *c, ddps_err *err);
