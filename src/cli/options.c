@@ -11,7 +11,8 @@ int score_args_table(score_args *a, ddps_opt *opts) {
     ddps_score_opts *o = &a->o;
     ddps_opt t[] = {
         {"--data", OPT_STR, &o->data_dir, "DIR", "ImageFolder root: DIR/<class>/<image> (required)", 0, 0},
-        {"--model", OPT_STR, &o->model_dir, "DIR", "Stable Diffusion v1.x folder, diffusers layout (required)", 0, 0},
+        {"--model", OPT_STR, &o->model_dir, "MODEL", "SD v1.x/2.x: diffusers folder, single .safetensors file, or org/name in the HF cache (required)", 0, 0},
+        {"--config", OPT_STR, &o->config_dir, "DIR", "configs (diffusers layout) for a single-file --model that is not SD v1.x", 0, 0},
         {"--prompt", OPT_STR, &o->prompt, "TEXT", "label prompt template, {} = class name (\"An image of {}.\")", 0, 0},
         {"--null-prompt", OPT_STR, &o->null_prompt, "TEXT", "null prompt (\"\")", 0, 0},
         {"--timesteps", OPT_STR, &a->timesteps, "K|t1,t2,..", "count evenly spaced in --t-range, or a list (5)", 0, 0},
