@@ -66,7 +66,8 @@ int ddps_hf_resolve(const char *spec, char **dir, ddps_err *err) {
     char commit[41] = "";
     int rc = -1;
     if (is_commit(rev, strlen(rev))) {
-        snprintf(commit, sizeof commit, "%s", rev);
+        memcpy(commit, rev, 40);
+        commit[40] = 0;
     } else {
         char *refs = ddps_path_join(root, "refs"), *ref = ddps_path_join(refs, rev);
         char *text = NULL;
@@ -74,10 +75,12 @@ int ddps_hf_resolve(const char *spec, char **dir, ddps_err *err) {
         ddps_err e;
         if (ddps_is_file(ref) && ddps_read_file(ref, 4096, &text, &len, &e) == 0) {
             while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ')) len--;
-            if (is_commit(text, len))
-                snprintf(commit, sizeof commit, "%.40s", text);
-            else
+            if (is_commit(text, len)) {
+                memcpy(commit, text, 40);
+                commit[40] = 0;
+            } else {
                 ddps_fail(err, "%s: not a commit hash (the Hugging Face cache is damaged)", ref);
+            }
         }
         int bad_ref = text && !commit[0];
         free(text);
