@@ -44,6 +44,7 @@ int cmd_distill(int argc, char **argv) {
     if (rc == 0 && (nipc = ddps_parse_int_list("--ipc", ipc_s, ipcs, MAX_IPCS, 1, 1000000, &err)) < 0) rc = -1;
     if (rc == 0 && strcmp(so.format, "png") && strcmp(so.format, "jpg"))
         rc = ddps_fail(&err, "--format %s: expected png or jpg", so.format);
+    if (rc == 0) rc = select_args_check(&so, &err);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
     if (rc == 0) rc = ddps_mkdirs(so.out_dir, &err);
     if (rc == 0 && !a.o.store_path) a.o.store_path = store_buf = ddps_path_join(so.out_dir, "ddps.sqlite");

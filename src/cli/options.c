@@ -90,9 +90,16 @@ int select_args_table(ddps_select_opts *o, ddps_opt *opts) {
         {"--output-size", OPT_INT, &o->output_size, "PX", "side of every output image (224)", 2, 8192},
         {"--format", OPT_STR, &o->format, "png|jpg", "output format (png)", 0, 0},
         {"--jpeg-quality", OPT_INT, &o->jpeg_quality, "Q", "JPEG quality (95)", 1, 100},
+        {"--folder-names", OPT_STR, &o->folder_names, "class|index", "class folders: class names, or ImageNet-1K index 00000.. (RDED style)", 0, 0},
     };
     memcpy(opts, t, sizeof t);
     return (int)(sizeof t / sizeof *t);
+}
+
+int select_args_check(const ddps_select_opts *o, ddps_err *err) {
+    if (o->folder_names && strcmp(o->folder_names, "class") != 0 && strcmp(o->folder_names, "index") != 0)
+        return ddps_fail(err, "--folder-names %s: expected class or index", o->folder_names);
+    return 0;
 }
 
 void score_args_free(score_args *a) {

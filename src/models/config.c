@@ -317,6 +317,24 @@ void ddps_sd15_clip_config(ddps_clip_config *c) {
     c->layer_norm_eps = 1e-5f;
 }
 
+void ddps_sd21_unet_config(ddps_unet_config *c) {
+    ddps_sd15_unet_config(c);
+    static const int heads[4] = {5, 10, 20, 20}; /* head width 64 everywhere */
+    for (int i = 0; i < 4; i++) c->heads[i] = heads[i];
+    c->cross_attention_dim = 1024;
+    c->use_linear_projection = 1;
+    c->upcast_attention = 1;
+}
+
+void ddps_sd21_clip_config(ddps_clip_config *c) {
+    ddps_sd15_clip_config(c);
+    c->hidden_size = 1024;
+    c->intermediate_size = 4096;
+    c->num_hidden_layers = 23; /* OpenCLIP ViT-H/14's 24, less the last (SD 2.x uses the penultimate) */
+    c->num_attention_heads = 16;
+    c->quick_gelu = 0;
+}
+
 static json_t *int_list(const int *v, int n) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));

@@ -75,6 +75,12 @@ int ddps_json_load_ex(const char *path, size_t max_bytes, size_t flags, json_t *
 void ddps_sd15_unet_config(ddps_unet_config *c);
 void ddps_sd15_vae_config(ddps_vae_config *c);
 void ddps_sd15_clip_config(ddps_clip_config *c);
+/* The SD 2.1 (768-v) configurations: UNet with cross-attention width 1024,
+ * linear projections, heads 5/10/20/20 (width 64), upcast attention; the
+ * OpenCLIP ViT-H text encoder as diffusers ships it (23 layers of 1024,
+ * exact GELU). The VAE is SD v1.5's. */
+void ddps_sd21_unet_config(ddps_unet_config *c);
+void ddps_sd21_clip_config(ddps_clip_config *c);
 
 /* JSON text of a configuration in diffusers/transformers form (for the demo's
  * self-made model). Caller frees. */

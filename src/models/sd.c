@@ -448,13 +448,23 @@ void ddps_sd_free(ddps_backend *be, ddps_sd *sd) {
 }
 
 int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err) {
+    return ddps_sd_random(be, 15, parts, seed, out, err);
+}
+
+int ddps_sd_random(ddps_backend *be, int version, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err) {
+    if (version != 15 && version != 21) return ddps_fail(err, "no built-in shapes for SD version %d (15 or 21)", version);
     ddps_sd *sd = ddps_calloc(1, sizeof *sd);
-    sd->dir = ddps_strdup("(random SD v1.5)");
+    sd->dir = ddps_strdup(version == 21 ? "(random SD 2.1)" : "(random SD v1.5)");
     sd->parts = parts;
-    ddps_sd15_unet_config(&sd->unet_cfg);
+    if (version == 21) {
+        ddps_sd21_unet_config(&sd->unet_cfg);
+        ddps_sd21_clip_config(&sd->clip_cfg);
+    } else {
+        ddps_sd15_unet_config(&sd->unet_cfg);
+        ddps_sd15_clip_config(&sd->clip_cfg);
+    }
     ddps_sd15_vae_config(&sd->vae_cfg);
-    ddps_sd15_clip_config(&sd->clip_cfg);
-    sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1, 0};
+    sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1, version == 21};
     sd->alphas_cumprod = ddps_malloc(1000 * sizeof(float));
     ddps_alphas_cumprod(&sd->sched_cfg, sd->alphas_cumprod);
     int rc = 0;
@@ -478,7 +488,7 @@ int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **
         ddps_sd_free(be, sd);
         return -1;
     }
-    sd->identity = ddps_seed_mix(0x5d15, seed);
+    sd->identity = ddps_seed_mix(version == 21 ? 0x5d21 : 0x5d15, seed);
     snprintf(sd->identity_hex, sizeof sd->identity_hex, "%016llx", (unsigned long long)sd->identity);
     *out = sd;
     return 0;

@@ -67,6 +67,8 @@ void ddps_sd_to_noise_pred(ddps_backend *be, const ddps_sd *sd, ddps_tensor *e, 
 
 /* Builds the full SD v1.5 components with random weights in memory (bench). */
 int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err);
+/* The same for version 15 (SD v1.5) or 21 (SD 2.1 768-v: ddps_sd21_*_config). */
+int ddps_sd_random(ddps_backend *be, int version, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err);
 
 /* Writes a complete model folder with random weights (stored as dtype:
  * ST_F32, ST_F16 or ST_BF16) for the given configs and a small tokenizer
