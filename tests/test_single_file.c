@@ -216,8 +216,8 @@ static void ema_weights(void) {
 
 /* Writes a file with the given tensors (shape only matters; zero data). */
 static void write_fake(const char *path, int n, const char *const *names, const int64_t (*shapes)[2]) {
-    st_out o[8];
-    void *bufs[8];
+    st_out o[8] = {{0}};
+    void *bufs[8] = {0};
     for (int i = 0; i < n; i++) {
         bufs[i] = ddps_calloc((size_t)(shapes[i][0] * shapes[i][1]) * 2 + 2, 1);
         o[i] = (st_out){names[i], ST_F16, 2, {shapes[i][0], shapes[i][1]}, bufs[i]};
@@ -566,6 +566,35 @@ static void hf_cache(void) {
     free(out);
 }
 
+/* ddps bench --shapes sd21: SD 2.1's tensors as the configs declare them. */
+static void sd21_shapes(void) {
+    ddps_unet_config u;
+    ddps_clip_config c;
+    ddps_sd21_unet_config(&u);
+    ddps_sd21_clip_config(&c);
+    for (int i = 0; i < u.n_blocks; i++) CHECK(u.block_out_channels[i] / u.heads[i] == 64);
+    CHECK(u.cross_attention_dim == 1024 && u.use_linear_projection && u.upcast_attention);
+    CHECK(c.hidden_size == 1024 && c.num_hidden_layers == 23 && c.hidden_size / c.num_attention_heads == 64 &&
+          !c.quick_gelu);
+    ddps_wsrc ws;
+    ddps_err err;
+    int found = 0;
+    CHECK(ddps_sd_declare("unet", &u, &ws, &err) == 0);
+    for (int i = 0; i < ws.n; i++) {
+        const ddps_ws_entry *e = &ws.list[i];
+        if (strcmp(e->name, "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight") == 0)
+            found += e->ndim == 2 && e->shape[0] == 320 && e->shape[1] == 1024;
+        if (strcmp(e->name, "down_blocks.0.attentions.0.proj_in.weight") == 0) found += e->ndim == 2;
+    }
+    ddps_ws_free(&ws);
+    CHECK(ddps_sd_declare("text_encoder", &c, &ws, &err) == 0);
+    for (int i = 0; i < ws.n; i++)
+        if (strcmp(ws.list[i].name, "encoder.layers.22.mlp.fc1.weight") == 0)
+            found += ws.list[i].shape[0] == 4096 && ws.list[i].shape[1] == 1024;
+    ddps_ws_free(&ws);
+    CHECK(found == 3);
+}
+
 int main(void) {
     snprintf(GOLDEN, sizeof GOLDEN, "%s", t_shared("golden"));
     snprintf(TMP, sizeof TMP, "%s", t_tmpdir("single_file"));
@@ -576,5 +605,6 @@ int main(void) {
     TEST(shipped_tokenizer);
     TEST(sd2_openclip);
     TEST(hf_cache);
+    TEST(sd21_shapes);
     return t_done();
 }
