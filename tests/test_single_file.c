@@ -566,6 +566,45 @@ static void hf_cache(void) {
     free(out);
 }
 
+/* ddps distill end to end: a single file with --config, then the same model
+ * from the Hugging Face cache (made by hf_cache) with RDED-style folders. */
+static void distill_end_to_end(void) {
+    char cmd[16384], *out = NULL;
+    const char *woof = t_shared("data/imagewoof-mini/train");
+    snprintf(cmd, sizeof cmd,
+             "set -e; for c in n02086240 n02087394; do mkdir -p '%s/data/'$c; "
+             "for f in $(ls '%s/'$c | head -3); do cp '%s/'$c/$f '%s/data/'$c/; done; done",
+             TMP, woof, woof, TMP);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "   SKIPPED: no imagewoof-mini images\n");
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "'%s' distill --data '%s/data' --model '%s' --config '%s' --out '%s/e2e' --ipc 1 --size 64 --patch 32 "
+             "--stride 16 --clusters 2 --dift-ensemble 1",
+             DDPS_BIN, TMP, gpath("tiny-sd-single.safetensors"), gpath("tiny-sd"), TMP);
+    int rc = t_run(cmd, &out);
+    CHECKF(rc == 0, "distill (single file): %s", out);
+    free(out);
+    CHECK(ddps_is_file(tpath("e2e/ipc1/class_to_idx.json")) && ddps_is_file(tpath("e2e/ipc1/n02087394/n02087394_0000.png")));
+    snprintf(cmd, sizeof cmd,
+             "env -u HF_HOME HF_HUB_CACHE='%s/hub' '%s' distill --data '%s/data' --model org/tiny --out '%s/e2e_hf' "
+             "--ipc 1 --size 64 --patch 32 --stride 16 --clusters 2 --dift-ensemble 1 --folder-names index",
+             TMP, DDPS_BIN, TMP, TMP);
+    rc = t_run(cmd, &out);
+    CHECKF(rc == 0, "distill (HF cache): %s", out);
+    free(out);
+    CHECK(ddps_is_file(tpath("e2e_hf/ipc1/00155/00155_0000.png")) && ddps_is_file(tpath("e2e_hf/ipc1/00159/00159_0000.png")));
+    char *text;
+    size_t len;
+    ddps_err err;
+    CHECKF(ddps_read_file(tpath("e2e_hf/ipc1/classes.txt"), 1 << 16, &text, &len, &err) == 0, "%s", err.msg);
+    /* no --class-names: the prompts used the folder names (ddps warned), and the table says so */
+    CHECKF(strstr(text, "0\t00155\tn02086240\t155\tn02086240\n1\t00159\tn02087394\t159\tn02087394\n"),
+           "%s", text);
+    free(text);
+}
+
 /* ddps bench --shapes sd21: SD 2.1's tensors as the configs declare them. */
 static void sd21_shapes(void) {
     ddps_unet_config u;
@@ -605,6 +644,7 @@ int main(void) {
     TEST(shipped_tokenizer);
     TEST(sd2_openclip);
     TEST(hf_cache);
+    TEST(distill_end_to_end);
     TEST(sd21_shapes);
     return t_done();
 }
