@@ -29,7 +29,10 @@ typedef struct {
     float freq_shift;
     int use_linear_projection;
     int downsample_padding;
-    int upcast_attention; /* scores and softmax in f32 in 16-bit modes (SD 2.x) */
+    int upcast_attention; /* SD 2.x: attention scores and softmax in f32 in 16-bit modes. Both
+                             backends always do so (CPU attention is f32; the CUDA kernels
+                             accumulate Q K^T in f32 and take the softmax in f32), so the
+                             flag is recorded, not branched on */
     int time_embed_dim; /* 4 * block_out_channels[0] */
 } ddps_unet_config;
 

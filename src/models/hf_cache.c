@@ -7,6 +7,7 @@
 
 #include "util/fs.h"
 
+/* Characters allowed in hub names. */
 static int name_char(int c) { return isalnum(c) || c == '-' || c == '_' || c == '.'; }
 
 /* A name part: 1..96 allowed characters, not starting with '.', no "..". */
@@ -45,6 +46,7 @@ char *ddps_hf_cache_dir(void) {
     return cache;
 }
 
+/* A full lower-case 40-hex commit id. */
 static int is_commit(const char *s, size_t n) {
     if (n != 40) return 0;
     for (size_t i = 0; i < n; i++)

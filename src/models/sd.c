@@ -222,6 +222,7 @@ static int load_configs(ddps_sd *sd, const char *cdir, unsigned parts, ddps_err 
     return rc;
 }
 
+/* alphas_cumprod from the scheduler configuration. */
 static void make_schedule(ddps_sd *sd) {
     sd->alphas_cumprod = ddps_malloc((size_t)sd->sched_cfg.num_train_timesteps * sizeof(float));
     ddps_alphas_cumprod(&sd->sched_cfg, sd->alphas_cumprod);
@@ -243,6 +244,7 @@ static int load_tokenizer(ddps_sd *sd, const char *td, unsigned parts, ddps_err 
     return rc;
 }
 
+/* An empty model record for dir (identity seeded). */
 static ddps_sd *sd_new(const char *dir, unsigned parts) {
     ddps_sd *sd = ddps_calloc(1, sizeof *sd);
     sd->dir = ddps_strdup(dir);
@@ -251,6 +253,7 @@ static ddps_sd *sd_new(const char *dir, unsigned parts) {
     return sd;
 }
 
+/* Hands a loaded model out (identity text set), or frees it when rc != 0. */
 static int finish(ddps_sd *sd, ddps_backend *be, int rc, ddps_sd **out) {
     if (rc != 0) {
         ddps_sd_free(be, sd);
@@ -390,6 +393,7 @@ static int load_single(const char *file, const char *config_dir, ddps_backend *b
     return finish(sd, be, rc, out);
 }
 
+/* path ends with ext (case-insensitive). */
 static int has_ext(const char *path, const char *ext) {
     size_t n = strlen(path), e = strlen(ext);
     return n > e && strcasecmp(path + n - e, ext) == 0;

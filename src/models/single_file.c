@@ -41,6 +41,10 @@ static const char *const VAE_ATTN[][2] = {
 #define MATCH2(s, fmt, a, b, k) (*(k) = -1, sscanf(s, fmt "%n", a, b, k) == 2 && *(k) > 0)
 #define MATCH1(s, fmt, a, k) (*(k) = -1, sscanf(s, fmt "%n", a, k) == 1 && *(k) > 0)
 
+/* Original UNet name of a diffusers UNet name: input_blocks count 1 + i(L+1) + j
+ * (L = layers_per_block; the downsampler is the block's last), output_blocks
+ * i(L+1) + j, the upsampler after the resnet (index 1) or after the attention
+ * (index 2) of the up block's last layer. -1 for names ddps never declares. */
 static int unet_name(const ddps_unet_config *c, const char *name, char *out, size_t n) {
     int L = c->layers_per_block, i, j, k;
     char head[96];
@@ -80,6 +84,8 @@ static int unet_name(const ddps_unet_config *c, const char *name, char *out, siz
     return 0;
 }
 
+/* Original VAE name of a diffusers AutoencoderKL name (the decoder's up blocks
+ * are numbered in reverse there). -1 for names ddps never declares. */
 static int vae_name(const ddps_vae_config *c, const char *name, char *out, size_t n) {
     int nb = c->n_blocks, i, j, k;
     char head[96];
@@ -224,6 +230,7 @@ static const st_tensor *unet_tensor(const ddps_single *s, const char *ldm) {
     return st_find(&s->file, ldm);
 }
 
+/* Size of dimension d, or -1 (no tensor, fewer dims). */
 static int64_t dim(const st_tensor *t, int d) { return t && t->ndim > d ? t->shape[d] : -1; }
 
 int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_config *v, ddps_clip_config *c,
@@ -248,6 +255,7 @@ int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_co
     return 0;
 }
 
+/* Name order, as st_find expects. */
 static int cmp_tensor(const void *a, const void *b) {
     return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
 }
@@ -309,6 +317,7 @@ void ddps_single_view_free(st_file *view) {
     view->fd = -1;
 }
 
+/* Tensors a checkpoint carries that are not weights ddps needs (no warning). */
 static int known_buffer(const ddps_single *s, const char *nm) {
     if (!strchr(nm, '.')) return 1; /* betas, alphas_cumprod, posterior_*, logvar, ... */
     if (starts(nm, "model_ema.")) return !s->use_ema || strcmp(nm, "model_ema.decay") == 0 ||

@@ -97,6 +97,7 @@ int ddps_index_folder(const ddps_imagenet *t, const char *class_name, char out[1
     return 0;
 }
 
+/* Byte order of folder names: ImageFolder's sorted(). */
 static int cmp_str(const void *a, const void *b) {
     const char *const *x = a, *const *y = b;
     return strcmp(*x, *y);

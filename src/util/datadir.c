@@ -16,6 +16,7 @@
 #define DDPS_DATA_SOURCE_DIR "data"
 #endif
 
+/* The path exists (file or folder, links followed). */
 static int exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
