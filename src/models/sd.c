@@ -302,6 +302,7 @@ static int load_single_component(ddps_sd *sd, ddps_single *s, ddps_backend *be, 
     ddps_wsrc decl;
     memset(&decl, 0, sizeof decl);
     if (rc == 0) rc = ddps_sd_declare(sub, cfg, &decl, err);
+    if (rc == 0) rc = ddps_single_check_missing(s, sub, cfg, &view, what, err);
     if (rc == 0) rc = ddps_ws_check(&decl, &view, 1, NULL, what, err);
     if (rc == 0 && be) {
         ddps_wsrc ws;

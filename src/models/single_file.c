@@ -318,6 +318,32 @@ void ddps_single_view_free(st_file *view) {
 }
 
 /* Tensors a checkpoint carries that are not weights ddps needs (no warning). */
+int ddps_single_check_missing(const ddps_single *s, const char *component, const void *cfg, const st_file *view,
+                              const char *what, ddps_err *err) {
+    ddps_wsrc decl;
+    if (ddps_sd_declare(component, cfg, &decl, err) != 0) {
+        ddps_ws_free(&decl);
+        return -1;
+    }
+    char list[1536] = "";
+    size_t o = 0;
+    int missing = 0;
+    for (int i = 0; i < decl.n; i++) {
+        if (st_find(view, decl.list[i].name)) continue;
+        char ldm[512];
+        int part;
+        int ok = strcmp(component, "text_encoder") == 0 && s->openclip
+                     ? openclip_name(decl.list[i].name, ldm, sizeof ldm, &part) == 0
+                     : ddps_ldm_name(component, cfg, decl.list[i].name, ldm, sizeof ldm) == 0;
+        if (missing++ < 8 && o < sizeof list)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", missing > 1 ? ", " : "", ok ? ldm : decl.list[i].name);
+    }
+    ddps_ws_free(&decl);
+    if (!missing) return 0;
+    return ddps_fail(err, "%s: %d tensor%s missing: %s%s", what, missing, missing > 1 ? "s" : "", list,
+                     missing > 8 ? ", ..." : "");
+}
+
 static int known_buffer(const ddps_single *s, const char *nm) {
     if (!strchr(nm, '.')) return 1; /* betas, alphas_cumprod, posterior_*, logvar, ... */
     if (starts(nm, "model_ema.")) return !s->use_ema || strcmp(nm, "model_ema.decay") == 0 ||

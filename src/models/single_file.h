@@ -58,6 +58,12 @@ int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_co
 int ddps_single_view(ddps_single *s, const char *component, const void *cfg, st_file *view, ddps_err *err);
 void ddps_single_view_free(st_file *view);
 
+/* Fails, naming the file and up to 8 tensors by their ORIGINAL names, when
+ * the view lacks any tensor the component declares (what); shapes and
+ * dtypes are ddps_ws_check's part. */
+int ddps_single_check_missing(const ddps_single *s, const char *component, const void *cfg, const st_file *view,
+                              const char *what, ddps_err *err);
+
 /* Warns once about tensors of the file no view took, other than the known
  * non-weight buffers (schedule buffers, the unused UNet copy, position ids,
  * OpenCLIP's unused last layer and projections). */
