@@ -1,7 +1,11 @@
 /* The engine against diffusers/transformers: `ddps probe` on the tiny model
  * golden/tiny-sd reproduces golden/{text,vae,unet,scheduler,stage1}.safetensors
  * (every output tensor, relative L2 error <= 1e-4) and the 23 tokenizer cases
- * of golden/tokens.json id for id. Inputs the goldens do not cover are
+ * of golden/tokens.json id for id; so does the same model as one original-
+ * layout checkpoint (golden/tiny-sd-single.safetensors with --config
+ * golden/tiny-sd), and the SD 2.x model golden/tiny-sd2 reproduces
+ * golden/golden-sd2 (v-prediction, linear projections, GELU text encoder,
+ * pad token "!"). Inputs the goldens do not cover are
  * checked by their shapes, as diffusers would give them: a non-square odd
  * image size for the VAE, a UNet latent that is not a multiple of 8. bf16
  * precision is checked against the f32 golden with a looser bound. Bad probe
