@@ -198,6 +198,36 @@ def make(d):
     photo.convert("P", palette=Image.ADAPTIVE, colors=16).save(os.path.join(d, "pal4.png"), bits=4)
     photo.save(os.path.join(d, "rgb_trns.png"), transparency=(0, 0, 40))
 
+    # WebP: lossy, lossless, alpha (partly and fully transparent), animated.
+    photo.save(os.path.join(d, "lossy.webp"), quality=80)
+    photo.save(os.path.join(d, "lossless.webp"), lossless=True)
+    rgba.save(os.path.join(d, "alpha.webp"), lossless=True, exact=True)
+    rgba.save(os.path.join(d, "alpha_lossy.webp"), quality=90)
+    frames = [photo, photo.transpose(Image.Transpose.ROTATE_180), photo.convert("L").convert("RGB")]
+    frames[0].save(os.path.join(d, "anim.webp"), save_all=True, append_images=frames[1:], duration=100,
+                   lossless=True)
+    # TIFF: compressions, layouts, colour types, pages, orientation.
+    photo.save(os.path.join(d, "rgb.tif"))
+    photo.save(os.path.join(d, "lzw.tif"), compression="tiff_lzw")
+    photo.save(os.path.join(d, "deflate.tiff"), compression="tiff_adobe_deflate")
+    photo.save(os.path.join(d, "packbits.tif"), compression="packbits")
+    photo.save(os.path.join(d, "tiled.tif"), compression="tiff_lzw", tiled=True, tile=(16, 16))
+    photo.convert("L").save(os.path.join(d, "gray.tif"))
+    photo.convert("1").save(os.path.join(d, "bw.tif"), compression="group4")
+    pal.save(os.path.join(d, "pal.tif"))
+    rgba.save(os.path.join(d, "rgba.tif"))
+    photo.convert("LA").save(os.path.join(d, "la.tif"))
+    Image.merge("CMYK", (c, m, y, k)).save(os.path.join(d, "cmyk.tif"))
+    photo.save(os.path.join(d, "pages.tif"), save_all=True, append_images=[base, base])
+    # Orientation tag: ddps turns TIFFs upright as JPEGs (Pillow 9.4's
+    # exif_transpose does not handle TIFFs consistently), so the reference is
+    # the same picture as a PNG with that EXIF orientation.
+    for o in (3, 6, 8):
+        photo.save(os.path.join(d, "orient%d.tif" % o), tiffinfo={0x0112: o})
+        ex = Image.Exif()
+        ex[0x0112] = o
+        photo.save(os.path.join(d, "orient%d.tif.ref.png" % o), exif=ex.tobytes())
+
     # 16-bit PNGs; the expected RGB is the high byte of every sample.
     w, h = 37, 23
     def v16(x, y, c):

@@ -1,7 +1,7 @@
 /* The CUDA backend against the CPU backend.
  *
  * Without a GPU (or in a build without CUDA) it checks only that the
- * backend refuses cleanly, prints "skipping: ..." and passes. With one:
+ * backend refuses cleanly, prints "SKIPPED: ..." and exits 77 (CTest counts it as skipped). With one:
  *   - every op on random inputs, in f32, bf16 and f16, against the CPU
  *     backend in f32 (shapes that take the vectorised and the element-wise
  *     paths, SD's head widths 40/64/80/160 and the VAE's 512, causal masks,
@@ -30,7 +30,7 @@ int main(void) {
     ddps_err err;
     ddps_backend *be = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);
     CHECK(be == NULL && strstr(err.msg, "without CUDA") != NULL);
-    printf("skipping: this ddps was built without CUDA (configure with -DDDPS_CUDA=ON)\n");
+    t_skip("this ddps was built without CUDA (configure with -DDDPS_CUDA=ON)");
     return t_done();
 }
 
@@ -591,8 +591,8 @@ int main(void) {
     gpu = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);
     if (!gpu) {
         if (strstr(err.msg, "no CUDA device")) {
-            printf("skipping: %s\n", err.msg);
-            return 0;
+            t_skip("%s", err.msg);
+            return t_done();
         }
         CHECKF(0, "CUDA backend: %s", err.msg);
         return t_done();

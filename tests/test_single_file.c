@@ -607,7 +607,7 @@ static void distill_end_to_end(void) {
              "for f in $(ls '%s/'$c | head -3); do cp '%s/'$c/$f '%s/data/'$c/; done; done",
              TMP, woof, woof, TMP);
     if (system(cmd) != 0) {
-        fprintf(stderr, "   SKIPPED: no imagewoof-mini images\n");
+        t_skip("no imagewoof-mini images in the shared folder");
         return;
     }
     snprintf(cmd, sizeof cmd,

@@ -248,7 +248,7 @@ static void test_truncation(void) {
     CHECK(ddps_tokenize_truncated(sd, s, ids) == 1);
     double dt = now() - t0;
     CHECK(ids[0] == 49406 && ids[1] == 320 && ids[2] == 1125 && ids[76] == 49407);
-    CHECKF(dt < 5.0, "1 MB text took %.2f s", dt);
+    fprintf(stderr, "   1 MB text: %.2f s\n", dt); /* speed is for ddps bench; a quadratic BPE hits the CTest timeout */
 
     /* one 200 kB word: BPE must stay O(n log n) */
     memset(s, 'a', 200000);
@@ -256,7 +256,7 @@ static void test_truncation(void) {
     t0 = now();
     CHECK(ddps_tokenize_truncated(sd, s, ids) == 1);
     dt = now() - t0;
-    CHECKF(dt < 5.0, "200 kB word took %.2f s", dt);
+    fprintf(stderr, "   200 kB word: %.2f s\n", dt);
     int all_known = 1;
     for (int k = 1; k < 76; k++) all_known &= ids[k] != 49407 && ddps_tokenizer_token(sd, ids[k]) != NULL;
     CHECK(all_known);
@@ -272,7 +272,7 @@ static void test_truncation(void) {
     t0 = now();
     ddps_tokenize(sd, s, ids);
     dt = now() - t0;
-    CHECKF(dt < 5.0, "combining run took %.2f s", dt);
+    fprintf(stderr, "   combining run: %.2f s\n", dt);
     CHECK(ids[0] == 49406 && ids[76] == 49407);
     /* e + dot below + acute composes to U+1EB9 then keeps the marks */
     char *norm = ddps_clip_normalize(s);
@@ -285,18 +285,6 @@ static void test_truncation(void) {
     ddps_tokenize(sd, NULL, ids);
     ddps_tokenize(sd, "", e);
     CHECK(same_ids(ids, e) && framed_as(sd, e, NULL, 0));
-}
-
-static void test_speed(void) {
-    static const char *prompts[] = {"An image of tench.", "An image of English springer.",
-                                    "a photo of a dog's nose, 3 times!!", ""};
-    int32_t ids[DDPS_CTX_LEN];
-    int reps = 5000;
-    double t0 = now();
-    for (int i = 0; i < reps; i++) ddps_tokenize(sd, prompts[i % 4], ids);
-    double us = (now() - t0) / reps * 1e6;
-    fprintf(stderr, "   tokenize: %.2f us per prompt\n", us);
-    CHECKF(us < 500, "%.1f us per prompt", us);
 }
 
 /* Compares ddps_clip_normalize with Python's unicodedata on every code point
@@ -337,7 +325,7 @@ static int hexval(int c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
 static void test_normalize_vs_python(void) {
     char *out = NULL;
     if (t_run("/usr/bin/python3 -c 'import unicodedata'", &out) != 0) {
-        fprintf(stderr, "   skipped: /usr/bin/python3 with unicodedata is not available\n");
+        t_skip("/usr/bin/python3 with unicodedata is not available");
         free(out);
         return;
     }
@@ -357,8 +345,7 @@ static void test_normalize_vs_python(void) {
     if (!nl) goto done;
     *nl = 0;
     if (strcmp(line, ddps_clip_unicode_version()) != 0) {
-        fprintf(stderr, "   skipped: python3 has Unicode %s, the tables %s\n", line,
-                ddps_clip_unicode_version());
+        t_skip("python3 has Unicode %s, the tables %s", line, ddps_clip_unicode_version());
         goto done;
     }
     size_t cap = 1 << 16, total = 0, bad = 0;
@@ -615,15 +602,20 @@ static void test_write_small(void) {
     free(sub);
 }
 
-int main(void) {
+/* Parts: "" everything but the Python comparison; "python" that comparison
+ * (skipped without /usr/bin/python3 of the tables' Unicode version). */
+int main(int argc, char **argv) {
     TEST(test_load_sd);
+    if (strcmp(t_part(argc, argv), "python") == 0) {
+        if (sd) TEST(test_normalize_vs_python);
+        ddps_tokenizer_free(sd);
+        return t_done();
+    }
     TEST(test_golden);
     TEST(test_tricky);
     TEST(test_normalize);
     TEST(test_invalid_utf8);
     TEST(test_truncation);
-    TEST(test_speed);
-    TEST(test_normalize_vs_python);
     TEST(test_small_valid_folder);
     TEST(test_hostile);
     TEST(test_write_small);

@@ -1,3 +1,4 @@
+#include <stdarg.h>
 #include "testlib.h"
 
 #include <math.h>
@@ -9,10 +10,24 @@
 int t_failures = 0;
 int t_checks = 0;
 
-int t_done(void) {
-    fprintf(stderr, "%d checks, %d failed\n", t_checks, t_failures);
-    return t_failures ? 1 : 0;
+int t_skips;
+
+void t_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("SKIPPED: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    t_skips++;
 }
+
+int t_done(void) {
+    fprintf(stderr, "%d checks, %d failed%s\n", t_checks, t_failures, t_skips ? ", skipped" : "");
+    return t_failures ? 1 : t_skips ? 77 : 0;
+}
+
+const char *t_part(int argc, char **argv) { return argc > 1 ? argv[1] : ""; }
 
 const char *t_shared(const char *rel) {
     static char buf[4096];

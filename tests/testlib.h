@@ -39,8 +39,22 @@ extern int t_checks;
         fprintf(stderr, "   %s %s\n", #fn, t_failures == before_ ? "ok" : "FAILED"); \
     } while (0)
 
-/* Summary line, returns the process exit code. */
+extern int t_skips;
+
+/* Marks the running part as skipped (it prints "SKIPPED: reason"): when
+ * nothing failed, t_done() then returns 77, CTest's SKIP_RETURN_CODE, so the
+ * summary counts it as skipped, not passed. A program whose parts can skip
+ * independently runs each as its own CTest test (see t_part). */
+void t_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Summary line; returns the process exit code: 1 if a check failed, else 77
+ * if something was skipped, else 0. */
 int t_done(void);
+
+/* The optional part named on the command line ("bf16", "python", ...), or ""
+ * for the default part. tests/CMakeLists.txt registers each part as its own
+ * CTest test, so that a part that skips is listed as skipped on its own. */
+const char *t_part(int argc, char **argv);
 
 /* Path under ../shared (golden/, data/): a static buffer, valid until the next call. */
 const char *t_shared(const char *rel);

@@ -14,6 +14,7 @@
 #include "models/sd.h"
 #include "pipeline/score.h"
 #include "tensor/profile.h"
+#include "util/cpu.h"
 #include "util/fs.h"
 #include "util/progress.h"
 #include "util/rng.h"
@@ -173,104 +174,26 @@ static int bench_load(const char *model, const char *device, ddps_precision prec
     return rc == 0 ? 0 : 1;
 }
 
-static const char *USAGE =
-    "usage: ddps bench text|vae|unet|score [options]\n\n"
-    "Full-size Stable Diffusion v1.5 components with random weights (nothing to download);\n"
-    "--shapes sd21: SD 2.1's (cross-attention 1024, 23 text layers of width 1024, head width 64).\n"
-    "  text:  CLIP text encoder, 77 tokens (13.3 GFLOP per prompt)\n"
-    "  vae:   VAE encoder at --size (272.7 GFLOP at 256x256)\n"
-    "  unet:  UNet at --size/8 latents with a 77-token context (180.1 GFLOP per 32x32 latent)\n"
-    "  score: one image through Stage I and II, split into decode, VAE, UNet, DIFT, clustering\n"
-    "  precision: Stage I window rankings in f32 vs --precision (bf16) on --data images (Spearman)\n"
-    "  load:  peak memory of loading --model (default: a full-size random f16 SD v1.5 written to /tmp)";
+typedef struct {
+    const char *what;
+    unsigned part;
+    const char *device;
+    int threads, size, iters, json, profile;
+    const int *batches;
+    int nb;
+    int version; /* shapes: 15 (SD v1.5) or 21 (SD 2.1 768-v) */
+} bench_opts;
 
-int cmd_bench(int argc, char **argv) {
-    const char *device = "cpu", *precision = "f32", *batches = NULL, *model = NULL, *data = NULL, *shapes = "sd15";
-    int threads = 0, size = 256, iters = 3, json = 0, profile = 0, images = 20;
-    ddps_opt opts[] = {
-        {"--device", OPT_STR, &device, "cpu|cuda", "where to run (default cpu)", 0, 0},
-        {"--precision", OPT_STR, &precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
-        {"--threads", OPT_INT, &threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--batch", OPT_STR, &batches, "N[,N..]", "batch sizes (unet default 1,8; others 1)", 0, 0},
-        {"--size", OPT_INT, &size, "PIXELS", "image size (default 256)", 8, 4096},
-        {"--iters", OPT_INT, &iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
-        {"--json", OPT_FLAG, &json, NULL, "print one JSON object as the last line", 0, 0},
-        {"--profile", OPT_FLAG, &profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
-        {"--model", OPT_STR, &model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
-        {"--data", OPT_STR, &data, "DIR", "precision: ImageFolder of real images", 0, 0},
-        {"--images", OPT_INT, &images, "N", "precision: images compared (20)", 1, 100000},
-        {"--shapes", OPT_STR, &shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
-    };
-    int nopts = (int)(sizeof opts / sizeof *opts);
+/* Times one component (text, VAE or UNet with SD v1.5 or 2.1 shapes and random
+ * weights) at every batch size in o, in precision prec; prints a line per
+ * batch (and the JSON object with --json) and fills rows[0..o->nb).
+ * Returns 0, or 1 when the backend or the model cannot be made. */
+static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row *rows) {
+    const char *what = bo->what, *device = bo->device;
+    unsigned part = bo->part;
+    int threads = bo->threads, size = bo->size, iters = bo->iters, json = bo->json, profile = bo->profile, nb = bo->nb;
+    const int *bl = bo->batches;
     ddps_err err = {{0}};
-    if (argc < 2 || argv[1][0] == '-') {
-        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            ddps_args_help(USAGE, opts, nopts);
-            return 0;
-        }
-        fprintf(stderr, "%s\n", USAGE);
-        return 2;
-    }
-    const char *what = argv[1];
-    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
-    int npos;
-    int pr = ddps_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
-    free(pos);
-    if (pr > 0) return 0;
-    if (pr < 0) {
-        fprintf(stderr, "ddps bench: %s\n", err.msg);
-        return 2;
-    }
-    if (strcmp(what, "score") == 0) {
-        int b1 = 1;
-        if (batches && ddps_parse_int_list("--batch", batches, &b1, 1, 1, 64, &err) < 0) {
-            fprintf(stderr, "ddps bench: %s\n", err.msg);
-            return 2;
-        }
-        return ddps_bench_score(device, precision, threads, size, iters, b1, json);
-    }
-    if (strcmp(what, "precision") == 0) return ddps_bench_precision(model, data, precision, images, size, threads);
-    if (strcmp(what, "load") == 0) {
-        ddps_precision lp;
-        if (ddps_precision_parse(precision, &lp) != 0) {
-            fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
-            return 2;
-        }
-        return bench_load(model, device, lp, threads, json);
-    }
-    unsigned part = strcmp(what, "unet") == 0 ? DDPS_PART_UNET
-                    : strcmp(what, "vae") == 0 ? DDPS_PART_VAE
-                    : strcmp(what, "text") == 0 ? DDPS_PART_TEXT
-                                                : 0;
-    if (!part) {
-        fprintf(stderr, "ddps bench: %s: unknown benchmark (text, vae, unet, score, precision, load)\n", what);
-        return 2;
-    }
-    int bl[16], nb;
-    if (batches) {
-        nb = ddps_parse_int_list("--batch", batches, bl, 16, 1, 4096, &err);
-        if (nb < 0) {
-            fprintf(stderr, "ddps bench: %s\n", err.msg);
-            return 2;
-        }
-    } else {
-        bl[0] = 1, bl[1] = 8;
-        nb = part == DDPS_PART_UNET ? 2 : 1;
-    }
-    int version = strcmp(shapes, "sd15") == 0 ? 15 : strcmp(shapes, "sd21") == 0 ? 21 : 0;
-    if (!version) {
-        fprintf(stderr, "ddps bench: --shapes %s: expected sd15 or sd21\n", shapes);
-        return 2;
-    }
-    if (size % 8) {
-        fprintf(stderr, "ddps bench: --size %d: must be a multiple of 8\n", size);
-        return 2;
-    }
-    ddps_precision prec;
-    if (ddps_precision_parse(precision, &prec) != 0) {
-        fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
-        return 2;
-    }
     ddps_backend *be = ddps_backend_new(device, prec, threads, &err);
     if (!be) {
         fprintf(stderr, "ddps bench: %s\n", err.msg);
@@ -278,15 +201,14 @@ int cmd_bench(int argc, char **argv) {
     }
     double t0 = ddps_seconds();
     ddps_sd *sd;
-    if (ddps_sd_random(be, version, part, 1234, &sd, &err) != 0) {
+    if (ddps_sd_random(be, bo->version, part, 1234, &sd, &err) != 0) {
         fprintf(stderr, "ddps bench: %s\n", err.msg);
         ddps_backend_free(be);
         return 1;
     }
     double build_s = ddps_seconds() - t0;
     printf("ddps bench %s: %s shapes, random weights (built in %.1f s), device %s, precision %s\n", what,
-           version == 21 ? "SD 2.1" : "SD v1.5", build_s, device, ddps_precision_name(prec));
-    bench_row rows[16];
+           bo->version == 21 ? "SD 2.1" : "SD v1.5", build_s, device, ddps_precision_name(prec));
     for (int b = 0; b < nb; b++) {
         int n = bl[b];
         bench_ctx c = {sd, {0}, {0}, {0}, NULL, NULL};
@@ -337,7 +259,7 @@ int cmd_bench(int argc, char **argv) {
         json_object_set_new(o, "bench", json_string(what));
         json_object_set_new(o, "device", json_string(device));
         json_object_set_new(o, "precision", json_string(ddps_precision_name(prec)));
-        json_object_set_new(o, "shapes", json_string(shapes));
+        json_object_set_new(o, "shapes", json_string(bo->version == 21 ? "sd21" : "sd15"));
         json_object_set_new(o, "size", json_integer(size));
         json_object_set_new(o, "threads", json_integer(threads));
         json_object_set_new(o, "batch", json_integer(rows[0].batch));
@@ -358,4 +280,128 @@ int cmd_bench(int argc, char **argv) {
     ddps_sd_free(be, sd);
     ddps_backend_free(be);
     return 0;
+}
+
+static const char *USAGE =
+    "usage: ddps bench text|vae|unet|score [options]\n\n"
+    "Full-size Stable Diffusion v1.5 components with random weights (nothing to download);\n"
+    "--shapes sd21: SD 2.1's (cross-attention 1024, 23 text layers of width 1024, head width 64).\n"
+    "  text:  CLIP text encoder, 77 tokens (13.3 GFLOP per prompt)\n"
+    "  vae:   VAE encoder at --size (272.7 GFLOP at 256x256)\n"
+    "  unet:  UNet at --size/8 latents with a 77-token context (180.1 GFLOP per 32x32 latent)\n"
+    "  score: one image through Stage I and II, split into decode, VAE, UNet, DIFT, clustering\n"
+    "  precision: Stage I window rankings in f32 vs --precision (bf16) on --data images (Spearman)\n"
+    "  load:  peak memory of loading --model (default: a full-size random f16 SD v1.5 written to /tmp)";
+
+int cmd_bench(int argc, char **argv) {
+    const char *device = "cpu", *precision = NULL, *batches = NULL, *model = NULL, *data = NULL, *shapes = "sd15";
+    int threads = 0, size = 256, iters = 3, json = 0, profile = 0, images = 20;
+    ddps_opt opts[] = {
+        {"--device", OPT_STR, &device, "cpu|cuda", "where to run (default cpu)", 0, 0},
+        {"--precision", OPT_STR, &precision, "f32|bf16|f16", "compute precision (default f32; unet on the CPU: f32 and bf16 compared)", 0, 0},
+        {"--threads", OPT_INT, &threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--batch", OPT_STR, &batches, "N[,N..]", "batch sizes (unet default 1,8; others 1)", 0, 0},
+        {"--size", OPT_INT, &size, "PIXELS", "image size (default 256)", 8, 4096},
+        {"--iters", OPT_INT, &iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
+        {"--json", OPT_FLAG, &json, NULL, "print one JSON object as the last line", 0, 0},
+        {"--profile", OPT_FLAG, &profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
+        {"--model", OPT_STR, &model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
+        {"--data", OPT_STR, &data, "DIR", "precision: ImageFolder of real images", 0, 0},
+        {"--images", OPT_INT, &images, "N", "precision: images compared (20)", 1, 100000},
+        {"--shapes", OPT_STR, &shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
+    };
+    int nopts = (int)(sizeof opts / sizeof *opts);
+    ddps_err err = {{0}};
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            ddps_args_help(USAGE, opts, nopts);
+            return 0;
+        }
+        fprintf(stderr, "%s\n", USAGE);
+        return 2;
+    }
+    const char *what = argv[1];
+    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
+    int npos;
+    int pr = ddps_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
+    free(pos);
+    if (pr > 0) return 0;
+    if (pr < 0) {
+        fprintf(stderr, "ddps bench: %s\n", err.msg);
+        return 2;
+    }
+    int precision_given = precision != NULL;
+    if (!precision) precision = "f32";
+    if (strcmp(what, "score") == 0) {
+        int b1 = 1;
+        if (batches && ddps_parse_int_list("--batch", batches, &b1, 1, 1, 64, &err) < 0) {
+            fprintf(stderr, "ddps bench: %s\n", err.msg);
+            return 2;
+        }
+        return ddps_bench_score(device, precision, threads, size, iters, b1, json);
+    }
+    if (strcmp(what, "precision") == 0) return ddps_bench_precision(model, data, precision, images, size, threads);
+    if (strcmp(what, "load") == 0) {
+        ddps_precision lp;
+        if (ddps_precision_parse(precision, &lp) != 0) {
+            fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
+            return 2;
+        }
+        return bench_load(model, device, lp, threads, json);
+    }
+    unsigned part = strcmp(what, "unet") == 0 ? DDPS_PART_UNET
+                    : strcmp(what, "vae") == 0 ? DDPS_PART_VAE
+                    : strcmp(what, "text") == 0 ? DDPS_PART_TEXT
+                                                : 0;
+    if (!part) {
+        fprintf(stderr, "ddps bench: %s: unknown benchmark (text, vae, unet, score, precision, load)\n", what);
+        return 2;
+    }
+    int bl[16], nb;
+    if (batches) {
+        nb = ddps_parse_int_list("--batch", batches, bl, 16, 1, 4096, &err);
+        if (nb < 0) {
+            fprintf(stderr, "ddps bench: %s\n", err.msg);
+            return 2;
+        }
+    } else {
+        bl[0] = 1, bl[1] = 8;
+        nb = part == DDPS_PART_UNET ? 2 : 1;
+    }
+    int version = strcmp(shapes, "sd15") == 0 ? 15 : strcmp(shapes, "sd21") == 0 ? 21 : 0;
+    if (!version) {
+        fprintf(stderr, "ddps bench: --shapes %s: expected sd15 or sd21\n", shapes);
+        return 2;
+    }
+    if (size % 8) {
+        fprintf(stderr, "ddps bench: --size %d: must be a multiple of 8\n", size);
+        return 2;
+    }
+    ddps_precision prec;
+    if (ddps_precision_parse(precision, &prec) != 0) {
+        fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
+        return 2;
+    }
+    bench_opts o = {what, part, device, threads, size, iters, json, profile, bl, nb, version};
+    bench_row r32[16], r16[16];
+    int rc = bench_component(&o, prec, r32);
+    /* On the CPU without an explicit --precision, the UNet is timed in f32 and
+     * bf16 and the faster one named: which wins depends on the CPU (see
+     * BENCHMARKS.md), so the figure must come from the machine itself. */
+    if (rc == 0 && part == DDPS_PART_UNET && !precision_given && strcmp(device, "cpu") == 0) {
+        printf("\n");
+        int rb = bench_component(&o, DDPS_PREC_BF16, r16);
+        char cpu[256];
+        ddps_cpu_describe(cpu, sizeof cpu);
+        if (rb == 0) {
+            double ratio = r32[0].ms_per_item / r16[0].ms_per_item;
+            printf("\non this CPU (%s), batch %d: bf16 %.0f ms vs f32 %.0f ms per latent: %s is faster (%.2fx); "
+                   "use --precision %s\n",
+                   cpu, r32[0].batch, r16[0].ms_per_item, r32[0].ms_per_item, ratio > 1 ? "bf16" : "f32",
+                   ratio > 1 ? ratio : 1 / ratio, ratio > 1 ? "bf16" : "f32");
+        } else {
+            printf("on this CPU (%s) only f32 is available\n", cpu);
+        }
+    }
+    return rc;
 }

@@ -1,6 +1,6 @@
 /* Image container, format dispatch, saving, and the small pixel operations
  * (crop, paste, orientation, float conversion). The codecs live in
- * image_jpeg.c, image_png.c and image_bmp.c, the PIL-exact resampler in
+ * image_jpeg.c, image_png.c, image_webp.c, image_tiff.c and image_bmp.c, the PIL-exact resampler in
  * image_resize.c. */
 #include "io/image.h"
 
@@ -40,10 +40,7 @@ static int has_prefix(const uint8_t *d, size_t len, const char *magic, size_t n)
 
 /* Names formats we recognise but do not decode, for a useful error. */
 static const char *known_unsupported(const uint8_t *d, size_t len) {
-    if (len >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0)
-        return "WebP (ddps is built without libwebp)";
     if (has_prefix(d, len, "GIF87a", 6) || has_prefix(d, len, "GIF89a", 6)) return "GIF";
-    if (has_prefix(d, len, "II*\0", 4) || has_prefix(d, len, "MM\0*", 4)) return "TIFF";
     if (len >= 12 && memcmp(d + 4, "ftyp", 4) == 0) return "HEIF/AVIF";
     if (has_prefix(d, len, "\0\0\0\x0cjP  ", 8)) return "JPEG 2000";
     return NULL;
@@ -61,9 +58,14 @@ int ddps_image_decode(const void *data, size_t len, const char *name, ddps_image
     if (len >= 3 && d[0] == 'P' && (d[1] == '4' || d[1] == '5' || d[1] == '6') &&
         (d[2] == ' ' || d[2] == '\t' || d[2] == '\n' || d[2] == '\r'))
         return ddps_image_decode_pnm(d, len, name, out, err);
+    if (len >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0)
+        return ddps_image_decode_webp(d, len, name, out, err);
+    if (has_prefix(d, len, "II*\0", 4) || has_prefix(d, len, "MM\0*", 4) || has_prefix(d, len, "II+\0", 4) ||
+        has_prefix(d, len, "MM\0+", 4))
+        return ddps_image_decode_tiff(d, len, name, out, err);
     const char *what = known_unsupported(d, len);
     if (what) return ddps_fail(err, "%s: unsupported image format %s", name, what);
-    return ddps_fail(err, "%s: not an image (no JPEG, PNG, BMP or PNM signature)", name);
+    return ddps_fail(err, "%s: not an image (no JPEG, PNG, WebP, TIFF, BMP or PNM signature)", name);
 }
 
 int ddps_image_load(const char *path, ddps_image *out, ddps_err *err) {

@@ -1,4 +1,4 @@
-/* Images: decoding (JPEG, PNG, ...) to 8-bit RGB, encoding, and resizing
+/* Images: decoding (JPEG, PNG, WebP, TIFF, BMP, PNM) to 8-bit RGB, encoding, and resizing
  * exactly like PIL's Image.resize(..., BILINEAR) (antialiased when
  * shrinking), which is what torchvision's Resize does on PIL images.
  *
@@ -55,11 +55,22 @@ void ddps_image_to_float(const ddps_image *img, float *chw);
 int ddps_image_decode_jpeg(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
 int ddps_image_decode_png(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
 int ddps_image_decode_bmp(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+/* WebP (lossy, lossless, alpha; the first frame of an animation). */
+int ddps_image_decode_webp(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+/* TIFF and BigTIFF: the first page, any layout libtiff's RGBA interface reads. */
+int ddps_image_decode_tiff(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
 /* Binary PBM/PGM/PPM (P4, P5, P6). */
 int ddps_image_decode_pnm(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
 /* Encoders to a heap buffer (*out, free() it). PNG level is zlib's 0..9. */
 int ddps_image_encode_png(const ddps_image *img, int level, uint8_t **out, size_t *len, ddps_err *err);
 int ddps_image_encode_jpeg(const ddps_image *img, int quality, uint8_t **out, size_t *len, ddps_err *err);
+
+/* PIL's CMYK -> RGB channel (cmyk2rgb): (255 - k) - c * (255 - k) / 255 with
+ * PIL's rounding division, given nk = 255 - k. */
+static inline uint8_t ddps_cmyk_channel(int c, int nk) {
+    int t = c * nk + 128;
+    return (uint8_t)(nk - (((t >> 8) + t) >> 8));
+}
 
 /* EXIF orientation (1..8) from a TIFF-structured EXIF block (with or without
  * the "Exif\0\0" prefix of JPEG's APP1); 0 when absent or malformed. */

@@ -131,12 +131,6 @@ static void on_progress(j_common_ptr c) {
     }
 }
 
-/* PIL's MULDIV255: a * b / 255 rounded, exact for 8-bit operands. */
-static inline int muldiv255(int a, int b) {
-    int t = a * b + 128;
-    return ((t >> 8) + t) >> 8;
-}
-
 /* The only function here that calls setjmp. After a jump, nothing it
  * allocated is lost: libjpeg's memory goes with jpeg_destroy_decompress,
  * our pixels are in d->px. */
@@ -194,9 +188,9 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
         for (uint64_t x = 0; x < w; x++, p += 4, out += 3) {
             /* Inverted (Adobe) CMYK: stored c' = 255 - c, so 255 - k = k'. */
             const int nk = p[3];
-            out[0] = (uint8_t)(nk - muldiv255(255 - p[0], nk));
-            out[1] = (uint8_t)(nk - muldiv255(255 - p[1], nk));
-            out[2] = (uint8_t)(nk - muldiv255(255 - p[2], nk));
+            out[0] = ddps_cmyk_channel(255 - p[0], nk);
+            out[1] = ddps_cmyk_channel(255 - p[1], nk);
+            out[2] = ddps_cmyk_channel(255 - p[2], nk);
         }
     }
     return 0;
