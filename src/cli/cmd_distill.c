@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "pipeline/report.h"
 #include "pipeline/select.h"
 #include "util/fs.h"
 
@@ -25,11 +26,14 @@ int cmd_distill(int argc, char **argv) {
     ddps_select_defaults(&so);
     so.command = "distill";
     const char *ipc_s = NULL;
-    ddps_opt opts[SCORE_ARGS_MAX + 3 + SELECT_ARGS_MAX];
+    int report = 0;
+    ddps_opt opts[SCORE_ARGS_MAX + 4 + SELECT_ARGS_MAX];
     int n = score_args_table(&a, opts);
     opts[n++] = (ddps_opt){"--out", OPT_STR, &so.out_dir, "DIR", "output folder (required)", 0, 0};
     opts[n++] = (ddps_opt){"--ipc", OPT_STR, &ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0};
     opts[n++] = (ddps_opt){"--store", OPT_STR, &a.o.store_path, "FILE", "the store (default OUT/ddps.sqlite)", 0, 0};
+    opts[n++] = (ddps_opt){"--report", OPT_FLAG, &report, NULL,
+                           "also write OUT/report/index.html (ddps report, at the first IPC)", 0, 0};
     n += select_args_table(&so, opts + n);
     char **pos = ddps_malloc((size_t)argc * sizeof *pos);
     int npos, ipcs[MAX_IPCS], nipc = 0;
@@ -57,6 +61,17 @@ int cmd_distill(int argc, char **argv) {
         so.n_classes = a.o.n_classes;
         so.threads = a.o.threads;
         rc = ddps_select_run(&so, &err);
+    }
+    if (rc == 0 && report) {
+        ddps_report_opts ro;
+        ddps_report_defaults(&ro);
+        ro.store_path = a.o.store_path;
+        char *rdir = ddps_path_join(so.out_dir, "report");
+        ro.out_dir = rdir;
+        ro.ipc = ipcs[0];
+        ro.threads = a.o.threads;
+        rc = ddps_report_run(&ro, &err);
+        free(rdir);
     }
     free(pos);
     free(store_buf);

@@ -9,5 +9,6 @@ int cmd_score(int argc, char **argv);
 int cmd_select(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

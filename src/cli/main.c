@@ -14,6 +14,7 @@ static const struct {
     {"distill", cmd_distill, "score a dataset and write distilled sets (score + select)"},
     {"score", cmd_score, "Stage I and II for every image of an ImageFolder, into a store"},
     {"select", cmd_select, "write distilled sets for any IPC from a store (no model evaluation)"},
+    {"report", cmd_report, "static HTML report of a store: classes, clusters, heatmaps, distilled images"},
     {"probe", cmd_probe, "run one model component on a safetensors input (for checking)"},
     {"bench", cmd_bench, "speed of the engine on full-size SD v1.5 shapes"},
 };

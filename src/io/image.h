@@ -53,6 +53,11 @@ void ddps_image_to_float(const ddps_image *img, float *chw);
  * Each decoder expects its own format (the dispatcher checks magic bytes) and
  * returns 8-bit RGB; name is only used in error messages. */
 int ddps_image_decode_jpeg(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
+/* The same at 1/denom of the size (denom 1, 2, 4 or 8: libjpeg's DCT scaling,
+ * much faster; each side becomes ceil(side / denom)), for previews. Not
+ * PIL-exact for denom > 1. */
+int ddps_image_decode_jpeg_reduced(const uint8_t *data, size_t len, const char *name, int denom, ddps_image *out,
+                                   ddps_err *err);
 int ddps_image_decode_png(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
 int ddps_image_decode_bmp(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err);
 /* WebP (lossy, lossless, alpha; the first frame of an animation). */

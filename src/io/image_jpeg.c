@@ -120,6 +120,7 @@ typedef struct {
     struct jpeg_progress_mgr progress;
     uint8_t *px; /* the output pixels; the caller frees them on failure */
     int orientation;
+    int denom; /* DCT scaling 1/denom (1, 2, 4, 8); 0 = 1 */
 } jpeg_decoder;
 
 static void on_progress(j_common_ptr c) {
@@ -153,6 +154,11 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
     if (ci->num_components != 1 && ci->num_components != 3 && !cmyk)
         return ddps_fail(err, "%s: JPEG with %d colour components is not supported", name, ci->num_components);
     ci->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    const uint64_t dn = d->denom > 1 ? (uint64_t)d->denom : 1, ow = (w + dn - 1) / dn, oh = (h + dn - 1) / dn;
+    if (dn > 1) {
+        ci->scale_num = 1;
+        ci->scale_denom = (unsigned)dn;
+    }
 
     for (jpeg_saved_marker_ptr m = ci->marker_list; m; m = m->next)
         if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) {
@@ -162,11 +168,11 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
         }
 
     jpeg_start_decompress(ci);
-    if (ci->output_width != w || ci->output_height != h || ci->output_components != (cmyk ? 4 : 3))
+    if (ci->output_width != ow || ci->output_height != oh || ci->output_components != (cmyk ? 4 : 3))
         return ddps_fail(err, "%s: bad JPEG: unexpected decoder output layout", name);
 
-    const size_t stride = (size_t)w * 3;
-    d->px = ddps_malloc(stride * (size_t)h);
+    const size_t stride = (size_t)ow * 3;
+    d->px = ddps_malloc(stride * (size_t)oh);
     if (!cmyk) {
         while (ci->output_scanline < ci->output_height) {
             JSAMPROW rows[16];
@@ -180,12 +186,12 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
     }
     /* CMYK: one row at a time through a buffer from libjpeg's pool (freed
      * with the decompressor, also after a jump). */
-    JSAMPARRAY buf = ci->mem->alloc_sarray((j_common_ptr)ci, JPOOL_IMAGE, (JDIMENSION)(w * 4), 1);
+    JSAMPARRAY buf = ci->mem->alloc_sarray((j_common_ptr)ci, JPOOL_IMAGE, (JDIMENSION)(ow * 4), 1);
     while (ci->output_scanline < ci->output_height) {
         uint8_t *out = d->px + (size_t)ci->output_scanline * stride;
         if (jpeg_read_scanlines(ci, buf, 1) != 1) return ddps_fail(err, "%s: bad JPEG: decoder stalled", name);
         const uint8_t *p = buf[0];
-        for (uint64_t x = 0; x < w; x++, p += 4, out += 3) {
+        for (uint64_t x = 0; x < ow; x++, p += 4, out += 3) {
             /* Inverted (Adobe) CMYK: stored c' = 255 - c, so 255 - k = k'. */
             const int nk = p[3];
             out[0] = ddps_cmyk_channel(255 - p[0], nk);
@@ -197,7 +203,15 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
 }
 
 int ddps_image_decode_jpeg(const uint8_t *data, size_t len, const char *name, ddps_image *out, ddps_err *err) {
+    return ddps_image_decode_jpeg_reduced(data, len, name, 1, out, err);
+}
+
+int ddps_image_decode_jpeg_reduced(const uint8_t *data, size_t len, const char *name, int denom, ddps_image *out,
+                                   ddps_err *err) {
+    if (denom != 1 && denom != 2 && denom != 4 && denom != 8)
+        return ddps_fail(err, "%s: JPEG reduction 1/%d is not 1/1, 1/2, 1/4 or 1/8", name, denom);
     jpeg_decoder *d = ddps_calloc(1, sizeof *d);
+    d->denom = denom;
     out->w = out->h = 0;
     out->px = NULL;
     d->cinfo.err = &d->jerr.pub;

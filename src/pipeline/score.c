@@ -129,13 +129,17 @@ typedef struct {
     ddps_image_result res;   /* candidates and features are heap, freed by job_free */
     ddps_candidate *cand;
     float *feats;
+    float *map; /* channel mean of d at latent resolution, for reports */
+    int map_h, map_w;
 } job;
 
 static void job_free(job *j) {
     free(j->cand);
     free(j->feats);
+    free(j->map);
     j->cand = NULL;
     j->feats = NULL;
+    j->map = NULL;
 }
 
 /* Scores n decoded images of the same resized size as one batch: Stage I
@@ -189,6 +193,15 @@ static int score_batch(scorer *sc, job *jobs, int n, const ddps_tensor *ctx, ddp
         double mean = 0;
         for (int p = 0; p < H * W; p++) mean += r[i].score_map[p];
         jb->res.image_score = (float)(mean / (H * W));
+        /* The map reports draw: D = upsample(channel mean of d) (both linear). */
+        jb->map = ddps_malloc((size_t)h * w * sizeof *jb->map);
+        for (int p = 0; p < h * w; p++) {
+            double a = 0;
+            for (int ch = 0; ch < c; ch++) a += r[i].diff[(size_t)p * c + ch];
+            jb->map[p] = (float)(a / c);
+        }
+        jb->map_h = h;
+        jb->map_w = w;
         int m = o->low_res ? 1 : ddps_pick_windows(r[i].patch_scores, r[i].ph, r[i].pw, P, S, k, ij);
         if (o->low_res) ij[0] = ij[1] = 0;
         jb->cand = ddps_calloc((size_t)m, sizeof *jb->cand);
@@ -482,7 +495,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
                 if (rc == 0) rc = ddps_store_image_state(st, jobs[b].relpath, &state, err);
                 if (rc == 0 && state == 0) {
                     jobs[b].res.seconds = (ddps_now(be) - tg) / (nb > 0 ? nb : 1);
-                    rc = ddps_store_put_image(st, &jobs[b].res, err);
+                    rc = ddps_store_put_image_map(st, &jobs[b].res, jobs[b].map, jobs[b].map_h, jobs[b].map_w, err);
                     sc.stats.images_scored++;
                 }
                 job_free(&jobs[b]);

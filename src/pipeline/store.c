@@ -19,6 +19,11 @@
 #define MAX_K 65536
 #define KMEANS_ITERS 300
 #define BOX_SLACK 0.5 /* pixels of rounding allowed outside the image */
+#define MAX_MAP_SIDE 4096
+
+/* Stage-I maps (see store.h): added within schema 1, created on every writable open. */
+static const char *MAPS_SQL = "CREATE TABLE IF NOT EXISTS maps(image_id INTEGER PRIMARY KEY REFERENCES images(id),"
+                              " h INTEGER NOT NULL, w INTEGER NOT NULL, data BLOB NOT NULL)";
 
 struct ddps_store {
     sqlite3 *db;
@@ -209,6 +214,7 @@ int ddps_store_open(const char *path, int readonly, ddps_store **out, ddps_err *
         goto fail;
     }
     if (exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", err) != 0) goto fail;
+    if (!readonly && exec(s, MAPS_SQL, err) != 0) goto fail;
     *out = s;
     return 0;
 fail:
@@ -532,8 +538,38 @@ done:
     return ret;
 }
 
+/* The image's Stage-I map, inside put_image's transaction. */
+static int put_map(ddps_store *s, const float *map, int mh, int mw, long long image_id, ddps_err *err) {
+    size_t n = (size_t)mh * (size_t)mw;
+    unsigned char *blob = ddps_malloc(n * 4);
+    for (size_t i = 0; i < n; i++) put_f32le(blob + 4 * i, map[i]);
+    sqlite3_stmt *st;
+    int ret = -1;
+    if (prepare(s, "INSERT INTO maps(image_id, h, w, data) VALUES(?, ?, ?, ?)", &st, err) == 0) {
+        sqlite3_bind_int64(st, 1, image_id);
+        sqlite3_bind_int(st, 2, mh);
+        sqlite3_bind_int(st, 3, mw);
+        sqlite3_bind_blob(st, 4, blob, (int)(n * 4), SQLITE_STATIC);
+        ret = step_done(s, st, err);
+        sqlite3_finalize(st);
+    }
+    free(blob);
+    return ret;
+}
+
 int ddps_store_put_image(ddps_store *s, const ddps_image_result *r, ddps_err *err) {
+    return ddps_store_put_image_map(s, r, NULL, 0, 0, err);
+}
+
+int ddps_store_put_image_map(ddps_store *s, const ddps_image_result *r, const float *map, int map_h, int map_w,
+                             ddps_err *err) {
     if (check_result(s, r, err) != 0) return -1;
+    if (map) {
+        if (map_h < 1 || map_w < 1 || map_h > MAX_MAP_SIDE || map_w > MAX_MAP_SIDE)
+            return ddps_fail(err, "%s: %s: invalid map size %dx%d", s->path, r->relpath, map_w, map_h);
+        for (long i = 0; i < (long)map_h * map_w; i++)
+            if (!isfinite(map[i])) return ddps_fail(err, "%s: %s: map has non-finite values", s->path, r->relpath);
+    }
     if (begin_write(s, err) != 0) return -1;
     sqlite3_stmt *st = NULL;
     int ret = -1, dim;
@@ -563,7 +599,9 @@ int ddps_store_put_image(ddps_store *s, const ddps_image_result *r, ddps_err *er
     sqlite3_bind_double(st, 7, r->image_score);
     sqlite3_bind_double(st, 8, isfinite(r->seconds) ? r->seconds : 0.0);
     if (step_done(s, st, err) != 0) goto done;
-    if (r->n_cand > 0 && put_candidates(s, r, sqlite3_last_insert_rowid(s->db), err) != 0) goto done;
+    long long image_id = sqlite3_last_insert_rowid(s->db);
+    if (r->n_cand > 0 && put_candidates(s, r, image_id, err) != 0) goto done;
+    if (map && put_map(s, map, map_h, map_w, image_id, err) != 0) goto done;
     ret = commit(s, err);
 done:
     sqlite3_finalize(st);
@@ -1193,6 +1231,143 @@ int ddps_store_list_bad(ddps_store *s, int class_id, ddps_bad_image **out, int *
         return -1;
     }
     *out = b;
+    *n = m;
+    return 0;
+}
+
+/* ---- Stage-I maps ---- */
+
+int ddps_store_has_maps(ddps_store *s, int *has, ddps_err *err) {
+    long long v = 0;
+    *has = 0;
+    if (query_int(s, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'maps'", &v, err) != 0)
+        return -1;
+    *has = v > 0;
+    return 0;
+}
+
+void ddps_store_free_maps(ddps_stored_map *m, int n) {
+    for (int i = 0; m && i < n; i++) free(m[i].data);
+    free(m);
+}
+
+int ddps_store_load_maps(ddps_store *s, const ddps_class_data *d, ddps_stored_map **out, ddps_err *err) {
+    *out = NULL;
+    ddps_stored_map *m = ddps_calloc((size_t)(d->n_images ? d->n_images : 1), sizeof *m);
+    int has;
+    if (ddps_store_has_maps(s, &has, err) != 0) {
+        free(m);
+        return -1;
+    }
+    if (!has) {
+        *out = m;
+        return 0;
+    }
+    sqlite3_stmt *st;
+    if (prepare(s,
+                "SELECT i.relpath, m.h, m.w, m.data FROM maps m JOIN images i ON m.image_id = i.id"
+                " WHERE i.class_id = ? AND i.state = 1 ORDER BY i.relpath",
+                &st, err) != 0) {
+        free(m);
+        return -1;
+    }
+    sqlite3_bind_int(st, 1, d->class_id);
+    int rc, ret = 0, img = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *rel = sqlite3_column_text(st, 0);
+        while (rel && img < d->n_images && strcmp(d->images[img].relpath, (const char *)rel) < 0) img++;
+        if (!rel || img == d->n_images || strcmp(d->images[img].relpath, (const char *)rel) != 0) continue;
+        long long h, w;
+        int nb = sqlite3_column_bytes(st, 3);
+        const unsigned char *b = sqlite3_column_blob(st, 3);
+        if (column_int_in(st, 1, 1, MAX_MAP_SIDE, &h) || column_int_in(st, 2, 1, MAX_MAP_SIDE, &w) ||
+            sqlite3_column_type(st, 3) != SQLITE_BLOB || !b || (long long)nb != 4 * h * w) {
+            ret = ddps_fail(err, "%s: store is corrupt (Stage-I map of %s)", s->path, d->images[img].relpath);
+            break;
+        }
+        float *v = ddps_malloc((size_t)(h * w) * sizeof *v);
+        for (long long i = 0; i < h * w && ret == 0; i++) {
+            v[i] = get_f32le(b + 4 * i);
+            if (!isfinite(v[i]))
+                ret = ddps_fail(err, "%s: store is corrupt (Stage-I map of %s is not finite)", s->path,
+                                d->images[img].relpath);
+        }
+        if (ret) {
+            free(v);
+            break;
+        }
+        m[img].h = (int)h;
+        m[img].w = (int)w;
+        m[img].data = v;
+        img++;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = db_fail(s, err, "reading maps");
+    sqlite3_finalize(st);
+    if (ret != 0) {
+        ddps_store_free_maps(m, d->n_images);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+/* ---- run log ---- */
+
+void ddps_store_free_runs(ddps_stored_run *r, int n) {
+    for (int i = 0; r && i < n; i++) {
+        free(r[i].command);
+        free(r[i].finished);
+    }
+    free(r);
+}
+
+int ddps_store_list_runs(ddps_store *s, ddps_stored_run **out, int *n, ddps_err *err) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (prepare(s,
+                "SELECT command, finished, seconds, images_scored, images_bad, unet_latents, vae_images, text_prompts"
+                " FROM runs ORDER BY id",
+                &st, err) != 0)
+        return -1;
+    ddps_stored_run *r = NULL;
+    int cap = 0, m = 0, rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (m == cap) {
+            if (cap > INT_MAX / 4) {
+                ret = ddps_fail(err, "%s: too many runs", s->path);
+                break;
+            }
+            cap = cap ? 2 * cap : 16;
+            r = ddps_realloc(r, (size_t)cap * sizeof *r);
+        }
+        ddps_stored_run *x = &r[m++];
+        memset(x, 0, sizeof *x);
+        double sec = 0;
+        long long v[5] = {0};
+        int bad = column_str(st, 0, &x->command) != 0 || !x->command || column_str(st, 1, &x->finished) != 0 ||
+                  !x->finished;
+        if (!bad && sqlite3_column_type(st, 2) != SQLITE_NULL) bad = column_finite(st, 2, &sec) != 0;
+        for (int k = 0; k < 5 && !bad; k++)
+            if (sqlite3_column_type(st, 3 + k) != SQLITE_NULL) bad = column_int_in(st, 3 + k, 0, LLONG_MAX, &v[k]);
+        if (bad) {
+            ret = ddps_fail(err, "%s: store is corrupt (run row %d)", s->path, m);
+            break;
+        }
+        x->st.seconds = sec;
+        x->st.images_scored = (long)v[0];
+        x->st.images_bad = (long)v[1];
+        x->st.unet_latents = (long)v[2];
+        x->st.vae_images = (long)v[3];
+        x->st.text_prompts = (long)v[4];
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = db_fail(s, err, "reading runs");
+    sqlite3_finalize(st);
+    if (ret != 0) {
+        ddps_store_free_runs(r, m);
+        return -1;
+    }
+    *out = r;
     *n = m;
     return 0;
 }

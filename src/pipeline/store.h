@@ -27,6 +27,17 @@
  *   clusters(class_id, cluster, size, median_score, rank)   rank 1 = best
  *   runs(id, command, finished, seconds, images_scored, images_bad,
  *        unet_latents, vae_images, text_prompts)
+ *   maps(image_id, h, w, data)            data: h*w little-endian f32, the
+ *                                         channel mean of the Stage-I d at
+ *                                         latent resolution (for reports)
+ *
+ * The maps table is an addition within schema 1: ddps creates it (IF NOT
+ * EXISTS) whenever it opens a store for writing, older ddps versions ignore
+ * it, and a store written before it existed simply has no maps (read-only
+ * opens see ddps_store_has_maps() = 0; reports then say heatmaps are
+ * unavailable). Since the bilinear upsampling and the channel mean are both
+ * linear, D = upsample(map) and the patch scores of any window size and
+ * stride follow from the map exactly (up to float rounding).
  *
  * Order: a class's candidates are always handled sorted by (relpath, idx) in
  * byte order, never by insertion order, so clustering gives the same result
@@ -99,6 +110,11 @@ typedef struct {
  * of rounding allowed), and dim equals the store's feature_dim (the first
  * image with candidates sets it). */
 int ddps_store_put_image(ddps_store *s, const ddps_image_result *r, ddps_err *err);
+/* The same, with the image's Stage-I map in the same transaction: map_h x
+ * map_w floats (1..4096 per side, finite), the channel mean of d at latent
+ * resolution; map NULL stores none. */
+int ddps_store_put_image_map(ddps_store *s, const ddps_image_result *r, const float *map, int map_h, int map_w,
+                             ddps_err *err);
 /* Records a skipped (unreadable/corrupt) image with its reason. */
 int ddps_store_put_bad(ddps_store *s, int class_id, const char *relpath, const char *reason, ddps_err *err);
 /* k-means on all candidates of the class (k-means++ seeding, fixed seed,
@@ -197,5 +213,34 @@ typedef struct {
  * sorted by relpath. Free with ddps_store_free_bad. */
 int ddps_store_list_bad(ddps_store *s, int class_id, ddps_bad_image **out, int *n, ddps_err *err);
 void ddps_store_free_bad(ddps_bad_image *b, int n);
+
+/* One row of the run log (reports). */
+typedef struct {
+    char *command;  /* "score", "distill", "select" */
+    char *finished; /* UTC, ISO 8601 */
+    ddps_run_stats st; /* st.command is NULL */
+} ddps_stored_run;
+
+/* Every recorded run, oldest first. Free with ddps_store_free_runs. */
+int ddps_store_list_runs(ddps_store *s, ddps_stored_run **out, int *n, ddps_err *err);
+void ddps_store_free_runs(ddps_stored_run *r, int n);
+
+/* ---- Stage-I maps (reports) ---- */
+
+/* *has = 1 when the store has a maps table (a store written by a ddps that
+ * records maps, or opened for writing by one). */
+int ddps_store_has_maps(ddps_store *s, int *has, ddps_err *err);
+
+typedef struct {
+    int h, w;    /* 0 when the image has no map */
+    float *data; /* h * w, row-major; NULL when none */
+} ddps_stored_map;
+
+/* The maps of a loaded class's images: out[i] for d->images[i] (absent ones
+ * zeroed). Sizes are checked (1..4096 per side, BLOB length h*w*4, finite
+ * values). Without a maps table every entry is empty. Free with
+ * ddps_store_free_maps(out, d->n_images). */
+int ddps_store_load_maps(ddps_store *s, const ddps_class_data *d, ddps_stored_map **out, ddps_err *err);
+void ddps_store_free_maps(ddps_stored_map *m, int n);
 
 #endif
