@@ -1,7 +1,11 @@
 /* The engine against diffusers/transformers: `ddps probe` on the tiny model
  * golden/tiny-sd reproduces golden/{text,vae,unet,scheduler,stage1}.safetensors
  * (every output tensor, relative L2 error <= 1e-4) and the 23 tokenizer cases
- * of golden/tokens.json id for id. Inputs the goldens do not cover are
+ * of golden/tokens.json id for id; so does the same model as one original-
+ * layout checkpoint (golden/tiny-sd-single.safetensors with --config
+ * golden/tiny-sd), and the SD 2.x model golden/tiny-sd2 reproduces
+ * golden/golden-sd2 (v-prediction, linear projections, GELU text encoder,
+ * pad token "!"). Inputs the goldens do not cover are
  * checked by their shapes, as diffusers would give them: a non-square odd
  * image size for the VAE, a UNet latent that is not a multiple of 8. bf16
  * precision is checked against the f32 golden with a looser bound. Bad probe
@@ -19,15 +23,17 @@
 #define GOLDEN_TOL 1e-4
 #define BF16_TOL 2e-2
 
-static char MODEL[2400];   /* golden/tiny-sd, quoted for the shell */
+static char MODEL[4800];   /* golden/tiny-sd, quoted for the shell (or a single file and --config) */
 static char GOLDEN[2048];  /* golden/ */
+static const char *GSET = ""; /* the golden set in use: "" (SD v1) or "golden-sd2/" */
+static int N_TOKEN_CASES = 23;
 static char TMP[2048];
 
 static const char *golden(const char *name) {
     static char buf[4][4096];
     static int k;
     char *b = buf[k++ & 3];
-    snprintf(b, 4096, "%s/%s", GOLDEN, name);
+    snprintf(b, 4096, "%s/%s%s", GOLDEN, GSET, name);
     return b;
 }
 
@@ -180,7 +186,7 @@ static void golden_tokens(void) {
     CHECKF(json_is_array(root), "tokens.json: %s", je.text);
     if (!json_is_array(root)) return;
     size_t n = json_array_size(root);
-    CHECKF(n == 23, "tokens.json has %zu cases", n);
+    CHECKF((int)n == N_TOKEN_CASES, "tokens.json has %zu cases", n);
     size_t cap = 4096, len = 0;
     char *args = ddps_malloc(cap);
     len += (size_t)snprintf(args, cap, "tokenize --model %s", MODEL);
@@ -512,17 +518,12 @@ static void probe_errors(void) {
     CHECK(!ddps_is_file(tmp("never.safetensors")));
 }
 
-/* Parts: "" every f32 probe; "bf16" the bf16 UNet (skipped where the CPU has no bf16 path). */
-int main(int argc, char **argv) {
-    char model[4096];
-    snprintf(GOLDEN, sizeof GOLDEN, "%s", t_shared("golden"));
-    snprintf(model, sizeof model, "%s/tiny-sd", GOLDEN);
-    eu_quote(MODEL, sizeof MODEL, model);
-    snprintf(TMP, sizeof TMP, "%s", t_tmpdir("golden"));
-    if (strcmp(t_part(argc, argv), "bf16") == 0) {
-        TEST(golden_unet_bf16);
-        return t_done();
-    }
+/* The golden probes for one model given to --model (already quoted). */
+static void golden_set(const char *label, const char *model_args, const char *set, int token_cases) {
+    fprintf(stderr, "== %s\n", label);
+    snprintf(MODEL, sizeof MODEL, "%s", model_args);
+    GSET = set;
+    N_TOKEN_CASES = token_cases;
     TEST(golden_text);
     TEST(golden_text_i64);
     TEST(golden_vae);
@@ -530,6 +531,37 @@ int main(int argc, char **argv) {
     TEST(golden_schedule);
     TEST(golden_stage1);
     TEST(golden_tokens);
+}
+
+/* Parts: "" every f32 probe; "bf16" the bf16 UNet of tiny-sd and of tiny-sd2
+ * (skipped where the CPU has no bf16 path). */
+int main(int argc, char **argv) {
+    char model[4096], q1[2400], q2[2400], q3[2400], args[4800];
+    snprintf(GOLDEN, sizeof GOLDEN, "%s", t_shared("golden"));
+    snprintf(TMP, sizeof TMP, "%s", t_tmpdir("golden"));
+    snprintf(model, sizeof model, "%s/tiny-sd-single.safetensors", GOLDEN);
+    eu_quote(q1, sizeof q1, model);
+    snprintf(model, sizeof model, "%s/tiny-sd", GOLDEN);
+    eu_quote(q2, sizeof q2, model);
+    snprintf(model, sizeof model, "%s/tiny-sd2", GOLDEN);
+    eu_quote(q3, sizeof q3, model);
+    if (strcmp(t_part(argc, argv), "bf16") == 0) {
+        snprintf(MODEL, sizeof MODEL, "%s", q2);
+        TEST(golden_unet_bf16);
+        snprintf(MODEL, sizeof MODEL, "%s", q3);
+        GSET = "golden-sd2/";
+        TEST(golden_unet_bf16);
+        return t_done();
+    }
+    /* The single-file checkpoint (original names, VAE attention as 1x1
+     * convolutions, mixed dtypes) with the folder's configs: the same outputs. */
+    snprintf(args, sizeof args, "%s --config %s", q1, q2);
+    golden_set("single-file checkpoint + --config", args, "", 23);
+    /* SD 2.x: linear projections, per-block heads, upcast attention, GELU
+     * text encoder, pad token "!", v-prediction. */
+    golden_set("SD 2.x (tiny-sd2 against golden-sd2)", q3, "golden-sd2/", 21);
+    /* The diffusers folder, and the checks that only need it. */
+    golden_set("diffusers folder", q2, "", 23);
     TEST(vae_odd_size);
     TEST(unet_shape_rule);
     TEST(unet_odd_latent);

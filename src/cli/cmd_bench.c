@@ -181,9 +181,10 @@ typedef struct {
     int threads, size, iters, json, profile;
     const int *batches;
     int nb;
+    int version; /* shapes: 15 (SD v1.5) or 21 (SD 2.1 768-v) */
 } bench_opts;
 
-/* Times one component (text, VAE or UNet with SD v1.5 shapes and random
+/* Times one component (text, VAE or UNet with SD v1.5 or 2.1 shapes and random
  * weights) at every batch size in o, in precision prec; prints a line per
  * batch (and the JSON object with --json) and fills rows[0..o->nb).
  * Returns 0, or 1 when the backend or the model cannot be made. */
@@ -200,14 +201,14 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
     }
     double t0 = ddps_seconds();
     ddps_sd *sd;
-    if (ddps_sd15_random(be, part, 1234, &sd, &err) != 0) {
+    if (ddps_sd_random(be, bo->version, part, 1234, &sd, &err) != 0) {
         fprintf(stderr, "ddps bench: %s\n", err.msg);
         ddps_backend_free(be);
         return 1;
     }
     double build_s = ddps_seconds() - t0;
-    printf("ddps bench %s: SD v1.5 shapes, random weights (built in %.1f s), device %s, precision %s\n", what,
-           build_s, device, ddps_precision_name(prec));
+    printf("ddps bench %s: %s shapes, random weights (built in %.1f s), device %s, precision %s\n", what,
+           bo->version == 21 ? "SD 2.1" : "SD v1.5", build_s, device, ddps_precision_name(prec));
     for (int b = 0; b < nb; b++) {
         int n = bl[b];
         bench_ctx c = {sd, {0}, {0}, {0}, NULL, NULL};
@@ -216,7 +217,7 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
         if (part == DDPS_PART_UNET) {
             int h = size / 8;
             c.x = ddps_new(be, n, h, h, 4);
-            c.ctx = ddps_new(be, n, 1, 77, 768);
+            c.ctx = ddps_new(be, n, 1, 77, sd->unet_cfg.cross_attention_dim);
             c.out = ddps_new(be, n, h, h, 4);
             fill_random(be, &c.x, 1);
             fill_random(be, &c.ctx, 2);
@@ -231,7 +232,7 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
         } else {
             c.ids = ddps_malloc((size_t)n * 77 * sizeof(int32_t));
             for (int i = 0; i < n * 77; i++) c.ids[i] = i % 77 < 8 ? 320 + (i * 37) % 40000 : 49407;
-            c.out = ddps_new(be, n, 1, 77, 768);
+            c.out = ddps_new(be, n, 1, 77, sd->clip_cfg.hidden_size);
             fn = run_text;
         }
         if (profile) ddps_profile_enable(be);
@@ -258,6 +259,7 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
         json_object_set_new(o, "bench", json_string(what));
         json_object_set_new(o, "device", json_string(device));
         json_object_set_new(o, "precision", json_string(ddps_precision_name(prec)));
+        json_object_set_new(o, "shapes", json_string(bo->version == 21 ? "sd21" : "sd15"));
         json_object_set_new(o, "size", json_integer(size));
         json_object_set_new(o, "threads", json_integer(threads));
         json_object_set_new(o, "batch", json_integer(rows[0].batch));
@@ -282,7 +284,8 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
 
 static const char *USAGE =
     "usage: ddps bench text|vae|unet|score [options]\n\n"
-    "Full-size Stable Diffusion v1.5 components with random weights (nothing to download).\n"
+    "Full-size Stable Diffusion v1.5 components with random weights (nothing to download);\n"
+    "--shapes sd21: SD 2.1's (cross-attention 1024, 23 text layers of width 1024, head width 64).\n"
     "  text:  CLIP text encoder, 77 tokens (13.3 GFLOP per prompt)\n"
     "  vae:   VAE encoder at --size (272.7 GFLOP at 256x256)\n"
     "  unet:  UNet at --size/8 latents with a 77-token context (180.1 GFLOP per 32x32 latent)\n"
@@ -291,7 +294,7 @@ static const char *USAGE =
     "  load:  peak memory of loading --model (default: a full-size random f16 SD v1.5 written to /tmp)";
 
 int cmd_bench(int argc, char **argv) {
-    const char *device = "cpu", *precision = NULL, *batches = NULL, *model = NULL, *data = NULL;
+    const char *device = "cpu", *precision = NULL, *batches = NULL, *model = NULL, *data = NULL, *shapes = "sd15";
     int threads = 0, size = 256, iters = 3, json = 0, profile = 0, images = 20;
     ddps_opt opts[] = {
         {"--device", OPT_STR, &device, "cpu|cuda", "where to run (default cpu)", 0, 0},
@@ -305,6 +308,7 @@ int cmd_bench(int argc, char **argv) {
         {"--model", OPT_STR, &model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
         {"--data", OPT_STR, &data, "DIR", "precision: ImageFolder of real images", 0, 0},
         {"--images", OPT_INT, &images, "N", "precision: images compared (20)", 1, 100000},
+        {"--shapes", OPT_STR, &shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
     ddps_err err = {{0}};
@@ -364,6 +368,11 @@ int cmd_bench(int argc, char **argv) {
         bl[0] = 1, bl[1] = 8;
         nb = part == DDPS_PART_UNET ? 2 : 1;
     }
+    int version = strcmp(shapes, "sd15") == 0 ? 15 : strcmp(shapes, "sd21") == 0 ? 21 : 0;
+    if (!version) {
+        fprintf(stderr, "ddps bench: --shapes %s: expected sd15 or sd21\n", shapes);
+        return 2;
+    }
     if (size % 8) {
         fprintf(stderr, "ddps bench: --size %d: must be a multiple of 8\n", size);
         return 2;
@@ -373,7 +382,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
         return 2;
     }
-    bench_opts o = {what, part, device, threads, size, iters, json, profile, bl, nb};
+    bench_opts o = {what, part, device, threads, size, iters, json, profile, bl, nb, version};
     bench_row r32[16], r16[16];
     int rc = bench_component(&o, prec, r32);
     /* On the CPU without an explicit --precision, the UNet is timed in f32 and

@@ -54,6 +54,7 @@ int cmd_distill(int argc, char **argv) {
     if (rc == 0 && launched > 1)
         rc = ddps_fail(&err, "started as one of %d processes (%s): distill runs in one process; run `ddps score` "
                        "under mpirun/srun (it merges the ranks' shards), then `ddps select`", launched, how);
+    if (rc == 0) rc = select_args_check(&so, &err);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
     if (rc == 0) rc = ddps_mkdirs(so.out_dir, &err);
     if (rc == 0 && !a.o.store_path) a.o.store_path = store_buf = ddps_path_join(so.out_dir, "ddps.sqlite");

@@ -14,7 +14,7 @@
 #include "util/fs.h"
 
 typedef struct {
-    const char *model, *in, *out, *device, *precision, *prompt, *null_prompt;
+    const char *model, *in, *out, *device, *precision, *prompt, *null_prompt, *config;
     int threads, patch, stride;
 } probe_opts;
 
@@ -271,9 +271,10 @@ static const char *USAGE =
     "latent, diff, score_map, patch_scores.";
 
 int cmd_probe(int argc, char **argv) {
-    probe_opts po = {NULL, NULL, NULL, "cpu", "f32", "An image of tench.", "", 0, 32, 8};
+    probe_opts po = {NULL, NULL, NULL, "cpu", "f32", "An image of tench.", "", NULL, 0, 32, 8};
     ddps_opt opts[] = {
-        {"--model", OPT_STR, &po.model, "DIR", "diffusers model folder", 0, 0},
+        {"--model", OPT_STR, &po.model, "MODEL", "diffusers folder, single .safetensors file, or org/name (HF cache)", 0, 0},
+        {"--config", OPT_STR, &po.config, "DIR", "configs (diffusers layout) for a single-file --model", 0, 0},
         {"--in", OPT_STR, &po.in, "FILE", "input safetensors", 0, 0},
         {"--out", OPT_STR, &po.out, "FILE", "output safetensors", 0, 0},
         {"--device", OPT_STR, &po.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
@@ -340,7 +341,7 @@ int cmd_probe(int argc, char **argv) {
         be = ddps_backend_new(po.device, prec, po.threads, &err);
         if (!be) rc = -1;
     }
-    if (rc == 0) rc = ddps_sd_load(po.model, be, parts, &sd, &err);
+    if (rc == 0) rc = ddps_sd_load_ex(po.model, po.config, be, parts, &sd, &err);
     if (rc == 0 && po.in && !is_tok) {
         rc = st_open(&in, po.in, &err);
         have_in = rc == 0;

@@ -72,6 +72,7 @@ int cmd_select(int argc, char **argv) {
         ddps_fail(&err, "--format %s: must be png or jpg", o.format);
         goto fail;
     }
+    if (select_args_check(&o, &err) != 0) goto fail;
     usage = 0; /* from here on, failures are about the store or the images */
     if (ddps_select_run(&o, &err) != 0) goto fail;
     ret = 0;

@@ -11,7 +11,8 @@ int score_args_table(score_args *a, ddps_opt *opts) {
     ddps_score_opts *o = &a->o;
     ddps_opt t[] = {
         {"--data", OPT_STR, &o->data_dir, "DIR", "ImageFolder root: DIR/<class>/<image> (required)", 0, 0},
-        {"--model", OPT_STR, &o->model_dir, "DIR", "Stable Diffusion v1.x folder, diffusers layout (required)", 0, 0},
+        {"--model", OPT_STR, &o->model_dir, "MODEL", "SD v1.x/2.x: diffusers folder, single .safetensors file, or org/name in the HF cache (required)", 0, 0},
+        {"--config", OPT_STR, &o->config_dir, "DIR", "configs (diffusers layout) for a single-file --model that is not SD v1.x", 0, 0},
         {"--prompt", OPT_STR, &o->prompt, "TEXT", "label prompt template, {} = class name (\"An image of {}.\")", 0, 0},
         {"--null-prompt", OPT_STR, &o->null_prompt, "TEXT", "null prompt (\"\")", 0, 0},
         {"--timesteps", OPT_STR, &a->timesteps, "K|t1,t2,..", "count evenly spaced in --t-range, or a list (5)", 0, 0},
@@ -89,9 +90,16 @@ int select_args_table(ddps_select_opts *o, ddps_opt *opts) {
         {"--output-size", OPT_INT, &o->output_size, "PX", "side of every output image (224)", 2, 8192},
         {"--format", OPT_STR, &o->format, "png|jpg", "output format (png)", 0, 0},
         {"--jpeg-quality", OPT_INT, &o->jpeg_quality, "Q", "JPEG quality (95)", 1, 100},
+        {"--folder-names", OPT_STR, &o->folder_names, "class|index", "class folders: class names, or ImageNet-1K index 00000.. (RDED style)", 0, 0},
     };
     memcpy(opts, t, sizeof t);
     return (int)(sizeof t / sizeof *t);
+}
+
+int select_args_check(const ddps_select_opts *o, ddps_err *err) {
+    if (o->folder_names && strcmp(o->folder_names, "class") != 0 && strcmp(o->folder_names, "index") != 0)
+        return ddps_fail(err, "--folder-names %s: expected class or index", o->folder_names);
+    return 0;
 }
 
 void score_args_free(score_args *a) {

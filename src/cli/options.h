@@ -24,7 +24,9 @@ int score_args_finish(score_args *a, ddps_err *err);
 void score_args_free(score_args *a);
 
 /* The output options shared by `ddps select` and `ddps distill`; returns how many. */
-#define SELECT_ARGS_MAX 5
+#define SELECT_ARGS_MAX 6
 int select_args_table(ddps_select_opts *o, ddps_opt *opts);
+/* Checks the values of those options that have a fixed set (--folder-names). */
+int select_args_check(const ddps_select_opts *o, ddps_err *err);
 
 #endif

@@ -119,6 +119,7 @@ int ddps_unet_config_parse(const char *path, json_t *o, ddps_unet_config *c, ddp
         get_bool(path, o, "flip_sin_to_cos", 1, &c->flip_sin_to_cos, err) ||
         get_num(path, o, "freq_shift", 0, 0, -1e6, 1e6, &c->freq_shift, err) ||
         get_bool(path, o, "use_linear_projection", 0, &c->use_linear_projection, err) ||
+        get_bool(path, o, "upcast_attention", 0, &c->upcast_attention, err) ||
         get_int(path, o, "downsample_padding", 1, 0, 0, 4, &c->downsample_padding, err))
         return -1;
     static const char *unsupported[] = {"class_embed_type", "addition_embed_type", "time_cond_proj_dim",
@@ -255,7 +256,14 @@ int ddps_sched_config_parse(const char *path, json_t *o, ddps_sched_config *c, d
         c->scaled_linear = 1;
     else
         return ddps_fail(err, "%s: \"beta_schedule\" = \"%s\" is not supported (linear or scaled_linear)", path, s);
-    if (refuse_unless(path, o, "prediction_type", "epsilon", err) || refuse_if_set(path, o, "trained_betas", err) ||
+    const char *pt = get_str(o, "prediction_type");
+    if (!pt || strcmp(pt, "epsilon") == 0)
+        c->v_prediction = 0;
+    else if (strcmp(pt, "v_prediction") == 0)
+        c->v_prediction = 1;
+    else
+        return ddps_fail(err, "%s: \"prediction_type\" = \"%s\" is not supported (epsilon or v_prediction)", path, pt);
+    if (refuse_if_set(path, o, "trained_betas", err) ||
         refuse_if_set(path, o, "rescale_betas_zero_snr", err))
         return -1;
     if (!(c->beta_end > c->beta_start)) return ddps_fail(err, "%s: beta_end must exceed beta_start", path);
@@ -309,6 +317,24 @@ void ddps_sd15_clip_config(ddps_clip_config *c) {
     c->layer_norm_eps = 1e-5f;
 }
 
+void ddps_sd21_unet_config(ddps_unet_config *c) {
+    ddps_sd15_unet_config(c);
+    static const int heads[4] = {5, 10, 20, 20}; /* head width 64 everywhere */
+    for (int i = 0; i < 4; i++) c->heads[i] = heads[i];
+    c->cross_attention_dim = 1024;
+    c->use_linear_projection = 1;
+    c->upcast_attention = 1;
+}
+
+void ddps_sd21_clip_config(ddps_clip_config *c) {
+    ddps_sd15_clip_config(c);
+    c->hidden_size = 1024;
+    c->intermediate_size = 4096;
+    c->num_hidden_layers = 23; /* OpenCLIP ViT-H/14's 24, less the last (SD 2.x uses the penultimate) */
+    c->num_attention_heads = 16;
+    c->quick_gelu = 0;
+}
+
 static json_t *int_list(const int *v, int n) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
@@ -342,6 +368,7 @@ char *ddps_unet_config_json(const ddps_unet_config *c) {
     json_object_set_new(o, "flip_sin_to_cos", json_boolean(c->flip_sin_to_cos));
     json_object_set_new(o, "freq_shift", json_integer((json_int_t)c->freq_shift));
     json_object_set_new(o, "use_linear_projection", json_boolean(c->use_linear_projection));
+    json_object_set_new(o, "upcast_attention", json_boolean(c->upcast_attention));
     json_object_set_new(o, "downsample_padding", json_integer(c->downsample_padding));
     json_object_set_new(o, "act_fn", json_string("silu"));
     return dump(o);
@@ -389,6 +416,6 @@ char *ddps_sched_config_json(const ddps_sched_config *c) {
     json_object_set_new(o, "beta_start", json_real(c->beta_start));
     json_object_set_new(o, "beta_end", json_real(c->beta_end));
     json_object_set_new(o, "beta_schedule", json_string(c->scaled_linear ? "scaled_linear" : "linear"));
-    json_object_set_new(o, "prediction_type", json_string("epsilon"));
+    json_object_set_new(o, "prediction_type", json_string(c->v_prediction ? "v_prediction" : "epsilon"));
     return dump(o);
 }

@@ -29,6 +29,10 @@ typedef struct {
     float freq_shift;
     int use_linear_projection;
     int downsample_padding;
+    int upcast_attention; /* SD 2.x: attention scores and softmax in f32 in 16-bit modes. Both
+                             backends always do so (CPU attention is f32; the CUDA kernels
+                             accumulate Q K^T in f32 and take the softmax in f32), so the
+                             flag is recorded, not branched on */
     int time_embed_dim; /* 4 * block_out_channels[0] */
 } ddps_unet_config;
 
@@ -56,6 +60,7 @@ typedef struct {
     int num_train_timesteps;
     float beta_start, beta_end;
     int scaled_linear; /* beta_schedule: scaled_linear (1) or linear (0) */
+    int v_prediction;  /* prediction_type: v_prediction (1) or epsilon (0) */
 } ddps_sched_config;
 
 int ddps_unet_config_parse(const char *path, json_t *root, ddps_unet_config *c, ddps_err *err);
@@ -73,6 +78,12 @@ int ddps_json_load_ex(const char *path, size_t max_bytes, size_t flags, json_t *
 void ddps_sd15_unet_config(ddps_unet_config *c);
 void ddps_sd15_vae_config(ddps_vae_config *c);
 void ddps_sd15_clip_config(ddps_clip_config *c);
+/* The SD 2.1 (768-v) configurations: UNet with cross-attention width 1024,
+ * linear projections, heads 5/10/20/20 (width 64), upcast attention; the
+ * OpenCLIP ViT-H text encoder as diffusers ships it (23 layers of 1024,
+ * exact GELU). The VAE is SD v1.5's. */
+void ddps_sd21_unet_config(ddps_unet_config *c);
+void ddps_sd21_clip_config(ddps_clip_config *c);
 
 /* JSON text of a configuration in diffusers/transformers form (for the demo's
  * self-made model). Caller frees. */

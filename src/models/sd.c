@@ -1,11 +1,16 @@
 #include "models/sd.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/safetensors.h"
 #include "models/scheduler.h"
+#include "models/hf_cache.h"
+#include "models/single_file.h"
+#include "util/datadir.h"
 #include "util/fs.h"
 #include "util/rng.h"
 
@@ -174,8 +179,9 @@ static int load_component(ddps_sd *sd, ddps_backend *be, const char *sub, const 
     return rc;
 }
 
-static int read_config(ddps_sd *sd, const char *sub, const char *file, json_t **root, ddps_err *err) {
-    char *d = ddps_path_join(sd->dir, sub), *p = ddps_path_join(d, file);
+static int read_config(ddps_sd *sd, const char *root_dir, const char *sub, const char *file, json_t **root,
+                       ddps_err *err) {
+    char *d = ddps_path_join(root_dir, sub), *p = ddps_path_join(d, file);
     int rc = ddps_json_load(p, root, err);
     if (rc == 0) sd->identity = hash_file(sd->identity, p);
     free(d);
@@ -183,62 +189,95 @@ static int read_config(ddps_sd *sd, const char *sub, const char *file, json_t **
     return rc;
 }
 
-int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err) {
-    *out = NULL;
-    if (!ddps_is_dir(dir)) return ddps_fail(err, "%s: not a folder (expected a diffusers model folder)", dir);
+/* The configs of the requested parts from a diffusers-layout folder (a model
+ * folder, or --config's folder for a single file): a broken config is
+ * reported before any weight is read. */
+static int load_configs(ddps_sd *sd, const char *cdir, unsigned parts, ddps_err *err) {
+    json_t *root = NULL;
+    int rc = 0;
+    if (rc == 0 && (parts & DDPS_PART_UNET)) {
+        rc = read_config(sd, cdir, "unet", "config.json", &root, err);
+        if (rc == 0) rc = ddps_unet_config_parse("unet/config.json", root, &sd->unet_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", cdir);
+        if (root) json_decref(root), root = NULL;
+    }
+    if (rc == 0 && (parts & DDPS_PART_VAE)) {
+        rc = read_config(sd, cdir, "vae", "config.json", &root, err);
+        if (rc == 0) rc = ddps_vae_config_parse("vae/config.json", root, &sd->vae_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", cdir);
+        if (root) json_decref(root), root = NULL;
+    }
+    if (rc == 0 && (parts & DDPS_PART_TEXT)) {
+        rc = read_config(sd, cdir, "text_encoder", "config.json", &root, err);
+        if (rc == 0) rc = ddps_clip_config_parse("text_encoder/config.json", root, &sd->clip_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", cdir);
+        if (root) json_decref(root), root = NULL;
+    }
+    if (rc == 0 && (parts & DDPS_PART_SCHEDULER)) {
+        rc = read_config(sd, cdir, "scheduler", "scheduler_config.json", &root, err);
+        if (rc == 0) rc = ddps_sched_config_parse("scheduler/scheduler_config.json", root, &sd->sched_cfg, err);
+        if (rc != 0 && root) ddps_fail_prefix(err, "%s", cdir);
+        if (root) json_decref(root), root = NULL;
+    }
+    return rc;
+}
+
+/* alphas_cumprod from the scheduler configuration. */
+static void make_schedule(ddps_sd *sd) {
+    sd->alphas_cumprod = ddps_malloc((size_t)sd->sched_cfg.num_train_timesteps * sizeof(float));
+    ddps_alphas_cumprod(&sd->sched_cfg, sd->alphas_cumprod);
+}
+
+/* The tokenizer from folder td (hashed into the identity), checked against
+ * the text encoder's vocabulary when that is loaded too. */
+static int load_tokenizer(ddps_sd *sd, const char *td, unsigned parts, ddps_err *err) {
+    int rc = ddps_tokenizer_load(td, &sd->tok, err);
+    if (rc == 0) {
+        char *v = ddps_path_join(td, "vocab.json"), *m = ddps_path_join(td, "merges.txt");
+        sd->identity = hash_file(hash_file(sd->identity, v), m);
+        free(v);
+        free(m);
+    }
+    if (rc == 0 && (parts & DDPS_PART_TEXT) && ddps_tokenizer_vocab_size(sd->tok) > sd->clip_cfg.vocab_size)
+        rc = ddps_fail(err, "%s: the tokenizer has %d tokens but the text encoder only %d", sd->dir,
+                       ddps_tokenizer_vocab_size(sd->tok), sd->clip_cfg.vocab_size);
+    return rc;
+}
+
+/* An empty model record for dir (identity seeded). */
+static ddps_sd *sd_new(const char *dir, unsigned parts) {
     ddps_sd *sd = ddps_calloc(1, sizeof *sd);
     sd->dir = ddps_strdup(dir);
     sd->parts = parts;
     sd->identity = DDPS_FNV_INIT;
+    return sd;
+}
+
+/* Hands a loaded model out (identity text set), or frees it when rc != 0. */
+static int finish(ddps_sd *sd, ddps_backend *be, int rc, ddps_sd **out) {
+    if (rc != 0) {
+        ddps_sd_free(be, sd);
+        return -1;
+    }
+    snprintf(sd->identity_hex, sizeof sd->identity_hex, "%016llx", (unsigned long long)sd->identity);
+    *out = sd;
+    return 0;
+}
+
+/* A diffusers model folder. */
+static int load_folder(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err) {
+    ddps_sd *sd = sd_new(dir, parts);
     json_t *root = NULL;
     char *path = ddps_path_join(dir, "model_index.json");
     int rc = ddps_json_load(path, &root, err);
     free(path);
     if (root) json_decref(root);
-    root = NULL;
-
-    /* Configs first: a broken config is reported before any weight is read. */
-    if (rc == 0 && (parts & DDPS_PART_UNET)) {
-        rc = read_config(sd, "unet", "config.json", &root, err);
-        if (rc == 0) rc = ddps_unet_config_parse("unet/config.json", root, &sd->unet_cfg, err);
-        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
-        if (root) json_decref(root), root = NULL;
-    }
-    if (rc == 0 && (parts & DDPS_PART_VAE)) {
-        rc = read_config(sd, "vae", "config.json", &root, err);
-        if (rc == 0) rc = ddps_vae_config_parse("vae/config.json", root, &sd->vae_cfg, err);
-        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
-        if (root) json_decref(root), root = NULL;
-    }
-    if (rc == 0 && (parts & DDPS_PART_TEXT)) {
-        rc = read_config(sd, "text_encoder", "config.json", &root, err);
-        if (rc == 0) rc = ddps_clip_config_parse("text_encoder/config.json", root, &sd->clip_cfg, err);
-        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
-        if (root) json_decref(root), root = NULL;
-    }
-    if (rc == 0 && (parts & DDPS_PART_SCHEDULER)) {
-        rc = read_config(sd, "scheduler", "scheduler_config.json", &root, err);
-        if (rc == 0) rc = ddps_sched_config_parse("scheduler/scheduler_config.json", root, &sd->sched_cfg, err);
-        if (rc != 0 && root) ddps_fail_prefix(err, "%s", dir);
-        if (root) json_decref(root), root = NULL;
-        if (rc == 0) {
-            sd->alphas_cumprod = ddps_malloc((size_t)sd->sched_cfg.num_train_timesteps * sizeof(float));
-            ddps_alphas_cumprod(&sd->sched_cfg, sd->alphas_cumprod);
-        }
-    }
+    if (rc == 0) rc = load_configs(sd, dir, parts, err);
+    if (rc == 0 && (parts & DDPS_PART_SCHEDULER)) make_schedule(sd);
     if (rc == 0 && (parts & DDPS_PART_TOKENIZER)) {
         char *td = ddps_path_join(dir, "tokenizer");
-        rc = ddps_tokenizer_load(td, &sd->tok, err);
-        if (rc == 0) {
-            char *v = ddps_path_join(td, "vocab.json"), *m = ddps_path_join(td, "merges.txt");
-            sd->identity = hash_file(hash_file(sd->identity, v), m);
-            free(v);
-            free(m);
-        }
+        rc = load_tokenizer(sd, td, parts, err);
         free(td);
-        if (rc == 0 && (parts & DDPS_PART_TEXT) && ddps_tokenizer_vocab_size(sd->tok) > sd->clip_cfg.vocab_size)
-            rc = ddps_fail(err, "%s: the tokenizer has %d tokens but the text encoder only %d", dir,
-                           ddps_tokenizer_vocab_size(sd->tok), sd->clip_cfg.vocab_size);
     }
     if (rc == 0 && (parts & DDPS_PART_TEXT))
         rc = load_component(sd, be, "text_encoder", "model", &sd->clip_cfg, "text_model.", build_clip,
@@ -249,13 +288,157 @@ int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **ou
     if (rc == 0 && (parts & DDPS_PART_UNET))
         rc = load_component(sd, be, "unet", "diffusion_pytorch_model", &sd->unet_cfg, NULL, build_unet,
                             (void **)&sd->unet, err);
-    if (rc != 0) {
-        ddps_sd_free(be, sd);
-        return -1;
+    return finish(sd, be, rc, out);
+}
+
+/* One component of a single-file checkpoint: its view checked against the
+ * declared tensors and, with a backend, loaded. */
+static int load_single_component(ddps_sd *sd, ddps_single *s, ddps_backend *be, const char *sub, const void *cfg,
+                                 build_fn build, void **model, ddps_err *err) {
+    st_file view;
+    char what[4096];
+    snprintf(what, sizeof what, "%s (%s)", s->file.path, sub);
+    int rc = ddps_single_view(s, sub, cfg, &view, err);
+    ddps_wsrc decl;
+    memset(&decl, 0, sizeof decl);
+    if (rc == 0) rc = ddps_sd_declare(sub, cfg, &decl, err);
+    if (rc == 0) rc = ddps_single_check_missing(s, sub, cfg, &view, what, err);
+    if (rc == 0) rc = ddps_ws_check(&decl, &view, 1, NULL, what, err);
+    if (rc == 0 && be) {
+        ddps_wsrc ws;
+        ddps_ws_init_file(&ws, be, &view, 1, NULL);
+        rc = build(&ws, cfg, model, err);
+        if (rc != 0) ddps_fail_prefix(err, "%s", what);
+        ddps_ws_free(&ws);
     }
-    snprintf(sd->identity_hex, sizeof sd->identity_hex, "%016llx", (unsigned long long)sd->identity);
-    *out = sd;
-    return 0;
+    ddps_ws_free(&decl);
+    ddps_single_view_free(&view);
+    return rc;
+}
+
+/* A single-file checkpoint; configs from config_dir or inferred (SD v1.x). */
+static int load_single(const char *file, const char *config_dir, ddps_backend *be, unsigned parts, ddps_sd **out,
+                       ddps_err *err) {
+    ddps_single s;
+    if (ddps_single_open(file, &s, err) != 0) return -1;
+    ddps_sd *sd = sd_new(file, parts);
+    int rc = 0;
+    if (config_dir) {
+        if (!ddps_is_dir(config_dir))
+            rc = ddps_fail(err, "--config %s: not a folder (expected a diffusers-layout folder with the configs)",
+                           config_dir);
+        unsigned cparts = parts & (DDPS_PART_UNET | DDPS_PART_VAE | DDPS_PART_TEXT);
+        char *sc = ddps_path_join(config_dir, "scheduler/scheduler_config.json");
+        if (ddps_is_file(sc)) cparts |= parts & DDPS_PART_SCHEDULER;
+        free(sc);
+        if (rc == 0) rc = load_configs(sd, config_dir, cparts, err);
+        if (rc == 0 && (parts & DDPS_PART_SCHEDULER) && !(cparts & DDPS_PART_SCHEDULER))
+            sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1, 0};
+    } else {
+        if (parts & (DDPS_PART_UNET | DDPS_PART_VAE | DDPS_PART_TEXT))
+            rc = ddps_single_infer_sd1(&s, &sd->unet_cfg, &sd->vae_cfg, &sd->clip_cfg, err);
+        else
+            ddps_sd15_clip_config(&sd->clip_cfg);
+        sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1, 0};
+        if (rc == 0) {
+            char *j[4] = {ddps_unet_config_json(&sd->unet_cfg), ddps_vae_config_json(&sd->vae_cfg),
+                          ddps_clip_config_json(&sd->clip_cfg), ddps_sched_config_json(&sd->sched_cfg)};
+            for (int i = 0; i < 4; i++) {
+                sd->identity = ddps_fnv1a(sd->identity, j[i], strlen(j[i]));
+                free(j[i]);
+            }
+        }
+    }
+    sd->identity = ddps_fnv1a(sd->identity, (const char *)s.file.map + 8, s.file.data_start - 8);
+    if (rc == 0 && (parts & DDPS_PART_SCHEDULER)) {
+        make_schedule(sd);
+        int n = sd->sched_cfg.num_train_timesteps;
+        float *fa = ddps_malloc((size_t)n * sizeof(float));
+        if (ddps_single_alphas_cumprod(&s, n, fa) == 0) {
+            double worst = 0;
+            for (int i = 0; i < n; i++) {
+                double d = fabs((double)fa[i] - sd->alphas_cumprod[i]) / sd->alphas_cumprod[i];
+                if (d > worst) worst = d;
+            }
+            if (worst > 1e-3)
+                ddps_warn("%s: its alphas_cumprod buffer differs from the scheduler configuration (relative %.2g): "
+                          "using the configuration's",
+                          file, worst);
+        }
+        free(fa);
+    }
+    if (rc == 0 && (parts & DDPS_PART_TOKENIZER)) {
+        char *td = config_dir ? ddps_path_join(config_dir, "tokenizer") : NULL, *vj = NULL;
+        if (td) vj = ddps_path_join(td, "vocab.json");
+        if (!td || !ddps_is_file(vj)) {
+            free(td);
+            char *v = ddps_data_path("clip-tokenizer/vocab.json", err);
+            td = v ? ddps_strdup(v) : NULL;
+            if (td) *strrchr(td, '/') = 0;
+            free(v);
+        }
+        free(vj);
+        rc = td ? load_tokenizer(sd, td, parts, err) : -1;
+        free(td);
+    }
+    if (rc == 0 && (parts & DDPS_PART_TEXT))
+        rc = load_single_component(sd, &s, be, "text_encoder", &sd->clip_cfg, build_clip, (void **)&sd->text, err);
+    if (rc == 0 && (parts & DDPS_PART_VAE))
+        rc = load_single_component(sd, &s, be, "vae", &sd->vae_cfg, build_vae, (void **)&sd->vae, err);
+    if (rc == 0 && (parts & DDPS_PART_UNET))
+        rc = load_single_component(sd, &s, be, "unet", &sd->unet_cfg, build_unet, (void **)&sd->unet, err);
+    if (rc == 0 && (parts & (DDPS_PART_TEXT | DDPS_PART_VAE | DDPS_PART_UNET)) ==
+                       (DDPS_PART_TEXT | DDPS_PART_VAE | DDPS_PART_UNET))
+        ddps_single_warn_unused(&s);
+    ddps_single_close(&s);
+    return finish(sd, be, rc, out);
+}
+
+/* path ends with ext (case-insensitive). */
+static int has_ext(const char *path, const char *ext) {
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && strcasecmp(path + n - e, ext) == 0;
+}
+
+int ddps_sd_load(const char *model, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err) {
+    return ddps_sd_load_ex(model, NULL, be, parts, out, err);
+}
+
+int ddps_sd_load_ex(const char *model, const char *config_dir, ddps_backend *be, unsigned parts, ddps_sd **out,
+                    ddps_err *err) {
+    *out = NULL;
+    /* A local path that exists always wins over an org/name reading. */
+    if (ddps_is_dir(model)) {
+        if (config_dir)
+            return ddps_fail(err, "--config: %s is a model folder with its own configs (--config is for single-file "
+                                  "checkpoints)",
+                             model);
+        return load_folder(model, be, parts, out, err);
+    }
+    if (ddps_is_file(model)) {
+        static const char *pickles[] = {".ckpt", ".pt", ".pth", ".bin", ".pkl"};
+        for (size_t i = 0; i < sizeof pickles / sizeof *pickles; i++)
+            if (has_ext(model, pickles[i]))
+                return ddps_fail(err,
+                                 "%s: a Python pickle checkpoint, which ddps never loads (unpickling can run arbitrary "
+                                 "code); convert it to safetensors first, e.g. in Python: "
+                                 "safetensors.torch.save_file(torch.load(f, weights_only=True)[\"state_dict\"], "
+                                 "\"model.safetensors\")",
+                                 model);
+        return load_single(model, config_dir, be, parts, out, err);
+    }
+    if (ddps_hf_is_repo_id(model)) {
+        char *dir;
+        if (ddps_hf_resolve(model, &dir, err) != 0) return -1;
+        int rc = ddps_sd_load_ex(dir, config_dir, be, parts, out, err);
+        if (rc != 0) ddps_fail_prefix(err, "%s", model);
+        free(dir);
+        return rc;
+    }
+    return ddps_fail(err,
+                     "%s: no such folder or file (expected a diffusers model folder, a .safetensors single-file "
+                     "checkpoint, or a Hugging Face id org/name in the local cache)",
+                     model);
 }
 
 void ddps_sd_free(ddps_backend *be, ddps_sd *sd) {
@@ -270,13 +453,23 @@ void ddps_sd_free(ddps_backend *be, ddps_sd *sd) {
 }
 
 int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err) {
+    return ddps_sd_random(be, 15, parts, seed, out, err);
+}
+
+int ddps_sd_random(ddps_backend *be, int version, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err) {
+    if (version != 15 && version != 21) return ddps_fail(err, "no built-in shapes for SD version %d (15 or 21)", version);
     ddps_sd *sd = ddps_calloc(1, sizeof *sd);
-    sd->dir = ddps_strdup("(random SD v1.5)");
+    sd->dir = ddps_strdup(version == 21 ? "(random SD 2.1)" : "(random SD v1.5)");
     sd->parts = parts;
-    ddps_sd15_unet_config(&sd->unet_cfg);
+    if (version == 21) {
+        ddps_sd21_unet_config(&sd->unet_cfg);
+        ddps_sd21_clip_config(&sd->clip_cfg);
+    } else {
+        ddps_sd15_unet_config(&sd->unet_cfg);
+        ddps_sd15_clip_config(&sd->clip_cfg);
+    }
     ddps_sd15_vae_config(&sd->vae_cfg);
-    ddps_sd15_clip_config(&sd->clip_cfg);
-    sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1};
+    sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1, version == 21};
     sd->alphas_cumprod = ddps_malloc(1000 * sizeof(float));
     ddps_alphas_cumprod(&sd->sched_cfg, sd->alphas_cumprod);
     int rc = 0;
@@ -300,7 +493,7 @@ int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **
         ddps_sd_free(be, sd);
         return -1;
     }
-    sd->identity = ddps_seed_mix(0x5d15, seed);
+    sd->identity = ddps_seed_mix(version == 21 ? 0x5d21 : 0x5d15, seed);
     snprintf(sd->identity_hex, sizeof sd->identity_hex, "%016llx", (unsigned long long)sd->identity);
     *out = sd;
     return 0;
@@ -376,7 +569,7 @@ int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_
         "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n  \"tokenizer\": [\"transformers\", \"CLIPTokenizer\"],\n"
         "  \"scheduler\": [\"diffusers\", \"DDPMScheduler\"]\n}\n";
     if (write_text(dir, "model_index.json", index, err) != 0) return -1;
-    ddps_sched_config sc = {1000, 0.00085f, 0.012f, 1};
+    ddps_sched_config sc = {1000, 0.00085f, 0.012f, 1, 0};
     char *sdir = ddps_path_join(dir, "scheduler");
     rc = ddps_mkdirs(sdir, err);
     char *sj = ddps_sched_config_json(&sc);
@@ -393,4 +586,15 @@ int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_
         rc = write_component(dir, "unet", "diffusion_pytorch_model.safetensors", "config.json",
                              ddps_unet_config_json(u), u, seed, dtype, err);
     return rc;
+}
+
+void ddps_sd_to_noise_pred(ddps_backend *be, const ddps_sd *sd, ddps_tensor *e, const ddps_tensor *x_t,
+                           const float *ts) {
+    if (!sd->sched_cfg.v_prediction) return;
+    for (int i = 0; i < e->n; i++) {
+        float a, b;
+        ddps_noise_coefs(sd->alphas_cumprod, (int)ts[i], &a, &b);
+        ddps_tensor ei = ddps_slice(be, e, i, 1), xi = ddps_slice(be, x_t, i, 1);
+        be->ops->axpby(be, &ei, a, &ei, b, &xi);
+    }
 }

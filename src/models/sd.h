@@ -43,12 +43,32 @@ typedef struct {
 } ddps_sd;
 
 /* Loads the requested parts (their configs, and their weights checked
- * against the configs). be may be NULL to check without loading weights. */
-int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err);
+ * against the configs). be may be NULL to check without loading weights.
+ * model is, in this order: an existing folder (diffusers layout), an
+ * existing file (a .safetensors single-file checkpoint; pickles .ckpt .pt
+ * .pth .bin are refused with the reason and how to convert), or a Hugging
+ * Face id org/name[@revision] resolved in the local cache (hf_cache.h).
+ * config_dir (may be NULL) is --config: a diffusers-layout folder with the
+ * component configs (and optionally tokenizer/) for a single-file
+ * checkpoint; without it a single file must be SD v1.x (inferred) and the
+ * tokenizer is the CLIP vocabulary shipped with ddps. */
+int ddps_sd_load_ex(const char *model, const char *config_dir, ddps_backend *be, unsigned parts, ddps_sd **out,
+                    ddps_err *err);
+/* ddps_sd_load_ex without --config. */
+int ddps_sd_load(const char *model, ddps_backend *be, unsigned parts, ddps_sd **out, ddps_err *err);
 void ddps_sd_free(ddps_backend *be, ddps_sd *m);
+
+/* For a v-prediction model (scheduler prediction_type v_prediction), turns
+ * the UNet outputs e (v, one item per timestep ts[i]) for inputs x_t into
+ * noise predictions in place: eps = sqrt(abar_t) v + sqrt(1 - abar_t) x_t.
+ * Nothing to do for an epsilon model. */
+void ddps_sd_to_noise_pred(ddps_backend *be, const ddps_sd *sd, ddps_tensor *e, const ddps_tensor *x_t,
+                           const float *ts);
 
 /* Builds the full SD v1.5 components with random weights in memory (bench). */
 int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err);
+/* The same for version 15 (SD v1.5) or 21 (SD 2.1 768-v: ddps_sd21_*_config). */
+int ddps_sd_random(ddps_backend *be, int version, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err);
 
 /* Writes a complete model folder with random weights (stored as dtype:
  * ST_F32, ST_F16 or ST_BF16) for the given configs and a small tokenizer

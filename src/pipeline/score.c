@@ -361,7 +361,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     sc.o = o;
     sc.stats.command = o->command ? o->command : "score";
     if (!be) rc = -1;
-    if (rc == 0) rc = ddps_sd_load(o->model_dir, be, DDPS_PART_ALL, &sd, err);
+    if (rc == 0) rc = ddps_sd_load_ex(o->model_dir, o->config_dir, be, DDPS_PART_ALL, &sd, err);
     if (rc == 0) {
         sc.be = be;
         sc.sd = sd;

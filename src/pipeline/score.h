@@ -19,6 +19,7 @@
 
 typedef struct {
     const char *data_dir, *model_dir, *store_path;
+    const char *config_dir;  /* --config for a single-file model, or NULL */
     const char *prompt;      /* template: "{}" is replaced by the class name */
     const char *null_prompt; /* "" */
     int n_timesteps;         /* 5 */

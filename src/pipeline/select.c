@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "io/image.h"
+#include "pipeline/class_map.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -209,6 +210,7 @@ typedef struct {
     ddps_run_stats totals;
     double load_s;
     const char *ext;
+    ddps_imagenet *inet; /* when every class is a WordNet id */
 } run_ctx;
 
 /* Integer crop box inside a w x h image from a stored box: rounded, clamped,
@@ -627,6 +629,18 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     }
     res.write_s = ddps_seconds() - t1;
     if (write_manifests(r, &res, tmp, err) != 0) goto cleanup;
+    if (r->inet) { /* label mappings for WordNet-id classes (class_map.h) */
+        const char **fo = ddps_malloc((size_t)r->n_cls * 3 * sizeof *fo);
+        int nw = 0;
+        for (int k = 0; k < r->n_cls; k++)
+            if (res.plans[k].lay.n_images > 0) {
+                fo[nw] = r->cls[k].folder, fo[r->n_cls + nw] = r->cls[k].info->name;
+                fo[2 * r->n_cls + nw++] = r->cls[k].info->prompt_name;
+            }
+        int mrc = ddps_class_map_write(tmp, nw, fo, fo + r->n_cls, fo + 2 * r->n_cls, r->inet, err);
+        free(fo);
+        if (mrc != 0) goto cleanup;
+    }
     fsync_dir(tmp);
     if (swap_into_place(tmp, final, old, err) != 0) goto cleanup;
     fsync_dir(o->out_dir);
@@ -728,12 +742,28 @@ static int pick_classes(run_ctx *r, ddps_err *err) {
     } else {
         memset(want, 1, (size_t)r->n_all);
     }
+    const char *fn = o->folder_names ? o->folder_names : "class";
+    int index_names = strcmp(fn, "index") == 0, all_wnid = 1;
+    if (!index_names && strcmp(fn, "class") != 0) {
+        free(want);
+        return ddps_fail(err, "--folder-names %s: must be class or index", fn);
+    }
+    for (int k = 0; k < r->n_all; k++) all_wnid &= !want[k] || ddps_is_wnid(r->all[k].name);
+    if ((all_wnid || index_names) && ddps_imagenet_load(NULL, &r->inet, err) != 0) {
+        free(want);
+        return -1;
+    }
     r->cls = ddps_calloc((size_t)(r->n_all ? r->n_all : 1), sizeof *r->cls);
     for (int k = 0; k < r->n_all; k++) {
         if (!want[k]) continue;
         sel_class *sc = &r->cls[r->n_cls++];
         sc->info = &r->all[k];
-        char *base = ddps_class_folder(sc->info->name);
+        char idx[16];
+        if (index_names && ddps_index_folder(r->inet, sc->info->name, idx, err) != 0) {
+            free(want);
+            return -1;
+        }
+        char *base = index_names ? ddps_strdup(idx) : ddps_class_folder(sc->info->name);
         sc->folder = ddps_strdup(base);
         for (int suffix = 2;; suffix++) {
             int clash = 0;
@@ -804,6 +834,7 @@ done:
     }
     free(r.cls);
     ddps_store_free_classes(r.all, r.n_all);
+    ddps_imagenet_free(r.inet);
     json_decref(r.settings);
     free(r.model_id);
     free(r.data_root);

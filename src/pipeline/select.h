@@ -45,6 +45,8 @@
  * names are cut to 200 bytes, and a name that collides with an earlier
  * class's folder (classes in name order) gets "_2", "_3", ... appended. No
  * class name can make ddps write outside OUT.
+ * WordNet-id classes also get OUT/ipc<N>/class_to_idx.json and classes.txt
+ * (pipeline/class_map.h): ImageFolder index, folder, wnid, ImageNet-1K index.
  * An existing OUT/ipc<N> is replaced only when the new one is complete: the
  * set is written to OUT/.ipc<N>.tmp-<pid> and swapped in by rename.
  *
@@ -75,6 +77,8 @@ typedef struct {
     const char *data_root; /* where the source images are; NULL = the store's "data_root" meta */
     int threads;           /* image writing workers; 0 = all cores */
     const char *command;   /* "select" or "distill" for the manifest */
+    const char *folder_names; /* NULL/"class": sanitised class names; "index": ImageNet-1K index, 5 digits
+                                 (RDED style; every class must be an ImageNet-1K WordNet id) */
 } ddps_select_opts;
 
 /* Sets the defaults above (everything else zero/NULL). */

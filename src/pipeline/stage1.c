@@ -84,6 +84,7 @@ int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor
     }
     ddps_tensor e = ddps_new(be, B, h, w, c);
     ddps_unet_forward(be, sd->unet, &x, tsf, &ctx, &e, NULL);
+    ddps_sd_to_noise_pred(be, sd, &e, &x, tsf); /* v-prediction models (SD 2.x) */
     free(tsf);
     double t2 = ddps_now(be);
 
