@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -45,6 +46,7 @@ int cmd_distill(int argc, char **argv) {
     if (rc == 0 && strcmp(so.format, "png") && strcmp(so.format, "jpg"))
         rc = ddps_fail(&err, "--format %s: expected png or jpg", so.format);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
+    int made_out = rc == 0 && !ddps_is_dir(so.out_dir); /* removed again if the run fails and leaves it empty */
     if (rc == 0) rc = ddps_mkdirs(so.out_dir, &err);
     if (rc == 0 && !a.o.store_path) a.o.store_path = store_buf = ddps_path_join(so.out_dir, "ddps.sqlite");
     if (rc == 0) rc = ddps_score_run(&a.o, NULL, &err);
@@ -61,6 +63,7 @@ int cmd_distill(int argc, char **argv) {
     free(store_buf);
     score_args_free(&a);
     if (pr == 1) return 0;
+    if (rc != 0 && made_out) rmdir(so.out_dir); /* only succeeds when empty: nothing computed is lost */
     if (rc != 0) {
         fprintf(stderr, "ddps distill: %s\n", err.msg);
         return usage ? 2 : 1;

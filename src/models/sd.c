@@ -151,8 +151,15 @@ static int build_clip(ddps_wsrc *ws, const void *c, void **m, ddps_err *e) { ret
 
 /* Checks a component's files against its declared tensors and, with a
  * backend, loads it. */
+/* Non-finite weights of the whole model, reported in one line. */
+typedef struct {
+    size_t values;
+    int tensors;
+    char first[512];
+} nonfinite_sum;
+
 static int load_component(ddps_sd *sd, ddps_backend *be, const char *sub, const char *base, const void *cfg,
-                          const char *alt_prefix, build_fn build, void **model, ddps_err *err) {
+                          const char *alt_prefix, build_fn build, void **model, nonfinite_sum *nf, ddps_err *err) {
     char *dir = ddps_path_join(sd->dir, sub);
     st_set s;
     int rc = open_weights(dir, base, &s, err);
@@ -166,6 +173,10 @@ static int load_component(ddps_sd *sd, ddps_backend *be, const char *sub, const 
         ddps_ws_init_file(&ws, be, s.files, s.n, alt_prefix);
         rc = build(&ws, cfg, model, err);
         if (rc != 0) ddps_fail_prefix(err, "%s", dir);
+        if (ws.nonfinite_tensors && nf->tensors == 0)
+            snprintf(nf->first, sizeof nf->first, "%s/%s", sub, ws.nonfinite_first);
+        nf->values += ws.nonfinite;
+        nf->tensors += ws.nonfinite_tensors;
         ddps_ws_free(&ws);
     }
     ddps_ws_free(&decl);
@@ -190,6 +201,7 @@ int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **ou
     sd->dir = ddps_strdup(dir);
     sd->parts = parts;
     sd->identity = DDPS_FNV_INIT;
+    nonfinite_sum nf = {0, 0, {0}};
     json_t *root = NULL;
     char *path = ddps_path_join(dir, "model_index.json");
     int rc = ddps_json_load(path, &root, err);
@@ -242,13 +254,16 @@ int ddps_sd_load(const char *dir, ddps_backend *be, unsigned parts, ddps_sd **ou
     }
     if (rc == 0 && (parts & DDPS_PART_TEXT))
         rc = load_component(sd, be, "text_encoder", "model", &sd->clip_cfg, "text_model.", build_clip,
-                            (void **)&sd->text, err);
+                            (void **)&sd->text, &nf, err);
     if (rc == 0 && (parts & DDPS_PART_VAE))
         rc = load_component(sd, be, "vae", "diffusion_pytorch_model", &sd->vae_cfg, NULL, build_vae,
-                            (void **)&sd->vae, err);
+                            (void **)&sd->vae, &nf, err);
     if (rc == 0 && (parts & DDPS_PART_UNET))
         rc = load_component(sd, be, "unet", "diffusion_pytorch_model", &sd->unet_cfg, NULL, build_unet,
-                            (void **)&sd->unet, err);
+                            (void **)&sd->unet, &nf, err);
+    if (rc == 0 && nf.tensors)
+        ddps_warn("%s: %zu non-finite weight values (NaN or Inf) in %d tensor%s (first: %s)", dir, nf.values,
+                  nf.tensors, nf.tensors > 1 ? "s" : "", nf.first);
     if (rc != 0) {
         ddps_sd_free(be, sd);
         return -1;

@@ -12,7 +12,9 @@
 #include "pipeline/dataset.h"
 #include "pipeline/kmeans.h"
 #include "pipeline/loader.h"
+#include "pipeline/memcheck.h"
 #include "pipeline/stage1.h"
+#include "pipeline/store_guard.h"
 #include "pipeline/synth.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -357,11 +359,14 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         if (rc == 0 && (o->dift_t < 0 || o->dift_t >= sd->sched_cfg.num_train_timesteps))
             rc = ddps_fail(err, "--dift-t %d: outside 0..%d", o->dift_t, sd->sched_cfg.num_train_timesteps - 1);
     }
+    int lock_fd = -1;
     if (rc == 0) rc = ddps_store_open(o->store_path, 0, &st, err);
+    if (rc == 0) rc = ddps_store_lock(o->store_path, &lock_fd, err); /* one writer (store_guard.h) */
     if (rc == 0) {
         settings = settings_json(o, sc.ts, sc.K, ds.root);
         rc = ddps_store_bind(st, settings, sd->identity_hex, err);
     }
+    if (rc == 0) rc = ddps_store_verify(st, err); /* what select would refuse, refused now */
     if (rc == 0) rc = ddps_store_set_meta(st, "data_root", ds.root, err);
     if (rc == 0) rc = ddps_store_set_meta(st, "ddps_version", DDPS_VERSION, err);
     if (rc == 0) rc = ddps_store_set_meta(st, "model_dir", o->model_dir, err);
@@ -450,6 +455,22 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         /* Bad members are recorded (when new) and left out. */
         for (int a = 0; rc == 0 && a < gn; a++) {
             const ddps_item *it = &ds.items[group[a]->index];
+            ddps_err me;
+            if (group[a]->ok && ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, group[a]->resized.h,
+                                                        group[a]->resized.w, 1, sc.K, &me) != 0) {
+                /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
+                group[a]->ok = 0;
+                char *shown = ddps_display_name(it->relpath);
+                size_t cap = sizeof group[a]->error, ls = strlen(shown);
+                if (ls > cap / 2) ls = cap / 2;
+                memcpy(group[a]->error, shown, ls);
+                memcpy(group[a]->error + ls, ": ", 3);
+                size_t lm = strlen(me.msg);
+                if (lm > cap - ls - 3) lm = cap - ls - 3;
+                memcpy(group[a]->error + ls + 2, me.msg, lm);
+                group[a]->error[ls + 2 + lm] = 0;
+                free(shown);
+            }
             if (!group[a]->ok && is_todo[group[a]->index]) {
                 ddps_warn("skipped %s", group[a]->error);
                 skipped[n_skipped++] = ddps_strdup(group[a]->error);
@@ -554,6 +575,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     free(settings);
     if (ctx.data) ddps_tensor_free(be, &ctx);
     if (st) ddps_store_close(st);
+    ddps_store_unlock(lock_fd);
     if (be) ddps_release(be, 0);
     ddps_sd_free(be, sd);
     ddps_backend_free(be);
