@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "pipeline/store.h"
 #include "pipeline/select.h"
 #include "util/fs.h"
 
@@ -42,6 +43,7 @@ int cmd_distill(int argc, char **argv) {
     if (rc == 0) rc = score_args_finish(&a, &err);
     if (rc == 0 && !so.out_dir) rc = ddps_fail(&err, "--out: required (see --help)");
     if (rc == 0 && !ipc_s) rc = ddps_fail(&err, "--ipc: required (see --help)");
+    if (rc == 0 && a.o.store_path) rc = ddps_store_name_check(a.o.store_path, &err);
     if (rc == 0 && (nipc = ddps_parse_int_list("--ipc", ipc_s, ipcs, MAX_IPCS, 1, 1000000, &err)) < 0) rc = -1;
     if (rc == 0 && strcmp(so.format, "png") && strcmp(so.format, "jpg"))
         rc = ddps_fail(&err, "--format %s: expected png or jpg", so.format);

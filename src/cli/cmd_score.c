@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "pipeline/store.h"
 #include "util/fs.h"
 
 static const char *USAGE =
@@ -29,6 +30,7 @@ int cmd_score(int argc, char **argv) {
     if (pr == 0 && npos) rc = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
     if (rc == 0) rc = score_args_finish(&a, &err);
     if (rc == 0 && !a.o.store_path) rc = ddps_fail(&err, "--store: required (see --help)");
+    if (rc == 0) rc = ddps_store_name_check(a.o.store_path, &err);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
     if (rc == 0) rc = ddps_score_run(&a.o, NULL, &err);
     free(pos);

@@ -5,6 +5,7 @@
 #include "io/image.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -201,9 +202,13 @@ int ddps_resize_check(int w, int h, int size, int *ow, int *oh, ddps_err *err) {
     if (shorter <= 0 || nl <= 0) return ddps_fail(err, "image size %dx%d cannot be resized", w, h);
     if ((int64_t)nl > (int64_t)DDPS_RESIZE_MAX_ASPECT * size) {
         long long full = shorter > 0 ? (long long)((double)((int64_t)size * longer) / shorter) : 0;
-        return ddps_fail(err, "aspect ratio %d:%d is beyond %d:1 (resized it would be %lldx%d; the long side may be at "
-                              "most %d)",
-                         longer, shorter, DDPS_RESIZE_MAX_ASPECT, full, size, DDPS_RESIZE_MAX_ASPECT * size);
+        char dims[64];
+        if (w <= h)
+            snprintf(dims, sizeof dims, "%dx%lld", size, full);
+        else
+            snprintf(dims, sizeof dims, "%lldx%d", full, size);
+        return ddps_fail(err, "aspect ratio %d:%d is beyond %d:1 (resized it would be %s; the long side may be at most %d)",
+                         longer, shorter, DDPS_RESIZE_MAX_ASPECT, dims, DDPS_RESIZE_MAX_ASPECT * size);
     }
     return 0;
 }

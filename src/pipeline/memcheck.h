@@ -26,8 +26,8 @@ uint64_t ddps_score_memory_estimate(const ddps_vae_config *vae, const ddps_unet_
                                     int K);
 /* Bytes this process may still use (see above); UINT64_MAX when unknown. */
 uint64_t ddps_memory_available(void);
-/* 0 when the estimate fits, else -1 with "needs about X GiB of memory for
- * scoring at WxH, Y GiB available" (no file name: the caller adds it). */
+/* 0 when the estimate fits, else -1 with "needs about X MiB of memory to
+ * score at WxH, Y MiB available" (no file name: the caller adds it). */
 int ddps_score_memory_check(const ddps_vae_config *vae, const ddps_unet_config *unet, int H, int W, int n, int K,
                             ddps_err *err);
 

@@ -178,7 +178,7 @@ fail:
 /* Names SQLite would not treat as a plain file: "" (a temporary database),
  * ":memory:" and "file:" URIs (where the library enables them). Results
  * written there would silently vanish. */
-static int name_refused(const char *path, ddps_err *err) {
+int ddps_store_name_check(const char *path, ddps_err *err) {
     if (!path || !*path) return ddps_fail(err, "--store: empty file name");
     if (strcmp(path, ":memory:") == 0)
         return ddps_fail(err, "%s: refused: SQLite would keep the store in memory (use ./:memory: for a file of that name)",
@@ -234,7 +234,7 @@ static int reopen_immutable(ddps_store *s, ddps_err *err) {
 
 int ddps_store_open(const char *path, int readonly, ddps_store **out, ddps_err *err) {
     *out = NULL;
-    if (name_refused(path, err) != 0) return -1;
+    if (ddps_store_name_check(path, err) != 0) return -1;
     struct stat stt;
     if (stat(path, &stt) == 0) {
         if (!S_ISREG(stt.st_mode)) return ddps_fail(err, "%s: not a ddps store (not a regular file)", path);
