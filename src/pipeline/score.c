@@ -456,8 +456,11 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         for (int a = 0; rc == 0 && a < gn; a++) {
             const ddps_item *it = &ds.items[group[a]->index];
             ddps_err me;
-            if (group[a]->ok && ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, group[a]->resized.h,
-                                                        group[a]->resized.w, 1, sc.K, &me) != 0) {
+            int rh = group[a]->resized.h, rw = group[a]->resized.w;
+            if (group[a]->ok &&
+                ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, rh, rw, 1, sc.K,
+                                        o->low_res ? (rh < rw ? rh : rw) : o->patch,
+                                        o->low_res ? 1 : o->patches_per_image, o->dift_ensemble, &me) != 0) {
                 /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
                 group[a]->ok = 0;
                 char *shown = ddps_display_name(it->relpath);
