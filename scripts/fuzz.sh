@@ -35,6 +35,9 @@ dict_for() {
     fuzz_class_names) echo "-dict=fuzz/dict/mapping.dict" ;;
   esac
 }
+# parallel workers only when asked (libFuzzer's job mode writes fuzz-N.log into the current folder)
+par=
+[ "$jobs" -gt 1 ] && par="-jobs=$jobs -workers=$jobs"
 : > build-fuzz/summary.txt
 failed=0
 for h in $harnesses; do
@@ -47,7 +50,7 @@ for h in $harnesses; do
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
        build-fuzz/$h "$corpus" $(dict_for "$h") -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
        -malloc_limit_mb=1024 -max_len=65536 -artifact_prefix="$art/" -print_final_stats=1 \
-       -jobs="$jobs" -workers="$jobs" >"$log" 2>&1; then
+       $par >"$log" 2>&1; then
     failed=1
     echo "   FAILED: see $log and $art/"
   fi

@@ -226,45 +226,7 @@ static void select_ownership(void) {
     CHECK(ddps_outdir_may_replace(p, 3, &err) == 0);
 }
 
-/* ---- 4. read-only store ---- */
-
-/* Proof: tests run as root, so file modes do not stop SQLite from creating
- * the -shm index. A read-only bind mount (unshare -m) does, for root too:
- * before the fix, select failed there with "unable to open database file"
- * (sqlite3 -readonly fails the same way on such a mount). */
-static void read_only_store(void) {
-    if (t_run("unshare -m true", NULL) != 0) {
-        fprintf(stderr, "   skipped: unshare -m is not available (needs a mount namespace)\n");
-        return;
-    }
-    const char *d0 = t_tmpdir("reliab_ro");
-    char dir[4096], rodir[4096], store[4096], outd[4096];
-    snprintf(dir, sizeof dir, "%s", d0);
-    scored_store(dir, 4);
-    snprintf(rodir, sizeof rodir, "%s/ro", dir);
-    ddps_err err;
-    CHECK(ddps_mkdirs(rodir, &err) == 0);
-    CHECK(run_cmd(NULL, "cp %s/s.sqlite %s/s.sqlite && chmod 0444 %s/s.sqlite && chmod 0555 %s", dir, rodir, rodir,
-                  rodir) == 0);
-    snprintf(store, sizeof store, "%s/s.sqlite", rodir);
-    snprintf(outd, sizeof outd, "%s/out", dir);
-    char *out = NULL;
-    int rc = run_cmd(&out,
-                     "unshare -m sh -c 'mount --bind -o ro %s %s && %s select --store %s --out %s --ipc 1 "
-                     "--output-size 16 --threads 1'",
-                     rodir, rodir, DDPS_BIN, store, outd);
-    if (rc != 0 && out && strstr(out, "mount:")) {
-        fprintf(stderr, "   skipped: cannot bind-mount read-only here: %s\n", out);
-        free(out);
-        return;
-    }
-    CHECKF(rc == 0, "rc %d: %s", rc, out);
-    free(out);
-    char p[4096];
-    snprintf(p, sizeof p, "%s/ipc1/manifest.json", outd);
-    CHECK(ddps_is_file(p));
-    CHECK(run_cmd(NULL, "chmod 0755 %s", rodir) == 0);
-}
+/* ---- 4. read-only store: tests/test_store_readonly.c ---- */
 
 /* ---- 5. resize size overflow ---- */
 
@@ -498,7 +460,6 @@ int main(void) {
     TEST(memory_preflight);
     TEST(store_names);
     TEST(select_ownership);
-    TEST(read_only_store);
     TEST(stale_temporaries);
     TEST(nan_weights_one_line);
     TEST(failed_distill_leaves_no_out);
