@@ -464,14 +464,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
                 /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
                 group[a]->ok = 0;
                 char *shown = ddps_display_name(it->relpath);
-                size_t cap = sizeof group[a]->error, ls = strlen(shown);
-                if (ls > cap / 2) ls = cap / 2;
-                memcpy(group[a]->error, shown, ls);
-                memcpy(group[a]->error + ls, ": ", 3);
-                size_t lm = strlen(me.msg);
-                if (lm > cap - ls - 3) lm = cap - ls - 3;
-                memcpy(group[a]->error + ls + 2, me.msg, lm);
-                group[a]->error[ls + 2 + lm] = 0;
+                snprintf(group[a]->error, sizeof group[a]->error, "%.250s: %.250s", shown, me.msg);
                 free(shown);
             }
             if (!group[a]->ok && is_todo[group[a]->index]) {
