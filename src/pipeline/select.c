@@ -770,7 +770,12 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     if (!ddps_is_file(o->store_path)) return ddps_fail(err, "--store %s: no such file", o->store_path);
     r.writable = access(o->store_path, W_OK) == 0;
     int rc = -1;
-    if (ddps_store_open(o->store_path, !r.writable, &r.store, err) != 0) goto done;
+    if (ddps_store_open(o->store_path, !r.writable, &r.store, err) != 0) {
+        /* a writable file in a folder that is not (no -shm, no -wal): read it read-only */
+        ddps_err e2;
+        if (!r.writable || ddps_store_open(o->store_path, 1, &r.store, &e2) != 0) goto done;
+        r.writable = 0;
+    }
     if (read_meta(&r, err) != 0 || pick_classes(&r, err) != 0 || load_classes(&r, err) != 0) goto done;
     if (ddps_store_totals(r.store, &r.totals, err) != 0) goto done;
     if (ddps_mkdirs(o->out_dir, err) != 0) goto done;
