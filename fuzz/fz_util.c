@@ -1,6 +1,7 @@
 #include "fz_util.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,16 +10,31 @@
 
 #include "util/err.h"
 
+static char fz_scratch[256];
+
+static int fz_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* The scratch folder goes when the process exits normally (libFuzzer's
+ * -max_total_time, a replay); after a crash it stays, with the input. */
+static void remove_dir(void) {
+    if (fz_scratch[0]) nftw(fz_scratch, fz_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *fz_dir(void) {
-    static char dir[256];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/dev/shm/ddps-fuzz-%ld", (long)getpid());
-        if (mkdir(dir, 0700) != 0) {
-            snprintf(dir, sizeof dir, "/tmp/ddps-fuzz-%ld", (long)getpid());
-            mkdir(dir, 0700);
+    if (!fz_scratch[0]) {
+        atexit(remove_dir);
+        snprintf(fz_scratch, sizeof fz_scratch, "/dev/shm/ddps-fuzz-%ld", (long)getpid());
+        if (mkdir(fz_scratch, 0700) != 0) {
+            snprintf(fz_scratch, sizeof fz_scratch, "/tmp/ddps-fuzz-%ld", (long)getpid());
+            mkdir(fz_scratch, 0700);
         }
     }
-    return dir;
+    return fz_scratch;
 }
 
 const char *fz_path(int slot, const char *name) {
