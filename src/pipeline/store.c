@@ -189,12 +189,13 @@ int ddps_store_name_check(const char *path, ddps_err *err) {
     return 0;
 }
 
-/* file:<path>?immutable=1, the path percent-encoded (RFC 3986 unreserved and
- * '/' kept). */
+/* file:<path>?immutable=1 (file://<path> when absolute), the path
+ * percent-encoded (RFC 3986 unreserved and '/' kept). */
 static char *immutable_uri(const char *path) {
     size_t n = strlen(path);
     char *u = ddps_malloc(3 * n + 32), *q = u;
-    q += sprintf(q, "file:");
+    /* an absolute path gets an empty authority ("file:///..."), so "//x" cannot become a host */
+    q += sprintf(q, path[0] == '/' ? "file://" : "file:");
     for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
             *q++ = (char)*p;
