@@ -115,7 +115,14 @@ int ddps_split_names(const char *flag, const char *s, char **buf, const char ***
     for (;;) {
         char *comma = strchr(p, ',');
         if (comma) *comma = 0;
-        if (!*p) return ddps_fail(err, "%s %s: empty name", flag, s);
+        if (!*p) { /* nothing left allocated on failure */
+            free(*buf);
+            free(*names);
+            *buf = NULL;
+            *names = NULL;
+            *n = 0;
+            return ddps_fail(err, "%s %s: empty name", flag, s);
+        }
         (*names)[(*n)++] = p;
         if (!comma) break;
         p = comma + 1;

@@ -32,7 +32,8 @@ void ddps_args_help(const char *usage, const ddps_opt *opts, int nopts);
 int ddps_parse_int_list(const char *flag, const char *s, int *out, int max, int lo, int hi, ddps_err *err);
 
 /* Splits "a,b,c" into names pointing into *buf (heap, free both *buf and
- * *names); empty names are an error naming flag. */
+ * *names); empty names are an error naming flag, and then nothing stays
+ * allocated (*buf and *names are NULL). */
 int ddps_split_names(const char *flag, const char *s, char **buf, const char ***names, int *n, ddps_err *err);
 
 #endif

@@ -2,11 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "pipeline/report.h"
 #include "cli/scale.h"
+#include "pipeline/store.h"
 #include "pipeline/select.h"
 #include "util/fs.h"
 
@@ -46,6 +48,7 @@ int cmd_distill(int argc, char **argv) {
     if (rc == 0) rc = score_args_finish(&a, &err);
     if (rc == 0 && !so.out_dir) rc = ddps_fail(&err, "--out: required (see --help)");
     if (rc == 0 && !ipc_s) rc = ddps_fail(&err, "--ipc: required (see --help)");
+    if (rc == 0 && a.o.store_path) rc = ddps_store_name_check(a.o.store_path, &err);
     if (rc == 0 && (nipc = ddps_parse_int_list("--ipc", ipc_s, ipcs, MAX_IPCS, 1, 1000000, &err)) < 0) rc = -1;
     if (rc == 0 && strcmp(so.format, "png") && strcmp(so.format, "jpg"))
         rc = ddps_fail(&err, "--format %s: expected png or jpg", so.format);
@@ -56,6 +59,7 @@ int cmd_distill(int argc, char **argv) {
                        "under mpirun/srun (it merges the ranks' shards), then `ddps select`", launched, how);
     if (rc == 0) rc = select_args_check(&so, &err);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
+    int made_out = rc == 0 && !ddps_is_dir(so.out_dir); /* removed again if the run fails and leaves it empty */
     if (rc == 0) rc = ddps_mkdirs(so.out_dir, &err);
     if (rc == 0 && !a.o.store_path) a.o.store_path = store_buf = ddps_path_join(so.out_dir, "ddps.sqlite");
     if (rc == 0) rc = ddps_score_run(&a.o, NULL, &err);
@@ -83,6 +87,7 @@ int cmd_distill(int argc, char **argv) {
     free(store_buf);
     score_args_free(&a);
     if (pr == 1) return 0;
+    if (rc != 0 && made_out) rmdir(so.out_dir); /* only succeeds when empty: nothing computed is lost */
     if (rc != 0) {
         fprintf(stderr, "ddps distill: %s\n", err.msg);
         return usage || err.kind == DDPS_KIND_USAGE ? 2 : 1; /* values out of range found late are usage too */

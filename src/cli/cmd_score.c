@@ -7,6 +7,7 @@
 #include "cli/options.h"
 #include "cli/scale.h"
 #include "pipeline/shard.h"
+#include "pipeline/store.h"
 #include "util/fs.h"
 
 static const char *USAGE =
@@ -50,6 +51,7 @@ int cmd_score(int argc, char **argv) {
                        launched, how);
     if (rc == 0 && !shard && launched == 1 && ddps_slurm_array_share(&a.o.shard_k, &a.o.shard_n))
         ddps_info("Slurm array task: share %d/%d", a.o.shard_k, a.o.shard_n);
+    if (rc == 0) rc = ddps_store_name_check(a.o.store_path, &err);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
     char *shard_path = NULL;
     if (pr == 0 && rc == 0 && launched > 1) {

@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "pipeline/store.h"
 #include "pipeline/select.h"
 #include "util/fs.h"
 
@@ -52,6 +53,7 @@ int cmd_select(int argc, char **argv) {
         ddps_fail(&err, "--store: required (see --help)");
         goto fail;
     }
+    if (ddps_store_name_check(o.store_path, &err) != 0) goto fail;
     if (!o.out_dir) {
         ddps_fail(&err, "--out: required (see --help)");
         goto fail;

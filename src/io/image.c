@@ -4,6 +4,8 @@
  * image_resize.c. */
 #include "io/image.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -177,9 +179,15 @@ void ddps_image_orient(ddps_image *img, int o) {
 void ddps_resize_shorter_size(int w, int h, int size, int *ow, int *oh) {
     /* torchvision: new_long = int(size * long / short), a float division
      * truncated toward zero; a double division of these integers rounds
-     * exactly as Python's does. */
+     * exactly as Python's does. The quotient can exceed INT_MAX (a 1 x 10^7
+     * image at size 256): it saturates there instead of overflowing the
+     * conversion, and ddps_resize_check refuses such sizes. */
     int shorter = w <= h ? w : h, longer = w <= h ? h : w;
-    int nl = shorter > 0 ? (int)((double)((int64_t)size * longer) / (double)shorter) : 0;
+    int nl = 0;
+    if (shorter > 0 && size > 0 && longer > 0) {
+        double q = (double)((int64_t)size * longer) / (double)shorter;
+        nl = q >= (double)INT_MAX ? INT_MAX : (int)q;
+    }
     if (w <= h) {
         *ow = size;
         *oh = nl;
@@ -187,6 +195,24 @@ void ddps_resize_shorter_size(int w, int h, int size, int *ow, int *oh) {
         *ow = nl;
         *oh = size;
     }
+}
+
+int ddps_resize_check(int w, int h, int size, int *ow, int *oh, ddps_err *err) {
+    ddps_resize_shorter_size(w, h, size, ow, oh);
+    int shorter = w <= h ? w : h, longer = w <= h ? h : w;
+    int nl = *ow > *oh ? *ow : *oh;
+    if (shorter <= 0 || nl <= 0) return ddps_fail(err, "image size %dx%d cannot be resized", w, h);
+    if ((int64_t)nl > (int64_t)DDPS_RESIZE_MAX_ASPECT * size) {
+        long long full = shorter > 0 ? (long long)((double)((int64_t)size * longer) / shorter) : 0;
+        char dims[64];
+        if (w <= h)
+            snprintf(dims, sizeof dims, "%dx%lld", size, full);
+        else
+            snprintf(dims, sizeof dims, "%lldx%d", full, size);
+        return ddps_fail(err, "aspect ratio %d:%d is beyond %d:1 (resized it would be %s; the long side may be at most %d)",
+                         longer, shorter, DDPS_RESIZE_MAX_ASPECT, dims, DDPS_RESIZE_MAX_ASPECT * size);
+    }
+    return 0;
 }
 
 void ddps_image_to_float(const ddps_image *img, float *chw) {

@@ -46,6 +46,17 @@ void ddps_image_paste(ddps_image *dst, const ddps_image *src, int x, int y);
  * the longer side int(size * long / short) (truncated). */
 void ddps_resize_shorter_size(int w, int h, int size, int *ow, int *oh);
 
+/* Bound on the resized size for scoring: the long side may be at most
+ * DDPS_RESIZE_MAX_ASPECT x --size (an aspect ratio up to 4:1), so an image
+ * costs at most 4x the latent tokens (and memory) of a square one, and
+ * attention time (quadratic in tokens) at most 16x. A 1x4096 PNG would
+ * otherwise become 256x1048576 (a 17 GB VAE tensor) and a 1x20 one take
+ * minutes. */
+#define DDPS_RESIZE_MAX_ASPECT 4
+/* ddps_resize_shorter_size, then the bound above: -1 with a reason (no file
+ * name: the caller prefixes it) when the image is more extreme. */
+int ddps_resize_check(int w, int h, int size, int *ow, int *oh, ddps_err *err);
+
 /* To float planes [3][h][w] in [-1, 1]: v / 127.5 - 1 (ToTensor + Normalize(0.5, 0.5)). */
 void ddps_image_to_float(const ddps_image *img, float *chw);
 

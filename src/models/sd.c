@@ -154,6 +154,15 @@ static int build_unet(ddps_wsrc *ws, const void *c, void **m, ddps_err *e) { ret
 static int build_vae(ddps_wsrc *ws, const void *c, void **m, ddps_err *e) { return ddps_vae_build(ws, c, (ddps_vae **)m, e); }
 static int build_clip(ddps_wsrc *ws, const void *c, void **m, ddps_err *e) { return ddps_clip_build(ws, c, (ddps_clip **)m, e); }
 
+/* Adds a loaded component's non-finite weights to the model's tally (reported
+ * in one line by finish()). */
+static void tally_nonfinite(ddps_sd *sd, const char *sub, const ddps_wsrc *ws) {
+    if (ws->nonfinite_tensors && sd->nonfinite_tensors == 0)
+        snprintf(sd->nonfinite_first, sizeof sd->nonfinite_first, "%s/%s", sub, ws->nonfinite_first);
+    sd->nonfinite += ws->nonfinite;
+    sd->nonfinite_tensors += ws->nonfinite_tensors;
+}
+
 /* Checks a component's files against its declared tensors and, with a
  * backend, loads it. */
 static int load_component(ddps_sd *sd, ddps_backend *be, const char *sub, const char *base, const void *cfg,
@@ -171,6 +180,7 @@ static int load_component(ddps_sd *sd, ddps_backend *be, const char *sub, const 
         ddps_ws_init_file(&ws, be, s.files, s.n, alt_prefix);
         rc = build(&ws, cfg, model, err);
         if (rc != 0) ddps_fail_prefix(err, "%s", dir);
+        tally_nonfinite(sd, sub, &ws);
         ddps_ws_free(&ws);
     }
     ddps_ws_free(&decl);
@@ -253,12 +263,16 @@ static ddps_sd *sd_new(const char *dir, unsigned parts) {
     return sd;
 }
 
-/* Hands a loaded model out (identity text set), or frees it when rc != 0. */
+/* Hands a loaded model out (identity text set; non-finite weights reported
+ * in one line), or frees it when rc != 0. */
 static int finish(ddps_sd *sd, ddps_backend *be, int rc, ddps_sd **out) {
     if (rc != 0) {
         ddps_sd_free(be, sd);
         return -1;
     }
+    if (sd->nonfinite_tensors)
+        ddps_warn("%s: %zu non-finite weight values (NaN or Inf) in %d tensor%s (first: %s)", sd->dir, sd->nonfinite,
+                  sd->nonfinite_tensors, sd->nonfinite_tensors > 1 ? "s" : "", sd->nonfinite_first);
     snprintf(sd->identity_hex, sizeof sd->identity_hex, "%016llx", (unsigned long long)sd->identity);
     *out = sd;
     return 0;
@@ -309,6 +323,7 @@ static int load_single_component(ddps_sd *sd, ddps_single *s, ddps_backend *be, 
         ddps_ws_init_file(&ws, be, &view, 1, NULL);
         rc = build(&ws, cfg, model, err);
         if (rc != 0) ddps_fail_prefix(err, "%s", what);
+        tally_nonfinite(sd, sub, &ws);
         ddps_ws_free(&ws);
     }
     ddps_ws_free(&decl);

@@ -40,6 +40,10 @@ typedef struct {
     float *alphas_cumprod; /* [sched_cfg.num_train_timesteps] */
     uint64_t identity;
     char identity_hex[17];
+    /* non-finite weight values seen while loading (a warning, one line) */
+    size_t nonfinite;
+    int nonfinite_tensors;
+    char nonfinite_first[512];
 } ddps_sd;
 
 /* Loads the requested parts (their configs, and their weights checked

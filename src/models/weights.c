@@ -178,8 +178,8 @@ static float *fetch(ddps_wsrc *ws, const char *name, int ndim, const int64_t *sh
         return NULL;
     }
     size_t bad = st_to_f32(t, ws->tmp);
-    if (bad) {
-        ddps_warn("%s: tensor '%s' has %zu non-finite values (NaN or Inf)", f->path, t->name, bad);
+    if (bad) { /* summed; the model loader prints one line for all of them */
+        if (ws->nonfinite_tensors++ == 0) snprintf(ws->nonfinite_first, sizeof ws->nonfinite_first, "%s", t->name);
         ws->nonfinite += bad;
     }
     st_release(f, t);

@@ -46,7 +46,9 @@ typedef struct {
     /* conversion buffer (one tensor) */
     float *tmp;
     size_t tmp_cap;
-    size_t nonfinite; /* non-finite values seen (a warning, not an error) */
+    size_t nonfinite;      /* non-finite values seen (a warning, not an error: one summary line, sd.c) */
+    int nonfinite_tensors; /* tensors holding them */
+    char nonfinite_first[256]; /* name of the first such tensor */
     /* every weight made, so the model can free them without a walk of its own */
     ddps_weight **owned;
     int n_owned, cap_owned;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/escape.h"
 #include "util/fs.h"
 #include "util/rng.h"
 
@@ -67,21 +68,7 @@ static char *str_printf(const char *fmt, ...) {
 }
 
 /* Control bytes become \xNN so that one entry stays one line on a terminal. */
-char *ddps_display_name(const char *s) {
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p < 0x20 || *p == 0x7f) ? 4 : 1;
-    char *d = ddps_malloc(n + 1), *q = d;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            snprintf(q, 5, "\\x%02x", *p);
-            q += 4;
-        } else {
-            *q++ = (char)*p;
-        }
-    }
-    *q = 0;
-    return d;
-}
+char *ddps_display_name(const char *s) { return ddps_escape_bytes(s); }
 
 /* Adds "cls/name: reason" (or "name: reason" when cls is NULL, "cls/: reason"
  * when name is NULL) to the skipped list. */

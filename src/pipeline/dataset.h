@@ -75,8 +75,9 @@ void ddps_dataset_free(ddps_dataset *d);
 /* Index of the class with this folder name, or -1. */
 int ddps_dataset_find_class(const ddps_dataset *d, const char *name);
 
-/* Display form of a file or folder name for one-line messages: control
- * bytes become \xNN, everything else (UTF-8 included) is kept. Heap string. */
+/* Display form of a file or folder name for one-line messages: the
+ * reversible escaped form of util/escape.h (control bytes and invalid UTF-8
+ * become \xNN, a backslash \\, valid UTF-8 is kept). Heap string. */
 char *ddps_display_name(const char *s);
 
 /* "An image of {}." + "tench" -> "An image of tench." Every "{}" (and, as

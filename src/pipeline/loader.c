@@ -57,8 +57,8 @@ static ddps_loaded *load_one(const ddps_loader *l, int index) {
         x->orig_w = img.w;
         x->orig_h = img.h;
         int w = l->size, h = l->size;
-        if (!l->square) ddps_resize_shorter_size(img.w, img.h, l->size, &w, &h);
-        x->ok = ddps_image_resize(&img, w, h, &x->resized, &err) == 0;
+        if (l->square || ddps_resize_check(img.w, img.h, l->size, &w, &h, &err) == 0)
+            x->ok = ddps_image_resize(&img, w, h, &x->resized, &err) == 0;
     }
     if (!x->ok) {
         set_error(x, rel, path, err.msg);

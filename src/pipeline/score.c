@@ -13,7 +13,9 @@
 #include "pipeline/kmeans.h"
 #include "pipeline/loader.h"
 #include "pipeline/shard.h"
+#include "pipeline/memcheck.h"
 #include "pipeline/stage1.h"
+#include "pipeline/store_guard.h"
 #include "pipeline/synth.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -371,11 +373,14 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         if (rc == 0 && (o->dift_t < 0 || o->dift_t >= sd->sched_cfg.num_train_timesteps))
             rc = ddps_fail_usage(err, "--dift-t %d: outside 0..%d", o->dift_t, sd->sched_cfg.num_train_timesteps - 1);
     }
+    int lock_fd = -1;
     if (rc == 0) rc = ddps_store_open(o->store_path, 0, &st, err);
+    if (rc == 0) rc = ddps_store_lock(o->store_path, &lock_fd, err); /* one writer (store_guard.h) */
     if (rc == 0) {
         settings = settings_json(o, sc.ts, sc.K, ds.root);
         rc = ddps_store_bind(st, settings, sd->identity_hex, err);
     }
+    if (rc == 0) rc = ddps_store_verify(st, err); /* what select would refuse, refused now */
     if (rc == 0) rc = ddps_store_set_meta(st, "data_root", ds.root, err);
     if (rc == 0) rc = ddps_store_set_meta(st, "ddps_version", DDPS_VERSION, err);
     if (rc == 0) rc = ddps_store_set_meta(st, "model_dir", o->model_dir, err);
@@ -472,6 +477,18 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         /* Bad members are recorded (when new) and left out. */
         for (int a = 0; rc == 0 && a < gn; a++) {
             const ddps_item *it = &ds.items[group[a]->index];
+            ddps_err me;
+            int rh = group[a]->resized.h, rw = group[a]->resized.w;
+            if (group[a]->ok &&
+                ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, rh, rw, 1, sc.K,
+                                        o->low_res ? (rh < rw ? rh : rw) : o->patch,
+                                        o->low_res ? 1 : o->patches_per_image, o->dift_ensemble, &me) != 0) {
+                /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
+                group[a]->ok = 0;
+                char *shown = ddps_display_name(it->relpath);
+                snprintf(group[a]->error, sizeof group[a]->error, "%.250s: %.250s", shown, me.msg);
+                free(shown);
+            }
             if (!group[a]->ok && is_todo[group[a]->index]) {
                 ddps_warn("skipped %s", group[a]->error);
                 skipped[n_skipped++] = ddps_strdup(group[a]->error);
@@ -579,6 +596,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     free(settings);
     if (ctx.data) ddps_tensor_free(be, &ctx);
     if (st) ddps_store_close(st);
+    ddps_store_unlock(lock_fd);
     if (be) ddps_release(be, 0);
     ddps_sd_free(be, sd);
     ddps_backend_free(be);

@@ -1,4 +1,5 @@
 #include "pipeline/select.h"
+#include "pipeline/outdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 
 #include "io/image.h"
 #include "pipeline/class_map.h"
+#include "util/escape.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -151,26 +153,9 @@ char *ddps_class_folder(const char *name) {
     return out;
 }
 
-/* A copy of arbitrary bytes as valid UTF-8: invalid bytes become U+FFFD. */
-static char *utf8_clean(const char *s) {
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    char *b = ddps_malloc(3 * strlen((const char *)p) + 1);
-    size_t o = 0;
-    while (*p) {
-        int n = utf8_len(p);
-        if (n == 0) {
-            memcpy(b + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            p++;
-        } else {
-            memcpy(b + o, p, (size_t)n);
-            o += (size_t)n;
-            p += n;
-        }
-    }
-    b[o] = 0;
-    return b;
-}
+/* Arbitrary bytes in the reversible escaped form of util/escape.h (valid
+ * UTF-8; the exact bytes can be recovered). */
+static char *utf8_clean(const char *s) { return ddps_escape_bytes(s); }
 
 /* A JSON string from arbitrary bytes (jansson refuses invalid UTF-8). */
 static json_t *jstr(const char *s) {
@@ -355,6 +340,9 @@ static int swap_into_place(const char *tmp, const char *final, const char *old, 
 static void csv_field(FILE *f, const char *s, int last) {
     char *c = utf8_clean(s);
     fputc('"', f);
+    /* Spreadsheets run a cell starting with = + - @ (or tab, CR) as a formula:
+     * such a field gets a leading apostrophe (manifest.json keeps the value). */
+    if (strchr("=+-@\t\r", c[0]) && c[0]) fputc('\'', f);
     for (const char *q = c; *q; q++) {
         if (*q == '"') fputc('"', f);
         fputc(*q, f);
@@ -812,10 +800,25 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     if (!ddps_is_file(o->store_path)) return ddps_fail(err, "--store %s: no such file", o->store_path);
     r.writable = access(o->store_path, W_OK) == 0;
     int rc = -1;
-    if (ddps_store_open(o->store_path, !r.writable, &r.store, err) != 0) goto done;
+    if (ddps_store_open(o->store_path, !r.writable, &r.store, err) != 0) {
+        /* a writable file in a folder that is not (no -shm, no -wal): read it read-only */
+        ddps_err e2;
+        if (!r.writable || ddps_store_open(o->store_path, 1, &r.store, &e2) != 0) goto done;
+        r.writable = 0;
+    }
     if (read_meta(&r, err) != 0 || pick_classes(&r, err) != 0 || load_classes(&r, err) != 0) goto done;
     if (ddps_store_totals(r.store, &r.totals, err) != 0) goto done;
     if (ddps_mkdirs(o->out_dir, err) != 0) goto done;
+    /* Before writing anything: leftovers of killed runs go, folders ddps did not write are refused (outdir.h). */
+    ddps_outdir_clean_stale(o->out_dir);
+    for (int i = 0; i < o->n_ipc; i++) {
+        char name[32], *final;
+        snprintf(name, sizeof name, "ipc%d", o->ipc[i]);
+        final = ddps_path_join(o->out_dir, name);
+        int bad = ddps_outdir_may_replace(final, o->ipc[i], err);
+        free(final);
+        if (bad) goto done;
+    }
     /* Each distinct IPC once, in the order given. */
     for (int i = 0; i < o->n_ipc; i++) {
         int dup = 0;

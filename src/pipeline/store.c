@@ -180,8 +180,67 @@ fail:
     return -1;
 }
 
+/* Names SQLite would not treat as a plain file: "" (a temporary database),
+ * ":memory:" and "file:" URIs (where the library enables them). Results
+ * written there would silently vanish. */
+int ddps_store_name_check(const char *path, ddps_err *err) {
+    if (!path || !*path) return ddps_fail(err, "--store: empty file name");
+    if (strcmp(path, ":memory:") == 0)
+        return ddps_fail(err, "%s: refused: SQLite would keep the store in memory (use ./:memory: for a file of that name)",
+                         path);
+    if (strncmp(path, "file:", 5) == 0)
+        return ddps_fail(err, "%s: refused: SQLite could read it as a URI (use ./%s for a file of that name)", path,
+                         path);
+    return 0;
+}
+
+/* file:<path>?immutable=1 (file://<path> when absolute), the path
+ * percent-encoded (RFC 3986 unreserved and '/' kept). */
+static char *immutable_uri(const char *path) {
+    size_t n = strlen(path);
+    char *u = ddps_malloc(3 * n + 32), *q = u;
+    /* an absolute path gets an empty authority ("file:///..."), so "//x" cannot become a host */
+    q += sprintf(q, path[0] == '/' ? "file://" : "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~/", *p))
+            *q++ = (char)*p;
+        else
+            q += sprintf(q, "%%%02X", *p);
+    }
+    strcpy(q, "?immutable=1");
+    return u;
+}
+
+/* A read-only open of a WAL store whose folder (or file system) does not
+ * let SQLite create the -shm index: reopen as immutable, which reads the
+ * main file without any locking or -shm. Only sound when no -wal file with
+ * content exists (its commits would be invisible): that case is refused. */
+static int reopen_immutable(ddps_store *s, ddps_err *err) {
+    size_t n = strlen(s->path);
+    char *wal = ddps_malloc(n + 5);
+    memcpy(wal, s->path, n);
+    memcpy(wal + n, "-wal", 5);
+    struct stat st;
+    int has_wal = stat(wal, &st) == 0 && st.st_size > 0;
+    free(wal);
+    if (has_wal)
+        return ddps_fail(err, "%s: cannot read the store read-only: its write-ahead log %s-wal holds commits and the "
+                              "folder is not writable (open it once where it is writable)",
+                         s->path, s->path);
+    sqlite3_close_v2(s->db);
+    s->db = NULL;
+    char *uri = immutable_uri(s->path);
+    int rc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (rc != SQLITE_OK)
+        return ddps_fail(err, "%s: cannot open store: %s", s->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    sqlite3_extended_result_codes(s->db, 1);
+    return 0;
+}
+
 int ddps_store_open(const char *path, int readonly, ddps_store **out, ddps_err *err) {
     *out = NULL;
+    if (ddps_store_name_check(path, err) != 0) return -1;
     struct stat stt;
     if (stat(path, &stt) == 0) {
         if (!S_ISREG(stt.st_mode)) return ddps_fail(err, "%s: not a ddps store (not a regular file)", path);
@@ -200,7 +259,11 @@ int ddps_store_open(const char *path, int readonly, ddps_store **out, ddps_err *
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 30000);
     long long app, ver, objects;
-    if (read_identity(s, &app, &ver, &objects, err) != 0) goto fail;
+    if (read_identity(s, &app, &ver, &objects, err) != 0) {
+        int code = sqlite3_extended_errcode(s->db);
+        if (!readonly || ((code & 0xff) != SQLITE_CANTOPEN && (code & 0xff) != SQLITE_READONLY)) goto fail;
+        if (reopen_immutable(s, err) != 0 || read_identity(s, &app, &ver, &objects, err) != 0) goto fail;
+    }
     if (app == 0 && ver == 0 && objects == 0) {
         if (readonly) {
             ddps_fail(err, "%s: not a ddps store (empty database)", path);

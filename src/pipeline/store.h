@@ -61,6 +61,10 @@ typedef struct ddps_store ddps_store;
  * clear message naming the path. */
 int ddps_store_open(const char *path, int readonly, ddps_store **out, ddps_err *err);
 void ddps_store_close(ddps_store *s);
+/* Refuses names SQLite would not open as a plain file ("", ":memory:",
+ * "file:..." URIs): results would silently vanish. ddps_store_open checks
+ * it too; the commands call it early (a bad invocation, exit 2). */
+int ddps_store_name_check(const char *path, ddps_err *err);
 /* The path given to ddps_store_open (for messages). */
 const char *ddps_store_path(const ddps_store *s);
 

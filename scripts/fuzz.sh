@@ -1,0 +1,62 @@
+#!/bin/sh
+# Builds the libFuzzer harnesses (fuzz/, clang, separate from the gcc product
+# build) and runs each for SECONDS (default 60) on generated seed corpora.
+#
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]
+#
+# Corpora grow in build-fuzz/corpus/<harness>; crashes, leaks, timeouts and
+# out-of-memory inputs land in build-fuzz/artifacts/<harness>/ and make the
+# script exit 1. Limits per input: -timeout=10 (stalls), -rss_limit_mb=2048,
+# -malloc_limit_mb=1024 (runaway allocations). One fuzzer at a time
+# (FUZZ_JOBS=n runs n workers of each). A summary line per harness
+# (executions, coverage, corpus) goes to build-fuzz/summary.txt.
+set -e
+cd "$(dirname "$0")/.."
+secs=${1:-60}
+[ $# -gt 0 ] && shift
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# clang and libFuzzer's runtime (libclang-rt-14-dev), installed like setup-debian.sh installs the rest
+if ! command -v clang >/dev/null 2>&1 ||
+   ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-rt-14-dev libomp-14-dev
+fi
+scripts/setup-debian.sh >/dev/null
+jobs=${FUZZ_JOBS:-1}
+cmake -S fuzz -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)"
+rm -rf build-fuzz/seeds
+build-fuzz/make_seeds build-fuzz/seeds
+harnesses=${*:-"fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_image fuzz_jpeg fuzz_png fuzz_bmp_pnm fuzz_class_names fuzz_store fuzz_options"}
+dict_for() {
+  case $1 in
+    fuzz_config|fuzz_tokenizer|fuzz_safetensors) echo "-dict=fuzz/dict/json.dict" ;;
+    fuzz_options) echo "-dict=fuzz/dict/options.dict" ;;
+    fuzz_class_names) echo "-dict=fuzz/dict/mapping.dict" ;;
+  esac
+}
+# parallel workers only when asked (libFuzzer's job mode writes fuzz-N.log into the current folder)
+par=
+[ "$jobs" -gt 1 ] && par="-jobs=$jobs -workers=$jobs"
+: > build-fuzz/summary.txt
+failed=0
+for h in $harnesses; do
+  corpus=build-fuzz/corpus/$h art=build-fuzz/artifacts/$h
+  mkdir -p "$corpus" "$art"
+  [ -d build-fuzz/seeds/$h ] && cp -n build-fuzz/seeds/$h/* "$corpus"/ 2>/dev/null || true
+  [ -d fuzz/corpus/$h ] && cp -n fuzz/corpus/$h/* "$corpus"/ 2>/dev/null || true
+  echo "== $h: ${secs} s"
+  log=build-fuzz/$h.log
+  if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+       build-fuzz/$h "$corpus" $(dict_for "$h") -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+       -malloc_limit_mb=1024 -max_len=65536 -artifact_prefix="$art/" -print_final_stats=1 \
+       $par >"$log" 2>&1; then
+    failed=1
+    echo "   FAILED: see $log and $art/"
+  fi
+  # the last status line: "#N DONE cov: C ft: F corp: K/..." plus final stats
+  line=$(grep -E "^#[0-9]+" "$log" | tail -1)
+  execs=$(grep -E "stat::number_of_executed_units" "$log" | tail -1 | awk '{print $2}')
+  echo "$h seconds=$secs execs=${execs:-?} $line" | tee -a build-fuzz/summary.txt
+done
+exit $failed
