@@ -7,8 +7,8 @@
 # Corpora grow in build-fuzz/corpus/<harness>; crashes, leaks, timeouts and
 # out-of-memory inputs land in build-fuzz/artifacts/<harness>/ and make the
 # script exit 1. Limits per input: -timeout=10 (stalls), -rss_limit_mb=2048,
-# -malloc_limit_mb=1024 (runaway allocations). One fuzzer at a time
-# (FUZZ_JOBS=n runs n workers of each). A summary line per harness
+# -malloc_limit_mb=1024 (runaway allocations). One harness at a time
+# (FUZZ_PARALLEL=n runs n harnesses at once; FUZZ_JOBS=n runs n workers of each). A summary line per harness
 # (executions, coverage, corpus) goes to build-fuzz/summary.txt.
 set -e
 cd "$(dirname "$0")/.."
@@ -38,25 +38,42 @@ dict_for() {
 # parallel workers only when asked (libFuzzer's job mode writes fuzz-N.log into the current folder)
 par=
 [ "$jobs" -gt 1 ] && par="-jobs=$jobs -workers=$jobs"
-: > build-fuzz/summary.txt
-failed=0
-for h in $harnesses; do
+# One harness: runs it, prints its summary line (also kept in build-fuzz/<h>.summary).
+run_one() {
+  h=$1
   corpus=build-fuzz/corpus/$h art=build-fuzz/artifacts/$h
   mkdir -p "$corpus" "$art"
   [ -d build-fuzz/seeds/$h ] && cp -n build-fuzz/seeds/$h/* "$corpus"/ 2>/dev/null || true
   [ -d fuzz/corpus/$h ] && cp -n fuzz/corpus/$h/* "$corpus"/ 2>/dev/null || true
-  echo "== $h: ${secs} s"
   log=build-fuzz/$h.log
+  rc=0
   if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
        build-fuzz/$h "$corpus" $(dict_for "$h") -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
        -malloc_limit_mb=1024 -max_len=65536 -artifact_prefix="$art/" -print_final_stats=1 \
        $par >"$log" 2>&1; then
-    failed=1
-    echo "   FAILED: see $log and $art/"
+    rc=1
+    echo "   $h FAILED: see $log and $art/"
   fi
   # the last status line: "#N DONE cov: C ft: F corp: K/..." plus final stats
   line=$(grep -E "^#[0-9]+" "$log" | tail -1)
   execs=$(grep -E "stat::number_of_executed_units" "$log" | tail -1 | awk '{print $2}')
-  echo "$h seconds=$secs execs=${execs:-?} $line" | tee -a build-fuzz/summary.txt
+  echo "$h seconds=$secs execs=${execs:-?} $line" | tee build-fuzz/$h.summary
+  return $rc
+}
+# FUZZ_PARALLEL=n runs n harnesses at once (CI: one per core).
+at_once=${FUZZ_PARALLEL:-1}
+failed=0
+set -- $harnesses
+while [ $# -gt 0 ]; do
+  pids="" k=0
+  while [ $k -lt "$at_once" ] && [ $# -gt 0 ]; do
+    echo "== $1: ${secs} s"
+    run_one "$1" &
+    pids="$pids $!"
+    shift
+    k=$((k + 1))
+  done
+  for p in $pids; do wait "$p" || failed=1; done
 done
+for h in $harnesses; do cat build-fuzz/$h.summary; done > build-fuzz/summary.txt
 exit $failed
