@@ -15,11 +15,14 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-# clang and libFuzzer's runtime (libclang-rt-14-dev), installed like setup-debian.sh installs the rest
-if ! command -v clang >/dev/null 2>&1 ||
-   ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+# clang, libFuzzer's runtime and clang's OpenMP, installed like setup-debian.sh installs the rest
+need=""
+for p in clang libclang-rt-14-dev libomp-14-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
+done
+if [ -n "$need" ]; then
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang libclang-rt-14-dev libomp-14-dev
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
 fi
 scripts/setup-debian.sh >/dev/null
 jobs=${FUZZ_JOBS:-1}

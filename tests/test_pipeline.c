@@ -33,20 +33,6 @@ static int woof_nclasses = SLOW_BUILD ? 3 : 10;
 /* Candidates per image: enough for IPC 10's 40 mosaic patches per class. */
 static int ppi = SLOW_BUILD ? 5 : 2;
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *out = NULL;
-    int rc = t_run(cmd, &out);
-    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n%s\n", rc, cmd, out ? out : "");
-    free(out);
-    return rc;
-}
-
 static json_t *load_json(const char *path) {
     json_error_t e;
     json_t *j = json_load_file(path, 0, &e);
@@ -192,7 +178,7 @@ static void check_output(const char *dir, int ipc, int nclasses, int mosaic, con
 
 static void woof_distill(void) {
     const char *out = t_tmpdir("woof1");
-    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
+    CHECK(t_runv("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, out, ppi, tsv, woof_classes) == 0);
     check_output(out, 1, woof_nclasses, 1, woof);
@@ -228,7 +214,7 @@ static void woof_distill(void) {
 
     /* a second run from scratch gives the same store and the same images */
     const char *again = t_tmpdir("woof2");
-    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
+    CHECK(t_runv("%s distill --data %s --model %s --out %s --ipc 1,10 --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, again, ppi, tsv, woof_classes) == 0);
     char db2[4200];
@@ -249,13 +235,13 @@ static void woof_distill(void) {
                  DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes, attempt == 0 ? "3" : "1.7");
         t_run(cmd, NULL);
     }
-    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
+    CHECK(t_runv("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes) == 0);
     char *d3 = store_digest(kdb);
     CHECK(d1 && d3 && strcmp(d1, d3) == 0);
     /* rerunning a finished store does nothing and says so */
-    CHECK(run("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
+    CHECK(t_runv("%s score --data %s --model %s --store %s --patches-per-image %d --size 128 --patch 96 --batch-images 3 "
               "--class-names %s %s",
               DDPS_BIN, woof, model, kdb, ppi, tsv, woof_classes) == 0);
     /* other settings into the same store are refused, naming the setting */
@@ -301,7 +287,7 @@ static void broken_dataset(void) {
 
 static void cifar_low_res(void) {
     const char *out = t_tmpdir("cifar");
-    CHECK(run("%s distill --data %s --model %s --out %s --ipc 1,10 --low-res --size 64 %s", DDPS_BIN, cifar, model, out,
+    CHECK(t_runv("%s distill --data %s --model %s --out %s --ipc 1,10 --low-res --size 64 %s", DDPS_BIN, cifar, model, out,
               SLOW_BUILD ? "--classes airplane,cat --max-per-class 12" : "") == 0);
     char p[4600];
     snprintf(p, sizeof p, "%s/ipc10/manifest.json", out);

@@ -39,16 +39,6 @@ static void write_png(const char *path, int w, int h, int seed) {
     ddps_image_free(&img);
 }
 
-static int run_cmd(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run_cmd(char **out, const char *fmt, ...) {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return t_run(cmd, out);
-}
-
 static long long sql_int(const char *db, const char *sql) {
     sqlite3 *h;
     long long v = -1;
@@ -112,14 +102,14 @@ static void aspect_ratio_bound(void) {
     write_png(p, 20, 1, 2);
     snprintf(store, sizeof store, "%s/s.sqlite", dir);
     char *out = NULL;
-    int rc = run_cmd(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
+    int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 0, "rc %d: %s", rc, out);
     free(out);
     CHECK(sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 2 AND reason LIKE '%aspect ratio%'") == 2);
     CHECK(sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 1") == 2);
     /* resuming does not stumble over them again */
     out = NULL;
-    rc = run_cmd(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
+    rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 0 && strstr(out, "4 of 4 images already scored, 0 to go"), "rc %d: %s", rc, out);
     free(out);
 }
@@ -132,7 +122,7 @@ static void memory_preflight(void) {
     snprintf(store, sizeof store, "%s/s.sqlite", dir);
     char *out = NULL;
     /* a machine with no memory to spare: every image is a per-image failure, recorded; the run completes */
-    int rc = run_cmd(&out, "DDPS_MEMORY_LIMIT_MB=0 %s score --data %s/data --model %s --store %s " SCORE_FLAGS,
+    int rc = t_runf(&out, "DDPS_MEMORY_LIMIT_MB=0 %s score --data %s/data --model %s --store %s " SCORE_FLAGS,
                      DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 0, "rc %d: %s", rc, out);
     free(out);
@@ -152,7 +142,7 @@ static void store_names(void) {
         ddps_err err;
         CHECKF(ddps_store_open(bad[i], 0, &s, &err) == -1 && s == NULL, "%s", bad[i]);
         char *out = NULL;
-        int rc = run_cmd(&out, "cd %s && %s score --data data --model %s --store '%s' " SCORE_FLAGS, dir, DDPS_BIN,
+        int rc = t_runf(&out, "cd %s && %s score --data data --model %s --store '%s' " SCORE_FLAGS, dir, DDPS_BIN,
                          g_model, bad[i]);
         CHECKF(rc == 2 && !strstr(out, "scored"), "'%s': rc %d: %s", bad[i], rc, out);
         free(out);
@@ -176,14 +166,14 @@ static void store_names(void) {
 static void scored_store(const char *dir, int n) {
     small_dataset(dir, n);
     char *out = NULL;
-    int rc = run_cmd(&out, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, g_model,
+    int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, g_model,
                      dir);
     CHECKF(rc == 0, "rc %d: %s", rc, out);
     free(out);
 }
 
 static int select_cli(char **out, const char *store, const char *outdir, const char *ipc) {
-    return run_cmd(out, "%s select --store %s --out %s --ipc %s --output-size 16 --threads 1", DDPS_BIN, store, outdir,
+    return t_runf(out, "%s select --store %s --out %s --ipc %s --output-size 16 --threads 1", DDPS_BIN, store, outdir,
                    ipc);
 }
 
@@ -296,11 +286,11 @@ static void escaped_names(void) {
     CHECK(rename(p, q) == 0);
     snprintf(store, sizeof store, "%s/s.sqlite", dir);
     char *out = NULL;
-    int rc = run_cmd(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
+    int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 0, "%s", out);
     free(out);
     snprintf(outd, sizeof outd, "%s/out", dir);
-    CHECK(run_cmd(NULL, "%s select --store %s --out %s --ipc 3 --mosaic-max-ipc 0 --output-size 16", DDPS_BIN, store,
+    CHECK(t_runf(NULL, "%s select --store %s --out %s --ipc 3 --mosaic-max-ipc 0 --output-size 16", DDPS_BIN, store,
                   outd) == 0);
     snprintf(p, sizeof p, "%s/ipc3/manifest.json", outd);
     json_error_t je;
@@ -337,7 +327,7 @@ static void nan_weights_one_line(void) {
     char dir[4096], model[4096], p[4096];
     snprintf(dir, sizeof dir, "%s", d0);
     snprintf(model, sizeof model, "%s/model", dir);
-    CHECK(run_cmd(NULL, "mkdir -p %s/vae && for f in %s/*; do b=$(basename $f); [ $b = vae ] || ln -s $f %s/$b; done && "
+    CHECK(t_runf(NULL, "mkdir -p %s/vae && for f in %s/*; do b=$(basename $f); [ $b = vae ] || ln -s $f %s/$b; done && "
                         "cp %s/vae/config.json %s/vae/ && cp %s/vae/diffusion_pytorch_model.safetensors %s/vae/ && "
                         "chmod u+w %s/vae/*",
                   model, g_model, model, g_model, model, g_model, model, model) == 0);
@@ -372,7 +362,7 @@ static void nan_weights_one_line(void) {
     free(buf);
     small_dataset(dir, 1);
     char *out = NULL;
-    run_cmd(&out, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, model, dir);
+    t_runf(&out, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, model, dir);
     CHECKF(count_lines_with(out, "NaN or Inf") == 1 && strstr(out, "in 20 tensors"), "%s", out);
     free(out);
 }
@@ -384,14 +374,14 @@ static void failed_distill_leaves_no_out(void) {
     small_dataset(dir, 1);
     snprintf(p, sizeof p, "%s/out", dir);
     char *out = NULL;
-    int rc = run_cmd(&out, "%s distill --data %s/data --model %s/nomodel --out %s --ipc 1", DDPS_BIN, dir, dir, p);
+    int rc = t_runf(&out, "%s distill --data %s/data --model %s/nomodel --out %s --ipc 1", DDPS_BIN, dir, dir, p);
     CHECKF(rc == 1, "rc %d: %s", rc, out);
     free(out);
     CHECK(!ddps_is_dir(p));
     /* an --out that existed before stays */
     ddps_err err;
     CHECK(ddps_mkdirs(p, &err) == 0);
-    CHECK(run_cmd(NULL, "%s distill --data %s/data --model %s/nomodel --out %s --ipc 1", DDPS_BIN, dir, dir, p) == 1);
+    CHECK(t_runf(NULL, "%s distill --data %s/data --model %s/nomodel --out %s --ipc 1", DDPS_BIN, dir, dir, p) == 1);
     CHECK(ddps_is_dir(p));
 }
 
@@ -405,11 +395,11 @@ static void concurrent_score_refused(void) {
     int fd = open(store, O_RDONLY);
     CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
     char *out = NULL;
-    int rc = run_cmd(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
+    int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 1 && strstr(out, "another ddps score"), "rc %d: %s", rc, out);
     free(out);
     close(fd);
-    CHECK(run_cmd(NULL, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store) ==
+    CHECK(t_runf(NULL, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store) ==
           0);
 }
 
@@ -423,7 +413,7 @@ static void corrupt_store_same_verdict(void) {
     raw_sql(store, "UPDATE candidates SET score = 'garbage' WHERE id = (SELECT MIN(id) FROM candidates)");
     char *o1 = NULL, *o2 = NULL;
     int r1 = select_cli(&o1, store, outd, "1");
-    int r2 = run_cmd(&o2, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
+    int r2 = t_runf(&o2, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
     CHECKF(r1 == 1 && strstr(o1, "corrupt"), "select rc %d: %s", r1, o1);
     CHECKF(r2 == 1 && strstr(o2, "corrupt") && !strstr(o2, "0 to go"), "score rc %d: %s", r2, o2);
     free(o1);

@@ -30,20 +30,6 @@ static char model[4096], data[4096], store[4096], report[4096], browser[4096];
 static const char *classes[2] = {"n02086240", "n02087394"};
 static int per_class = SLOW_BUILD ? 3 : 5;
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *out = NULL;
-    int rc = t_run(cmd, &out);
-    if (rc != 0) fprintf(stderr, "command exited %d: %s\n%s\n", rc, cmd, out ? out : "");
-    free(out);
-    return rc;
-}
-
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -67,7 +53,7 @@ static int setup(void) {
     const char *d = t_tmpdir("report_data");
     snprintf(data, sizeof data, "%s", d);
     for (int c = 0; c < 2; c++) {
-        if (run("mkdir -p '%s/%s' && ls '%s/%s' | sort | head -n %d | while read f; do cp '%s/%s/'\"$f\" '%s/%s/'; done",
+        if (t_runv("mkdir -p '%s/%s' && ls '%s/%s' | sort | head -n %d | while read f; do cp '%s/%s/'\"$f\" '%s/%s/'; done",
                 data, classes[c], t_shared("data/imagewoof-mini/train"), classes[c], per_class,
                 t_shared("data/imagewoof-mini/train"), classes[c], data, classes[c]) != 0)
             return -1;
@@ -76,7 +62,7 @@ static int setup(void) {
     snprintf(bad, sizeof bad, "%s/%s/broken.jpg", data, classes[0]);
     t_write(bad, "\xff\xd8\xff\xe0 not really a JPEG", 22);
     snprintf(store, sizeof store, "%s/s.sqlite", t_tmpdir("report_store"));
-    return run("%s score --data %s --model %s --store %s --size %d --patch %d --stride %d --patches-per-image 2",
+    return t_runv("%s score --data %s --model %s --store %s --size %d --patch %d --stride %d --patches-per-image 2",
                DDPS_BIN, data, model, store, SIZE, PATCH, STRIDE);
 }
 
@@ -128,9 +114,9 @@ static void writes_report(void) {
     }
     /* the distilled images are exactly what `ddps select --ipc 1` writes */
     const char *sel = t_tmpdir("report_select");
-    CHECK(run("%s select --store %s --out %s --ipc 1", DDPS_BIN, store, sel) == 0);
+    CHECK(t_runv("%s select --store %s --out %s --ipc 1", DDPS_BIN, store, sel) == 0);
     for (int c = 0; c < 2; c++)
-        CHECKF(run("diff -r '%s/ipc1/%s' '%s/distilled/ipc1/%s'", sel, classes[c], report, classes[c]) == 0, "%s",
+        CHECKF(t_runv("diff -r '%s/ipc1/%s' '%s/distilled/ipc1/%s'", sel, classes[c], report, classes[c]) == 0, "%s",
                classes[c]);
 }
 
@@ -244,7 +230,7 @@ static void heatmaps(void) {
 static void store_without_maps(void) {
     char old[4600];
     snprintf(old, sizeof old, "%s/old.sqlite", t_tmpdir("report_old"));
-    CHECK(run("cp '%s' '%s'", store, old) == 0);
+    CHECK(t_runv("cp '%s' '%s'", store, old) == 0);
     sqlite3 *db;
     CHECK(sqlite3_open(old, &db) == SQLITE_OK);
     CHECK(sqlite3_exec(db, "DROP TABLE maps", NULL, NULL, NULL) == SQLITE_OK);
@@ -255,7 +241,7 @@ static void store_without_maps(void) {
     CHECK(ddps_store_open(old, 1, &s, &err) == 0 && ddps_store_has_maps(s, &has, &err) == 0 && has == 0);
     ddps_store_close(s);
     const char *out = t_tmpdir("report_old_out");
-    CHECK(run("%s report --store %s --out %s --ipc 1", DDPS_BIN, old, out) == 0);
+    CHECK(t_runv("%s report --store %s --out %s --ipc 1", DDPS_BIN, old, out) == 0);
     char p[8192];
     snprintf(p, sizeof p, "%s/c1/index.html", out);
     char *h = slurp(p);
@@ -339,7 +325,7 @@ static void bad_invocations(void) {
 /* `distill --report` on the already scored store (nothing left to score). */
 static void distill_report(void) {
     const char *out = t_tmpdir("report_distill");
-    CHECK(run("%s distill --data %s --model %s --store %s --out %s --ipc 1 --size %d --patch %d --stride %d "
+    CHECK(t_runv("%s distill --data %s --model %s --store %s --out %s --ipc 1 --size %d --patch %d --stride %d "
               "--patches-per-image 2 --report",
               DDPS_BIN, data, model, store, out, SIZE, PATCH, STRIDE) == 0);
     char p[8192];

@@ -39,20 +39,6 @@ static char model[4096], data[4096], common[8192];
 static int have_mpi;
 #define MPIRUN "env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 mpirun --oversubscribe --allow-run-as-root -x ASAN_OPTIONS "
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char *out = NULL;
-    int rc = t_run(cmd, &out);
-    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n%s\n", rc, cmd, out ? out : "");
-    free(out);
-    return rc;
-}
-
 static void hash_bytes(uint64_t *h, const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) *h = (*h ^ b[i]) * 1099511628211ULL;
@@ -229,8 +215,8 @@ static void reference(void) {
     const char *dir = t_tmpdir("scale_ref");
     snprintf(ref_store, sizeof ref_store, "%s/ref.sqlite", dir);
     snprintf(ref_out, sizeof ref_out, "%s/out", dir);
-    CHECK(run("%s score %s --store %s", DDPS_BIN, common, ref_store) == 0);
-    CHECK(run("%s select --store %s --out %s --ipc 1,2", DDPS_BIN, ref_store, ref_out) == 0);
+    CHECK(t_runv("%s score %s --store %s", DDPS_BIN, common, ref_store) == 0);
+    CHECK(t_runv("%s select --store %s --out %s --ipc 1,2", DDPS_BIN, ref_store, ref_out) == 0);
     ref_digest = store_digest(ref_store);
     ref_digest_totals = store_digest_t(ref_store, 1);
     CHECK(ref_digest && strstr(ref_digest, "cluster ") && strstr(ref_digest, "bad beta/zz_truncated.jpg"));
@@ -246,8 +232,8 @@ static void same_as_reference(const char *store, const char *label) {
     free(d);
     char out[4300];
     snprintf(out, sizeof out, "%s.out", store);
-    CHECK(run("rm -rf %s && %s select --store %s --out %s --ipc 1,2", out, DDPS_BIN, store, out) == 0);
-    CHECKF(run("diff -r -x manifest.json %s %s", ref_out, out) == 0, "%s: select output differs", label);
+    CHECK(t_runv("rm -rf %s && %s select --store %s --out %s --ipc 1,2", out, DDPS_BIN, store, out) == 0);
+    CHECKF(t_runv("diff -r -x manifest.json %s %s", ref_out, out) == 0, "%s: select output differs", label);
 }
 
 static void mpi_job(int n) {
@@ -272,7 +258,7 @@ static void mpi_job(int n) {
     CHECKF(dt && ref_digest_totals && strcmp(dt, ref_digest_totals) == 0, "%s: model evaluations differ", name);
     free(dt);
     /* the same command again: everything is in the shards, the result is the same */
-    CHECK(run(MPIRUN "-n %d %s score %s --store %s", n, DDPS_BIN, common, store) == 0);
+    CHECK(t_runv(MPIRUN "-n %d %s score %s --store %s", n, DDPS_BIN, common, store) == 0);
     char *d = store_digest(store);
     CHECK(d && ref_digest && strcmp(d, ref_digest) == 0);
     free(d);
@@ -309,7 +295,7 @@ static void mpi_rank_killed(void) {
         fprintf(stderr, "note: the job ended before a rank could be killed\n");
     }
     CHECKF(!exists(store) || got != 1, "%s exists after a killed job", store);
-    CHECK(run(MPIRUN "-n 3 %s score %s --store %s", DDPS_BIN, common, store) == 0);
+    CHECK(t_runv(MPIRUN "-n 3 %s score %s --store %s", DDPS_BIN, common, store) == 0);
     char *d = store_digest(store);
     CHECKF(d && ref_digest && strcmp(d, ref_digest) == 0, "resumed MPI job differs from the single-process store");
     free(d);
@@ -338,7 +324,7 @@ static void shards_killed_resumed(void) {
     snprintf(shard_store, sizeof shard_store, "%s/s.sqlite", t_tmpdir("scale_shards"));
     char s[3][4400], cmd[16384];
     for (int k = 0; k < 3; k++) shard_path(s[k], sizeof s[k], shard_store, k);
-    CHECK(run("%s score %s --store %s --shard 0/3", DDPS_BIN, common, shard_store) == 0);
+    CHECK(t_runv("%s score %s --store %s --shard 0/3", DDPS_BIN, common, shard_store) == 0);
     /* share 1 (beta's last images, one broken) killed once it has committed something */
     snprintf(cmd, sizeof cmd, "%s score %s --store %s --shard 1/3", DDPS_BIN, common, shard_store);
     pid_t pid = start(cmd);
@@ -352,15 +338,15 @@ static void shards_killed_resumed(void) {
         fprintf(stderr, "note: shard 1 ended before it could be killed\n");
     }
     /* share 2 from a Slurm array task: the share comes from the environment */
-    CHECK(run("SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=3 %s score %s --store %s", DDPS_BIN,
+    CHECK(t_runv("SLURM_ARRAY_TASK_ID=7 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=3 %s score %s --store %s", DDPS_BIN,
               common, shard_store) == 0);
     CHECK(exists(s[2]));
     char list[16384];
     snprintf(list, sizeof list, "%s %s %s", s[0], s[1], s[2]);
     if (got == 1) merge_refused("unfinished shard", list, "shard 1/3 is not finished");
-    CHECK(run("%s score %s --store %s --shard 1/3", DDPS_BIN, common, shard_store) == 0);
+    CHECK(t_runv("%s score %s --store %s --shard 1/3", DDPS_BIN, common, shard_store) == 0);
     /* any order of the shards on the command line */
-    CHECK(run("%s merge --store %s %s %s %s", DDPS_BIN, shard_store, s[2], s[0], s[1]) == 0);
+    CHECK(t_runv("%s merge --store %s %s %s %s", DDPS_BIN, shard_store, s[2], s[0], s[1]) == 0);
     same_as_reference(shard_store, "shards");
 }
 
@@ -374,7 +360,7 @@ static void merge_errors(void) {
     /* a shard of other settings (--clusters 4) */
     char other[4400];
     snprintf(other, sizeof other, "%s.other", shard_store);
-    CHECK(run("%s score %s --store %s --shard 2/3 --clusters 4", DDPS_BIN, common, other) == 0);
+    CHECK(t_runv("%s score %s --store %s --shard 2/3 --clusters 4", DDPS_BIN, common, other) == 0);
     shard_path(bad, sizeof bad, other, 2);
     snprintf(list, sizeof list, "%s %s %s", s[0], s[1], bad);
     merge_refused("other settings", list, "clusters");

@@ -16,16 +16,6 @@
 static char g_model[4096];
 static int g_skipped;
 
-static int run_cmd(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run_cmd(char **out, const char *fmt, ...) {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return t_run(cmd, out);
-}
-
 static void scored_store(const char *dir) {
     char p[4096];
     ddps_err err;
@@ -40,7 +30,7 @@ static void scored_store(const char *dir) {
         ddps_image_free(&img);
     }
     char *out = NULL;
-    int rc = run_cmd(&out,
+    int rc = t_runf(&out,
                      "%s score --data %s/data --model %s --store %s/s.sqlite --size 32 --patch 16 --stride 8 "
                      "--timesteps 2 --dift-ensemble 1 --clusters 2 --threads 1",
                      DDPS_BIN, dir, g_model, dir);
@@ -65,12 +55,12 @@ static void read_only_store(void) {
     snprintf(rodir, sizeof rodir, "%s/ro", dir);
     ddps_err err;
     CHECK(ddps_mkdirs(rodir, &err) == 0);
-    CHECK(run_cmd(NULL, "cp %s/s.sqlite %s/s.sqlite && chmod 0444 %s/s.sqlite && chmod 0555 %s", dir, rodir, rodir,
+    CHECK(t_runf(NULL, "cp %s/s.sqlite %s/s.sqlite && chmod 0444 %s/s.sqlite && chmod 0555 %s", dir, rodir, rodir,
                   rodir) == 0);
     snprintf(store, sizeof store, "%s/s.sqlite", rodir);
     snprintf(outd, sizeof outd, "%s/out", dir);
     char *out = NULL;
-    int rc = run_cmd(&out,
+    int rc = t_runf(&out,
                      "unshare -m sh -c 'mount --bind -o ro %s %s && %s select --store %s --out %s --ipc 1 "
                      "--output-size 16 --threads 1'",
                      rodir, rodir, DDPS_BIN, store, outd);
@@ -85,7 +75,7 @@ static void read_only_store(void) {
     char p[4096];
     snprintf(p, sizeof p, "%s/ipc1/manifest.json", outd);
     CHECK(ddps_is_file(p));
-    CHECK(run_cmd(NULL, "chmod 0755 %s", rodir) == 0);
+    CHECK(t_runf(NULL, "chmod 0755 %s", rodir) == 0);
 }
 
 

@@ -89,3 +89,25 @@ void t_write(const char *path, const void *data, size_t len) {
     if (len) fwrite(data, 1, len, f);
     fclose(f);
 }
+
+int t_runf(char **out, const char *fmt, ...) {
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return t_run(cmd, out);
+}
+
+int t_runv(const char *fmt, ...) {
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char *out = NULL;
+    int rc = t_run(cmd, &out);
+    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n%s\n", rc, cmd, out ? out : "");
+    free(out);
+    return rc;
+}

@@ -63,6 +63,11 @@ const char *t_tmpdir(const char *name);
 /* Runs a shell command; returns its exit status (or -1), output to *out if not NULL
  * (heap, NUL-terminated, stdout and stderr together). */
 int t_run(const char *cmd, char **out);
+/* t_run on a printf-formatted command (up to 16 KB). */
+int t_runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs a printf-formatted command; on a non-zero status prints the command
+ * and its output to stderr. Returns the status. */
+int t_runv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Relative L2 error ||a-b|| / ||b||. */
 double t_rel_l2(const float *a, const float *b, size_t n);
 /* Writes text to a file (for hostile inputs). */
