@@ -142,25 +142,6 @@ static char *trim(char *s) {
     return s;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid
- * (overlong forms, surrogates and code points above U+10FFFF included). */
-static int utf8_len(const unsigned char *p) {
-    if (p[0] < 0x80) return 1;
-    int n;
-    unsigned cp;
-    if ((p[0] & 0xe0) == 0xc0) n = 2, cp = p[0] & 0x1f;
-    else if ((p[0] & 0xf0) == 0xe0) n = 3, cp = p[0] & 0x0f;
-    else if ((p[0] & 0xf8) == 0xf0) n = 4, cp = p[0] & 0x07;
-    else return 0;
-    for (int i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0; /* also stops at the NUL */
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return n;
-}
-
 /* A class name goes into a prompt: printable UTF-8 text of sane length. */
 static int check_text(const char *path, int line, const char *what, const char *s, ddps_err *err) {
     if (!*s) return ddps_fail(err, "%s: line %d: empty %s", path, line, what);
@@ -170,7 +151,7 @@ static int check_text(const char *path, int line, const char *what, const char *
     while (*p) {
         if (*p < 0x20 || *p == 0x7f)
             return ddps_fail(err, "%s: line %d: control character 0x%02x in %s", path, line, *p, what);
-        int n = utf8_len(p);
+        int n = ddps_utf8_len(p);
         if (!n) return ddps_fail(err, "%s: line %d: %s is not valid UTF-8", path, line, what);
         p += n;
     }

@@ -110,30 +110,12 @@ ddps_layout ddps_select_layout(int ipc, int n_picks, int mosaic_mode) {
 
 /* ---- names ---- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid: no
- * overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
-static int utf8_len(const unsigned char *p) {
-    unsigned c = p[0], lo = 0x80, hi = 0xbf;
-    int n;
-    if (c < 0x80) return 1;
-    if (c < 0xc2 || c > 0xf4) return 0;
-    n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    if (c == 0xe0) lo = 0xa0; /* overlong */
-    if (c == 0xed) hi = 0x9f; /* surrogates */
-    if (c == 0xf0) lo = 0x90; /* overlong */
-    if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (int i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
-    return n;
-}
-
 char *ddps_class_folder(const char *name) {
     const unsigned char *p = (const unsigned char *)(name ? name : "");
     char *out = ddps_malloc(FOLDER_MAX + 1);
     size_t o = 0;
     while (*p) {
-        int n = utf8_len(p);
+        int n = ddps_utf8_len(p);
         if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f || *p == '/' || *p == '\\'))) n = -1;
         size_t add = n < 0 ? 1 : (size_t)n;
         if (o + add > FOLDER_MAX) break;

@@ -19,7 +19,8 @@ char *ddps_escape_bytes(const char *s);
 /* Inverse of ddps_escape_bytes: heap string, or NULL when s is not a valid
  * escaped form (a lone backslash, a bad \x sequence, \x00). */
 char *ddps_unescape_bytes(const char *s);
-/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid. */
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid (RFC 3629:
+ * no overlong forms, no surrogates, nothing above U+10FFFF; stops at a NUL). */
 int ddps_utf8_len(const unsigned char *p);
 
 #endif
