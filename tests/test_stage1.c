@@ -11,26 +11,13 @@
 #include "models/scheduler.h"
 #include "models/sd.h"
 #include "pipeline/stage1.h"
+#include "stage1_check.h"
 #include "util/rng.h"
 
 static ddps_backend *BE;
 static ddps_sd *SD;
 static float *CTX_HOST; /* [2][77][C]: null prompt "", label prompt "An image of tench." */
 static int C_TXT;
-
-/* A smooth image in [-1, 1] with some texture (seeded). */
-static float *image(int H, int W, uint64_t seed) {
-    float *p = ddps_malloc((size_t)H * W * 3 * sizeof(float));
-    ddps_rng r;
-    ddps_rng_seed(&r, seed);
-    double f1 = 0.05 + 0.2 * ddps_rng_uniform(&r), f2 = 0.05 + 0.2 * ddps_rng_uniform(&r);
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
-            for (int c = 0; c < 3; c++)
-                p[((size_t)y * W + x) * 3 + c] =
-                    (float)(0.6 * sin(f1 * x + c) * cos(f2 * y - c) + 0.3 * (2 * ddps_rng_uniform(&r) - 1));
-    return p;
-}
 
 typedef struct {
     int H, W, K;
@@ -44,7 +31,7 @@ typedef struct {
 static int run_stage1(const s1_case *c, ddps_stage1_result *r, ddps_err *err, float **noise_out) {
     int h = ddps_vae_latent_size(&SD->vae_cfg, c->H), w = ddps_vae_latent_size(&SD->vae_cfg, c->W);
     int lc = SD->vae_cfg.latent_channels;
-    float *img = image(c->H, c->W, c->seed);
+    float *img = s1c_image(c->H, c->W, c->seed);
     float *noise = eu_normal((size_t)(c->K > 0 ? c->K : 1) * h * w * lc, c->seed + 1);
     size_t mark = ddps_mark(BE);
     ddps_tensor x = eu_upload(BE, 1, c->H, c->W, 3, img);
@@ -181,7 +168,7 @@ static void diff_by_hand(void) {
     size_t nl = (size_t)h * w * lc;
     size_t mark = ddps_mark(BE);
     /* the latent */
-    float *img = image(c.H, c.W, c.seed);
+    float *img = s1c_image(c.H, c.W, c.seed);
     ddps_tensor x = eu_upload(BE, 1, c.H, c.W, 3, img), z = ddps_new(BE, 1, h, w, lc);
     ddps_encode_latent(BE, SD, &x, &z);
     float *zh = eu_readback(BE, &z);
@@ -302,7 +289,7 @@ static void grab_up1(void *u, const char *name, const ddps_tensor *t) {
 /* Patches [n,p,p,3]: crops of one image at different places. */
 static float *patches_of(int n, int p) {
     int H = 64, W = 96;
-    float *img = image(H, W, 77), *out = ddps_malloc((size_t)n * p * p * 3 * sizeof(float));
+    float *img = s1c_image(H, W, 77), *out = ddps_malloc((size_t)n * p * p * 3 * sizeof(float));
     for (int k = 0; k < n; k++) {
         int oy = (k * 13) % (H - p + 1), ox = (k * 29) % (W - p + 1);
         for (int y = 0; y < p; y++)
