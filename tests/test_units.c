@@ -1,5 +1,5 @@
 /* Unit tests of small pure functions: candidate window picking, the
- * timestep list, the RNG's known answers (checked against an independent
+ * timestep list, the UTF-8 decoder, the RNG's known answers (checked against an independent
  * Python restatement, tests/rng_ref.py) and README's table of defaults
  * against the library's _init functions.
  *
@@ -14,6 +14,7 @@
 #include "pipeline/score.h"
 #include "testlib.h"
 #include "util/rng.h"
+#include "util/utf8.h"
 
 /* ---------- ddps_pick_windows ----------
  * The rule (score.h): windows are taken best score first; ties go in raster
@@ -183,6 +184,64 @@ static void test_timesteps_rejected(void) {
     check_timesteps_usage(&o, 1000, "--t-range", __LINE__);
 }
 
+/* ---------- UTF-8 (util/utf8.h) ---------- */
+
+/* Checks ddps_utf8_next on the bytes of s (len bytes) returns want with code
+ * point want_cp, and ddps_utf8_len on them (NUL-terminated) the valid length or 0. */
+static void check_utf8(const char *s, size_t len, int want, uint32_t want_cp, int line) {
+    uint32_t cp = 0;
+    int n = ddps_utf8_next((const unsigned char *)s, len, &cp);
+    CHECKF(n == want && cp == want_cp, "line %d: %d U+%04X, expected %d U+%04X", line, n, (unsigned)cp, want,
+           (unsigned)want_cp);
+    int l = ddps_utf8_len((const unsigned char *)s);
+    CHECKF(l == (want > 0 ? want : 0), "line %d: ddps_utf8_len %d", line, l);
+}
+
+/* Valid forms at every length and boundary; each kind of ill-formed input
+ * with its maximal subpart length (what one U+FFFD replaces). */
+static void test_utf8_sequences(void) {
+    check_utf8("A", 1, 1, 'A', __LINE__);
+    check_utf8("\x7f", 1, 1, 0x7f, __LINE__);
+    check_utf8("\xc2\x80", 2, 2, 0x80, __LINE__);
+    check_utf8("\xdf\xbf", 2, 2, 0x7ff, __LINE__);
+    check_utf8("\xe0\xa0\x80", 3, 3, 0x800, __LINE__);
+    check_utf8("\xed\x9f\xbf", 3, 3, 0xd7ff, __LINE__);
+    check_utf8("\xef\xbf\xbd", 3, 3, 0xfffd, __LINE__);
+    check_utf8("\xf0\x90\x80\x80", 4, 4, 0x10000, __LINE__);
+    check_utf8("\xf4\x8f\xbf\xbf", 4, 4, 0x10ffff, __LINE__);
+    check_utf8("\x80", 1, -1, 0xfffd, __LINE__);             /* stray continuation */
+    check_utf8("\xc0\xaf", 2, -1, 0xfffd, __LINE__);         /* overlong lead */
+    check_utf8("\xc1\xbf", 2, -1, 0xfffd, __LINE__);
+    check_utf8("\xe0\x9f\xbf", 3, -1, 0xfffd, __LINE__);     /* overlong 3-byte */
+    check_utf8("\xed\xa0\x80", 3, -1, 0xfffd, __LINE__);     /* surrogate U+D800 */
+    check_utf8("\xf0\x8f\xbf\xbf", 4, -1, 0xfffd, __LINE__); /* overlong 4-byte */
+    check_utf8("\xf4\x90\x80\x80", 4, -1, 0xfffd, __LINE__); /* above U+10FFFF */
+    check_utf8("\xf5\x80\x80\x80", 4, -1, 0xfffd, __LINE__);
+    check_utf8("\xff", 1, -1, 0xfffd, __LINE__);
+    check_utf8("\xe2\x82", 2, -2, 0xfffd, __LINE__);          /* cut short by the end */
+    check_utf8("\xe2\x82X", 3, -2, 0xfffd, __LINE__);         /* cut short by ASCII */
+    check_utf8("\xf0\x9f\x98", 3, -3, 0xfffd, __LINE__);
+    check_utf8("\xf0\x9f\x98\xc3", 4, -3, 0xfffd, __LINE__);
+    /* len limits the look-ahead even when more bytes follow. */
+    uint32_t cp;
+    CHECK(ddps_utf8_next((const unsigned char *)"\xc3\xa9", 1, &cp) == -1 && cp == 0xfffd);
+}
+
+/* Every scalar value round-trips through ddps_utf8_put and ddps_utf8_next. */
+static void test_utf8_roundtrip(void) {
+    long bad = 0;
+    for (uint32_t c = 1; c <= 0x10ffff; c++) {
+        if (c >= 0xd800 && c <= 0xdfff) continue;
+        char b[5] = {0};
+        size_t n = ddps_utf8_put(c, b);
+        uint32_t back = 0;
+        int m = ddps_utf8_next((const unsigned char *)b, n, &back);
+        size_t want = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+        if (n != want || m != (int)n || back != c || ddps_utf8_len((const unsigned char *)b) != (int)n) bad++;
+    }
+    CHECKF(bad == 0, "%ld code points do not round-trip", bad);
+}
+
 /* ---------- RNG known answers ----------
  * Every literal below is what tests/rng_ref.py (an independent Python
  * restatement of rng.h's algorithm) prints; the "python" part checks that it
@@ -316,5 +375,7 @@ int main(int argc, char **argv) {
     TEST(test_timesteps_explicit);
     TEST(test_timesteps_rejected);
     TEST(test_rng_known_answers);
+    TEST(test_utf8_sequences);
+    TEST(test_utf8_roundtrip);
     return t_done();
 }

@@ -19,6 +19,7 @@
 
 #include "models/unicode_tables.h"
 #include "util/fs.h"
+#include "util/utf8.h"
 
 /* CLIPTokenizer reads merges.txt lines [1 : 49152 - 256 - 2 + 1]. */
 #define CLIP_MAX_MERGES (49152 - 256 - 2)
@@ -82,75 +83,16 @@ static void cp_push(cpbuf *b, uint32_t c) {
 /* ------------------------------------------------------------------ */
 /* UTF-8                                                               */
 
-/* Decodes s[0..len) into out. Each maximal ill-formed subsequence becomes one
- * U+FFFD (the "maximal subpart" practice of Unicode ch. 3, which is also what
- * Python's decode(errors="replace") does): the bytes consumed so far are
- * replaced and decoding resumes at the byte that broke the sequence. */
+/* Decodes s[0..len) into out (util/utf8.h): each maximal ill-formed
+ * subsequence becomes one U+FFFD (the "maximal subpart" practice of Unicode
+ * ch. 3, which is also what Python's decode(errors="replace") does) and
+ * decoding resumes at the byte that broke the sequence. */
 static void utf8_decode(const unsigned char *s, size_t len, cpbuf *out) {
-    size_t i = 0;
     cp_reserve(out, out->n + len);
-    while (i < len) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            out->v[out->n++] = c;
-            i++;
-            continue;
-        }
-        int need;
-        uint32_t cp;
-        unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0F;
-            if (c == 0xE0) lo = 0xA0;      /* overlong */
-            else if (c == 0xED) hi = 0x9F; /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07;
-            if (c == 0xF0) lo = 0x90;      /* overlong */
-            else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-        } else {
-            out->v[out->n++] = 0xFFFD; /* stray continuation, C0, C1, F5..FF */
-            i++;
-            continue;
-        }
-        size_t j = i + 1;
-        int k;
-        for (k = 0; k < need && j < len; k++, j++) {
-            unsigned b = s[j];
-            unsigned blo = k == 0 ? lo : 0x80, bhi = k == 0 ? hi : 0xBF;
-            if (b < blo || b > bhi) break;
-            cp = (cp << 6) | (b & 0x3F);
-        }
-        out->v[out->n++] = k == need ? cp : 0xFFFD;
-        i = j;
+    for (size_t i = 0; i < len;) {
+        int n = ddps_utf8_next(s + i, len - i, &out->v[out->n++]);
+        i += (size_t)(n < 0 ? -n : n);
     }
-}
-
-static size_t utf8_put(uint32_t c, char *p) {
-    if (c < 0x80) {
-        p[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        p[0] = (char)(0xC0 | (c >> 6));
-        p[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        p[0] = (char)(0xE0 | (c >> 12));
-        p[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        p[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    p[0] = (char)(0xF0 | (c >> 18));
-    p[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    p[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    p[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
 }
 
 /* ------------------------------------------------------------------ */
@@ -635,7 +577,7 @@ static uint32_t byte_char(unsigned b) {
 
 /* Vocabulary string of byte b's symbol, with "</w>" if w: returns length. */
 static size_t byte_symbol(unsigned b, int w, char *out) {
-    size_t n = utf8_put(byte_char(b), out);
+    size_t n = ddps_utf8_put(byte_char(b), out);
     if (w) {
         memcpy(out + n, "</w>", 4);
         n += 4;
@@ -813,7 +755,7 @@ static size_t piece_bytes(scratch *sc, const uint32_t *v, size_t s, size_t e) {
         sc->bytes = ddps_realloc(sc->bytes, need);
     }
     size_t nb = 0;
-    for (size_t i = s; i < e; i++) nb += utf8_put(v[i], sc->bytes + nb);
+    for (size_t i = s; i < e; i++) nb += ddps_utf8_put(v[i], sc->bytes + nb);
     return nb;
 }
 
@@ -895,7 +837,7 @@ char *ddps_clip_normalize(const char *text) {
     clip_normalize_cps(in.v, in.n, &out, &tmp);
     char *s = ddps_malloc(out.n * 4 + 1);
     size_t nb = 0;
-    for (size_t i = 0; i < out.n; i++) nb += utf8_put(out.v[i], s + nb);
+    for (size_t i = 0; i < out.n; i++) nb += ddps_utf8_put(out.v[i], s + nb);
     s[nb] = 0;
     free(in.v);
     free(out.v);

@@ -14,6 +14,7 @@
 
 #include "util/escape.h"
 #include "util/fs.h"
+#include "util/utf8.h"
 #include "util/rng.h"
 
 /* A mapping file larger than this is not a class-name list. */

@@ -18,6 +18,7 @@
 #include "pipeline/class_map.h"
 #include "util/escape.h"
 #include "util/fs.h"
+#include "util/utf8.h"
 #include "util/progress.h"
 
 #define FOLDER_MAX 200

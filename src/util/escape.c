@@ -5,22 +5,7 @@
 #include <string.h>
 
 #include "util/fs.h"
-
-int ddps_utf8_len(const unsigned char *p) {
-    unsigned c = p[0], lo = 0x80, hi = 0xbf;
-    int n;
-    if (c < 0x80) return 1;
-    if (c < 0xc2 || c > 0xf4) return 0;
-    n = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    if (c == 0xe0) lo = 0xa0; /* overlong */
-    if (c == 0xed) hi = 0x9f; /* surrogates */
-    if (c == 0xf0) lo = 0x90; /* overlong */
-    if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (int i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
-    return n;
-}
+#include "util/utf8.h"
 
 char *ddps_escape_bytes(const char *s) {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
