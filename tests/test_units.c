@@ -1,5 +1,5 @@
 /* Unit tests of small pure functions: candidate window picking, the
- * timestep list, the UTF-8 decoder, the RNG's known answers (checked against an independent
+ * timestep list, the UTF-8 decoder, the clocks, the RNG's known answers (checked against an independent
  * Python restatement, tests/rng_ref.py) and README's table of defaults
  * against the library's _init functions.
  *
@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ddps.h"
 #include "pipeline/score.h"
 #include "testlib.h"
+#include "util/clock.h"
 #include "util/rng.h"
 #include "util/utf8.h"
 
@@ -242,6 +244,35 @@ static void test_utf8_roundtrip(void) {
     CHECKF(bad == 0, "%ld code points do not round-trip", bad);
 }
 
+/* ---------- clocks (util/clock.h) ---------- */
+
+/* Wall time advances across a sleep while CPU time hardly does; CPU time
+ * advances while the process computes. */
+static void test_clocks(void) {
+    double w0 = ddps_seconds(), c0 = ddps_cpu_seconds();
+    struct timespec nap = {0, 50 * 1000000L};
+    nanosleep(&nap, NULL);
+    double w1 = ddps_seconds(), c1 = ddps_cpu_seconds();
+    CHECKF(w1 - w0 >= 0.045 && w1 - w0 < 30, "wall %.4f s across a 50 ms sleep", w1 - w0);
+    CHECKF(c1 >= c0 && c1 - c0 < 0.04, "cpu %.4f s across a 50 ms sleep", c1 - c0);
+    volatile double x = 0;
+    double c2 = c1, w2 = w1;
+    while (c2 - c1 < 0.02 && w2 - w1 < 20) {
+        for (int i = 0; i < 100000; i++) x += 1e-9 * i;
+        c2 = ddps_cpu_seconds();
+        w2 = ddps_seconds();
+    }
+    CHECKF(c2 - c1 >= 0.02, "cpu time did not advance: %.4f s in %.1f s of work", c2 - c1, w2 - w1);
+    double prev = ddps_seconds();
+    int back = 0;
+    for (int i = 0; i < 10000; i++) {
+        double t = ddps_seconds();
+        back += t < prev;
+        prev = t;
+    }
+    CHECK(back == 0);
+}
+
 /* ---------- RNG known answers ----------
  * Every literal below is what tests/rng_ref.py (an independent Python
  * restatement of rng.h's algorithm) prints; the "python" part checks that it
@@ -377,5 +408,6 @@ int main(int argc, char **argv) {
     TEST(test_rng_known_answers);
     TEST(test_utf8_sequences);
     TEST(test_utf8_roundtrip);
+    TEST(test_clocks);
     return t_done();
 }

@@ -15,6 +15,7 @@
 #include "io/image.h"
 #include "pipeline/select.h"
 #include "pipeline/store.h"
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -859,13 +860,6 @@ done:
     return rc;
 }
 
-/* CPU time of the process (all threads). */
-static double cpu_seconds(void) {
-    struct timespec t;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) != 0) return 0;
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* The manifest select wrote for the report's IPC. */
 static int read_manifest(report_ctx *r, ddps_err *err) {
     char name[64];
@@ -946,11 +940,11 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     int w = ddps_write_file_atomic(css, CSS, strlen(CSS), err);
     free(css);
     if (w != 0) goto done;
-    double t1 = ddps_seconds(), c1 = cpu_seconds();
+    double t1 = ddps_seconds(), c1 = ddps_cpu_seconds();
     for (int k = 0; k < r.n_cls; k++)
         if (write_class(&r, k, err) != 0) goto done;
     r.class_seconds = ddps_seconds() - t1;
-    r.class_cpu = cpu_seconds() - c1;
+    r.class_cpu = ddps_cpu_seconds() - c1;
     if (write_index(&r, select_s, err) != 0) goto done;
     ddps_info("report: %d classes in %s/index.html; distilled set %.2f s, class pages %.2f s (%.3f s per class; "
               "%.3f s CPU per class, %d threads)",

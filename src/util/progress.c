@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util/err.h"
@@ -41,12 +40,6 @@ void ddps_cancel_reset(void) { t_cancelled = 0; }
 
 static void report(ddps_progress *p) {
     if (t_hook && t_hook(t_hook_user, p->label, p->done, p->total)) t_cancelled = 1;
-}
-
-double ddps_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* "m:ss" or "h:mm:ss" from whole seconds. */

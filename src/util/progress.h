@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "util/clock.h" /* ddps_seconds, the clock progress rates use */
+
 typedef struct ddps_progress ddps_progress;
 
 /* Shows "label done/total  rate unit/s  ETA m:ss" on stderr. total <= 0
@@ -39,8 +41,6 @@ void ddps_cancel_set_thread_flag(const volatile int *flag);
 int ddps_cancel_requested(void);
 void ddps_cancel_reset(void);
 
-/* Monotonic seconds since an arbitrary origin (for timing). */
-double ddps_seconds(void);
 /* Formats seconds as "1:05:03" (an hour or more), "4:07" (a minute or more),
  * "12.3 s" / "0.35 s" (less); "?" for negative or non-finite values. */
 void ddps_format_duration(double seconds, char *buf, size_t n);
