@@ -273,6 +273,139 @@ static void test_clocks(void) {
     CHECK(back == 0);
 }
 
+/* ---------- README's table of defaults ----------
+ * README.md's "main options" table must state exactly what
+ * ddps_score_params_init and ddps_select_params_init set. Every row must name
+ * options this test knows, and every option it knows must have a row. */
+
+/* The README text of option opt's default as the _init functions set it, or
+ * NULL for an option this test does not know. buf: room for the text. */
+static const char *default_text(const char *opt, const ddps_score_params *p, const ddps_select_params *s, char *buf,
+                                size_t n) {
+    if (!strcmp(opt, "--prompt")) return p->prompt;
+    if (!strcmp(opt, "--null-prompt")) return p->null_prompt && !*p->null_prompt ? "\"\"" : p->null_prompt;
+    if (!strcmp(opt, "--timesteps")) snprintf(buf, n, "%d", p->n_explicit ? -1 : p->n_timesteps);
+    else if (!strcmp(opt, "--t-range")) snprintf(buf, n, "%g,%g", p->t_lo, p->t_hi);
+    else if (!strcmp(opt, "--size")) snprintf(buf, n, "%d", p->size);
+    else if (!strcmp(opt, "--patch")) snprintf(buf, n, "%d", p->patch);
+    else if (!strcmp(opt, "--stride")) snprintf(buf, n, "%d", p->stride);
+    else if (!strcmp(opt, "--patches-per-image")) snprintf(buf, n, "%d", p->patches_per_image);
+    else if (!strcmp(opt, "--dift-t")) snprintf(buf, n, "%d", p->dift_t);
+    else if (!strcmp(opt, "--dift-ensemble")) snprintf(buf, n, "%d", p->dift_ensemble);
+    else if (!strcmp(opt, "--clusters")) snprintf(buf, n, "%d", p->clusters);
+    else if (!strcmp(opt, "--top-clusters")) snprintf(buf, n, "%d", s->top_clusters);
+    else if (!strcmp(opt, "--mosaic-max-ipc")) snprintf(buf, n, "%d", s->mosaic_max_ipc);
+    else if (!strcmp(opt, "--output-size")) snprintf(buf, n, "%d", s->output_size);
+    else if (!strcmp(opt, "--format")) return s->format;
+    else if (!strcmp(opt, "--low-res")) return p->low_res ? "on" : "off";
+    else if (!strcmp(opt, "--class-names")) return p->class_names ? p->class_names : "folder names";
+    else if (!strcmp(opt, "--max-per-class")) p->max_per_class ? snprintf(buf, n, "%d", p->max_per_class)
+                                                                : snprintf(buf, n, "all");
+    else if (!strcmp(opt, "--seed")) snprintf(buf, n, "%" PRIu64, p->seed);
+    else if (!strcmp(opt, "--threads")) {
+        if (p->threads != s->threads) return "(score and select differ)";
+        p->threads ? snprintf(buf, n, "%d", p->threads) : snprintf(buf, n, "all cores");
+    } else if (!strcmp(opt, "--batch-images")) /* 0 = auto: cpu 1, cuda 8 (score.h) */
+        p->batch_images ? snprintf(buf, n, "%d", p->batch_images) : snprintf(buf, n, "cpu 1, cuda 8");
+    else if (!strcmp(opt, "--device")) return p->device;
+    else if (!strcmp(opt, "--precision")) return p->precision;
+    else return NULL;
+    return buf;
+}
+
+static const char *const KNOWN_OPTIONS[] = {
+    "--prompt", "--null-prompt", "--timesteps", "--t-range", "--size", "--patch", "--stride",
+    "--patches-per-image", "--dift-t", "--dift-ensemble", "--clusters", "--top-clusters", "--mosaic-max-ipc",
+    "--output-size", "--format", "--low-res", "--class-names", "--max-per-class", "--seed", "--threads",
+    "--batch-images", "--device", "--precision"};
+#define N_KNOWN_OPTIONS (int)(sizeof KNOWN_OPTIONS / sizeof KNOWN_OPTIONS[0])
+
+/* Copies s[0..n) into out (size cap) without backticks and outer blanks. */
+static void cell_text(const char *s, size_t n, char *out, size_t cap) {
+    while (n && *s == ' ') s++, n--;
+    while (n && s[n - 1] == ' ') n--;
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < cap; i++)
+        if (s[i] != '`') out[o++] = s[i];
+    out[o] = 0;
+}
+
+/* Splits cell at ", " into up to max parts (each cap bytes); returns the count. */
+static int split_cell(const char *cell, char parts[][128], int max) {
+    int k = 0;
+    const char *p = cell;
+    while (k < max) {
+        const char *c = strstr(p, ", ");
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        cell_text(p, n, parts[k++], 128);
+        if (!c) break;
+        p = c + 2;
+    }
+    return k;
+}
+
+/* One table row "| options | defaults | meaning |": checks each option's
+ * default; marks the options seen. Returns the number of options on the row. */
+static int check_readme_row(const char *row, int lineno, const ddps_score_params *p, const ddps_select_params *s,
+                            int *seen) {
+    const char *c1 = strchr(row + 1, '|'), *c2 = c1 ? strchr(c1 + 1, '|') : NULL;
+    if (!c1 || !c2) {
+        CHECKF(0, "README.md:%d: not a three-column row", lineno);
+        return 0;
+    }
+    char opts[256], defs[256], names[8][128], vals[8][128];
+    cell_text(row + 1, (size_t)(c1 - row - 1), opts, sizeof opts);
+    cell_text(c1 + 1, (size_t)(c2 - c1 - 1), defs, sizeof defs);
+    int no = split_cell(opts, names, 8);
+    /* One option: the whole cell is its default ("0.1,0.7", "cpu 1, cuda 8"). */
+    int nd = no == 1 ? (snprintf(vals[0], sizeof vals[0], "%s", defs), 1) : split_cell(defs, vals, 8);
+    CHECKF(nd == no, "README.md:%d: %d options, %d defaults", lineno, no, nd);
+    for (int i = 0; i < no && i < nd; i++) {
+        char *sp = strchr(names[i], ' '); /* "--class-names FILE" */
+        if (sp) *sp = 0;
+        char buf[128];
+        const char *want = default_text(names[i], p, s, buf, sizeof buf);
+        CHECKF(want != NULL, "README.md:%d: option %s is not known to test_units", lineno, names[i]);
+        if (!want) continue;
+        CHECKF(strcmp(vals[i], want) == 0, "README.md:%d: %s default \"%s\", the library's is \"%s\"", lineno,
+               names[i], vals[i], want);
+        for (int k = 0; k < N_KNOWN_OPTIONS; k++)
+            if (!strcmp(KNOWN_OPTIONS[k], names[i])) seen[k]++;
+    }
+    return no;
+}
+
+/* README.md's table against the _init functions, both ways. */
+static void test_readme_defaults(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/README.md", DDPS_SOURCE_DIR);
+    FILE *f = fopen(path, "r");
+    CHECKF(f != NULL, "%s: cannot open", path);
+    if (!f) return;
+    ddps_score_params p;
+    ddps_select_params s;
+    ddps_score_params_init(&p);
+    ddps_select_params_init(&s);
+    int seen[N_KNOWN_OPTIONS] = {0}, in_table = 0, rows = 0, lineno = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\n")] = 0;
+        if (!in_table) {
+            in_table = strncmp(line, "| option | default |", 20) == 0;
+            continue;
+        }
+        if (line[0] != '|') break;
+        if (strncmp(line, "| ---", 5) == 0) continue;
+        rows += check_readme_row(line, lineno, &p, &s, seen) > 0;
+    }
+    fclose(f);
+    CHECKF(in_table && rows >= 10, "README.md: options table not found (%d rows)", rows);
+    for (int k = 0; k < N_KNOWN_OPTIONS; k++)
+        CHECKF(seen[k] == 1, "README.md: option %s appears %d times in the table, expected once", KNOWN_OPTIONS[k],
+               seen[k]);
+}
+
 /* ---------- RNG known answers ----------
  * Every literal below is what tests/rng_ref.py (an independent Python
  * restatement of rng.h's algorithm) prints; the "python" part checks that it
@@ -409,5 +542,6 @@ int main(int argc, char **argv) {
     TEST(test_utf8_sequences);
     TEST(test_utf8_roundtrip);
     TEST(test_clocks);
+    TEST(test_readme_defaults);
     return t_done();
 }
