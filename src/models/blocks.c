@@ -2,12 +2,17 @@
 
 #include <stdio.h>
 
+/* gamma, beta: [c] (name.weight, name.bias). A GroupNorm of c channels in groups groups of c/groups (c %
+ * groups == 0) with eps. */
 void ddps_gn_build(ddps_wsrc *ws, ddps_gn *gn, int c, int groups, float eps, const char *name) {
     gn->groups = groups;
     gn->eps = eps;
     ws_norm(ws, &gn->g, &gn->b, c, "%s", name);
 }
 
+/* Weights (PyTorch layout), all convolutions with a bias [out]: norm1 [in]; conv1 [out, in, 3, 3];
+ * time_emb_proj [out, temb_dim] + [out] when temb_dim > 0; norm2 [out]; conv2 [out, out, 3, 3];
+ * conv_shortcut [out, in, 1, 1] (applied as a linear [out, in]) when in != out. */
 void ddps_resnet_build(ddps_wsrc *ws, ddps_resnet *r, int in, int out, int temb_dim, int groups, float eps,
                        const char *p) {
     char n[384];
@@ -23,6 +28,7 @@ void ddps_resnet_build(ddps_wsrc *ws, ddps_resnet *r, int in, int out, int temb_
     r->shortcut = in != out ? ws_linear_1x1(ws, out, in, 1, "%s.conv_shortcut", p) : NULL;
 }
 
+/* x: [n, h, w, c] -> y: [n, h, w, c], a copy from the arena. */
 ddps_tensor ddps_copy(ddps_backend *be, const ddps_tensor *x) {
     ddps_tensor y = ddps_new(be, x->n, x->h, x->w, x->c);
     be->ops->axpby(be, &y, 1.0f, x, 0.0f, x);
@@ -31,6 +37,9 @@ ddps_tensor ddps_copy(ddps_backend *be, const ddps_tensor *x) {
 
 static const int PAD1[4] = {1, 1, 1, 1};
 
+/* x: [n, h, w, in], temb_act: [n, 1, 1, temb_dim] (SiLU of the time embedding) or NULL -> y: [n, h, w,
+ * out]; the time projection t: [n, 1, 1, out]. y = shortcut(x) + conv2(SiLU(GN2(h1 + t))), h1 =
+ * conv1(SiLU(GN1(x))): [n, h, w, out]; 3x3 convolutions with padding 1, shortcut = x when in == out. */
 ddps_tensor ddps_resnet_fwd(ddps_backend *be, const ddps_resnet *r, const ddps_tensor *x, const ddps_tensor *temb_act) {
     const ddps_backend_ops *op = be->ops;
     ddps_tensor out = ddps_new(be, x->n, x->h, x->w, r->out);
@@ -56,6 +65,10 @@ ddps_tensor ddps_resnet_fwd(ddps_backend *be, const ddps_resnet *r, const ddps_t
     return out;
 }
 
+/* Weights (all with a bias [out] unless noted): norm [c]; proj_in, proj_out [c, c] (linear_proj) or [c,
+ * c, 1, 1]; norm1, norm2, norm3 [c]; attn1.to_q, to_k, to_v [c, c] without bias; attn1.to_out.0 [c, c];
+ * attn2.to_q [c, c], attn2.to_k, to_v [c, ctx_dim], all three without bias; attn2.to_out.0 [c, c];
+ * ff.net.0.proj [8c, c] (GEGLU: value and gate halves of 4c); ff.net.2 [c, 4c]. */
 void ddps_transformer_build(ddps_wsrc *ws, ddps_transformer *t, int c, int heads, int ctx_dim, int groups,
                             int linear_proj, const char *p) {
     char n[384];
@@ -89,6 +102,10 @@ void ddps_transformer_build(ddps_wsrc *ws, ddps_transformer *t, int c, int heads
         t->proj_out = ws_linear_1x1(ws, c, c, 1, "%s.proj_out", p);
 }
 
+/* x: [n, 1, L, c] (updated in place), kv: [n, 1, Lk, ckv] or NULL (self-attention: Lk = L, ckv = c); wq:
+ * [c, c], wk, wv: [c, ckv], wo: [c, c]; q: [n, 1, L, c], k, v: [n, 1, Lk, c], heads of d = c/heads.
+ * Pre-LayerNorm attention with a residual: x += wo(attention(wq h, wk src, wv src)), h = LayerNorm(x),
+ * src = kv (cross-attention) or h; causal masks the keys after each query. */
 void ddps_attn_residual(ddps_backend *be, ddps_tensor *x, const ddps_weight *lg, const ddps_weight *lb, float eps,
                         const ddps_weight *wq, const ddps_weight *wk, const ddps_weight *wv, const ddps_weight *wo,
                         const ddps_tensor *kv, int heads, int causal) {
@@ -109,6 +126,10 @@ void ddps_attn_residual(ddps_backend *be, ddps_tensor *x, const ddps_weight *lg,
     ddps_release(be, m);
 }
 
+/* x: [n, h, w, c], ctx: [n, 1, Lc, ctx_dim] -> y: [n, h, w, c]; inside, tokens [n, 1, L = h*w, c] and the
+ * feed-forward [n, 1, L, 8c] -> GEGLU [n, 1, L, 4c] -> [n, 1, L, c]. y = x +
+ * proj_out(block(proj_in(GN(x)))), block = self-attention, cross-attention on ctx, GEGLU MLP, each
+ * pre-LayerNorm (eps 1e-5) with a residual. */
 ddps_tensor ddps_transformer_fwd(ddps_backend *be, const ddps_transformer *t, const ddps_tensor *x,
                                  const ddps_tensor *ctx) {
     const ddps_backend_ops *op = be->ops;
@@ -140,6 +161,7 @@ ddps_tensor ddps_transformer_fwd(ddps_backend *be, const ddps_transformer *t, co
     return out;
 }
 
+/* Weights: group_norm [c]; to_q, to_k, to_v, to_out.0 [c, c] + [c]. */
 void ddps_vae_attn_build(ddps_wsrc *ws, ddps_vae_attn *a, int c, int groups, float eps, const char *p) {
     char n[384];
     a->c = c;
@@ -151,6 +173,8 @@ void ddps_vae_attn_build(ddps_wsrc *ws, ddps_vae_attn *a, int c, int groups, flo
     a->o = ws_linear(ws, c, c, 1, "%s.to_out.0", p);
 }
 
+/* x: [n, h, w, c] -> y: [n, h, w, c]; inside, tokens [n, 1, L = h*w, c]. y = x + o(attention(q g, k g, v
+ * g)), g = GN(x): one head of all c channels, no mask. */
 ddps_tensor ddps_vae_attn_fwd(ddps_backend *be, const ddps_vae_attn *a, const ddps_tensor *x) {
     const ddps_backend_ops *op = be->ops;
     int n = x->n, L = x->h * x->w, c = a->c;

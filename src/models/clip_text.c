@@ -6,6 +6,10 @@
 
 #include "util/fs.h"
 
+/* Weights (H = hidden_size, F = intermediate_size; linears with a bias): token_embedding [vocab_size, H];
+ * position_embedding [max_position_embeddings, H]; per layer self_attn q_proj, k_proj, v_proj, out_proj
+ * [H, H]; layer_norm1, layer_norm2 [H]; mlp.fc1 [F, H]; mlp.fc2 [H, F]; final_layer_norm [H]. On failure
+ * returns -1 with err. */
 int ddps_clip_build(ddps_wsrc *ws, const ddps_clip_config *cfg, ddps_clip **out, ddps_err *err) {
     ddps_clip *m = ddps_calloc(1, sizeof *m);
     m->cfg = *cfg;
@@ -36,6 +40,7 @@ int ddps_clip_build(ddps_wsrc *ws, const ddps_clip_config *cfg, ddps_clip **out,
     return 0;
 }
 
+/* Frees m's weights and m (NULL: no-op). */
 void ddps_clip_free(ddps_backend *be, ddps_clip *m) {
     if (!m) return;
     for (int i = 0; i < m->n_all; i++) be->ops->free_weight(be, m->all[i]);
@@ -44,6 +49,10 @@ void ddps_clip_free(ddps_backend *be, ddps_clip *m) {
     free(m);
 }
 
+/* ids: [n, L] (host, L = DDPS_CLIP_LEN = 77, already range-checked) -> y: [n, 1, L, H] (last hidden state
+ * after final_layer_norm). Embeddings x: [n, 1, L, H]; each layer: x += causal self-attention of
+ * num_attention_heads heads (pre-LayerNorm), x += fc2((quick) GELU(fc1(LayerNorm(x)))) with fc1's output
+ * [n, 1, L, F]. */
 void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y) {
     const ddps_backend_ops *op = be->ops;
     int n = y->n, L = DDPS_CLIP_LEN, H = m->cfg.hidden_size, heads = m->cfg.num_attention_heads;

@@ -7,6 +7,14 @@
 
 #include "util/fs.h"
 
+/* Weights for config c (ch = block_out_channels, nb blocks, T = time_embed_dim, X = cross_attention_dim;
+ * convolutions with a bias): conv_in [ch[0], in_channels, 3, 3]; time_embedding.linear_1 [T, ch[0]],
+ * linear_2 [T, T]; down block i: layers_per_block resnets -> ch[i] (transformers of ch[i] channels and
+ * heads[i] heads when down_cross[i]), then, except the last block, downsamplers.0.conv [ch[i], ch[i], 3,
+ * 3] (stride 2); mid: resnet, transformer, resnet at ch[nb-1]; up block i: layers_per_block + 1 resnets
+ * -> ch[nb-1-i] on [previous, skip] channels, then, except the last, upsamplers.0.conv [ch[nb-1-i],
+ * ch[nb-1-i], 3, 3] after a nearest 2x upsample; conv_norm_out [ch[0]]; conv_out [out_channels, ch[0], 3,
+ * 3]. On failure returns -1 with err (the first failure, ws->err). */
 int ddps_unet_build(ddps_wsrc *ws, const ddps_unet_config *c, ddps_unet **out, ddps_err *err) {
     ddps_unet *m = ddps_calloc(1, sizeof *m);
     m->cfg = *c;
@@ -73,6 +81,7 @@ int ddps_unet_build(ddps_wsrc *ws, const ddps_unet_config *c, ddps_unet **out, d
     return 0;
 }
 
+/* Frees m's weights and m (NULL: no-op). */
 void ddps_unet_free(ddps_backend *be, ddps_unet *m) {
     if (!m) return;
     for (int i = 0; i < m->n_all; i++) be->ops->free_weight(be, m->all[i]);
@@ -80,9 +89,9 @@ void ddps_unet_free(ddps_backend *be, ddps_unet *m) {
     free(m);
 }
 
-/* diffusers get_timestep_embedding, in f32 as diffusers computes it:
- * half = dim/2, freq_i = exp(-ln(10000) * i / (half - shift)),
- * [sin(t f), cos(t f)], swapped to [cos, sin] when flip_sin_to_cos. */
+/* t: [n] -> out: [n, dim] (host f32). diffusers get_timestep_embedding, in f32 as diffusers computes it:
+ * half = dim/2, freq_i = exp(-ln(10000) * i / (half - shift)), [sin(t f), cos(t f)], swapped to [cos,
+ * sin] when flip_sin_to_cos; an odd dim's last entry is 0. */
 static void timestep_embedding(float *out, const float *t, int n, int dim, int flip, float shift) {
     int half = dim / 2;
     for (int b = 0; b < n; b++) {
@@ -99,6 +108,7 @@ static void timestep_embedding(float *out, const float *t, int n, int dim, int f
     }
 }
 
+/* t: [n, h, w, c] -> the caller's tap (if any) as "name" or "name<idx>". */
 static void tap(const ddps_unet_opts *o, const char *name, int idx, const ddps_tensor *t) {
     if (!o || !o->tap) return;
     char buf[16];
@@ -109,6 +119,13 @@ static void tap(const ddps_unet_opts *o, const char *name, int idx, const ddps_t
     o->tap(o->user, buf, t);
 }
 
+/* x: [n, h, w, in_channels] (noisy latent), timesteps: [n] (host), ctx: [n, 1, L, cross_attention_dim] ->
+ * eps: [n, h, w, out_channels] (predicted noise). Time embedding: sinusoidal [n, 1, 1, ch[0]] ->
+ * SiLU(linear_1) [n, 1, 1, T] -> SiLU(linear_2) [n, 1, 1, T]. Down block i runs at [n, h_i, w_i, ch[i]]
+ * with h_0 = h and h_{i+1} = (h_i + 2p - 3)/2 + 1 (p = downsample_padding; p = 0: padding (0, 1) ->
+ * floor(h_i/2)), pushing every output as a skip; up block i pops them, concatenates [.., c + c_skip] and
+ * runs at ch[nb-1-i], upsampling to the next skip's size. opts->stop_after_up = i returns after up block
+ * i with eps unwritten (DIFT taps). */
 void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *x, const float *timesteps,
                        const ddps_tensor *ctx, ddps_tensor *eps, const ddps_unet_opts *opts) {
     const ddps_backend_ops *op = be->ops;

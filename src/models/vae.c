@@ -7,18 +7,22 @@
 
 #define VAE_EPS 1e-6f
 
+/* Declares name.weight [out, in, k, k] and name.bias [out] (checked, not loaded). */
 static void declare_conv(ddps_wsrc *ws, int out, int in, int k, const char *name) {
     int64_t w[4] = {out, in, k, k}, b[1] = {out};
     ws_declare(ws, 4, w, "%s.weight", name);
     ws_declare(ws, 1, b, "%s.bias", name);
 }
 
+/* Declares name.weight and name.bias, both [n] (a norm's scale and shift). */
 static void declare_vec(ddps_wsrc *ws, int n, const char *name) {
     int64_t s[1] = {n};
     ws_declare(ws, 1, s, "%s.weight", name);
     ws_declare(ws, 1, s, "%s.bias", name);
 }
 
+/* Declares a decoder ResnetBlock2D: norm1 [in]; conv1 [out, in, 3, 3]; norm2 [out]; conv2 [out, out, 3,
+ * 3]; conv_shortcut [out, in, 1, 1] when in != out. */
 static void declare_resnet(ddps_wsrc *ws, int in, int out, const char *p) {
     char n[384];
     snprintf(n, sizeof n, "%s.norm1", p);
@@ -35,7 +39,10 @@ static void declare_resnet(ddps_wsrc *ws, int in, int out, const char *p) {
     }
 }
 
-/* The decoder: never run by ddps, but part of every AutoencoderKL checkpoint. */
+/* The decoder: never run by ddps, but part of every AutoencoderKL checkpoint, so its tensors are declared
+ * (names and shapes checked) without being loaded: post_quant_conv [L, L, 1, 1]; conv_in [top, L, 3, 3];
+ * mid resnets and attention at top = ch[nb-1]; up blocks of layers_per_block + 1 resnets to ch[nb-1-i]
+ * with upsampler convs; conv_norm_out [ch[0]]; conv_out [out_channels, ch[0], 3, 3]. L = latent_channels. */
 static void declare_decoder(ddps_wsrc *ws, const ddps_vae_config *c) {
     int nb = c->n_blocks, top = c->block_out_channels[nb - 1], L = c->latent_channels;
     char n[384];
@@ -72,6 +79,12 @@ static void declare_decoder(ddps_wsrc *ws, const ddps_vae_config *c) {
     declare_conv(ws, c->out_channels, c->block_out_channels[0], 3, "decoder.conv_out");
 }
 
+/* Encoder weights for config c (ch = block_out_channels, top = ch[nb-1], L = latent_channels;
+ * convolutions with a bias): encoder.conv_in [ch[0], in_channels, 3, 3]; down block i: layers_per_block
+ * resnets -> ch[i] and, except the last, downsamplers.0.conv [ch[i], ch[i], 3, 3]; mid: resnet, attention
+ * (when mid_block_add_attention), resnet at top; conv_norm_out [top]; conv_out [2L, top, 3, 3];
+ * quant_conv [2L, 2L, 1, 1], loaded as its mean rows [0, L) and logvar rows [L, 2L). On failure returns
+ * -1 with err. */
 int ddps_vae_build(ddps_wsrc *ws, const ddps_vae_config *c, ddps_vae **out, ddps_err *err) {
     ddps_vae *m = ddps_calloc(1, sizeof *m);
     m->cfg = *c;
@@ -112,6 +125,7 @@ int ddps_vae_build(ddps_wsrc *ws, const ddps_vae_config *c, ddps_vae **out, ddps
     return 0;
 }
 
+/* Frees m's weights and m (NULL: no-op). */
 void ddps_vae_free(ddps_backend *be, ddps_vae *m) {
     if (!m) return;
     for (int i = 0; i < m->n_all; i++) be->ops->free_weight(be, m->all[i]);
@@ -121,6 +135,8 @@ void ddps_vae_free(ddps_backend *be, ddps_vae *m) {
     free(m);
 }
 
+/* Latent side for an image side s: s -> (s + 1 - 3)/2 + 1 = floor(s/2) once per downsampler (n_blocks - 1
+ * times); 0 when a side below 2 would be halved. */
 int ddps_vae_latent_size(const ddps_vae_config *c, int s) {
     for (int i = 0; i < c->n_blocks - 1; i++) {
         if (s < 2) return 0;
@@ -129,6 +145,11 @@ int ddps_vae_latent_size(const ddps_vae_config *c, int s) {
     return s;
 }
 
+/* x: [n, H, W, in_channels] (RGB in [-1, 1]) -> mean, logvar: [n, h, w, L] (logvar may be NULL), h =
+ * ddps_vae_latent_size(c, H), w = ddps_vae_latent_size(c, W), L = latent_channels; unscaled (the caller
+ * applies scaling_factor). Down block i runs at [n, H_i, W_i, ch[i]], H_{i+1} = floor(H_i/2) (padding (0,
+ * 1), stride 2); mid and conv_norm_out at ch[nb-1]; conv_out -> moments [n, h, w, 2L]; quant_conv's
+ * halves -> mean, logvar. */
 void ddps_vae_encode(ddps_backend *be, const ddps_vae *m, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *logvar) {
     const ddps_backend_ops *op = be->ops;
     const ddps_vae_config *c = &m->cfg;
