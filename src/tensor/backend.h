@@ -68,40 +68,46 @@ typedef struct {
 
     /* ---- ops; shapes in the comments, all tensors NHWC ---- */
 
-    /* y[n,h,w,out] (+)= act(x[n,h,w,in] W^T + b). accumulate: y += result (act must be NONE). */
+    /* x [n,h,w,in], W [out,in], b [out] -> y [n,h,w,out] (+)= act(x W^T + b).
+     * accumulate: y += result (act must be NONE). */
     void (*linear)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *w, ddps_act act,
                    int accumulate);
-    /* y[n,ho,wo,out] (+)= conv(x[n,h,w,in]) + b. pad = {top, left, bottom, right}. */
+    /* x [n,h,w,in], W [out,in,kh,kw], b [out] -> y [n,ho,wo,out] (+)= conv(x) + b, with
+     * ho = (h + top + bottom - kh)/stride + 1 (wo likewise). pad = {top, left, bottom, right}. */
     void (*conv2d)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *w, int stride,
                    const int pad[4], int accumulate);
-    /* y = GroupNorm(x + shift[n,1,1,c]) * gamma + beta, then SiLU if silu.
-     * shift may be NULL (it carries a ResNet's time embedding). */
+    /* x, y [n,h,w,c]; shift [n,1,1,c] or NULL; gamma, beta [c].
+     * y = GroupNorm(x + shift) * gamma + beta over groups of c/groups channels,
+     * then SiLU if silu. shift carries a ResNet's time embedding. */
     void (*group_norm)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
                        const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int silu);
-    /* y = LayerNorm over c. */
+    /* x, y [n,h,w,c] (tokens [n,1,L,c]); gamma, beta [c]. y = LayerNorm over c. */
     void (*layer_norm)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
                        const ddps_weight *beta, float eps);
     /* Multi-head attention. q [n,1,Lq,H*d], k and v [n,1,Lk,H*d] -> y [n,1,Lq,H*d].
      * Softmax(q k^T / sqrt(d)) v per head; causal masks keys after the query. */
     void (*attention)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, const ddps_tensor *k,
                       const ddps_tensor *v, int heads, int causal);
-    /* x [.., 2F] -> y [.., F] = x[..., :F] * gelu(x[..., F:]) (exact erf GELU). */
+    /* x [n,h,w,2F] -> y [n,h,w,F] = x[..., :F] * gelu(x[..., F:]) (exact erf GELU). */
     void (*geglu)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
-    /* Elementwise: y = act(x). */
+    /* x, y: any shape, same size (may alias). Elementwise: y = act(x). */
     void (*activate)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act);
-    /* y = a*x + b*z (any of the tensors may alias; all three of one size). */
+    /* y, x, z: any shape, one size (any may alias). y = a*x + b*z. */
     void (*axpby)(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z);
-    /* Nearest-neighbour resize of x to y's h, w (PyTorch 'nearest': src = floor(dst * in / out)). */
+    /* x [n,hx,wx,c] -> y [n,hy,wy,c]: nearest-neighbour resize to y's h, w
+     * (PyTorch 'nearest': src = floor(dst * in / out)). */
     void (*upsample_nearest)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
-    /* y[..., :ca] = a, y[..., ca:] = b. */
+    /* a [n,h,w,ca], b [n,h,w,cb] -> y [n,h,w,ca+cb]: y[..., :ca] = a, y[..., ca:] = b. */
     void (*concat_c)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b);
-    /* y[n,1,L,C] = tok[ids[n*L + i]] + pos[i]; ids are host memory, already range-checked. */
+    /* ids [n,L] (host memory, already range-checked), tok [vocab,C], pos [>=L,C] -> y [n,1,L,C]:
+     * y[b,i] = tok[ids[b*L + i]] + pos[i]. */
     void (*embed)(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok,
                   const ddps_weight *pos);
     /* Stage I maps. The accumulated difference, the score map and the patch
      * scores are sums of small differences of nearly equal squares: they are
      * kept in f32 whatever the precision ("maps", made by ddps_new_map).
      * Only the ops below that say so take maps; all sizes must match. */
+    /* t (map): any shape. t = v; map_write/map_read: host f32 <-> map (NHWC order). */
     void (*map_fill)(ddps_backend *be, ddps_tensor *t, float v);
     void (*map_write)(ddps_backend *be, ddps_tensor *t, const float *host);
     void (*map_read)(ddps_backend *be, float *host, const ddps_tensor *t);
@@ -109,12 +115,13 @@ typedef struct {
      * null-prompt and b the label-prompt predictions (activations). */
     void (*sqdiff_acc)(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
                        const ddps_tensor *b, float w);
-    /* Maps: bilinear resize (align_corners = false, no antialias) of x to y's h, w, then
-     * mean over channels: y has c = 1. */
+    /* Maps: x [n,hx,wx,c] -> y [n,hy,wy,1]: bilinear resize (align_corners = false, no
+     * antialias) of x to y's h, w, then mean over channels. */
     void (*resize_bilinear_cmean)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
-    /* Maps: y[n, ho, wo, c] = average pooling of x with a k x k window and stride s (no padding). */
+    /* Maps: x [n,h,w,c] -> y [n,(h-k)/s+1,(w-k)/s+1,c] = average pooling of x with a k x k
+     * window and stride s (no padding). */
     void (*avg_pool)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s);
-    /* y[n,1,1,c] = mean over h, w. */
+    /* x [n,h,w,c] -> y [n,1,1,c] = mean over h, w. */
     void (*global_avg)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
 } ddps_backend_ops;
 

@@ -126,7 +126,7 @@ static inline float gelu(float v) { return 0.5f * v * (1.0f + fast_erff(v * 0.70
 
 /* ---------- GroupNorm ---------- */
 
-/* Per-channel sum and sum of squares over rows [r0, r1) of x[rows][c]. */
+/* x: [rows, c] -> sum, sq: [c]. Per-channel sum and sum of squares over rows [r0, r1) of x. */
 HOT static void gn_partial(const float *x, int c, long r0, long r1, float *sum, float *sq) {
     for (int j = 0; j < c; j++) sum[j] = sq[j] = 0;
     for (long r = r0; r < r1; r++) {
@@ -138,6 +138,8 @@ HOT static void gn_partial(const float *x, int c, long r0, long r1, float *sum, 
     }
 }
 
+/* x, y: [rows, c] (rows [r0, r1) of one image); scale, bias: [c]. y = x * scale + bias, then SiLU when
+ * use_silu. */
 HOT static void gn_apply(float *y, const float *x, int c, long r0, long r1, const float *scale, const float *bias,
                          int use_silu) {
     for (long r = r0; r < r1; r++) {
@@ -152,6 +154,10 @@ HOT static void gn_apply(float *y, const float *x, int c, long r0, long r1, cons
     }
 }
 
+/* x, y: [n, h, w, c]; shift: [n, 1, 1, c] or NULL; gamma, beta: [c]. GroupNorm over groups groups of
+ * c/groups channels: mean and variance of (x + shift) over h*w*(c/groups) values per (image, group), y =
+ * (x + shift - mean) / sqrt(var + eps) * gamma + beta, then SiLU when use_silu. Partial sums in fixed
+ * chunks of ROW_CHUNK rows, combined in order (thread-count independent). */
 void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
                     const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int use_silu) {
     cpu_state *cs = cpu_of(be);
@@ -214,6 +220,7 @@ void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
 
 /* ---------- LayerNorm ---------- */
 
+/* x, y: [c]; g, b: [c]. One LayerNorm row: y = (x - mean) / sqrt(var + eps) * g + b. */
 HOT static void ln_row(float *y, const float *x, int c, const float *g, const float *b, float eps) {
     int c16 = c & ~15;
     v16 vs = {0};
@@ -232,6 +239,7 @@ HOT static void ln_row(float *y, const float *x, int c, const float *g, const fl
     for (int j = 0; j < c; j++) y[j] = (x[j] - mean) * rstd * g[j] + b[j];
 }
 
+/* x, y: [n, h, w, c] (tokens [n, 1, L, c]); gamma, beta: [c]. LayerNorm over c at every position. */
 void cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
                     const ddps_weight *beta, float eps) {
     (void)be;
@@ -246,6 +254,8 @@ void cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
 
 /* ---------- softmax ---------- */
 
+/* s: [n], in place -> s = exp(s - max(s)); returns 1 / sum(s) (the caller scales). One row of attention
+ * scores. */
 HOT float cpu_softmax_row(float *s, int n) {
     int n16 = n & ~15;
     /* four accumulators: the max is a dependency chain otherwise */
@@ -276,12 +286,14 @@ HOT float cpu_softmax_row(float *s, int n) {
 
 /* ---------- elementwise ---------- */
 
+/* x: [2f] -> y: [f]. y = x[:f] * gelu(x[f:]). */
 HOT static void geglu_row(float *y, const float *x, int f) {
     int f16 = f & ~15;
     for (int j = 0; j < f16; j += 16) vst(y + j, vld(x + j) * vgelu(vld(x + f + j)));
     for (int j = f16; j < f; j++) y[j] = x[j] * gelu(x[f + j]);
 }
 
+/* x: [n, h, w, 2F] -> y: [n, h, w, F]. y = x[..., :F] * gelu(x[..., F:]) (erf GELU). */
 void cpu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     long rows = (long)x->n * x->h * x->w;
@@ -292,6 +304,7 @@ void cpu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     for (long r = 0; r < rows; r++) geglu_row(yd + r * f, xd + r * 2 * f, f);
 }
 
+/* x, y: [n] (may be the same). y = act(x); DDPS_ACT_NONE copies. */
 HOT static void act_span(float *y, const float *x, long n, ddps_act act) {
     switch (act) {
     case DDPS_ACT_SILU:
@@ -310,6 +323,7 @@ HOT static void act_span(float *y, const float *x, long n, ddps_act act) {
 
 #define SPAN 16384
 
+/* x, y: any shape, same size (may alias). y = act(x), in spans of SPAN elements. */
 void cpu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act) {
     (void)be;
     long n = (long)ddps_numel(x);
@@ -327,6 +341,7 @@ static void sizes_differ(const char *op, const ddps_tensor *a, const ddps_tensor
     abort();
 }
 
+/* y, x, z: any shape, same size (any may alias). y = a*x + b*z. */
 void cpu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
     (void)be;
     if (ddps_numel(x) != ddps_numel(y)) sizes_differ("axpby", y, x);
@@ -338,7 +353,8 @@ void cpu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, 
     for (long i = 0; i < n; i++) yd[i] = a * xd[i] + b * zd[i];
 }
 
-/* PyTorch 'nearest' source index: identity, exact 2x, or floor(dst * (float)in / out). */
+/* Source index of dst for a resize from in to out (PyTorch 'nearest'): identity, exact 2x, or floor(dst *
+ * (float)in / out), at most in - 1. */
 static int nearest_src(int dst, int in, int out) {
     if (in == out) return dst;
     if (out == 2 * in) return dst >> 1;
@@ -347,6 +363,8 @@ static int nearest_src(int dst, int in, int out) {
     return s < in - 1 ? s : in - 1;
 }
 
+/* x: [n, hx, wx, c] -> y: [n, hy, wy, c] (y's sizes chosen by the caller). Nearest-neighbour resize,
+ * PyTorch 'nearest'. */
 void cpu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     int c = x->c;
@@ -364,6 +382,7 @@ void cpu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
         }
 }
 
+/* a: [n, h, w, ca], b: [n, h, w, cb] -> y: [n, h, w, ca + cb]. y[..., :ca] = a, y[..., ca:] = b. */
 void cpu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
     (void)be;
     long rows = (long)y->n * y->h * y->w;
@@ -377,6 +396,8 @@ void cpu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const 
     }
 }
 
+/* ids: [n, L] (host, checked), tok: [vocab, c], pos: [>= L, c] -> y: [n, h, w, c] with L = h*w (tokens
+ * [n, 1, L, c]). y[b, i] = tok[ids[b, i]] + pos[i]. */
 void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok, const ddps_weight *pos) {
     (void)be;
     int L = y->h * y->w, c = y->c;
@@ -390,6 +411,8 @@ void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_
         }
 }
 
+/* d (map), e, a, b: any shape, same size. d += w * ((e - a)^2 - (e - b)^2): e the true noise, a, b the
+ * null- and label-prompt predictions. */
 void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
                     const ddps_tensor *b, float w) {
     (void)be;
@@ -405,6 +428,7 @@ void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, cons
     }
 }
 
+/* t (map): any shape. t = v everywhere. */
 void cpu_map_fill(ddps_backend *be, ddps_tensor *t, float v) {
     (void)be;
     float *p = t->data;
@@ -412,7 +436,8 @@ void cpu_map_fill(ddps_backend *be, ddps_tensor *t, float v) {
     for (size_t i = 0; i < n; i++) p[i] = v;
 }
 
-/* PyTorch bilinear (align_corners = false) source coordinate and weights. */
+/* Source indices i0, i1 and weight l1 of i1 for output index dst of a resize from in to out (PyTorch
+ * bilinear, align_corners = false, negative coordinates clamped to 0). */
 static void bilinear_src(int dst, int in, int out, int *i0, int *i1, float *l1) {
     float scale = (float)in / (float)out;
     float s = scale * ((float)dst + 0.5f) - 0.5f;
@@ -423,6 +448,8 @@ static void bilinear_src(int dst, int in, int out, int *i0, int *i1, float *l1) 
     *l1 = s - (float)i;
 }
 
+/* x (map): [n, hx, wx, c] -> y (map): [n, hy, wy, 1] (y's sizes chosen by the caller). Bilinear resize
+ * (align_corners = false, no antialias), then the mean over c. */
 void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     int c = x->c, H = y->h, W = y->w;
@@ -450,6 +477,8 @@ void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tens
     }
 }
 
+/* x (map): [n, h, w, c] -> y (map): [n, (h - k)/s + 1, (w - k)/s + 1, c]. Mean of every k x k window at
+ * stride s, no padding, from a summed-area table in double. */
 void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s) {
     cpu_state *cs = cpu_of(be);
     int H = x->h, W = x->w, c = x->c;
@@ -479,6 +508,7 @@ void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k,
         }
 }
 
+/* x: [n, h, w, c] -> y: [n, 1, 1, c]. Mean over h and w (summed in double). */
 void cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     long HW = (long)x->h * x->w;
@@ -494,6 +524,7 @@ void cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
         }
 }
 
+/* src: [n] f32 -> dst: [n] bf16 bits, rounded to nearest even. */
 HOT static void to_bf16_span(uint16_t *dst, const float *src, long n) {
     for (long i = 0; i < n; i++) {
         uint32_t u;
@@ -503,6 +534,7 @@ HOT static void to_bf16_span(uint16_t *dst, const float *src, long n) {
     }
 }
 
+/* src: [n] f32 -> dst: [n] bf16 bits (round to nearest even), in parallel spans. */
 void cpu_to_bf16(uint16_t *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)n; i += SPAN) to_bf16_span(dst + i, src + i, (long)n - i < SPAN ? (long)n - i : SPAN);
