@@ -65,8 +65,10 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
 /* Candidate windows from a patch score grid [ph][pw] (window (i, j) at
  * (j*stride, i*stride)): the k best, skipping windows that overlap an
  * already chosen one by IoU > 0.5 while others remain; fills from the
- * overlapping ones when fewer than k are left. Writes (i, j) pairs; returns
- * the count (min(k, ph*pw)). */
+ * overlapping ones when fewer than k are left. Equal scores go in raster
+ * order; IoU exactly 0.5 is not an overlap. Writes (i, j) pairs in the order
+ * chosen; returns the count (min(k, ph*pw), 0 for k <= 0). Tested in
+ * tests/test_units.c. */
 int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij);
 
 /* `ddps bench precision`: Stage I patch-score rankings in f32 against a reduced
