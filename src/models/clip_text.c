@@ -44,7 +44,7 @@ void ddps_clip_free(ddps_backend *be, ddps_clip *m) {
     free(m);
 }
 
-void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y) {
+int ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y) {
     const ddps_backend_ops *op = be->ops;
     int n = y->n, L = DDPS_CLIP_LEN, H = m->cfg.hidden_size, heads = m->cfg.num_attention_heads;
     float eps = m->cfg.layer_norm_eps;
@@ -64,4 +64,5 @@ void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids,
     }
     op->layer_norm(be, y, &x, m->lnf_g, m->lnf_b, eps);
     ddps_release(be, mark);
+    return ddps_backend_error(be, NULL);
 }

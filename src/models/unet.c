@@ -99,8 +99,10 @@ static void timestep_embedding(float *out, const float *t, int n, int dim, int f
     }
 }
 
-static void tap(const ddps_unet_opts *o, const char *name, int idx, const ddps_tensor *t) {
-    if (!o || !o->tap) return;
+/* Calls the tap of opts, if any, on t; none once the backend has failed (t
+ * may then have no data). */
+static void tap(ddps_backend *be, const ddps_unet_opts *o, const char *name, int idx, const ddps_tensor *t) {
+    if (!o || !o->tap || be->failed) return;
     char buf[16];
     if (idx >= 0)
         snprintf(buf, sizeof buf, "%s%d", name, idx);
@@ -109,7 +111,7 @@ static void tap(const ddps_unet_opts *o, const char *name, int idx, const ddps_t
     o->tap(o->user, buf, t);
 }
 
-void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *x, const float *timesteps,
+int ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *x, const float *timesteps,
                        const ddps_tensor *ctx, ddps_tensor *eps, const ddps_unet_opts *opts) {
     const ddps_backend_ops *op = be->ops;
     const ddps_unet_config *c = &m->cfg;
@@ -151,13 +153,13 @@ void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *
             h = d;
             skips[ns++] = h;
         }
-        tap(opts, "down", i, &h);
+        tap(be, opts, "down", i, &h);
     }
 
     h = ddps_resnet_fwd(be, &m->mid_res1, &h, &temb);
     h = ddps_transformer_fwd(be, &m->mid_attn, &h, ctx);
     h = ddps_resnet_fwd(be, &m->mid_res2, &h, &temb);
-    tap(opts, "mid", -1, &h);
+    tap(be, opts, "mid", -1, &h);
 
     /* diffusers upsamples to the skip's exact size when the latent is not a
      * multiple of 2^(number of upsamplers); otherwise by 2. Both equal the
@@ -181,14 +183,15 @@ void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *
             op->conv2d(be, &o, &u, b->sampler, 1, pad1, 0);
             h = o;
         }
-        tap(opts, "up", i, &h);
+        tap(be, opts, "up", i, &h);
         if (opts && opts->stop_after_up == i) {
             ddps_release(be, mark);
-            return;
+            return ddps_backend_error(be, NULL);
         }
     }
     ddps_tensor g = ddps_new(be, N, h.h, h.w, h.c);
     op->group_norm(be, &g, &h, NULL, m->norm_out.g, m->norm_out.b, m->norm_out.groups, m->norm_out.eps, 1);
     op->conv2d(be, eps, &g, m->conv_out, 1, pad1, 0);
     ddps_release(be, mark);
+    return ddps_backend_error(be, NULL);
 }
