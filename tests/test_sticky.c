@@ -82,7 +82,10 @@ static void unet_forward_fails_then_recovers(void) {
     ddps_backend_free(be);
 
     be = open_model(&sd);
-    if (!be) return free(ref);
+    if (!be) {
+        free(ref);
+        return;
+    }
     ddps_backend_fail_after(be, "conv2d", 5);
     float *bad;
     CHECK(unet_once(be, sd, &bad) == -1);
@@ -106,7 +109,10 @@ static void unet_forward_fails_then_recovers(void) {
 
     /* a fresh backend computes the unfailed numbers again */
     be = open_model(&sd);
-    if (!be) return free(ref);
+    if (!be) {
+        free(ref);
+        return;
+    }
     float *good;
     CHECK(unet_once(be, sd, &good) == 0);
     double md = 0;
@@ -165,6 +171,40 @@ static void huge_tensors(void) {
     ddps_release(be, mark);
     ddps_tensor la = ddps_tensor_alloc(be, 1 << 14, 1 << 14, 1 << 14, 4);
     CHECK(la.data == NULL);
+    ddps_backend_free(be);
+}
+
+/* An op misused by our own code (mismatched shapes) is an internal error on
+ * the backend, not an abort; the backend's other work is skipped. */
+static void misuse_is_internal_error(void) {
+    ddps_err err = {{0}};
+    ddps_backend *be = ddps_backend_new("cpu", DDPS_PREC_F32, 1, &err);
+    CHECKF(be != NULL, "%s", err.msg);
+    if (!be) return;
+    float w[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    ddps_weight *lin = be->ops->make_linear(be, w, NULL, 3, 4, &err); /* 4 -> 3 */
+    CHECKF(lin != NULL, "%s", err.msg);
+    if (!lin) {
+        ddps_backend_free(be);
+        return;
+    }
+    size_t mark = ddps_mark(be);
+    ddps_tensor x = ddps_new(be, 1, 1, 2, 5), y = ddps_new(be, 1, 1, 2, 3); /* 5 channels in: wrong */
+    float xh[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    be->ops->write(be, &x, xh);
+    CHECK(ddps_backend_error(be, NULL) == 0);
+    be->ops->linear(be, &y, &x, lin, DDPS_ACT_NONE, 0);
+    CHECK(ddps_backend_error(be, &err) == -1 && err.kind == DDPS_KIND_FAILURE);
+    CHECKF(strncmp(err.msg, "linear: internal error: 4->3 on [1,1,2,5]", 41) == 0, "%s", err.msg);
+    /* right shapes now, but the backend has failed: nothing runs, zeros read */
+    ddps_tensor x4 = ddps_new(be, 1, 1, 2, 4);
+    be->ops->write(be, &x4, xh);
+    be->ops->linear(be, &y, &x4, lin, DDPS_ACT_NONE, 0);
+    float yh[6] = {9, 9, 9, 9, 9, 9};
+    be->ops->read(be, yh, &y);
+    CHECK(yh[0] == 0.0f && yh[5] == 0.0f);
+    ddps_release(be, mark);
+    be->ops->free_weight(be, lin);
     ddps_backend_free(be);
 }
 
@@ -266,6 +306,7 @@ static void cli_score_fails(void) {
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s", t_shared("golden/tiny-sd"));
     TEST(huge_tensors);
+    TEST(misuse_is_internal_error);
     if (!ddps_is_dir(g_model)) {
         t_skip("%s is missing", g_model);
         return t_done();
