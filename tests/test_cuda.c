@@ -517,7 +517,8 @@ static void sticky_errors(void) {
     if (!be) return;
     ddps_tensor big = ddps_new(be, 1 << 14, 1 << 14, 1 << 14, 4); /* 64 TiB */
     CHECK(big.data == NULL);
-    CHECK(ddps_backend_error(be, &err) == -1 && err.kind == DDPS_KIND_RESOURCE && strstr(err.msg, "out of cuda memory"));
+    CHECK(ddps_backend_error(be, &err) == -1 && err.kind == DDPS_KIND_RESOURCE);
+    CHECKF(strstr(err.msg, "out of cuda memory") != NULL, "%s", err.msg);
     ddps_release(be, 0);
     ddps_backend_free(be);
     be = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);

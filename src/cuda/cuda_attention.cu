@@ -386,7 +386,8 @@ extern "C" int cuk_attention(cudaStream_t s, int smem_optin, void *y, const void
     if (Lk <= 0) {
         /* no keys: softmax over nothing, output zero (as the CPU's kernel gives) */
         cudaError_t e = cudaMemsetAsync(y, 0, (size_t)B * Lq * H * d * (dt == CU_F32 ? 4 : 2), s);
-        if (e != cudaSuccess) cu_fail(DDPS_KIND_RESOURCE, "cudaMemsetAsync (attention)", cudaGetErrorString(e), __FILE__, __LINE__);
+        if (e != cudaSuccess)
+            cu_fail(DDPS_KIND_RESOURCE, "cudaMemsetAsync (attention)", cudaGetErrorString(e), __FILE__, __LINE__);
         return 0;
     }
     if ((long)B * H > 2147483647L || (Lq + FS_ROWS - 1) / FS_ROWS > 65535) return -1;
@@ -408,7 +409,8 @@ extern "C" int cuk_attention(cudaStream_t s, int smem_optin, void *y, const void
                                                              (const unsigned short *)k, (const unsigned short *)v, Lq,
                                                              Lk, H, d, DP, chunk, causal, scale_log2, vec);
             cudaError_t e = cudaGetLastError();
-            if (e != cudaSuccess) cu_fail(DDPS_KIND_RESOURCE, "kernel flash_mma", cudaGetErrorString(e), __FILE__, __LINE__);
+            if (e != cudaSuccess)
+                cu_fail(DDPS_KIND_RESOURCE, "kernel flash_mma", cudaGetErrorString(e), __FILE__, __LINE__);
             return 0;
         }
     }

@@ -253,8 +253,10 @@ static dnnl_status_t matmul_pd(cpu_state *cs, dnnl_primitive_desc_t *pd, long M,
     dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (st == dnnl_success) st = dnnl_post_ops_create(&po);
     if (st == dnnl_success && accumulate) st = dnnl_post_ops_append_sum(po, 1.0f);
-    if (st == dnnl_success && act == DDPS_ACT_GELU) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0);
-    if (st == dnnl_success && act == DDPS_ACT_SILU) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0);
+    if (st == dnnl_success && act == DDPS_ACT_GELU)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0);
+    if (st == dnnl_success && act == DDPS_ACT_SILU)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0);
     if (st == dnnl_success && act == DDPS_ACT_QUICK_GELU)
         st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.702f, 0);
     if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
