@@ -51,9 +51,11 @@
  *   once *ddps_hooks.cancel is non-zero (what is stored stays stored: rerun
  *   to continue). Hooks are called on the thread that made the call (the
  *   library logs only from it); an engine keeps the hooks given to
- *   ddps_engine_open for all its calls. Exceptions: a fatal condition (out
- *   of memory, an internal error) still prints one line on stderr and ends
- *   the process, as in the CLI.
+ *   ddps_engine_open for all its calls. Nothing ends the process: an op that
+ *   fails (out of memory, a oneDNN or CUDA error, an internal error) makes
+ *   the call that started the work return DDPS_ERR_RESOURCE or
+ *   DDPS_ERR_FAILURE with a line naming the op, and the engine's later
+ *   scoring calls return the same error (open a new engine to go on).
  *
  * THREAD SAFETY
  *   A handle (engine, db) is used by one thread at a time. Separate db

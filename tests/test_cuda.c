@@ -508,6 +508,45 @@ static void errors(void) {
     ddps_release(gpu, 0);
 }
 
+/* No aborts on the GPU either: a tensor beyond device memory and a misused
+ * op are sticky errors of their own backend (one made here for them). */
+static void sticky_errors(void) {
+    ddps_err err = {{0}};
+    ddps_backend *be = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);
+    CHECKF(be != NULL, "%s", err.msg);
+    if (!be) return;
+    ddps_tensor big = ddps_new(be, 1 << 14, 1 << 14, 1 << 14, 4); /* 64 TiB */
+    CHECK(big.data == NULL);
+    CHECK(ddps_backend_error(be, &err) == -1 && err.kind == DDPS_KIND_RESOURCE);
+    CHECKF(strstr(err.msg, "out of cuda memory") != NULL, "%s", err.msg);
+    ddps_release(be, 0);
+    ddps_backend_free(be);
+    be = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);
+    CHECKF(be != NULL, "%s", err.msg);
+    if (!be) return;
+    ddps_tensor y = ddps_new(be, 1, 4, 4, 4), x = ddps_new(be, 2, 4, 4, 4);
+    CHECK(ddps_backend_error(be, NULL) == 0);
+    be->ops->axpby(be, &y, 1.0f, &x, 0.0f, &x);
+    CHECK(ddps_backend_error(be, &err) == -1 && strstr(err.msg, "axpby: internal error") != NULL);
+    float h[64];
+    be->ops->read(be, h, &y);
+    CHECK(h[0] == 0.0f && h[63] == 0.0f);
+    ddps_release(be, 0);
+    ddps_backend_free(be);
+    /* and a fresh backend works */
+    be = ddps_backend_new("cuda", DDPS_PREC_F32, 0, &err);
+    CHECKF(be != NULL, "%s", err.msg);
+    if (!be) return;
+    ddps_tensor a = ddps_new(be, 1, 1, 1, 8), b = ddps_new(be, 1, 1, 1, 8);
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8}, o[8] = {0};
+    be->ops->write(be, &a, v);
+    be->ops->axpby(be, &b, 2.0f, &a, 0.0f, &a);
+    be->ops->read(be, o, &b);
+    CHECK(ddps_backend_error(be, NULL) == 0 && o[0] == 2.0f && o[7] == 16.0f);
+    ddps_release(be, 0);
+    ddps_backend_free(be);
+}
+
 static void run_ops(const char *label) {
     fprintf(stderr, "== %s, precision %s\n", label, ddps_precision_name(gpu->precision));
     TEST(linears);
@@ -772,6 +811,7 @@ int main(void) {
         run_ops("cuBLASLt / cuDNN");
         TEST(stage1_batches);
         if (p == 0) TEST(errors);
+        if (p == 0) TEST(sticky_errors);
         ddps_release(gpu, 0);
         ddps_backend_free(gpu);
     }

@@ -119,8 +119,12 @@ DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *cons
         ddps_tensor ctx = ddps_tensor_alloc(e->be, nt, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
         if (!ctx.data) {
             st = api_failf(err, DDPS_ERR_RESOURCE, "out of memory for %d prompt embeddings", nt);
+        } else if (ddps_clip_forward(e->be, sd->text, tok, &ctx) != 0) {
+            ddps_err be_err = {{0}};
+            ddps_backend_error(e->be, &be_err);
+            ddps_tensor_free(e->be, &ctx);
+            st = api_fail(err, &be_err);
         } else {
-            ddps_clip_forward(e->be, sd->text, tok, &ctx);
             e->chunks = ddps_realloc(e->chunks, (size_t)(e->n_chunks + 1) * sizeof *e->chunks);
             e->chunks[e->n_chunks] = ctx;
             if (e->n_prompts + nt > e->cap_prompts) {

@@ -33,12 +33,16 @@
  * buffer first. Bias is added by a small kernel after the convolution
  * (cuDNN's fused bias path only accepts one algorithm).
  *
- * Failures. Any CUDA, cuBLAS or cuDNN error inside an op prints one line
- * naming the call and aborts: the model code does not expect ops to fail.
- * Only ddps_cuda_backend_new and the weight constructors report errors.
- * Kernels are asynchronous, so a fault inside one is only seen by a later
- * checked call; DDPS_CUDA_DEBUG=1 synchronises and checks after every op
- * and names the op (slow; for finding faults). Falling back to one of our
+ * Failures. Any CUDA, cuBLAS or cuDNN error inside an op (and an op misused
+ * by our own code) is recorded as this thread's pending failure (cu_fail,
+ * one line naming the call); after the op the guard asks cu_poll, which
+ * makes it the backend's sticky error (tensor/backend.h): the ops after it
+ * are skipped and the call that started the work returns it. An op returns
+ * at once where going on would use what failed to be made (scratch memory,
+ * a table). ddps_cuda_backend_new and the weight constructors report
+ * through their ddps_err. Kernels are asynchronous, so a fault inside one
+ * is only seen by a later checked call; DDPS_CUDA_DEBUG=1 synchronises and
+ * checks after every op and names the op (slow; for finding faults). Falling back to one of our
  * plain kernels because a library has no algorithm for a shape prints one
  * warning per shape (not when DDPS_CUDA_DIRECT=1 asked for them).
  *
@@ -69,34 +73,55 @@ enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
 
 int cu_debug = 0;
 
-void cu_die(const char *what, const char *msg, const char *file, int line) {
-    fprintf(stderr, "ddps: CUDA failure: %s: %s (%s:%d)%s\n", what, msg, file, line,
-            cu_debug ? "" : "; an earlier kernel may have caused it: DDPS_CUDA_DEBUG=1 names the op");
-    abort();
+/* This thread's first failure not yet handed to a backend (cu_poll). */
+static _Thread_local struct {
+    int set, kind;
+    char msg[1024];
+} cu_pending;
+
+void cu_fail(int kind, const char *what, const char *msg, const char *file, int line) {
+    if (cu_pending.set) return;
+    snprintf(cu_pending.msg, sizeof cu_pending.msg, "CUDA failure: %s: %s (%s:%d)%s", what, msg, file, line,
+             cu_debug ? "" : "; an earlier kernel may have caused it: DDPS_CUDA_DEBUG=1 names the op");
+    cu_pending.kind = kind;
+    cu_pending.set = 1;
 }
 
+void cu_internal(const char *fmt, ...) {
+    if (cu_pending.set) return;
+    char m[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    snprintf(cu_pending.msg, sizeof cu_pending.msg, "internal error: %s", m);
+    cu_pending.kind = DDPS_KIND_FAILURE;
+    cu_pending.set = 1;
+}
+
+/* ops->poll: the pending failure becomes be's sticky error. */
+static void cu_poll(ddps_backend *be) {
+    if (!cu_pending.set) return;
+    ddps_backend_fail(be, cu_pending.kind, "%s", cu_pending.msg);
+    cu_pending.set = 0;
+}
+
+/* cuBLAS and cuDNN failures: library errors, or resources when they ran out of memory. */
 #define LT_OK(call)                                                                                                    \
     do {                                                                                                               \
         cublasStatus_t st_ = (call);                                                                                   \
-        if (st_ != CUBLAS_STATUS_SUCCESS) cu_die(#call, cublasGetStatusString(st_), __FILE__, __LINE__);               \
+        if (st_ != CUBLAS_STATUS_SUCCESS)                                                                              \
+            cu_fail(st_ == CUBLAS_STATUS_ALLOC_FAILED ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE, #call,                 \
+                    cublasGetStatusString(st_), __FILE__, __LINE__);                                                   \
     } while (0)
 
 #define DNN_OK(call)                                                                                                   \
     do {                                                                                                               \
         cudnnStatus_t st_ = (call);                                                                                    \
-        if (st_ != CUDNN_STATUS_SUCCESS) cu_die(#call, cudnnGetErrorString(st_), __FILE__, __LINE__);                  \
+        if (st_ != CUDNN_STATUS_SUCCESS)                                                                               \
+            cu_fail(st_ == CUDNN_STATUS_ALLOC_FAILED ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE, #call,                  \
+                    cudnnGetErrorString(st_), __FILE__, __LINE__);                                                     \
     } while (0)
-
-static void internal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void internal(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "ddps: internal error: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
 
 /* ---------- state ---------- */
 
@@ -176,15 +201,16 @@ struct ddps_weight {
 
 static cu_state *cu_of(ddps_backend *be) { return (cu_state *)be->impl; }
 
-/* Debug mode: waits for the op's work and reports a failure as this op's. */
+/* Debug mode: waits for the op's work and records a failure as this op's. */
 static void op_done(cu_state *cs, const char *op, const ddps_tensor *out) {
     if (!cs->debug) return;
     cudaError_t e = cudaStreamSynchronize(cs->stream);
     if (e == cudaSuccess) e = cudaGetLastError();
-    if (e == cudaSuccess) return;
-    fprintf(stderr, "ddps: CUDA failure in op %s (output [%d,%d,%d,%d]): %s\n", op, out ? out->n : 0,
-            out ? out->h : 0, out ? out->w : 0, out ? out->c : 0, cudaGetErrorString(e));
-    abort();
+    if (e == cudaSuccess || cu_pending.set) return;
+    snprintf(cu_pending.msg, sizeof cu_pending.msg, "CUDA failure in op %s (output [%d,%d,%d,%d]): %s", op,
+             out ? out->n : 0, out ? out->h : 0, out ? out->w : 0, out ? out->c : 0, cudaGetErrorString(e));
+    cu_pending.kind = DDPS_KIND_RESOURCE;
+    cu_pending.set = 1;
 }
 
 static size_t dt_size(int dt) { return dt == CU_F32 ? 4 : 2; }
@@ -210,10 +236,13 @@ static void *dbuf_get(cu_state *cs, dbuf *b, size_t bytes) {
             b->size = 0;
         }
         size_t n = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
-        if (dev_malloc(cs, &b->p, n) != cudaSuccess) {
+        if (n < bytes || dev_malloc(cs, &b->p, n) != cudaSuccess) {
             cudaGetLastError();
-            fprintf(stderr, "ddps: out of GPU memory (%zu bytes of scratch)\n", n);
-            abort();
+            b->p = NULL;
+            char m[64];
+            snprintf(m, sizeof m, "out of GPU memory (%zu bytes)", bytes);
+            cu_fail(DDPS_KIND_RESOURCE, "scratch buffer", m, __FILE__, __LINE__);
+            return NULL;
         }
         b->size = n;
     }
@@ -285,6 +314,7 @@ static void cu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
         char *slot = cs->pinned + (size_t)k * PIN_SLOT_BYTES;
         memcpy(slot, host, n * sizeof(float)); /* `host` may be reused as soon as we return */
         void *dst = cs->dt == CU_F32 ? t->data : dbuf_get(cs, &cs->stage, n * sizeof(float));
+        if (!dst) return;
         CUDA_OK(cudaMemcpyAsync(dst, slot, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
         CUDA_OK(cudaEventRecord(cs->pin_ev[k], cs->stream));
         if (cs->dt != CU_F32) cuk_convert(cs->stream, t->data, cs->dt, dst, CU_F32, n);
@@ -295,6 +325,7 @@ static void cu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
         CUDA_OK(cudaMemcpyAsync(t->data, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
     } else {
         void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
+        if (!st) return;
         CUDA_OK(cudaMemcpyAsync(st, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
         cuk_convert(cs->stream, t->data, cs->dt, st, CU_F32, n);
     }
@@ -309,6 +340,7 @@ static void cu_read(ddps_backend *be, float *host, const ddps_tensor *t) {
     const void *src = t->data;
     if (cs->dt != CU_F32) {
         void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
+        if (!st) return;
         cuk_convert(cs->stream, st, CU_F32, t->data, cs->dt, n);
         src = st;
     }
@@ -348,7 +380,7 @@ static void *upload(cu_state *cs, const float *host, size_t n, int dt, ddps_err 
     void *p = NULL;
     if (dev_malloc(cs, &p, n ? n * dt_size(dt) : 256) != cudaSuccess) {
         cudaGetLastError();
-        ddps_fail(err, "out of GPU memory (%zu bytes of weights)", n * dt_size(dt));
+        ddps_fail_kind(err, DDPS_KIND_RESOURCE, "out of GPU memory (%zu bytes of weights)", n * dt_size(dt));
         return NULL;
     }
     if (n == 0) return p;
@@ -356,6 +388,11 @@ static void *upload(cu_state *cs, const float *host, size_t n, int dt, ddps_err 
         CUDA_OK(cudaMemcpyAsync(p, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
     } else {
         void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
+        if (!st) {
+            CUDA_OK(cudaFree(p));
+            ddps_fail_kind(err, DDPS_KIND_RESOURCE, "out of GPU memory (%zu bytes of staging)", n * sizeof(float));
+            return NULL;
+        }
         CUDA_OK(cudaMemcpyAsync(st, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
         cuk_convert(cs->stream, p, dt, st, CU_F32, n);
     }
@@ -434,9 +471,12 @@ static ddps_weight *cu_make_table(ddps_backend *be, const float *v, int rows, in
     return w;
 }
 
+/* w's table of at least need values; NULL (an internal error recorded) if w is none. */
 static const float *table_of(const ddps_weight *w, int need, const char *what) {
-    if (!w || w->kind != W_TABLE || (size_t)w->rows * w->cols < (size_t)need)
-        internal("%s: table of %d values expected", what, need);
+    if (!w || w->kind != W_TABLE || (size_t)w->rows * w->cols < (size_t)need) {
+        cu_internal("%s: table of %d values expected", what, need);
+        return NULL;
+    }
     return w->table;
 }
 
@@ -545,9 +585,11 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     cu_state *cs = cu_of(be);
     ddps_weight *w = (ddps_weight *)wc;
     size_t M = (size_t)x->n * x->h * x->w;
-    if (!w || w->kind != W_LINEAR || x->c != w->in || y->c != w->out || (size_t)y->n * y->h * y->w != M)
-        internal("linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w ? w->in : 0, w ? w->out : 0, x->n, x->h, x->w,
-                 x->c, y->n, y->h, y->w, y->c);
+    if (!w || w->kind != W_LINEAR || x->c != w->in || y->c != w->out || (size_t)y->n * y->h * y->w != M) {
+        cu_internal("linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w ? w->in : 0, w ? w->out : 0, x->n, x->h,
+                    x->w, x->c, y->n, y->h, y->w, y->c);
+        return;
+    }
     if (M == 0) return;
     be->flops += 2.0 * (double)M * w->in * w->out;
     mm_plan *p = mm_plan_get(cs, w, M, (int)act, accumulate, align_of(x->data), align_of(y->data));
@@ -562,6 +604,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
             /* first use of this layer with a 16-bit bias epilogue */
             void *b = NULL;
             CUDA_OK(dev_malloc(cs, &b, (size_t)w->out * 2));
+            if (!b) return;
             cuk_convert(cs->stream, b, cs->dt, w->bias, CU_F32, (size_t)w->out);
             w->bias_act = b;
             bp = b;
@@ -753,12 +796,16 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
                       const int pad[4], int accumulate) {
     cu_state *cs = cu_of(be);
     ddps_weight *w = (ddps_weight *)wc;
-    if (!w || w->kind != W_CONV || stride < 1 || pad[0] < 0 || pad[1] < 0 || pad[2] < 0 || pad[3] < 0)
-        internal("conv2d: not a convolution weight, or stride %d / padding out of range", stride);
+    if (!w || w->kind != W_CONV || stride < 1 || pad[0] < 0 || pad[1] < 0 || pad[2] < 0 || pad[3] < 0) {
+        cu_internal("not a convolution weight, or stride %d / padding out of range", stride);
+        return;
+    }
     int ho = (x->h + pad[0] + pad[2] - w->kh) / stride + 1, wo = (x->w + pad[1] + pad[3] - w->kw) / stride + 1;
-    if (x->c != w->in || y->c != w->out || y->n != x->n || y->h != ho || y->w != wo || ho < 1 || wo < 1)
-        internal("conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w->out, w->in, w->kh, stride, x->n, x->h, x->w,
-                 x->c, y->n, y->h, y->w, y->c);
+    if (x->c != w->in || y->c != w->out || y->n != x->n || y->h != ho || y->w != wo || ho < 1 || wo < 1) {
+        cu_internal("conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w->out, w->in, w->kh, stride, x->n, x->h,
+                    x->w, x->c, y->n, y->h, y->w, y->c);
+        return;
+    }
     be->flops += 2.0 * x->n * ho * wo * (double)w->out * w->in * w->kh * w->kw;
     if (x->n == 0) return;
     conv_plan *p = conv_plan_get(cs, w, x, stride, pad, ho, wo);
@@ -772,11 +819,13 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     const void *xin = x->data;
     if (p->explicit_pad) {
         void *b = dbuf_get(cs, &cs->pad_in, (size_t)x->n * p->ph * p->pw * x->c * es);
+        if (!b) return;
         cuk_pad(cs->stream, b, x->data, cs->dt, x->n, x->h, x->w, x->c, pad[0], pad[1], p->ph, p->pw);
         xin = b;
     } else if (align_of(xin) < 16) {
         /* views into a batch need not be aligned the way cuDNN's kernels want */
         void *b = dbuf_get(cs, &cs->pad_in, ddps_numel(x) * es);
+        if (!b) return;
         CUDA_OK(cudaMemcpyAsync(b, xin, ddps_numel(x) * es, cudaMemcpyDeviceToDevice, cs->stream));
         xin = b;
     }
@@ -784,9 +833,11 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     size_t ybytes = ddps_numel(y) * es;
     if (align_of(yout) < 16) {
         yout = dbuf_get(cs, &cs->tmp_out, ybytes);
+        if (!yout) return;
         if (accumulate) CUDA_OK(cudaMemcpyAsync(yout, y->data, ybytes, cudaMemcpyDeviceToDevice, cs->stream));
     }
     void *ws = p->ws ? dbuf_get(cs, &cs->dnn_ws, p->ws) : NULL;
+    if (p->ws && !ws) return;
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     DNN_OK(cudnnConvolutionForward(cs->dnn, &alpha, p->xd, xin, p->fd, w->w, p->cd, p->algo, ws, p->ws, &beta, p->yd,
                                    yout));
@@ -797,35 +848,44 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
 
 /* ---------- normalisation and the other ops ---------- */
 
-static void same_shape(const ddps_tensor *a, const ddps_tensor *b, const char *what) {
-    if (a->n != b->n || a->h != b->h || a->w != b->w || a->c != b->c)
-        internal("%s: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", what, a->n, a->h, a->w, a->c, b->n, b->h, b->w,
-                 b->c);
+/* 0 when a and b have one shape; else -1 with an internal error recorded. */
+static int same_shape(const ddps_tensor *a, const ddps_tensor *b, const char *what) {
+    if (a->n == b->n && a->h == b->h && a->w == b->w && a->c == b->c) return 0;
+    cu_internal("%s: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", what, a->n, a->h, a->w, a->c, b->n, b->h, b->w,
+                b->c);
+    return -1;
 }
 
 static void cu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
                           const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int silu) {
     cu_state *cs = cu_of(be);
-    same_shape(y, x, "group norm");
-    if (groups < 1 || x->c % groups) internal("group norm with %d channels in %d groups", x->c, groups);
-    if (shift && (shift->n != x->n || shift->c != x->c || shift->h * shift->w != 1))
-        internal("group norm: shift [%d,%d,%d,%d] for [%d,%d,%d,%d]", shift->n, shift->h, shift->w, shift->c, x->n,
-                 x->h, x->w, x->c);
+    if (same_shape(y, x, "group norm")) return;
+    if (groups < 1 || x->c % groups) {
+        cu_internal("group norm with %d channels in %d groups", x->c, groups);
+        return;
+    }
+    if (shift && (shift->n != x->n || shift->c != x->c || shift->h * shift->w != 1)) {
+        cu_internal("group norm: shift [%d,%d,%d,%d] for [%d,%d,%d,%d]", shift->n, shift->h, shift->w, shift->c, x->n,
+                    x->h, x->w, x->c);
+        return;
+    }
+    const float *g = table_of(gamma, x->c, "group norm"), *b = table_of(beta, x->c, "group norm");
     size_t HW = (size_t)x->h * x->w;
-    if (x->n == 0 || HW == 0 || x->c == 0) return;
+    if (!g || !b || x->n == 0 || HW == 0 || x->c == 0) return;
     void *scratch = dbuf_get(cs, &cs->scratch, cuk_group_norm_scratch(cs->sm_count, x->n, HW, x->c));
-    cuk_group_norm(cs->stream, cs->sm_count, y->data, x->data, shift ? shift->data : NULL,
-                   table_of(gamma, x->c, "group norm"), table_of(beta, x->c, "group norm"), cs->dt, x->n, HW, x->c,
-                   groups, eps, silu, scratch);
+    if (!scratch) return;
+    cuk_group_norm(cs->stream, cs->sm_count, y->data, x->data, shift ? shift->data : NULL, g, b, cs->dt, x->n, HW,
+                   x->c, groups, eps, silu, scratch);
     op_done(cs, "group_norm", y);
 }
 
 static void cu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
                           const ddps_weight *beta, float eps) {
     cu_state *cs = cu_of(be);
-    same_shape(y, x, "layer norm");
-    cuk_layer_norm(cs->stream, y->data, x->data, table_of(gamma, x->c, "layer norm"),
-                   table_of(beta, x->c, "layer norm"), cs->dt, (size_t)x->n * x->h * x->w, x->c, eps);
+    if (same_shape(y, x, "layer norm")) return;
+    const float *g = table_of(gamma, x->c, "layer norm"), *b = table_of(beta, x->c, "layer norm");
+    if (!g || !b) return;
+    cuk_layer_norm(cs->stream, y->data, x->data, g, b, cs->dt, (size_t)x->n * x->h * x->w, x->c, eps);
     op_done(cs, "layer_norm", y);
 }
 
@@ -834,43 +894,57 @@ static void cu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q,
     cu_state *cs = cu_of(be);
     long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c;
     if (heads < 1 || C % heads || k->c != C || v->c != C || k->n != B || v->n != B || (long)v->h * v->w != Lk ||
-        y->c != C || y->n != B || (long)y->h * y->w != Lq)
-        internal("attention shapes");
+        y->c != C || y->n != B || (long)y->h * y->w != Lq) {
+        cu_internal("attention shapes");
+        return;
+    }
     be->flops += 4.0 * B * (double)Lq * Lk * C;
     if (cuk_attention(cs->stream, cs->smem_optin, y->data, q->data, k->data, v->data, cs->dt, (int)B, (int)Lq,
-                      (int)Lk, heads, (int)(C / heads), causal) != 0)
-        internal("attention with %ld heads of width %ld, %ld queries: beyond the CUDA kernels (width <= 512)",
-                 (long)heads, C / heads, Lq);
+                      (int)Lk, heads, (int)(C / heads), causal) != 0) {
+        cu_internal("attention with %ld heads of width %ld, %ld queries: beyond the CUDA kernels (width <= 512)",
+                    (long)heads, C / heads, Lq);
+        return;
+    }
     op_done(cs, "attention", y);
 }
 
 static void cu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
-    if (x->c % 2 || y->c * 2 != x->c || (size_t)y->n * y->h * y->w != (size_t)x->n * x->h * x->w)
-        internal("geglu [%d,%d,%d,%d] -> [%d,%d,%d,%d]", x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+    if (x->c % 2 || y->c * 2 != x->c || (size_t)y->n * y->h * y->w != (size_t)x->n * x->h * x->w) {
+        cu_internal("geglu [%d,%d,%d,%d] -> [%d,%d,%d,%d]", x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+        return;
+    }
     cuk_geglu(cs->stream, y->data, x->data, cs->dt, (size_t)x->n * x->h * x->w, y->c);
     op_done(cs, "geglu", y);
 }
 
 static void cu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act) {
     cu_state *cs = cu_of(be);
-    if (ddps_numel(y) != ddps_numel(x)) internal("activate: sizes differ");
+    if (ddps_numel(y) != ddps_numel(x)) {
+        cu_internal("activate: sizes differ");
+        return;
+    }
     cuk_activate(cs->stream, y->data, x->data, cs->dt, ddps_numel(x), (int)act);
     op_done(cs, "activate", y);
 }
 
 static void cu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
     cu_state *cs = cu_of(be);
-    if (ddps_numel(x) != ddps_numel(y) || ddps_numel(z) != ddps_numel(y))
-        internal("axpby: sizes differ ([%d,%d,%d,%d], [%d,%d,%d,%d], [%d,%d,%d,%d])", y->n, y->h, y->w, y->c, x->n, x->h,
-                 x->w, x->c, z->n, z->h, z->w, z->c);
+    if (ddps_numel(x) != ddps_numel(y) || ddps_numel(z) != ddps_numel(y)) {
+        cu_internal("axpby: sizes differ ([%d,%d,%d,%d], [%d,%d,%d,%d], [%d,%d,%d,%d])", y->n, y->h, y->w, y->c, x->n,
+                    x->h, x->w, x->c, z->n, z->h, z->w, z->c);
+        return;
+    }
     cuk_axpby(cs->stream, y->data, a, x->data, b, z->data, cs->dt, ddps_numel(y));
     op_done(cs, "axpby", y);
 }
 
 static void cu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
-    if (y->n != x->n || y->c != x->c || (x->h < 1 && y->h > 0) || (x->w < 1 && y->w > 0)) internal("upsample shapes");
+    if (y->n != x->n || y->c != x->c || (x->h < 1 && y->h > 0) || (x->w < 1 && y->w > 0)) {
+        cu_internal("upsample shapes");
+        return;
+    }
     cuk_upsample_nearest(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, y->h, y->w, x->c);
     op_done(cs, "upsample_nearest", y);
 }
@@ -878,8 +952,10 @@ static void cu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_ten
 static void cu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
     cu_state *cs = cu_of(be);
     size_t rows = (size_t)y->n * y->h * y->w;
-    if (a->c + b->c != y->c || (size_t)a->n * a->h * a->w != rows || (size_t)b->n * b->h * b->w != rows)
-        internal("concat shapes");
+    if (a->c + b->c != y->c || (size_t)a->n * a->h * a->w != rows || (size_t)b->n * b->h * b->w != rows) {
+        cu_internal("concat shapes");
+        return;
+    }
     cuk_concat_c(cs->stream, y->data, a->data, b->data, cs->dt, rows, a->c, b->c);
     op_done(cs, "concat_c", y);
 }
@@ -889,10 +965,13 @@ static void cu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const
     cu_state *cs = cu_of(be);
     int L = y->h * y->w, C = y->c;
     size_t n = (size_t)y->n * L;
-    if (!tok || tok->kind != W_TABLE || tok->cols != C) internal("embed: token table of width %d expected", C);
-    table_of(pos, L * C, "embed (positions)");
-    if (n == 0) return;
+    if (!tok || tok->kind != W_TABLE || tok->cols != C) {
+        cu_internal("embed: token table of width %d expected", C);
+        return;
+    }
+    if (!table_of(pos, L * C, "embed (positions)") || n == 0) return;
     int32_t *d = dbuf_get(cs, &cs->ids, n * sizeof(int32_t));
+    if (!d) return;
     /* pageable source: the call returns once the ids are staged */
     CUDA_OK(cudaMemcpyAsync(d, ids, n * sizeof(int32_t), cudaMemcpyHostToDevice, cs->stream));
     cuk_embed(cs->stream, y->data, d, tok->table, pos->table, cs->dt, y->n, L, C);
@@ -903,14 +982,20 @@ static void cu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e
                           const ddps_tensor *b, float w) {
     cu_state *cs = cu_of(be);
     size_t n = ddps_numel(d);
-    if (ddps_numel(e) != n || ddps_numel(a) != n || ddps_numel(b) != n) internal("sqdiff_acc: sizes differ");
+    if (ddps_numel(e) != n || ddps_numel(a) != n || ddps_numel(b) != n) {
+        cu_internal("sqdiff_acc: sizes differ");
+        return;
+    }
     cuk_sqdiff_acc(cs->stream, (float *)d->data, e->data, a->data, b->data, w, cs->dt, n); /* d: an f32 map */
     op_done(cs, "sqdiff_acc", d);
 }
 
 static void cu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
-    if (y->c != 1 || y->n != x->n || x->h < 1 || x->w < 1 || x->c < 1) internal("resize_bilinear_cmean shapes");
+    if (y->c != 1 || y->n != x->n || x->h < 1 || x->w < 1 || x->c < 1) {
+        cu_internal("resize_bilinear_cmean shapes");
+        return;
+    }
     /* maps: f32 in and out */
     cuk_resize_bilinear_cmean(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, y->h, y->w);
     op_done(cs, "resize_bilinear_cmean", y);
@@ -919,16 +1004,21 @@ static void cu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddp
 static void cu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s) {
     cu_state *cs = cu_of(be);
     if (k < 1 || s < 1 || k > x->h || k > x->w || y->n != x->n || y->c != x->c || y->h != (x->h - k) / s + 1 ||
-        y->w != (x->w - k) / s + 1)
-        internal("avg_pool k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", k, s, x->n, x->h, x->w, x->c, y->n, y->h, y->w,
-                 y->c);
+        y->w != (x->w - k) / s + 1) {
+        cu_internal("avg_pool k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", k, s, x->n, x->h, x->w, x->c, y->n, y->h,
+                    y->w, y->c);
+        return;
+    }
     cuk_avg_pool(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, k, s, y->h, y->w); /* maps */
     op_done(cs, "avg_pool", y);
 }
 
 static void cu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
-    if (y->n != x->n || y->c != x->c || y->h * y->w != 1) internal("global_avg shapes");
+    if (y->n != x->n || y->c != x->c || y->h * y->w != 1) {
+        cu_internal("global_avg shapes");
+        return;
+    }
     cuk_global_avg(cs->stream, y->data, x->data, cs->dt, x->n, (size_t)x->h * x->w, x->c);
     op_done(cs, "global_avg", y);
 }
@@ -968,6 +1058,7 @@ static void cu_destroy(ddps_backend *be) {
     if (cs->stream) CUDA_OK(cudaStreamDestroy(cs->stream));
     free(cs);
     free(be);
+    cu_pending.set = 0; /* what failed while tearing down has nobody left to be reported to */
 }
 
 static const ddps_backend_ops cuda_ops = {
@@ -1002,6 +1093,7 @@ static const ddps_backend_ops cuda_ops = {
     .resize_bilinear_cmean = cu_resize_bilinear_cmean,
     .avg_pool = cu_avg_pool,
     .global_avg = cu_global_avg,
+    .poll = cu_poll,
 };
 
 /* The activation pool; without one (a device without memory pools) the
@@ -1055,6 +1147,7 @@ static void pinned_create(cu_state *cs) {
 ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err) {
     if (precision != DDPS_PREC_F32 && precision != DDPS_PREC_BF16 && precision != DDPS_PREC_F16)
         return ddps_fail(err, "CUDA: unknown precision %d", (int)precision), NULL;
+    cu_pending.set = 0; /* a new backend starts clean */
     int count = 0, drv = 0, rt = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
@@ -1160,5 +1253,6 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
                cs->pool ? "" : ", no memory pool", cs->debug ? ", debug: checked after every op" : "");
     if (!cs->pinned) ddps_debug("cuda: no page-locked write slots: every write synchronises");
     if (cs->debug) ddps_warn("DDPS_CUDA_DEBUG: every CUDA op synchronises and is checked (slow)");
+    ddps_backend_guard(be);
     return be;
 }

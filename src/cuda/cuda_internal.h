@@ -8,9 +8,9 @@
  * Tables (norm scales and shifts, embeddings, biases) are always f32.
  *
  * All launchers are asynchronous on the given stream. A launch failure
- * (invalid configuration, no kernel image for the device) is fatal: it
- * prints one line naming the kernel and aborts, as every CUDA failure in
- * the backend does, because model code does not expect ops to fail.
+ * (invalid configuration, no kernel image for the device) is recorded with
+ * cu_fail, as every CUDA failure in the backend is, and becomes the sticky
+ * error of the backend whose op launched it (tensor/backend.h).
  *
  * Shapes are NHWC as in tensor/backend.h; counts of elements are size_t,
  * "rows" are n*h*w (or n*L) positions.
@@ -23,6 +23,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "util/err.h" /* DDPS_KIND_* */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,10 +34,16 @@ enum { CU_F32 = 0, CU_BF16 = 1, CU_F16 = 2 };
 /* Activations as in ddps_act. */
 enum { CU_ACT_NONE = 0, CU_ACT_SILU = 1, CU_ACT_GELU = 2, CU_ACT_QUICK_GELU = 3 };
 
-/* Prints "ddps: CUDA failure: <what>: <msg> (<file>:<line>)" and aborts.
- * Kernels run asynchronously: a fault inside one surfaces at a later checked
- * call, which the line then names; without debug mode it adds a hint. */
-void cu_die(const char *what, const char *msg, const char *file, int line) __attribute__((noreturn));
+/* Records "CUDA failure: <what>: <msg> (<file>:<line>)" of kind (a
+ * DDPS_KIND_*) as this thread's pending failure, unless one is pending
+ * already; the backend turns it into its sticky error after the op (poll)
+ * and skips the ops after it. The caller goes on (it returns at once where
+ * going on would use what failed to be made). Kernels run asynchronously: a
+ * fault inside one surfaces at a later checked call, which the line then
+ * names; without debug mode it adds a hint. */
+void cu_fail(int kind, const char *what, const char *msg, const char *file, int line);
+/* Records "internal error: <...>" (an op misused by our own code) the same way. */
+void cu_internal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Debug mode (DDPS_CUDA_DEBUG=1): every op synchronises and checks the
  * stream before returning, so a failure is reported as the op that caused it. */
@@ -44,7 +52,7 @@ extern int cu_debug;
 #define CUDA_OK(call)                                                                                                  \
     do {                                                                                                               \
         cudaError_t e_ = (call);                                                                                       \
-        if (e_ != cudaSuccess) cu_die(#call, cudaGetErrorString(e_), __FILE__, __LINE__);                              \
+        if (e_ != cudaSuccess) cu_fail(DDPS_KIND_RESOURCE, #call, cudaGetErrorString(e_), __FILE__, __LINE__);         \
     } while (0)
 
 /* 0 when the kernels of this build can run on the current device; else -1

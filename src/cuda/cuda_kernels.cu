@@ -34,7 +34,8 @@
 #define LAUNCH_CHECK(name)                                                                                             \
     do {                                                                                                               \
         cudaError_t e_ = cudaGetLastError();                                                                           \
-        if (e_ != cudaSuccess) cu_die("kernel " name, cudaGetErrorString(e_), __FILE__, __LINE__);                     \
+        if (e_ != cudaSuccess)                                                                                         \
+            cu_fail(DDPS_KIND_RESOURCE, "kernel " name, cudaGetErrorString(e_), __FILE__, __LINE__);                   \
     } while (0)
 
 #define KERNEL3(name, params, ...)                                                                                     \
@@ -456,9 +457,8 @@ extern "C" void cuk_group_norm(cudaStream_t s, int sm_count, void *y, const void
                                const float *gamma, const float *beta, int dt, int N, size_t HW, int C, int groups,
                                float eps, int silu, void *scratch) {
     if (C > GN_MAX_C || groups < 1 || C % groups) {
-        fprintf(stderr, "ddps: internal error: group norm of %d channels in %d groups (at most %d channels)\n", C,
-                groups, GN_MAX_C);
-        abort();
+        cu_internal("group norm of %d channels in %d groups (at most %d channels)", C, groups, GN_MAX_C);
+        return;
     }
     size_t total = (size_t)N * HW * C;
     if (total == 0) return;

@@ -53,7 +53,7 @@ void ddps_clip_free(ddps_backend *be, ddps_clip *m) {
  * after final_layer_norm). Embeddings x: [n, 1, L, H]; each layer: x += causal self-attention of
  * num_attention_heads heads (pre-LayerNorm), x += fc2((quick) GELU(fc1(LayerNorm(x)))) with fc1's output
  * [n, 1, L, F]. */
-void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y) {
+int ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y) {
     const ddps_backend_ops *op = be->ops;
     int n = y->n, L = DDPS_CLIP_LEN, H = m->cfg.hidden_size, heads = m->cfg.num_attention_heads;
     float eps = m->cfg.layer_norm_eps;
@@ -73,4 +73,5 @@ void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids,
     }
     op->layer_norm(be, y, &x, m->lnf_g, m->lnf_b, eps);
     ddps_release(be, mark);
+    return ddps_backend_error(be, NULL);
 }

@@ -24,7 +24,8 @@ typedef struct {
 /* Declares (ws in WS_DECLARE mode: returns a skeleton) or loads the model. */
 int ddps_clip_build(ddps_wsrc *ws, const ddps_clip_config *cfg, ddps_clip **out, ddps_err *err);
 void ddps_clip_free(ddps_backend *be, ddps_clip *m);
-/* ids: host [n * 77], each < vocab_size -> y [n, 1, 77, hidden] */
-void ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y);
+/* ids: host [n * 77], each < vocab_size -> y [n, 1, 77, hidden].
+ * Returns 0, or -1 when an op failed on the backend (see ddps_backend_error). */
+int ddps_clip_forward(ddps_backend *be, const ddps_clip *m, const int32_t *ids, ddps_tensor *y);
 
 #endif

@@ -108,9 +108,10 @@ static void timestep_embedding(float *out, const float *t, int n, int dim, int f
     }
 }
 
-/* t: [n, h, w, c] -> the caller's tap (if any) as "name" or "name<idx>". */
-static void tap(const ddps_unet_opts *o, const char *name, int idx, const ddps_tensor *t) {
-    if (!o || !o->tap) return;
+/* t: [n, h, w, c] -> the caller's tap (if any) as "name" or "name<idx>"; none
+ * once the backend has failed (t may then have no data). */
+static void tap(ddps_backend *be, const ddps_unet_opts *o, const char *name, int idx, const ddps_tensor *t) {
+    if (!o || !o->tap || be->failed) return;
     char buf[16];
     if (idx >= 0)
         snprintf(buf, sizeof buf, "%s%d", name, idx);
@@ -126,7 +127,7 @@ static void tap(const ddps_unet_opts *o, const char *name, int idx, const ddps_t
  * floor(h_i/2)), pushing every output as a skip; up block i pops them, concatenates [.., c + c_skip] and
  * runs at ch[nb-1-i], upsampling to the next skip's size. opts->stop_after_up = i returns after up block
  * i with eps unwritten (DIFT taps). */
-void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *x, const float *timesteps,
+int ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *x, const float *timesteps,
                        const ddps_tensor *ctx, ddps_tensor *eps, const ddps_unet_opts *opts) {
     const ddps_backend_ops *op = be->ops;
     const ddps_unet_config *c = &m->cfg;
@@ -168,13 +169,13 @@ void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *
             h = d;
             skips[ns++] = h;
         }
-        tap(opts, "down", i, &h);
+        tap(be, opts, "down", i, &h);
     }
 
     h = ddps_resnet_fwd(be, &m->mid_res1, &h, &temb);
     h = ddps_transformer_fwd(be, &m->mid_attn, &h, ctx);
     h = ddps_resnet_fwd(be, &m->mid_res2, &h, &temb);
-    tap(opts, "mid", -1, &h);
+    tap(be, opts, "mid", -1, &h);
 
     /* diffusers upsamples to the skip's exact size when the latent is not a
      * multiple of 2^(number of upsamplers); otherwise by 2. Both equal the
@@ -198,14 +199,15 @@ void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *
             op->conv2d(be, &o, &u, b->sampler, 1, pad1, 0);
             h = o;
         }
-        tap(opts, "up", i, &h);
+        tap(be, opts, "up", i, &h);
         if (opts && opts->stop_after_up == i) {
             ddps_release(be, mark);
-            return;
+            return ddps_backend_error(be, NULL);
         }
     }
     ddps_tensor g = ddps_new(be, N, h.h, h.w, h.c);
     op->group_norm(be, &g, &h, NULL, m->norm_out.g, m->norm_out.b, m->norm_out.groups, m->norm_out.eps, 1);
     op->conv2d(be, eps, &g, m->conv_out, 1, pad1, 0);
     ddps_release(be, mark);
+    return ddps_backend_error(be, NULL);
 }

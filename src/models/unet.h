@@ -41,8 +41,10 @@ typedef struct {
 
 int ddps_unet_build(ddps_wsrc *ws, const ddps_unet_config *cfg, ddps_unet **out, ddps_err *err);
 void ddps_unet_free(ddps_backend *be, ddps_unet *m);
-/* x [n,h,w,in], timesteps: host [n], context [n,1,L,cross_dim] -> eps [n,h,w,out] */
-void ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *x, const float *timesteps,
+/* x [n,h,w,in], timesteps: host [n], context [n,1,L,cross_dim] -> eps [n,h,w,out].
+ * Returns 0, or -1 when an op failed on the backend (the message:
+ * ddps_backend_error; eps and the taps are then not valid). */
+int ddps_unet_forward(ddps_backend *be, const ddps_unet *m, const ddps_tensor *x, const float *timesteps,
                        const ddps_tensor *context, ddps_tensor *eps, const ddps_unet_opts *opts);
 
 #endif

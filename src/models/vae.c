@@ -150,7 +150,7 @@ int ddps_vae_latent_size(const ddps_vae_config *c, int s) {
  * applies scaling_factor). Down block i runs at [n, H_i, W_i, ch[i]], H_{i+1} = floor(H_i/2) (padding (0,
  * 1), stride 2); mid and conv_norm_out at ch[nb-1]; conv_out -> moments [n, h, w, 2L]; quant_conv's
  * halves -> mean, logvar. */
-void ddps_vae_encode(ddps_backend *be, const ddps_vae *m, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *logvar) {
+int ddps_vae_encode(ddps_backend *be, const ddps_vae *m, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *logvar) {
     const ddps_backend_ops *op = be->ops;
     const ddps_vae_config *c = &m->cfg;
     static const int pad1[4] = {1, 1, 1, 1}, pad_down[4] = {0, 0, 1, 1};
@@ -178,8 +178,8 @@ void ddps_vae_encode(ddps_backend *be, const ddps_vae *m, const ddps_tensor *x, 
         op->linear(be, mean, &moments, m->quant_mean, DDPS_ACT_NONE, 0);
         if (logvar) op->linear(be, logvar, &moments, m->quant_logvar, DDPS_ACT_NONE, 0);
     } else {
-        fprintf(stderr, "ddps: VAE without quant_conv is not supported yet\n");
-        abort();
+        ddps_backend_fail(be, DDPS_KIND_DATA, "VAE without quant_conv is not supported yet");
     }
     ddps_release(be, mark);
+    return ddps_backend_error(be, NULL);
 }

@@ -25,7 +25,8 @@ void ddps_vae_free(ddps_backend *be, ddps_vae *m);
 /* x [n,H,W,3] in [-1,1] -> mean, logvar [n,h,w,4] with h, w from
  * ddps_vae_latent_size (logvar unclamped;
  * diffusers clamps it to [-30, 20] when it builds the distribution). */
-void ddps_vae_encode(ddps_backend *be, const ddps_vae *m, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *logvar);
+/* Returns 0, or -1 when an op failed on the backend (see ddps_backend_error). */
+int ddps_vae_encode(ddps_backend *be, const ddps_vae *m, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *logvar);
 /* Latent size for an image size (each downsampler pads to s + 1, then a 3x3
  * stride-2 convolution: floor((s - 2) / 2) + 1); 0 when the image is too
  * small for the network (under 2 pixels at some downsampler). */

@@ -402,7 +402,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
         }
         ctx = ddps_tensor_alloc(be, nc + 1, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
         if (!ctx.data) rc = ddps_fail(err, "out of memory for the prompt embeddings");
-        if (rc == 0) ddps_clip_forward(be, sd->text, ids, &ctx);
+        if (rc == 0 && ddps_clip_forward(be, sd->text, ids, &ctx) != 0) rc = ddps_backend_error(be, err);
         free(ids);
         sc.stats.text_prompts += nc + 1;
     }

@@ -44,6 +44,7 @@ int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor
     const ddps_backend_ops *op = be->ops;
     int n = images->n, H = images->h, W = images->w;
     memset(res, 0, (size_t)n * sizeof *res);
+    if (ddps_backend_error(be, err)) return -1; /* failed earlier: nothing would run */
     if (K < 1) return ddps_fail(err, "at least one timestep is needed");
     for (int k = 0; k < K; k++)
         if (check_timestep(sd, ts[k], err)) return -1;
@@ -117,6 +118,10 @@ int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor
         op->map_read(be, r->patch_scores, &Sm);
     }
     ddps_release(be, m);
+    if (ddps_backend_error(be, err)) {
+        for (int i = 0; i < n; i++) ddps_stage1_result_free(&res[i]);
+        return -1;
+    }
     return 0;
 }
 
@@ -155,6 +160,7 @@ int ddps_dift_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *
                         const ddps_tensor *const *ctx_label, int t, int E, const float *noise, float *features, int *dim,
                         ddps_err *err) {
     const ddps_backend_ops *op = be->ops;
+    if (ddps_backend_error(be, err)) return -1; /* failed earlier: nothing would run */
     if (check_timestep(sd, t, err)) return -1;
     if (E < 1) return ddps_fail(err, "the DIFT ensemble needs at least one noise draw");
     int n = patches->n, h = ddps_vae_latent_size(&sd->vae_cfg, patches->h),
@@ -190,6 +196,10 @@ int ddps_dift_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *
     float *pooled = ddps_malloc((size_t)n * E * D * sizeof(float));
     op->read(be, pooled, &tap.pooled);
     ddps_release(be, m);
+    if (ddps_backend_error(be, err)) {
+        free(pooled);
+        return -1;
+    }
     for (int i = 0; i < n; i++) {
         double norm = 0;
         for (int j = 0; j < D; j++) {

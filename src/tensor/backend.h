@@ -8,6 +8,14 @@
  *
  * Layout: activations are NHWC. Token sequences are [n, 1, L, c].
  * Activation element type is the backend's (f32 on the CPU).
+ *
+ * Errors are sticky: an op that fails (out of memory, a oneDNN, CUDA, cuDNN
+ * or cuBLAS error, an op misused by our own code) records the first failure
+ * on the backend (ddps_backend_fail) and returns; from then on every op is a
+ * cheap no-op (read and map_read fill the host buffer with zeros) and
+ * allocations may return tensors with data == NULL. Model code runs a whole
+ * forward without checking each op and asks ddps_backend_error at the end;
+ * nothing aborts the process. The backend stays failed until it is freed.
  */
 #ifndef DDPS_TENSOR_BACKEND_H
 #define DDPS_TENSOR_BACKEND_H
@@ -123,6 +131,11 @@ typedef struct {
     void (*avg_pool)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s);
     /* x [n,h,w,c] -> y [n,1,1,c] = mean over h, w. */
     void (*global_avg)(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
+
+    /* Optional: records on the backend (ddps_backend_fail) a failure the
+     * backend noticed where it had no backend at hand (a CUDA kernel launch).
+     * Called after every op. */
+    void (*poll)(ddps_backend *be);
 } ddps_backend_ops;
 
 /* Bump allocator over backend memory with marks: layers allocate their
@@ -141,6 +154,8 @@ typedef struct {
 } ddps_arena;
 
 struct ddps_backend {
+    /* The table model code calls: the guard (ddps_backend_guard), which
+     * skips ops after a failure and forwards the others to inner. */
     const ddps_backend_ops *ops;
     ddps_precision precision;
     size_t act_size;  /* bytes per activation element */
@@ -148,6 +163,16 @@ struct ddps_backend {
     double flops;     /* running count of multiply-adds x 2 (convolutions, products, attention) */
     ddps_arena arena;
     void *impl; /* backend state */
+
+    /* Sticky error (see the top of this file). */
+    int failed;
+    ddps_err error;
+    const char *op;                /* op running under the guard (prefixes messages), or NULL */
+    const ddps_backend_ops *inner; /* the backend's own table */
+    ddps_backend_ops guard;
+    /* Fault injection, a test hook (ddps_backend_fail_after). */
+    char fault_op[32];
+    long fault_at, fault_seen;
 };
 
 /* Backends. */
@@ -160,6 +185,29 @@ ddps_backend *ddps_backend_new(const char *device, ddps_precision precision, int
 void ddps_backend_free(ddps_backend *be);
 int ddps_precision_parse(const char *s, ddps_precision *p);
 const char *ddps_precision_name(ddps_precision p);
+
+/* Installs the guard on a new backend (each backend's constructor calls it
+ * last; calling it again does nothing): be->ops becomes a table that does
+ * nothing after a failure and otherwise runs the backend's op. It also reads
+ * the test hook DDPS_FAULT_INJECT=op:n (see ddps_backend_fail_after). */
+void ddps_backend_guard(ddps_backend *be);
+/* Records a failure on the backend: the first one wins, later ones are
+ * dropped. kind is a DDPS_KIND_* (resource for out of memory and device
+ * errors, failure for library and internal errors); the message is one line,
+ * prefixed with the running op's name ("conv2d: ..."). Returns -1. */
+int ddps_backend_fail(ddps_backend *be, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 0 when no op has failed on the backend; else -1 with the first failure's
+ * message and kind copied into err (if not NULL). */
+int ddps_backend_error(const ddps_backend *be, ddps_err *err);
+/* Test hook: from now on, the n-th call (1-based) of op `op` fails as if the
+ * backend had (an op of the table, "alloc" for the n-th tensor taken from
+ * the arena, which fails as out of memory, or "*" for any op). n = 0 turns it
+ * off. DDPS_FAULT_INJECT=op:n in the environment sets it on every new
+ * backend; it exists for tests of the error paths. */
+void ddps_backend_fail_after(ddps_backend *be, const char *op, long n);
+/* Internal to the arena: counts an arena allocation for fault injection;
+ * 1 when this one must fail. */
+int ddps_backend_alloc_fault(ddps_backend *be);
 
 /* Items [i, i+count) of a tensor's batch (a view, no copy). */
 static inline ddps_tensor ddps_slice(const ddps_backend *be, const ddps_tensor *t, int i, int count) {

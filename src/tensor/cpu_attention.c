@@ -143,7 +143,8 @@ void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *
     long BH = (long)B * heads;
     size_t kt_n = (size_t)BH * d * lkp, vp_n = (size_t)BH * Lk * dp;
     int nthr = omp_get_max_threads();
-    float *buf = cpu_buf_get(&cs->tmp_c, (kt_n + vp_n + (size_t)nthr * ROWS * lkp) * sizeof(float));
+    float *buf = cpu_buf_get(cs, &cs->tmp_c, (kt_n + vp_n + (size_t)nthr * ROWS * lkp) * sizeof(float));
+    if (!buf) return;
     float *kt = buf, *vp = buf + kt_n, *sbuf = vp + vp_n;
     /* Pack K transposed and V padded, per (batch, head). */
 #pragma omp parallel for schedule(static)

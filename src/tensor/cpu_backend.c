@@ -68,25 +68,34 @@ struct ddps_weight {
     prim_entry *cache;
 };
 
-#define DNNL_OK(call)                                                                                   \
+/* Failures. Helpers return the oneDNN status of their first failed call
+ * (DNNL_RET); the op that called them records it on the backend as a sticky
+ * error (dnnl_fail) and returns. */
+#define DNNL_RET(call)                                                                                  \
     do {                                                                                                \
         dnnl_status_t st_ = (call);                                                                     \
-        if (st_ != dnnl_success) {                                                                      \
-            fprintf(stderr, "ddps: oneDNN call failed (status %d): %s at %s:%d\n", (int)st_, #call,     \
-                    __FILE__, __LINE__);                                                                \
-            abort();                                                                                    \
-        }                                                                                               \
+        if (st_ != dnnl_success) return st_;                                                            \
     } while (0)
+
+/* Records a failed oneDNN step `what` on the backend (resource when oneDNN
+ * ran out of memory); returns -1. */
+static int dnnl_fail(ddps_backend *be, dnnl_status_t st, const char *what) {
+    return ddps_backend_fail(be, st == dnnl_out_of_memory ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE,
+                             "oneDNN %s failed (status %d)", what, (int)st);
+}
 
 /* ---------- buffers and memory ---------- */
 
-void *cpu_buf_get(cpu_buf *b, size_t bytes) {
+void *cpu_buf_get(cpu_state *cs, cpu_buf *b, size_t bytes) {
     if (bytes > b->size) {
         free(b->p);
+        b->p = NULL;
+        b->size = 0;
         size_t n = (bytes + 4095) & ~(size_t)4095;
-        if (posix_memalign(&b->p, 64, n) != 0) {
-            fprintf(stderr, "ddps: out of memory (%zu bytes of scratch)\n", n);
-            abort();
+        if (n < bytes || posix_memalign(&b->p, 64, n) != 0) {
+            b->p = NULL;
+            ddps_backend_fail(cs->be, DDPS_KIND_RESOURCE, "out of memory (%zu bytes of scratch)", bytes);
+            return NULL;
         }
         b->size = n;
     }
@@ -137,7 +146,10 @@ static void cpu_read(ddps_backend *be, float *host, const ddps_tensor *t) {
     memcpy(host, t->data, ddps_numel(t) * sizeof(float));
 }
 
-static void cpu_sync(ddps_backend *be) { DNNL_OK(dnnl_stream_wait(cpu_of(be)->stream)); }
+static void cpu_sync(ddps_backend *be) {
+    dnnl_status_t st = dnnl_stream_wait(cpu_of(be)->stream);
+    if (st != dnnl_success) dnnl_fail(be, st, "stream wait");
+}
 
 const float *cpu_table(const ddps_weight *w) { return w->table; }
 
@@ -152,7 +164,7 @@ static ddps_weight *weight_new(int kind) {
 static void cache_free(prim_entry *e) {
     while (e) {
         prim_entry *n = e->next;
-        dnnl_primitive_destroy(e->prim);
+        if (e->prim) dnnl_primitive_destroy(e->prim);
         for (int i = 0; i < e->nargs; i++) dnnl_memory_destroy(e->args[i].memory);
         if (e->r_in) {
             dnnl_primitive_destroy(e->r_in);
@@ -185,30 +197,36 @@ static const char *impl_name(const_dnnl_primitive_desc_t pd) {
 
 static int is_reference_impl(const_dnnl_primitive_desc_t pd) { return strncmp(impl_name(pd), "ref", 3) == 0; }
 
-/* Reorders src (described by src_md) into a new buffer with layout dst_md. */
-static void *reorder_new(cpu_state *cs, const dnnl_memory_desc_t *src_md, const void *src,
-                         const dnnl_memory_desc_t *dst_md) {
+/* Reorders src (described by src_md) into a new buffer *out with layout
+ * dst_md. On failure *out is NULL and nothing is left allocated. */
+static dnnl_status_t reorder_new(cpu_state *cs, const dnnl_memory_desc_t *src_md, const void *src,
+                                 const dnnl_memory_desc_t *dst_md, void **out) {
     size_t bytes = dnnl_memory_desc_get_size(dst_md);
     void *dst = NULL;
-    if (posix_memalign(&dst, 64, bytes ? bytes : 64) != 0) {
-        fprintf(stderr, "ddps: out of memory (%zu bytes of weights)\n", bytes);
-        abort();
+    *out = NULL;
+    if (posix_memalign(&dst, 64, bytes ? bytes : 64) != 0) return dnnl_out_of_memory;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, src_md, cs->eng, dst_md, cs->eng, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_create(&r, rpd);
+    if (st == dnnl_success) st = dnnl_memory_create(&ms, src_md, cs->eng, (void *)src);
+    if (st == dnnl_success) st = dnnl_memory_create(&md, dst_md, cs->eng, dst);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        st = dnnl_primitive_execute(r, cs->stream, 2, args);
     }
-    dnnl_primitive_desc_t rpd;
-    DNNL_OK(dnnl_reorder_primitive_desc_create(&rpd, src_md, cs->eng, dst_md, cs->eng, NULL));
-    dnnl_primitive_t r;
-    DNNL_OK(dnnl_primitive_create(&r, rpd));
-    dnnl_memory_t ms, md;
-    DNNL_OK(dnnl_memory_create(&ms, src_md, cs->eng, (void *)src));
-    DNNL_OK(dnnl_memory_create(&md, dst_md, cs->eng, dst));
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-    DNNL_OK(dnnl_primitive_execute(r, cs->stream, 2, args));
-    DNNL_OK(dnnl_stream_wait(cs->stream));
-    dnnl_memory_destroy(ms);
-    dnnl_memory_destroy(md);
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(rpd);
-    return dst;
+    if (st == dnnl_success) st = dnnl_stream_wait(cs->stream);
+    if (ms) dnnl_memory_destroy(ms);
+    if (md) dnnl_memory_destroy(md);
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (st != dnnl_success) {
+        free(dst);
+        return st;
+    }
+    *out = dst;
+    return dnnl_success;
 }
 
 static dnnl_data_type_t compute_dt(ddps_backend *be) {
@@ -220,27 +238,30 @@ static dnnl_status_t matmul_pd(cpu_state *cs, dnnl_primitive_desc_t *pd, long M,
                                const dnnl_memory_desc_t *wmd, int has_bias, ddps_act act, int accumulate) {
     dnnl_memory_desc_t src, wei, dst, bia;
     dnnl_dims_t sd = {M, K}, wd = {K, N}, dd = {M, N}, bd = {1, N};
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&src, 2, sd, dt, dnnl_ab));
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&src, 2, sd, dt, dnnl_ab));
     if (wmd)
         wei = *wmd;
     else
-        DNNL_OK(dnnl_memory_desc_init_by_tag(&wei, 2, wd, dt, dnnl_format_tag_any));
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab));
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&bia, 2, bd, dnnl_f32, dnnl_ab));
+        DNNL_RET(dnnl_memory_desc_init_by_tag(&wei, 2, wd, dt, dnnl_format_tag_any));
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab));
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&bia, 2, bd, dnnl_f32, dnnl_ab));
     dnnl_matmul_desc_t md;
-    DNNL_OK(dnnl_matmul_desc_init(&md, &src, &wei, has_bias ? &bia : NULL, &dst));
+    DNNL_RET(dnnl_matmul_desc_init(&md, &src, &wei, has_bias ? &bia : NULL, &dst));
     dnnl_primitive_attr_t attr;
-    DNNL_OK(dnnl_primitive_attr_create(&attr));
-    DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    dnnl_post_ops_t po;
-    DNNL_OK(dnnl_post_ops_create(&po));
-    if (accumulate) DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
-    if (act == DDPS_ACT_GELU) DNNL_OK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0));
-    if (act == DDPS_ACT_SILU) DNNL_OK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0));
-    if (act == DDPS_ACT_QUICK_GELU) DNNL_OK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.702f, 0));
-    DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
-    dnnl_status_t st = dnnl_primitive_desc_create(pd, &md, attr, cs->eng, NULL);
-    dnnl_post_ops_destroy(po);
+    DNNL_RET(dnnl_primitive_attr_create(&attr));
+    dnnl_post_ops_t po = NULL;
+    dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_post_ops_create(&po);
+    if (st == dnnl_success && accumulate) st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (st == dnnl_success && act == DDPS_ACT_GELU)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0);
+    if (st == dnnl_success && act == DDPS_ACT_SILU)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0);
+    if (st == dnnl_success && act == DDPS_ACT_QUICK_GELU)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.702f, 0);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &md, attr, cs->eng, NULL);
+    if (po) dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
     return st;
 }
@@ -249,19 +270,29 @@ typedef struct {
     int n, h, w, ho, wo, stride, pad[4];
 } conv_shape;
 
+/* Adds a sum post-op (dst += result) to attr. */
+static dnnl_status_t attr_sum(dnnl_primitive_attr_t attr) {
+    dnnl_post_ops_t po;
+    DNNL_RET(dnnl_post_ops_create(&po));
+    dnnl_status_t st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    return st;
+}
+
 /* wino: Winograd with blocked activations; else direct with NHWC activations. */
 static dnnl_status_t conv_pd(cpu_state *cs, dnnl_primitive_desc_t *pd, const ddps_weight *w, const conv_shape *s,
                              dnnl_data_type_t dt, const dnnl_memory_desc_t *wmd, int wino, int accumulate) {
     dnnl_memory_desc_t src, wei, bia, dst;
     dnnl_dims_t sd = {s->n, w->in, s->h, s->w}, wd = {w->out, w->in, w->kh, w->kw}, bd = {w->out},
                 dd = {s->n, w->out, s->ho, s->wo};
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&src, 4, sd, wino ? dnnl_f32 : dt, wino ? dnnl_format_tag_any : dnnl_nhwc));
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&src, 4, sd, wino ? dnnl_f32 : dt, wino ? dnnl_format_tag_any : dnnl_nhwc));
     if (wmd)
         wei = *wmd;
     else
-        DNNL_OK(dnnl_memory_desc_init_by_tag(&wei, 4, wd, wino ? dnnl_f32 : dt, dnnl_format_tag_any));
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&bia, 1, bd, dnnl_f32, dnnl_x));
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, wino ? dnnl_format_tag_any : dnnl_nhwc));
+        DNNL_RET(dnnl_memory_desc_init_by_tag(&wei, 4, wd, wino ? dnnl_f32 : dt, dnnl_format_tag_any));
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&bia, 1, bd, dnnl_f32, dnnl_x));
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, wino ? dnnl_format_tag_any : dnnl_nhwc));
     dnnl_dims_t strides = {s->stride, s->stride}, pl = {s->pad[0], s->pad[1]}, pr = {s->pad[2], s->pad[3]};
     dnnl_convolution_desc_t cd;
     /* forward_training makes oneDNN's Winograd transform weights per call
@@ -272,18 +303,26 @@ static dnnl_status_t conv_pd(cpu_state *cs, dnnl_primitive_desc_t *pd, const ddp
         strides, pl, pr);
     if (st != dnnl_success) return st;
     dnnl_primitive_attr_t attr;
-    DNNL_OK(dnnl_primitive_attr_create(&attr));
-    DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-    if (accumulate && !wino) {
-        dnnl_post_ops_t po;
-        DNNL_OK(dnnl_post_ops_create(&po));
-        DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
-        DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
-        dnnl_post_ops_destroy(po);
-    }
-    st = dnnl_primitive_desc_create(pd, &cd, attr, cs->eng, NULL);
+    DNNL_RET(dnnl_primitive_attr_create(&attr));
+    st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success && accumulate && !wino) st = attr_sum(attr);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &cd, attr, cs->eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     return st;
+}
+
+/* End of a weight constructor: w with its first layout, or (st failed:
+ * the reorder into that layout) NULL with the reason in err. */
+static ddps_weight *layout_done(ddps_backend *be, ddps_weight *w, dnnl_status_t st, ddps_err *err) {
+    if (st == dnnl_success) {
+        w->nfmt = 1;
+        return w;
+    }
+    int out = w->out, in = w->in;
+    cpu_free_weight(be, w);
+    return ddps_fail_kind(err, st == dnnl_out_of_memory ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE,
+                          "oneDNN cannot lay out %d x %d weights (status %d)", out, in, (int)st),
+           NULL;
 }
 
 static ddps_weight *cpu_make_linear(ddps_backend *be, const float *wt, const float *b, int out, int in,
@@ -305,12 +344,11 @@ static ddps_weight *cpu_make_linear(ddps_backend *be, const float *wt, const flo
     /* PyTorch's [out, in] row-major is oneDNN's [K = in, N = out] with tag "ba". */
     dnnl_memory_desc_t plain;
     dnnl_dims_t dims = {in, out};
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&plain, 2, dims, dnnl_f32, dnnl_ba));
     w->fmt[0].md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    w->fmt[0].data = reorder_new(cs, &plain, wt, &w->fmt[0].md);
-    w->nfmt = 1;
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&plain, 2, dims, dnnl_f32, dnnl_ba);
+    if (st == dnnl_success) st = reorder_new(cs, &plain, wt, &w->fmt[0].md, &w->fmt[0].data);
     dnnl_primitive_desc_destroy(pd);
-    return w;
+    return layout_done(be, w, st, err);
 }
 
 static ddps_weight *cpu_make_conv(ddps_backend *be, const float *wt, const float *b, int out, int in, int kh,
@@ -339,49 +377,66 @@ static ddps_weight *cpu_make_conv(ddps_backend *be, const float *wt, const float
     }
     dnnl_memory_desc_t plain;
     dnnl_dims_t dims = {out, in, kh, kw};
-    DNNL_OK(dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw));
     w->fmt[0].md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    w->fmt[0].data = reorder_new(cs, &plain, wt, &w->fmt[0].md);
-    w->nfmt = 1;
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw);
+    if (st == dnnl_success) st = reorder_new(cs, &plain, wt, &w->fmt[0].md, &w->fmt[0].data);
     dnnl_primitive_desc_destroy(pd);
-    return w;
+    return layout_done(be, w, st, err);
 }
 
 static ddps_weight *cpu_make_table(ddps_backend *be, const float *v, int rows, int cols, ddps_err *err) {
     (void)be;
-    (void)err;
     ddps_weight *w = weight_new(W_TABLE);
     w->rows = rows;
     w->cols = cols;
     size_t n = (size_t)rows * (size_t)cols;
-    w->table = ddps_malloc(n * sizeof(float));
+    w->table = malloc(n ? n * sizeof(float) : 1);
+    if (!w->table) {
+        free(w);
+        return ddps_fail_kind(err, DDPS_KIND_RESOURCE, "out of memory (%zu bytes for a %d x %d table)",
+                              n * sizeof(float), rows, cols),
+               NULL;
+    }
     memcpy(w->table, v, n * sizeof(float));
     return w;
 }
 
 /* Finds a stored weight layout the new primitive accepts with a real kernel,
- * or adds one (a reorder of layout 0). make(pd, wmd) builds the descriptor. */
+ * or adds one (a reorder of layout 0). make(pd, wmd) builds the descriptor.
+ * Returns the layout's index, or -1 after recording the failure on be (*pd
+ * is then NULL). */
 typedef dnnl_status_t (*make_pd_fn)(cpu_state *, dnnl_primitive_desc_t *, const void *ctx,
                                     const dnnl_memory_desc_t *wmd);
 
-static int pick_format(cpu_state *cs, ddps_weight *w, make_pd_fn make, const void *ctx, dnnl_primitive_desc_t *pd) {
+static int pick_format(ddps_backend *be, ddps_weight *w, make_pd_fn make, const void *ctx, dnnl_primitive_desc_t *pd) {
+    cpu_state *cs = cpu_of(be);
     for (int i = 0; i < w->nfmt; i++) {
         if (make(cs, pd, ctx, &w->fmt[i].md) == dnnl_success) {
             if (!is_reference_impl(*pd)) return i;
             dnnl_primitive_desc_destroy(*pd);
         }
     }
-    DNNL_OK(make(cs, pd, ctx, NULL));
+    *pd = NULL;
+    dnnl_status_t st = make(cs, pd, ctx, NULL);
+    if (st != dnnl_success) {
+        *pd = NULL;
+        return dnnl_fail(be, st, "primitive creation"), -1;
+    }
     const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(*pd, dnnl_query_weights_md, 0);
     for (int i = 0; i < w->nfmt; i++)
         if (dnnl_memory_desc_equal(want, &w->fmt[i].md)) return i;
-    if (w->nfmt == MAX_FMT) {
-        fprintf(stderr, "ddps: internal error: too many weight layouts for one layer\n");
-        abort();
+    int k = w->nfmt;
+    if (k == MAX_FMT)
+        ddps_backend_fail(be, DDPS_KIND_FAILURE, "internal error: too many weight layouts for one layer");
+    else if ((st = reorder_new(cs, &w->fmt[0].md, w->fmt[0].data, want, &w->fmt[k].data)) != dnnl_success)
+        dnnl_fail(be, st, "weight reorder");
+    if (be->failed) {
+        dnnl_primitive_desc_destroy(*pd);
+        *pd = NULL;
+        return -1;
     }
-    int k = w->nfmt++;
     w->fmt[k].md = *want;
-    w->fmt[k].data = reorder_new(cs, &w->fmt[0].md, w->fmt[0].data, want);
+    w->nfmt++;
     ddps_debug("weight %dx%d: extra layout for %s", w->out, w->in, impl_name(*pd));
     return k;
 }
@@ -392,37 +447,65 @@ static prim_entry *cache_find(ddps_weight *w, const int key[8]) {
     return NULL;
 }
 
-static dnnl_memory_t mem_for(cpu_state *cs, const_dnnl_primitive_desc_t pd, dnnl_query_t q, int idx) {
-    dnnl_memory_t m;
-    DNNL_OK(dnnl_memory_create(&m, dnnl_primitive_desc_query_md(pd, q, idx), cs->eng, DNNL_MEMORY_NONE));
-    return m;
-}
-
-/* Builds the argument list of a conv/matmul primitive (data handles set per call). */
-static void entry_args(cpu_state *cs, prim_entry *e, const_dnnl_primitive_desc_t pd, const ddps_weight *w) {
-    int n = 0;
-    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mem_for(cs, pd, dnnl_query_src_md, 0)};
-    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mem_for(cs, pd, dnnl_query_weights_md, 0)};
-    if (w->bias) e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem_for(cs, pd, dnnl_query_weights_md, 1)};
-    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mem_for(cs, pd, dnnl_query_dst_md, 0)};
-    e->args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem_for(cs, pd, dnnl_query_scratchpad_md, 0)};
-    e->nargs = n;
+/* Builds the argument list of a conv/matmul primitive (data handles set per
+ * call) and sizes the scratchpad for it. */
+static dnnl_status_t entry_args(cpu_state *cs, prim_entry *e, const_dnnl_primitive_desc_t pd, const ddps_weight *w) {
+    struct {
+        int arg;
+        dnnl_query_t q;
+        int idx;
+    } want[5] = {{DNNL_ARG_SRC, dnnl_query_src_md, 0},
+                 {DNNL_ARG_WEIGHTS, dnnl_query_weights_md, 0},
+                 {DNNL_ARG_BIAS, dnnl_query_weights_md, 1},
+                 {DNNL_ARG_DST, dnnl_query_dst_md, 0},
+                 {DNNL_ARG_SCRATCHPAD, dnnl_query_scratchpad_md, 0}};
+    e->nargs = 0;
+    for (int i = 0; i < 5; i++) {
+        if (want[i].arg == DNNL_ARG_BIAS && !w->bias) continue;
+        dnnl_memory_t m;
+        DNNL_RET(dnnl_memory_create(&m, dnnl_primitive_desc_query_md(pd, want[i].q, want[i].idx), cs->eng,
+                                    DNNL_MEMORY_NONE));
+        e->args[e->nargs++] = (dnnl_exec_arg_t){want[i].arg, m};
+    }
     size_t sp = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-    cpu_buf_get(&cs->scratch, sp);
+    return cpu_buf_get(cs, &cs->scratch, sp) || !sp ? dnnl_success : dnnl_out_of_memory;
 }
 
-static void set_handle(prim_entry *e, int arg, void *p) {
+static dnnl_status_t set_handle(prim_entry *e, int arg, void *p) {
     for (int i = 0; i < e->nargs; i++)
-        if (e->args[i].arg == arg) DNNL_OK(dnnl_memory_set_data_handle(e->args[i].memory, p));
+        if (e->args[i].arg == arg) DNNL_RET(dnnl_memory_set_data_handle(e->args[i].memory, p));
+    return dnnl_success;
 }
 
-static void run_entry(cpu_state *cs, prim_entry *e, ddps_weight *w, void *src, void *dst) {
-    set_handle(e, DNNL_ARG_SRC, src);
-    set_handle(e, DNNL_ARG_WEIGHTS, w->fmt[e->fmt].data);
-    set_handle(e, DNNL_ARG_BIAS, w->bias);
-    set_handle(e, DNNL_ARG_DST, dst);
-    set_handle(e, DNNL_ARG_SCRATCHPAD, cs->scratch.p);
-    DNNL_OK(dnnl_primitive_execute(e->prim, cs->stream, e->nargs, e->args));
+/* Runs a cached conv/matmul primitive on src -> dst; a failure is sticky on be. */
+static void run_entry(ddps_backend *be, prim_entry *e, ddps_weight *w, void *src, void *dst) {
+    cpu_state *cs = cpu_of(be);
+    dnnl_status_t st = set_handle(e, DNNL_ARG_SRC, src);
+    if (st == dnnl_success) st = set_handle(e, DNNL_ARG_WEIGHTS, w->fmt[e->fmt].data);
+    if (st == dnnl_success) st = set_handle(e, DNNL_ARG_BIAS, w->bias);
+    if (st == dnnl_success) st = set_handle(e, DNNL_ARG_DST, dst);
+    if (st == dnnl_success) st = set_handle(e, DNNL_ARG_SCRATCHPAD, cs->scratch.p);
+    if (st == dnnl_success) st = dnnl_primitive_execute(e->prim, cs->stream, e->nargs, e->args);
+    if (st != dnnl_success) dnnl_fail(be, st, "primitive execution");
+}
+
+/* Finishes a new cache entry built from pd (primitive, arguments) and links
+ * it into w's cache; NULL (entry freed, failure sticky on be) on failure. */
+static prim_entry *entry_finish(ddps_backend *be, ddps_weight *w, prim_entry *e, dnnl_primitive_desc_t pd,
+                                dnnl_status_t st) {
+    if (!pd) st = dnnl_runtime_error; /* pick_format recorded why */
+    if (st == dnnl_success) st = dnnl_primitive_create(&e->prim, pd);
+    if (st == dnnl_success) st = entry_args(cpu_of(be), e, pd, w);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success || be->failed) {
+        if (st != dnnl_success) dnnl_fail(be, st, "primitive creation");
+        e->next = NULL;
+        cache_free(e);
+        return NULL;
+    }
+    e->next = w->cache;
+    w->cache = e;
+    return e;
 }
 
 /* ---------- linear ---------- */
@@ -447,9 +530,9 @@ static void cpu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
     ddps_weight *w = (ddps_weight *)wc;
     long M = (long)x->n * x->h * x->w;
     if (x->c != w->in || y->c != w->out || (long)y->n * y->h * y->w != M) {
-        fprintf(stderr, "ddps: internal error: linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]\n", w->in, w->out,
-                x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
-        abort();
+        ddps_backend_fail(be, DDPS_KIND_FAILURE, "internal error: %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w->in,
+                          w->out, x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+        return;
     }
     int key[8] = {1, (int)M, act, accumulate, 0, 0, 0, 0};
     prim_entry *e = cache_find(w, key);
@@ -458,20 +541,16 @@ static void cpu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
         memcpy(e->key, key, sizeof key);
         mm_ctx c = {M, w->in, w->out, w->dt, w->bias != NULL, act, accumulate};
         dnnl_primitive_desc_t pd;
-        e->fmt = pick_format(cs, w, make_mm, &c, &pd);
-        DNNL_OK(dnnl_primitive_create(&e->prim, pd));
-        entry_args(cs, e, pd, w);
+        e->fmt = pick_format(be, w, make_mm, &c, &pd);
         e->src_bf16 = w->dt == dnnl_bf16;
-        dnnl_primitive_desc_destroy(pd);
-        e->next = w->cache;
-        w->cache = e;
+        if (!(e = entry_finish(be, w, e, pd, dnnl_success))) return;
     }
     void *src = x->data;
     if (e->src_bf16) {
-        src = cpu_buf_get(&cs->tmp_a, ddps_numel(x) * 2);
+        if (!(src = cpu_buf_get(cs, &cs->tmp_a, ddps_numel(x) * 2))) return;
         cpu_to_bf16(src, x->data, ddps_numel(x));
     }
-    run_entry(cs, e, w, src, y->data);
+    run_entry(be, e, w, src, y->data);
     be->flops += 2.0 * (double)M * w->in * w->out;
 }
 
@@ -490,28 +569,65 @@ static dnnl_status_t make_conv(cpu_state *cs, dnnl_primitive_desc_t *pd, const v
     return conv_pd(cs, pd, c->w, &c->s, c->dt, wmd, c->wino, c->accumulate);
 }
 
-static dnnl_primitive_t make_reorder(cpu_state *cs, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-                                     int accumulate, dnnl_exec_arg_t args[2]) {
+/* A reorder primitive from -> to (accumulate: to += from) in *r, with its two
+ * memory arguments (data handles set per call). */
+static dnnl_status_t make_reorder(cpu_state *cs, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                  int accumulate, dnnl_primitive_t *r, dnnl_exec_arg_t args[2]) {
     dnnl_primitive_attr_t attr = NULL;
     if (accumulate) {
-        DNNL_OK(dnnl_primitive_attr_create(&attr));
-        dnnl_post_ops_t po;
-        DNNL_OK(dnnl_post_ops_create(&po));
-        DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
-        DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
-        dnnl_post_ops_destroy(po);
+        DNNL_RET(dnnl_primitive_attr_create(&attr));
+        dnnl_status_t st = attr_sum(attr);
+        if (st != dnnl_success) {
+            dnnl_primitive_attr_destroy(attr);
+            return st;
+        }
     }
-    dnnl_primitive_desc_t rpd;
-    DNNL_OK(dnnl_reorder_primitive_desc_create(&rpd, from, cs->eng, to, cs->eng, attr));
-    dnnl_primitive_t r;
-    DNNL_OK(dnnl_primitive_create(&r, rpd));
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, from, cs->eng, to, cs->eng, attr);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_success) st = dnnl_primitive_create(r, rpd);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
     args[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, NULL};
     args[1] = (dnnl_exec_arg_t){DNNL_ARG_TO, NULL};
-    DNNL_OK(dnnl_memory_create(&args[0].memory, from, cs->eng, DNNL_MEMORY_NONE));
-    DNNL_OK(dnnl_memory_create(&args[1].memory, to, cs->eng, DNNL_MEMORY_NONE));
-    dnnl_primitive_desc_destroy(rpd);
-    if (attr) dnnl_primitive_attr_destroy(attr);
-    return r;
+    if (st == dnnl_success) st = dnnl_memory_create(&args[0].memory, from, cs->eng, DNNL_MEMORY_NONE);
+    if (st == dnnl_success) st = dnnl_memory_create(&args[1].memory, to, cs->eng, DNNL_MEMORY_NONE);
+    return st;
+}
+
+/* Winograd entries: the NHWC <-> blocked reorders around the convolution. */
+static dnnl_status_t wino_reorders(cpu_state *cs, prim_entry *e, const_dnnl_primitive_desc_t pd,
+                                   const ddps_tensor *x, const ddps_tensor *y, int accumulate) {
+    dnnl_memory_desc_t nhwc_in, nhwc_out;
+    dnnl_dims_t di = {x->n, x->c, x->h, x->w}, dout = {y->n, y->c, y->h, y->w};
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&nhwc_in, 4, di, dnnl_f32, dnnl_nhwc));
+    DNNL_RET(dnnl_memory_desc_init_by_tag(&nhwc_out, 4, dout, dnnl_f32, dnnl_nhwc));
+    const dnnl_memory_desc_t *bsrc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *bdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    e->src_bytes = dnnl_memory_desc_get_size(bsrc);
+    e->dst_bytes = dnnl_memory_desc_get_size(bdst);
+    DNNL_RET(make_reorder(cs, &nhwc_in, bsrc, 0, &e->r_in, e->r_in_args));
+    return make_reorder(cs, bdst, &nhwc_out, accumulate, &e->r_out, e->r_out_args);
+}
+
+/* The cached convolution entry of w for this shape, made on first use;
+ * NULL after recording a failure on be. */
+static prim_entry *conv_entry(ddps_backend *be, ddps_weight *w, const conv_shape *s, const ddps_tensor *x,
+                              const ddps_tensor *y, int accumulate) {
+    int wino = w->wino && s->stride == 1 && (long)x->n * s->ho * s->wo >= WINO_MIN_POSITIONS;
+    const int *pad = s->pad;
+    int key[8] = {2, x->n, x->h, x->w, s->stride, pad[0] | pad[1] << 8 | pad[2] << 16 | pad[3] << 24, accumulate,
+                  wino};
+    prim_entry *e = cache_find(w, key);
+    if (e) return e;
+    e = ddps_calloc(1, sizeof *e);
+    memcpy(e->key, key, sizeof key);
+    conv_ctx c = {w, *s, w->wino ? dnnl_f32 : w->dt, wino, accumulate};
+    dnnl_primitive_desc_t pd;
+    e->fmt = pick_format(be, w, make_conv, &c, &pd);
+    e->src_bf16 = !w->wino && w->dt == dnnl_bf16;
+    dnnl_status_t st = dnnl_success;
+    if (pd && wino) st = wino_reorders(cpu_of(be), e, pd, x, y, accumulate);
+    return entry_finish(be, w, e, pd, st);
 }
 
 static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, int stride,
@@ -522,57 +638,38 @@ static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
     s.ho = (x->h + pad[0] + pad[2] - w->kh) / stride + 1;
     s.wo = (x->w + pad[1] + pad[3] - w->kw) / stride + 1;
     if (x->c != w->in || y->c != w->out || y->n != x->n || y->h != s.ho || y->w != s.wo) {
-        fprintf(stderr, "ddps: internal error: conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]\n", w->out,
-                w->in, w->kh, stride, x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
-        abort();
+        ddps_backend_fail(be, DDPS_KIND_FAILURE, "internal error: %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]",
+                          w->out, w->in, w->kh, stride, x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+        return;
     }
     be->flops += 2.0 * x->n * s.ho * s.wo * (double)w->out * w->in * w->kh * w->kw;
-    int wino = w->wino && stride == 1 && (long)x->n * s.ho * s.wo >= WINO_MIN_POSITIONS;
-    int key[8] = {2, x->n, x->h, x->w, stride, pad[0] | pad[1] << 8 | pad[2] << 16 | pad[3] << 24, accumulate, wino};
-    prim_entry *e = cache_find(w, key);
-    if (!e) {
-        e = ddps_calloc(1, sizeof *e);
-        memcpy(e->key, key, sizeof key);
-        conv_ctx c = {w, s, w->wino ? dnnl_f32 : w->dt, wino, accumulate};
-        dnnl_primitive_desc_t pd;
-        e->fmt = pick_format(cs, w, make_conv, &c, &pd);
-        DNNL_OK(dnnl_primitive_create(&e->prim, pd));
-        entry_args(cs, e, pd, w);
-        e->src_bf16 = !w->wino && w->dt == dnnl_bf16;
-        if (wino) {
-            dnnl_memory_desc_t nhwc_in, nhwc_out;
-            dnnl_dims_t di = {x->n, x->c, x->h, x->w}, dout = {y->n, y->c, y->h, y->w};
-            DNNL_OK(dnnl_memory_desc_init_by_tag(&nhwc_in, 4, di, dnnl_f32, dnnl_nhwc));
-            DNNL_OK(dnnl_memory_desc_init_by_tag(&nhwc_out, 4, dout, dnnl_f32, dnnl_nhwc));
-            const dnnl_memory_desc_t *bsrc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-            const dnnl_memory_desc_t *bdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-            e->r_in = make_reorder(cs, &nhwc_in, bsrc, 0, e->r_in_args);
-            e->r_out = make_reorder(cs, bdst, &nhwc_out, accumulate, e->r_out_args);
-            e->src_bytes = dnnl_memory_desc_get_size(bsrc);
-            e->dst_bytes = dnnl_memory_desc_get_size(bdst);
-        }
-        dnnl_primitive_desc_destroy(pd);
-        e->next = w->cache;
-        w->cache = e;
-    }
+    prim_entry *e = conv_entry(be, w, &s, x, y, accumulate);
+    if (!e) return;
     if (e->r_in) {
-        void *bs = cpu_buf_get(&cs->tmp_a, e->src_bytes);
-        void *bd = cpu_buf_get(&cs->tmp_b, e->dst_bytes);
-        DNNL_OK(dnnl_memory_set_data_handle(e->r_in_args[0].memory, x->data));
-        DNNL_OK(dnnl_memory_set_data_handle(e->r_in_args[1].memory, bs));
-        DNNL_OK(dnnl_primitive_execute(e->r_in, cs->stream, 2, e->r_in_args));
-        run_entry(cs, e, w, bs, bd);
-        DNNL_OK(dnnl_memory_set_data_handle(e->r_out_args[0].memory, bd));
-        DNNL_OK(dnnl_memory_set_data_handle(e->r_out_args[1].memory, y->data));
-        DNNL_OK(dnnl_primitive_execute(e->r_out, cs->stream, 2, e->r_out_args));
+        void *bs = cpu_buf_get(cs, &cs->tmp_a, e->src_bytes);
+        void *bd = bs ? cpu_buf_get(cs, &cs->tmp_b, e->dst_bytes) : NULL;
+        if (!bd) return;
+        dnnl_status_t st = dnnl_memory_set_data_handle(e->r_in_args[0].memory, x->data);
+        if (st == dnnl_success) st = dnnl_memory_set_data_handle(e->r_in_args[1].memory, bs);
+        if (st == dnnl_success) st = dnnl_primitive_execute(e->r_in, cs->stream, 2, e->r_in_args);
+        if (st != dnnl_success) {
+            dnnl_fail(be, st, "reorder execution");
+            return;
+        }
+        run_entry(be, e, w, bs, bd);
+        if (be->failed) return;
+        st = dnnl_memory_set_data_handle(e->r_out_args[0].memory, bd);
+        if (st == dnnl_success) st = dnnl_memory_set_data_handle(e->r_out_args[1].memory, y->data);
+        if (st == dnnl_success) st = dnnl_primitive_execute(e->r_out, cs->stream, 2, e->r_out_args);
+        if (st != dnnl_success) dnnl_fail(be, st, "reorder execution");
         return;
     }
     void *src = x->data;
     if (e->src_bf16) {
-        src = cpu_buf_get(&cs->tmp_a, ddps_numel(x) * 2);
+        if (!(src = cpu_buf_get(cs, &cs->tmp_a, ddps_numel(x) * 2))) return;
         cpu_to_bf16(src, x->data, ddps_numel(x));
     }
-    run_entry(cs, e, w, src, y->data);
+    run_entry(be, e, w, src, y->data);
 }
 
 /* ---------- attention (kernel in cpu_attention.c) ---------- */
@@ -582,8 +679,9 @@ static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q
     long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c;
     if (C % heads || k->c != C || v->c != C || k->n != B || v->n != B || (long)v->h * v->w != Lk || y->c != C ||
         y->n != B || (long)y->h * y->w != Lq) {
-        fprintf(stderr, "ddps: internal error: attention shapes\n");
-        abort();
+        ddps_backend_fail(be, DDPS_KIND_FAILURE, "internal error: shapes q [%d,%d,%d,%d] k [%d,%d,%d,%d] heads %d",
+                          q->n, q->h, q->w, q->c, k->n, k->h, k->w, k->c, heads);
+        return;
     }
     be->flops += 4.0 * B * (double)Lq * Lk * C;
     cpu_attention_kernel(cpu_of(be), y->data, q->data, k->data, v->data, (int)B, (int)Lq, (int)Lk, heads, (int)C,
@@ -651,8 +749,13 @@ ddps_backend *ddps_cpu_backend_new(ddps_precision precision, int threads, ddps_e
         free(cs);
         return ddps_fail(err, "oneDNN: cannot create a CPU engine"), NULL;
     }
-    DNNL_OK(dnnl_stream_create(&cs->stream, cs->eng, dnnl_stream_default_flags));
+    if (dnnl_stream_create(&cs->stream, cs->eng, dnnl_stream_default_flags) != dnnl_success) {
+        dnnl_engine_destroy(cs->eng);
+        free(cs);
+        return ddps_fail(err, "oneDNN: cannot create a CPU stream"), NULL;
+    }
     ddps_backend *be = ddps_calloc(1, sizeof *be);
+    cs->be = be;
     be->ops = &cpu_ops;
     be->precision = precision;
     be->act_size = sizeof(float);
@@ -670,5 +773,6 @@ ddps_backend *ddps_cpu_backend_new(ddps_precision precision, int threads, ddps_e
         }
         dnnl_primitive_desc_destroy(pd);
     }
+    ddps_backend_guard(be);
     return be;
 }

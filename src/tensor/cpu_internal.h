@@ -15,10 +15,8 @@ typedef struct {
     size_t size;
 } cpu_buf;
 
-void *cpu_buf_get(cpu_buf *b, size_t bytes);
-void cpu_buf_free(cpu_buf *b);
-
 typedef struct {
+    ddps_backend *be; /* the backend this is the state of (for sticky errors) */
     dnnl_engine_t eng;
     dnnl_stream_t stream;
     int threads;
@@ -28,6 +26,11 @@ typedef struct {
     cpu_buf tmp_c;         /* attention: packed keys and values, score blocks */
     cpu_buf stats;         /* normalisation statistics */
 } cpu_state;
+
+/* The buffer, grown to at least bytes; NULL (a sticky resource error on
+ * cs->be) when out of memory. */
+void *cpu_buf_get(cpu_state *cs, cpu_buf *b, size_t bytes);
+void cpu_buf_free(cpu_buf *b);
 
 static inline cpu_state *cpu_of(ddps_backend *be) { return (cpu_state *)be->impl; }
 
@@ -53,7 +56,8 @@ void cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x);
  * that completes the softmax (applied later by the caller). Single-threaded:
  * called inside parallel loops. */
 float cpu_softmax_row(float *s, int n);
-/* Attention: q [B,Lq,C], k and v [B,Lk,C], C = heads * d -> y [B,Lq,C]. */
+/* Attention: q [B,Lq,C], k and v [B,Lk,C], C = heads * d -> y [B,Lq,C].
+ * Out of scratch memory: y is not written (a sticky error on cs->be). */
 void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *k, const float *v, int B, int Lq,
                           int Lk, int heads, int C, int causal);
 /* f32 -> bf16 (round to nearest even), n elements. */

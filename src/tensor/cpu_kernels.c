@@ -164,13 +164,14 @@ void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
     int N = x->n, C = x->c;
     long HW = (long)x->h * x->w;
     long nchunk = (HW + ROW_CHUNK - 1) / ROW_CHUNK;
-    if (C % groups) {
-        fprintf(stderr, "ddps: internal error: group norm with %d channels in %d groups\n", C, groups);
-        abort();
+    if (groups <= 0 || C % groups) {
+        ddps_backend_fail(be, DDPS_KIND_FAILURE, "internal error: %d channels in %d groups", C, groups);
+        return;
     }
     /* partials [N][nchunk][2][C] floats, then per (n, c): scale, bias */
     size_t part = (size_t)N * nchunk * 2 * C;
-    float *buf = cpu_buf_get(&cs->stats, (part + 2 * (size_t)N * C) * sizeof(float));
+    float *buf = cpu_buf_get(cs, &cs->stats, (part + 2 * (size_t)N * C) * sizeof(float));
+    if (!buf) return;
     float *scale = buf + part, *bias = scale + (size_t)N * C;
     const float *xd = x->data;
 #pragma omp parallel for schedule(static)
@@ -333,19 +334,20 @@ void cpu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_a
     for (long i = 0; i < n; i += SPAN) act_span(yd + i, xd + i, n - i < SPAN ? n - i : SPAN, act);
 }
 
-/* Misuse of an op by model code is a bug: one line and abort, as the CUDA
- * backend does, so CPU tests catch what would fail on a GPU. */
-static void sizes_differ(const char *op, const ddps_tensor *a, const ddps_tensor *b) {
-    fprintf(stderr, "ddps: internal error: %s: sizes differ ([%d,%d,%d,%d] and [%d,%d,%d,%d])\n", op, a->n, a->h, a->w,
-            a->c, b->n, b->h, b->w, b->c);
-    abort();
+/* Misuse of an op by model code is a bug: a sticky internal error on the
+ * backend, as the CUDA backend records, so CPU tests catch what would fail
+ * on a GPU. Returns 1 (the op must return) when a and b differ in size. */
+static int sizes_differ(ddps_backend *be, const ddps_tensor *a, const ddps_tensor *b) {
+    if (ddps_numel(a) == ddps_numel(b)) return 0;
+    ddps_backend_fail(be, DDPS_KIND_FAILURE, "internal error: sizes differ ([%d,%d,%d,%d] and [%d,%d,%d,%d])", a->n,
+                      a->h, a->w, a->c, b->n, b->h, b->w, b->c);
+    return 1;
 }
 
 /* y, x, z: any shape, same size (any may alias). y = a*x + b*z. */
 void cpu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
     (void)be;
-    if (ddps_numel(x) != ddps_numel(y)) sizes_differ("axpby", y, x);
-    if (ddps_numel(z) != ddps_numel(y)) sizes_differ("axpby", y, z);
+    if (sizes_differ(be, y, x) || sizes_differ(be, y, z)) return;
     long n = (long)ddps_numel(y);
     float *yd = y->data;
     const float *xd = x->data, *zd = z->data;
@@ -416,9 +418,7 @@ void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_
 void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
                     const ddps_tensor *b, float w) {
     (void)be;
-    if (ddps_numel(e) != ddps_numel(d)) sizes_differ("sqdiff_acc", d, e);
-    if (ddps_numel(a) != ddps_numel(d)) sizes_differ("sqdiff_acc", d, a);
-    if (ddps_numel(b) != ddps_numel(d)) sizes_differ("sqdiff_acc", d, b);
+    if (sizes_differ(be, d, e) || sizes_differ(be, d, a) || sizes_differ(be, d, b)) return;
     long n = (long)ddps_numel(d);
     float *dd = d->data;
     const float *ed = e->data, *ad = a->data, *bd = b->data;
@@ -483,7 +483,8 @@ void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k,
     cpu_state *cs = cpu_of(be);
     int H = x->h, W = x->w, c = x->c;
     /* Summed-area table in double: any window size costs the same. */
-    double *sat = cpu_buf_get(&cs->stats, (size_t)(H + 1) * (W + 1) * sizeof(double));
+    double *sat = cpu_buf_get(cs, &cs->stats, (size_t)(H + 1) * (W + 1) * sizeof(double));
+    if (!sat) return;
     float *yd = y->data;
     const float *xd = x->data;
     double inv = 1.0 / ((double)k * k);
