@@ -16,7 +16,7 @@
 #include "pipeline/memcheck.h"
 #include "pipeline/stage1.h"
 #include "pipeline/store_guard.h"
-#include "pipeline/synth.h"
+#include "tools/demo.h"
 #include "util/fs.h"
 #include "util/progress.h"
 #include "util/rng.h"

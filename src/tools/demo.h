@@ -8,8 +8,8 @@
  * but the foreground hue of a class stays near its own hue, so classes
  * differ both in shape and in colour statistics. The output depends only on
  * the arguments: the same seed gives byte-identical files. */
-#ifndef DDPS_PIPELINE_SYNTH_H
-#define DDPS_PIPELINE_SYNTH_H
+#ifndef DDPS_TOOLS_DEMO_H
+#define DDPS_TOOLS_DEMO_H
 
 #include <stdint.h>
 
