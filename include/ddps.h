@@ -345,6 +345,85 @@ DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int to
                                     int low_res, int *picks, unsigned char *fill, int *n_picks, int *n_outputs,
                                     int *per_image, ddps_error *err);
 
+/* ---------------- tools: bench, probe, demo ---------------- */
+
+/* The library side of the CLI's developer commands (`ddps bench`, `ddps
+ * probe`, `ddps demo`). A tool's report (bench tables, probe's token ids,
+ * the JSON line of --json) goes to ddps_hooks.log line by line at level
+ * DDPS_LOG_OUTPUT; the CLI prints those lines on stdout as they come and
+ * the other levels as usual. Error messages start with the tool's name
+ * ("bench load: ...", "probe text: ..."): the CLI prints "ddps <message>".
+ * Usage errors (a bad name, a value out of range, a missing file argument)
+ * have status DDPS_ERR_USAGE. */
+#define DDPS_LOG_OUTPUT 0
+
+/* `ddps bench WHAT`: speed (or precision) of the engine with full-size
+ * shapes and random weights built in memory. ddps_bench_params_init sets
+ * the CLI's defaults. */
+typedef struct {
+    const char *what;      /* "text", "vae", "unet", "score", "precision" or "load" (NULL: usage error) */
+    const char *device;    /* "cpu" */
+    const char *precision; /* NULL: f32 (unet on the CPU: f32 and bf16 both timed and compared);
+                              precision: the reduced one to compare, required */
+    int threads;           /* 0 = all cores */
+    int batches[16];       /* batch sizes ("score": only batches[0], 1..64) ... */
+    int n_batches;         /* ... 0: unet 1,8; the others 1 */
+    int size;              /* 256: image side in pixels (a multiple of 8 for text, vae, unet) */
+    int iters;             /* 3: timed runs after one warm-up */
+    int json;              /* 0; 1: one JSON object as the last report line */
+    int profile;           /* 0; 1: time every op kind (text, vae, unet) */
+    const char *model;     /* NULL; precision, load: a model folder (NULL: random SD v1.5) */
+    const char *data;      /* NULL; precision: an ImageFolder of real images (required) */
+    int images;            /* 20: precision: images compared */
+    const char *shapes;    /* "sd15" or "sd21" (text, vae, unet) */
+} ddps_bench_params;
+DDPS_API void ddps_bench_params_init(ddps_bench_params *p);
+/* Runs one benchmark and reports it through hooks (may be NULL: the report
+ * is dropped). "load" without a model writes a full-size random model to a
+ * temporary folder under /tmp (by a child process) and removes it. */
+DDPS_API ddps_status ddps_bench_run(const ddps_bench_params *p, const ddps_hooks *hooks, ddps_error *err);
+
+/* `ddps probe WHAT`: one model component on inputs from a safetensors file,
+ * outputs written to another in PyTorch's NCHW layout and tensor names
+ * (compare with diffusers/transformers). ddps_probe_params_init sets the
+ * CLI's defaults. */
+typedef struct {
+    const char *what;        /* "tokenize", "text", "vae", "unet", "schedule" or "stage1" */
+    const char *model;       /* required: diffusers folder, single .safetensors file or org/name */
+    const char *config;      /* NULL; configs (diffusers layout) for a single-file model */
+    const char *in, *out;    /* input / output safetensors (tokenize: none; schedule: no in) */
+    const char *device;      /* "cpu" */
+    const char *precision;   /* "f32" */
+    int threads;             /* 0 = all cores */
+    const char *prompt;      /* stage1: "An image of tench." */
+    const char *null_prompt; /* stage1: "" */
+    int patch, stride;       /* stage1: 32, 8 */
+    const char *const *texts; /* tokenize: the texts, one report line of 77 ids each; */
+    int n_texts;              /* the others: must be 0 */
+} ddps_probe_params;
+DDPS_API void ddps_probe_params_init(ddps_probe_params *p);
+DDPS_API ddps_status ddps_probe_run(const ddps_probe_params *p, const ddps_hooks *hooks, ddps_error *err);
+
+/* `ddps demo`: fixtures made on the spot, nothing downloaded. */
+#define DDPS_DEMO_MAX_CLASSES 8
+typedef struct {
+    int n_classes; /* 4: synthetic classes, 1..DDPS_DEMO_MAX_CLASSES */
+    int per_class; /* 24: pictures per class, 1..10000 */
+    int threads;   /* 0 = all cores (ddps_demo_run) */
+} ddps_demo_params;
+DDPS_API void ddps_demo_params_init(ddps_demo_params *p);
+/* Makes dir/data (an ImageFolder of synthetic 160x160 pictures) and
+ * dir/model (a tiny random-weight model with SD v1.x's structure whose
+ * tokenizer knows the class names), each only when that folder does not
+ * exist yet; says what it makes through hooks at info level. */
+DDPS_API ddps_status ddps_demo_write(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
+                                     ddps_error *err);
+/* What `ddps demo` does: ddps_demo_write, then distills dir/data into
+ * dir/distilled/ipc1 and ipc10 through the store dir/ddps.sqlite with the
+ * demo's small settings (size 128, patch 96, 2 patches per image). */
+DDPS_API ddps_status ddps_demo_run(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
+                                   ddps_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,5 @@
 #include "pipeline/score.h"
+#include "pipeline/score_bench.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -16,7 +17,6 @@
 #include "pipeline/memcheck.h"
 #include "pipeline/stage1.h"
 #include "pipeline/store_guard.h"
-#include "tools/demo.h"
 #include "util/fs.h"
 #include "util/progress.h"
 #include "util/rng.h"
@@ -604,117 +604,27 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     return rc;
 }
 
-/* ---------- benchmark ---------- */
+/* ---------- benchmark glue (see score_bench.h) ---------- */
 
-int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int batch,
-                     int json) {
-    ddps_err err = {{0}};
-    ddps_score_opts o;
-    ddps_score_defaults(&o);
-    o.size = size;
-    o.patch = size * 3 / 4;
-    o.precision = precision;
-    o.device = device;
-    ddps_precision prec;
-    if (ddps_precision_parse(precision, &prec) != 0) {
-        fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
-        return 2;
-    }
-    ddps_backend *be = ddps_backend_new(device, prec, threads, &err);
-    ddps_sd *sd = NULL;
-    if (!be || ddps_sd15_random(be, DDPS_PART_TEXT | DDPS_PART_VAE | DDPS_PART_UNET, 1234, &sd, &err) != 0) {
-        fprintf(stderr, "ddps bench score: %s\n", err.msg);
-        ddps_backend_free(be);
-        return 1;
-    }
-    /* One synthetic 4:3 JPEG, decoded each time like a dataset image. */
-    char dir[] = "/tmp/ddps-bench-XXXXXX";
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "ddps bench score: cannot create a temporary folder\n");
-        return 1;
-    }
-    char path[128];
-    snprintf(path, sizeof path, "%s/img.jpg", dir);
-    /* A synthetic picture stretched to 500x375-like proportions at 2x the size. */
-    ddps_image sq, src, rs;
-    ddps_image_alloc(&sq, size, size);
-    ddps_synth_draw(2, 0, size, 7, sq.px);
-    ddps_image_resize(&sq, size * 5 / 2, size * 15 / 8, &src, &err);
-    ddps_image_save(path, &src, 90, &err);
-    ddps_image_free(&sq);
-    ddps_image_free(&src);
+int ddps_score_bench_batch(ddps_backend *be, ddps_sd *sd, const ddps_score_opts *o, const ddps_image *rs, int orig_w,
+                           int orig_h, int batch, const ddps_tensor *ctx, double secs[3], ddps_err *err) {
     scorer sc;
     memset(&sc, 0, sizeof sc);
-    sc.be = be, sc.sd = sd, sc.o = &o, sc.dim = ddps_dift_dim(&sd->unet_cfg);
-    sc.K = ddps_score_timesteps(&o, 1000, sc.ts, &err);
-    ddps_tensor ctx = ddps_new(be, 2, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
-    int32_t ids[2 * DDPS_CLIP_LEN];
-    for (int i = 0; i < 2 * DDPS_CLIP_LEN; i++) ids[i] = i % DDPS_CLIP_LEN == 0 ? 49406 : 49407;
-    ddps_clip_forward(be, sd->text, ids, &ctx);
-    double t_decode = 0, t_total = 0;
-    int rc = 0;
+    sc.be = be, sc.sd = sd, sc.o = o, sc.dim = ddps_dift_dim(&sd->unet_cfg);
+    sc.K = ddps_score_timesteps(o, sd->sched_cfg.num_train_timesteps, sc.ts, err);
+    if (sc.K < 0) return -1;
     job *jobs = ddps_calloc((size_t)batch, sizeof *jobs);
     char (*names)[32] = ddps_malloc((size_t)batch * sizeof *names);
-    for (int it = 0; rc == 0 && it <= iters; it++) {
-        if (it == 1) sc.t_vae = sc.t_unet = sc.t_dift = t_decode = t_total = 0; /* first run warms up */
-        double t0 = ddps_now(be);
-        ddps_image img;
-        rc = ddps_image_load(path, &img, &err);
-        int rw, rh;
-        ddps_resize_shorter_size(img.w, img.h, size, &rw, &rh);
-        if (rc == 0) rc = ddps_image_resize(&img, rw, rh, &rs, &err);
-        double t1 = ddps_now(be);
-        t_decode += (t1 - t0) * batch;
-        /* the same picture `batch` times, with different noise (different names) */
-        for (int b = 0; rc == 0 && b < batch; b++) {
-            memset(&jobs[b], 0, sizeof jobs[b]);
-            snprintf(names[b], sizeof names[b], "bench/img%d.jpg", b);
-            jobs[b].img = &rs, jobs[b].orig_w = img.w, jobs[b].orig_h = img.h;
-            jobs[b].relpath = names[b], jobs[b].class_idx = 0;
-        }
-        if (rc == 0) rc = score_batch(&sc, jobs, batch, &ctx, &err);
-        t_total += ddps_now(be) - t0 + (t1 - t0) * (batch - 1);
-        for (int b = 0; b < batch; b++) job_free(&jobs[b]);
-        ddps_image_free(&img);
-        ddps_image_free(&rs);
+    /* the same picture `batch` times, with different noise (different names) */
+    for (int b = 0; b < batch; b++) {
+        snprintf(names[b], sizeof names[b], "bench/img%d.jpg", b);
+        jobs[b].img = rs, jobs[b].orig_w = orig_w, jobs[b].orig_h = orig_h;
+        jobs[b].relpath = names[b], jobs[b].class_idx = 0;
     }
+    int rc = score_batch(&sc, jobs, batch, ctx, err);
+    for (int b = 0; b < batch; b++) job_free(&jobs[b]);
     free(jobs);
     free(names);
-    iters *= batch; /* figures below are per image */
-    unlink(path);
-    rmdir(dir);
-    /* Clustering: a class of 300 candidates (the paper's 300 images per class). */
-    int n = 300, dim = sc.dim, k = 32, used;
-    float *x = ddps_malloc((size_t)n * dim * sizeof(float)), *cent = ddps_malloc((size_t)k * dim * sizeof(float)),
-          *dist = ddps_malloc((size_t)n * sizeof(float));
-    int *assign = ddps_malloc((size_t)n * sizeof(int));
-    ddps_rng r;
-    ddps_rng_seed(&r, 3);
-    ddps_rng_fill_normal(&r, x, (size_t)n * dim);
-    double tc0 = ddps_now(NULL);
-    ddps_kmeans(x, n, dim, k, 1, 300, assign, cent, dist, &used);
-    double t_cluster = (ddps_now(NULL) - tc0) / n;
-    free(x), free(cent), free(dist), free(assign);
-    if (rc != 0) {
-        fprintf(stderr, "ddps bench score: %s\n", err.msg);
-    } else {
-        double per = t_total / iters;
-        printf("ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, %d image%s per "
-               "batch, device %s, %s\n",
-               size, o.patch, sc.K, o.dift_ensemble, batch, batch > 1 ? "s" : "", device, ddps_precision_name(prec));
-        printf("  per image: %.2f s = decode+resize %.3f s, VAE %.2f s, UNet %.2f s (%d latents), DIFT %.2f s, "
-               "clustering %.4f s\n",
-               per + t_cluster, t_decode / iters, sc.t_vae / iters, sc.t_unet / iters, 2 * sc.K, sc.t_dift / iters,
-               t_cluster);
-        if (json)
-            printf("{\"bench\":\"score\",\"device\":\"%s\",\"precision\":\"%s\",\"size\":%d,"
-                   "\"seconds_per_image\":%.4f,\"decode\":%.4f,\"vae\":%.4f,\"unet\":%.4f,\"dift\":%.4f,"
-                   "\"clustering\":%.5f}\n",
-                   device, ddps_precision_name(prec), size, per + t_cluster, t_decode / iters, sc.t_vae / iters,
-                   sc.t_unet / iters, sc.t_dift / iters, t_cluster);
-    }
-    ddps_release(be, 0);
-    ddps_sd_free(be, sd);
-    ddps_backend_free(be);
-    return rc == 0 ? 0 : 1;
+    secs[0] += sc.t_vae, secs[1] += sc.t_unet, secs[2] += sc.t_dift;
+    return rc;
 }

@@ -13,16 +13,18 @@
 #include "pipeline/dataset.h"
 #include "pipeline/score.h"
 #include "pipeline/stage1.h"
+#include "tools/tools.h"
 #include "util/fs.h"
 #include "util/rng.h"
 
+/* qsort_r order of indices by the values they index (ctx: the values). */
 static int cmp_idx_by(const void *a, const void *b, void *ctx) {
     const float *v = ctx;
     float x = v[*(const int *)a], y = v[*(const int *)b];
     return x < y ? -1 : x > y;
 }
 
-/* Ranks with ties averaged. */
+/* r[i]: rank of v[i] among v[0..n), ties averaged. */
 static void ranks(const float *v, int n, double *r) {
     int *idx = ddps_malloc((size_t)n * sizeof *idx);
     for (int i = 0; i < n; i++) idx[i] = i;
@@ -36,6 +38,7 @@ static void ranks(const float *v, int n, double *r) {
     free(idx);
 }
 
+/* See tools.h. */
 double ddps_spearman(const float *a, const float *b, int n) {
     if (n < 2) return 1;
     double *ra = ddps_malloc((size_t)n * sizeof *ra), *rb = ddps_malloc((size_t)n * sizeof *rb);
@@ -54,14 +57,21 @@ double ddps_spearman(const float *a, const float *b, int n) {
     return saa > 0 && sbb > 0 ? sab / sqrt(saa * sbb) : (saa == sbb ? 1 : 0);
 }
 
+/* One side of the comparison: a CPU backend in one precision, the model,
+ * and the two prompt contexts. */
 typedef struct {
     ddps_backend *be;
     ddps_sd *sd;
+    ddps_precision prec;
     ddps_tensor ctx; /* [2,1,77,C]: null, label */
 } engine;
 
+/* Opens e: model folder (NULL: random full-size SD v1.5) in precision p, and
+ * encodes the null prompt and "An image of a dog." (fixed tokens for a
+ * random model). Returns 0 or -1 with err; e is safe to close either way. */
 static int engine_open(engine *e, const char *model, ddps_precision p, int threads, ddps_err *err) {
     memset(e, 0, sizeof *e);
+    e->prec = p;
     e->be = ddps_backend_new("cpu", p, threads, err);
     if (!e->be) return -1;
     int rc = model ? ddps_sd_load(model, e->be, DDPS_PART_ALL, &e->sd, err)
@@ -82,6 +92,7 @@ static int engine_open(engine *e, const char *model, ddps_precision p, int threa
     return 0;
 }
 
+/* Frees what engine_open made (a zeroed e is a no-op). */
 static void engine_close(engine *e) {
     if (e->ctx.data) ddps_tensor_free(e->be, &e->ctx);
     if (e->be) ddps_release(e->be, 0);
@@ -89,97 +100,108 @@ static void engine_close(engine *e) {
     ddps_backend_free(e->be);
 }
 
-int ddps_bench_precision(const char *model, const char *data, const char *precision, int images, int size,
-                         int threads) {
-    ddps_err err = {{0}};
-    ddps_precision p;
-    if (ddps_precision_parse(precision, &p) != 0 || p == DDPS_PREC_F32) {
-        fprintf(stderr, "ddps bench precision: --precision %s: give the reduced precision to compare (bf16)\n",
-                precision);
-        return 2;
-    }
-    if (!data) {
-        fprintf(stderr, "ddps bench precision: --data DIR: an ImageFolder with real images is required\n");
-        return 2;
-    }
-    ddps_dataset ds;
-    if (ddps_dataset_scan(data, NULL, &ds, &err) != 0) {
-        fprintf(stderr, "ddps bench precision: %s\n", err.msg);
-        return 1;
-    }
-    engine ref, red;
-    int rc = engine_open(&ref, model, DDPS_PREC_F32, threads, &err);
-    if (rc == 0) rc = engine_open(&red, model, p, threads, &err);
-    if (rc != 0) {
-        fprintf(stderr, "ddps bench precision: %s\n", err.msg);
-        ddps_dataset_free(&ds);
-        return 1;
-    }
-    ddps_score_opts o;
-    ddps_score_defaults(&o);
-    int ts[DDPS_MAX_TIMESTEPS], K = ddps_score_timesteps(&o, 1000, ts, &err);
+/* Stage I of one image in both precisions with the same noise (seeded by
+ * the image's index); compares their patch score maps. Returns 0 (and
+ * *rho, *same), 1 when the image cannot be read (skipped), -1 on failure. */
+static int compare_image(engine *ref, engine *red, const char *path, int index, int size, const int *ts, int K,
+                         double *rho, int *same, int *windows, ddps_err *err) {
     int P = size * 3 / 4, S = size / 16;
-    double sum_rho = 0, min_rho = 1;
-    int same_best = 0, n = 0;
-    printf("ddps bench precision: Stage I in f32 vs %s, %s model, %d px, patch %d, stride %d, K=%d\n",
-           ddps_precision_name(p), model ? model : "random SD v1.5", size, P, S, K);
-    for (int i = 0; i < ds.n_items && n < images; i += ds.n_items / images > 1 ? ds.n_items / images : 1) {
-        char *path = ddps_path_join(ds.root, ds.items[i].relpath);
-        ddps_image img, rs;
-        int w, h;
-        if (ddps_image_load(path, &img, &err) != 0) {
-            free(path);
-            continue;
-        }
-        free(path);
-        ddps_resize_shorter_size(img.w, img.h, size, &w, &h);
-        ddps_image_resize(&img, w, h, &rs, &err);
-        ddps_image_free(&img);
-        float *x = ddps_malloc((size_t)w * h * 3 * sizeof(float));
-        for (size_t k = 0; k < (size_t)w * h * 3; k++) x[k] = rs.px[k] / 127.5f - 1.0f;
-        ddps_image_free(&rs);
-        int lh = ddps_vae_latent_size(&ref.sd->vae_cfg, h), lw = ddps_vae_latent_size(&ref.sd->vae_cfg, w);
-        size_t nn = (size_t)K * lh * lw * ref.sd->vae_cfg.latent_channels;
-        float *noise = ddps_malloc(nn * sizeof(float));
-        ddps_rng r;
-        ddps_rng_seed(&r, (uint64_t)i);
-        ddps_rng_fill_normal(&r, noise, nn);
-        ddps_stage1_result res[2];
-        engine *e[2] = {&ref, &red};
-        for (int k = 0; k < 2; k++) {
-            size_t m = ddps_mark(e[k]->be);
-            ddps_tensor t = ddps_new(e[k]->be, 1, h, w, 3);
-            e[k]->be->ops->write(e[k]->be, &t, x);
-            ddps_tensor cn = ddps_slice(e[k]->be, &e[k]->ctx, 0, 1), cl = ddps_slice(e[k]->be, &e[k]->ctx, 1, 1);
-            rc = ddps_stage1_run(e[k]->be, e[k]->sd, &t, &cn, &cl, ts, K, noise, P, S, &res[k], &err);
-            ddps_release(e[k]->be, m);
-            if (rc != 0) break;
-        }
-        free(x);
-        free(noise);
+    ddps_image img, rs;
+    int w, h;
+    if (ddps_image_load(path, &img, err) != 0) return 1;
+    ddps_resize_shorter_size(img.w, img.h, size, &w, &h);
+    int rc = ddps_image_resize(&img, w, h, &rs, err);
+    ddps_image_free(&img);
+    if (rc != 0) return -1;
+    float *x = ddps_malloc((size_t)w * h * 3 * sizeof(float));
+    for (size_t k = 0; k < (size_t)w * h * 3; k++) x[k] = rs.px[k] / 127.5f - 1.0f;
+    ddps_image_free(&rs);
+    int lh = ddps_vae_latent_size(&ref->sd->vae_cfg, h), lw = ddps_vae_latent_size(&ref->sd->vae_cfg, w);
+    size_t nn = (size_t)K * lh * lw * ref->sd->vae_cfg.latent_channels;
+    float *noise = ddps_malloc(nn * sizeof(float));
+    ddps_rng r;
+    ddps_rng_seed(&r, (uint64_t)index);
+    ddps_rng_fill_normal(&r, noise, nn);
+    ddps_stage1_result res[2];
+    engine *e[2] = {ref, red};
+    int done = 0;
+    for (int k = 0; k < 2; k++) {
+        size_t m = ddps_mark(e[k]->be);
+        ddps_tensor t = ddps_new(e[k]->be, 1, h, w, 3);
+        e[k]->be->ops->write(e[k]->be, &t, x);
+        ddps_tensor cn = ddps_slice(e[k]->be, &e[k]->ctx, 0, 1), cl = ddps_slice(e[k]->be, &e[k]->ctx, 1, 1);
+        rc = ddps_stage1_run(e[k]->be, e[k]->sd, &t, &cn, &cl, ts, K, noise, P, S, &res[k], err);
+        ddps_release(e[k]->be, m);
         if (rc != 0) break;
+        done++;
+    }
+    free(x);
+    free(noise);
+    if (rc == 0) {
         int np = res[0].ph * res[0].pw, b0 = 0, b1 = 0;
         for (int k = 1; k < np; k++) {
             if (res[0].patch_scores[k] > res[0].patch_scores[b0]) b0 = k;
             if (res[1].patch_scores[k] > res[1].patch_scores[b1]) b1 = k;
         }
-        double rho = ddps_spearman(res[0].patch_scores, res[1].patch_scores, np);
+        *rho = ddps_spearman(res[0].patch_scores, res[1].patch_scores, np);
+        *same = b0 == b1;
+        *windows = np;
+    }
+    for (int k = 0; k < done; k++) ddps_stage1_result_free(&res[k]);
+    return rc;
+}
+
+/* Compares up to p->images images spread evenly over the dataset; reports a
+ * line per image and the summary. */
+static int compare_dataset(engine *ref, engine *red, const ddps_dataset *ds, const ddps_bench_params *p,
+                           const ddps_hooks *h, ddps_err *err) {
+    ddps_score_opts o;
+    ddps_score_defaults(&o);
+    int ts[DDPS_MAX_TIMESTEPS], K = ddps_score_timesteps(&o, 1000, ts, err);
+    double sum_rho = 0, min_rho = 1;
+    int same_best = 0, n = 0, rc = 0, step = ds->n_items / p->images > 1 ? ds->n_items / p->images : 1;
+    tools_out(h, "ddps bench precision: Stage I in f32 vs %s, %s model, %d px, patch %d, stride %d, K=%d",
+              ddps_precision_name(red->prec), p->model ? p->model : "random SD v1.5", p->size, p->size * 3 / 4,
+              p->size / 16, K);
+    for (int i = 0; i < ds->n_items && n < p->images; i += step) {
+        char *path = ddps_path_join(ds->root, ds->items[i].relpath);
+        double rho = 0;
+        int same = 0, np = 0;
+        rc = compare_image(ref, red, path, i, p->size, ts, K, &rho, &same, &np, err);
+        free(path);
+        if (rc == 1) continue;
+        if (rc != 0) break;
         sum_rho += rho;
         min_rho = rho < min_rho ? rho : min_rho;
-        same_best += b0 == b1;
+        same_best += same;
         n++;
-        printf("  %-48s %3d windows  Spearman %.4f  best window %s\n", ds.items[i].relpath, np, rho,
-               b0 == b1 ? "same" : "differs");
-        ddps_stage1_result_free(&res[0]);
-        ddps_stage1_result_free(&res[1]);
+        tools_out(h, "  %-48s %3d windows  Spearman %.4f  best window %s", ds->items[i].relpath, np, rho,
+                  same ? "same" : "differs");
     }
-    if (rc == 0)
-        printf("  %d images: mean Spearman %.4f, min %.4f, same best window %d/%d\n", n, n ? sum_rho / n : 0, min_rho,
-               same_best, n);
-    else
-        fprintf(stderr, "ddps bench precision: %s\n", err.msg);
+    if (rc != 0) return -1;
+    tools_out(h, "  %d images: mean Spearman %.4f, min %.4f, same best window %d/%d", n, n ? sum_rho / n : 0, min_rho,
+              same_best, n);
+    return 0;
+}
+
+int tools_bench_precision(const ddps_bench_params *p, const char *precision, const ddps_hooks *h, ddps_err *err) {
+    ddps_precision prec;
+    if (ddps_precision_parse(precision, &prec) != 0 || prec == DDPS_PREC_F32)
+        return ddps_fail_usage(err, "bench precision: --precision %s: give the reduced precision to compare (bf16)",
+                               precision);
+    if (!p->data)
+        return ddps_fail_usage(err, "bench precision: --data DIR: an ImageFolder with real images is required");
+    if (p->images < 1) return ddps_fail_usage(err, "bench precision: --images %d: expected 1..100000", p->images);
+    ddps_dataset ds;
+    if (ddps_dataset_scan(p->data, NULL, &ds, err) != 0) return ddps_fail_prefix(err, "bench precision");
+    engine ref, red;
+    int rc = engine_open(&ref, p->model, DDPS_PREC_F32, p->threads, err);
+    if (rc == 0) rc = engine_open(&red, p->model, prec, p->threads, err);
+    else memset(&red, 0, sizeof red);
+    if (rc == 0) rc = compare_dataset(&ref, &red, &ds, p, h, err);
+    if (rc != 0) ddps_fail_prefix(err, "bench precision");
     engine_close(&ref);
     engine_close(&red);
     ddps_dataset_free(&ds);
-    return rc == 0 ? 0 : 1;
+    return rc;
 }
