@@ -296,25 +296,25 @@ static const char *USAGE =
 int cmd_bench(int argc, char **argv) {
     const char *device = "cpu", *precision = NULL, *batches = NULL, *model = NULL, *data = NULL, *shapes = "sd15";
     int threads = 0, size = 256, iters = 3, json = 0, profile = 0, images = 20;
-    ddps_opt opts[] = {
-        {"--device", OPT_STR, &device, "cpu|cuda", "where to run (default cpu)", 0, 0},
-        {"--precision", OPT_STR, &precision, "f32|bf16|f16", "compute precision (default f32; unet on the CPU: f32 and bf16 compared)", 0, 0},
-        {"--threads", OPT_INT, &threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--batch", OPT_STR, &batches, "N[,N..]", "batch sizes (unet default 1,8; others 1)", 0, 0},
-        {"--size", OPT_INT, &size, "PIXELS", "image size (default 256)", 8, 4096},
-        {"--iters", OPT_INT, &iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
-        {"--json", OPT_FLAG, &json, NULL, "print one JSON object as the last line", 0, 0},
-        {"--profile", OPT_FLAG, &profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
-        {"--model", OPT_STR, &model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
-        {"--data", OPT_STR, &data, "DIR", "precision: ImageFolder of real images", 0, 0},
-        {"--images", OPT_INT, &images, "N", "precision: images compared (20)", 1, 100000},
-        {"--shapes", OPT_STR, &shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
+    cli_opt opts[] = {
+        {"--device", CLI_OPT_STR, &device, "cpu|cuda", "where to run (default cpu)", 0, 0},
+        {"--precision", CLI_OPT_STR, &precision, "f32|bf16|f16", "compute precision (default f32; unet on the CPU: f32 and bf16 compared)", 0, 0},
+        {"--threads", CLI_OPT_INT, &threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--batch", CLI_OPT_STR, &batches, "N[,N..]", "batch sizes (unet default 1,8; others 1)", 0, 0},
+        {"--size", CLI_OPT_INT, &size, "PIXELS", "image size (default 256)", 8, 4096},
+        {"--iters", CLI_OPT_INT, &iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
+        {"--json", CLI_OPT_FLAG, &json, NULL, "print one JSON object as the last line", 0, 0},
+        {"--profile", CLI_OPT_FLAG, &profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
+        {"--model", CLI_OPT_STR, &model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
+        {"--data", CLI_OPT_STR, &data, "DIR", "precision: ImageFolder of real images", 0, 0},
+        {"--images", CLI_OPT_INT, &images, "N", "precision: images compared (20)", 1, 100000},
+        {"--shapes", CLI_OPT_STR, &shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
-    ddps_err err = {{0}};
+    ddps_error aerr;
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            ddps_args_help(USAGE, opts, nopts);
+            cli_args_help(USAGE, opts, nopts);
             return 0;
         }
         fprintf(stderr, "%s\n", USAGE);
@@ -323,19 +323,19 @@ int cmd_bench(int argc, char **argv) {
     const char *what = argv[1];
     char **pos = ddps_malloc((size_t)argc * sizeof *pos);
     int npos;
-    int pr = ddps_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
+    int pr = cli_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &aerr);
     free(pos);
     if (pr > 0) return 0;
     if (pr < 0) {
-        fprintf(stderr, "ddps bench: %s\n", err.msg);
+        fprintf(stderr, "ddps bench: %s\n", aerr.message);
         return 2;
     }
     int precision_given = precision != NULL;
     if (!precision) precision = "f32";
     if (strcmp(what, "score") == 0) {
         int b1 = 1;
-        if (batches && ddps_parse_int_list("--batch", batches, &b1, 1, 1, 64, &err) < 0) {
-            fprintf(stderr, "ddps bench: %s\n", err.msg);
+        if (batches && cli_parse_int_list("--batch", batches, &b1, 1, 1, 64, &aerr) < 0) {
+            fprintf(stderr, "ddps bench: %s\n", aerr.message);
             return 2;
         }
         return ddps_bench_score(device, precision, threads, size, iters, b1, json);
@@ -359,9 +359,9 @@ int cmd_bench(int argc, char **argv) {
     }
     int bl[16], nb;
     if (batches) {
-        nb = ddps_parse_int_list("--batch", batches, bl, 16, 1, 4096, &err);
+        nb = cli_parse_int_list("--batch", batches, bl, 16, 1, 4096, &aerr);
         if (nb < 0) {
-            fprintf(stderr, "ddps bench: %s\n", err.msg);
+            fprintf(stderr, "ddps bench: %s\n", aerr.message);
             return 2;
         }
     } else {

@@ -41,17 +41,19 @@ static void tiny_configs(ddps_unet_config *u, ddps_vae_config *v, ddps_clip_conf
 int cmd_demo(int argc, char **argv) {
     const char *out = "ddps-demo";
     int n_classes = 4, per_class = 24, threads = 0;
-    ddps_opt opts[] = {
-        {"--out", OPT_STR, &out, "DIR", "where data, model and results go (ddps-demo)", 0, 0},
-        {"--classes", OPT_INT, &n_classes, "N", "synthetic classes (4)", 1, DDPS_SYNTH_MAX_CLASSES},
-        {"--per-class", OPT_INT, &per_class, "N", "images per class (24)", 1, 10000},
-        {"--threads", OPT_INT, &threads, "N", "CPU threads (default: all cores)", 0, 4096},
+    cli_opt opts[] = {
+        {"--out", CLI_OPT_STR, &out, "DIR", "where data, model and results go (ddps-demo)", 0, 0},
+        {"--classes", CLI_OPT_INT, &n_classes, "N", "synthetic classes (4)", 1, DDPS_SYNTH_MAX_CLASSES},
+        {"--per-class", CLI_OPT_INT, &per_class, "N", "images per class (24)", 1, 10000},
+        {"--threads", CLI_OPT_INT, &threads, "N", "CPU threads (default: all cores)", 0, 4096},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
     char **pos = ddps_malloc((size_t)argc * sizeof *pos);
     int npos;
     ddps_err err = {{0}};
-    int pr = ddps_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
+    ddps_error aerr;
+    int pr = cli_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &aerr);
+    if (pr < 0) snprintf(err.msg, sizeof err.msg, "%s", aerr.message);
     int rc = pr;
     if (pr == 0 && npos) rc = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
     int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */

@@ -272,32 +272,33 @@ static const char *USAGE =
 
 int cmd_probe(int argc, char **argv) {
     probe_opts po = {NULL, NULL, NULL, "cpu", "f32", "An image of tench.", "", NULL, 0, 32, 8};
-    ddps_opt opts[] = {
-        {"--model", OPT_STR, &po.model, "MODEL", "diffusers folder, single .safetensors file, or org/name (HF cache)", 0, 0},
-        {"--config", OPT_STR, &po.config, "DIR", "configs (diffusers layout) for a single-file --model", 0, 0},
-        {"--in", OPT_STR, &po.in, "FILE", "input safetensors", 0, 0},
-        {"--out", OPT_STR, &po.out, "FILE", "output safetensors", 0, 0},
-        {"--device", OPT_STR, &po.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
-        {"--precision", OPT_STR, &po.precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
-        {"--threads", OPT_INT, &po.threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--prompt", OPT_STR, &po.prompt, "TEXT", "stage1: label prompt", 0, 0},
-        {"--null-prompt", OPT_STR, &po.null_prompt, "TEXT", "stage1: null prompt", 0, 0},
-        {"--patch", OPT_INT, &po.patch, "P", "stage1: patch size in pixels", 1, 1 << 16},
-        {"--stride", OPT_INT, &po.stride, "S", "stage1: patch stride in pixels", 1, 1 << 16},
+    cli_opt opts[] = {
+        {"--model", CLI_OPT_STR, &po.model, "MODEL", "diffusers folder, single .safetensors file, or org/name (HF cache)", 0, 0},
+        {"--config", CLI_OPT_STR, &po.config, "DIR", "configs (diffusers layout) for a single-file --model", 0, 0},
+        {"--in", CLI_OPT_STR, &po.in, "FILE", "input safetensors", 0, 0},
+        {"--out", CLI_OPT_STR, &po.out, "FILE", "output safetensors", 0, 0},
+        {"--device", CLI_OPT_STR, &po.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
+        {"--precision", CLI_OPT_STR, &po.precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
+        {"--threads", CLI_OPT_INT, &po.threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--prompt", CLI_OPT_STR, &po.prompt, "TEXT", "stage1: label prompt", 0, 0},
+        {"--null-prompt", CLI_OPT_STR, &po.null_prompt, "TEXT", "stage1: null prompt", 0, 0},
+        {"--patch", CLI_OPT_INT, &po.patch, "P", "stage1: patch size in pixels", 1, 1 << 16},
+        {"--stride", CLI_OPT_INT, &po.stride, "S", "stage1: patch stride in pixels", 1, 1 << 16},
     };
     ddps_err err = {{0}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        ddps_args_help(USAGE, opts, (int)(sizeof opts / sizeof *opts));
+        cli_args_help(USAGE, opts, (int)(sizeof opts / sizeof *opts));
         return argc < 2 ? 2 : 0;
     }
     const char *what = argv[1];
     char **pos = ddps_malloc((size_t)argc * sizeof *pos);
     int npos = 0;
-    int pr = ddps_args_parse(USAGE, opts, (int)(sizeof opts / sizeof *opts), argc - 1, argv + 1, pos, &npos, &err);
+    ddps_error aerr;
+    int pr = cli_args_parse(USAGE, opts, (int)(sizeof opts / sizeof *opts), argc - 1, argv + 1, pos, &npos, &aerr);
     if (pr != 0) {
         free(pos);
         if (pr > 0) return 0;
-        fprintf(stderr, "ddps probe: %s\n", err.msg);
+        fprintf(stderr, "ddps probe: %s\n", aerr.message);
         return 2;
     }
     int rc = 0;
