@@ -29,22 +29,25 @@ static const struct {
     {"text", 16, 4096}, {"vae", 16, 4096}, {"unet", 16, 4096}, {"score", 1, 64}, {"precision", 0, 0}, {"load", 0, 0},
 };
 
-/* Report lines (DDPS_LOG_OUTPUT) on stdout, the rest as the CLI logs them. */
+/* The CLI's log function (cli_hooks_init), for the lines that are not the report. */
+static ddps_log_fn cli_log_next;
+
+/* Report lines (DDPS_LOG_OUTPUT) on stdout as they come, the rest as the CLI logs them. */
 static void bench_log(void *user, int level, const char *line) {
     if (level == DDPS_LOG_OUTPUT) {
         printf("%s\n", line);
         fflush(stdout);
-    } else {
-        ddps_log_stderr(user, level, line);
+    } else if (cli_log_next) {
+        cli_log_next(user, level, line);
     }
 }
 
 /* Parses --batch for the bench named what into p (unknown benches: left to
  * ddps_bench_run, which names them). Returns 0, or -1 with err. */
-static int bench_batches(const char *what, const char *batches, ddps_bench_params *p, ddps_err *err) {
+static int bench_batches(const char *what, const char *batches, ddps_bench_params *p, ddps_error *err) {
     for (size_t i = 0; i < sizeof BENCHES / sizeof *BENCHES; i++) {
         if (strcmp(BENCHES[i].name, what) != 0 || !batches || BENCHES[i].max_batches == 0) continue;
-        p->n_batches = ddps_parse_int_list("--batch", batches, p->batches, BENCHES[i].max_batches, 1,
+        p->n_batches = cli_parse_int_list("--batch", batches, p->batches, BENCHES[i].max_batches, 1,
                                            BENCHES[i].batch_hi, err);
         return p->n_batches < 0 ? -1 : 0;
     }
@@ -55,46 +58,44 @@ int cmd_bench(int argc, char **argv) {
     ddps_bench_params p;
     ddps_bench_params_init(&p);
     const char *batches = NULL;
-    ddps_opt opts[] = {
-        {"--device", OPT_STR, &p.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
-        {"--precision", OPT_STR, &p.precision, "f32|bf16|f16", "compute precision (default f32; unet on the CPU: f32 and bf16 compared)", 0, 0},
-        {"--threads", OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--batch", OPT_STR, &batches, "N[,N..]", "batch sizes (unet default 1,8; others 1)", 0, 0},
-        {"--size", OPT_INT, &p.size, "PIXELS", "image size (default 256)", 8, 4096},
-        {"--iters", OPT_INT, &p.iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
-        {"--json", OPT_FLAG, &p.json, NULL, "print one JSON object as the last line", 0, 0},
-        {"--profile", OPT_FLAG, &p.profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
-        {"--model", OPT_STR, &p.model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
-        {"--data", OPT_STR, &p.data, "DIR", "precision: ImageFolder of real images", 0, 0},
-        {"--images", OPT_INT, &p.images, "N", "precision: images compared (20)", 1, 100000},
-        {"--shapes", OPT_STR, &p.shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
+    cli_opt opts[] = {
+        {"--device", CLI_OPT_STR, &p.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
+        {"--precision", CLI_OPT_STR, &p.precision, "f32|bf16|f16", "compute precision (default f32; unet on the CPU: f32 and bf16 compared)", 0, 0},
+        {"--threads", CLI_OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--batch", CLI_OPT_STR, &batches, "N[,N..]", "batch sizes (unet default 1,8; others 1)", 0, 0},
+        {"--size", CLI_OPT_INT, &p.size, "PIXELS", "image size (default 256)", 8, 4096},
+        {"--iters", CLI_OPT_INT, &p.iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
+        {"--json", CLI_OPT_FLAG, &p.json, NULL, "print one JSON object as the last line", 0, 0},
+        {"--profile", CLI_OPT_FLAG, &p.profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
+        {"--model", CLI_OPT_STR, &p.model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
+        {"--data", CLI_OPT_STR, &p.data, "DIR", "precision: ImageFolder of real images", 0, 0},
+        {"--images", CLI_OPT_INT, &p.images, "N", "precision: images compared (20)", 1, 100000},
+        {"--shapes", CLI_OPT_STR, &p.shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
-    ddps_err err = {{0}};
+    ddps_error err;
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            ddps_args_help(USAGE, opts, nopts);
+            cli_args_help(USAGE, opts, nopts);
             return 0;
         }
         fprintf(stderr, "%s\n", USAGE);
         return 2;
     }
     p.what = argv[1];
-    char **pos = malloc((size_t)argc * sizeof *pos);
-    if (!pos) return 1;
+    char **pos = cli_malloc((size_t)argc * sizeof *pos);
     int npos;
-    int pr = ddps_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
+    int pr = cli_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
     free(pos);
     if (pr > 0) return 0;
     if (pr < 0 || bench_batches(p.what, batches, &p, &err) != 0) {
-        fprintf(stderr, "ddps bench: %s\n", err.msg);
-        return 2;
+        fprintf(stderr, "ddps bench: %s\n", err.message);
+        return cli_exit_code(&err);
     }
     ddps_hooks h;
-    ddps_hooks_init(&h);
+    cli_hooks_init(&h);
+    cli_log_next = h.log;
     h.log = bench_log;
-    ddps_error e;
-    if (ddps_bench_run(&p, &h, &e) == DDPS_OK) return 0;
-    fprintf(stderr, "ddps %s\n", e.message);
-    return e.status == DDPS_ERR_USAGE ? 2 : 1;
+    if (ddps_bench_run(&p, &h, &err) != DDPS_OK) fprintf(stderr, "ddps %s\n", err.message);
+    return cli_exit_code(&err);
 }

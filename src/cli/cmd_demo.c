@@ -39,33 +39,29 @@ int cmd_demo(int argc, char **argv) {
     const char *out = "ddps-demo";
     ddps_demo_params p;
     ddps_demo_params_init(&p);
-    ddps_opt opts[] = {
-        {"--out", OPT_STR, &out, "DIR", "where data, model and results go (ddps-demo)", 0, 0},
-        {"--classes", OPT_INT, &p.n_classes, "N", "synthetic classes (4)", 1, DDPS_DEMO_MAX_CLASSES},
-        {"--per-class", OPT_INT, &p.per_class, "N", "images per class (24)", 1, 10000},
-        {"--threads", OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
+    cli_opt opts[] = {
+        {"--out", CLI_OPT_STR, &out, "DIR", "where data, model and results go (ddps-demo)", 0, 0},
+        {"--classes", CLI_OPT_INT, &p.n_classes, "N", "synthetic classes (4)", 1, DDPS_DEMO_MAX_CLASSES},
+        {"--per-class", CLI_OPT_INT, &p.per_class, "N", "images per class (24)", 1, 10000},
+        {"--threads", CLI_OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
-    char **pos = malloc((size_t)argc * sizeof *pos);
-    if (!pos) return 1;
+    char **pos = cli_malloc((size_t)argc * sizeof *pos);
     int npos;
-    ddps_err err = {{0}};
-    int pr = ddps_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
-    if (pr == 0 && npos) pr = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
+    ddps_error err;
+    int pr = cli_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
+    if (pr == 0 && npos) pr = cli_fail_usage(&err, "%s: unexpected argument (see --help)", pos[0]);
     free(pos);
     if (pr == 1) return 0;
-    if (pr != 0) { /* bad invocation: exit 2, like other usage errors */
-        fprintf(stderr, "ddps demo: %s\n", err.msg);
-        return 2;
+    if (pr != 0) { /* bad invocation: a usage error (exit 2) */
+        fprintf(stderr, "ddps demo: %s\n", err.message);
+        return cli_exit_code(&err);
     }
     ddps_hooks h;
-    ddps_hooks_init(&h);
-    h.log = ddps_log_stderr;
-    ddps_error e;
-    ddps_status st = ddps_demo_run(out, &p, &h, &e);
-    if (st != DDPS_OK) {
-        fprintf(stderr, "ddps %s\n", e.message);
-        return st == DDPS_ERR_USAGE ? 2 : 1;
+    cli_hooks_init(&h);
+    if (ddps_demo_run(out, &p, &h, &err) != DDPS_OK) {
+        fprintf(stderr, "ddps %s\n", err.message);
+        return cli_exit_code(&err);
     }
     demo_done(out);
     return 0;

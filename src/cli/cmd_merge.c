@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/args.h"
+#include "cli/args_old.h"
 #include "pipeline/shard.h"
 #include "util/fs.h"
 

@@ -25,56 +25,56 @@ static const char *USAGE =
     "context -> eps, down0.., mid, up0..; schedule -> alphas_cumprod; stage1: image, timesteps, noises ->\n"
     "latent, diff, score_map, patch_scores.";
 
+/* The CLI's log function (cli_hooks_init), for the lines that are not the report. */
+static ddps_log_fn cli_log_next;
+
 /* Report lines (DDPS_LOG_OUTPUT: token ids) on stdout, the rest as the CLI logs them. */
 static void probe_log(void *user, int level, const char *line) {
     if (level == DDPS_LOG_OUTPUT)
         printf("%s\n", line);
-    else
-        ddps_log_stderr(user, level, line);
+    else if (cli_log_next)
+        cli_log_next(user, level, line);
 }
 
 int cmd_probe(int argc, char **argv) {
     ddps_probe_params p;
     ddps_probe_params_init(&p);
-    ddps_opt opts[] = {
-        {"--model", OPT_STR, &p.model, "MODEL", "diffusers folder, single .safetensors file, or org/name (HF cache)", 0, 0},
-        {"--config", OPT_STR, &p.config, "DIR", "configs (diffusers layout) for a single-file --model", 0, 0},
-        {"--in", OPT_STR, &p.in, "FILE", "input safetensors", 0, 0},
-        {"--out", OPT_STR, &p.out, "FILE", "output safetensors", 0, 0},
-        {"--device", OPT_STR, &p.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
-        {"--precision", OPT_STR, &p.precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
-        {"--threads", OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--prompt", OPT_STR, &p.prompt, "TEXT", "stage1: label prompt", 0, 0},
-        {"--null-prompt", OPT_STR, &p.null_prompt, "TEXT", "stage1: null prompt", 0, 0},
-        {"--patch", OPT_INT, &p.patch, "P", "stage1: patch size in pixels", 1, 1 << 16},
-        {"--stride", OPT_INT, &p.stride, "S", "stage1: patch stride in pixels", 1, 1 << 16},
+    cli_opt opts[] = {
+        {"--model", CLI_OPT_STR, &p.model, "MODEL", "diffusers folder, single .safetensors file, or org/name (HF cache)", 0, 0},
+        {"--config", CLI_OPT_STR, &p.config, "DIR", "configs (diffusers layout) for a single-file --model", 0, 0},
+        {"--in", CLI_OPT_STR, &p.in, "FILE", "input safetensors", 0, 0},
+        {"--out", CLI_OPT_STR, &p.out, "FILE", "output safetensors", 0, 0},
+        {"--device", CLI_OPT_STR, &p.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
+        {"--precision", CLI_OPT_STR, &p.precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
+        {"--threads", CLI_OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--prompt", CLI_OPT_STR, &p.prompt, "TEXT", "stage1: label prompt", 0, 0},
+        {"--null-prompt", CLI_OPT_STR, &p.null_prompt, "TEXT", "stage1: null prompt", 0, 0},
+        {"--patch", CLI_OPT_INT, &p.patch, "P", "stage1: patch size in pixels", 1, 1 << 16},
+        {"--stride", CLI_OPT_INT, &p.stride, "S", "stage1: patch stride in pixels", 1, 1 << 16},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
-    ddps_err err = {{0}};
+    ddps_error err;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        ddps_args_help(USAGE, opts, nopts);
+        cli_args_help(USAGE, opts, nopts);
         return argc < 2 ? 2 : 0;
     }
     p.what = argv[1];
-    char **pos = malloc((size_t)argc * sizeof *pos);
-    if (!pos) return 1;
+    char **pos = cli_malloc((size_t)argc * sizeof *pos);
     int npos = 0;
-    int pr = ddps_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
+    int pr = cli_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
     if (pr != 0) {
         free(pos);
         if (pr > 0) return 0;
-        fprintf(stderr, "ddps probe: %s\n", err.msg);
-        return 2;
+        fprintf(stderr, "ddps probe: %s\n", err.message);
+        return cli_exit_code(&err);
     }
     p.texts = (const char *const *)pos;
     p.n_texts = npos;
     ddps_hooks h;
-    ddps_hooks_init(&h);
+    cli_hooks_init(&h);
+    cli_log_next = h.log;
     h.log = probe_log;
-    ddps_error e;
-    ddps_status st = ddps_probe_run(&p, &h, &e);
+    if (ddps_probe_run(&p, &h, &err) != DDPS_OK) fprintf(stderr, "ddps %s\n", err.message);
     free(pos);
-    if (st == DDPS_OK) return 0;
-    fprintf(stderr, "ddps %s\n", e.message);
-    return st == DDPS_ERR_USAGE ? 2 : 1;
+    return cli_exit_code(&err);
 }

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cli/args.h"
+#include "cli/args_old.h"
 #include "cli/commands.h"
 #include "pipeline/report.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/args.h"
+#include "cli/args_old.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "pipeline/store.h"

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "util/err.h"
 
@@ -30,9 +31,9 @@ int main(int argc, char **argv) {
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-q") == 0)
-            ddps_verbosity = 0;
+            ddps_verbosity = cli_verbosity = 0;
         else if (strcmp(argv[i], "-v") == 0)
-            ddps_verbosity = 2;
+            ddps_verbosity = cli_verbosity = 2;
         else if (strcmp(argv[i], "--version") == 0) {
             printf("ddps %s\n", DDPS_VERSION);
             return 0;

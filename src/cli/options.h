@@ -3,7 +3,7 @@
 #ifndef DDPS_CLI_OPTIONS_H
 #define DDPS_CLI_OPTIONS_H
 
-#include "cli/args.h"
+#include "cli/args_old.h"
 #include "pipeline/score.h"
 #include "pipeline/select.h"
 
