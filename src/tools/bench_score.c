@@ -9,7 +9,7 @@
 #include "io/image.h"
 #include "models/sd.h"
 #include "pipeline/kmeans.h"
-#include "pipeline/score_bench.h"
+#include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
 #include "tools/demo.h"
 #include "tools/tools.h"
@@ -35,7 +35,7 @@ static int write_bench_image(const char *path, int size, ddps_err *err) {
     return rc;
 }
 
-/* The two prompt contexts [2,1,77,C]: BOS then EOS padding (null and label alike). */
+/* The two prompt contexts [2,1,77,C] (null, label): BOS then EOS padding alike. */
 static ddps_tensor bench_contexts(ddps_backend *be, const ddps_sd *sd) {
     ddps_tensor ctx = ddps_new(be, 2, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
     int32_t ids[2 * DDPS_CLIP_LEN];
@@ -44,28 +44,52 @@ static ddps_tensor bench_contexts(ddps_backend *be, const ddps_sd *sd) {
     return ctx;
 }
 
-/* One warm-up and iters timed runs of decode + resize + score_batch on path;
+/* Scores rs (resized; orig_w x orig_h before) batch times as one batch of
+ * ddps_score_run, each copy with its own noise stream ("bench/img<b>.jpg")
+ * and the label context cl; adds the model times to st. */
+static int score_copies(ddps_scorer *sc, const ddps_image *rs, int orig_w, int orig_h, int batch,
+                        const ddps_tensor *cn, const ddps_tensor *cl, ddps_err *err) {
+    ddps_scored *items = ddps_calloc((size_t)batch, sizeof *items);
+    char (*names)[32] = ddps_malloc((size_t)batch * sizeof *names);
+    for (int b = 0; b < batch; b++) {
+        snprintf(names[b], sizeof names[b], "bench/img%d.jpg", b);
+        items[b].img = rs, items[b].orig_w = orig_w, items[b].orig_h = orig_h;
+        items[b].key = names[b], items[b].cond = cl;
+    }
+    int rc = ddps_score_batch(sc, items, batch, cn, 0, err);
+    for (int b = 0; b < batch; b++) ddps_scored_free(&items[b]);
+    free(items);
+    free(names);
+    return rc;
+}
+
+/* One warm-up and iters timed runs of decode + resize + scoring on path;
  * the first run's times are dropped. */
-static int time_scoring(ddps_backend *be, ddps_sd *sd, const ddps_score_opts *o, const char *path, int iters,
-                        int batch, score_times *st, ddps_err *err) {
-    ddps_tensor ctx = bench_contexts(be, sd);
+static int time_scoring(ddps_scorer *sc, const char *path, int iters, int batch, score_times *st, ddps_err *err) {
+    ddps_backend *be = sc->be;
+    ddps_tensor ctx = bench_contexts(be, sc->sd);
+    ddps_tensor cn = ddps_slice(be, &ctx, 0, 1), cl = ddps_slice(be, &ctx, 1, 1);
     int rc = 0;
     for (int it = 0; rc == 0 && it <= iters; it++) {
-        if (it == 1) memset(st, 0, sizeof *st); /* first run warms up */
+        if (it == 1) { /* first run warms up */
+            memset(st, 0, sizeof *st);
+            sc->t_vae = sc->t_unet = sc->t_dift = 0;
+        }
         double t0 = ddps_now(be);
         ddps_image img, rs = {0};
         rc = ddps_image_load(path, &img, err);
         if (rc != 0) break;
         int rw, rh;
-        ddps_resize_shorter_size(img.w, img.h, o->size, &rw, &rh);
+        ddps_resize_shorter_size(img.w, img.h, sc->o->size, &rw, &rh);
         rc = ddps_image_resize(&img, rw, rh, &rs, err);
         double t1 = ddps_now(be);
         st->decode += (t1 - t0) * batch;
-        if (rc == 0) rc = ddps_score_bench_batch(be, sd, o, &rs, img.w, img.h, batch, &ctx, st->part, err);
+        if (rc == 0) rc = score_copies(sc, &rs, img.w, img.h, batch, &cn, &cl, err);
         st->total += ddps_now(be) - t0 + (t1 - t0) * (batch - 1);
         ddps_image_free(&img);
-        if (rc == 0) ddps_image_free(&rs);
+        ddps_image_free(&rs);
     }
+    st->part[0] = sc->t_vae, st->part[1] = sc->t_unet, st->part[2] = sc->t_dift;
     return rc;
 }
 
@@ -128,13 +152,16 @@ int tools_bench_score(const ddps_bench_params *p, const char *precision, int bat
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/img.jpg", dir);
         score_times st = {0};
-        rc = write_bench_image(path, o.size, err);
-        if (rc == 0) rc = time_scoring(be, sd, &o, path, p->iters, batch, &st, err);
+        int ts[DDPS_MAX_TIMESTEPS];
+        ddps_scorer sc = {0};
+        sc.be = be, sc.sd = sd, sc.o = &o, sc.ts = ts, sc.dim = ddps_dift_dim(&sd->unet_cfg);
+        sc.K = ddps_score_timesteps(&o, 1000, ts, err);
+        rc = sc.K < 0 ? -1 : write_bench_image(path, o.size, err);
+        if (rc == 0) rc = time_scoring(&sc, path, p->iters, batch, &st, err);
         unlink(path);
         rmdir(dir);
-        int ts[DDPS_MAX_TIMESTEPS], K = ddps_score_timesteps(&o, 1000, ts, err);
-        double t_cluster = time_clustering(ddps_dift_dim(&sd->unet_cfg));
-        if (rc == 0) score_report(p, &o, prec, K, batch, &st, t_cluster, h);
+        double t_cluster = time_clustering(sc.dim);
+        if (rc == 0) score_report(p, &o, prec, sc.K, batch, &st, t_cluster, h);
         else ddps_fail_prefix(err, "bench score");
     }
     ddps_release(be, 0);
