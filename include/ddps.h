@@ -19,6 +19,8 @@
  *     select   ddps_db_select (the selection rule on a loaded class)
  *     store    ddps_db_open / ddps_db_classes / ddps_db_load (read a store)
  *     drivers  ddps_run_score (= `ddps score`), ddps_run_select (= `ddps select`)
+ *     tools    ddps_bench_run, ddps_probe_run, ddps_demo_run (= `ddps bench`,
+ *              `ddps probe`, `ddps demo`; their reports go to the log hook)
  *
  * EXAMPLE
  *     ddps_error err;
