@@ -322,8 +322,9 @@ static void bench_unet_compare(const bench_opts *o, const bench_row *r32, const 
 /* text, vae, unet: checks the shapes, size and precision, then times. */
 static int bench_components(const ddps_bench_params *p, unsigned part, const ddps_hooks *h, ddps_err *err) {
     static const int default_batches[2] = {1, 8};
-    int version = strcmp(p->shapes, "sd15") == 0 ? 15 : strcmp(p->shapes, "sd21") == 0 ? 21 : 0;
-    if (!version) return ddps_fail_usage(err, "bench: --shapes %s: expected sd15 or sd21", p->shapes);
+    const char *shapes = p->shapes ? p->shapes : "sd15";
+    int version = strcmp(shapes, "sd15") == 0 ? 15 : strcmp(shapes, "sd21") == 0 ? 21 : 0;
+    if (!version) return ddps_fail_usage(err, "bench: --shapes %s: expected sd15 or sd21", shapes);
     if (p->size % 8) return ddps_fail_usage(err, "bench: --size %d: must be a multiple of 8", p->size);
     const char *precision = p->precision ? p->precision : "f32";
     ddps_precision prec;

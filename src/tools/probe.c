@@ -307,6 +307,8 @@ static int probe_check(const probe_opts *po, const probe_kind *k, ddps_precision
         return ddps_fail_usage(err, "probe: %s: unknown probe (tokenize, text, vae, unet, schedule, stage1)",
                                po->what ? po->what : "");
     if (!po->model) return ddps_fail_usage(err, "probe: --model: required");
+    if (!po->device) return ddps_fail_usage(err, "probe: --device: required");
+    if (!po->prompt || !po->null_prompt) return ddps_fail_usage(err, "probe: --prompt, --null-prompt: required");
     if (k->needs_out && !po->out) return ddps_fail_usage(err, "probe: --out: required");
     if (k->needs_in && !po->in) return ddps_fail_usage(err, "probe: --in: required");
     if (k->fn && po->n_texts) return ddps_fail_usage(err, "probe: %s: unexpected argument", po->texts[0]);
