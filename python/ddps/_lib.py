@@ -33,13 +33,15 @@ class ScoreParams(ctypes.Structure):
                 ("patches_per_image", c_int), ("dift_t", c_int), ("dift_ensemble", c_int), ("clusters", c_int),
                 ("low_res", c_int), ("class_names", c_char_p), ("max_per_class", c_int),
                 ("classes", P(c_char_p)), ("n_classes", c_int), ("seed", ctypes.c_uint64), ("threads", c_int),
-                ("batch_images", c_int), ("device", c_char_p), ("precision", c_char_p)]
+                ("batch_images", c_int), ("device", c_char_p), ("precision", c_char_p),
+                ("config_dir", c_char_p), ("shard_k", c_int), ("shard_n", c_int), ("mpi", c_int),
+                ("command", c_char_p)]
 
 
 class SelectParams(ctypes.Structure):
     _fields_ = [("top_clusters", c_int), ("mosaic_max_ipc", c_int), ("output_size", c_int), ("format", c_char_p),
                 ("jpeg_quality", c_int), ("data_root", c_char_p), ("classes", P(c_char_p)), ("n_classes", c_int),
-                ("threads", c_int)]
+                ("threads", c_int), ("folder_names", c_char_p), ("command", c_char_p)]
 
 
 class RunTotals(ctypes.Structure):
