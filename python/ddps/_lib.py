@@ -44,6 +44,10 @@ class SelectParams(ctypes.Structure):
                 ("threads", c_int), ("folder_names", c_char_p), ("command", c_char_p)]
 
 
+class ReportParams(ctypes.Structure):
+    _fields_ = [("data_root", c_char_p), ("ipc", c_int), ("thumb", c_int), ("threads", c_int)]
+
+
 class RunTotals(ctypes.Structure):
     _fields_ = [("images_scored", c_long), ("images_bad", c_long), ("unet_latents", c_long),
                 ("vae_images", c_long), ("text_prompts", c_long), ("seconds", c_double)]
@@ -130,6 +134,9 @@ _sigs = {
     "ddps_score_params_init": (None, [P(ScoreParams)]),
     "ddps_select_params_init": (None, [P(SelectParams)]),
     "ddps_engine_params_init": (None, [P(EngineParams)]),
+    "ddps_report_params_init": (None, [P(ReportParams)]),
+    "ddps_run_report": (c_int, [c_char_p, c_char_p, P(ReportParams), P(Hooks), P(Error)]),
+    "ddps_run_merge": (c_int, [c_char_p, P(c_char_p), c_int, P(Hooks), P(Error)]),
     "ddps_run_score": (c_int, [P(ScoreParams), c_char_p, c_char_p, c_char_p, P(Hooks), P(RunTotals), P(Error)]),
     "ddps_run_select": (c_int, [c_char_p, c_char_p, P(c_int), c_int, P(SelectParams), P(Hooks), P(Error)]),
     "ddps_engine_open": (c_int, [c_char_p, P(EngineParams), P(Hooks), P(c_void_p), P(Error)]),
