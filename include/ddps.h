@@ -117,7 +117,8 @@ DDPS_API void ddps_free(void *p);
 
 /* ---------------- host hooks ---------------- */
 
-/* level: 1 warning, 2 info, 3 debug; line without newline. */
+/* level: 1 warning, 2 info, 3 debug; line without newline. Every level is
+ * passed: the host filters (the CLI shows 1 and 2 by default, 3 with -v). */
 typedef void (*ddps_log_fn)(void *user, int level, const char *line);
 /* stage: "scoring", ...; done of total units (total <= 0: unknown).
  * Non-zero return: cancel the run (it stops before the next image). */
