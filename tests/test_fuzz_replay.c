@@ -45,7 +45,6 @@
 #include "../fuzz/fz_util.c"
 /* the option parser lives with the ddps executable, not in ddps_core */
 #include "../src/cli/args.c"
-#include "../src/cli/args_old.c"
 #include "../src/cli/options.c"
 
 typedef struct {

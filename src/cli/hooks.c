@@ -26,6 +26,7 @@ static struct {
     char stage[128];
     long total, done;
     int active, shown, last_len;
+    int closed; /* the summary was printed: a repeat of the final report (the loop's end) is ignored */
     double t0, last;
 } g_bar;
 
@@ -114,13 +115,20 @@ static void finish(double t) {
         }
         draw(line, "\n");
     }
-    memset(&g_bar, 0, sizeof g_bar);
+    g_bar.active = 0;
+    g_bar.closed = 1;
+    g_bar.last_len = 0;
 }
 
-/* ddps_progress_fn: a new stage (or done back at 0) starts a line; done == total ends it. */
+/* ddps_progress_fn: a new stage (or done going back) starts a line; done == total ends it (0 of 0:
+ * nothing to do), and the loop's final report repeating it is ignored. */
 static int cli_progress(void *user, const char *stage, long done, long total) {
     double t = now_seconds();
     if (!stage) stage = "";
+    if (!g_bar.active && g_bar.closed && done == g_bar.done && total == g_bar.total &&
+        strcmp(stage, g_bar.stage) == 0)
+        return 0;
+    g_bar.closed = 0;
     if (!g_bar.active || done < g_bar.done || strcmp(stage, g_bar.stage) != 0) {
         if (g_bar.active) finish(t);
         g_bar.active = 1;
@@ -133,7 +141,7 @@ static int cli_progress(void *user, const char *stage, long done, long total) {
     }
     g_bar.done = done;
     g_bar.total = total;
-    if (total > 0 && done >= total) {
+    if ((total > 0 && done >= total) || (total == 0 && done == 0)) { /* complete, or nothing to do */
         finish(t);
         return 0;
     }
