@@ -1,5 +1,5 @@
 /* The option parser: NUL-separated arguments through the real tables of
- * `score` and `select` (ddps_args_parse, then the compound options:
+ * `score` and `select` (cli_args_parse, then the compound options:
  * --timesteps, --t-range, --classes, --seed, --ipc lists, --classes names). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,39 +26,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     argv[argc] = NULL;
     char *pos[MAX_ARGS + 1];
     int npos;
-    ddps_err err;
+    ddps_error err;
     /* score's table plus --store, as cmd_score builds it */
     score_args a;
-    memset(&a, 0, sizeof a); /* (ddps_score_defaults lives with the engine, not linked here) */
-    ddps_opt opts[SCORE_ARGS_MAX + 1 + SELECT_ARGS_MAX + 4];
+    memset(&a, 0, sizeof a); /* (ddps_score_params_init lives with the engine, not linked here) */
+    a.p.prompt = a.p.null_prompt = "";
+    a.p.device = "cpu";
+    a.p.precision = "f32";
+    cli_opt opts[SCORE_ARGS_MAX + 1 + SELECT_ARGS_MAX + 4];
     int n = score_args_table(&a, opts);
-    opts[n++] = (ddps_opt){"--store", OPT_STR, &a.o.store_path, "FILE", "store", 0, 0};
+    opts[n++] = (cli_opt){"--store", CLI_OPT_STR, &a.store_path, "FILE", "store", 0, 0};
     /* --help prints to stdout: fine, but keep the fuzzer's output readable */
     FILE *saved = stdout;
     stdout = fopen("/dev/null", "w");
-    int pr = ddps_args_parse("usage", opts, n, argc, argv, pos, &npos, &err);
-    if (pr == 0 && score_args_finish(&a, &err) == 0 && a.o.store_path) (void)ddps_store_name_check(a.o.store_path, &err);
+    int pr = cli_args_parse("usage", opts, n, argc, argv, pos, &npos, &err);
+    ddps_err ierr;
+    if (pr == 0 && score_args_finish(&a, &err) == 0 && a.store_path) (void)ddps_store_name_check(a.store_path, &ierr);
     score_args_free(&a);
     /* select's table plus --ipc and --classes lists */
-    ddps_select_opts so;
-    ddps_select_defaults(&so);
-    const char *ipc_s = NULL, *classes_s = NULL;
-    n = select_args_table(&so, opts);
-    opts[n++] = (ddps_opt){"--ipc", OPT_STR, &ipc_s, "N", "ipc", 0, 0};
-    opts[n++] = (ddps_opt){"--classes", OPT_STR, &classes_s, "A", "classes", 0, 0};
-    opts[n++] = (ddps_opt){"--out", OPT_STR, &so.out_dir, "DIR", "out", 0, 0};
-    if (ddps_args_parse("usage", opts, n, argc, argv, pos, &npos, &err) == 0) {
+    ddps_select_params sp;
+    memset(&sp, 0, sizeof sp);
+    sp.format = "png";
+    char help[SELECT_ARGS_MAX][192];
+    const char *ipc_s = NULL, *classes_s = NULL, *out_dir = NULL;
+    n = select_args_table(&sp, opts, help);
+    opts[n++] = (cli_opt){"--ipc", CLI_OPT_STR, &ipc_s, "N", "ipc", 0, 0};
+    opts[n++] = (cli_opt){"--classes", CLI_OPT_STR, &classes_s, "A", "classes", 0, 0};
+    opts[n++] = (cli_opt){"--out", CLI_OPT_STR, &out_dir, "DIR", "out", 0, 0};
+    if (cli_args_parse("usage", opts, n, argc, argv, pos, &npos, &err) == 0) {
         int ipcs[64];
-        if (ipc_s) (void)ddps_parse_int_list("--ipc", ipc_s, ipcs, 64, 1, 1000000, &err);
+        if (ipc_s) (void)cli_parse_int_list("--ipc", ipc_s, ipcs, 64, 1, 1000000, &err);
         if (classes_s) {
             char *nb = NULL;
             const char **names = NULL;
             int nn = 0;
-            if (ddps_split_names("--classes", classes_s, &nb, &names, &nn, &err) == 0) {
+            if (cli_split_names("--classes", classes_s, &nb, &names, &nn, &err) == 0) {
                 free(nb);
                 free(names);
             }
         }
+        (void)select_args_check(&sp, &err);
     }
     fclose(stdout);
     stdout = saved;

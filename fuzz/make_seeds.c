@@ -12,6 +12,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/tokenizer.h"
+#include "tools/demo.h"
 #include "pipeline/store.h"
 #include "util/fs.h"
 

@@ -18,7 +18,13 @@
  *     cluster  ddps_cluster_features (k-means as the store does it)
  *     select   ddps_db_select (the selection rule on a loaded class)
  *     store    ddps_db_open / ddps_db_classes / ddps_db_load (read a store)
- *     drivers  ddps_run_score (= `ddps score`), ddps_run_select (= `ddps select`)
+ *     drivers  ddps_run_score (= `ddps score`, also sharded or as an MPI job),
+ *              ddps_run_select (= `ddps select`), ddps_run_distill (= `ddps
+ *              distill`), ddps_run_merge (= `ddps merge`), ddps_run_report
+ *              (= `ddps report`); ddps_check_store_name, ddps_parse_shard,
+ *              ddps_shard_store_path, ddps_have_mpi as the CLI uses them
+ *     tools    ddps_bench_run, ddps_probe_run, ddps_demo_run (= `ddps bench`,
+ *              `ddps probe`, `ddps demo`; their reports go to the log hook)
  *
  * EXAMPLE
  *     ddps_error err;
@@ -44,10 +50,12 @@
  *   are left empty (NULL / zero), safe to free.
  *
  * OUTPUT AND HOOKS
- *   The library prints nothing through this API unless asked: warnings and
- *   info lines go to ddps_hooks.log (NULL: dropped; ddps_log_stderr prints
- *   them as the CLI does), progress to ddps_hooks.progress (count of images
- *   done; return non-zero to cancel), and a long run stops between images
+ *   The library prints nothing through this API unless asked: warning,
+ *   info and debug lines all go to ddps_hooks.log with their level, and the
+ *   host filters (NULL: dropped; ddps_log_stderr prints every line as the
+ *   CLI does at -v); progress goes only to ddps_hooks.progress (stage, count
+ *   of images done of total; return non-zero to cancel; the library draws
+ *   nothing, the CLI draws its own line on a terminal), and a long run stops between images
  *   once *ddps_hooks.cancel is non-zero (what is stored stays stored: rerun
  *   to continue). Hooks are called on the thread that made the call (the
  *   library logs only from it); an engine keeps the hooks given to
@@ -113,7 +121,9 @@ DDPS_API void ddps_free(void *p);
 
 /* ---------------- host hooks ---------------- */
 
-/* level: 1 warning, 2 info, 3 debug; line without newline. */
+/* level: 1 warning, 2 info, 3 debug (0, DDPS_LOG_OUTPUT: a tool's report
+ * line, see the tools section); line without newline. Every level is
+ * passed: the host filters (the CLI shows 1 and 2 by default, 3 with -v). */
 typedef void (*ddps_log_fn)(void *user, int level, const char *line);
 /* stage: "scoring", ...; done of total units (total <= 0: unknown).
  * Non-zero return: cancel the run (it stops before the next image). */
@@ -157,6 +167,14 @@ typedef struct {
     int batch_images;        /* 0 = auto (cpu 1, cuda 8) */
     const char *device;      /* "cpu" */
     const char *precision;   /* "f32" */
+    /* What `ddps score` needs beyond the stages (0.1.0 ends above): */
+    const char *config_dir;  /* NULL; configs (diffusers layout) for a single-file model that is not SD v1.x */
+    int shard_k, shard_n;    /* 0, 0 (whole dataset); shard_n > 0: score share shard_k of shard_n
+                                into STORE.shard-K-of-N (ddps_shard_store_path), no clustering (ddps_run_merge) */
+    int mpi;                 /* 0; 1: this process is one rank of an MPI job (mpirun/srun; ddps_have_mpi):
+                                every rank scores its share into its shard, then the ranks merge and
+                                cluster into STORE; progress (the whole job's) is reported on rank 0 only */
+    const char *command;     /* NULL = "score"; "distill": the store's run log names that command */
 } ddps_score_params;
 DDPS_API void ddps_score_params_init(ddps_score_params *p);
 
@@ -171,6 +189,10 @@ typedef struct {
     const char *const *classes; /* NULL = all; else n_classes folder names */
     int n_classes;
     int threads;           /* 0 = all cores */
+    /* (0.1.0 ends above) */
+    const char *folder_names; /* NULL or "class": class folders named by class; "index": ImageNet-1K
+                                 index 00000.. (RDED style; every class must be a WordNet id) */
+    const char *command;   /* NULL = "select"; "distill": the manifests name that command */
 } ddps_select_params;
 DDPS_API void ddps_select_params_init(ddps_select_params *p);
 
@@ -191,6 +213,47 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
  * out_dir/ipc<N>/ for every N (no model evaluation). */
 DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir, const int *ipc, int n_ipc,
                                      const ddps_select_params *p, const ddps_hooks *hooks, ddps_error *err);
+
+/* `ddps distill`: ddps_run_score into store_path (NULL: out_dir/ddps.sqlite;
+ * out_dir is created), then ddps_run_select into out_dir for every ipc with
+ * p's classes and threads, then (report non-zero) ddps_run_report into
+ * out_dir/report at ipc[0]. A failure leaves what was computed in the store;
+ * an out_dir this call created is removed again when it stays empty. p->mpi
+ * and shards are refused (usage). totals may be NULL. */
+DDPS_API ddps_status ddps_run_distill(const ddps_score_params *p, const ddps_select_params *s, const char *data_dir,
+                                      const char *model_dir, const char *out_dir, const char *store_path,
+                                      const int *ipc, int n_ipc, int report, const ddps_hooks *hooks,
+                                      ddps_run_totals *totals, ddps_error *err);
+
+/* `ddps merge --store out shards...`: checks the n shard stores of one job
+ * (same settings and model, every share once and complete), copies them,
+ * clusters every class and writes out (renamed into place only when
+ * complete; nothing is written there on any problem). */
+DDPS_API ddps_status ddps_run_merge(const char *out, const char *const *shards, int n, const ddps_hooks *hooks,
+                                    ddps_error *err);
+
+/* Report settings: ddps_report_params_init sets `ddps report`'s defaults. */
+typedef struct {
+    const char *data_root; /* NULL: as scored */
+    int ipc;               /* 10: the distilled set shown */
+    int thumb;             /* 160: longest side of image thumbnails */
+    int threads;           /* 0 = all cores */
+} ddps_report_params;
+DDPS_API void ddps_report_params_init(ddps_report_params *p);
+/* `ddps report --store store_path --out out_dir`: a static HTML report
+ * (out_dir/index.html, one page per class) that opens from file://. */
+DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir, const ddps_report_params *p,
+                                     const ddps_hooks *hooks, ddps_error *err);
+
+/* Checks that path can name a store (not a shard's or a temporary file's
+ * name, a usable file name); status usage otherwise. */
+DDPS_API ddps_status ddps_check_store_name(const char *path, ddps_error *err);
+/* Parses "K/N" (0 <= K < N) as `--shard` does; status usage with the text otherwise. */
+DDPS_API ddps_status ddps_parse_shard(const char *text, int *k, int *n, ddps_error *err);
+/* The shard store of share k of n: "STORE.shard-K-of-N" (ddps_free it). */
+DDPS_API char *ddps_shard_store_path(const char *store, int k, int n);
+/* 1 when the library was built with MPI (ddps_score_params.mpi works), else 0. */
+DDPS_API int ddps_have_mpi(void);
 
 /* ---------------- engine: scoring decoded images ---------------- */
 
@@ -346,6 +409,85 @@ DDPS_API void ddps_db_class_data_free(ddps_db_class_data *d);
 DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int top_clusters, int mosaic_max_ipc,
                                     int low_res, int *picks, unsigned char *fill, int *n_picks, int *n_outputs,
                                     int *per_image, ddps_error *err);
+
+/* ---------------- tools: bench, probe, demo ---------------- */
+
+/* The library side of the CLI's developer commands (`ddps bench`, `ddps
+ * probe`, `ddps demo`). A tool's report (bench tables, probe's token ids,
+ * the JSON line of --json) goes to ddps_hooks.log line by line at level
+ * DDPS_LOG_OUTPUT; the CLI prints those lines on stdout as they come and
+ * the other levels as usual. Error messages start with the tool's name
+ * ("bench load: ...", "probe text: ..."): the CLI prints "ddps <message>".
+ * Usage errors (a bad name, a value out of range, a missing file argument)
+ * have status DDPS_ERR_USAGE. */
+#define DDPS_LOG_OUTPUT 0
+
+/* `ddps bench WHAT`: speed (or precision) of the engine with full-size
+ * shapes and random weights built in memory. ddps_bench_params_init sets
+ * the CLI's defaults. */
+typedef struct {
+    const char *what;      /* "text", "vae", "unet", "score", "precision" or "load" (NULL: usage error) */
+    const char *device;    /* "cpu" */
+    const char *precision; /* NULL: f32 (unet on the CPU: f32 and bf16 both timed and compared);
+                              precision: the reduced one to compare, required */
+    int threads;           /* 0 = all cores */
+    int batches[16];       /* batch sizes ("score": only batches[0], 1..64) ... */
+    int n_batches;         /* ... 0: unet 1,8; the others 1 */
+    int size;              /* 256: image side in pixels (a multiple of 8 for text, vae, unet) */
+    int iters;             /* 3: timed runs after one warm-up */
+    int json;              /* 0; 1: one JSON object as the last report line */
+    int profile;           /* 0; 1: time every op kind (text, vae, unet) */
+    const char *model;     /* NULL; precision, load: a model folder (NULL: random SD v1.5) */
+    const char *data;      /* NULL; precision: an ImageFolder of real images (required) */
+    int images;            /* 20: precision: images compared */
+    const char *shapes;    /* "sd15" or "sd21" (text, vae, unet) */
+} ddps_bench_params;
+DDPS_API void ddps_bench_params_init(ddps_bench_params *p);
+/* Runs one benchmark and reports it through hooks (may be NULL: the report
+ * is dropped). "load" without a model writes a full-size random model to a
+ * temporary folder under /tmp (by a child process) and removes it. */
+DDPS_API ddps_status ddps_bench_run(const ddps_bench_params *p, const ddps_hooks *hooks, ddps_error *err);
+
+/* `ddps probe WHAT`: one model component on inputs from a safetensors file,
+ * outputs written to another in PyTorch's NCHW layout and tensor names
+ * (compare with diffusers/transformers). ddps_probe_params_init sets the
+ * CLI's defaults. */
+typedef struct {
+    const char *what;        /* "tokenize", "text", "vae", "unet", "schedule" or "stage1" */
+    const char *model;       /* required: diffusers folder, single .safetensors file or org/name */
+    const char *config;      /* NULL; configs (diffusers layout) for a single-file model */
+    const char *in, *out;    /* input / output safetensors (tokenize: none; schedule: no in) */
+    const char *device;      /* "cpu" */
+    const char *precision;   /* "f32" */
+    int threads;             /* 0 = all cores */
+    const char *prompt;      /* stage1: "An image of tench." */
+    const char *null_prompt; /* stage1: "" */
+    int patch, stride;       /* stage1: 32, 8 */
+    const char *const *texts; /* tokenize: the texts, one report line of 77 ids each; */
+    int n_texts;              /* the others: must be 0 */
+} ddps_probe_params;
+DDPS_API void ddps_probe_params_init(ddps_probe_params *p);
+DDPS_API ddps_status ddps_probe_run(const ddps_probe_params *p, const ddps_hooks *hooks, ddps_error *err);
+
+/* `ddps demo`: fixtures made on the spot, nothing downloaded. */
+#define DDPS_DEMO_MAX_CLASSES 8
+typedef struct {
+    int n_classes; /* 4: synthetic classes, 1..DDPS_DEMO_MAX_CLASSES */
+    int per_class; /* 24: pictures per class, 1..10000 */
+    int threads;   /* 0 = all cores (ddps_demo_run) */
+} ddps_demo_params;
+DDPS_API void ddps_demo_params_init(ddps_demo_params *p);
+/* Makes dir/data (an ImageFolder of synthetic 160x160 pictures) and
+ * dir/model (a tiny random-weight model with SD v1.x's structure whose
+ * tokenizer knows the class names), each only when that folder does not
+ * exist yet; says what it makes through hooks at info level. */
+DDPS_API ddps_status ddps_demo_write(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
+                                     ddps_error *err);
+/* What `ddps demo` does: ddps_demo_write, then distills dir/data into
+ * dir/distilled/ipc1 and ipc10 through the store dir/ddps.sqlite with the
+ * demo's small settings (size 128, patch 96, 2 patches per image). */
+DDPS_API ddps_status ddps_demo_run(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
+                                   ddps_error *err);
 
 #ifdef __cplusplus
 }

@@ -76,6 +76,17 @@ for root, _, files in os.walk(op):
         nfiles += 1
 check(nfiles >= 6, "select wrote %d files" % nfiles)
 
+# --- report and merge through the library ---
+rp = os.path.join(TMP, "report_py")
+ddps.report(sp, rp, ipc=1, threads=2)
+check(os.path.isfile(os.path.join(rp, "index.html")), "report wrote no index.html")
+try:
+    ddps.merge(os.path.join(TMP, "merged.sqlite"), [sp])
+    check(False, "merging a store that is not a shard was accepted")
+except ddps.Error as e:
+    check(e.category != "ok" and "shard" in str(e), "merge error: " + str(e))
+check(not os.path.exists(os.path.join(TMP, "merged.sqlite")), "a refused merge wrote its output")
+
 # --- errors become exceptions with the category ---
 for kw, cat in ((dict(precision="f8"), "usage"), (dict(dift_t=1000), "usage"), (dict(patch=300), "usage")):
     try:

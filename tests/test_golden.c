@@ -18,6 +18,7 @@
 #include "models/config.h"
 #include "models/scheduler.h"
 #include "models/sd.h"
+#include "tools/demo.h"
 #include "util/rng.h"
 
 #define GOLDEN_TOL 1e-4

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "io/image.h"
-#include "pipeline/synth.h"
+#include "tools/demo.h"
 #include "testlib.h"
 #include "util/fs.h"
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "models/tokenizer.h"
+#include "tools/demo.h"
 #include "testlib.h"
 #include "util/fs.h"
 

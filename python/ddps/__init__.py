@@ -25,7 +25,7 @@ import numpy as np
 from . import _lib
 from ._lib import lib
 
-__all__ = ["Error", "score", "select", "Store", "Engine", "score_defaults", "select_defaults", "version"]
+__all__ = ["Error", "score", "select", "merge", "report", "Store", "Engine", "score_defaults", "select_defaults", "version"]
 
 
 class Error(Exception):
@@ -193,6 +193,37 @@ def select(store, out, ipc, progress=None, log=None, **params):
     err = _lib.Error()
     st = lib.ddps_run_select(_b(str(store)), _b(str(out)), arr, len(ipcs), ctypes.byref(p), ctypes.byref(hooks.h),
                              ctypes.byref(err))
+    hooks.reraise()
+    _check(st, err)
+
+
+def merge(out, shards, log=None):
+    """`ddps merge --store out shards...`: joins the shard stores of a
+    sharded score job into out (written only when complete)."""
+    keep = _Keep()
+    names = [_b(str(s)) for s in shards]
+    arr = keep((ctypes.c_char_p * max(len(names), 1))(*names))
+    hooks = _Hooks(None, log)
+    err = _lib.Error()
+    st = lib.ddps_run_merge(_b(str(out)), arr, len(names), ctypes.byref(hooks.h), ctypes.byref(err))
+    hooks.reraise()
+    _check(st, err)
+
+
+def report(store, out, progress=None, log=None, **params):
+    """`ddps report --store store --out out`: the static HTML report;
+    params as ddps_report_params' fields (data_root, ipc=10, thumb=160, threads)."""
+    keep = _Keep()
+    p = _lib.ReportParams()
+    lib.ddps_report_params_init(ctypes.byref(p))
+    fields = {name for name, _ in p._fields_}
+    for k, v in params.items():
+        if k not in fields:
+            raise Error(2, "report: unknown parameter %r" % k)
+        setattr(p, k, keep(_b(v)) if isinstance(v, str) else v)
+    hooks = _Hooks(progress, log)
+    err = _lib.Error()
+    st = lib.ddps_run_report(_b(str(store)), _b(str(out)), ctypes.byref(p), ctypes.byref(hooks.h), ctypes.byref(err))
     hooks.reraise()
     _check(st, err)
 

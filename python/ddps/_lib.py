@@ -33,13 +33,19 @@ class ScoreParams(ctypes.Structure):
                 ("patches_per_image", c_int), ("dift_t", c_int), ("dift_ensemble", c_int), ("clusters", c_int),
                 ("low_res", c_int), ("class_names", c_char_p), ("max_per_class", c_int),
                 ("classes", P(c_char_p)), ("n_classes", c_int), ("seed", ctypes.c_uint64), ("threads", c_int),
-                ("batch_images", c_int), ("device", c_char_p), ("precision", c_char_p)]
+                ("batch_images", c_int), ("device", c_char_p), ("precision", c_char_p),
+                ("config_dir", c_char_p), ("shard_k", c_int), ("shard_n", c_int), ("mpi", c_int),
+                ("command", c_char_p)]
 
 
 class SelectParams(ctypes.Structure):
     _fields_ = [("top_clusters", c_int), ("mosaic_max_ipc", c_int), ("output_size", c_int), ("format", c_char_p),
                 ("jpeg_quality", c_int), ("data_root", c_char_p), ("classes", P(c_char_p)), ("n_classes", c_int),
-                ("threads", c_int)]
+                ("threads", c_int), ("folder_names", c_char_p), ("command", c_char_p)]
+
+
+class ReportParams(ctypes.Structure):
+    _fields_ = [("data_root", c_char_p), ("ipc", c_int), ("thumb", c_int), ("threads", c_int)]
 
 
 class RunTotals(ctypes.Structure):
@@ -128,6 +134,9 @@ _sigs = {
     "ddps_score_params_init": (None, [P(ScoreParams)]),
     "ddps_select_params_init": (None, [P(SelectParams)]),
     "ddps_engine_params_init": (None, [P(EngineParams)]),
+    "ddps_report_params_init": (None, [P(ReportParams)]),
+    "ddps_run_report": (c_int, [c_char_p, c_char_p, P(ReportParams), P(Hooks), P(Error)]),
+    "ddps_run_merge": (c_int, [c_char_p, P(c_char_p), c_int, P(Hooks), P(Error)]),
     "ddps_run_score": (c_int, [P(ScoreParams), c_char_p, c_char_p, c_char_p, P(Hooks), P(RunTotals), P(Error)]),
     "ddps_run_select": (c_int, [c_char_p, c_char_p, P(c_int), c_int, P(SelectParams), P(Hooks), P(Error)]),
     "ddps_engine_open": (c_int, [c_char_p, P(EngineParams), P(Hooks), P(c_void_p), P(Error)]),

@@ -7,7 +7,9 @@
 
 #include "api/api_internal.h"
 #include "pipeline/kmeans.h"
+#include "pipeline/scale_mpi.h"
 #include "pipeline/select.h"
+#include "pipeline/shard.h"
 #include "util/progress.h"
 
 /* ---------- errors ---------- */
@@ -163,7 +165,13 @@ int api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err *err
     o->batch_images = p->batch_images;
     o->device = p->device ? p->device : o->device;
     o->precision = p->precision ? p->precision : o->precision;
-    o->command = "score";
+    o->command = p->command ? p->command : "score";
+    o->config_dir = p->config_dir;
+    if (p->shard_n < 0 || (p->shard_n > 0 && (p->shard_k < 0 || p->shard_k >= p->shard_n)))
+        return ddps_fail_usage(err, "shard %d/%d: expected 0 <= shard_k < shard_n", p->shard_k, p->shard_n);
+    if (p->shard_n > 0 && p->mpi) return ddps_fail_usage(err, "shard: not with mpi (each rank takes its own share)");
+    o->shard_k = p->shard_n > 0 ? p->shard_k : 0;
+    o->shard_n = p->shard_n;
     /* The CLI's parser checks these ranges before ddps_score_run sees them. */
     if (o->threads < 0 || o->threads > 4096) return ddps_fail_usage(err, "threads %d: expected 0..4096", o->threads);
     if (o->batch_images < 0 || o->batch_images > 256)
@@ -202,10 +210,13 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
     o.store_path = store_path;
     ddps_run_stats st;
     memset(&st, 0, sizeof st);
+    char *shard = o.shard_n > 0 ? ddps_shard_path(store_path, o.shard_k, o.shard_n) : NULL;
+    if (shard) o.store_path = shard;
     api_enter(hooks);
-    int rc = ddps_score_run(&o, &st, &e);
+    int rc = p->mpi ? ddps_mpi_score(&o, &st, &e) : ddps_score_run(&o, &st, &e);
     int cancelled = ddps_cancel_requested();
     api_leave();
+    free(shard);
     if (totals) {
         totals->images_scored = st.images_scored;
         totals->images_bad = st.images_bad;
@@ -251,7 +262,10 @@ DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir
     o.jpeg_quality = p->jpeg_quality;
     o.data_root = p->data_root;
     o.threads = p->threads;
-    o.command = "select";
+    o.command = p->command ? p->command : "select";
+    o.folder_names = p->folder_names;
+    if (o.folder_names && strcmp(o.folder_names, "class") != 0 && strcmp(o.folder_names, "index") != 0)
+        return api_failf(err, DDPS_ERR_USAGE, "folder_names %s: expected class or index", o.folder_names);
     ddps_err e = {{0}};
     api_enter(hooks);
     int rc = ddps_select_run(&o, &e);

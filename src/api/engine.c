@@ -10,6 +10,7 @@
 #include "api/api_internal.h"
 #include "io/image.h"
 #include "models/sd.h"
+#include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -158,113 +159,47 @@ DDPS_API void ddps_image_scores_free(ddps_image_scores *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* [n] floats in [-1, 1] from 8-bit values (as score.c). */
-static void to_float(const uint8_t *px, size_t n, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = (float)px[i] / 127.5f - 1.0f;
-}
-
-/* One image, as score.c's score_batch with a batch of one. */
-static int score_one(ddps_engine *en, const ddps_score_opts *o, const int *ts, int K, const ddps_tensor *cn,
-                     const ddps_tensor *cl, const ddps_image_in *in, ddps_image_scores *out, ddps_err *err) {
-    ddps_backend *be = en->be;
-    const ddps_sd *sd = en->sd;
+/* One image, as ddps_score_run scores it in a batch of one: resized as the
+ * loader resizes, then the pipeline's per-batch step (pipeline/score_batch.h);
+ * the windows and maps are handed over to out. */
+static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *cl, const ddps_image_in *in,
+                     ddps_image_scores *out, ddps_err *err) {
+    const ddps_score_opts *o = sc->o;
     const char *key = in->key ? in->key : "";
     ddps_image src = {in->width, in->height, (uint8_t *)in->pixels}, img = {0, 0, NULL};
     int rw = o->size, rh = o->size;
     if (!o->low_res) ddps_resize_shorter_size(in->width, in->height, o->size, &rw, &rh);
     if (ddps_image_resize(&src, rw, rh, &img, err) != 0) return ddps_fail_prefix(err, "%s", key);
-    int H = img.h, W = img.w, c = sd->vae_cfg.latent_channels;
-    int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W);
-    int P = o->low_res ? (H < W ? H : W) : o->patch, S = o->low_res ? 1 : o->stride;
+    int H = img.h, W = img.w, P = o->low_res ? (H < W ? H : W) : o->patch;
     if (P > H || P > W) {
         ddps_image_free(&img);
         return ddps_fail_usage(err, "%s: patch %d does not fit the %dx%d resized image", key, P, W, H);
     }
-    ddps_rng rng;
-    ddps_rng_seed(&rng, ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, key, strlen(key))));
-    size_t per = (size_t)K * h * w * c;
-    float *noise = ddps_malloc(per * sizeof(float));
-    ddps_rng_fill_normal(&rng, noise, per);
-    size_t mark = ddps_mark(be);
-    ddps_tensor x = ddps_new(be, 1, H, W, 3);
-    float *xf = ddps_malloc((size_t)H * W * 3 * sizeof(float));
-    to_float(img.px, (size_t)H * W * 3, xf);
-    be->ops->write(be, &x, xf);
-    free(xf);
-    const ddps_tensor *clp[1] = {cl};
-    ddps_stage1_result r;
-    memset(&r, 0, sizeof r);
-    int rc = ddps_stage1_run_batch(be, sd, &x, cn, clp, ts, K, noise, P, S, &r, err);
-    free(noise);
-    ddps_release(be, mark);
-    if (rc != 0) {
-        ddps_image_free(&img);
-        ddps_stage1_result_free(&r);
-        return ddps_fail_prefix(err, "%s", key);
-    }
-    out->width = in->width, out->height = in->height, out->rw = W, out->rh = H;
-    double mean = 0;
-    for (int p = 0; p < H * W; p++) mean += r.score_map[p];
-    out->image_score = (float)(mean / (H * W));
-    out->map = ddps_malloc((size_t)h * w * sizeof *out->map);
-    for (int p = 0; p < h * w; p++) {
-        double a = 0;
-        for (int ch = 0; ch < c; ch++) a += r.diff[(size_t)p * c + ch];
-        out->map[p] = (float)(a / c);
-    }
-    out->map_h = h, out->map_w = w;
-    int k = o->low_res ? 1 : o->patches_per_image;
-    int *ij = ddps_malloc((size_t)2 * k * sizeof(int));
-    int m = o->low_res ? 1 : ddps_pick_windows(r.patch_scores, r.ph, r.pw, P, S, k, ij);
-    if (o->low_res) ij[0] = ij[1] = 0;
-    out->cand = ddps_calloc((size_t)m, sizeof *out->cand);
-    double sx = (double)in->width / W, sy = (double)in->height / H;
-    for (int q = 0; q < m; q++) {
-        ddps_window *cd = &out->cand[q];
-        int ry = ij[2 * q] * S, rx = ij[2 * q + 1] * S;
-        cd->rx = rx, cd->ry = ry, cd->rw = P, cd->rh = P;
-        cd->score = o->low_res ? out->image_score : r.patch_scores[ij[2 * q] * r.pw + ij[2 * q + 1]];
-        if (o->low_res) {
-            cd->x0 = 0, cd->y0 = 0, cd->x1 = in->width, cd->y1 = in->height;
-        } else {
-            cd->x0 = rx * sx, cd->y0 = ry * sy;
-            cd->x1 = fmin((rx + P) * sx, in->width), cd->y1 = fmin((ry + P) * sy, in->height);
-        }
-    }
-    free(ij);
-    out->n_cand = m;
-    /* The maps are handed over as they are. */
-    out->score_map = r.score_map, r.score_map = NULL;
-    out->patch_scores = r.patch_scores, r.patch_scores = NULL;
-    out->grid_h = r.ph, out->grid_w = r.pw;
-    ddps_stage1_result_free(&r);
-
-    /* DIFT on the candidate patches, cut from the resized image; the
-     * image's stream continues after its Stage-I draws. */
-    int E = o->dift_ensemble, ph = ddps_vae_latent_size(&sd->vae_cfg, P);
-    size_t pper = (size_t)E * ph * ph * c;
-    float *pf = ddps_malloc((size_t)m * P * P * 3 * sizeof(float)), *pnoise = ddps_malloc((size_t)m * pper * sizeof(float));
-    const ddps_tensor **pctx = ddps_malloc((size_t)m * sizeof *pctx);
-    out->dim = en->dim;
-    out->features = ddps_malloc((size_t)m * en->dim * sizeof(float));
-    ddps_rng_fill_normal(&rng, pnoise, (size_t)m * pper);
-    for (int q = 0; q < m; q++) {
-        const ddps_window *cd = &out->cand[q];
-        for (int y = 0; y < P; y++)
-            to_float(img.px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3, pf + ((size_t)q * P + y) * P * 3);
-        pctx[q] = cl;
-    }
-    mark = ddps_mark(be);
-    ddps_tensor patches = ddps_new(be, m, P, P, 3);
-    be->ops->write(be, &patches, pf);
-    int dim;
-    rc = ddps_dift_run_batch(be, sd, &patches, pctx, o->dift_t, E, pnoise, out->features, &dim, err);
-    ddps_release(be, mark);
-    free(pf);
-    free(pnoise);
-    free(pctx);
+    ddps_scored it;
+    memset(&it, 0, sizeof it);
+    it.img = &img, it.orig_w = in->width, it.orig_h = in->height, it.key = key, it.cond = cl;
+    int rc = ddps_score_batch(sc, &it, 1, cn, 1, err);
     ddps_image_free(&img);
-    if (rc != 0) return ddps_fail_prefix(err, "%s", key);
+    if (rc != 0) return -1;
+    out->width = in->width, out->height = in->height, out->rw = W, out->rh = H;
+    out->image_score = it.image_score;
+    out->score_map = it.score_map, it.score_map = NULL;
+    out->patch_scores = it.patch_scores, it.patch_scores = NULL;
+    out->grid_h = it.grid_h, out->grid_w = it.grid_w;
+    out->map = it.map, it.map = NULL;
+    out->map_h = it.map_h, out->map_w = it.map_w;
+    out->n_cand = it.n_cand;
+    out->cand = ddps_calloc((size_t)(it.n_cand ? it.n_cand : 1), sizeof *out->cand);
+    for (int q = 0; q < it.n_cand; q++) {
+        const ddps_candidate *c = &it.cand[q];
+        ddps_window *wd = &out->cand[q];
+        wd->x0 = c->x0, wd->y0 = c->y0, wd->x1 = c->x1, wd->y1 = c->y1;
+        wd->rx = c->rx, wd->ry = c->ry, wd->rw = c->rw, wd->rh = c->rh;
+        wd->score = c->score;
+    }
+    out->dim = sc->dim;
+    out->features = it.feats, it.feats = NULL;
+    ddps_scored_free(&it);
     return 0;
 }
 
@@ -306,6 +241,9 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
     const prompt_entry *pn = &e->prompts[null_prompt];
     ddps_tensor cn = ddps_slice(e->be, &e->chunks[pn->chunk], pn->index, 1);
     ddps_status st = DDPS_OK;
+    ddps_scorer sc;
+    memset(&sc, 0, sizeof sc);
+    sc.be = e->be, sc.sd = e->sd, sc.o = &o, sc.K = K, sc.ts = ts, sc.dim = e->dim;
     ddps_progress *prog = ddps_progress_start("scoring", n, "img", 0);
     for (int i = 0; i < n; i++) {
         if (ddps_cancel_requested()) {
@@ -314,7 +252,7 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
         }
         const prompt_entry *pl = &e->prompts[images[i].prompt];
         ddps_tensor cl = ddps_slice(e->be, &e->chunks[pl->chunk], pl->index, 1);
-        if (score_one(e, &o, ts, K, &cn, &cl, &images[i], &out[i], &ie) != 0) {
+        if (score_one(&sc, &cn, &cl, &images[i], &out[i], &ie) != 0) {
             st = api_fail(err, &ie);
             break;
         }

@@ -2,15 +2,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "pipeline/report.h"
 #include "cli/scale.h"
-#include "pipeline/store.h"
-#include "pipeline/select.h"
-#include "util/fs.h"
+#include "ddps.h"
 
 #define MAX_IPCS 64
 
@@ -20,77 +17,67 @@ static const char *USAGE =
     "stopped) and writes OUT/ipc<N>/<class>/*.png with manifests for every N. Other IPCs or class\n"
     "subsets later: `ddps select --store OUT/ddps.sqlite --out DIR --ipc N` (no model evaluation).";
 
-int cmd_distill(int argc, char **argv) {
+typedef struct {
     score_args a;
-    memset(&a, 0, sizeof a);
-    ddps_score_defaults(&a.o);
-    a.o.command = "distill";
-    ddps_select_opts so;
-    ddps_select_defaults(&so);
-    so.command = "distill";
-    const char *ipc_s = NULL;
-    int report = 0;
-    ddps_opt opts[SCORE_ARGS_MAX + 4 + SELECT_ARGS_MAX];
-    int n = score_args_table(&a, opts);
-    opts[n++] = (ddps_opt){"--out", OPT_STR, &so.out_dir, "DIR", "output folder (required)", 0, 0};
-    opts[n++] = (ddps_opt){"--ipc", OPT_STR, &ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0};
-    opts[n++] = (ddps_opt){"--store", OPT_STR, &a.o.store_path, "FILE", "the store (default OUT/ddps.sqlite)", 0, 0};
-    opts[n++] = (ddps_opt){"--report", OPT_FLAG, &report, NULL,
-                           "also write OUT/report/index.html (ddps report, at the first IPC)", 0, 0};
-    n += select_args_table(&so, opts + n);
-    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
-    int npos, ipcs[MAX_IPCS], nipc = 0;
-    char *store_buf = NULL;
-    ddps_err err = {{0}};
-    int pr = ddps_args_parse(USAGE, opts, n, argc, argv, pos, &npos, &err);
-    int rc = pr;
-    if (pr == 0 && npos) rc = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
-    if (rc == 0) rc = score_args_finish(&a, &err);
-    if (rc == 0 && !so.out_dir) rc = ddps_fail(&err, "--out: required (see --help)");
-    if (rc == 0 && !ipc_s) rc = ddps_fail(&err, "--ipc: required (see --help)");
-    if (rc == 0 && a.o.store_path) rc = ddps_store_name_check(a.o.store_path, &err);
-    if (rc == 0 && (nipc = ddps_parse_int_list("--ipc", ipc_s, ipcs, MAX_IPCS, 1, 1000000, &err)) < 0) rc = -1;
-    if (rc == 0 && strcmp(so.format, "png") && strcmp(so.format, "jpg"))
-        rc = ddps_fail(&err, "--format %s: expected png or jpg", so.format);
-    const char *how;
-    int launched = ddps_launch_size(&how);
-    if (rc == 0 && launched > 1)
-        rc = ddps_fail(&err, "started as one of %d processes (%s): distill runs in one process; run `ddps score` "
-                       "under mpirun/srun (it merges the ranks' shards), then `ddps select`", launched, how);
-    if (rc == 0) rc = select_args_check(&so, &err);
-    int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
-    int made_out = rc == 0 && !ddps_is_dir(so.out_dir); /* removed again if the run fails and leaves it empty */
-    if (rc == 0) rc = ddps_mkdirs(so.out_dir, &err);
-    if (rc == 0 && !a.o.store_path) a.o.store_path = store_buf = ddps_path_join(so.out_dir, "ddps.sqlite");
-    if (rc == 0) rc = ddps_score_run(&a.o, NULL, &err);
-    if (rc == 0) {
-        so.store_path = a.o.store_path;
-        so.ipc = ipcs;
-        so.n_ipc = nipc;
-        so.classes = a.o.classes;
-        so.n_classes = a.o.n_classes;
-        so.threads = a.o.threads;
-        rc = ddps_select_run(&so, &err);
-    }
-    if (rc == 0 && report) {
-        ddps_report_opts ro;
-        ddps_report_defaults(&ro);
-        ro.store_path = a.o.store_path;
-        char *rdir = ddps_path_join(so.out_dir, "report");
-        ro.out_dir = rdir;
-        ro.ipc = ipcs[0];
-        ro.threads = a.o.threads;
-        rc = ddps_report_run(&ro, &err);
-        free(rdir);
-    }
+    ddps_select_params s;
+    const char *out, *ipc_s;
+    int report, ipcs[MAX_IPCS], n_ipc;
+    char help[SELECT_ARGS_MAX][192];
+} distill_args;
+
+/* Parses the command line into d; 0, 1 (--help) or -1 (usage). */
+static int parse(int argc, char **argv, distill_args *d, ddps_error *err) {
+    cli_opt opts[SCORE_ARGS_MAX + 4 + SELECT_ARGS_MAX];
+    int n = score_args_table(&d->a, opts);
+    opts[n++] = (cli_opt){"--out", CLI_OPT_STR, &d->out, "DIR", "output folder (required)", 0, 0};
+    opts[n++] = (cli_opt){"--ipc", CLI_OPT_STR, &d->ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0};
+    opts[n++] = (cli_opt){"--store", CLI_OPT_STR, &d->a.store_path, "FILE", "the store (default OUT/ddps.sqlite)", 0, 0};
+    opts[n++] = (cli_opt){"--report", CLI_OPT_FLAG, &d->report, NULL,
+                          "also write OUT/report/index.html (ddps report, at the first IPC)", 0, 0};
+    n += select_args_table(&d->s, opts + n, d->help);
+    char **pos = cli_malloc((size_t)argc * sizeof *pos);
+    int npos;
+    int rc = cli_args_parse(USAGE, opts, n, argc, argv, pos, &npos, err);
+    if (rc == 0 && npos) rc = cli_fail_usage(err, "%s: unexpected argument (see --help)", pos[0]);
     free(pos);
-    free(store_buf);
-    score_args_free(&a);
-    if (pr == 1) return 0;
-    if (rc != 0 && made_out) rmdir(so.out_dir); /* only succeeds when empty: nothing computed is lost */
-    if (rc != 0) {
-        fprintf(stderr, "ddps distill: %s\n", err.msg);
-        return usage || err.kind == DDPS_KIND_USAGE ? 2 : 1; /* values out of range found late are usage too */
-    }
-    return 0;
+    return rc;
+}
+
+/* Checks the parsed options; 0 or -1 (usage). */
+static int finish(distill_args *d, ddps_error *err) {
+    if (score_args_finish(&d->a, err) != 0) return -1;
+    if (!d->out) return cli_fail_usage(err, "--out: required (see --help)");
+    if (!d->ipc_s) return cli_fail_usage(err, "--ipc: required (see --help)");
+    if (d->a.store_path && ddps_check_store_name(d->a.store_path, err) != DDPS_OK) return -1;
+    d->n_ipc = cli_parse_int_list("--ipc", d->ipc_s, d->ipcs, MAX_IPCS, 1, 1000000, err);
+    if (d->n_ipc < 0) return -1;
+    if (strcmp(d->s.format, "png") && strcmp(d->s.format, "jpg"))
+        return cli_fail_usage(err, "--format %s: expected png or jpg", d->s.format);
+    const char *how;
+    int launched = cli_launch_size(&how);
+    if (launched > 1)
+        return cli_fail_usage(err, "started as one of %d processes (%s): distill runs in one process; run `ddps "
+                              "score` under mpirun/srun (it merges the ranks' shards), then `ddps select`",
+                              launched, how);
+    return select_args_check(&d->s, err);
+}
+
+int cmd_distill(int argc, char **argv) {
+    distill_args d;
+    memset(&d, 0, sizeof d);
+    score_args_init(&d.a);
+    ddps_select_params_init(&d.s);
+    ddps_error err;
+    cli_error_clear(&err);
+    int rc = parse(argc, argv, &d, &err);
+    if (rc == 0) rc = finish(&d, &err);
+    ddps_hooks hooks;
+    cli_hooks_init(&hooks);
+    if (rc == 0 && ddps_run_distill(&d.a.p, &d.s, d.a.data_dir, d.a.model_dir, d.out, d.a.store_path, d.ipcs,
+                                    d.n_ipc, d.report, &hooks, NULL, &err) != DDPS_OK)
+        rc = -1;
+    score_args_free(&d.a);
+    if (rc == 1) return 0;
+    if (rc != 0) fprintf(stderr, "ddps distill: %s\n", err.message);
+    return cli_exit_code(&err);
 }

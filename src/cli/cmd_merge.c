@@ -3,10 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/commands.h"
 #include "cli/args.h"
-#include "pipeline/shard.h"
-#include "util/fs.h"
+#include "cli/commands.h"
+#include "ddps.h"
 
 static const char *USAGE =
     "usage: ddps merge --store OUT SHARD...\n\n"
@@ -17,24 +16,25 @@ static const char *USAGE =
 
 int cmd_merge(int argc, char **argv) {
     const char *out = NULL;
-    ddps_opt opts[] = {
-        {"--store", OPT_STR, &out, "OUT", "the merged store to write (required)", 0, 0},
+    cli_opt opts[] = {
+        {"--store", CLI_OPT_STR, &out, "OUT", "the merged store to write (required)", 0, 0},
     };
-    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
+    char **pos = cli_malloc((size_t)argc * sizeof *pos);
     int npos = 0;
-    ddps_err err = {{0}};
-    int pr = ddps_args_parse(USAGE, opts, 1, argc, argv, pos, &npos, &err);
-    int rc = pr;
-    if (rc == 0 && !out) rc = ddps_fail(&err, "--store: required (see --help)");
-    if (rc == 0 && npos == 0) rc = ddps_fail(&err, "no shard stores given (see --help)");
-    int usage = rc != 0;
-    if (rc == 0) rc = ddps_merge_run(out, pos, npos, &err);
-    if (rc == 0 && ddps_verbosity > 0) ddps_info("%s: merged %d shard%s", out, npos, npos > 1 ? "s" : "");
-    free(pos);
-    if (pr == 1) return 0;
-    if (rc != 0) {
-        fprintf(stderr, "ddps merge: %s\n", err.msg);
-        return usage ? 2 : 1;
+    ddps_error err;
+    cli_error_clear(&err);
+    int rc = cli_args_parse(USAGE, opts, 1, argc, argv, pos, &npos, &err);
+    if (rc == 1) {
+        free(pos);
+        return 0;
     }
-    return 0;
+    if (rc == 0 && !out) rc = cli_fail_usage(&err, "--store: required (see --help)");
+    if (rc == 0 && npos == 0) rc = cli_fail_usage(&err, "no shard stores given (see --help)");
+    ddps_hooks hooks;
+    cli_hooks_init(&hooks);
+    if (rc == 0 && ddps_run_merge(out, (const char *const *)pos, npos, &hooks, &err) != DDPS_OK) rc = -1;
+    if (rc == 0) cli_log(2, "%s: merged %d shard%s", out, npos, npos > 1 ? "s" : "");
+    free(pos);
+    if (rc != 0) fprintf(stderr, "ddps merge: %s\n", err.message);
+    return cli_exit_code(&err);
 }

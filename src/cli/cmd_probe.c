@@ -1,261 +1,16 @@
 /* `ddps probe ...`: runs one model component on inputs from a safetensors
  * file and writes its outputs to another, in PyTorch's NCHW layout and
- * tensor names, so results can be compared with diffusers/transformers.
- * These interfaces are stable: tests and users script against them. */
+ * tensor names, so results can be compared with diffusers/transformers (the
+ * library's ddps_probe_run; this file parses the flags and prints the
+ * report lines). These interfaces are stable: tests and users script
+ * against them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "io/safetensors.h"
-#include "models/sd.h"
-#include "pipeline/stage1.h"
-#include "util/fs.h"
-
-typedef struct {
-    const char *model, *in, *out, *device, *precision, *prompt, *null_prompt, *config;
-    int threads, patch, stride;
-} probe_opts;
-
-static void nchw_to_nhwc(const float *src, float *dst, int n, int c, int h, int w) {
-    for (int b = 0; b < n; b++)
-        for (int k = 0; k < c; k++)
-            for (int i = 0; i < h * w; i++) dst[((size_t)b * h * w + i) * c + k] = src[((size_t)b * c + k) * h * w + i];
-}
-
-static void nhwc_to_nchw(const float *src, float *dst, int n, int c, int h, int w) {
-    for (int b = 0; b < n; b++)
-        for (int k = 0; k < c; k++)
-            for (int i = 0; i < h * w; i++) dst[((size_t)b * c + k) * h * w + i] = src[((size_t)b * h * w + i) * c + k];
-}
-
-/* Reads a float tensor of ndim dimensions; dims with want[i] > 0 must match. */
-static float *input_f32(const st_file *f, const char *name, int ndim, const int64_t *want, int64_t *shape,
-                        ddps_err *err) {
-    const st_tensor *t = st_find(f, name);
-    if (!t) return ddps_fail(err, "%s: no tensor '%s'", f->path, name), NULL;
-    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return ddps_fail(err, "%s: tensor '%s' has dtype %s, expected F32", f->path, name, st_dtype_name(t->dtype)), NULL;
-    if (t->ndim != ndim) return ddps_fail(err, "%s: tensor '%s' has %d dimensions, expected %d", f->path, name, t->ndim, ndim), NULL;
-    for (int i = 0; i < ndim; i++) {
-        if (t->shape[i] < 1 || t->shape[i] > (1 << 20) || (want && want[i] > 0 && t->shape[i] != want[i]))
-            return ddps_fail(err, "%s: tensor '%s' has an unexpected size %lld in dimension %d", f->path, name,
-                             (long long)t->shape[i], i),
-                   NULL;
-        shape[i] = t->shape[i];
-    }
-    float *p = ddps_malloc(t->numel * sizeof(float));
-    if (st_to_f32(t, p)) {
-        free(p);
-        return ddps_fail(err, "%s: tensor '%s' has non-finite values", f->path, name), NULL;
-    }
-    return p;
-}
-
-static int64_t *input_int(const st_file *f, const char *name, int ndim, int64_t lo, int64_t hi, int64_t *shape,
-                          ddps_err *err) {
-    const st_tensor *t = st_find(f, name);
-    if (!t) return ddps_fail(err, "%s: no tensor '%s'", f->path, name), NULL;
-    if (t->ndim != ndim || t->numel == 0)
-        return ddps_fail(err, "%s: tensor '%s' has %d dimensions, expected %d", f->path, name, t->ndim, ndim), NULL;
-    for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
-    int64_t *p = ddps_malloc(t->numel * sizeof(int64_t));
-    if (st_to_i64(f, t, lo, hi, p, err) != 0) {
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-/* Output tensors: collected, written at the end. The most a probe writes is
- * the UNet's: a tap per down and up block, mid, and eps. */
-#define OUT_MAX (2 * DDPS_MAX_BLOCKS + 2)
-typedef struct {
-    st_out t[OUT_MAX];
-    float *data[OUT_MAX];
-    int n;
-} outset;
-
-static void out_add_nchw(outset *o, const char *name, const float *nhwc, int n, int c, int h, int w) {
-    float *p = ddps_malloc((size_t)n * c * h * w * sizeof(float));
-    nhwc_to_nchw(nhwc, p, n, c, h, w);
-    o->data[o->n] = p;
-    o->t[o->n] = (st_out){name, ST_F32, 4, {n, c, h, w}, p};
-    o->n++;
-}
-
-static void out_add_raw(outset *o, const char *name, float *p, int ndim, const int64_t *shape) {
-    o->data[o->n] = p;
-    o->t[o->n] = (st_out){name, ST_F32, ndim, {0}, p};
-    memcpy(o->t[o->n].shape, shape, (size_t)ndim * sizeof *shape);
-    o->n++;
-}
-
-static int out_write(outset *o, const char *path, ddps_err *err) {
-    int rc = st_write(path, o->t, o->n, err);
-    for (int i = 0; i < o->n; i++) free(o->data[i]);
-    o->n = 0;
-    return rc;
-}
-
-/* Encodes prompts to contexts [n,1,77,C] on the backend. */
-static int encode_prompts(ddps_backend *be, const ddps_sd *sd, const char *const *texts, int n, ddps_tensor *ctx) {
-    int32_t *ids = ddps_malloc((size_t)n * DDPS_CLIP_LEN * sizeof(int32_t));
-    for (int i = 0; i < n; i++) ddps_tokenize(sd->tok, texts[i], ids + (size_t)i * DDPS_CLIP_LEN);
-    *ctx = ddps_new(be, n, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
-    ddps_clip_forward(be, sd->text, ids, ctx);
-    free(ids);
-    return 0;
-}
-
-static int probe_text(ddps_backend *be, const ddps_sd *sd, const st_file *in, outset *o, ddps_err *err) {
-    int64_t shape[2];
-    int64_t *ids = input_int(in, "input_ids", 2, 0, sd->clip_cfg.vocab_size - 1, shape, err);
-    if (!ids) return -1;
-    if (shape[1] != DDPS_CLIP_LEN) {
-        free(ids);
-        return ddps_fail(err, "%s: input_ids must be [B, 77]", in->path);
-    }
-    int n = (int)shape[0], H = sd->clip_cfg.hidden_size;
-    int32_t *ids32 = ddps_malloc((size_t)n * DDPS_CLIP_LEN * sizeof(int32_t));
-    for (int i = 0; i < n * DDPS_CLIP_LEN; i++) ids32[i] = (int32_t)ids[i];
-    free(ids);
-    ddps_tensor y = ddps_new(be, n, 1, DDPS_CLIP_LEN, H);
-    ddps_clip_forward(be, sd->text, ids32, &y);
-    free(ids32);
-    float *p = ddps_malloc(ddps_numel(&y) * sizeof(float));
-    be->ops->read(be, p, &y);
-    int64_t os[3] = {n, DDPS_CLIP_LEN, H};
-    out_add_raw(o, "last_hidden_state", p, 3, os);
-    return 0;
-}
-
-static int probe_vae(ddps_backend *be, const ddps_sd *sd, const st_file *in, outset *o, ddps_err *err) {
-    int64_t shape[4], want[4] = {0, sd->vae_cfg.in_channels, 0, 0};
-    float *img = input_f32(in, "image", 4, want, shape, err);
-    if (!img) return -1;
-    int n = (int)shape[0], c = (int)shape[1], H = (int)shape[2], W = (int)shape[3];
-    ddps_tensor x = ddps_new(be, n, H, W, c);
-    float *nhwc = ddps_malloc(ddps_numel(&x) * sizeof(float));
-    nchw_to_nhwc(img, nhwc, n, c, H, W);
-    be->ops->write(be, &x, nhwc);
-    free(img);
-    free(nhwc);
-    int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W),
-        L = sd->vae_cfg.latent_channels;
-    if (!h || !w) return ddps_fail(err, "%s: a %dx%d image is too small for the VAE", in->path, W, H);
-    ddps_tensor mean = ddps_new(be, n, h, w, L), logvar = ddps_new(be, n, h, w, L), z = ddps_new(be, n, h, w, L);
-    ddps_vae_encode(be, sd->vae, &x, &mean, &logvar);
-    ddps_encode_latent(be, sd, &x, &z);
-    float *p = ddps_malloc(ddps_numel(&mean) * sizeof(float));
-    be->ops->read(be, p, &mean);
-    out_add_nchw(o, "mean", p, n, L, h, w);
-    be->ops->read(be, p, &logvar);
-    for (size_t i = 0; i < ddps_numel(&logvar); i++) p[i] = p[i] < -30 ? -30 : p[i] > 20 ? 20 : p[i];
-    out_add_nchw(o, "logvar", p, n, L, h, w);
-    be->ops->read(be, p, &z);
-    out_add_nchw(o, "latent", p, n, L, h, w);
-    free(p);
-    return 0;
-}
-
-typedef struct {
-    ddps_backend *be;
-    outset *o;
-} tap_ctx;
-
-static void probe_tap(void *u, const char *name, const ddps_tensor *t) {
-    tap_ctx *c = u;
-    float *p = ddps_malloc(ddps_numel(t) * sizeof(float));
-    c->be->ops->read(c->be, p, t);
-    static char names[OUT_MAX][16];
-    snprintf(names[c->o->n], sizeof names[0], "%s", name);
-    out_add_nchw(c->o, names[c->o->n], p, t->n, t->c, t->h, t->w);
-    free(p);
-}
-
-static int probe_unet(ddps_backend *be, const ddps_sd *sd, const st_file *in, outset *o, ddps_err *err) {
-    const ddps_unet_config *uc = &sd->unet_cfg;
-    int64_t xs[4], ts[1], cs[3], wx[4] = {0, uc->in_channels, 0, 0};
-    float *x = input_f32(in, "sample", 4, wx, xs, err);
-    if (!x) return -1;
-    int64_t wc[3] = {xs[0], 0, uc->cross_attention_dim};
-    int64_t *t = input_int(in, "timesteps", 1, 0, sd->sched_cfg.num_train_timesteps - 1, ts, err);
-    float *ctx = t ? input_f32(in, "context", 3, wc, cs, err) : NULL;
-    if (!t || !ctx || ts[0] != xs[0]) {
-        if (t && ctx) ddps_fail(err, "%s: timesteps must have one entry per sample", in->path);
-        free(x), free(t), free(ctx);
-        return -1;
-    }
-    int n = (int)xs[0], c = (int)xs[1], h = (int)xs[2], w = (int)xs[3];
-    float *tf = ddps_malloc((size_t)n * sizeof(float));
-    for (int i = 0; i < n; i++) tf[i] = (float)t[i];
-    ddps_tensor tx = ddps_new(be, n, h, w, c), tc = ddps_new(be, n, 1, (int)cs[1], (int)cs[2]),
-                te = ddps_new(be, n, h, w, uc->out_channels);
-    float *nhwc = ddps_malloc(ddps_numel(&tx) * sizeof(float));
-    nchw_to_nhwc(x, nhwc, n, c, h, w);
-    be->ops->write(be, &tx, nhwc);
-    be->ops->write(be, &tc, ctx);
-    tap_ctx tcx = {be, o};
-    ddps_unet_opts opts = {probe_tap, &tcx, -1};
-    ddps_unet_forward(be, sd->unet, &tx, tf, &tc, &te, &opts);
-    float *p = ddps_malloc(ddps_numel(&te) * sizeof(float));
-    be->ops->read(be, p, &te);
-    out_add_nchw(o, "eps", p, n, uc->out_channels, h, w);
-    free(p), free(nhwc), free(x), free(t), free(ctx), free(tf);
-    return 0;
-}
-
-static int probe_stage1(ddps_backend *be, const ddps_sd *sd, const probe_opts *po, const st_file *in, outset *o,
-                        ddps_err *err) {
-    int64_t is[4], ts[1], ns[5], wi[4] = {1, 3, 0, 0};
-    float *img = input_f32(in, "image", 4, wi, is, err);
-    if (!img) return -1;
-    int H = (int)is[2], W = (int)is[3];
-    int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W),
-        c = sd->vae_cfg.latent_channels;
-    int64_t *t = input_int(in, "timesteps", 1, 0, sd->sched_cfg.num_train_timesteps - 1, ts, err);
-    int64_t wn[5] = {t ? ts[0] : 0, 1, c, h, w};
-    float *noise = t ? input_f32(in, "noises", 5, wn, ns, err) : NULL;
-    if (!t || !noise) {
-        free(img), free(t);
-        return -1;
-    }
-    int K = (int)ts[0];
-    float *img_nhwc = ddps_malloc((size_t)H * W * 3 * sizeof(float)), *noise_nhwc = ddps_malloc((size_t)K * h * w * c * sizeof(float));
-    nchw_to_nhwc(img, img_nhwc, 1, 3, H, W);
-    nchw_to_nhwc(noise, noise_nhwc, K, c, h, w);
-    int *tsi = ddps_malloc((size_t)K * sizeof(int));
-    for (int k = 0; k < K; k++) tsi[k] = (int)t[k];
-    ddps_tensor x = ddps_new(be, 1, H, W, 3), ctx;
-    be->ops->write(be, &x, img_nhwc);
-    const char *prompts[2] = {po->null_prompt, po->prompt};
-    encode_prompts(be, sd, prompts, 2, &ctx);
-    ddps_tensor cn = ddps_slice(be, &ctx, 0, 1), cl = ddps_slice(be, &ctx, 1, 1);
-    ddps_stage1_result r;
-    int rc = ddps_stage1_run(be, sd, &x, &cn, &cl, tsi, K, noise_nhwc, po->patch, po->stride, &r, err);
-    if (rc == 0) {
-        out_add_nchw(o, "latent", r.latent, 1, c, h, w);
-        out_add_nchw(o, "diff", r.diff, 1, c, h, w);
-        int64_t sm[4] = {1, 1, H, W}, ps[4] = {1, 1, r.ph, r.pw};
-        out_add_raw(o, "score_map", r.score_map, 4, sm);
-        out_add_raw(o, "patch_scores", r.patch_scores, 4, ps);
-        r.score_map = r.patch_scores = NULL; /* now owned by the output set */
-        ddps_stage1_result_free(&r);
-    }
-    free(img), free(t), free(noise), free(img_nhwc), free(noise_nhwc), free(tsi);
-    return rc;
-}
-
-static int probe_schedule(const ddps_sd *sd, outset *o) {
-    int T = sd->sched_cfg.num_train_timesteps;
-    float *p = ddps_malloc((size_t)T * sizeof(float));
-    memcpy(p, sd->alphas_cumprod, (size_t)T * sizeof(float));
-    int64_t s[1] = {T};
-    out_add_raw(o, "alphas_cumprod", p, 1, s);
-    return 0;
-}
+#include "ddps.h"
 
 static const char *USAGE =
     "usage: ddps probe tokenize --model DIR TEXT...\n"
@@ -270,108 +25,56 @@ static const char *USAGE =
     "context -> eps, down0.., mid, up0..; schedule -> alphas_cumprod; stage1: image, timesteps, noises ->\n"
     "latent, diff, score_map, patch_scores.";
 
+/* The CLI's log function (cli_hooks_init), for the lines that are not the report. */
+static ddps_log_fn cli_log_next;
+
+/* Report lines (DDPS_LOG_OUTPUT: token ids) on stdout, the rest as the CLI logs them. */
+static void probe_log(void *user, int level, const char *line) {
+    if (level == DDPS_LOG_OUTPUT)
+        printf("%s\n", line);
+    else if (cli_log_next)
+        cli_log_next(user, level, line);
+}
+
 int cmd_probe(int argc, char **argv) {
-    probe_opts po = {NULL, NULL, NULL, "cpu", "f32", "An image of tench.", "", NULL, 0, 32, 8};
-    ddps_opt opts[] = {
-        {"--model", OPT_STR, &po.model, "MODEL", "diffusers folder, single .safetensors file, or org/name (HF cache)", 0, 0},
-        {"--config", OPT_STR, &po.config, "DIR", "configs (diffusers layout) for a single-file --model", 0, 0},
-        {"--in", OPT_STR, &po.in, "FILE", "input safetensors", 0, 0},
-        {"--out", OPT_STR, &po.out, "FILE", "output safetensors", 0, 0},
-        {"--device", OPT_STR, &po.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
-        {"--precision", OPT_STR, &po.precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
-        {"--threads", OPT_INT, &po.threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--prompt", OPT_STR, &po.prompt, "TEXT", "stage1: label prompt", 0, 0},
-        {"--null-prompt", OPT_STR, &po.null_prompt, "TEXT", "stage1: null prompt", 0, 0},
-        {"--patch", OPT_INT, &po.patch, "P", "stage1: patch size in pixels", 1, 1 << 16},
-        {"--stride", OPT_INT, &po.stride, "S", "stage1: patch stride in pixels", 1, 1 << 16},
+    ddps_probe_params p;
+    ddps_probe_params_init(&p);
+    cli_opt opts[] = {
+        {"--model", CLI_OPT_STR, &p.model, "MODEL", "diffusers folder, single .safetensors file, or org/name (HF cache)", 0, 0},
+        {"--config", CLI_OPT_STR, &p.config, "DIR", "configs (diffusers layout) for a single-file --model", 0, 0},
+        {"--in", CLI_OPT_STR, &p.in, "FILE", "input safetensors", 0, 0},
+        {"--out", CLI_OPT_STR, &p.out, "FILE", "output safetensors", 0, 0},
+        {"--device", CLI_OPT_STR, &p.device, "cpu|cuda", "where to run (default cpu)", 0, 0},
+        {"--precision", CLI_OPT_STR, &p.precision, "f32|bf16|f16", "compute precision (default f32)", 0, 0},
+        {"--threads", CLI_OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--prompt", CLI_OPT_STR, &p.prompt, "TEXT", "stage1: label prompt", 0, 0},
+        {"--null-prompt", CLI_OPT_STR, &p.null_prompt, "TEXT", "stage1: null prompt", 0, 0},
+        {"--patch", CLI_OPT_INT, &p.patch, "P", "stage1: patch size in pixels", 1, 1 << 16},
+        {"--stride", CLI_OPT_INT, &p.stride, "S", "stage1: patch stride in pixels", 1, 1 << 16},
     };
-    ddps_err err = {{0}};
+    int nopts = (int)(sizeof opts / sizeof *opts);
+    ddps_error err;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        ddps_args_help(USAGE, opts, (int)(sizeof opts / sizeof *opts));
+        cli_args_help(USAGE, opts, nopts);
         return argc < 2 ? 2 : 0;
     }
-    const char *what = argv[1];
-    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
+    p.what = argv[1];
+    char **pos = cli_malloc((size_t)argc * sizeof *pos);
     int npos = 0;
-    int pr = ddps_args_parse(USAGE, opts, (int)(sizeof opts / sizeof *opts), argc - 1, argv + 1, pos, &npos, &err);
+    int pr = cli_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);
     if (pr != 0) {
         free(pos);
         if (pr > 0) return 0;
-        fprintf(stderr, "ddps probe: %s\n", err.msg);
-        return 2;
+        fprintf(stderr, "ddps probe: %s\n", err.message);
+        return cli_exit_code(&err);
     }
-    int rc = 0;
-    unsigned parts = 0;
-    int is_tok = strcmp(what, "tokenize") == 0;
-    if (is_tok)
-        parts = DDPS_PART_TOKENIZER;
-    else if (strcmp(what, "text") == 0)
-        parts = DDPS_PART_TEXT;
-    else if (strcmp(what, "vae") == 0)
-        parts = DDPS_PART_VAE;
-    else if (strcmp(what, "unet") == 0)
-        parts = DDPS_PART_UNET | DDPS_PART_SCHEDULER;
-    else if (strcmp(what, "schedule") == 0)
-        parts = DDPS_PART_SCHEDULER;
-    else if (strcmp(what, "stage1") == 0)
-        parts = DDPS_PART_ALL;
-    else {
-        fprintf(stderr, "ddps probe: %s: unknown probe (tokenize, text, vae, unet, schedule, stage1)\n", what);
-        free(pos);
-        return 2;
-    }
-    if (!po.model) rc = ddps_fail(&err, "--model: required");
-    if (rc == 0 && !is_tok && !po.out) rc = ddps_fail(&err, "--out: required");
-    if (rc == 0 && !is_tok && strcmp(what, "schedule") != 0 && !po.in) rc = ddps_fail(&err, "--in: required");
-    if (rc == 0 && !is_tok && npos) rc = ddps_fail(&err, "%s: unexpected argument", pos[0]);
-    ddps_precision prec = DDPS_PREC_F32;
-    if (rc == 0 && ddps_precision_parse(po.precision, &prec) != 0)
-        rc = ddps_fail(&err, "--precision %s: expected f32, bf16 or f16", po.precision);
-    if (rc != 0) {
-        fprintf(stderr, "ddps probe: %s\n", err.msg);
-        free(pos);
-        return 2;
-    }
-    ddps_backend *be = NULL;
-    ddps_sd *sd = NULL;
-    st_file in;
-    int have_in = 0;
-    outset o = {0};
-    if (!is_tok && strcmp(what, "schedule") != 0) {
-        be = ddps_backend_new(po.device, prec, po.threads, &err);
-        if (!be) rc = -1;
-    }
-    if (rc == 0) rc = ddps_sd_load_ex(po.model, po.config, be, parts, &sd, &err);
-    if (rc == 0 && po.in && !is_tok) {
-        rc = st_open(&in, po.in, &err);
-        have_in = rc == 0;
-    }
-    if (rc == 0) {
-        if (is_tok) {
-            for (int i = 0; i < npos; i++) {
-                int32_t ids[DDPS_CTX_LEN];
-                ddps_tokenize(sd->tok, pos[i], ids);
-                for (int k = 0; k < DDPS_CTX_LEN; k++) printf(k ? " %d" : "%d", ids[k]);
-                printf("\n");
-            }
-        } else {
-            if (strcmp(what, "text") == 0) rc = probe_text(be, sd, &in, &o, &err);
-            if (strcmp(what, "vae") == 0) rc = probe_vae(be, sd, &in, &o, &err);
-            if (strcmp(what, "unet") == 0) rc = probe_unet(be, sd, &in, &o, &err);
-            if (strcmp(what, "schedule") == 0) rc = probe_schedule(sd, &o);
-            if (strcmp(what, "stage1") == 0) rc = probe_stage1(be, sd, &po, &in, &o, &err);
-            if (rc == 0) rc = out_write(&o, po.out, &err);
-        }
-    }
-    for (int i = 0; i < o.n; i++) free(o.data[i]);
-    if (have_in) st_close(&in);
-    if (be) ddps_release(be, 0);
-    ddps_sd_free(be, sd);
-    ddps_backend_free(be);
+    p.texts = (const char *const *)pos;
+    p.n_texts = npos;
+    ddps_hooks h;
+    cli_hooks_init(&h);
+    cli_log_next = h.log;
+    h.log = probe_log;
+    if (ddps_probe_run(&p, &h, &err) != DDPS_OK) fprintf(stderr, "ddps %s\n", err.message);
     free(pos);
-    if (rc != 0) {
-        fprintf(stderr, "ddps probe %s: %s\n", what, err.msg);
-        return 1;
-    }
-    return 0;
+    return cli_exit_code(&err);
 }

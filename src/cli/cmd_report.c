@@ -4,7 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "pipeline/report.h"
+#include "ddps.h"
 
 static const char *USAGE =
     "usage: ddps report --store FILE --out DIR [--data ROOT] [--ipc N] [--thumb PX] [--threads N]\n"
@@ -14,32 +14,37 @@ static const char *USAGE =
     "with its Stage-I heatmap and candidate boxes, skipped files). Opens from file:// without network.";
 
 int cmd_report(int argc, char **argv) {
-    ddps_report_opts o;
-    ddps_report_defaults(&o);
-    ddps_opt opts[] = {
-        {"--store", OPT_STR, &o.store_path, "FILE", "store written by ddps score (required)", 0, 0},
-        {"--out", OPT_STR, &o.out_dir, "DIR", "report folder (required)", 0, 0},
-        {"--data", OPT_STR, &o.data_root, "ROOT", "where the source images are (default: as scored)", 0, 0},
-        {"--ipc", OPT_INT, &o.ipc, "N", "distilled set shown (default 10)", 1, 1000000},
-        {"--thumb", OPT_INT, &o.thumb, "PX", "longest side of image thumbnails (default 160)", 16, 1024},
-        {"--threads", OPT_INT, &o.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
+    ddps_report_params p;
+    ddps_report_params_init(&p);
+    const char *store = NULL, *out = NULL;
+    char h_ipc[96], h_thumb[96];
+    snprintf(h_ipc, sizeof h_ipc, "distilled set shown (default %d)", p.ipc);
+    snprintf(h_thumb, sizeof h_thumb, "longest side of image thumbnails (default %d)", p.thumb);
+    cli_opt opts[] = {
+        {"--store", CLI_OPT_STR, &store, "FILE", "store written by ddps score (required)", 0, 0},
+        {"--out", CLI_OPT_STR, &out, "DIR", "report folder (required)", 0, 0},
+        {"--data", CLI_OPT_STR, &p.data_root, "ROOT", "where the source images are (default: as scored)", 0, 0},
+        {"--ipc", CLI_OPT_INT, &p.ipc, "N", h_ipc, 1, 1000000},
+        {"--thumb", CLI_OPT_INT, &p.thumb, "PX", h_thumb, 16, 1024},
+        {"--threads", CLI_OPT_INT, &p.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
-    char **pos = malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
-    int npos = 0, ret = 2;
-    ddps_err err = {{0}};
-    int pr = ddps_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
-    if (pr == 1) {
+    char **pos = cli_malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
+    int npos = 0;
+    ddps_error err;
+    cli_error_clear(&err);
+    int rc = cli_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
+    if (rc == 1) {
         free(pos);
         return 0;
     }
-    if (pr == 0 && npos > 0) pr = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
-    if (pr == 0 && !o.store_path) pr = ddps_fail(&err, "--store: required (see --help)");
-    if (pr == 0 && !o.out_dir) pr = ddps_fail(&err, "--out: required (see --help)");
-    if (pr == 0) {
-        ret = ddps_report_run(&o, &err) == 0 ? 0 : 1;
-    }
-    if (ret != 0) fprintf(stderr, "ddps report: %s\n", err.msg);
+    if (rc == 0 && npos > 0) rc = cli_fail_usage(&err, "%s: unexpected argument (see --help)", pos[0]);
+    if (rc == 0 && !store) rc = cli_fail_usage(&err, "--store: required (see --help)");
+    if (rc == 0 && !out) rc = cli_fail_usage(&err, "--out: required (see --help)");
+    ddps_hooks hooks;
+    cli_hooks_init(&hooks);
+    if (rc == 0 && ddps_run_report(store, out, &p, &hooks, &err) != DDPS_OK) rc = -1;
+    if (rc != 0) fprintf(stderr, "ddps report: %s\n", err.message);
     free(pos);
-    return ret;
+    return cli_exit_code(&err);
 }

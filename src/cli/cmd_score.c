@@ -3,12 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/scale.h"
-#include "pipeline/shard.h"
-#include "pipeline/store.h"
-#include "util/fs.h"
+#include "ddps.h"
 
 static const char *USAGE =
     "usage: ddps score --data DIR --model DIR --store FILE [options]\n\n"
@@ -20,60 +19,73 @@ static const char *USAGE =
     "FILE.shard-R-of-N and ends with the merged FILE. Without MPI, `--shard K/N` scores one share\n"
     "(a Slurm job array sets it from SLURM_ARRAY_TASK_ID) and `ddps merge` joins the shards.";
 
-int cmd_score(int argc, char **argv) {
-    score_args a;
-    memset(&a, 0, sizeof a);
-    ddps_score_defaults(&a.o);
-    const char *shard = NULL;
-    ddps_opt opts[SCORE_ARGS_MAX + 2];
-    int n = score_args_table(&a, opts);
-    opts[n++] = (ddps_opt){"--store", OPT_STR, &a.o.store_path, "FILE", "the store (SQLite) to fill (required)", 0, 0};
-    opts[n++] = (ddps_opt){"--shard", OPT_STR, &shard, "K/N",
-                           "score share K of N (0 <= K < N) into FILE.shard-K-of-N; join with ddps merge", 0, 0};
-    char **pos = ddps_malloc((size_t)argc * sizeof *pos);
-    int npos;
-    ddps_err err = {{0}};
-    int pr = ddps_args_parse(USAGE, opts, n, argc, argv, pos, &npos, &err);
-    int rc = pr;
-    if (pr == 0 && npos) rc = ddps_fail(&err, "%s: unexpected argument (see --help)", pos[0]);
-    if (rc == 0) rc = score_args_finish(&a, &err);
-    if (rc == 0 && !a.o.store_path) rc = ddps_fail(&err, "--store: required (see --help)");
-    if (rc == 0 && shard) rc = ddps_shard_parse(shard, &a.o.shard_k, &a.o.shard_n, &err);
+/* How the run is split: --shard, a parallel launch (the MPI job) or a Slurm
+ * array task; sets a->p's shard and mpi fields. 0 or -1 (usage). */
+static int plan_launch(score_args *a, const char *shard, ddps_error *err) {
     const char *how;
-    int launched = ddps_launch_size(&how);
-    if (rc == 0 && launched > 1 && shard)
-        rc = ddps_fail(&err, "--shard: not with a parallel launch (%s=%d): each rank takes its own share", how,
-                       launched);
-    if (rc == 0 && launched > 1 && !ddps_have_mpi())
-        rc = ddps_fail(&err,
-                       "started as one of %d processes (%s) but MPI is unavailable in this build (rebuild with Open "
-                       "MPI, libopenmpi-dev), or run the shares with --shard K/N and join them with ddps merge",
-                       launched, how);
-    if (rc == 0 && !shard && launched == 1 && ddps_slurm_array_share(&a.o.shard_k, &a.o.shard_n))
-        ddps_info("Slurm array task: share %d/%d", a.o.shard_k, a.o.shard_n);
-    if (rc == 0) rc = ddps_store_name_check(a.o.store_path, &err);
-    int usage = rc != 0; /* bad invocation: exit 2, like other usage errors */
-    char *shard_path = NULL;
-    if (pr == 0 && rc == 0 && launched > 1) {
-        int status = ddps_mpi_score(&a.o);
-        free(pos);
-        score_args_free(&a);
-        return status;
-    }
-    if (rc == 0 && a.o.shard_n > 0) {
-        a.o.store_path = shard_path = ddps_shard_path(a.o.store_path, a.o.shard_k, a.o.shard_n);
-    }
-    if (rc == 0) rc = ddps_score_run(&a.o, NULL, &err);
-    if (rc == 0 && a.o.shard_n > 0 && ddps_verbosity > 0)
-        ddps_info("%s: share %d/%d complete; when all are: ddps merge --store FILE FILE.shard-*-of-%d", shard_path,
-                  a.o.shard_k, a.o.shard_n, a.o.shard_n);
-    free(pos);
-    free(shard_path);
-    score_args_free(&a);
-    if (pr == 1) return 0;
-    if (rc != 0) {
-        fprintf(stderr, "ddps score: %s\n", err.msg);
-        return usage || err.kind == DDPS_KIND_USAGE ? 2 : 1; /* values out of range found late are usage too */
+    int launched = cli_launch_size(&how);
+    if (shard && ddps_parse_shard(shard, &a->p.shard_k, &a->p.shard_n, err) != DDPS_OK) return -1;
+    if (launched > 1 && shard)
+        return cli_fail_usage(err, "--shard: not with a parallel launch (%s=%d): each rank takes its own share", how,
+                              launched);
+    if (launched > 1 && !ddps_have_mpi())
+        return cli_fail_usage(err,
+                              "started as one of %d processes (%s) but MPI is unavailable in this build (rebuild "
+                              "with Open MPI, libopenmpi-dev), or run the shares with --shard K/N and join them "
+                              "with ddps merge",
+                              launched, how);
+    if (launched > 1) {
+        a->p.mpi = 1;
+        /* the other ranks are quiet unless -v; rank 0 draws the job's progress when started from a terminal */
+        if (cli_launch_rank() > 0 && cli_verbosity == 1) cli_verbosity = 0;
+        if (cli_launch_rank() == 0) cli_progress_force = cli_launched_from_terminal();
+    } else if (!shard && cli_slurm_array_share(&a->p.shard_k, &a->p.shard_n)) {
+        cli_log(2, "Slurm array task: share %d/%d", a->p.shard_k, a->p.shard_n);
     }
     return 0;
+}
+
+/* Parses the command line into a (and the --store / --shard values); 0, 1 (--help) or -1. */
+static int parse(int argc, char **argv, score_args *a, const char **shard, ddps_error *err) {
+    cli_opt opts[SCORE_ARGS_MAX + 2];
+    int n = score_args_table(a, opts);
+    opts[n++] = (cli_opt){"--store", CLI_OPT_STR, &a->store_path, "FILE", "the store (SQLite) to fill (required)", 0, 0};
+    opts[n++] = (cli_opt){"--shard", CLI_OPT_STR, shard, "K/N",
+                          "score share K of N (0 <= K < N) into FILE.shard-K-of-N; join with ddps merge", 0, 0};
+    char **pos = cli_malloc((size_t)argc * sizeof *pos);
+    int npos;
+    int rc = cli_args_parse(USAGE, opts, n, argc, argv, pos, &npos, err);
+    if (rc == 0 && npos) rc = cli_fail_usage(err, "%s: unexpected argument (see --help)", pos[0]);
+    free(pos);
+    return rc;
+}
+
+int cmd_score(int argc, char **argv) {
+    score_args a;
+    score_args_init(&a);
+    const char *shard = NULL;
+    ddps_error err;
+    cli_error_clear(&err);
+    int rc = parse(argc, argv, &a, &shard, &err);
+    if (rc == 1) {
+        score_args_free(&a);
+        return 0;
+    }
+    if (rc == 0) rc = score_args_finish(&a, &err);
+    if (rc == 0 && !a.store_path) rc = cli_fail_usage(&err, "--store: required (see --help)");
+    if (rc == 0) rc = plan_launch(&a, shard, &err);
+    if (rc == 0 && ddps_check_store_name(a.store_path, &err) != DDPS_OK) rc = -1;
+    ddps_hooks hooks;
+    cli_hooks_init(&hooks);
+    if (rc == 0 && ddps_run_score(&a.p, a.data_dir, a.model_dir, a.store_path, &hooks, NULL, &err) != DDPS_OK)
+        rc = -1;
+    if (rc == 0 && a.p.shard_n > 0) {
+        char *sp = ddps_shard_store_path(a.store_path, a.p.shard_k, a.p.shard_n);
+        cli_log(2, "%s: share %d/%d complete; when all are: ddps merge --store FILE FILE.shard-*-of-%d", sp,
+                a.p.shard_k, a.p.shard_n, a.p.shard_n);
+        ddps_free(sp);
+    }
+    score_args_free(&a);
+    if (rc != 0) fprintf(stderr, "ddps score: %s\n", err.message);
+    return cli_exit_code(&err);
 }

@@ -2,8 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
-#include "util/err.h"
+#include "ddps.h"
 
 static const struct {
     const char *name;
@@ -30,11 +31,11 @@ int main(int argc, char **argv) {
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-q") == 0)
-            ddps_verbosity = 0;
+            cli_verbosity = 0;
         else if (strcmp(argv[i], "-v") == 0)
-            ddps_verbosity = 2;
+            cli_verbosity = 2;
         else if (strcmp(argv[i], "--version") == 0) {
-            printf("ddps %s\n", DDPS_VERSION);
+            printf("ddps %s\n", ddps_version());
             return 0;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

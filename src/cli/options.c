@@ -1,3 +1,4 @@
+/* The scoring and output option tables (cli/options.h). */
 #include "cli/options.h"
 
 #include <errno.h>
@@ -5,100 +6,119 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/fs.h"
+void score_args_init(score_args *a) {
+    memset(a, 0, sizeof *a);
+    ddps_score_params_init(&a->p);
+}
 
-int score_args_table(score_args *a, ddps_opt *opts) {
-    ddps_score_opts *o = &a->o;
-    ddps_opt t[] = {
-        {"--data", OPT_STR, &o->data_dir, "DIR", "ImageFolder root: DIR/<class>/<image> (required)", 0, 0},
-        {"--model", OPT_STR, &o->model_dir, "MODEL", "SD v1.x/2.x: diffusers folder, single .safetensors file, or org/name in the HF cache (required)", 0, 0},
-        {"--config", OPT_STR, &o->config_dir, "DIR", "configs (diffusers layout) for a single-file --model that is not SD v1.x", 0, 0},
-        {"--prompt", OPT_STR, &o->prompt, "TEXT", "label prompt template, {} = class name (\"An image of {}.\")", 0, 0},
-        {"--null-prompt", OPT_STR, &o->null_prompt, "TEXT", "null prompt (\"\")", 0, 0},
-        {"--timesteps", OPT_STR, &a->timesteps, "K|t1,t2,..", "count evenly spaced in --t-range, or a list (5)", 0, 0},
-        {"--t-range", OPT_STR, &a->t_range, "LO,HI", "timestep range as fractions of T (0.1,0.7)", 0, 0},
-        {"--size", OPT_INT, &o->size, "PX", "shorter side images are resized to (256)", 16, 4096},
-        {"--patch", OPT_INT, &o->patch, "PX", "patch (window) size on the resized image (192)", 8, 4096},
-        {"--stride", OPT_INT, &o->stride, "PX", "window stride (16)", 1, 4096},
-        {"--patches-per-image", OPT_INT, &o->patches_per_image, "K", "candidates kept per image (1)", 1, 64},
-        {"--dift-t", OPT_INT, &o->dift_t, "T", "DIFT timestep (160)", 0, 100000},
-        {"--dift-ensemble", OPT_INT, &o->dift_ensemble, "E", "DIFT noise draws averaged (4)", 1, 64},
-        {"--clusters", OPT_INT, &o->clusters, "K", "k-means clusters per class (32)", 1, 100000},
-        {"--low-res", OPT_FLAG, &o->low_res, NULL, "whole images are the candidates (CIFAR, Tiny-ImageNet)", 0, 0},
-        {"--class-names", OPT_STR, &o->class_names, "FILE", "folder -> class name map (LOC_synset_mapping.txt, TSV)", 0, 0},
-        {"--classes", OPT_STR, &a->classes, "a,b,..", "only these class folders (default: all)", 0, 0},
-        {"--max-per-class", OPT_INT, &o->max_per_class, "N", "random N images per class (0 = all)", 0, 1 << 30},
-        {"--seed", OPT_STR, &a->seed, "N", "seed for noise, subsets and k-means (0)", 0, 0},
-        {"--threads", OPT_INT, &o->threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--batch-images", OPT_INT, &o->batch_images, "N", "images scored together when their sizes match (cpu 1, cuda 8)", 1, 256},
-        {"--device", OPT_STR, &o->device, "cpu|cuda", "where the model runs (cpu)", 0, 0},
-        {"--precision", OPT_STR, &o->precision, "f32|bf16|f16", "compute precision (f32)", 0, 0},
+/* Help texts of the scoring options, the defaults printed from p (kept in h). */
+static void score_help(const ddps_score_params *p, char (*h)[192]) {
+    snprintf(h[0], 192, "label prompt template, {} = class name (\"%s\")", p->prompt);
+    snprintf(h[1], 192, "null prompt (\"%s\")", p->null_prompt);
+    snprintf(h[2], 192, "count evenly spaced in --t-range, or a list (%d)", p->n_timesteps);
+    snprintf(h[3], 192, "timestep range as fractions of T (%g,%g)", p->t_lo, p->t_hi);
+    snprintf(h[4], 192, "shorter side images are resized to (%d)", p->size);
+    snprintf(h[5], 192, "patch (window) size on the resized image (%d)", p->patch);
+    snprintf(h[6], 192, "window stride (%d)", p->stride);
+    snprintf(h[7], 192, "candidates kept per image (%d)", p->patches_per_image);
+    snprintf(h[8], 192, "DIFT timestep (%d)", p->dift_t);
+    snprintf(h[9], 192, "DIFT noise draws averaged (%d)", p->dift_ensemble);
+    snprintf(h[10], 192, "k-means clusters per class (%d)", p->clusters);
+    snprintf(h[11], 192, "random N images per class (%d = all)", p->max_per_class);
+    snprintf(h[12], 192, "seed for noise, subsets and k-means (%llu)", (unsigned long long)p->seed);
+    snprintf(h[13], 192, "where the model runs (%s)", p->device);
+    snprintf(h[14], 192, "compute precision (%s)", p->precision);
+}
+
+int score_args_table(score_args *a, cli_opt *opts) {
+    ddps_score_params *p = &a->p;
+    char (*h)[192] = a->help;
+    score_help(p, h);
+    cli_opt t[] = {
+        {"--data", CLI_OPT_STR, &a->data_dir, "DIR", "ImageFolder root: DIR/<class>/<image> (required)", 0, 0},
+        {"--model", CLI_OPT_STR, &a->model_dir, "MODEL", "SD v1.x/2.x: diffusers folder, single .safetensors file, or org/name in the HF cache (required)", 0, 0},
+        {"--config", CLI_OPT_STR, &p->config_dir, "DIR", "configs (diffusers layout) for a single-file --model that is not SD v1.x", 0, 0},
+        {"--prompt", CLI_OPT_STR, &p->prompt, "TEXT", h[0], 0, 0},
+        {"--null-prompt", CLI_OPT_STR, &p->null_prompt, "TEXT", h[1], 0, 0},
+        {"--timesteps", CLI_OPT_STR, &a->timesteps, "K|t1,t2,..", h[2], 0, 0},
+        {"--t-range", CLI_OPT_STR, &a->t_range, "LO,HI", h[3], 0, 0},
+        {"--size", CLI_OPT_INT, &p->size, "PX", h[4], 16, 4096},
+        {"--patch", CLI_OPT_INT, &p->patch, "PX", h[5], 8, 4096},
+        {"--stride", CLI_OPT_INT, &p->stride, "PX", h[6], 1, 4096},
+        {"--patches-per-image", CLI_OPT_INT, &p->patches_per_image, "K", h[7], 1, 64},
+        {"--dift-t", CLI_OPT_INT, &p->dift_t, "T", h[8], 0, 100000},
+        {"--dift-ensemble", CLI_OPT_INT, &p->dift_ensemble, "E", h[9], 1, 64},
+        {"--clusters", CLI_OPT_INT, &p->clusters, "K", h[10], 1, 100000},
+        {"--low-res", CLI_OPT_FLAG, &p->low_res, NULL, "whole images are the candidates (CIFAR, Tiny-ImageNet)", 0, 0},
+        {"--class-names", CLI_OPT_STR, &p->class_names, "FILE", "folder -> class name map (LOC_synset_mapping.txt, TSV)", 0, 0},
+        {"--classes", CLI_OPT_STR, &a->classes, "a,b,..", "only these class folders (default: all)", 0, 0},
+        {"--max-per-class", CLI_OPT_INT, &p->max_per_class, "N", h[11], 0, 1 << 30},
+        {"--seed", CLI_OPT_STR, &a->seed, "N", h[12], 0, 0},
+        {"--threads", CLI_OPT_INT, &p->threads, "N", "CPU threads (default: all cores)", 0, 4096},
+        {"--batch-images", CLI_OPT_INT, &p->batch_images, "N", "images scored together when their sizes match (cpu 1, cuda 8)", 1, 256},
+        {"--device", CLI_OPT_STR, &p->device, "cpu|cuda", h[13], 0, 0},
+        {"--precision", CLI_OPT_STR, &p->precision, "f32|bf16|f16", h[14], 0, 0},
     };
     int n = (int)(sizeof t / sizeof *t);
     memcpy(opts, t, sizeof t);
     return n;
 }
 
-int score_args_finish(score_args *a, ddps_err *err) {
-    ddps_score_opts *o = &a->o;
-    if (a->timesteps) {
-        if (strchr(a->timesteps, ',')) {
-            int n = ddps_parse_int_list("--timesteps", a->timesteps, o->timesteps, DDPS_MAX_TIMESTEPS, 0, 100000, err);
-            if (n < 0) return -1;
-            o->n_explicit = n;
-        } else {
-            char *end;
-            errno = 0;
-            long k = strtol(a->timesteps, &end, 10);
-            if (!*a->timesteps || *end || errno || k < 1 || k > DDPS_MAX_TIMESTEPS)
-                return ddps_fail(err, "--timesteps %s: expected a count 1..%d or a list t1,t2,...", a->timesteps,
-                                 DDPS_MAX_TIMESTEPS);
-            o->n_timesteps = (int)k;
-        }
+/* --timesteps: a count ("5") or an explicit list ("100,500,900"). */
+static int parse_timesteps(score_args *a, ddps_error *err) {
+    ddps_score_params *p = &a->p;
+    if (strchr(a->timesteps, ',')) {
+        int n = cli_parse_int_list("--timesteps", a->timesteps, p->timesteps, DDPS_MAX_TIMESTEPS_API, 0, 100000, err);
+        if (n < 0) return -1;
+        p->n_explicit = n;
+        return 0;
     }
-    if (a->t_range) {
-        char *end;
-        o->t_lo = strtod(a->t_range, &end);
-        if (end == a->t_range || *end != ',') return ddps_fail(err, "--t-range %s: expected LO,HI", a->t_range);
-        const char *h = end + 1;
-        o->t_hi = strtod(h, &end);
-        if (end == h || *end || !(o->t_lo >= 0 && o->t_hi <= 1 && o->t_lo <= o->t_hi))
-            return ddps_fail(err, "--t-range %s: expected LO,HI with 0 <= LO <= HI <= 1", a->t_range);
-    }
-    if (a->classes) {
-        if (ddps_split_names("--classes", a->classes, &a->classes_buf, &a->class_list, &o->n_classes, err) != 0)
-            return -1;
-        o->classes = a->class_list;
-    }
-    if (a->seed) {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(a->seed, &end, 10);
-        if (!*a->seed || *end || errno || a->seed[0] == '-')
-            return ddps_fail(err, "--seed %s: expected a non-negative integer", a->seed);
-        o->seed = s;
-    }
-    if (!o->data_dir) return ddps_fail(err, "--data: required (see --help)");
-    if (!o->model_dir) return ddps_fail(err, "--model: required (see --help)");
+    char *end;
+    errno = 0;
+    long k = strtol(a->timesteps, &end, 10);
+    if (!*a->timesteps || *end || errno || k < 1 || k > DDPS_MAX_TIMESTEPS_API)
+        return cli_fail_usage(err, "--timesteps %s: expected a count 1..%d or a list t1,t2,...", a->timesteps,
+                              DDPS_MAX_TIMESTEPS_API);
+    p->n_timesteps = (int)k;
     return 0;
 }
 
-int select_args_table(ddps_select_opts *o, ddps_opt *opts) {
-    ddps_opt t[] = {
-        {"--top-clusters", OPT_INT, &o->top_clusters, "N", "clusters patches are taken from (10)", 1, 65536},
-        {"--mosaic-max-ipc", OPT_INT, &o->mosaic_max_ipc, "N", "2x2 mosaics when ipc <= N (10; 0 = never)", 0, 1000000},
-        {"--output-size", OPT_INT, &o->output_size, "PX", "side of every output image (224)", 2, 8192},
-        {"--format", OPT_STR, &o->format, "png|jpg", "output format (png)", 0, 0},
-        {"--jpeg-quality", OPT_INT, &o->jpeg_quality, "Q", "JPEG quality (95)", 1, 100},
-        {"--folder-names", OPT_STR, &o->folder_names, "class|index", "class folders: class names, or ImageNet-1K index 00000.. (RDED style)", 0, 0},
-    };
-    memcpy(opts, t, sizeof t);
-    return (int)(sizeof t / sizeof *t);
+/* --t-range LO,HI with 0 <= LO <= HI <= 1. */
+static int parse_t_range(score_args *a, ddps_error *err) {
+    ddps_score_params *p = &a->p;
+    char *end;
+    p->t_lo = strtod(a->t_range, &end);
+    if (end == a->t_range || *end != ',') return cli_fail_usage(err, "--t-range %s: expected LO,HI", a->t_range);
+    const char *h = end + 1;
+    p->t_hi = strtod(h, &end);
+    if (end == h || *end || !(p->t_lo >= 0 && p->t_hi <= 1 && p->t_lo <= p->t_hi))
+        return cli_fail_usage(err, "--t-range %s: expected LO,HI with 0 <= LO <= HI <= 1", a->t_range);
+    return 0;
 }
 
-int select_args_check(const ddps_select_opts *o, ddps_err *err) {
-    if (o->folder_names && strcmp(o->folder_names, "class") != 0 && strcmp(o->folder_names, "index") != 0)
-        return ddps_fail(err, "--folder-names %s: expected class or index", o->folder_names);
+/* --seed: a non-negative 64-bit integer. */
+static int parse_seed(score_args *a, ddps_error *err) {
+    char *end;
+    errno = 0;
+    unsigned long long s = strtoull(a->seed, &end, 10);
+    if (!*a->seed || *end || errno || a->seed[0] == '-')
+        return cli_fail_usage(err, "--seed %s: expected a non-negative integer", a->seed);
+    a->p.seed = s;
+    return 0;
+}
+
+int score_args_finish(score_args *a, ddps_error *err) {
+    ddps_score_params *p = &a->p;
+    if (a->timesteps && parse_timesteps(a, err) != 0) return -1;
+    if (a->t_range && parse_t_range(a, err) != 0) return -1;
+    if (a->classes) {
+        if (cli_split_names("--classes", a->classes, &a->classes_buf, &a->class_list, &p->n_classes, err) != 0)
+            return -1;
+        p->classes = a->class_list;
+    }
+    if (a->seed && parse_seed(a, err) != 0) return -1;
+    if (!a->data_dir) return cli_fail_usage(err, "--data: required (see --help)");
+    if (!a->model_dir) return cli_fail_usage(err, "--model: required (see --help)");
     return 0;
 }
 
@@ -107,4 +127,28 @@ void score_args_free(score_args *a) {
     free(a->class_list);
     a->classes_buf = NULL;
     a->class_list = NULL;
+}
+
+int select_args_table(ddps_select_params *p, cli_opt *opts, char (*h)[192]) {
+    snprintf(h[0], 192, "clusters patches are taken from (%d)", p->top_clusters);
+    snprintf(h[1], 192, "2x2 mosaics when ipc <= N (%d; 0 = never)", p->mosaic_max_ipc);
+    snprintf(h[2], 192, "side of every output image (%d)", p->output_size);
+    snprintf(h[3], 192, "output format (%s)", p->format);
+    snprintf(h[4], 192, "JPEG quality (%d)", p->jpeg_quality);
+    cli_opt t[] = {
+        {"--top-clusters", CLI_OPT_INT, &p->top_clusters, "N", h[0], 1, 65536},
+        {"--mosaic-max-ipc", CLI_OPT_INT, &p->mosaic_max_ipc, "N", h[1], 0, 1000000},
+        {"--output-size", CLI_OPT_INT, &p->output_size, "PX", h[2], 2, 8192},
+        {"--format", CLI_OPT_STR, &p->format, "png|jpg", h[3], 0, 0},
+        {"--jpeg-quality", CLI_OPT_INT, &p->jpeg_quality, "Q", h[4], 1, 100},
+        {"--folder-names", CLI_OPT_STR, &p->folder_names, "class|index", "class folders: class names, or ImageNet-1K index 00000.. (RDED style)", 0, 0},
+    };
+    memcpy(opts, t, sizeof t);
+    return (int)(sizeof t / sizeof *t);
+}
+
+int select_args_check(const ddps_select_params *p, ddps_error *err) {
+    if (p->folder_names && strcmp(p->folder_names, "class") != 0 && strcmp(p->folder_names, "index") != 0)
+        return cli_fail_usage(err, "--folder-names %s: expected class or index", p->folder_names);
+    return 0;
 }

@@ -1,11 +1,13 @@
+/* Launch detection for `ddps score` (cli/scale.h). */
 #include "cli/scale.h"
 
-#include <sched.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* The integer value of environment variable name; -1 when unset or not an integer. */
 static long env_long(const char *name) {
     const char *v = getenv(name);
     if (!v || !*v) return -1;
@@ -14,7 +16,7 @@ static long env_long(const char *name) {
     return *end ? -1 : x;
 }
 
-int ddps_launch_size(const char **how) {
+int cli_launch_size(const char **how) {
     static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
         long n = env_long(vars[i]);
@@ -27,7 +29,16 @@ int ddps_launch_size(const char **how) {
     return 1;
 }
 
-int ddps_slurm_array_share(int *k, int *n) {
+int cli_launch_rank(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        long r = env_long(vars[i]);
+        if (r >= 0) return r > 1000000 ? 1000000 : (int)r;
+    }
+    return 0;
+}
+
+int cli_slurm_array_share(int *k, int *n) {
     long id = env_long("SLURM_ARRAY_TASK_ID"), count = env_long("SLURM_ARRAY_TASK_COUNT"),
          min = env_long("SLURM_ARRAY_TASK_MIN");
     if (id < 0 || count < 2) return 0;
@@ -38,25 +49,11 @@ int ddps_slurm_array_share(int *k, int *n) {
     return 1;
 }
 
-int ddps_threads_for_local(int local_size) {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online < 1) online = 1;
-    int bound = (int)online;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) bound = CPU_COUNT(&set);
-    if (bound >= 1 && bound < online) return bound;
-    long t = online / (local_size > 0 ? local_size : 1);
-    return t < 1 ? 1 : (int)t;
-}
-
-const char *ddps_device_for_local(const char *device, int local_rank, char *buf, size_t n) {
-    if (!device || strcmp(device, "cuda") != 0) return device;
-    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
-    int count = 0;
-    if (vis && *vis) {
-        count = 1;
-        for (const char *p = vis; *p; p++) count += *p == ',';
-    }
-    snprintf(buf, n, "cuda:%d", count > 0 ? local_rank % count : local_rank);
-    return buf;
+int cli_launched_from_terminal(void) {
+    if (isatty(STDERR_FILENO)) return 1;
+    if (!isatty(STDOUT_FILENO)) return 0;
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    close(fd);
+    return 1;
 }

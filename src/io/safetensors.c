@@ -97,52 +97,90 @@ static int parse_entry(const char *path, const char *name, json_t *v, size_t dat
     return 0;
 }
 
+/* Opens and maps path into f (fd, map, map_size) and checks the 8-byte
+ * header length against the file: *hlen gets it. Returns 0 or -1 with err
+ * (f is left for st_close). */
+static int st_map(st_file *f, const char *path, uint64_t *hlen, ddps_err *err) {
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) return ddps_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) return ddps_fail(err, "%s: not a regular file", path);
+    size_t size = (size_t)st.st_size;
+    if (size < 8)
+        return ddps_fail(err, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length", path,
+                         size);
+    f->map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, f->fd, 0);
+    if (f->map == MAP_FAILED) {
+        f->map = NULL;
+        return ddps_fail(err, "%s: cannot map: %s", path, strerror(errno));
+    }
+    f->map_size = size;
+    const unsigned char *p = f->map;
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--) h = (h << 8) | p[i];
+    if (h > size - 8)
+        return ddps_fail(err,
+                         "%s: header length %llu goes beyond the end of the file (%zu bytes): truncated or not safetensors",
+                         path, (unsigned long long)h, size);
+    if (h > ST_MAX_HEADER || h < 2) return ddps_fail(err, "%s: implausible header length %llu", path, (unsigned long long)h);
+    *hlen = h;
+    return 0;
+}
+
+/* Every tensor entry of the parsed header root into f->t (unsorted);
+ * __metadata__ must map names to strings. */
+static int st_entries(st_file *f, const char *path, json_t *root, ddps_err *err) {
+    size_t data_size = f->map_size - f->data_start, cap = json_object_size(root);
+    const unsigned char *p = f->map;
+    f->t = ddps_calloc(cap ? cap : 1, sizeof *f->t);
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        if (strcmp(key, "__metadata__") == 0) {
+            const char *mk;
+            json_t *mv;
+            if (!json_is_object(val)) return ddps_fail(err, "%s: __metadata__ is not an object", path);
+            json_object_foreach(val, mk, mv) {
+                if (!json_is_string(mv)) return ddps_fail(err, "%s: __metadata__ value '%s' is not a string", path, mk);
+            }
+            continue;
+        }
+        if (!key[0]) return ddps_fail(err, "%s: tensor with an empty name", path);
+        st_tensor *t = &f->t[f->n];
+        if (parse_entry(path, key, val, data_size, t, err) != 0) return -1;
+        t->name = ddps_strdup(key);
+        t->data = p + f->data_start + t->offset;
+        f->n++;
+    }
+    return 0;
+}
+
+/* Refuses tensors whose byte ranges overlap (offsets sorted by position). */
+static int st_check_overlap(const st_file *f, const char *path, ddps_err *err) {
+    if (f->n < 2) return 0;
+    int rc = 0;
+    st_tensor **order = ddps_malloc((size_t)f->n * sizeof *order);
+    for (int i = 0; i < f->n; i++) order[i] = &f->t[i];
+    qsort(order, (size_t)f->n, sizeof *order, cmp_offset);
+    for (int i = 1; i < f->n && rc == 0; i++) {
+        const st_tensor *a = order[i - 1], *b = order[i];
+        if (b->nbytes && a->nbytes && b->offset < a->offset + a->nbytes)
+            rc = ddps_fail(err, "%s: tensors '%s' and '%s' overlap in the data area", path, a->name, b->name);
+    }
+    free(order);
+    return rc;
+}
+
 int st_open(st_file *f, const char *path, ddps_err *err) {
     memset(f, 0, sizeof *f);
     f->fd = -1;
     f->path = ddps_strdup(path);
     json_t *root = NULL;
-
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (f->fd < 0) {
-        ddps_fail(err, "%s: cannot open: %s", path, strerror(errno));
-        goto fail;
-    }
-    struct stat st;
-    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ddps_fail(err, "%s: not a regular file", path);
-        goto fail;
-    }
-    size_t size = (size_t)st.st_size;
-    if (size < 8) {
-        ddps_fail(err, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length", path,
-                  size);
-        goto fail;
-    }
-    f->map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, f->fd, 0);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        ddps_fail(err, "%s: cannot map: %s", path, strerror(errno));
-        goto fail;
-    }
-    f->map_size = size;
-    const unsigned char *p = f->map;
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
-    if (hlen > size - 8) {
-        ddps_fail(err, "%s: header length %llu goes beyond the end of the file (%zu bytes): truncated or not safetensors",
-                  path, (unsigned long long)hlen, size);
-        goto fail;
-    }
-    if (hlen > ST_MAX_HEADER || hlen < 2) {
-        ddps_fail(err, "%s: implausible header length %llu", path, (unsigned long long)hlen);
-        goto fail;
-    }
+    if (st_map(f, path, &hlen, err) != 0) goto fail;
     f->data_start = 8 + (size_t)hlen;
-    size_t data_size = size - f->data_start;
-
     json_error_t jerr;
-    root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb((const char *)f->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         ddps_fail(err, "%s: header is not valid JSON (%s at byte %d)", path, jerr.text, jerr.position);
         goto fail;
@@ -151,52 +189,7 @@ int st_open(st_file *f, const char *path, ddps_err *err) {
         ddps_fail(err, "%s: header is not a JSON object", path);
         goto fail;
     }
-    size_t cap = json_object_size(root);
-    f->t = ddps_calloc(cap ? cap : 1, sizeof *f->t);
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        if (strcmp(key, "__metadata__") == 0) {
-            const char *mk;
-            json_t *mv;
-            if (!json_is_object(val)) {
-                ddps_fail(err, "%s: __metadata__ is not an object", path);
-                goto fail;
-            }
-            json_object_foreach(val, mk, mv) {
-                if (!json_is_string(mv)) {
-                    ddps_fail(err, "%s: __metadata__ value '%s' is not a string", path, mk);
-                    goto fail;
-                }
-            }
-            continue;
-        }
-        if (!key[0]) {
-            ddps_fail(err, "%s: tensor with an empty name", path);
-            goto fail;
-        }
-        st_tensor *t = &f->t[f->n];
-        if (parse_entry(path, key, val, data_size, t, err) != 0) goto fail;
-        t->name = ddps_strdup(key);
-        t->data = p + f->data_start + t->offset;
-        f->n++;
-    }
-
-    /* Overlap check on the offsets sorted by position. */
-    if (f->n > 1) {
-        st_tensor **order = ddps_malloc((size_t)f->n * sizeof *order);
-        for (int i = 0; i < f->n; i++) order[i] = &f->t[i];
-        qsort(order, (size_t)f->n, sizeof *order, cmp_offset);
-        for (int i = 1; i < f->n; i++) {
-            const st_tensor *a = order[i - 1], *b = order[i];
-            if (b->nbytes && a->nbytes && b->offset < a->offset + a->nbytes) {
-                ddps_fail(err, "%s: tensors '%s' and '%s' overlap in the data area", path, a->name, b->name);
-                free(order);
-                goto fail;
-            }
-        }
-        free(order);
-    }
+    if (st_entries(f, path, root, err) != 0 || st_check_overlap(f, path, err) != 0) goto fail;
     qsort(f->t, (size_t)f->n, sizeof *f->t, cmp_name);
     json_decref(root);
     return 0;

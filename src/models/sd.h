@@ -74,13 +74,6 @@ int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **
 /* The same for version 15 (SD v1.5) or 21 (SD 2.1 768-v: ddps_sd21_*_config). */
 int ddps_sd_random(ddps_backend *be, int version, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err);
 
-/* Writes a complete model folder with random weights (stored as dtype:
- * ST_F32, ST_F16 or ST_BF16) for the given configs and a small tokenizer
- * that knows the given words (the demo's model). */
-int ddps_sd_write_random(const char *dir, const ddps_unet_config *u, const ddps_vae_config *v,
-                         const ddps_clip_config *c, const char *const *words, int nwords, uint64_t seed,
-                         st_dtype dtype, ddps_err *err);
-
 /* The tensor list a component's config implies: a WS_DECLARE walk. */
 int ddps_sd_declare(const char *component, const void *cfg, ddps_wsrc *ws, ddps_err *err);
 

@@ -1181,43 +1181,12 @@ static int small_add_word(ddps_tokenizer *t, const char *word, scratch *sc, ddps
     return 0;
 }
 
-static int write_json(const char *dir, const char *name, json_t *obj, size_t flags,
-                      ddps_err *err) {
-    char *text = json_dumps(obj, flags);
-    json_decref(obj);
-    if (!text) return ddps_fail(err, "%s/%s: cannot encode JSON", dir, name);
-    char *path = ddps_path_join(dir, name);
-    size_t n = strlen(text);
-    text = ddps_realloc(text, n + 2);
-    text[n] = '\n';
-    int rc = ddps_write_file_atomic(path, text, n + 1, err);
-    free(text);
-    free(path);
-    return rc;
-}
-
-static json_t *special_json(int with_config) {
-    json_t *o = json_object();
-    json_object_set_new(o, "bos_token", json_string(SOT_LITERAL));
-    json_object_set_new(o, "eos_token", json_string(EOT_LITERAL));
-    json_object_set_new(o, "pad_token", json_string(EOT_LITERAL));
-    json_object_set_new(o, "unk_token", json_string(EOT_LITERAL));
-    if (with_config) {
-        json_object_set_new(o, "model_max_length", json_integer(DDPS_CTX_LEN));
-        json_object_set_new(o, "do_lower_case", json_true());
-        json_object_set_new(o, "tokenizer_class", json_string("CLIPTokenizer"));
-    }
-    return o;
-}
-
-int ddps_tokenizer_write_small(const char *dir, const char *const *words, int nwords,
-                               int *vocab_size, ddps_err *err) {
+int ddps_tokenizer_build_small(const char *const *words, int nwords, ddps_tokenizer **out, ddps_err *err) {
+    *out = NULL;
     if (nwords < 0 || (nwords > 0 && !words))
         return ddps_fail(err, "tokenizer word list: invalid (%d words)", nwords);
     ddps_tokenizer *t = tokenizer_new();
     scratch sc = {0};
-    char *merges = NULL;
-    int rc = -1;
     char buf[16];
     /* CLIP's order: the byte symbols in the order of GPT-2's table (the
      * printable bytes first), then the same with "</w>". */
@@ -1232,51 +1201,26 @@ int ddps_tokenizer_write_small(const char *dir, const char *const *words, int nw
     merge_table_alloc(t, 1024);
     set_byte_ids(t);
     for (int k = 0; k < nwords; k++) {
-        if (!words[k]) continue;
-        if (small_add_word(t, words[k], &sc, err)) goto done;
+        if (words[k] && small_add_word(t, words[k], &sc, err)) {
+            scratch_free(&sc);
+            ddps_tokenizer_free(t);
+            return -1;
+        }
     }
     vocab_add(t, SOT_LITERAL, strlen(SOT_LITERAL), t->max_id + 1);
     vocab_add(t, EOT_LITERAL, strlen(EOT_LITERAL), t->max_id + 1);
+    scratch_free(&sc);
+    *out = t;
+    return 0;
+}
 
-    if (ddps_mkdirs(dir, err)) goto done;
-    json_t *vocab = json_object();
-    for (int32_t id = 0; id <= t->max_id; id++)
-        json_object_set_new(vocab, t->pool + t->tok_off[id], json_integer(id));
-    if (write_json(dir, "vocab.json", vocab, JSON_COMPACT, err)) goto done;
-
-    /* Merges in rank order. */
-    int32_t *a = ddps_malloc(((size_t)t->nmerges + 1) * sizeof *a);
-    int32_t *b = ddps_malloc(((size_t)t->nmerges + 1) * sizeof *b);
+int ddps_tokenizer_merges(const ddps_tokenizer *t, int32_t **a, int32_t **b) {
+    *a = ddps_malloc(((size_t)t->nmerges + 1) * sizeof **a);
+    *b = ddps_malloc(((size_t)t->nmerges + 1) * sizeof **b);
     for (uint32_t h = 0; h <= t->mmask; h++) {
         if (t->mrank[h] < 0) continue;
-        a[t->mrank[h]] = (int32_t)(t->mkey[h] >> 32);
-        b[t->mrank[h]] = (int32_t)(t->mkey[h] & 0xFFFFFFFFu);
+        (*a)[t->mrank[h]] = (int32_t)(t->mkey[h] >> 32);
+        (*b)[t->mrank[h]] = (int32_t)(t->mkey[h] & 0xFFFFFFFFu);
     }
-    size_t len = 0, cap = 64;
-    for (int32_t r = 0; r < t->nmerges; r++) cap += t->tok_len[a[r]] + t->tok_len[b[r]] + 2;
-    merges = ddps_malloc(cap);
-    len = (size_t)snprintf(merges, cap, "#version: 0.2\n");
-    for (int32_t r = 0; r < t->nmerges; r++) {
-        size_t la = t->tok_len[a[r]], lb = t->tok_len[b[r]];
-        memcpy(merges + len, t->pool + t->tok_off[a[r]], la);
-        merges[len + la] = ' ';
-        memcpy(merges + len + la + 1, t->pool + t->tok_off[b[r]], lb);
-        merges[len + la + 1 + lb] = '\n';
-        len += la + lb + 2;
-    }
-    free(a);
-    free(b);
-    char *mpath = ddps_path_join(dir, "merges.txt");
-    int wrc = ddps_write_file_atomic(mpath, merges, len, err);
-    free(mpath);
-    if (wrc) goto done;
-    if (write_json(dir, "special_tokens_map.json", special_json(0), JSON_INDENT(1), err)) goto done;
-    if (write_json(dir, "tokenizer_config.json", special_json(1), JSON_INDENT(1), err)) goto done;
-    if (vocab_size) *vocab_size = t->max_id + 1;
-    rc = 0;
-done:
-    free(merges);
-    scratch_free(&sc);
-    ddps_tokenizer_free(t);
-    return rc;
+    return (int)t->nmerges;
 }

@@ -111,17 +111,17 @@ char *ddps_clip_normalize(const char *text);
 /* Unicode version of the character tables, e.g. "14.0.0". */
 const char *ddps_clip_unicode_version(void);
 
-/* Writes a small but complete CLIP-style tokenizer folder (vocab.json,
- * merges.txt, special_tokens_map.json, tokenizer_config.json; dir is created
- * if needed) for the self-contained demo. Vocabulary, in CLIP's order: the
- * 256 byte-level symbols, their "</w>" forms, one entry per merge result,
- * then <|startoftext|> and <|endoftext|> (BOS and EOS, the last two ids; EOS
- * pads). Merges make each of the given words a single token: precisely, each
- * pre-tokenizer piece of a word (after the clean-up of step 2, so lower-cased;
- * "Shih-Tzu" gives "shih", "-" and "tzu"). Any text still tokenizes, into
- * those pieces where they occur and byte-level symbols elsewhere.
- * *vocab_size (if not NULL) gets the vocabulary size. */
-int ddps_tokenizer_write_small(const char *dir, const char *const *words, int nwords,
-                               int *vocab_size, ddps_err *err);
+/* Builds in memory the small CLIP-style tokenizer of the demo (written to
+ * files by ddps_tokenizer_write_small, tools/demo.h). Vocabulary, in CLIP's
+ * order: the 256 byte-level symbols, their "</w>" forms, one entry per merge
+ * result, then <|startoftext|> and <|endoftext|> (BOS and EOS, the last two
+ * ids). Merges make each of the given words a single token: precisely, each
+ * pre-tokenizer piece of a word (after the clean-up of step 2, so
+ * lower-cased; "Shih-Tzu" gives "shih", "-" and "tzu"). *out: free with
+ * ddps_tokenizer_free. Returns 0 or -1 with err (*out NULL). */
+int ddps_tokenizer_build_small(const char *const *words, int nwords, ddps_tokenizer **out, ddps_err *err);
+/* The merges in rank order: (*a)[r] and (*b)[r] are the ids of rank r's pair
+ * (heap arrays, the caller frees both); returns the count. */
+int ddps_tokenizer_merges(const ddps_tokenizer *tok, int32_t **a, int32_t **b);
 
 #endif

@@ -16,6 +16,7 @@
 #include "pipeline/select.h"
 #include "pipeline/store.h"
 #include "util/clock.h"
+#include "util/first_err.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -544,87 +545,63 @@ static void images_html(FILE *f, const report_ctx *r, const class_job *j, const 
     fputs("</div>\n", f);
 }
 
-/* Writes OUT/c<k>/ for class k (0-based). */
-static int write_class(report_ctx *r, int k, ddps_err *err) {
-    const ddps_report_opts *o = r->o;
-    const ddps_class_info *ci = &r->cls[k];
-    char sub[32];
-    snprintf(sub, sizeof sub, "c%d", k + 1);
-    char *dir = ddps_path_join(o->out_dir, sub);
-    ddps_class_data d;
-    ddps_stored_map *maps = NULL;
-    ddps_bad_image *bad = NULL;
-    int nbad = 0, rc = -1;
-    int *first = NULL, *picks = NULL;
-    unsigned char *fill = NULL, *chosen = NULL;
-    float *dmin = NULL, *dmax = NULL;
-    char *html = NULL;
-    size_t html_len = 0;
-    memset(&d, 0, sizeof d);
-    if (ddps_store_load_class(r->store, ci->id, 0, &d, err) != 0 || ddps_store_load_maps(r->store, &d, &maps, err) ||
-        ddps_store_list_bad(r->store, ci->id, &bad, &nbad, err) != 0)
-        goto done;
-    const char *subdirs[3] = {"src", "map", "patch"};
-    for (int s = 0; s < 3; s++) {
-        char *p = ddps_path_join(dir, subdirs[s]);
-        int m = ddps_mkdirs(p, err);
-        free(p);
-        if (m != 0) goto done;
+/* A table of skipped files (relpath, reason), at most limit rows, then a
+ * line counting the rest; "None." when there are none. */
+static void bad_table(FILE *f, const ddps_bad_image *bad, int nbad, int limit) {
+    if (nbad == 0) {
+        fputs("<p class=\"muted\">None.</p>\n", f);
+        return;
     }
-    first = ddps_calloc((size_t)d.n_images + 1, sizeof *first);
-    for (int c = 0; c < d.n_cand; c++) first[d.cand[c].image + 1]++;
-    for (int i = 0; i < d.n_images; i++) first[i + 1] += first[i];
+    fputs("<table><tr><th>file</th><th>reason</th></tr>\n", f);
+    for (int b = 0; b < nbad && b < limit; b++) {
+        fputs("<tr><td><code>", f);
+        esc(f, bad[b].relpath);
+        fputs("</code></td><td>", f);
+        esc(f, bad[b].reason);
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    if (nbad > limit) fprintf(f, "<p>&hellip; and %d more (on the class pages).</p>\n", nbad - limit);
+}
 
-    /* The chosen candidates: select's own rule, with select's defaults (what the distilled set used). */
+/* What select's rule chooses for the report's IPC, with select's defaults
+ * (what the distilled set used): chosen[n_cand] set to 1 for the written
+ * candidates. *low_res and *mosaic_mode get the layout's mode. */
+static void chosen_candidates(const report_ctx *r, const ddps_class_data *d, unsigned char *chosen, int *low_res,
+                              int *mosaic_mode) {
     ddps_select_opts so;
     ddps_select_defaults(&so);
-    int low_res = json_is_true(json_object_get(r->settings, "low_res"));
-    int mosaic_mode = !low_res && o->ipc <= so.mosaic_max_ipc;
-    int needed = mosaic_mode ? 4 * o->ipc : o->ipc;
-    int room = d.n_cand < needed ? d.n_cand : needed;
-    picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *picks);
-    fill = ddps_malloc((size_t)(room ? room : 1));
-    chosen = ddps_calloc((size_t)(d.n_cand ? d.n_cand : 1), 1);
-    int np = ddps_select_patches(&d, needed, so.top_clusters, picks, fill);
-    ddps_layout lay = ddps_select_layout(o->ipc, np, mosaic_mode);
+    *low_res = json_is_true(json_object_get(r->settings, "low_res"));
+    *mosaic_mode = !*low_res && r->o->ipc <= so.mosaic_max_ipc;
+    int needed = *mosaic_mode ? 4 * r->o->ipc : r->o->ipc;
+    int room = d->n_cand < needed ? d->n_cand : needed;
+    int *picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *picks);
+    unsigned char *fill = ddps_malloc((size_t)(room ? room : 1));
+    int np = ddps_select_patches(d, needed, so.top_clusters, picks, fill);
+    ddps_layout lay = ddps_select_layout(r->o->ipc, np, *mosaic_mode);
     for (int i = 0; i < lay.n_images * lay.per_image; i++) chosen[picks[i]] = 1;
+    free(picks);
+    free(fill);
+}
 
-    /* Per image files, in parallel. */
-    dmin = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmin);
-    dmax = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmax);
-    class_job job = {r->data_root, dir, &d, maps, first, o->thumb, dmin, dmax};
-    int failed = 0, first_bad = INT_MAX;
-    ddps_err first_err = {{0}};
+/* Every image's thumbnail, heatmap and patches, in parallel; the first
+ * failure (in image order) is returned. */
+static int write_class_files(const report_ctx *r, const class_job *job, ddps_err *err) {
+    ddps_first_err fe;
+    ddps_first_err_init(&fe);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(r->threads)
-    for (int i = 0; i < d.n_images; i++) {
-        int stop;
-#pragma omp atomic read
-        stop = failed;
-        if (stop) continue;
+    for (int i = 0; i < job->d->n_images; i++) {
+        if (ddps_first_err_stopped(&fe)) continue;
         ddps_err e;
-        if (write_image_files(&job, i, &e) != 0) {
-#pragma omp critical(ddps_report_error)
-            {
-                if (i < first_bad) {
-                    first_bad = i;
-                    first_err = e;
-                }
-#pragma omp atomic write
-                failed = 1;
-            }
-        }
+        if (write_image_files(job, i, &e) != 0) ddps_first_err_set(&fe, i, &e);
     }
-    if (failed) {
-        *err = first_err;
-        goto done;
-    }
+    return ddps_first_err_take(&fe, err);
+}
 
-    /* The page. */
-    FILE *f = open_memstream(&html, &html_len);
-    if (!f) {
-        ddps_fail(err, "out of memory");
-        goto done;
-    }
+/* The class page's title, counts and distilled images section. */
+static void class_page_head(FILE *f, const report_ctx *r, const ddps_class_info *ci, const ddps_class_data *d,
+                            int nbad, int low_res, int mosaic_mode) {
+    const ddps_report_opts *o = r->o;
     page_head(f, ci->name, "../style.css");
     fputs("<p><a href=\"../index.html\">&larr; all classes</a></p>\n<h1>", f);
     esc(f, ci->name);
@@ -635,8 +612,8 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     }
     fputs("</h1>\n", f);
     json_t *mc = manifest_class(r, ci->name);
-    fprintf(f, "<p>%d images scored, %d skipped, %d candidates, %d clusters", d.n_images, nbad, d.n_cand,
-            d.n_clusters);
+    fprintf(f, "<p>%d images scored, %d skipped, %d candidates, %d clusters", d->n_images, nbad, d->n_cand,
+            d->n_clusters);
     if (ci->prompt) {
         fputs(", prompt <code>", f);
         esc(f, ci->prompt);
@@ -649,18 +626,24 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
         fprintf(f, "<p><b>Shortfall:</b> %ld of %d images (%ld patches missing).</p>\n", jint(mc, "shortfall_images"),
                 o->ipc, jint(mc, "shortfall_patches"));
     fputs("<p class=\"muted\">Each patch links to its source image below.</p>\n", f);
-    distilled_html(f, r, &d, ci->name);
+    distilled_html(f, r, d, ci->name);
+}
+
+/* The class page's clusters, score distribution and images sections;
+ * counts the images with a heatmap into r->n_maps. */
+static void class_page_body(FILE *f, report_ctx *r, const class_job *job, const unsigned char *chosen) {
+    const ddps_class_data *d = job->d;
     fputs("<h2>Clusters</h2>\n<p class=\"muted\">In rank order (median Stage-I score, descending); members by "
           "distance to the centroid; <span style=\"color:#1a1\">&#10003;</span> = chosen for the distilled set.</p>\n",
           f);
-    clusters_html(f, &d, chosen);
+    clusters_html(f, d, chosen);
     fputs("<h2>Score distribution</h2>\n", f);
-    score_svg(f, &d);
+    score_svg(f, d);
     fputs("<h2>Images</h2>\n", f);
     int nmaps = 0;
-    for (int i = 0; i < d.n_images; i++) nmaps += maps[i].data != NULL;
+    for (int i = 0; i < d->n_images; i++) nmaps += job->maps[i].data != NULL;
     r->n_maps += nmaps;
-    if (d.n_images > 0 && nmaps == 0)
+    if (d->n_images > 0 && nmaps == 0)
         fputs("<p><b>Heatmaps unavailable:</b> this store holds no Stage-I maps (it was scored by a ddps that did not "
               "record them); score into a new store to get them.</p>\n",
               f);
@@ -670,21 +653,59 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
               "Boxes: <span style=\"color:#0a0\">solid</span> = best window, "
               "<span style=\"color:#08c\">dashed</span> = further candidates. Click an image for the original.</p>\n",
               f);
-    images_html(f, r, &job, chosen);
-    fputs("<h2>Skipped files</h2>\n", f);
-    if (nbad == 0) {
-        fputs("<p class=\"muted\">None.</p>\n", f);
-    } else {
-        fputs("<table><tr><th>file</th><th>reason</th></tr>\n", f);
-        for (int b = 0; b < nbad; b++) {
-            fputs("<tr><td><code>", f);
-            esc(f, bad[b].relpath);
-            fputs("</code></td><td>", f);
-            esc(f, bad[b].reason);
-            fputs("</td></tr>\n", f);
-        }
-        fputs("</table>\n", f);
+    images_html(f, r, job, chosen);
+}
+
+/* Creates dir/{src,map,patch}. */
+static int class_dirs(const char *dir, ddps_err *err) {
+    const char *subdirs[3] = {"src", "map", "patch"};
+    for (int s = 0; s < 3; s++) {
+        char *p = ddps_path_join(dir, subdirs[s]);
+        int m = ddps_mkdirs(p, err);
+        free(p);
+        if (m != 0) return -1;
     }
+    return 0;
+}
+
+/* Writes OUT/c<k>/ for class k (0-based): the per-image files, then the page. */
+static int write_class(report_ctx *r, int k, ddps_err *err) {
+    const ddps_class_info *ci = &r->cls[k];
+    char sub[32];
+    snprintf(sub, sizeof sub, "c%d", k + 1);
+    char *dir = ddps_path_join(r->o->out_dir, sub);
+    ddps_class_data d;
+    ddps_stored_map *maps = NULL;
+    ddps_bad_image *bad = NULL;
+    int nbad = 0, rc = -1;
+    int *first = NULL;
+    unsigned char *chosen = NULL;
+    float *dmin = NULL, *dmax = NULL;
+    char *html = NULL;
+    size_t html_len = 0;
+    memset(&d, 0, sizeof d);
+    if (ddps_store_load_class(r->store, ci->id, 0, &d, err) != 0 || ddps_store_load_maps(r->store, &d, &maps, err) ||
+        ddps_store_list_bad(r->store, ci->id, &bad, &nbad, err) != 0 || class_dirs(dir, err) != 0)
+        goto done;
+    first = ddps_calloc((size_t)d.n_images + 1, sizeof *first);
+    for (int c = 0; c < d.n_cand; c++) first[d.cand[c].image + 1]++;
+    for (int i = 0; i < d.n_images; i++) first[i + 1] += first[i];
+    chosen = ddps_calloc((size_t)(d.n_cand ? d.n_cand : 1), 1);
+    int low_res, mosaic_mode;
+    chosen_candidates(r, &d, chosen, &low_res, &mosaic_mode);
+    dmin = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmin);
+    dmax = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmax);
+    class_job job = {r->data_root, dir, &d, maps, first, r->o->thumb, dmin, dmax};
+    if (write_class_files(r, &job, err) != 0) goto done;
+    FILE *f = open_memstream(&html, &html_len);
+    if (!f) {
+        ddps_fail(err, "out of memory");
+        goto done;
+    }
+    class_page_head(f, r, ci, &d, nbad, low_res, mosaic_mode);
+    class_page_body(f, r, &job, chosen);
+    fputs("<h2>Skipped files</h2>\n", f);
+    bad_table(f, bad, nbad, INT_MAX);
     fputs("</body></html>\n", f);
     if (fclose(f) != 0) {
         ddps_fail(err, "out of memory");
@@ -697,8 +718,6 @@ done:
     free(html);
     free(dir);
     free(first);
-    free(picks);
-    free(fill);
     free(chosen);
     free(dmin);
     free(dmax);
@@ -725,26 +744,13 @@ static void settings_html(FILE *f, json_t *settings) {
     fputs("</table>\n", f);
 }
 
-/* OUT/index.html: the overview (after the class pages, whose timing it shows). */
-static int write_index(report_ctx *r, double select_s, ddps_err *err) {
-    const ddps_report_opts *o = r->o;
-    ddps_stored_run *runs = NULL;
-    ddps_bad_image *bad = NULL;
-    int nruns = 0, nbad = 0, rc = -1;
-    char *html = NULL;
-    size_t len = 0;
-    if (ddps_store_list_runs(r->store, &runs, &nruns, err) != 0 || ddps_store_list_bad(r->store, 0, &bad, &nbad, err))
-        goto done;
-    FILE *f = open_memstream(&html, &len);
-    if (!f) {
-        ddps_fail(err, "out of memory");
-        goto done;
-    }
+/* The overview's head: store, model, data root, counts, then the settings. */
+static void index_summary(FILE *f, const report_ctx *r) {
     long images = 0, skipped = 0, cands = 0;
     for (int k = 0; k < r->n_cls; k++) images += r->cls[k].n_images, skipped += r->cls[k].n_bad, cands += r->cls[k].n_cand;
     page_head(f, "ddps report", "style.css");
     fputs("<h1>ddps report</h1>\n<table>\n<tr><th>store</th><td><code>", f);
-    esc(f, o->store_path);
+    esc(f, r->o->store_path);
     fputs("</code></td></tr>\n<tr><th>model</th><td><code>", f);
     esc(f, r->model_dir ? r->model_dir : "(folder not recorded)");
     fputs("</code>, identity <code>", f);
@@ -766,6 +772,10 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
                 images);
     fputs("<h2>Settings</h2>\n", f);
     settings_html(f, r->settings);
+}
+
+/* The overview's runs table: one row per recorded run, then the totals. */
+static void runs_table(FILE *f, const ddps_stored_run *runs, int nruns) {
     fputs("<h2>Runs</h2>\n<table><tr><th>#</th><th>command</th><th>finished (UTC)</th><th>seconds</th>"
           "<th>images scored</th><th>skipped</th><th>UNet latents</th><th>VAE images</th><th>text prompts</th></tr>\n",
           f);
@@ -786,6 +796,20 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
     fprintf(f, "<tr><th></th><th>total</th><th></th><th class=\"n\">%.1f</th><th class=\"n\">%ld</th><th class=\"n\">"
                "%ld</th><th class=\"n\">%ld</th><th class=\"n\">%ld</th><th class=\"n\">%ld</th></tr>\n</table>\n",
             tot.seconds, tot.images_scored, tot.images_bad, tot.unet_latents, tot.vae_images, tot.text_prompts);
+}
+
+/* s in ASCII lower case, HTML-escaped (the class filter's data-name). */
+static void esc_lower(FILE *f, const char *s) {
+    for (const char *p = s; *p; p++) {
+        char lc[2] = {(char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p), 0};
+        esc(f, lc);
+    }
+}
+
+/* The overview's classes table (filterable by name), with the distilled
+ * set's mode and each class's shortfall. */
+static void classes_table(FILE *f, const report_ctx *r) {
+    const ddps_report_opts *o = r->o;
     fprintf(f, "<h2>Classes</h2>\n<p>Distilled set: IPC %d, %s, top clusters %ld, output %ld px "
                "(<a href=\"distilled/ipc%d/manifest.json\">manifest</a>). "
                "<input id=\"q\" type=\"search\" placeholder=\"filter by class name\" aria-label=\"filter\"> "
@@ -800,15 +824,9 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
         const ddps_class_info *ci = &r->cls[k];
         json_t *mc = manifest_class(r, ci->name);
         fputs("<tr data-name=\"", f);
-        for (const char *p = ci->name; *p; p++) {
-            char lc[2] = {(char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p), 0};
-            esc(f, lc);
-        }
+        esc_lower(f, ci->name);
         fputc(' ', f);
-        for (const char *p = ci->prompt_name ? ci->prompt_name : ""; *p; p++) {
-            char lc[2] = {(char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p), 0};
-            esc(f, lc);
-        }
+        esc_lower(f, ci->prompt_name ? ci->prompt_name : "");
         fprintf(f, "\"><td><a href=\"c%d/index.html\">", k + 1);
         esc(f, ci->name);
         fputs("</a></td><td>", f);
@@ -819,22 +837,27 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
                 mc ? jint(mc, "shortfall_images") : (long)o->ipc);
     }
     fputs("</tbody></table>\n", f);
-    fputs("<h2>Skipped files</h2>\n", f);
-    if (nbad == 0) {
-        fputs("<p class=\"muted\">None.</p>\n", f);
-    } else {
-        fputs("<table><tr><th>file</th><th>reason</th></tr>\n", f);
-        for (int b = 0; b < nbad && b < MAX_LISTED_BAD; b++) {
-            fputs("<tr><td><code>", f);
-            esc(f, bad[b].relpath);
-            fputs("</code></td><td>", f);
-            esc(f, bad[b].reason);
-            fputs("</td></tr>\n", f);
-        }
-        fputs("</table>\n", f);
-        if (nbad > MAX_LISTED_BAD)
-            fprintf(f, "<p>&hellip; and %d more (on the class pages).</p>\n", nbad - MAX_LISTED_BAD);
+}
+
+/* OUT/index.html: the overview (after the class pages, whose timing it shows). */
+static int write_index(report_ctx *r, double select_s, ddps_err *err) {
+    ddps_stored_run *runs = NULL;
+    ddps_bad_image *bad = NULL;
+    int nruns = 0, nbad = 0, rc = -1;
+    char *html = NULL;
+    size_t len = 0;
+    if (ddps_store_list_runs(r->store, &runs, &nruns, err) != 0 || ddps_store_list_bad(r->store, 0, &bad, &nbad, err))
+        goto done;
+    FILE *f = open_memstream(&html, &len);
+    if (!f) {
+        ddps_fail(err, "out of memory");
+        goto done;
     }
+    index_summary(f, r);
+    runs_table(f, runs, nruns);
+    classes_table(f, r);
+    fputs("<h2>Skipped files</h2>\n", f);
+    bad_table(f, bad, nbad, MAX_LISTED_BAD);
     fprintf(f,
             "<p class=\"muted\">Written by ddps %s: distilled set %.2f s, class pages %.2f s (%.3f s per class, "
             "%.3f s CPU per class).</p>\n",
@@ -850,7 +873,7 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
         ddps_fail(err, "out of memory");
         goto done;
     }
-    char *p = ddps_path_join(o->out_dir, "index.html");
+    char *p = ddps_path_join(r->o->out_dir, "index.html");
     rc = ddps_write_file_atomic(p, html, len, err);
     free(p);
 done:

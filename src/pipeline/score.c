@@ -14,9 +14,9 @@
 #include "pipeline/loader.h"
 #include "pipeline/shard.h"
 #include "pipeline/memcheck.h"
+#include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
 #include "pipeline/store_guard.h"
-#include "pipeline/synth.h"
 #include "util/fs.h"
 #include "util/progress.h"
 #include "util/rng.h"
@@ -104,192 +104,6 @@ int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride
     return got;
 }
 
-/* ---------- per-image work ---------- */
-
-/* [n][h][w][3] floats in [-1, 1] from 8-bit RGB. */
-static void rgb_to_float(const uint8_t *px, size_t n, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = (float)px[i] / 127.5f - 1.0f;
-}
-
-typedef struct {
-    ddps_backend *be;
-    ddps_sd *sd;
-    const ddps_score_opts *o;
-    int K, ts[DDPS_MAX_TIMESTEPS];
-    int dim;
-    /* timings, summed */
-    double t_vae, t_unet, t_dift;
-    ddps_run_stats stats;
-} scorer;
-
-/* One image of a batch: its pixels, where it comes from, and what scoring it gives. */
-typedef struct {
-    const ddps_image *img;
-    int orig_w, orig_h;
-    const char *relpath;
-    int class_idx;
-    ddps_rng rng;            /* its own noise stream, from (seed, relpath) */
-    ddps_image_result res;   /* candidates and features are heap, freed by job_free */
-    ddps_candidate *cand;
-    float *feats;
-    float *map; /* channel mean of d at latent resolution, for reports */
-    int map_h, map_w;
-} job;
-
-static void job_free(job *j) {
-    free(j->cand);
-    free(j->feats);
-    free(j->map);
-    j->cand = NULL;
-    j->feats = NULL;
-    j->map = NULL;
-}
-
-/* Scores n decoded images of the same resized size as one batch: Stage I
- * (2nK latents in one UNet call), windows, then DIFT on all their candidate
- * patches (one more UNet call). Each image's numbers depend only on its own
- * pixels and noise stream; the batch changes rounding at most, and batches
- * are formed the same way on every run (see ddps_score_run). */
-static int score_batch(scorer *sc, job *jobs, int n, const ddps_tensor *ctx, ddps_err *err) {
-    ddps_backend *be = sc->be;
-    const ddps_score_opts *o = sc->o;
-    const ddps_sd *sd = sc->sd;
-    int H = jobs[0].img->h, W = jobs[0].img->w, c = sd->vae_cfg.latent_channels;
-    int h = ddps_vae_latent_size(&sd->vae_cfg, H), w = ddps_vae_latent_size(&sd->vae_cfg, W);
-    int P = o->low_res ? (H < W ? H : W) : o->patch, S = o->low_res ? 1 : o->stride;
-    if (P > H || P > W)
-        return ddps_fail(err, "%s: --patch %d does not fit the %dx%d resized image (use a smaller --patch or a larger --size)",
-                         jobs[0].relpath, P, W, H);
-    /* Stage I noise: K draws per image from its own stream. */
-    size_t per = (size_t)sc->K * h * w * c;
-    float *noise = ddps_malloc((size_t)n * per * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        ddps_rng_seed(&jobs[i].rng,
-                      ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, jobs[i].relpath, strlen(jobs[i].relpath))));
-        ddps_rng_fill_normal(&jobs[i].rng, noise + (size_t)i * per, per);
-    }
-    size_t mark = ddps_mark(be);
-    ddps_tensor x = ddps_new(be, n, H, W, 3);
-    float *xf = ddps_malloc((size_t)n * H * W * 3 * sizeof(float));
-    for (int i = 0; i < n; i++) rgb_to_float(jobs[i].img->px, (size_t)H * W * 3, xf + (size_t)i * H * W * 3);
-    be->ops->write(be, &x, xf);
-    free(xf);
-    ddps_tensor cn = ddps_slice(be, ctx, 0, 1);
-    ddps_tensor *cl = ddps_malloc((size_t)n * sizeof *cl);
-    const ddps_tensor **clp = ddps_malloc((size_t)n * sizeof *clp);
-    for (int i = 0; i < n; i++) {
-        cl[i] = ddps_slice(be, ctx, jobs[i].class_idx + 1, 1);
-        clp[i] = &cl[i];
-    }
-    ddps_stage1_result *r = ddps_calloc((size_t)n, sizeof *r);
-    int rc = ddps_stage1_run_batch(be, sd, &x, &cn, clp, sc->ts, sc->K, noise, P, S, r, err);
-    free(noise);
-    ddps_release(be, mark);
-
-    /* Windows of each image, boxes in original pixels. */
-    int k = o->low_res ? 1 : o->patches_per_image, total = 0;
-    int *ij = ddps_malloc((size_t)2 * k * sizeof(int));
-    for (int i = 0; rc == 0 && i < n; i++) {
-        job *jb = &jobs[i];
-        sc->t_vae += r[i].seconds_vae;
-        sc->t_unet += r[i].seconds_unet;
-        double mean = 0;
-        for (int p = 0; p < H * W; p++) mean += r[i].score_map[p];
-        jb->res.image_score = (float)(mean / (H * W));
-        /* The map reports draw: D = upsample(channel mean of d) (both linear). */
-        jb->map = ddps_malloc((size_t)h * w * sizeof *jb->map);
-        for (int p = 0; p < h * w; p++) {
-            double a = 0;
-            for (int ch = 0; ch < c; ch++) a += r[i].diff[(size_t)p * c + ch];
-            jb->map[p] = (float)(a / c);
-        }
-        jb->map_h = h;
-        jb->map_w = w;
-        int m = o->low_res ? 1 : ddps_pick_windows(r[i].patch_scores, r[i].ph, r[i].pw, P, S, k, ij);
-        if (o->low_res) ij[0] = ij[1] = 0;
-        jb->cand = ddps_calloc((size_t)m, sizeof *jb->cand);
-        double sx = (double)jb->orig_w / W, sy = (double)jb->orig_h / H;
-        for (int q = 0; q < m; q++) {
-            ddps_candidate *cd = &jb->cand[q];
-            int ry = ij[2 * q] * S, rx = ij[2 * q + 1] * S;
-            cd->rx = rx, cd->ry = ry, cd->rw = P, cd->rh = P;
-            cd->score = o->low_res ? jb->res.image_score : r[i].patch_scores[ij[2 * q] * r[i].pw + ij[2 * q + 1]];
-            if (o->low_res) {
-                cd->x0 = 0, cd->y0 = 0, cd->x1 = jb->orig_w, cd->y1 = jb->orig_h;
-            } else {
-                cd->x0 = rx * sx, cd->y0 = ry * sy;
-                cd->x1 = fmin((rx + P) * sx, jb->orig_w), cd->y1 = fmin((ry + P) * sy, jb->orig_h);
-            }
-        }
-        jb->res.n_cand = m;
-        total += m;
-    }
-    free(ij);
-    for (int i = 0; i < n; i++) ddps_stage1_result_free(&r[i]);
-    free(r);
-    sc->stats.vae_images += n;
-    sc->stats.unet_latents += 2L * sc->K * n;
-
-    /* DIFT on every candidate patch, cut from the resized images. */
-    double t0 = ddps_now(be);
-    int E = o->dift_ensemble, ph = ddps_vae_latent_size(&sd->vae_cfg, P);
-    size_t pper = (size_t)E * ph * ph * c;
-    float *pf = ddps_malloc((size_t)(total ? total : 1) * P * P * 3 * sizeof(float)),
-          *pnoise = ddps_malloc((size_t)(total ? total : 1) * pper * sizeof(float)),
-          *f = ddps_malloc((size_t)(total ? total : 1) * sc->dim * sizeof(float));
-    const ddps_tensor **pctx = ddps_malloc((size_t)(total ? total : 1) * sizeof *pctx);
-    int t = 0;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        /* the image's stream continues after its Stage I draws */
-        ddps_rng_fill_normal(&jobs[i].rng, pnoise + (size_t)t * pper, (size_t)jobs[i].res.n_cand * pper);
-        for (int q = 0; q < jobs[i].res.n_cand; q++, t++) {
-            const ddps_candidate *cd = &jobs[i].cand[q];
-            for (int y = 0; y < P; y++)
-                rgb_to_float(jobs[i].img->px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3,
-                             pf + ((size_t)t * P + y) * P * 3);
-            pctx[t] = clp[i];
-        }
-    }
-    if (rc == 0 && total > 0) {
-        mark = ddps_mark(be);
-        ddps_tensor patches = ddps_new(be, total, P, P, 3);
-        be->ops->write(be, &patches, pf);
-        int dim;
-        rc = ddps_dift_run_batch(be, sd, &patches, pctx, o->dift_t, E, pnoise, f, &dim, err);
-        ddps_release(be, mark);
-    }
-    sc->t_dift += ddps_now(be) - t0;
-    sc->stats.vae_images += total;
-    sc->stats.unet_latents += (long)total * E;
-    free(pf);
-    free(pnoise);
-    free(pctx);
-    free(cl);
-    free(clp);
-    if (rc != 0) {
-        free(f);
-        for (int i = 0; i < n; i++) job_free(&jobs[i]);
-        return ddps_fail_prefix(err, "%s", jobs[0].relpath);
-    }
-    /* Features: each image gets its own copy (the store takes them per image). */
-    t = 0;
-    for (int i = 0; i < n; i++) {
-        job *jb = &jobs[i];
-        int m = jb->res.n_cand;
-        jb->feats = ddps_malloc((size_t)(m ? m : 1) * sc->dim * sizeof(float));
-        memcpy(jb->feats, f + (size_t)t * sc->dim, (size_t)m * sc->dim * sizeof(float));
-        for (int q = 0; q < m; q++) jb->cand[q].feature = jb->feats + (size_t)q * sc->dim;
-        t += m;
-        jb->res.relpath = jb->relpath;
-        jb->res.width = jb->orig_w, jb->res.height = jb->orig_h;
-        jb->res.rw = W, jb->res.rh = H;
-        jb->res.cand = jb->cand;
-        jb->res.dim = sc->dim;
-    }
-    free(f);
-    return 0;
-}
-
 /* ---------- settings ---------- */
 
 static char *settings_json(const ddps_score_opts *o, const int *ts, int K, const char *root) {
@@ -324,9 +138,42 @@ static int looks_like_wnid(const char *s) {
 
 /* ---------- the run ---------- */
 
-int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *err) {
-    double t_start = ddps_now(NULL);
-    int rc = 0;
+/* Everything one ddps_score_run holds: the open resources, the plan and the
+ * counters of the final report. */
+typedef struct {
+    const ddps_score_opts *o;
+    double t_start;
+    ddps_dataset ds;
+    char **skipped; /* everything skipped in this run, repeated in the final summary */
+    int n_skipped;
+    ddps_backend *be;
+    ddps_sd *sd;
+    ddps_store *st;
+    int lock_fd;
+    char *settings;
+    ddps_tensor ctx; /* [nc+1,1,77,C]: row 0 the null prompt, row c+1 class c's */
+    ddps_tensor ctx_null;
+    ddps_scorer sc;
+    int ts[DDPS_MAX_TIMESTEPS];
+    ddps_run_stats stats;
+    int nc;
+    int *class_ids;
+    char **prompts;
+    /* the plan (run_plan) */
+    int G;          /* images per group */
+    char *in_shard; /* per item: in this shard's share; NULL: not sharded */
+    int *load;      /* items to decode, in order */
+    int nload;
+    char *is_todo;  /* per item: not in the store yet */
+    int ntodo;
+    long already;
+    int *left;      /* per class: images still to score */
+    double t_decode, t_cluster;
+} score_run;
+
+/* The option checks made before anything is opened (usage errors, in the
+ * CLI's wording); *prec gets the parsed precision. */
+static int check_opts(const ddps_score_opts *o, ddps_precision *prec, ddps_err *err) {
     if (o->patches_per_image < 1 || o->patches_per_image > 64)
         return ddps_fail_usage(err, "--patches-per-image %d: expected 1..64", o->patches_per_image);
     if (o->size < 16 || o->size > 4096) return ddps_fail_usage(err, "--size %d: expected 16..4096", o->size);
@@ -336,385 +183,370 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     if (o->dift_ensemble < 1 || o->dift_ensemble > 64)
         return ddps_fail_usage(err, "--dift-ensemble %d: expected 1..64", o->dift_ensemble);
     if (o->clusters < 1 || o->clusters > 100000) return ddps_fail_usage(err, "--clusters %d: expected 1..100000", o->clusters);
-    ddps_precision prec;
-    if (ddps_precision_parse(o->precision, &prec) != 0)
+    if (ddps_precision_parse(o->precision, prec) != 0)
         return ddps_fail_usage(err, "--precision %s: expected f32, bf16 or f16", o->precision);
+    return 0;
+}
 
-    ddps_dataset ds;
+/* Scans the data folder into r->ds, warns about what it skipped and starts
+ * the run's list of skipped files. */
+static int run_dataset(score_run *r, ddps_err *err) {
+    const ddps_score_opts *o = r->o;
+    ddps_dataset *ds = &r->ds;
     ddps_dataset_opts dopt = {o->max_per_class, o->seed, o->class_names, o->classes, o->n_classes};
-    if (ddps_dataset_scan(o->data_dir, &dopt, &ds, err) != 0) return -1;
-    if (!o->class_names && ds.n_classes > 0 && looks_like_wnid(ds.classes[0].name))
+    if (ddps_dataset_scan(o->data_dir, &dopt, ds, err) != 0) return -1;
+    if (!o->class_names && ds->n_classes > 0 && looks_like_wnid(ds->classes[0].name))
         ddps_warn("class folders look like WordNet ids (%s ...): prompts will say \"%s\"; pass --class-names with "
                   "ImageNet's LOC_synset_mapping.txt or a wnid/prompt_name TSV to use class names",
-                  ds.classes[0].name, ds.classes[0].name);
-    for (int i = 0; i < ds.n_skipped; i++) ddps_warn("skipped %s", ds.skipped[i]);
-    /* Everything skipped in this run, repeated in the final summary. */
-    char **skipped = ddps_calloc((size_t)ds.n_skipped + (size_t)ds.n_items + 1, sizeof *skipped);
-    int n_skipped = 0;
-    for (int i = 0; i < ds.n_skipped; i++) skipped[n_skipped++] = ddps_strdup(ds.skipped[i]);
+                  ds->classes[0].name, ds->classes[0].name);
+    for (int i = 0; i < ds->n_skipped; i++) ddps_warn("skipped %s", ds->skipped[i]);
+    r->skipped = ddps_calloc((size_t)ds->n_skipped + (size_t)ds->n_items + 1, sizeof *r->skipped);
+    for (int i = 0; i < ds->n_skipped; i++) r->skipped[r->n_skipped++] = ddps_strdup(ds->skipped[i]);
+    return 0;
+}
 
-    ddps_backend *be = ddps_backend_new(o->device, prec, o->threads, err);
-    ddps_sd *sd = NULL;
-    ddps_store *st = NULL;
-    char *settings = NULL;
-    ddps_tensor ctx = {0};
-    scorer sc;
-    memset(&sc, 0, sizeof sc);
-    sc.o = o;
-    sc.stats.command = o->command ? o->command : "score";
-    if (!be) rc = -1;
-    if (rc == 0) rc = ddps_sd_load_ex(o->model_dir, o->config_dir, be, DDPS_PART_ALL, &sd, err);
+/* Opens the backend, the model and the store, and binds the store to the
+ * settings and model (a store made otherwise is refused). */
+static int run_open(score_run *r, ddps_precision prec, ddps_err *err) {
+    const ddps_score_opts *o = r->o;
+    int rc = 0;
+    r->be = ddps_backend_new(o->device, prec, o->threads, err);
+    if (!r->be) rc = -1;
+    if (rc == 0) rc = ddps_sd_load_ex(o->model_dir, o->config_dir, r->be, DDPS_PART_ALL, &r->sd, err);
     if (rc == 0) {
-        sc.be = be;
-        sc.sd = sd;
-        sc.dim = ddps_dift_dim(&sd->unet_cfg);
-        sc.K = ddps_score_timesteps(o, sd->sched_cfg.num_train_timesteps, sc.ts, err);
-        if (sc.K < 0) rc = -1;
-        if (rc == 0 && (o->dift_t < 0 || o->dift_t >= sd->sched_cfg.num_train_timesteps))
-            rc = ddps_fail_usage(err, "--dift-t %d: outside 0..%d", o->dift_t, sd->sched_cfg.num_train_timesteps - 1);
+        int T = r->sd->sched_cfg.num_train_timesteps;
+        r->sc.be = r->be;
+        r->sc.sd = r->sd;
+        r->sc.dim = ddps_dift_dim(&r->sd->unet_cfg);
+        r->sc.K = ddps_score_timesteps(o, T, r->ts, err);
+        if (r->sc.K < 0) rc = -1;
+        if (rc == 0 && (o->dift_t < 0 || o->dift_t >= T))
+            rc = ddps_fail_usage(err, "--dift-t %d: outside 0..%d", o->dift_t, T - 1);
     }
-    int lock_fd = -1;
-    if (rc == 0) rc = ddps_store_open(o->store_path, 0, &st, err);
-    if (rc == 0) rc = ddps_store_lock(o->store_path, &lock_fd, err); /* one writer (store_guard.h) */
+    if (rc == 0) rc = ddps_store_open(o->store_path, 0, &r->st, err);
+    if (rc == 0) rc = ddps_store_lock(o->store_path, &r->lock_fd, err); /* one writer (store_guard.h) */
     if (rc == 0) {
-        settings = settings_json(o, sc.ts, sc.K, ds.root);
-        rc = ddps_store_bind(st, settings, sd->identity_hex, err);
+        r->settings = settings_json(o, r->ts, r->sc.K, r->ds.root);
+        rc = ddps_store_bind(r->st, r->settings, r->sd->identity_hex, err);
     }
-    if (rc == 0) rc = ddps_store_verify(st, err); /* what select would refuse, refused now */
-    if (rc == 0) rc = ddps_store_set_meta(st, "data_root", ds.root, err);
-    if (rc == 0) rc = ddps_store_set_meta(st, "ddps_version", DDPS_VERSION, err);
-    if (rc == 0) rc = ddps_store_set_meta(st, "model_dir", o->model_dir, err);
+    if (rc == 0) rc = ddps_store_verify(r->st, err); /* what select would refuse, refused now */
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "data_root", r->ds.root, err);
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "ddps_version", DDPS_VERSION, err);
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "model_dir", o->model_dir, err);
+    return rc;
+}
 
-    /* Class ids and prompts; then the text encoder once for all prompts. */
-    int nc = ds.n_classes;
-    int *class_ids = ddps_calloc((size_t)nc + 1, sizeof *class_ids);
-    char **prompts = ddps_calloc((size_t)nc + 1, sizeof *prompts);
-    for (int i = 0; rc == 0 && i < nc; i++) {
-        prompts[i + 1] = ddps_prompt_format(o->prompt, ds.classes[i].prompt_name);
-        rc = ddps_store_class_id(st, ds.classes[i].name, ds.classes[i].prompt_name, prompts[i + 1], &class_ids[i], err);
+/* Class ids and prompts (row 0 the null prompt); then the text encoder
+ * once for all of them, into r->ctx. */
+static int run_prompts(score_run *r, ddps_err *err) {
+    const ddps_score_opts *o = r->o;
+    int nc = r->nc = r->ds.n_classes, rc = 0;
+    r->class_ids = ddps_calloc((size_t)nc + 1, sizeof *r->class_ids);
+    r->prompts = ddps_calloc((size_t)nc + 1, sizeof *r->prompts);
+    for (int i = 0; i < nc; i++) {
+        const ddps_class *cls = &r->ds.classes[i];
+        r->prompts[i + 1] = ddps_prompt_format(o->prompt, cls->prompt_name);
+        rc = ddps_store_class_id(r->st, cls->name, cls->prompt_name, r->prompts[i + 1], &r->class_ids[i], err);
+        if (rc != 0) return rc;
     }
-    if (rc == 0) {
-        prompts[0] = ddps_strdup(o->null_prompt);
-        int32_t *ids = ddps_malloc((size_t)(nc + 1) * DDPS_CLIP_LEN * sizeof(int32_t));
-        for (int i = 0; i <= nc; i++) {
-            if (ddps_tokenize_truncated(sd->tok, prompts[i], ids + (size_t)i * DDPS_CLIP_LEN))
-                ddps_warn("prompt \"%s\" is longer than 75 tokens and was truncated", prompts[i]);
-        }
-        ctx = ddps_tensor_alloc(be, nc + 1, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
-        if (!ctx.data) rc = ddps_fail(err, "out of memory for the prompt embeddings");
-        if (rc == 0 && ddps_clip_forward(be, sd->text, ids, &ctx) != 0) rc = ddps_backend_error(be, err);
-        free(ids);
-        sc.stats.text_prompts += nc + 1;
+    r->prompts[0] = ddps_strdup(o->null_prompt);
+    int32_t *ids = ddps_malloc((size_t)(nc + 1) * DDPS_CLIP_LEN * sizeof(int32_t));
+    for (int i = 0; i <= nc; i++) {
+        if (ddps_tokenize_truncated(r->sd->tok, r->prompts[i], ids + (size_t)i * DDPS_CLIP_LEN))
+            ddps_warn("prompt \"%s\" is longer than 75 tokens and was truncated", r->prompts[i]);
     }
+    r->ctx = ddps_tensor_alloc(r->be, nc + 1, 1, DDPS_CLIP_LEN, r->sd->clip_cfg.hidden_size);
+    if (!r->ctx.data) rc = ddps_fail(err, "out of memory for the prompt embeddings");
+    if (rc == 0 && ddps_clip_forward(r->be, r->sd->text, ids, &r->ctx) != 0) rc = ddps_backend_error(r->be, err);
+    if (rc == 0) r->ctx_null = ddps_slice(r->be, &r->ctx, 0, 1);
+    free(ids);
+    r->stats.text_prompts += nc + 1;
+    return rc;
+}
 
-    /* Work, in fixed groups: each class's images, in dataset order, are cut
-     * into groups of G (--batch-images); the images of a group that share a
-     * resized size are scored as one batch. A group with anything left to do
-     * is computed whole (already stored members are not stored again), so a
-     * resumed run forms exactly the batches an uninterrupted run forms and
-     * stores the same numbers. */
+/* The plan, in fixed groups: each class's images, in dataset order, are cut
+ * into groups of G (--batch-images); the images of a group that share a
+ * resized size are scored as one batch. A group with anything left to do is
+ * computed whole (already stored members are not stored again), so a
+ * resumed run forms exactly the batches an uninterrupted run forms and
+ * stores the same numbers. Fills load, is_todo, left and the counts. */
+static int run_plan(score_run *r, ddps_err *err) {
+    const ddps_score_opts *o = r->o;
+    const ddps_dataset *ds = &r->ds;
+    int rc = 0;
     /* Auto: on the CPU a batch of one image's 2K latents already keeps the
      * cores busy (batching two full-size images measured no faster, and
      * costs memory); a GPU wants many latents per call. */
-    int G = o->batch_images > 0 ? o->batch_images : strcmp(o->device ? o->device : "cpu", "cpu") == 0 ? 1 : 8;
+    int G = r->G = o->batch_images > 0 ? o->batch_images : strcmp(o->device ? o->device : "cpu", "cpu") == 0 ? 1 : 8;
     /* A shard scores only its share of the groups (pipeline/shard.h). */
-    char *in_shard = NULL;
-    if (rc == 0 && o->shard_n > 0) {
-        in_shard = ddps_calloc((size_t)ds.n_items + 1, 1);
-        rc = ddps_shard_bind(st, &ds, G, o->shard_k, o->shard_n, in_shard, err);
+    if (o->shard_n > 0) {
+        r->in_shard = ddps_calloc((size_t)ds->n_items + 1, 1);
+        rc = ddps_shard_bind(r->st, ds, G, o->shard_k, o->shard_n, r->in_shard, err);
     }
-    int *load = ddps_malloc((size_t)(ds.n_items > 0 ? ds.n_items : 1) * sizeof *load);
-    char *is_todo = ddps_calloc((size_t)ds.n_items + 1, 1);
-    int nload = 0, ntodo = 0;
-    long already = 0;
-    int *left = ddps_calloc((size_t)nc + 1, sizeof *left); /* images still to score per class */
-    for (int c = 0; rc == 0 && c < nc; c++) {
-        const ddps_class *cls = &ds.classes[c];
+    r->load = ddps_malloc((size_t)(ds->n_items > 0 ? ds->n_items : 1) * sizeof *r->load);
+    r->is_todo = ddps_calloc((size_t)ds->n_items + 1, 1);
+    r->left = ddps_calloc((size_t)r->nc + 1, sizeof *r->left);
+    for (int c = 0; rc == 0 && c < r->nc; c++) {
+        const ddps_class *cls = &ds->classes[c];
         for (int g = 0; rc == 0 && g < cls->count; g += G) {
             int end = g + G < cls->count ? g + G : cls->count, any = 0;
-            if (in_shard && !in_shard[cls->first + g]) continue;
+            if (r->in_shard && !r->in_shard[cls->first + g]) continue;
             for (int i = cls->first + g; rc == 0 && i < cls->first + end; i++) {
                 int state;
-                rc = ddps_store_image_state(st, ds.items[i].relpath, &state, err);
-                is_todo[i] = state == 0;
+                rc = ddps_store_image_state(r->st, ds->items[i].relpath, &state, err);
+                r->is_todo[i] = state == 0;
                 any |= state == 0;
-                ntodo += state == 0;
-                already += state != 0;
-                left[c] += state == 0;
+                r->ntodo += state == 0;
+                r->already += state != 0;
+                r->left[c] += state == 0;
             }
             if (any)
-                for (int i = cls->first + g; i < cls->first + end; i++) load[nload++] = i;
+                for (int i = cls->first + g; i < cls->first + end; i++) r->load[r->nload++] = i;
         }
     }
-    if (rc == 0 && already && ddps_verbosity > 0)
-        ddps_info("%s: %ld of %d images already scored, %d to go", o->store_path, already, ds.n_items, ntodo);
+    if (rc == 0 && r->already && ddps_verbosity > 0)
+        ddps_info("%s: %ld of %d images already scored, %d to go", o->store_path, r->already, ds->n_items, r->ntodo);
+    return rc;
+}
 
-    ddps_loader *ld = NULL;
-    if (rc == 0) rc = ddps_loader_start(&ds, load, nload, o->size, o->low_res, 0, 1, 2 * G + 2, &ld, err);
-    ddps_progress *prog = rc == 0 && !o->on_progress ? ddps_progress_start("scoring", ntodo, "img", 0) : NULL;
-    if (rc == 0 && o->on_progress) o->on_progress(o->progress_arg, 0, ntodo);
-    double t_decode = 0, t_cluster = 0;
+/* k-means of class ci's candidates, seeded from (seed, class folder name). */
+static int run_cluster(score_run *r, int ci, ddps_err *err) {
+    const char *name = r->ds.classes[ci].name;
+    return ddps_store_cluster(r->st, r->class_ids[ci], r->o->clusters,
+                              ddps_seed_mix(r->o->seed, ddps_fnv1a(DDPS_FNV_INIT, name, strlen(name))), err);
+}
+
+/* Marks a group's members that are unreadable or too large for this
+ * machine; the ones still to do are recorded as bad in the store (and in
+ * the run's skipped list). */
+static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, ddps_err *err) {
+    const ddps_score_opts *o = r->o;
+    const ddps_sd *sd = r->sd;
+    int rc = 0;
+    for (int a = 0; rc == 0 && a < gn; a++) {
+        const ddps_item *it = &r->ds.items[group[a]->index];
+        ddps_err me;
+        int rh = group[a]->resized.h, rw = group[a]->resized.w;
+        if (group[a]->ok &&
+            ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, rh, rw, 1, r->sc.K,
+                                    o->low_res ? (rh < rw ? rh : rw) : o->patch,
+                                    o->low_res ? 1 : o->patches_per_image, o->dift_ensemble, &me) != 0) {
+            /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
+            group[a]->ok = 0;
+            char *shown = ddps_display_name(it->relpath);
+            snprintf(group[a]->error, sizeof group[a]->error, "%.250s: %.250s", shown, me.msg);
+            free(shown);
+        }
+        if (!group[a]->ok && r->is_todo[group[a]->index]) {
+            ddps_warn("skipped %s", group[a]->error);
+            r->skipped[r->n_skipped++] = ddps_strdup(group[a]->error);
+            rc = ddps_store_put_bad(r->st, r->class_ids[ci], it->relpath, group[a]->error, err);
+            r->stats.images_bad++;
+        }
+    }
+    return rc;
+}
+
+/* Scores one batch (items[nb] of class ci, started at tg) and stores the
+ * members not yet in the store, with their share of the group's time. */
+static int batch_store(score_run *r, ddps_scored *items, int nb, int ci, double tg, ddps_err *err) {
+    ddps_tensor cl = ddps_slice(r->be, &r->ctx, ci + 1, 1);
+    for (int b = 0; b < nb; b++) items[b].cond = &cl;
+    int rc = ddps_score_batch(&r->sc, items, nb, &r->ctx_null, 0, err);
+    for (int b = 0; b < nb; b++) {
+        ddps_scored *it = &items[b];
+        int state = 1;
+        if (rc == 0) rc = ddps_store_image_state(r->st, it->key, &state, err);
+        if (rc == 0 && state == 0) {
+            ddps_image_result res;
+            memset(&res, 0, sizeof res);
+            res.class_id = r->class_ids[ci];
+            res.relpath = it->key;
+            res.width = it->orig_w, res.height = it->orig_h;
+            res.rw = it->img->w, res.rh = it->img->h;
+            res.image_score = it->image_score;
+            res.n_cand = it->n_cand;
+            res.cand = it->cand;
+            res.dim = r->sc.dim;
+            res.seconds = (ddps_now(r->be) - tg) / (nb > 0 ? nb : 1);
+            rc = ddps_store_put_image_map(r->st, &res, it->map, it->map_h, it->map_w, err);
+            r->stats.images_scored++;
+        }
+        ddps_scored_free(it);
+    }
+    return rc;
+}
+
+/* Batches of a group: the good members sharing a resized size, in order of
+ * first appearance, each scored and stored. items: scratch for gn. */
+static int group_batches(score_run *r, ddps_loaded **group, int gn, int ci, double tg, ddps_scored *items,
+                         ddps_err *err) {
+    int rc = 0;
+    char *taken = ddps_calloc((size_t)gn, 1);
+    for (int a = 0; rc == 0 && a < gn; a++) {
+        if (taken[a] || !group[a]->ok) continue;
+        int nb = 0;
+        for (int b = a; b < gn; b++) {
+            if (taken[b] || !group[b]->ok || group[b]->resized.w != group[a]->resized.w ||
+                group[b]->resized.h != group[a]->resized.h)
+                continue;
+            taken[b] = 1;
+            ddps_scored *it = &items[nb++];
+            memset(it, 0, sizeof *it);
+            it->img = &group[b]->resized;
+            it->orig_w = group[b]->orig_w, it->orig_h = group[b]->orig_h;
+            it->key = r->ds.items[group[b]->index].relpath;
+        }
+        rc = batch_store(r, items, nb, ci, tg, err);
+    }
+    free(taken);
+    return rc;
+}
+
+/* Takes the next group from the loader: consecutive loaded items of one
+ * class, at most G, of the same group index. Returns its size (0: none). */
+static int next_group(score_run *r, ddps_loader *ld, int *gi, ddps_loaded **group) {
+    const ddps_item *first = &r->ds.items[r->load[*gi]];
+    const ddps_class *cls = &r->ds.classes[first->class_idx];
+    int gstart = (r->load[*gi] - cls->first) / r->G * r->G + cls->first, gn = 0;
+    while (*gi < r->nload && r->load[*gi] < gstart + r->G && r->ds.items[r->load[*gi]].class_idx == first->class_idx) {
+        ddps_loaded *x = ddps_loader_next(ld);
+        if (!x) break; /* cannot happen: the loader delivers every index it was given */
+        group[gn++] = x;
+        (*gi)++;
+    }
+    return gn;
+}
+
+/* Decodes, scores and stores the planned groups; a class is clustered as
+ * soon as its last image is in. */
+static int run_groups(score_run *r, ddps_loader *ld, ddps_progress *prog, ddps_err *err) {
+    const ddps_score_opts *o = r->o;
+    int G = r->G, rc = 0;
     long done = 0;
     ddps_loaded **group = ddps_calloc((size_t)G, sizeof *group);
-    job *jobs = ddps_calloc((size_t)G, sizeof *jobs);
-    for (int gi = 0; rc == 0 && gi < nload;) {
-        /* the group: consecutive loaded items of one class, at most G, same group index */
-        const ddps_item *first = &ds.items[load[gi]];
-        const ddps_class *cls = &ds.classes[first->class_idx];
-        int gstart = (load[gi] - cls->first) / G * G + cls->first;
-        int gn = 0;
+    ddps_scored *items = ddps_calloc((size_t)G, sizeof *items);
+    for (int gi = 0; rc == 0 && gi < r->nload;) {
         double t0 = ddps_now(NULL);
-        while (gi < nload && load[gi] < gstart + G && ds.items[load[gi]].class_idx == first->class_idx) {
-            ddps_loaded *x = ddps_loader_next(ld);
-            if (!x) break; /* cannot happen: the loader delivers every index it was given */
-            group[gn++] = x;
-            gi++;
-        }
+        int first = r->load[gi], gn = next_group(r, ld, &gi, group);
         if (gn == 0) break;
-        t_decode += ddps_now(NULL) - t0;
-        int ci = first->class_idx;
+        r->t_decode += ddps_now(NULL) - t0;
+        int ci = r->ds.items[first].class_idx;
+        const ddps_class *cls = &r->ds.classes[ci];
+        int gstart = (first - cls->first) / G * G + cls->first;
         double tg = ddps_now(NULL);
-        /* Bad members are recorded (when new) and left out. */
-        for (int a = 0; rc == 0 && a < gn; a++) {
-            const ddps_item *it = &ds.items[group[a]->index];
-            ddps_err me;
-            int rh = group[a]->resized.h, rw = group[a]->resized.w;
-            if (group[a]->ok &&
-                ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, rh, rw, 1, sc.K,
-                                        o->low_res ? (rh < rw ? rh : rw) : o->patch,
-                                        o->low_res ? 1 : o->patches_per_image, o->dift_ensemble, &me) != 0) {
-                /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
-                group[a]->ok = 0;
-                char *shown = ddps_display_name(it->relpath);
-                snprintf(group[a]->error, sizeof group[a]->error, "%.250s: %.250s", shown, me.msg);
-                free(shown);
-            }
-            if (!group[a]->ok && is_todo[group[a]->index]) {
-                ddps_warn("skipped %s", group[a]->error);
-                skipped[n_skipped++] = ddps_strdup(group[a]->error);
-                rc = ddps_store_put_bad(st, class_ids[ci], it->relpath, group[a]->error, err);
-                sc.stats.images_bad++;
-            }
-        }
-        /* Batches: the good members sharing a size, in order of first appearance. */
-        char *taken = ddps_calloc((size_t)gn, 1);
-        for (int a = 0; rc == 0 && a < gn; a++) {
-            if (taken[a] || !group[a]->ok) continue;
-            int nb = 0;
-            for (int b = a; b < gn; b++) {
-                if (taken[b] || !group[b]->ok || group[b]->resized.w != group[a]->resized.w ||
-                    group[b]->resized.h != group[a]->resized.h)
-                    continue;
-                taken[b] = 1;
-                job *jb = &jobs[nb++];
-                memset(jb, 0, sizeof *jb);
-                jb->img = &group[b]->resized;
-                jb->orig_w = group[b]->orig_w, jb->orig_h = group[b]->orig_h;
-                jb->relpath = ds.items[group[b]->index].relpath;
-                jb->class_idx = ci;
-                jb->res.class_id = class_ids[ci];
-                jb->res.relpath = jb->relpath;
-            }
-            rc = score_batch(&sc, jobs, nb, &ctx, err);
-            for (int b = 0; b < nb; b++) {
-                int state = 1;
-                if (rc == 0) rc = ddps_store_image_state(st, jobs[b].relpath, &state, err);
-                if (rc == 0 && state == 0) {
-                    jobs[b].res.seconds = (ddps_now(be) - tg) / (nb > 0 ? nb : 1);
-                    rc = ddps_store_put_image_map(st, &jobs[b].res, jobs[b].map, jobs[b].map_h, jobs[b].map_w, err);
-                    sc.stats.images_scored++;
-                }
-                job_free(&jobs[b]);
-            }
-        }
-        free(taken);
+        rc = group_record_bad(r, group, gn, ci, err); /* bad members are recorded (when new) and left out */
+        if (rc == 0) rc = group_batches(r, group, gn, ci, tg, items, err);
         for (int a = 0; a < gn; a++) {
-            done += is_todo[group[a]->index];
+            done += r->is_todo[group[a]->index];
             ddps_loaded_free(group[a]);
             group[a] = NULL;
         }
         ddps_progress_update(prog, done);
-        if (o->on_progress) o->on_progress(o->progress_arg, done, ntodo);
-        for (int i = gstart; i < gstart + G && i < cls->first + cls->count; i++) left[ci] -= is_todo[i];
-        /* A class is clustered as soon as its last image is in. */
-        if (rc == 0 && left[ci] == 0 && !in_shard) {
+        if (o->on_progress) o->on_progress(o->progress_arg, done, r->ntodo);
+        for (int i = gstart; i < gstart + G && i < cls->first + cls->count; i++) r->left[ci] -= r->is_todo[i];
+        if (rc == 0 && r->left[ci] == 0 && !r->in_shard) {
             double tc = ddps_now(NULL);
-            rc = ddps_store_cluster(st, class_ids[ci], o->clusters,
-                                    ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, ds.classes[ci].name,
-                                                                      strlen(ds.classes[ci].name))),
-                                    err);
-            t_cluster += ddps_now(NULL) - tc;
+            rc = run_cluster(r, ci, err);
+            r->t_cluster += ddps_now(NULL) - tc;
         }
     }
     for (int a = 0; a < G; a++)
         if (group[a]) ddps_loaded_free(group[a]);
     free(group);
-    free(jobs);
-    free(is_todo);
+    free(items);
+    return rc;
+}
+
+/* Executes the plan: the loader, the progress display and the groups; then
+ * the classes with nothing new that still need (re)clustering (an
+ * interrupted run), or the shard's completion mark. */
+static int run_execute(score_run *r, ddps_err *err) {
+    const ddps_score_opts *o = r->o;
+    ddps_loader *ld = NULL;
+    int rc = ddps_loader_start(&r->ds, r->load, r->nload, o->size, o->low_res, 0, 1, 2 * r->G + 2, &ld, err);
+    ddps_progress *prog = rc == 0 && !o->on_progress ? ddps_progress_start("scoring", r->ntodo, "img", 0) : NULL;
+    if (rc == 0 && o->on_progress) o->on_progress(o->progress_arg, 0, r->ntodo);
+    if (rc == 0) rc = run_groups(r, ld, prog, err);
     ddps_progress_end(prog);
     if (ld) ddps_loader_free(ld);
-    /* Classes with nothing new may still need (re)clustering (an interrupted run). */
-    for (int i = 0; rc == 0 && !in_shard && i < nc; i++) {
+    for (int i = 0; rc == 0 && !r->in_shard && i < r->nc; i++) {
         int needs;
-        rc = ddps_store_needs_clustering(st, class_ids[i], &needs, err);
-        if (rc == 0 && needs)
-            rc = ddps_store_cluster(st, class_ids[i], o->clusters,
-                                    ddps_seed_mix(o->seed, ddps_fnv1a(DDPS_FNV_INIT, ds.classes[i].name,
-                                                                      strlen(ds.classes[i].name))),
-                                    err);
+        rc = ddps_store_needs_clustering(r->st, r->class_ids[i], &needs, err);
+        if (rc == 0 && needs) rc = run_cluster(r, i, err);
     }
-    if (rc == 0 && in_shard) rc = ddps_store_set_meta(st, "shard_complete", "1", err);
-    free(in_shard);
-    sc.stats.seconds = ddps_now(NULL) - t_start;
-    if (st && (sc.stats.images_scored || sc.stats.images_bad)) {
+    if (rc == 0 && r->in_shard) rc = ddps_store_set_meta(r->st, "shard_complete", "1", err);
+    return rc;
+}
+
+/* The run's log row in the store (when it did anything) and the summary
+ * lines; returns rc, or -1 when the log row fails on a good run. */
+static int run_report(score_run *r, int rc, ddps_err *err) {
+    r->stats.vae_images = r->sc.vae_images;
+    r->stats.unet_latents = r->sc.unet_latents;
+    r->stats.seconds = ddps_now(NULL) - r->t_start;
+    const ddps_run_stats *s = &r->stats;
+    if (r->st && (s->images_scored || s->images_bad)) {
         ddps_err e2;
-        if (ddps_store_add_run(st, &sc.stats, &e2) != 0 && rc == 0) {
+        if (ddps_store_add_run(r->st, s, &e2) != 0 && rc == 0) {
             *err = e2;
             rc = -1;
         }
     }
     if (rc == 0 && ddps_verbosity > 0) {
         char dur[32];
-        ddps_format_duration(sc.stats.seconds, dur, sizeof dur);
+        ddps_format_duration(s->seconds, dur, sizeof dur);
         ddps_info("scored %ld images (%ld skipped as unreadable) in %s: decode wait %.1f s, VAE %.1f s, UNet %.1f s, "
                   "DIFT %.1f s, clustering %.1f s; %ld UNet latents, %ld VAE encodes",
-                  sc.stats.images_scored, sc.stats.images_bad, dur, t_decode, sc.t_vae, sc.t_unet, sc.t_dift,
-                  t_cluster, sc.stats.unet_latents, sc.stats.vae_images);
+                  s->images_scored, s->images_bad, dur, r->t_decode, r->sc.t_vae, r->sc.t_unet, r->sc.t_dift,
+                  r->t_cluster, s->unet_latents, s->vae_images);
     }
-    if (n_skipped && ddps_verbosity > 0) {
-        ddps_info("%d file%s skipped:", n_skipped, n_skipped > 1 ? "s" : "");
-        for (int i = 0; i < n_skipped; i++) ddps_info("  %s", skipped[i]);
+    if (r->n_skipped && ddps_verbosity > 0) {
+        ddps_info("%d file%s skipped:", r->n_skipped, r->n_skipped > 1 ? "s" : "");
+        for (int i = 0; i < r->n_skipped; i++) ddps_info("  %s", r->skipped[i]);
     }
-    for (int i = 0; i < n_skipped; i++) free(skipped[i]);
-    free(skipped);
-    if (totals) *totals = sc.stats;
-    free(left);
-    free(load);
-    for (int i = 0; i <= nc; i++) free(prompts[i]);
-    free(prompts);
-    free(class_ids);
-    free(settings);
-    if (ctx.data) ddps_tensor_free(be, &ctx);
-    if (st) ddps_store_close(st);
-    ddps_store_unlock(lock_fd);
-    if (be) ddps_release(be, 0);
-    ddps_sd_free(be, sd);
-    ddps_backend_free(be);
-    ddps_dataset_free(&ds);
     return rc;
 }
 
-/* ---------- benchmark ---------- */
+/* Frees everything the run holds (closing the store releases the lock). */
+static void run_free(score_run *r) {
+    for (int i = 0; i < r->n_skipped; i++) free(r->skipped[i]);
+    free(r->skipped);
+    free(r->in_shard);
+    free(r->is_todo);
+    free(r->left);
+    free(r->load);
+    for (int i = 0; r->prompts && i <= r->nc; i++) free(r->prompts[i]);
+    free(r->prompts);
+    free(r->class_ids);
+    free(r->settings);
+    if (r->ctx.data) ddps_tensor_free(r->be, &r->ctx);
+    if (r->st) ddps_store_close(r->st);
+    ddps_store_unlock(r->lock_fd);
+    if (r->be) ddps_release(r->be, 0);
+    ddps_sd_free(r->be, r->sd);
+    ddps_backend_free(r->be);
+    ddps_dataset_free(&r->ds);
+}
 
-int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int batch,
-                     int json) {
-    ddps_err err = {{0}};
-    ddps_score_opts o;
-    ddps_score_defaults(&o);
-    o.size = size;
-    o.patch = size * 3 / 4;
-    o.precision = precision;
-    o.device = device;
+int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *err) {
+    score_run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.t_start = ddps_now(NULL);
+    r.lock_fd = -1;
+    r.sc.o = o;
+    r.sc.ts = r.ts;
+    r.stats.command = o->command ? o->command : "score";
     ddps_precision prec;
-    if (ddps_precision_parse(precision, &prec) != 0) {
-        fprintf(stderr, "ddps bench: --precision %s: expected f32, bf16 or f16\n", precision);
-        return 2;
-    }
-    ddps_backend *be = ddps_backend_new(device, prec, threads, &err);
-    ddps_sd *sd = NULL;
-    if (!be || ddps_sd15_random(be, DDPS_PART_TEXT | DDPS_PART_VAE | DDPS_PART_UNET, 1234, &sd, &err) != 0) {
-        fprintf(stderr, "ddps bench score: %s\n", err.msg);
-        ddps_backend_free(be);
-        return 1;
-    }
-    /* One synthetic 4:3 JPEG, decoded each time like a dataset image. */
-    char dir[] = "/tmp/ddps-bench-XXXXXX";
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "ddps bench score: cannot create a temporary folder\n");
-        return 1;
-    }
-    char path[128];
-    snprintf(path, sizeof path, "%s/img.jpg", dir);
-    /* A synthetic picture stretched to 500x375-like proportions at 2x the size. */
-    ddps_image sq, src, rs;
-    ddps_image_alloc(&sq, size, size);
-    ddps_synth_draw(2, 0, size, 7, sq.px);
-    ddps_image_resize(&sq, size * 5 / 2, size * 15 / 8, &src, &err);
-    ddps_image_save(path, &src, 90, &err);
-    ddps_image_free(&sq);
-    ddps_image_free(&src);
-    scorer sc;
-    memset(&sc, 0, sizeof sc);
-    sc.be = be, sc.sd = sd, sc.o = &o, sc.dim = ddps_dift_dim(&sd->unet_cfg);
-    sc.K = ddps_score_timesteps(&o, 1000, sc.ts, &err);
-    ddps_tensor ctx = ddps_new(be, 2, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
-    int32_t ids[2 * DDPS_CLIP_LEN];
-    for (int i = 0; i < 2 * DDPS_CLIP_LEN; i++) ids[i] = i % DDPS_CLIP_LEN == 0 ? 49406 : 49407;
-    ddps_clip_forward(be, sd->text, ids, &ctx);
-    double t_decode = 0, t_total = 0;
-    int rc = 0;
-    job *jobs = ddps_calloc((size_t)batch, sizeof *jobs);
-    char (*names)[32] = ddps_malloc((size_t)batch * sizeof *names);
-    for (int it = 0; rc == 0 && it <= iters; it++) {
-        if (it == 1) sc.t_vae = sc.t_unet = sc.t_dift = t_decode = t_total = 0; /* first run warms up */
-        double t0 = ddps_now(be);
-        ddps_image img;
-        rc = ddps_image_load(path, &img, &err);
-        int rw, rh;
-        ddps_resize_shorter_size(img.w, img.h, size, &rw, &rh);
-        if (rc == 0) rc = ddps_image_resize(&img, rw, rh, &rs, &err);
-        double t1 = ddps_now(be);
-        t_decode += (t1 - t0) * batch;
-        /* the same picture `batch` times, with different noise (different names) */
-        for (int b = 0; rc == 0 && b < batch; b++) {
-            memset(&jobs[b], 0, sizeof jobs[b]);
-            snprintf(names[b], sizeof names[b], "bench/img%d.jpg", b);
-            jobs[b].img = &rs, jobs[b].orig_w = img.w, jobs[b].orig_h = img.h;
-            jobs[b].relpath = names[b], jobs[b].class_idx = 0;
-        }
-        if (rc == 0) rc = score_batch(&sc, jobs, batch, &ctx, &err);
-        t_total += ddps_now(be) - t0 + (t1 - t0) * (batch - 1);
-        for (int b = 0; b < batch; b++) job_free(&jobs[b]);
-        ddps_image_free(&img);
-        ddps_image_free(&rs);
-    }
-    free(jobs);
-    free(names);
-    iters *= batch; /* figures below are per image */
-    unlink(path);
-    rmdir(dir);
-    /* Clustering: a class of 300 candidates (the paper's 300 images per class). */
-    int n = 300, dim = sc.dim, k = 32, used;
-    float *x = ddps_malloc((size_t)n * dim * sizeof(float)), *cent = ddps_malloc((size_t)k * dim * sizeof(float)),
-          *dist = ddps_malloc((size_t)n * sizeof(float));
-    int *assign = ddps_malloc((size_t)n * sizeof(int));
-    ddps_rng r;
-    ddps_rng_seed(&r, 3);
-    ddps_rng_fill_normal(&r, x, (size_t)n * dim);
-    double tc0 = ddps_now(NULL);
-    ddps_kmeans(x, n, dim, k, 1, 300, assign, cent, dist, &used);
-    double t_cluster = (ddps_now(NULL) - tc0) / n;
-    free(x), free(cent), free(dist), free(assign);
-    if (rc != 0) {
-        fprintf(stderr, "ddps bench score: %s\n", err.msg);
-    } else {
-        double per = t_total / iters;
-        printf("ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, %d image%s per "
-               "batch, device %s, %s\n",
-               size, o.patch, sc.K, o.dift_ensemble, batch, batch > 1 ? "s" : "", device, ddps_precision_name(prec));
-        printf("  per image: %.2f s = decode+resize %.3f s, VAE %.2f s, UNet %.2f s (%d latents), DIFT %.2f s, "
-               "clustering %.4f s\n",
-               per + t_cluster, t_decode / iters, sc.t_vae / iters, sc.t_unet / iters, 2 * sc.K, sc.t_dift / iters,
-               t_cluster);
-        if (json)
-            printf("{\"bench\":\"score\",\"device\":\"%s\",\"precision\":\"%s\",\"size\":%d,"
-                   "\"seconds_per_image\":%.4f,\"decode\":%.4f,\"vae\":%.4f,\"unet\":%.4f,\"dift\":%.4f,"
-                   "\"clustering\":%.5f}\n",
-                   device, ddps_precision_name(prec), size, per + t_cluster, t_decode / iters, sc.t_vae / iters,
-                   sc.t_unet / iters, sc.t_dift / iters, t_cluster);
-    }
-    ddps_release(be, 0);
-    ddps_sd_free(be, sd);
-    ddps_backend_free(be);
-    return rc == 0 ? 0 : 1;
+    if (check_opts(o, &prec, err) != 0) return -1;
+    if (run_dataset(&r, err) != 0) return -1;
+    int rc = run_open(&r, prec, err);
+    if (rc == 0) rc = run_prompts(&r, err);
+    if (rc == 0) rc = run_plan(&r, err);
+    if (rc == 0) rc = run_execute(&r, err);
+    rc = run_report(&r, rc, err);
+    if (totals) *totals = r.stats;
+    run_free(&r);
+    return rc;
 }

@@ -71,17 +71,4 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
  * tests/test_units.c. */
 int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij);
 
-/* `ddps bench precision`: Stage I patch-score rankings in f32 against a reduced
- * precision on real images (Spearman per image, same best window). model NULL =
- * random full-size SD v1.5. */
-int ddps_bench_precision(const char *model, const char *data, const char *precision, int images, int size,
-                         int threads);
-/* Spearman rank correlation (ties averaged). */
-double ddps_spearman(const float *a, const float *b, int n);
-
-/* `ddps bench score`: per-image seconds split into decode, VAE, UNet, DIFT,
- * clustering, with `batch` images scored together. */
-int ddps_bench_score(const char *device, const char *precision, int threads, int size, int iters, int batch,
-                     int json);
-
 #endif

@@ -17,6 +17,7 @@
 #include "io/image.h"
 #include "pipeline/class_map.h"
 #include "util/escape.h"
+#include "util/first_err.h"
 #include "util/fs.h"
 #include "util/utf8.h"
 #include "util/progress.h"
@@ -391,26 +392,37 @@ static const char *mode_name(const run_ctx *r, int ipc) {
     return ipc <= r->o->mosaic_max_ipc ? "mosaic" : "single";
 }
 
-static int write_manifests(const run_ctx *r, const ipc_result *res, const char *dir, ddps_err *err) {
-    const ddps_select_opts *o = r->o;
-    char *csv = NULL;
-    size_t csv_len = 0;
-    FILE *f = open_memstream(&csv, &csv_len);
+/* manifest.csv's text: the header, then one row per written patch (class,
+ * image, slot order). *csv is heap (free it). */
+static int manifest_csv(const run_ctx *r, const ipc_result *res, char **csv, size_t *csv_len, ddps_err *err) {
+    *csv = NULL;
+    *csv_len = 0;
+    FILE *f = open_memstream(csv, csv_len);
     if (!f) return ddps_fail(err, "out of memory");
     fputs("class,folder,file,image_index,slot,source,x0,y0,x1,y1,score,cluster,cluster_rank,dist,fill\n", f);
-    json_t *root = json_object(), *classes = json_array(), *images = json_array();
+    for (int k = 0; k < r->n_cls; k++) {
+        const class_plan *p = &res->plans[k];
+        for (int i = 0; i < p->lay.n_images; i++)
+            for (int j = 0; j < p->lay.per_image; j++) csv_row(f, r, &r->cls[k], p, i, i + j * p->lay.n_images, j);
+    }
+    if (fclose(f) != 0) {
+        free(*csv);
+        *csv = NULL;
+        return ddps_fail(err, "out of memory");
+    }
+    return 0;
+}
+
+/* manifest.json's "images": one object per written image with its patches. */
+static json_t *images_json(const run_ctx *r, const ipc_result *res) {
+    json_t *images = json_array();
     for (int k = 0; k < r->n_cls; k++) {
         const sel_class *sc = &r->cls[k];
         const class_plan *p = &res->plans[k];
-        int written_patches = p->lay.n_images * p->lay.per_image, fills = 0;
         for (int i = 0; i < p->lay.n_images; i++) {
             json_t *pj = json_array();
-            for (int j = 0; j < p->lay.per_image; j++) {
-                int pick = i + j * p->lay.n_images;
-                fills += p->fill[pick];
-                json_array_append_new(pj, patch_json(r, sc, p, pick, j));
-                csv_row(f, r, sc, p, i, pick, j);
-            }
+            for (int j = 0; j < p->lay.per_image; j++)
+                json_array_append_new(pj, patch_json(r, sc, p, i + j * p->lay.n_images, j));
             char *file = output_name(sc, i, r->ext);
             json_t *ij = json_object();
             json_object_set_new(ij, "class", jstr(sc->info->name));
@@ -420,6 +432,18 @@ static int write_manifests(const run_ctx *r, const ipc_result *res, const char *
             json_array_append_new(images, ij);
             free(file);
         }
+    }
+    return images;
+}
+
+/* manifest.json's "classes": counts and shortfalls per class. */
+static json_t *classes_json(const run_ctx *r, const ipc_result *res) {
+    json_t *classes = json_array();
+    for (int k = 0; k < r->n_cls; k++) {
+        const sel_class *sc = &r->cls[k];
+        const class_plan *p = &res->plans[k];
+        int written_patches = p->lay.n_images * p->lay.per_image, fills = 0;
+        for (int pick = 0; pick < written_patches; pick++) fills += p->fill[pick];
         json_t *cj = json_object();
         json_object_set_new(cj, "name", jstr(sc->info->name));
         json_object_set_new(cj, "folder", jstr(sc->folder));
@@ -436,13 +460,14 @@ static int write_manifests(const run_ctx *r, const ipc_result *res, const char *
         json_object_set_new(cj, "shortfall_patches", json_integer(p->needed - p->n_picks));
         json_array_append_new(classes, cj);
     }
-    if (fclose(f) != 0) {
-        free(csv);
-        json_decref(root);
-        json_decref(classes);
-        json_decref(images);
-        return ddps_fail(err, "out of memory");
-    }
+    return classes;
+}
+
+/* manifest.json's text (indented, with a trailing newline); heap or NULL
+ * when out of memory. */
+static char *manifest_json(const run_ctx *r, const ipc_result *res) {
+    const ddps_select_opts *o = r->o;
+    json_t *root = json_object();
     json_object_set_new(root, "ddps_version", json_string(DDPS_VERSION));
     json_object_set_new(root, "command", jstr(o->command ? o->command : "select"));
     json_object_set_new(root, "ipc", json_integer(res->ipc));
@@ -472,25 +497,34 @@ static int write_manifests(const run_ctx *r, const ipc_result *res, const char *
     json_object_set_new(tot, "seconds", json_real(r->totals.seconds));
     json_object_set_new(ev, "store_totals", tot);
     json_object_set_new(root, "model_evaluations", ev);
-    json_object_set_new(root, "classes", classes);
-    json_object_set_new(root, "images", images);
+    json_object_set_new(root, "classes", classes_json(r, res));
+    json_object_set_new(root, "images", images_json(r, res));
     char *text = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(9));
     json_decref(root);
+    if (!text) return NULL;
+    /* trailing newline for tools that expect one */
+    size_t tl = strlen(text);
+    char *t2 = ddps_malloc(tl + 2);
+    memcpy(t2, text, tl);
+    t2[tl] = '\n';
+    t2[tl + 1] = 0;
+    free(text);
+    return t2;
+}
+
+/* Writes dir/manifest.csv, then dir/manifest.json. */
+static int write_manifests(const run_ctx *r, const ipc_result *res, const char *dir, ddps_err *err) {
+    char *csv;
+    size_t csv_len;
+    if (manifest_csv(r, res, &csv, &csv_len, err) != 0) return -1;
+    char *text = manifest_json(r, res);
     int rc = -1;
     if (!text) {
         ddps_fail(err, "out of memory");
     } else {
         char *pj = ddps_path_join(dir, "manifest.json"), *pc = ddps_path_join(dir, "manifest.csv");
-        size_t tl = strlen(text);
         rc = ddps_write_file_atomic(pc, csv, csv_len, err);
-        if (rc == 0) {
-            /* trailing newline for tools that expect one */
-            char *t2 = ddps_malloc(tl + 2);
-            memcpy(t2, text, tl);
-            t2[tl] = '\n';
-            rc = ddps_write_file_atomic(pj, t2, tl + 1, err);
-            free(t2);
-        }
+        if (rc == 0) rc = ddps_write_file_atomic(pj, text, strlen(text), err);
         free(pj);
         free(pc);
     }
@@ -513,17 +547,14 @@ static void free_plans(class_plan *p, int n) {
     free(p);
 }
 
-static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
+/* The IPC's selection, per class (select's rule and layout): plans and
+ * counts into res; warns about classes short of candidates. */
+static void plan_ipc(const run_ctx *r, int ipc, int mosaic_mode, ipc_result *res) {
     const ddps_select_opts *o = r->o;
-    ipc_result res = {.ipc = ipc};
-    int mosaic_mode = !r->low_res && ipc <= o->mosaic_max_ipc;
     long needed = mosaic_mode ? 4L * ipc : ipc;
-
-    /* Selection: the rule, per class. */
-    double t0 = ddps_seconds();
-    res.plans = ddps_calloc((size_t)r->n_cls, sizeof *res.plans);
+    res->plans = ddps_calloc((size_t)r->n_cls, sizeof *res->plans);
     for (int k = 0; k < r->n_cls; k++) {
-        class_plan *p = &res.plans[k];
+        class_plan *p = &res->plans[k];
         const ddps_class_data *d = &r->cls[k].data;
         p->needed = (int)needed;
         int room = d->n_cand < p->needed ? d->n_cand : p->needed;
@@ -531,20 +562,76 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
         p->fill = ddps_malloc((size_t)(room ? room : 1));
         p->n_picks = ddps_select_patches(d, p->needed, o->top_clusters, p->picks, p->fill);
         p->lay = ddps_select_layout(ipc, p->n_picks, mosaic_mode);
-        res.images += p->lay.n_images;
-        res.patches += (long)p->lay.n_images * p->lay.per_image;
-        for (int i = 0; i < p->lay.n_images * p->lay.per_image; i++) res.fills += p->fill[i];
+        res->images += p->lay.n_images;
+        res->patches += (long)p->lay.n_images * p->lay.per_image;
+        for (int i = 0; i < p->lay.n_images * p->lay.per_image; i++) res->fills += p->fill[i];
         if (p->n_picks < p->needed) {
-            res.short_classes++;
-            res.short_images += ipc - p->lay.n_images;
+            res->short_classes++;
+            res->short_images += ipc - p->lay.n_images;
             ddps_warn("ipc %d: class %s has %d candidates for %d patches: writing %d of %d images%s", ipc,
                       r->cls[k].folder, d->n_cand, p->needed, p->lay.n_images, ipc,
                       mosaic_mode && p->n_picks > 0 && p->n_picks < 4 ? " (single patches, too few for a mosaic)" : "");
         }
     }
+}
+
+/* The class folders under tmp (only classes with images: ImageFolder
+ * refuses empty ones) and every output image, written in parallel; the
+ * first failure (in image order) is returned. */
+static int write_images(const run_ctx *r, const ipc_result *res, const char *tmp, ddps_err *err) {
+    job *jobs = ddps_malloc((size_t)(res->images ? res->images : 1) * sizeof *jobs);
+    long nj = 0;
+    for (int k = 0; k < r->n_cls; k++) {
+        if (res->plans[k].lay.n_images == 0) continue;
+        char *cd = ddps_path_join(tmp, r->cls[k].folder);
+        int mk = mkdir(cd, 0755);
+        if (mk != 0) ddps_fail(err, "%s: cannot create folder: %s", cd, strerror(errno));
+        free(cd);
+        if (mk != 0) {
+            free(jobs);
+            return -1;
+        }
+        for (int i = 0; i < res->plans[k].lay.n_images; i++) jobs[nj++] = (job){k, i};
+    }
+    int threads = r->o->threads > 0 ? r->o->threads : omp_get_max_threads();
+    ddps_first_err fe;
+    ddps_first_err_init(&fe);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (long j = 0; j < nj; j++) {
+        if (ddps_first_err_stopped(&fe)) continue;
+        ddps_err e;
+        if (write_image(r, &r->cls[jobs[j].cls], &res->plans[jobs[j].cls], jobs[j].index, tmp, &e) != 0)
+            ddps_first_err_set(&fe, j, &e);
+    }
+    free(jobs);
+    return ddps_first_err_take(&fe, err);
+}
+
+/* Label mappings for WordNet-id classes (class_map.h), for the classes
+ * that got images. */
+static int write_class_maps(const run_ctx *r, const ipc_result *res, const char *tmp, ddps_err *err) {
+    const char **fo = ddps_malloc((size_t)r->n_cls * 3 * sizeof *fo);
+    int nw = 0;
+    for (int k = 0; k < r->n_cls; k++)
+        if (res->plans[k].lay.n_images > 0) {
+            fo[nw] = r->cls[k].folder, fo[r->n_cls + nw] = r->cls[k].info->name;
+            fo[2 * r->n_cls + nw++] = r->cls[k].info->prompt_name;
+        }
+    int mrc = ddps_class_map_write(tmp, nw, fo, fo + r->n_cls, fo + 2 * r->n_cls, r->inet, err);
+    free(fo);
+    return mrc;
+}
+
+/* OUT/ipc<ipc>/: selection, then writing into a hidden temporary folder
+ * that is swapped in when complete (a failed run leaves the old one). */
+static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
+    const ddps_select_opts *o = r->o;
+    ipc_result res = {.ipc = ipc};
+    int mosaic_mode = !r->low_res && ipc <= o->mosaic_max_ipc;
+    double t0 = ddps_seconds();
+    plan_ipc(r, ipc, mosaic_mode, &res);
     res.select_s = ddps_seconds() - t0;
 
-    /* Writing: a hidden temporary folder, swapped in when complete. */
     double t1 = ddps_seconds();
     char name[64];
     snprintf(name, sizeof name, "ipc%d", ipc);
@@ -553,65 +640,16 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     char *tmp = ddps_path_join(o->out_dir, name);
     snprintf(name, sizeof name, ".ipc%d.old-%ld", ipc, (long)getpid());
     char *old = ddps_path_join(o->out_dir, name);
-    job *jobs = NULL;
     int rc = -1;
     if (remove_tree(tmp, err) != 0) goto done;
     if (mkdir(tmp, 0755) != 0) {
         ddps_fail(err, "%s: cannot create folder: %s", tmp, strerror(errno));
         goto done;
     }
-    jobs = ddps_malloc((size_t)(res.images ? res.images : 1) * sizeof *jobs);
-    long nj = 0;
-    for (int k = 0; k < r->n_cls; k++) {
-        if (res.plans[k].lay.n_images == 0) continue; /* ImageFolder refuses empty class folders */
-        char *cd = ddps_path_join(tmp, r->cls[k].folder);
-        int mk = mkdir(cd, 0755);
-        if (mk != 0) ddps_fail(err, "%s: cannot create folder: %s", cd, strerror(errno));
-        free(cd);
-        if (mk != 0) goto cleanup;
-        for (int i = 0; i < res.plans[k].lay.n_images; i++) jobs[nj++] = (job){k, i};
-    }
-    int threads = o->threads > 0 ? o->threads : omp_get_max_threads();
-    int failed = 0;
-    long first_bad = LONG_MAX;
-    ddps_err first = {{0}};
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (long j = 0; j < nj; j++) {
-        int stop;
-#pragma omp atomic read
-        stop = failed;
-        if (stop) continue;
-        ddps_err e;
-        if (write_image(r, &r->cls[jobs[j].cls], &res.plans[jobs[j].cls], jobs[j].index, tmp, &e) != 0) {
-#pragma omp critical(ddps_select_error)
-            {
-                if (j < first_bad) {
-                    first_bad = j;
-                    first = e;
-                }
-#pragma omp atomic write
-                failed = 1;
-            }
-        }
-    }
-    if (failed) {
-        *err = first;
-        goto cleanup;
-    }
+    if (write_images(r, &res, tmp, err) != 0) goto cleanup;
     res.write_s = ddps_seconds() - t1;
     if (write_manifests(r, &res, tmp, err) != 0) goto cleanup;
-    if (r->inet) { /* label mappings for WordNet-id classes (class_map.h) */
-        const char **fo = ddps_malloc((size_t)r->n_cls * 3 * sizeof *fo);
-        int nw = 0;
-        for (int k = 0; k < r->n_cls; k++)
-            if (res.plans[k].lay.n_images > 0) {
-                fo[nw] = r->cls[k].folder, fo[r->n_cls + nw] = r->cls[k].info->name;
-                fo[2 * r->n_cls + nw++] = r->cls[k].info->prompt_name;
-            }
-        int mrc = ddps_class_map_write(tmp, nw, fo, fo + r->n_cls, fo + 2 * r->n_cls, r->inet, err);
-        free(fo);
-        if (mrc != 0) goto cleanup;
-    }
+    if (r->inet && write_class_maps(r, &res, tmp, err) != 0) goto cleanup;
     fsync_dir(tmp);
     if (swap_into_place(tmp, final, old, err) != 0) goto cleanup;
     fsync_dir(o->out_dir);
@@ -624,7 +662,6 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
 cleanup:
     remove_tree(tmp, NULL); /* best effort: the error already reported matters more */
 done:
-    free(jobs);
     free(final);
     free(tmp);
     free(old);

@@ -91,8 +91,10 @@ static void vprint(int level, const char *tag, const char *fmt, va_list ap) {
     fprintf(stderr, "ddps: %s%s\n", tag, line);
 }
 
+/* With a hook on the calling thread (a public call), every level goes to
+ * the host, which filters (ddps.h); without, ddps_verbosity decides. */
 void ddps_warn(const char *fmt, ...) {
-    if (ddps_verbosity < 1) return;
+    if (!t_hook && ddps_verbosity < 1) return;
     va_list ap;
     va_start(ap, fmt);
     vprint(1, "warning: ", fmt, ap);
@@ -100,7 +102,7 @@ void ddps_warn(const char *fmt, ...) {
 }
 
 void ddps_info(const char *fmt, ...) {
-    if (ddps_verbosity < 1) return;
+    if (!t_hook && ddps_verbosity < 1) return;
     va_list ap;
     va_start(ap, fmt);
     vprint(2, "", fmt, ap);
@@ -108,7 +110,7 @@ void ddps_info(const char *fmt, ...) {
 }
 
 void ddps_debug(const char *fmt, ...) {
-    if (ddps_verbosity < 2) return;
+    if (!t_hook && ddps_verbosity < 2) return;
     va_list ap;
     va_start(ap, fmt);
     vprint(3, "debug: ", fmt, ap);

@@ -1,5 +1,5 @@
 /* Procedural pictures for the synthetic demo dataset (see synth.h). */
-#include "pipeline/synth.h"
+#include "tools/demo.h"
 
 #include <math.h>
 #include <stdio.h>

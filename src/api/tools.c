@@ -1,0 +1,73 @@
+/* ddps.h's tools section (bench, probe, demo) over src/tools: parameter
+ * defaults, and each call inside the host's hooks with its error mapped to a
+ * ddps_status. */
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "tools/tools.h"
+
+DDPS_API void ddps_bench_params_init(ddps_bench_params *p) {
+    memset(p, 0, sizeof *p);
+    p->device = "cpu";
+    p->size = 256;
+    p->iters = 3;
+    p->images = 20;
+    p->shapes = "sd15";
+}
+
+DDPS_API void ddps_probe_params_init(ddps_probe_params *p) {
+    memset(p, 0, sizeof *p);
+    p->device = "cpu";
+    p->precision = "f32";
+    p->prompt = "An image of tench.";
+    p->null_prompt = "";
+    p->patch = 32;
+    p->stride = 8;
+}
+
+DDPS_API void ddps_demo_params_init(ddps_demo_params *p) {
+    memset(p, 0, sizeof *p);
+    p->n_classes = 4;
+    p->per_class = 24;
+}
+
+/* The status of an internal call's result rc (0 or -1 with e), and the
+ * hooks scope ended. */
+static ddps_status tools_leave(int rc, const ddps_err *e, ddps_error *err) {
+    api_leave();
+    return rc == 0 ? api_ok(err) : api_fail(err, e);
+}
+
+DDPS_API ddps_status ddps_bench_run(const ddps_bench_params *p, const ddps_hooks *hooks, ddps_error *err) {
+    if (!p) return api_failf(err, DDPS_ERR_USAGE, "bench: no parameters");
+    ddps_err e = {{0}};
+    api_enter(hooks);
+    int rc = tools_bench(p, hooks, &e);
+    return tools_leave(rc, &e, err);
+}
+
+DDPS_API ddps_status ddps_probe_run(const ddps_probe_params *p, const ddps_hooks *hooks, ddps_error *err) {
+    if (!p) return api_failf(err, DDPS_ERR_USAGE, "probe: no parameters");
+    ddps_err e = {{0}};
+    api_enter(hooks);
+    int rc = tools_probe(p, hooks, &e);
+    return tools_leave(rc, &e, err);
+}
+
+DDPS_API ddps_status ddps_demo_write(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
+                                     ddps_error *err) {
+    if (!p) return api_failf(err, DDPS_ERR_USAGE, "demo: no parameters");
+    ddps_err e = {{0}};
+    api_enter(hooks);
+    int rc = tools_demo_write(dir, p, &e);
+    return tools_leave(rc, &e, err);
+}
+
+DDPS_API ddps_status ddps_demo_run(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
+                                   ddps_error *err) {
+    if (!p) return api_failf(err, DDPS_ERR_USAGE, "demo: no parameters");
+    ddps_err e = {{0}};
+    api_enter(hooks);
+    int rc = tools_demo_run(dir, p, &e);
+    return tools_leave(rc, &e, err);
+}

@@ -1,0 +1,42 @@
+/* Helpers shared by the tools (see tools.h): report lines and memory figures. */
+#include "tools/tools.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void tools_out(const ddps_hooks *h, const char *fmt, ...) {
+    if (!h || !h->log) return;
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    h->log(h->user, DDPS_LOG_OUTPUT, line);
+}
+
+void tools_out_text(const ddps_hooks *h, const char *text) {
+    if (!h || !h->log || !text) return;
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        size_t n = nl ? (size_t)(nl - text) : strlen(text);
+        char *line = malloc(n + 1);
+        if (!line) return;
+        memcpy(line, text, n);
+        line[n] = 0;
+        h->log(h->user, DDPS_LOG_OUTPUT, line);
+        free(line);
+        text += n + (nl ? 1 : 0);
+    }
+}
+
+double tools_peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+    fclose(f);
+    return kb / 1024.0;
+}

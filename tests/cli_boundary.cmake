@@ -1,0 +1,30 @@
+# test_cli_boundary: the `ddps` command is a client of include/ddps.h alone.
+# Fails when a file in src/cli includes a project header other than "ddps.h"
+# and "cli/..." (system headers, in <>, are fine). Run as
+#   cmake -DSRC=<source dir> -P tests/cli_boundary.cmake
+if(NOT SRC)
+  message(FATAL_ERROR "cli_boundary: pass -DSRC=<source dir>")
+endif()
+file(GLOB files ${SRC}/src/cli/*.c ${SRC}/src/cli/*.h)
+list(LENGTH files nfiles)
+if(nfiles EQUAL 0)
+  message(FATAL_ERROR "cli_boundary: no files in ${SRC}/src/cli")
+endif()
+set(bad "")
+foreach(f ${files})
+  file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
+  foreach(line ${lines})
+    string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([^\"]*)\".*" "\\1" inc "${line}")
+    if(NOT inc STREQUAL "ddps.h" AND NOT inc MATCHES "^cli/[^/]+\\.h$")
+      file(RELATIVE_PATH rel ${SRC} ${f})
+      list(APPEND bad "${rel}: #include \"${inc}\"")
+    endif()
+  endforeach()
+endforeach()
+if(bad)
+  list(LENGTH bad nbad)
+  string(REPLACE ";" "\n  " text "${bad}")
+  message(FATAL_ERROR "cli_boundary: ${nbad} include(s) of library internals in src/cli "
+                      "(only \"ddps.h\" and \"cli/...\" are allowed):\n  ${text}")
+endif()
+message(STATUS "cli_boundary: ${nfiles} files in src/cli include only ddps.h, cli/ and system headers")
