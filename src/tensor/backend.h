@@ -196,8 +196,8 @@ void ddps_backend_guard(ddps_backend *be);
  * errors, failure for library and internal errors); the message is one line,
  * prefixed with the running op's name ("conv2d: ..."). Returns -1. */
 int ddps_backend_fail(ddps_backend *be, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* 0 when no op has failed on the backend; else -1 with the first failure's
- * message and kind copied into err (if not NULL). */
+/* 0 when no op has failed on the backend (or be is NULL); else -1 with the
+ * first failure's message and kind copied into err (if not NULL). */
 int ddps_backend_error(const ddps_backend *be, ddps_err *err);
 /* Test hook: from now on, the n-th call (1-based) of op `op` fails as if the
  * backend had (an op of the table, "alloc" for the n-th tensor taken from

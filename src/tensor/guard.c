@@ -28,7 +28,7 @@ int ddps_backend_fail(ddps_backend *be, int kind, const char *fmt, ...) {
 }
 
 int ddps_backend_error(const ddps_backend *be, ddps_err *err) {
-    if (!be->failed) return 0;
+    if (!be || !be->failed) return 0;
     if (err) *err = be->error;
     return -1;
 }

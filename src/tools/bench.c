@@ -197,6 +197,14 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
         if (bo->profile) ddps_profile_enable(be);
         double flops, t = time_median(be, fn, &c, bo->iters, &flops);
         if (bo->profile) bench_profile_once(be, fn, &c, n, h);
+        if (ddps_backend_error(be, err) != 0) { /* a failed op: no figures */
+            free(c.ts);
+            free(c.ids);
+            ddps_release(be, 0);
+            ddps_sd_free(be, sd);
+            ddps_backend_free(be);
+            return ddps_fail_prefix(err, "bench");
+        }
         rows[b] = (bench_row){n, 1e3 * t / n, flops / n / 1e9, flops / t / 1e9};
         tools_out(h, "  batch %3d: %9.1f ms per %s  %7.1f GFLOP per %s  %7.1f GFLOP/s", n, rows[b].ms_per_item, unit,
                   rows[b].gflop_per_item, unit, rows[b].gflop_per_s);

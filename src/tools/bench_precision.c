@@ -88,8 +88,7 @@ static int engine_open(engine *e, const char *model, ddps_precision p, int threa
         for (int i = 1; i < 6; i++) ids[DDPS_CLIP_LEN + i] = 320 + 97 * i;
     }
     e->ctx = ddps_tensor_alloc(e->be, 2, 1, DDPS_CLIP_LEN, e->sd->clip_cfg.hidden_size);
-    ddps_clip_forward(e->be, e->sd->text, ids, &e->ctx);
-    return 0;
+    return ddps_clip_forward(e->be, e->sd->text, ids, &e->ctx) != 0 ? ddps_backend_error(e->be, err) : 0;
 }
 
 /* Frees what engine_open made (a zeroed e is a no-op). */

@@ -158,6 +158,7 @@ int tools_bench_score(const ddps_bench_params *p, const char *precision, int bat
         sc.K = ddps_score_timesteps(&o, 1000, ts, err);
         rc = sc.K < 0 ? -1 : write_bench_image(path, o.size, err);
         if (rc == 0) rc = time_scoring(&sc, path, p->iters, batch, &st, err);
+        if (rc == 0) rc = ddps_backend_error(be, err); /* a failed op: no figures */
         unlink(path);
         rmdir(dir);
         double t_cluster = time_clustering(sc.dim);

@@ -354,6 +354,7 @@ int tools_probe(const ddps_probe_params *po, const ddps_hooks *h, ddps_err *err)
     if (rc == 0 && !k->fn) probe_tokenize(sd, po, h);
     if (rc == 0 && k->fn) {
         rc = k->fn(be, sd, po, have_in ? &in : NULL, &o, err);
+        if (rc == 0) rc = ddps_backend_error(be, err); /* a failed op: write nothing */
         if (rc == 0) rc = out_write(&o, po->out, err);
     }
     for (int i = 0; i < o.n; i++) free(o.data[i]);
