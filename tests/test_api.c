@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api_fixture.h"
 #include "ddps.h"
 #include "io/image.h"
 #include "testlib.h"
@@ -18,31 +19,11 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 static char model[4096], woof[4096], data[4096];
-static const char *CLASSES[2] = {"n02086240", "n02087394"};
 
 /* data/<class>/<file>: links to the first 3 images of 2 imagewoof classes. */
 static void make_data(void) {
     snprintf(data, sizeof data, "%s", t_tmpdir("api_data"));
-    for (int c = 0; c < 2; c++) {
-        char dir[4096], src[4096];
-        snprintf(dir, sizeof dir, "%s/%s", data, CLASSES[c]);
-        mkdir(dir, 0755);
-        snprintf(src, sizeof src, "%s/%s", woof, CLASSES[c]);
-        struct dirent **names;
-        int n = scandir(src, &names, NULL, alphasort), k = 0;
-        for (int i = 0; i < n; i++) {
-            if (names[i]->d_name[0] != '.' && k < 3) {
-                char from[8192], to[8192];
-                snprintf(from, sizeof from, "%s/%s", src, names[i]->d_name);
-                snprintf(to, sizeof to, "%s/%s", dir, names[i]->d_name);
-                CHECK(symlink(from, to) == 0);
-                k++;
-            }
-            free(names[i]);
-        }
-        free(names);
-        CHECK(k == 3);
-    }
+    api_fixture_data(data, woof, 3);
 }
 
 /* Small settings so the test stays short: 2 timesteps, DIFT ensemble 1. */
@@ -168,7 +149,7 @@ static void run_and_read(void) {
     CHECK(ddps_db_meta(db, "model_id", &mid, &err) == DDPS_OK && mid && strlen(mid) == 16);
     ddps_free(mid);
     for (int c = 0; c < nc; c++) {
-        CHECK(strcmp(cls[c].name, CLASSES[c]) == 0 && cls[c].n_images == 3 && cls[c].n_cand == 3 && cls[c].clustered);
+        CHECK(strcmp(cls[c].name, API_FIXTURE_CLASSES[c]) == 0 && cls[c].n_images == 3 && cls[c].n_cand == 3 && cls[c].clustered);
         ddps_db_class_data d;
         CHECK(ddps_db_load(db, cls[c].id, 1, 1, &d, &err) == DDPS_OK);
         CHECK(d.n_images == 3 && d.n_cand == 3 && d.dim > 0 && d.features && d.n_clusters >= 1);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api_fixture.h"
 #include "testlib.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -51,26 +52,7 @@ static void consumer_scores(void) {
     char data[4096], cmd[16384], *out;
     snprintf(data, sizeof data, "%s/data", tmp);
     mkdir(data, 0755);
-    const char *classes[2] = {"n02086240", "n02087394"};
-    for (int c = 0; c < 2; c++) {
-        char dir[8192], src[4096];
-        snprintf(dir, sizeof dir, "%s/%s", data, classes[c]);
-        mkdir(dir, 0755);
-        snprintf(src, sizeof src, "%s/%s", t_shared("data/imagewoof-mini/train"), classes[c]);
-        struct dirent **names;
-        int n = scandir(src, &names, NULL, alphasort), k = 0;
-        for (int i = 0; i < n; i++) {
-            if (names[i]->d_name[0] != '.' && k < 2) {
-                char from[8192], to[16384];
-                snprintf(from, sizeof from, "%s/%s", src, names[i]->d_name);
-                snprintf(to, sizeof to, "%s/%s", dir, names[i]->d_name);
-                CHECK(symlink(from, to) == 0);
-                k++;
-            }
-            free(names[i]);
-        }
-        free(names);
-    }
+    api_fixture_data(data, t_shared("data/imagewoof-mini/train"), 2);
     snprintf(cmd, sizeof cmd, "%s/consumer %s %s %s/s.db", tmp, t_shared("golden/tiny-sd"), data, tmp);
     int rc = t_run(cmd, &out);
     CHECKF(rc == 0 && strstr(out, "classes 2 candidates 4 dim ") && strstr(out, "engine ok"), "exit %d: %s", rc, out);

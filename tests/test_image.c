@@ -751,9 +751,22 @@ static void small_ops(void) {
     float *f = malloc(sizeof(float) * 10 * 6 * 3);
     a.px[0] = 0, a.px[1] = 255, a.px[2] = 51;
     ddps_image_to_float(&a, f);
-    CHECK(f[0] == -1.0f && f[60] == 1.0f && f[120] == (float)(51 / 127.5 - 1));
-    CHECK(f[1] == (float)(a.px[3] / 127.5 - 1) && f[60 + 59] == (float)(a.px[59 * 3 + 1] / 127.5 - 1));
+    CHECK(f[0] == -1.0f && f[60] == 1.0f && f[120] == ddps_pixel_to_unit(51));
+    CHECK(f[1] == ddps_pixel_to_unit(a.px[3]) && f[60 + 59] == ddps_pixel_to_unit(a.px[59 * 3 + 1]));
     free(f);
+    /* Every byte as the reference computes it (torchvision ToTensor +
+     * Normalize(0.5, 0.5) in float32), not as the double formula rounds it. */
+    int off_ref = 0, off_double = 0;
+    for (int v = 0; v < 256; v++) {
+        volatile float t = (float)v / 255.0f;
+        float ref = (t - 0.5f) / 0.5f, got;
+        uint8_t b = (uint8_t)v;
+        ddps_pixels_to_unit(&b, 1, &got);
+        off_ref += got != ref || ddps_pixel_to_unit(b) != ref;
+        off_double += got != (float)(v / 127.5 - 1.0);
+    }
+    CHECK(off_ref == 0);
+    CHECK(off_double == 128); /* the two conversions the reference tells apart */
     ddps_image_free(&a);
 }
 

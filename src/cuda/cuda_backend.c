@@ -1144,56 +1144,101 @@ static void pinned_create(cu_state *cs) {
     cs->pinned = p;
 }
 
-ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err) {
-    if (precision != DDPS_PREC_F32 && precision != DDPS_PREC_BF16 && precision != DDPS_PREC_F16)
-        return ddps_fail(err, "CUDA: unknown precision %d", (int)precision), NULL;
-    cu_pending.set = 0; /* a new backend starts clean */
-    int count = 0, drv = 0, rt = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess) {
-        const char *why = cudaGetErrorString(e);
+/* Why there is no usable CUDA device, from cudaGetDeviceCount's error e
+ * (driver missing or too old, or e's text); returns -1. */
+static int no_device(cudaError_t e, ddps_err *err) {
+    int drv = 0, rt = 0;
+    const char *why = cudaGetErrorString(e);
+    cudaGetLastError();
+    if (e == cudaErrorInsufficientDriver) {
+        if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+        if (cudaRuntimeGetVersion(&rt) != cudaSuccess) rt = 0;
         cudaGetLastError();
-        if (e == cudaErrorInsufficientDriver) {
-            if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
-            if (cudaRuntimeGetVersion(&rt) != cudaSuccess) rt = 0;
-            cudaGetLastError();
-            if (drv == 0) return ddps_fail(err, "no CUDA device (no NVIDIA driver found)"), NULL;
-            return ddps_fail(err, "no CUDA device (driver too old: it supports CUDA %d.%d, this build needs %d.%d)",
-                             drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10),
-                   NULL;
-        }
-        return ddps_fail(err, "no CUDA device (%s)", why), NULL;
+        if (drv == 0) return ddps_fail(err, "no CUDA device (no NVIDIA driver found)");
+        return ddps_fail(err, "no CUDA device (driver too old: it supports CUDA %d.%d, this build needs %d.%d)",
+                         drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
     }
-    if (count < 1) return ddps_fail(err, "no CUDA device (none found)"), NULL;
+    return ddps_fail(err, "no CUDA device (%s)", why);
+}
+
+/* Selects CUDA device `device` and checks it can run this build at this
+ * precision: *prop and *optin (shared memory per block, opt-in) get its
+ * properties. Returns 0 or -1 with err. */
+static int device_open(ddps_precision precision, int device, struct cudaDeviceProp *prop, int *optin, ddps_err *err) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) return no_device(e, err);
+    if (count < 1) return ddps_fail(err, "no CUDA device (none found)");
     if (device < 0 || device >= count)
-        return ddps_fail(err, "--device cuda:%d: no such CUDA device (%d found)", device, count), NULL;
+        return ddps_fail(err, "--device cuda:%d: no such CUDA device (%d found)", device, count);
     if ((e = cudaSetDevice(device)) != cudaSuccess) {
         cudaGetLastError();
-        return ddps_fail(err, "CUDA device %d: %s", device, cudaGetErrorString(e)), NULL;
+        return ddps_fail(err, "CUDA device %d: %s", device, cudaGetErrorString(e));
     }
-    struct cudaDeviceProp prop;
-    if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess) {
+    if ((e = cudaGetDeviceProperties(prop, device)) != cudaSuccess) {
         cudaGetLastError();
-        return ddps_fail(err, "CUDA device %d: %s", device, cudaGetErrorString(e)), NULL;
+        return ddps_fail(err, "CUDA device %d: %s", device, cudaGetErrorString(e));
     }
     char why[256];
     if (cuk_probe(why, sizeof why) != 0)
         return ddps_fail(err,
                          "CUDA device %d (%s, compute capability %d.%d): %s (rebuild with CMAKE_CUDA_ARCHITECTURES "
                          "including %d%d)",
-                         device, prop.name, prop.major, prop.minor, why, prop.major, prop.minor),
-               NULL;
-    int optin = 0;
-    if ((e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device)) != cudaSuccess) {
+                         device, prop->name, prop->major, prop->minor, why, prop->major, prop->minor);
+    *optin = 0;
+    if ((e = cudaDeviceGetAttribute(optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device)) != cudaSuccess) {
         cudaGetLastError();
         return ddps_fail(err, "CUDA device %d: cudaDeviceGetAttribute (shared memory per block): %s", device,
-                         cudaGetErrorString(e)),
-               NULL;
+                         cudaGetErrorString(e));
     }
-    if (precision != DDPS_PREC_F32 && prop.major < 8)
+    if (precision != DDPS_PREC_F32 && prop->major < 8)
         return ddps_fail(err, "--precision %s: CUDA device %d (%s) has no bf16/f16 tensor cores (use f32)",
-                         ddps_precision_name(precision), device, prop.name),
-               NULL;
+                         ddps_precision_name(precision), device, prop->name);
+    return 0;
+}
+
+/* The stream, pools, workspace and library handles of cs; on the first
+ * failure returns what failed (msg gets why), else NULL. */
+static const char *handles_create(cu_state *cs, int device, char *msg, size_t cap) {
+    cudaError_t e;
+    cublasStatus_t bs;
+    cudnnStatus_t ds;
+    if ((e = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        snprintf(msg, cap, "%s", cudaGetErrorString(e));
+        cs->stream = NULL;
+        return "cudaStreamCreate";
+    }
+    pool_create(cs, device);
+    pinned_create(cs);
+    if (cudaMalloc(&cs->lt_ws, LT_WORKSPACE) != cudaSuccess) {
+        snprintf(msg, cap, "out of memory");
+        cs->lt_ws = NULL;
+        return "cudaMalloc (32 MB of cuBLASLt workspace)";
+    }
+    if ((bs = cublasLtCreate(&cs->lt)) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(msg, cap, "%s", cublasGetStatusString(bs));
+        cs->lt = NULL;
+        return "cublasLtCreate";
+    }
+    if ((ds = cudnnCreate(&cs->dnn)) != CUDNN_STATUS_SUCCESS) {
+        snprintf(msg, cap, "%s", cudnnGetErrorString(ds));
+        cs->dnn = NULL;
+        return "cudnnCreate";
+    }
+    if ((ds = cudnnSetStream(cs->dnn, cs->stream)) != CUDNN_STATUS_SUCCESS) {
+        snprintf(msg, cap, "%s", cudnnGetErrorString(ds));
+        return "cudnnSetStream";
+    }
+    return NULL;
+}
+
+ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err) {
+    if (precision != DDPS_PREC_F32 && precision != DDPS_PREC_BF16 && precision != DDPS_PREC_F16)
+        return ddps_fail(err, "CUDA: unknown precision %d", (int)precision), NULL;
+    cu_pending.set = 0; /* a new backend starts clean */
+    struct cudaDeviceProp prop;
+    int optin;
+    if (device_open(precision, device, &prop, &optin, err) != 0) return NULL;
 
     cu_state *cs = ddps_calloc(1, sizeof *cs);
     ddps_backend *be = ddps_calloc(1, sizeof *be);
@@ -1212,36 +1257,8 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
     cs->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
     if (cs->debug) cu_debug = 1;
     /* Handles and buffers; the first failure is reported (with what failed). */
-    const char *fail = NULL;
     char msg[256] = "";
-    cublasStatus_t bs;
-    cudnnStatus_t ds;
-    if ((e = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking)) != cudaSuccess) {
-        fail = "cudaStreamCreate";
-        snprintf(msg, sizeof msg, "%s", cudaGetErrorString(e));
-        cs->stream = NULL;
-    }
-    if (!fail) pool_create(cs, device);
-    if (!fail) pinned_create(cs);
-    if (!fail && cudaMalloc(&cs->lt_ws, LT_WORKSPACE) != cudaSuccess) {
-        fail = "cudaMalloc (32 MB of cuBLASLt workspace)";
-        snprintf(msg, sizeof msg, "out of memory");
-        cs->lt_ws = NULL;
-    }
-    if (!fail && (bs = cublasLtCreate(&cs->lt)) != CUBLAS_STATUS_SUCCESS) {
-        fail = "cublasLtCreate";
-        snprintf(msg, sizeof msg, "%s", cublasGetStatusString(bs));
-        cs->lt = NULL;
-    }
-    if (!fail && (ds = cudnnCreate(&cs->dnn)) != CUDNN_STATUS_SUCCESS) {
-        fail = "cudnnCreate";
-        snprintf(msg, sizeof msg, "%s", cudnnGetErrorString(ds));
-        cs->dnn = NULL;
-    }
-    if (!fail && (ds = cudnnSetStream(cs->dnn, cs->stream)) != CUDNN_STATUS_SUCCESS) {
-        fail = "cudnnSetStream";
-        snprintf(msg, sizeof msg, "%s", cudnnGetErrorString(ds));
-    }
+    const char *fail = handles_create(cs, device, msg, sizeof msg);
     if (fail) {
         cudaGetLastError();
         ddps_backend_free(be);

@@ -215,9 +215,13 @@ int ddps_resize_check(int w, int h, int size, int *ow, int *oh, ddps_err *err) {
     return 0;
 }
 
+void ddps_pixels_to_unit(const uint8_t *px, size_t n, float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = ddps_pixel_to_unit(px[i]);
+}
+
 void ddps_image_to_float(const ddps_image *img, float *chw) {
     float lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = (float)(v / 127.5 - 1.0);
+    for (int v = 0; v < 256; v++) lut[v] = ddps_pixel_to_unit((uint8_t)v);
     const size_t n = (size_t)img->w * img->h;
     float *r = chw, *g = chw + n, *b = chw + 2 * n;
     const uint8_t *p = img->px;

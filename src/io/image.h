@@ -57,7 +57,15 @@ void ddps_resize_shorter_size(int w, int h, int size, int *ow, int *oh);
  * name: the caller prefixes it) when the image is more extreme. */
 int ddps_resize_check(int w, int h, int size, int *ow, int *oh, ddps_err *err);
 
-/* To float planes [3][h][w] in [-1, 1]: v / 127.5 - 1 (ToTensor + Normalize(0.5, 0.5)). */
+/* The one 8-bit-to-[-1, 1] pixel conversion: v / 127.5f - 1 in float32
+ * arithmetic. For every byte this is exactly the reference's value:
+ * torchvision's ToTensor + Normalize(0.5, 0.5), ((v / 255f) - 0.5f) / 0.5f,
+ * and diffusers' 2 * (v / 255f) - 1 (the same in double, (float)(v / 127.5
+ * - 1), differs by one ulp on 128 byte values). */
+static inline float ddps_pixel_to_unit(uint8_t v) { return (float)v / 127.5f - 1.0f; }
+/* out[i] = ddps_pixel_to_unit(px[i]) for n values (layout unchanged: HWC stays HWC). */
+void ddps_pixels_to_unit(const uint8_t *px, size_t n, float *out);
+/* To float planes [3][h][w] in [-1, 1] (ddps_pixel_to_unit). */
 void ddps_image_to_float(const ddps_image *img, float *chw);
 
 /* ---- Codecs (used by ddps_image_decode / ddps_image_save; callable directly).

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "util/err.h"
+#include "util/json.h"
 
 #define DDPS_MAX_BLOCKS 8
 
@@ -68,11 +69,7 @@ int ddps_vae_config_parse(const char *path, json_t *root, ddps_vae_config *c, dd
 int ddps_clip_config_parse(const char *path, json_t *root, ddps_clip_config *c, ddps_err *err);
 int ddps_sched_config_parse(const char *path, json_t *root, ddps_sched_config *c, ddps_err *err);
 
-/* Reads and parses a JSON file that must hold an object: at most 16 MB,
- * duplicate keys refused; one-line error naming the file on failure. */
-int ddps_json_load(const char *path, json_t **out, ddps_err *err);
-/* The same with a size limit and jansson decoding flags of the caller's choice. */
-int ddps_json_load_ex(const char *path, size_t max_bytes, size_t flags, json_t **out, ddps_err *err);
+/* ddps_json_load and ddps_json_load_ex: util/json.h (included above). */
 
 /* The SD v1.5 configurations (tests, benchmarks with random weights). */
 void ddps_sd15_unet_config(ddps_unet_config *c);

@@ -54,13 +54,6 @@ int ddps_outdir_may_replace(const char *final, int ipc, ddps_err *err) {
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
 /* ".ipc<digits>.tmp-<digits>" or ".ipc<digits>.old-<digits>": the pid, else 0. */
 static long stale_pid(const char *name) {
     if (strncmp(name, ".ipc", 4) != 0) return 0;
@@ -89,7 +82,7 @@ int ddps_outdir_clean_stale(const char *out_dir) {
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
         char *path = ddps_path_join(out_dir, e->d_name);
         struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0) {
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && ddps_remove_tree(path, NULL) == 0) {
             removed++;
             ddps_info("removed %s, left behind by an interrupted ddps (process %ld)", path, pid);
         }

@@ -304,7 +304,7 @@ static int run_plan(score_run *r, ddps_err *err) {
                 for (int i = cls->first + g; i < cls->first + end; i++) r->load[r->nload++] = i;
         }
     }
-    if (rc == 0 && r->already && ddps_verbosity > 0)
+    if (rc == 0 && r->already)
         ddps_info("%s: %ld of %d images already scored, %d to go", o->store_path, r->already, ds->n_items, r->ntodo);
     return rc;
 }
@@ -493,7 +493,7 @@ static int run_report(score_run *r, int rc, ddps_err *err) {
             rc = -1;
         }
     }
-    if (rc == 0 && ddps_verbosity > 0) {
+    if (rc == 0) {
         char dur[32];
         ddps_format_duration(s->seconds, dur, sizeof dur);
         ddps_info("scored %ld images (%ld skipped as unreadable) in %s: decode wait %.1f s, VAE %.1f s, UNet %.1f s, "
@@ -501,7 +501,7 @@ static int run_report(score_run *r, int rc, ddps_err *err) {
                   s->images_scored, s->images_bad, dur, r->t_decode, r->sc.t_vae, r->sc.t_unet, r->sc.t_dift,
                   r->t_cluster, s->unet_latents, s->vae_images);
     }
-    if (r->n_skipped && ddps_verbosity > 0) {
+    if (r->n_skipped) {
         ddps_info("%d file%s skipped:", r->n_skipped, r->n_skipped > 1 ? "s" : "");
         for (int i = 0; i < r->n_skipped; i++) ddps_info("  %s", r->skipped[i]);
     }

@@ -8,11 +8,6 @@
 #include "util/fs.h"
 #include "util/rng.h"
 
-/* [n] floats in [-1, 1] from 8-bit values. */
-static void rgb_to_float(const uint8_t *px, size_t n, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = (float)px[i] / 127.5f - 1.0f;
-}
-
 void ddps_scored_free(ddps_scored *s) {
     free(s->cand);
     free(s->feats);
@@ -45,7 +40,7 @@ static int batch_stage1(ddps_scorer *sc, const ddps_scored *items, int n, const 
     size_t mark = ddps_mark(be);
     ddps_tensor x = ddps_new(be, n, H, W, 3);
     float *xf = ddps_malloc((size_t)n * npx * sizeof(float));
-    for (int i = 0; i < n; i++) rgb_to_float(items[i].img->px, npx, xf + (size_t)i * npx);
+    for (int i = 0; i < n; i++) ddps_pixels_to_unit(items[i].img->px, npx, xf + (size_t)i * npx);
     be->ops->write(be, &x, xf);
     free(xf);
     const ddps_tensor **clp = ddps_malloc((size_t)n * sizeof *clp);
@@ -129,7 +124,7 @@ static int batch_dift(ddps_scorer *sc, const ddps_scored *items, int n, int P, i
         for (int q = 0; q < items[i].n_cand; q++, t++) {
             const ddps_candidate *cd = &items[i].cand[q];
             for (int y = 0; y < P; y++)
-                rgb_to_float(items[i].img->px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3,
+                ddps_pixels_to_unit(items[i].img->px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3,
                              pf + ((size_t)t * P + y) * P * 3);
             pctx[t] = items[i].cond;
         }

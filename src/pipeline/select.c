@@ -276,30 +276,6 @@ done:
 
 /* ---- folders ---- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-/* Removes a tree we created (links are removed, never followed). */
-static int remove_tree(const char *path, ddps_err *err) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return 0;
-    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return ddps_fail(err, "%s: cannot remove: %s", path, strerror(errno));
-    return 0;
-}
-
-static void fsync_dir(const char *path) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 /* Puts the finished tmp folder in place of final; the old set, if any, is
  * swapped out atomically (renameat2 RENAME_EXCHANGE) and then deleted. */
 static int swap_into_place(const char *tmp, const char *final, const char *old, ddps_err *err) {
@@ -308,14 +284,14 @@ static int swap_into_place(const char *tmp, const char *final, const char *old, 
         if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
         return 0;
     }
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) return remove_tree(tmp, err);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) return ddps_remove_tree(tmp, err);
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
         return ddps_fail(err, "%s: cannot replace: %s", final, strerror(errno));
     /* File systems without exchange: two renames (final is briefly absent, never half-written). */
-    if (remove_tree(old, err) != 0) return -1;
+    if (ddps_remove_tree(old, err) != 0) return -1;
     if (rename(final, old) != 0) return ddps_fail(err, "%s: cannot move aside: %s", final, strerror(errno));
     if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
-    return remove_tree(old, err);
+    return ddps_remove_tree(old, err);
 }
 
 /* ---- manifests ---- */
@@ -641,7 +617,7 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     snprintf(name, sizeof name, ".ipc%d.old-%ld", ipc, (long)getpid());
     char *old = ddps_path_join(o->out_dir, name);
     int rc = -1;
-    if (remove_tree(tmp, err) != 0) goto done;
+    if (ddps_remove_tree(tmp, err) != 0) goto done;
     if (mkdir(tmp, 0755) != 0) {
         ddps_fail(err, "%s: cannot create folder: %s", tmp, strerror(errno));
         goto done;
@@ -650,9 +626,9 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     res.write_s = ddps_seconds() - t1;
     if (write_manifests(r, &res, tmp, err) != 0) goto cleanup;
     if (r->inet && write_class_maps(r, &res, tmp, err) != 0) goto cleanup;
-    fsync_dir(tmp);
+    ddps_fsync_dir(tmp);
     if (swap_into_place(tmp, final, old, err) != 0) goto cleanup;
-    fsync_dir(o->out_dir);
+    ddps_fsync_dir(o->out_dir);
     res.write_s = ddps_seconds() - t1;
     ddps_info("ipc %d: %ld images, %ld patches (%ld fill) for %d classes in %s; load %.3f s, selection %.3f s, "
               "writing %.3f s",
@@ -660,7 +636,7 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     rc = 0;
     goto done;
 cleanup:
-    remove_tree(tmp, NULL); /* best effort: the error already reported matters more */
+    ddps_remove_tree(tmp, NULL); /* best effort: the error already reported matters more */
 done:
     free(final);
     free(tmp);

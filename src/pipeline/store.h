@@ -48,6 +48,7 @@
 
 #include <stdint.h>
 
+#include "pipeline/cluster.h"
 #include "util/err.h"
 
 #define DDPS_STORE_SCHEMA 1
@@ -121,37 +122,11 @@ int ddps_store_put_image_map(ddps_store *s, const ddps_image_result *r, const fl
                              ddps_err *err);
 /* Records a skipped (unreadable/corrupt) image with its reason. */
 int ddps_store_put_bad(ddps_store *s, int class_id, const char *relpath, const char *reason, ddps_err *err);
-/* k-means on all candidates of the class (k-means++ seeding, fixed seed,
- * at most 300 Lloyd iterations), then writes per candidate its cluster and
- * distance to the centroid, per cluster its size, median Stage-I score and
- * rank (median descending, ties by cluster id), in one transaction.
- * Re-clustering replaces the old result. Marks the class clustered with the
- * candidate count, k and seed it used. A class without candidates is marked
- * clustered with no clusters. */
-int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_err *err);
-/* The same clustering in two steps, so that k-means can run in another
- * process than the one that writes the store (ddps merge, MPI jobs):
- * compute reads the class (its own read transaction) and gives exactly what
- * ddps_store_cluster would write; write stores it in one transaction after
- * checking it still fits (same candidate count, ids in range). Free with
- * ddps_clustering_free (also safe on a zeroed value). */
-typedef struct {
-    int cluster, size;
-    double median; /* median Stage-I score of its members */
-} ddps_cluster_stat;
-typedef struct {
-    int class_id, k;
-    uint64_t seed;
-    int n_cand;
-    long long *cand_ids;      /* the candidates' row ids, sorted by (relpath, idx) */
-    int *assign;              /* cluster per candidate */
-    float *dist;              /* distance to its centroid */
-    int n_stats;
-    ddps_cluster_stat *stats; /* non-empty clusters in rank order (rank = index + 1) */
-} ddps_clustering;
-int ddps_store_cluster_compute(ddps_store *s, int class_id, int k, uint64_t seed, ddps_clustering *out, ddps_err *err);
+/* Clustering (pipeline/cluster.h computes it: ddps_store_cluster,
+ * ddps_store_cluster_compute, ddps_clustering_free): the store writes a
+ * computed ddps_clustering in one transaction after checking it still fits
+ * the class (same candidate count, clusters and distances in range). */
 int ddps_store_cluster_write(ddps_store *s, const ddps_clustering *c, ddps_err *err);
-void ddps_clustering_free(ddps_clustering *c);
 /* 1 when the class's clustering is missing or stale (candidates added since). */
 int ddps_store_needs_clustering(ddps_store *s, int class_id, int *needs, ddps_err *err);
 

@@ -113,7 +113,7 @@ static int compare_image(engine *ref, engine *red, const char *path, int index, 
     ddps_image_free(&img);
     if (rc != 0) return -1;
     float *x = ddps_malloc((size_t)w * h * 3 * sizeof(float));
-    for (size_t k = 0; k < (size_t)w * h * 3; k++) x[k] = rs.px[k] / 127.5f - 1.0f;
+    ddps_pixels_to_unit(rs.px, (size_t)w * h * 3, x);
     ddps_image_free(&rs);
     int lh = ddps_vae_latent_size(&ref->sd->vae_cfg, h), lw = ddps_vae_latent_size(&ref->sd->vae_cfg, w);
     size_t nn = (size_t)K * lh * lw * ref->sd->vae_cfg.latent_channels;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,4 +171,27 @@ uint64_t ddps_fnv1a(uint64_t h, const void *data, size_t len) {
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int ddps_remove_tree(const char *path, ddps_err *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return ddps_fail(err, "%s: cannot remove: %s", path, strerror(errno));
+    return 0;
+}
+
+void ddps_fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }

@@ -17,6 +17,11 @@ int ddps_mkdirs(const char *path, ddps_err *err);
 /* Joins a and b with one '/'. Returns a heap string. */
 char *ddps_path_join(const char *a, const char *b);
 int ddps_is_dir(const char *path);
+/* Removes a tree (links are removed, never followed); a missing path is
+ * fine. err may be NULL (best effort). */
+int ddps_remove_tree(const char *path, ddps_err *err);
+/* fsync of a folder (its entries: renames, new files), best effort. */
+void ddps_fsync_dir(const char *path);
 int ddps_is_file(const char *path);
 char *ddps_strdup(const char *s);
 
