@@ -104,6 +104,11 @@ static __device__ __forceinline__ void fa_load(unsigned short *s, int ss, const 
     }
 }
 
+/* q: [B, Lq, H*d], k, v: [B, Lk, H*d] (f16 or bf16 bits) -> y: [B, Lq, H*d]; one block per (b*H + h, FA_BM query
+ * rows, `chunk` output columns). Flash attention on tensor cores: online softmax over FA_BN-key tiles.
+ * Longer than 100 lines on purpose: the running max, sum and output accumulators live in registers across
+ * the whole key loop; cut into functions they would have to travel through memory or through many
+ * by-reference arguments, which costs registers and speed in the one kernel where both matter most. */
 static __device__ __forceinline__ void flash_mma_impl(int bf16, unsigned short *y, const unsigned short *q,
                                                       const unsigned short *k, const unsigned short *v, int Lq, int Lk,
                                                       int H, int d, int DP, int chunk, int causal, float scale_log2,
