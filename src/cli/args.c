@@ -146,6 +146,15 @@ int cli_args_parse(const char *usage, const cli_opt *opts, int nopts, int argc, 
     return 0;
 }
 
+int cli_args_options(const char *usage, const cli_opt *opts, int nopts, int argc, char **argv, ddps_error *err) {
+    char **pos = cli_malloc(sizeof *pos * (size_t)(argc > 0 ? argc : 1));
+    int npos = 0;
+    int rc = cli_args_parse(usage, opts, nopts, argc, argv, pos, &npos, err);
+    if (rc == 0 && npos > 0) rc = cli_fail_usage(err, "%s: unexpected argument (see --help)", pos[0]);
+    free(pos);
+    return rc;
+}
+
 int cli_parse_int_list(const char *flag, const char *s, int *out, int max, int lo, int hi, ddps_error *err) {
     int n = 0;
     const char *p = s;

@@ -36,6 +36,9 @@ typedef struct {
  * status DDPS_ERR_USAGE and a line naming the flag and the value). */
 int cli_args_parse(const char *usage, const cli_opt *opts, int nopts, int argc, char **argv, char **pos, int *npos,
                    ddps_error *err);
+/* cli_args_parse for a command that takes options only: a positional
+ * argument is a usage error naming it. Same returns. */
+int cli_args_options(const char *usage, const cli_opt *opts, int nopts, int argc, char **argv, ddps_error *err);
 /* Prints usage and one line per option (and --help) on stdout. */
 void cli_args_help(const char *usage, const cli_opt *opts, int nopts);
 

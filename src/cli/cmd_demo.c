@@ -39,19 +39,19 @@ int cmd_demo(int argc, char **argv) {
     const char *out = "ddps-demo";
     ddps_demo_params p;
     ddps_demo_params_init(&p);
+    char h_out[96], h_classes[64], h_per[64]; /* defaults printed from the values */
+    snprintf(h_out, sizeof h_out, "where data, model and results go (%s)", out);
+    snprintf(h_classes, sizeof h_classes, "synthetic classes (%d)", p.n_classes);
+    snprintf(h_per, sizeof h_per, "images per class (%d)", p.per_class);
     cli_opt opts[] = {
-        {"--out", CLI_OPT_STR, &out, "DIR", "where data, model and results go (ddps-demo)", 0, 0},
-        {"--classes", CLI_OPT_INT, &p.n_classes, "N", "synthetic classes (4)", 1, DDPS_DEMO_MAX_CLASSES},
-        {"--per-class", CLI_OPT_INT, &p.per_class, "N", "images per class (24)", 1, 10000},
+        {"--out", CLI_OPT_STR, &out, "DIR", h_out, 0, 0},
+        {"--classes", CLI_OPT_INT, &p.n_classes, "N", h_classes, 1, DDPS_DEMO_MAX_CLASSES},
+        {"--per-class", CLI_OPT_INT, &p.per_class, "N", h_per, 1, 10000},
         {"--threads", CLI_OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
-    char **pos = cli_malloc((size_t)argc * sizeof *pos);
-    int npos;
     ddps_error err;
-    int pr = cli_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
-    if (pr == 0 && npos) pr = cli_fail_usage(&err, "%s: unexpected argument (see --help)", pos[0]);
-    free(pos);
+    int pr = cli_args_options(USAGE, opts, nopts, argc, argv, &err);
     if (pr == 1) return 0;
     if (pr != 0) { /* bad invocation: a usage error (exit 2) */
         fprintf(stderr, "ddps demo: %s\n", err.message);

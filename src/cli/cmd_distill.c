@@ -35,12 +35,7 @@ static int parse(int argc, char **argv, distill_args *d, ddps_error *err) {
     opts[n++] = (cli_opt){"--report", CLI_OPT_FLAG, &d->report, NULL,
                           "also write OUT/report/index.html (ddps report, at the first IPC)", 0, 0};
     n += select_args_table(&d->s, opts + n, d->help);
-    char **pos = cli_malloc((size_t)argc * sizeof *pos);
-    int npos;
-    int rc = cli_args_parse(USAGE, opts, n, argc, argv, pos, &npos, err);
-    if (rc == 0 && npos) rc = cli_fail_usage(err, "%s: unexpected argument (see --help)", pos[0]);
-    free(pos);
-    return rc;
+    return cli_args_options(USAGE, opts, n, argc, argv, err);
 }
 
 /* Checks the parsed options; 0 or -1 (usage). */

@@ -29,22 +29,15 @@ int cmd_report(int argc, char **argv) {
         {"--threads", CLI_OPT_INT, &p.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
-    char **pos = cli_malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
-    int npos = 0;
     ddps_error err;
     cli_error_clear(&err);
-    int rc = cli_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
-    if (rc == 1) {
-        free(pos);
-        return 0;
-    }
-    if (rc == 0 && npos > 0) rc = cli_fail_usage(&err, "%s: unexpected argument (see --help)", pos[0]);
+    int rc = cli_args_options(USAGE, opts, nopts, argc, argv, &err);
+    if (rc == 1) return 0;
     if (rc == 0 && !store) rc = cli_fail_usage(&err, "--store: required (see --help)");
     if (rc == 0 && !out) rc = cli_fail_usage(&err, "--out: required (see --help)");
     ddps_hooks hooks;
     cli_hooks_init(&hooks);
     if (rc == 0 && ddps_run_report(store, out, &p, &hooks, &err) != DDPS_OK) rc = -1;
     if (rc != 0) fprintf(stderr, "ddps report: %s\n", err.message);
-    free(pos);
     return cli_exit_code(&err);
 }

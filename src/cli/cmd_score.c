@@ -52,12 +52,7 @@ static int parse(int argc, char **argv, score_args *a, const char **shard, ddps_
     opts[n++] = (cli_opt){"--store", CLI_OPT_STR, &a->store_path, "FILE", "the store (SQLite) to fill (required)", 0, 0};
     opts[n++] = (cli_opt){"--shard", CLI_OPT_STR, shard, "K/N",
                           "score share K of N (0 <= K < N) into FILE.shard-K-of-N; join with ddps merge", 0, 0};
-    char **pos = cli_malloc((size_t)argc * sizeof *pos);
-    int npos;
-    int rc = cli_args_parse(USAGE, opts, n, argc, argv, pos, &npos, err);
-    if (rc == 0 && npos) rc = cli_fail_usage(err, "%s: unexpected argument (see --help)", pos[0]);
-    free(pos);
-    return rc;
+    return cli_args_options(USAGE, opts, n, argc, argv, err);
 }
 
 int cmd_score(int argc, char **argv) {

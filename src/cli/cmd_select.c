@@ -27,8 +27,7 @@ typedef struct {
 } select_args;
 
 /* Checks the parsed options and fills the ipc list and class subset; 0 or -1 (usage). */
-static int finish(select_args *a, int npos, char **pos, ddps_error *err) {
-    if (npos > 0) return cli_fail_usage(err, "%s: unexpected argument (see --help)", pos[0]);
+static int finish(select_args *a, ddps_error *err) {
     if (!a->store) return cli_fail_usage(err, "--store: required (see --help)");
     if (ddps_check_store_name(a->store, err) != DDPS_OK) return -1;
     if (!a->out) return cli_fail_usage(err, "--out: required (see --help)");
@@ -60,16 +59,13 @@ int cmd_select(int argc, char **argv) {
         {"--threads", CLI_OPT_INT, &a.p.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
     };
     int nopts = 6 + select_args_table(&a.p, opts + 6, help);
-    char **pos = cli_malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
-    int npos = 0;
     ddps_error err;
     cli_error_clear(&err);
-    int rc = cli_args_parse(USAGE, opts, nopts, argc, argv, pos, &npos, &err);
-    if (rc == 0) rc = finish(&a, npos, pos, &err);
+    int rc = cli_args_options(USAGE, opts, nopts, argc, argv, &err);
+    if (rc == 0) rc = finish(&a, &err);
     ddps_hooks hooks;
     cli_hooks_init(&hooks);
     if (rc == 0 && ddps_run_select(a.store, a.out, a.ipcs, a.n_ipc, &a.p, &hooks, &err) != DDPS_OK) rc = -1;
-    free(pos);
     free(a.names_buf);
     free(a.names);
     if (rc == 1) return 0;

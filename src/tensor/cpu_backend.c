@@ -524,6 +524,8 @@ static dnnl_status_t make_mm(cpu_state *cs, dnnl_primitive_desc_t *pd, const voi
     return matmul_pd(cs, pd, c->M, c->K, c->N, c->dt, wmd, c->has_bias, c->act, c->accumulate);
 }
 
+/* x: [n, h, w, in] -> y: [n, h, w, out] = act(x W^T + b) (+ y when accumulate); W: [out, in], b: [out]
+ * (oneDNN matmul with M = n*h*w rows, the weight in the layout picked for this M). */
 static void cpu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, ddps_act act,
                        int accumulate) {
     cpu_state *cs = cpu_of(be);
@@ -630,6 +632,8 @@ static prim_entry *conv_entry(ddps_backend *be, ddps_weight *w, const conv_shape
     return entry_finish(be, w, e, pd, st);
 }
 
+/* x: [n, H, W, in] -> y: [n, H', W', out] (+ y when accumulate); W: [out, in, kh, kw], b: [out];
+ * H' = (H + pad[0] + pad[2] - kh) / stride + 1 (pad = top, left, bottom, right), likewise W'. */
 static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, int stride,
                        const int pad[4], int accumulate) {
     cpu_state *cs = cpu_of(be);
@@ -674,6 +678,8 @@ static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
 
 /* ---------- attention (kernel in cpu_attention.c) ---------- */
 
+/* q: [B, hq, wq, C], k, v: [B, hk, wk, C] -> y: [B, hq, wq, C]; heads of C/heads channels,
+ * softmax(q k^T / sqrt(C/heads)) v over Lk = hk*wk keys (causal: key j <= query i). */
 static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q, const ddps_tensor *k,
                           const ddps_tensor *v, int heads, int causal) {
     long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c;
