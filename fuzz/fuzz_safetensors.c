@@ -9,19 +9,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     if (fz_write(path, data, len) != 0) return 0;
     st_file f;
     ddps_err err;
-    if (st_open(&f, path, &err) != 0) return 0;
+    if (ddps_st_open(&f, path, &err) != 0) return 0;
     for (int i = 0; i < f.n; i++) {
         const st_tensor *t = &f.t[i];
-        (void)st_find(&f, t->name);
+        (void)ddps_st_find(&f, t->name);
         if (t->numel > ((size_t)1 << 22)) continue; /* conversion size is the caller's choice */
         float *v = malloc((t->numel ? t->numel : 1) * sizeof(float));
         int64_t *w = malloc((t->numel ? t->numel : 1) * sizeof(int64_t));
-        (void)st_to_f32(t, v);
-        (void)st_to_i64(&f, t, -1000000, 1000000, w, &err);
-        st_release(&f, t);
+        (void)ddps_st_to_f32(t, v);
+        (void)ddps_st_to_i64(&f, t, -1000000, 1000000, w, &err);
+        ddps_st_release(&f, t);
         free(v);
         free(w);
     }
-    st_close(&f);
+    ddps_st_close(&f);
     return 0;
 }

@@ -143,8 +143,8 @@ static void safetensors(void) {
                    {"c", ST_BF16, 2, {2, 2}, h},
                    {"ids", ST_I64, 1, {3}, q}};
     ddps_err err;
-    if (st_write(path, t, 4, &err) == 0) put_file("fuzz_safetensors", "small.safetensors", path);
-    if (st_write(path, t, 1, &err) == 0) put_file("fuzz_safetensors", "one.safetensors", path);
+    if (ddps_st_write(path, t, 4, &err) == 0) put_file("fuzz_safetensors", "small.safetensors", path);
+    if (ddps_st_write(path, t, 1, &err) == 0) put_file("fuzz_safetensors", "one.safetensors", path);
     unlink(path);
     rmdir(dir);
 }

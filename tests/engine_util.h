@@ -63,20 +63,20 @@ EU_FN int eu_load(const char *path, const char *name, eu_arr *a) {
     memset(a, 0, sizeof *a);
     st_file f;
     ddps_err err = {{0}};
-    if (st_open(&f, path, &err) != 0) {
+    if (ddps_st_open(&f, path, &err) != 0) {
         CHECKF(0, "%s", err.msg);
         return -1;
     }
-    const st_tensor *t = st_find(&f, name);
+    const st_tensor *t = ddps_st_find(&f, name);
     CHECKF(t != NULL, "%s: no tensor '%s'", path, name);
     if (t) {
         a->ndim = t->ndim;
         memcpy(a->shape, t->shape, sizeof a->shape);
         a->n = t->numel;
         a->v = ddps_malloc((t->numel ? t->numel : 1) * sizeof(float));
-        st_to_f32(t, a->v);
+        ddps_st_to_f32(t, a->v);
     }
-    st_close(&f);
+    ddps_st_close(&f);
     return t ? 0 : -1;
 }
 
@@ -139,9 +139,9 @@ EU_FN double eu_compare(const char *label, const char *out, const char *ref, con
 EU_FN int eu_count(const char *path) {
     st_file f;
     ddps_err err;
-    if (st_open(&f, path, &err) != 0) return -1;
+    if (ddps_st_open(&f, path, &err) != 0) return -1;
     int n = f.n;
-    st_close(&f);
+    ddps_st_close(&f);
     return n;
 }
 

@@ -561,10 +561,10 @@ static void run_ops(const char *label) {
 /* ---------- golden probes through the CLI ---------- */
 
 static float *tensor_f32(const st_file *f, const char *name, size_t *n) {
-    const st_tensor *t = st_find(f, name);
+    const st_tensor *t = ddps_st_find(f, name);
     if (!t) return NULL;
     float *p = malloc((t->numel ? t->numel : 1) * sizeof(float));
-    st_to_f32(t, p);
+    ddps_st_to_f32(t, p);
     *n = t->numel;
     return p;
 }
@@ -600,13 +600,13 @@ static void golden_probe(const char *what, const char *const *names, const char 
     int f32 = strcmp(prec, "f32") == 0, stage1 = strcmp(what, "stage1") == 0;
     st_file out, ref;
     ddps_err err;
-    if (st_open(&out, path, &err) != 0) {
+    if (ddps_st_open(&out, path, &err) != 0) {
         CHECKF(0, "%s", err.msg);
         return;
     }
     char gp[4096];
     snprintf(gp, sizeof gp, "%s/golden/%s.safetensors", DDPS_SHARED_DIR, what);
-    CHECKF(st_open(&ref, gp, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_open(&ref, gp, &err) == 0, "%s", err.msg);
     for (int i = 0; names[i]; i++) {
         size_t n = 0, m = 0;
         float *a = tensor_f32(&out, names[i], &n), *b = tensor_f32(&ref, names[i], &m);
@@ -625,7 +625,7 @@ static void golden_probe(const char *what, const char *const *names, const char 
         /* the best patch must be the CPU's */
         const char *cpath = run_probe(what, "cpu", "f32", cpath_buf, sizeof cpath_buf);
         st_file cf;
-        if (cpath && st_open(&cf, cpath, &err) == 0) {
+        if (cpath && ddps_st_open(&cf, cpath, &err) == 0) {
             size_t n = 0, m = 0;
             float *a = tensor_f32(&out, "patch_scores", &n), *b = tensor_f32(&cf, "patch_scores", &m);
             CHECK(a && b && n == m && n > 0);
@@ -634,11 +634,11 @@ static void golden_probe(const char *what, const char *const *names, const char 
                        argmax(b, m));
             free(a);
             free(b);
-            st_close(&cf);
+            ddps_st_close(&cf);
         }
     }
-    st_close(&out);
-    st_close(&ref);
+    ddps_st_close(&out);
+    ddps_st_close(&ref);
 }
 
 static void golden(void) {

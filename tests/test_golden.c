@@ -57,7 +57,7 @@ static int is_input(const char *name, const char *const *inputs) {
 static void compare_outputs(const char *label, const char *out, const char *ref, const char *const *inputs, double tol) {
     st_file f;
     ddps_err err;
-    if (st_open(&f, ref, &err) != 0) {
+    if (ddps_st_open(&f, ref, &err) != 0) {
         CHECKF(0, "%s", err.msg);
         return;
     }
@@ -67,7 +67,7 @@ static void compare_outputs(const char *label, const char *out, const char *ref,
         n_out++;
         eu_compare(label, out, ref, f.t[i].name, tol);
     }
-    st_close(&f);
+    ddps_st_close(&f);
     CHECKF(eu_count(out) == n_out, "%s: the probe wrote %d tensors, the golden has %d outputs", label, eu_count(out),
            n_out);
 }
@@ -94,22 +94,22 @@ static void golden_text(void) {
 static void golden_text_i64(void) {
     st_file f;
     ddps_err err;
-    if (st_open(&f, golden("text.safetensors"), &err) != 0) {
+    if (ddps_st_open(&f, golden("text.safetensors"), &err) != 0) {
         CHECKF(0, "%s", err.msg);
         return;
     }
-    const st_tensor *t = st_find(&f, "input_ids");
+    const st_tensor *t = ddps_st_find(&f, "input_ids");
     CHECK(t && t->dtype == ST_I32 && t->ndim == 2 && t->shape[1] == 77);
     if (!t) {
-        st_close(&f);
+        ddps_st_close(&f);
         return;
     }
     int64_t *ids = ddps_malloc(t->numel * sizeof *ids);
-    CHECKF(st_to_i64(&f, t, 0, 49407, ids, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_to_i64(&f, t, 0, 49407, ids, &err) == 0, "%s", err.msg);
     st_out o = {"input_ids", ST_I64, 2, {t->shape[0], t->shape[1]}, ids};
-    CHECKF(st_write(tmp("text_i64_in.safetensors"), &o, 1, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_write(tmp("text_i64_in.safetensors"), &o, 1, &err) == 0, "%s", err.msg);
     free(ids);
-    st_close(&f);
+    ddps_st_close(&f);
     char args[16384];
     snprintf(args, sizeof args, "text --model %s --in %s --out %s", MODEL, tmp("text_i64_in.safetensors"),
              tmp("text_i64.safetensors"));
@@ -242,7 +242,7 @@ static void write_random(const char *path, const char *name, int n, int c, int H
     for (size_t i = 0; i < numel; i++) v[i] = (float)(2 * ddps_rng_uniform(&r) - 1);
     st_out o = {name, ST_F32, 4, {n, c, H, W}, v};
     ddps_err err;
-    CHECKF(st_write(path, &o, 1, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_write(path, &o, 1, &err) == 0, "%s", err.msg);
     free(v);
 }
 
@@ -375,7 +375,7 @@ static void write_unet_input(const char *path, int n, int h, int w, const int64_
     ddps_rng_fill_normal(&r, ctx, nc);
     st_out o[3] = {{"sample", ST_F32, 4, {n, 4, h, w}, x}, {"timesteps", ST_I64, 1, {n}, ts}, {"context", ST_F32, 3, {n, L, C}, ctx}};
     ddps_err err;
-    CHECKF(st_write(path, o, 3, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_write(path, o, 3, &err) == 0, "%s", err.msg);
     free(x);
     free(ctx);
 }
@@ -464,7 +464,7 @@ static void probe_errors(void) {
     for (int i = 0; i < 77; i++) ids[i] = i == 3 ? 49408 : 49407;
     st_out o = {"input_ids", ST_I32, 2, {1, 77}, ids};
     ddps_err err;
-    CHECK(st_write(tmp("bad_ids.safetensors"), &o, 1, &err) == 0);
+    CHECK(ddps_st_write(tmp("bad_ids.safetensors"), &o, 1, &err) == 0);
     snprintf(args, sizeof args, "text --model %s --in %s --out %s", MODEL, tmp("bad_ids.safetensors"),
              tmp("never.safetensors"));
     rc = eu_probe(args, &out);
@@ -472,7 +472,7 @@ static void probe_errors(void) {
     free(out);
     /* ids of the wrong length */
     o.shape[1] = 76;
-    CHECK(st_write(tmp("short_ids.safetensors"), &o, 1, &err) == 0);
+    CHECK(ddps_st_write(tmp("short_ids.safetensors"), &o, 1, &err) == 0);
     snprintf(args, sizeof args, "text --model %s --in %s --out %s", MODEL, tmp("short_ids.safetensors"),
              tmp("never.safetensors"));
     rc = eu_probe(args, &out);

@@ -318,7 +318,7 @@ static char *renamed(const st_edit *ed, const char *name) {
 static void rewrite(const char *path, const st_edit *ed) {
     st_file f;
     ddps_err err;
-    if (st_open(&f, path, &err) != 0) {
+    if (ddps_st_open(&f, path, &err) != 0) {
         CHECKF(0, "%s", err.msg);
         return;
     }
@@ -356,8 +356,8 @@ static void rewrite(const char *path, const st_edit *ed) {
     if (ed->extra) o[n++] = (st_out){ed->extra, ST_F32, 1, {4}, four};
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.new", path);
-    CHECKF(st_write(tmp, o, n, &err) == 0, "%s", err.msg);
-    st_close(&f);
+    CHECKF(ddps_st_write(tmp, o, n, &err) == 0, "%s", err.msg);
+    ddps_st_close(&f);
     CHECK(rename(tmp, path) == 0);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
@@ -538,7 +538,7 @@ static void broken_tensors(void) {
     {
         st_file f;
         const char *p = path_in(dir, "vae/diffusion_pytorch_model.safetensors");
-        CHECK(st_open(&f, p, &err) == 0);
+        CHECK(ddps_st_open(&f, p, &err) == 0);
         st_out *o = ddps_calloc((size_t)f.n, sizeof *o);
         int32_t zeros[64] = {0};
         for (int i = 0; i < f.n; i++) {
@@ -548,8 +548,8 @@ static void broken_tensors(void) {
         }
         char tmp[4200];
         snprintf(tmp, sizeof tmp, "%s.new", p);
-        CHECKF(st_write(tmp, o, f.n, &err) == 0, "%s", err.msg);
-        st_close(&f);
+        CHECKF(ddps_st_write(tmp, o, f.n, &err) == 0, "%s", err.msg);
+        ddps_st_close(&f);
         free(o);
         CHECK(rename(tmp, p) == 0);
     }
@@ -564,7 +564,7 @@ static void shard(const char *dir, const char *base) {
     snprintf(idx, sizeof idx, "%s/%s.safetensors.index.json", dir, base);
     st_file f;
     ddps_err err;
-    if (st_open(&f, src, &err) != 0) {
+    if (ddps_st_open(&f, src, &err) != 0) {
         CHECKF(0, "%s", err.msg);
         return;
     }
@@ -584,10 +584,10 @@ static void shard(const char *dir, const char *base) {
     for (int s = 0; s < 2; s++) {
         char p[4400];
         snprintf(p, sizeof p, "%s/%s-%05d-of-00002.safetensors", dir, base, s + 1);
-        CHECKF(st_write(p, o[s], n[s], &err) == 0, "%s", err.msg);
+        CHECKF(ddps_st_write(p, o[s], n[s], &err) == 0, "%s", err.msg);
         free(o[s]);
     }
-    st_close(&f);
+    ddps_st_close(&f);
     json_t *root = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 0, "weight_map", map);
     CHECK(json_dump_file(root, idx, JSON_INDENT(2)) == 0);
     json_decref(root);
@@ -654,11 +654,11 @@ static void layouts(void) {
     {
         st_file f;
         ddps_err err;
-        CHECK(st_open(&f, path_in(dir, "vae/diffusion_pytorch_model.safetensors"), &err) == 0);
-        const st_tensor *q = st_find(&f, "encoder.mid_block.attentions.0.query.weight");
-        CHECK(q && q->ndim == 4 && !st_find(&f, "encoder.mid_block.attentions.0.to_q.weight") &&
-              st_find(&f, "decoder.mid_block.attentions.0.proj_attn.bias"));
-        st_close(&f);
+        CHECK(ddps_st_open(&f, path_in(dir, "vae/diffusion_pytorch_model.safetensors"), &err) == 0);
+        const st_tensor *q = ddps_st_find(&f, "encoder.mid_block.attentions.0.query.weight");
+        CHECK(q && q->ndim == 4 && !ddps_st_find(&f, "encoder.mid_block.attentions.0.to_q.weight") &&
+              ddps_st_find(&f, "decoder.mid_block.attentions.0.proj_attn.bias"));
+        ddps_st_close(&f);
     }
     out = expect_probe_ok("legacy VAE names", dir, "vae");
     CHECKF(eu_count_lines(out) == 0, "unexpected output: %s", out);

@@ -10,45 +10,45 @@
 static void golden_files_open(void) {
     st_file f;
     ddps_err err = {{0}};
-    CHECKF(st_open(&f, t_shared("golden/unet.safetensors"), &err) == 0, "%s", err.msg);
-    const st_tensor *t = st_find(&f, "sample");
+    CHECKF(ddps_st_open(&f, t_shared("golden/unet.safetensors"), &err) == 0, "%s", err.msg);
+    const st_tensor *t = ddps_st_find(&f, "sample");
     CHECK(t && t->dtype == ST_F32 && t->ndim == 4 && t->shape[0] == 3 && t->shape[1] == 4);
-    const st_tensor *ts = st_find(&f, "timesteps");
+    const st_tensor *ts = ddps_st_find(&f, "timesteps");
     CHECK(ts && ts->dtype == ST_I32 && ts->numel == 3);
     int64_t v[3];
-    CHECK(st_to_i64(&f, ts, 0, 999, v, &err) == 0);
-    CHECK(st_find(&f, "nope") == NULL);
-    st_close(&f);
+    CHECK(ddps_st_to_i64(&f, ts, 0, 999, v, &err) == 0);
+    CHECK(ddps_st_find(&f, "nope") == NULL);
+    ddps_st_close(&f);
 
-    CHECKF(st_open(&f, t_shared("golden/tiny-sd/unet/diffusion_pytorch_model.safetensors"), &err) == 0, "%s",
+    CHECKF(ddps_st_open(&f, t_shared("golden/tiny-sd/unet/diffusion_pytorch_model.safetensors"), &err) == 0, "%s",
            err.msg);
-    t = st_find(&f, "conv_in.weight");
+    t = ddps_st_find(&f, "conv_in.weight");
     CHECK(t && t->dtype == ST_F16 && t->numel == 32 * 4 * 9);
     float *buf = malloc(t->numel * sizeof(float));
-    CHECK(st_to_f32(t, buf) == 0);
+    CHECK(ddps_st_to_f32(t, buf) == 0);
     double s = 0;
     for (size_t i = 0; i < t->numel; i++) s += fabs(buf[i]);
     CHECK(s > 0);
-    st_release(&f, t);
+    ddps_st_release(&f, t);
     free(buf);
-    st_close(&f);
+    ddps_st_close(&f);
 }
 
 static void conversions(void) {
     /* Exhaustive f16 round trip through f32. */
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float f = st_f16_to_f32((uint16_t)h);
+        float f = ddps_st_f16_to_f32((uint16_t)h);
         if (isnan(f)) continue;
-        if (st_f32_to_f16(f) != h) bad++;
+        if (ddps_st_f32_to_f16(f) != h) bad++;
     }
     CHECK(bad == 0);
-    CHECK(st_f16_to_f32(0x3c00) == 1.0f);
-    CHECK(st_f16_to_f32(0x0001) == ldexpf(1, -24));
-    CHECK(st_bf16_to_f32(0x3f80) == 1.0f);
-    CHECK(st_f32_to_bf16(1.0f) == 0x3f80);
-    CHECK(st_f32_to_f16(65520.0f) == 0x7c00);
-    CHECK(st_f32_to_f16(1e-8f) == 0);
+    CHECK(ddps_st_f16_to_f32(0x3c00) == 1.0f);
+    CHECK(ddps_st_f16_to_f32(0x0001) == ldexpf(1, -24));
+    CHECK(ddps_st_bf16_to_f32(0x3f80) == 1.0f);
+    CHECK(ddps_st_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(ddps_st_f32_to_f16(65520.0f) == 0x7c00);
+    CHECK(ddps_st_f32_to_f16(1e-8f) == 0);
 }
 
 static void round_trip(void) {
@@ -59,16 +59,16 @@ static void round_trip(void) {
     int64_t ids[2] = {49406, -7};
     st_out o[2] = {{"a", ST_F32, 2, {2, 3}, a}, {"ids", ST_I64, 1, {2}, ids}};
     ddps_err err;
-    CHECK(st_write(path, o, 2, &err) == 0);
+    CHECK(ddps_st_write(path, o, 2, &err) == 0);
     st_file f;
-    CHECKF(st_open(&f, path, &err) == 0, "%s", err.msg);
-    const st_tensor *t = st_find(&f, "a");
+    CHECKF(ddps_st_open(&f, path, &err) == 0, "%s", err.msg);
+    const st_tensor *t = ddps_st_find(&f, "a");
     float b[6];
-    CHECK(t && st_to_f32(t, b) == 0 && memcmp(a, b, sizeof a) == 0);
+    CHECK(t && ddps_st_to_f32(t, b) == 0 && memcmp(a, b, sizeof a) == 0);
     int64_t r[2];
-    CHECK(st_to_i64(&f, st_find(&f, "ids"), -10, 50000, r, &err) == 0 && r[1] == -7);
-    CHECK(st_to_i64(&f, st_find(&f, "ids"), 0, 50000, r, &err) != 0 && strstr(err.msg, "outside"));
-    st_close(&f);
+    CHECK(ddps_st_to_i64(&f, ddps_st_find(&f, "ids"), -10, 50000, r, &err) == 0 && r[1] == -7);
+    CHECK(ddps_st_to_i64(&f, ddps_st_find(&f, "ids"), 0, 50000, r, &err) != 0 && strstr(err.msg, "outside"));
+    ddps_st_close(&f);
 }
 
 /* Writes an 8-byte length + header + data file. */
@@ -89,10 +89,10 @@ static const char *hostile(const char *dir, const char *name, const char *header
 static void expect_error(const char *path, const char *what) {
     st_file f;
     ddps_err err = {{0}};
-    int rc = st_open(&f, path, &err);
+    int rc = ddps_st_open(&f, path, &err);
     CHECKF(rc != 0, "%s opened but should not", path);
     if (rc == 0) {
-        st_close(&f);
+        ddps_st_close(&f);
         return;
     }
     CHECKF(strstr(err.msg, path) != NULL, "error does not name the file: %s", err.msg);

@@ -134,7 +134,7 @@ static void sd15_key_list(void) {
 static void write_ema_variant(const char *dst, int keep_plain, int zero_plain, int add_ema) {
     st_file f;
     ddps_err err;
-    if (st_open(&f, gpath("tiny-sd-single.safetensors"), &err) != 0) {
+    if (ddps_st_open(&f, gpath("tiny-sd-single.safetensors"), &err) != 0) {
         CHECKF(0, "%s", err.msg);
         return;
     }
@@ -172,13 +172,13 @@ static void write_ema_variant(const char *dst, int keep_plain, int zero_plain, i
         o[n++] = (st_out){"model_ema.decay", ST_F32, 0, {0}, &decay};
         o[n++] = (st_out){"model_ema.num_updates", ST_I32, 0, {0}, &updates};
     }
-    CHECKF(st_write(dst, o, n, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_write(dst, o, n, &err) == 0, "%s", err.msg);
     for (int i = 0; i < nn; i++) free(names[i]);
     for (int i = 0; i < f.n; i++) free(bufs[i]);
     free(bufs);
     free(names);
     free(o);
-    st_close(&f);
+    ddps_st_close(&f);
 }
 
 static void unet_probe_matches(const char *label, const char *model, const char *config, const char *must_say) {
@@ -252,7 +252,7 @@ static void write_fake(const char *path, int n, const char *const *names, const 
         o[i] = (st_out){names[i], ST_F16, 2, {shapes[i][0], shapes[i][1]}, bufs[i]};
     }
     ddps_err err;
-    CHECKF(st_write(path, o, n, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_write(path, o, n, &err) == 0, "%s", err.msg);
     for (int i = 0; i < n; i++) free(bufs[i]);
 }
 
@@ -416,9 +416,9 @@ static void sd2_openclip(void) {
           ddps_clip_config_parse("c", jc, &c, &err) == 0);
     json_decref(ju), json_decref(jv), json_decref(jc);
     st_file fu, fv, ft;
-    CHECK(st_open(&fu, gpath("tiny-sd2/unet/diffusion_pytorch_model.safetensors"), &err) == 0);
-    CHECK(st_open(&fv, gpath("tiny-sd2/vae/diffusion_pytorch_model.safetensors"), &err) == 0);
-    CHECK(st_open(&ft, gpath("tiny-sd2/text_encoder/model.safetensors"), &err) == 0);
+    CHECK(ddps_st_open(&fu, gpath("tiny-sd2/unet/diffusion_pytorch_model.safetensors"), &err) == 0);
+    CHECK(ddps_st_open(&fv, gpath("tiny-sd2/vae/diffusion_pytorch_model.safetensors"), &err) == 0);
+    CHECK(ddps_st_open(&ft, gpath("tiny-sd2/text_encoder/model.safetensors"), &err) == 0);
     outs w = {0};
     add_ldm(&w, "unet", &u, &fu);
     add_ldm(&w, "vae", &v, &fv);
@@ -437,7 +437,7 @@ static void sd2_openclip(void) {
             for (int k = 0; k < 2; k++) {
                 snprintf(src, sizeof src, "text_model.encoder.layers.%d.%s%s", src_l, plain[m][0], wb[k]);
                 snprintf(nm, sizeof nm, "%stransformer.resblocks.%d.%s%s", P, l, plain[m][1], wb[k]);
-                t = st_find(&ft, src);
+                t = ddps_st_find(&ft, src);
                 CHECKF(t != NULL, "%s", src);
                 if (t) outs_add(&w, nm, t->dtype, t->ndim, t->shape, t->data);
             }
@@ -448,7 +448,7 @@ static void sd2_openclip(void) {
             st_dtype dt = ST_F32;
             for (int q = 0; q < 3; q++) {
                 snprintf(src, sizeof src, "text_model.encoder.layers.%d.self_attn.%s.%s", src_l, qkv[q], wb[k]);
-                t = st_find(&ft, src);
+                t = ddps_st_find(&ft, src);
                 CHECKF(t != NULL, "%s", src);
                 if (!t) continue;
                 if (!fused) fused = outs_buf(&w, 3 * t->nbytes), part = t->nbytes, dt = t->dtype;
@@ -464,7 +464,7 @@ static void sd2_openclip(void) {
                                          {"text_model.final_layer_norm.weight", "ln_final.weight"},
                                          {"text_model.final_layer_norm.bias", "ln_final.bias"}};
     for (size_t i = 0; i < sizeof top / sizeof *top; i++) {
-        t = st_find(&ft, top[i][0]);
+        t = ddps_st_find(&ft, top[i][0]);
         CHECKF(t != NULL, "%s", top[i][0]);
         snprintf(nm, sizeof nm, "%s%s", P, top[i][1]);
         if (t) outs_add(&w, nm, t->dtype, t->ndim, t->shape, t->data);
@@ -473,9 +473,9 @@ static void sd2_openclip(void) {
     int64_t ps[2] = {H, H}, s0[1] = {0};
     outs_add(&w, "cond_stage_model.model.text_projection", ST_F32, 2, ps, proj);
     outs_add(&w, "cond_stage_model.model.logit_scale", ST_F32, 0, s0, &scale);
-    CHECKF(st_write(tpath("sd2_single.safetensors"), w.o, w.n, &err) == 0, "%s", err.msg);
+    CHECKF(ddps_st_write(tpath("sd2_single.safetensors"), w.o, w.n, &err) == 0, "%s", err.msg);
     outs_free(&w);
-    st_close(&fu), st_close(&fv), st_close(&ft);
+    ddps_st_close(&fu), ddps_st_close(&fv), ddps_st_close(&ft);
     /* text and UNet through the single file with tiny-sd2's configs */
     char args[8192], *out = NULL;
     snprintf(args, sizeof args, "text --model '%s' --config '%s' --in '%s' --out '%s'", tpath("sd2_single.safetensors"),

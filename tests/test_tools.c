@@ -68,7 +68,7 @@ static void probe_tokenize_lines(void) {
 /* schedule: alphas_cumprod [1000], decreasing in (0, 1). */
 static void probe_schedule_file(void) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/sched.safetensors", t_tmpdir("tools_probe"));
+    snprintf(path, sizeof path, "%s/sched.safetensors", t_tmpdir("ddps_tools_probe"));
     ddps_probe_params p;
     ddps_probe_params_init(&p);
     p.what = "schedule", p.model = MODEL, p.out = path;
@@ -76,17 +76,17 @@ static void probe_schedule_file(void) {
     CHECKF(ddps_probe_run(&p, NULL, &e) == DDPS_OK && e.status == DDPS_OK && !e.message[0], "%s", e.message);
     st_file f;
     ddps_err err;
-    CHECKF(st_open(&f, path, &err) == 0, "%s", err.msg);
-    const st_tensor *t = st_find(&f, "alphas_cumprod");
+    CHECKF(ddps_st_open(&f, path, &err) == 0, "%s", err.msg);
+    const st_tensor *t = ddps_st_find(&f, "alphas_cumprod");
     CHECK(t && t->ndim == 1 && t->shape[0] == 1000);
     if (t && t->numel == 1000) {
         float a[1000];
-        CHECK(st_to_f32(t, a) == 0);
+        CHECK(ddps_st_to_f32(t, a) == 0);
         int ok = a[0] < 1 && a[999] > 0;
         for (int i = 1; i < 1000; i++) ok &= a[i] < a[i - 1];
         CHECK(ok);
     }
-    st_close(&f);
+    ddps_st_close(&f);
 }
 
 /* Usage errors: status usage, one line naming the tool and the flag; a

@@ -30,7 +30,7 @@ DDPS_API const char *ddps_version(void) { return DDPS_VERSION; }
 
 DDPS_API void ddps_free(void *p) { free(p); }
 
-ddps_status api_ok(ddps_error *out) {
+ddps_status ddps_api_ok(ddps_error *out) {
     if (out) {
         out->status = DDPS_OK;
         out->message[0] = 0;
@@ -38,7 +38,7 @@ ddps_status api_ok(ddps_error *out) {
     return DDPS_OK;
 }
 
-ddps_status api_fail(ddps_error *out, const ddps_err *e) {
+ddps_status ddps_api_fail(ddps_error *out, const ddps_err *e) {
     ddps_status st;
     switch (e->kind) {
     case DDPS_KIND_USAGE: st = DDPS_ERR_USAGE; break;
@@ -54,7 +54,7 @@ ddps_status api_fail(ddps_error *out, const ddps_err *e) {
     return st;
 }
 
-ddps_status api_failf(ddps_error *out, ddps_status st, const char *fmt, ...) {
+ddps_status ddps_api_failf(ddps_error *out, ddps_status st, const char *fmt, ...) {
     if (out) {
         va_list ap;
         va_start(ap, fmt);
@@ -86,7 +86,7 @@ static int progress_tramp(void *user, const char *label, long done, long total) 
     return t_hooks.progress ? t_hooks.progress(t_hooks.user, label, done, total) : 0;
 }
 
-void api_enter(const ddps_hooks *h) {
+void ddps_api_enter(const ddps_hooks *h) {
     if (h)
         t_hooks = *h;
     else
@@ -97,7 +97,7 @@ void api_enter(const ddps_hooks *h) {
     ddps_cancel_reset();
 }
 
-void api_leave(void) {
+void ddps_api_leave(void) {
     ddps_log_set_thread(NULL, NULL);
     ddps_progress_set_thread_hook(NULL, NULL);
     ddps_cancel_set_thread_flag(NULL);
@@ -134,7 +134,7 @@ DDPS_API void ddps_score_params_init(ddps_score_params *p) {
     p->precision = o.precision;
 }
 
-int api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err *err) {
+int ddps_api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err *err) {
     ddps_score_defaults(o);
     if (p->n_explicit < 0 || p->n_explicit > DDPS_MAX_TIMESTEPS || p->n_explicit > DDPS_MAX_TIMESTEPS_API)
         return ddps_fail_usage(err, "timesteps: %d explicit values, expected 0..%d", p->n_explicit,
@@ -201,10 +201,10 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
                                     ddps_error *err) {
     if (totals) memset(totals, 0, sizeof *totals);
     if (!p || !data_dir || !model_dir || !store_path)
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_run_score: params, data_dir, model_dir and store_path are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_score: params, data_dir, model_dir and store_path are required");
     ddps_err e = {{0}};
     ddps_score_opts o;
-    if (api_score_opts(p, &o, &e) != 0) return api_fail(err, &e);
+    if (ddps_api_score_opts(p, &o, &e) != 0) return ddps_api_fail(err, &e);
     o.data_dir = data_dir;
     o.model_dir = model_dir;
     o.store_path = store_path;
@@ -212,10 +212,10 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
     memset(&st, 0, sizeof st);
     char *shard = o.shard_n > 0 ? ddps_shard_path(store_path, o.shard_k, o.shard_n) : NULL;
     if (shard) o.store_path = shard;
-    api_enter(hooks);
+    ddps_api_enter(hooks);
     int rc = p->mpi ? ddps_mpi_score(&o, &st, &e) : ddps_score_run(&o, &st, &e);
     int cancelled = ddps_cancel_requested();
-    api_leave();
+    ddps_api_leave();
     free(shard);
     if (totals) {
         totals->images_scored = st.images_scored;
@@ -225,26 +225,26 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
         totals->text_prompts = st.text_prompts;
         totals->seconds = st.seconds;
     }
-    if (rc != 0) return api_fail(err, &e);
+    if (rc != 0) return ddps_api_fail(err, &e);
     if (cancelled)
-        return api_failf(err, DDPS_ERR_CANCELLED, "%s: cancelled after %ld images (stored; run again to continue)",
+        return ddps_api_failf(err, DDPS_ERR_CANCELLED, "%s: cancelled after %ld images (stored; run again to continue)",
                          store_path, st.images_scored);
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir, const int *ipc, int n_ipc,
                                      const ddps_select_params *p, const ddps_hooks *hooks, ddps_error *err) {
     if (!store_path || !out_dir || !ipc || n_ipc < 1 || !p)
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_run_select: store_path, out_dir, params and at least one ipc are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_select: store_path, out_dir, params and at least one ipc are required");
     for (int i = 0; i < n_ipc; i++)
-        if (ipc[i] < 1 || ipc[i] > 1000000) return api_failf(err, DDPS_ERR_USAGE, "ipc %d: expected 1..1000000", ipc[i]);
+        if (ipc[i] < 1 || ipc[i] > 1000000) return ddps_api_failf(err, DDPS_ERR_USAGE, "ipc %d: expected 1..1000000", ipc[i]);
     const char *fmt = p->format ? p->format : "png";
     if (strcmp(fmt, "png") != 0 && strcmp(fmt, "jpg") != 0 && strcmp(fmt, "jpeg") != 0)
-        return api_failf(err, DDPS_ERR_USAGE, "format %s: must be png or jpg", fmt);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "format %s: must be png or jpg", fmt);
     if (p->top_clusters < 1 || p->mosaic_max_ipc < 0 || p->output_size < 2 || p->output_size > 8192 ||
         p->jpeg_quality < 1 || p->jpeg_quality > 100 || p->threads < 0 || p->n_classes < 0 ||
         (p->n_classes > 0 && !p->classes))
-        return api_failf(err, DDPS_ERR_USAGE,
+        return ddps_api_failf(err, DDPS_ERR_USAGE,
                          "select params out of range (top_clusters >= 1, mosaic_max_ipc >= 0, output_size 2..8192, "
                          "jpeg_quality 1..100, threads >= 0)");
     ddps_select_opts o;
@@ -265,12 +265,12 @@ DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir
     o.command = p->command ? p->command : "select";
     o.folder_names = p->folder_names;
     if (o.folder_names && strcmp(o.folder_names, "class") != 0 && strcmp(o.folder_names, "index") != 0)
-        return api_failf(err, DDPS_ERR_USAGE, "folder_names %s: expected class or index", o.folder_names);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "folder_names %s: expected class or index", o.folder_names);
     ddps_err e = {{0}};
-    api_enter(hooks);
+    ddps_api_enter(hooks);
     int rc = ddps_select_run(&o, &e);
-    api_leave();
-    return rc != 0 ? api_fail(err, &e) : api_ok(err);
+    ddps_api_leave();
+    return rc != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 
 /* ---------- clustering ---------- */
@@ -278,11 +278,11 @@ DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir
 DDPS_API ddps_status ddps_cluster_features(const float *x, int n, int dim, int k, uint64_t seed, int *assign,
                                            float *dist, int *k_used, ddps_error *err) {
     if (n < 0 || dim < 1 || k < 1 || (n > 0 && (!x || !assign || !dist)) || !k_used)
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_cluster_features: n >= 0, dim >= 1, k >= 1 and the arrays are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_cluster_features: n >= 0, dim >= 1, k >= 1 and the arrays are required");
     float *cent = malloc((size_t)k * (size_t)dim * sizeof *cent);
-    if (!cent) return api_failf(err, DDPS_ERR_RESOURCE, "ddps_cluster_features: out of memory for %d centroids", k);
+    if (!cent) return ddps_api_failf(err, DDPS_ERR_RESOURCE, "ddps_cluster_features: out of memory for %d centroids", k);
     int rc = ddps_kmeans(x, n, dim, k, seed, 300, assign, cent, dist, k_used);
     free(cent);
-    if (rc != 0) return api_failf(err, DDPS_ERR_DATA, "ddps_cluster_features: invalid input (a non-finite value?)");
-    return api_ok(err);
+    if (rc != 0) return ddps_api_failf(err, DDPS_ERR_DATA, "ddps_cluster_features: invalid input (a non-finite value?)");
+    return ddps_api_ok(err);
 }

@@ -10,20 +10,20 @@
 
 /* Sets the calling thread's log/progress/cancel hooks to h (NULL: silent,
  * no progress, never cancelled) for the duration of one public call. */
-void api_enter(const ddps_hooks *h);
+void ddps_api_enter(const ddps_hooks *h);
 /* Restores the defaults (no thread hooks: stderr as for the CLI). */
-void api_leave(void);
+void ddps_api_leave(void);
 
 /* Status for a failed internal call: copies e's message and maps its kind
  * (DDPS_KIND_*) to a ddps_status; out may be NULL. */
-ddps_status api_fail(ddps_error *out, const ddps_err *e);
+ddps_status ddps_api_fail(ddps_error *out, const ddps_err *e);
 /* A failure raised by the facade itself. */
-ddps_status api_failf(ddps_error *out, ddps_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+ddps_status ddps_api_failf(ddps_error *out, ddps_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Clears out (status ok, empty message); returns DDPS_OK. */
-ddps_status api_ok(ddps_error *out);
+ddps_status ddps_api_ok(ddps_error *out);
 
 /* The internal scoring options for p (paths left NULL, command "score").
  * Fails (usage) when p has more explicit timesteps than fit. */
-int api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err *err);
+int ddps_api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err *err);
 
 #endif

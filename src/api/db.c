@@ -14,16 +14,16 @@ struct ddps_db {
 
 DDPS_API ddps_status ddps_db_open(const char *path, ddps_db **out, ddps_error *err) {
     if (out) *out = NULL;
-    if (!path || !out) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_open: path and out are required");
+    if (!path || !out) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_open: path and out are required");
     ddps_err e = {{0}};
     ddps_store *st;
-    api_enter(NULL);
+    ddps_api_enter(NULL);
     int rc = ddps_store_open(path, 1, &st, &e);
-    api_leave();
-    if (rc != 0) return api_fail(err, &e);
+    ddps_api_leave();
+    if (rc != 0) return ddps_api_fail(err, &e);
     *out = ddps_calloc(1, sizeof **out);
     (*out)->st = st;
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API void ddps_db_close(ddps_db *db) {
@@ -34,9 +34,9 @@ DDPS_API void ddps_db_close(ddps_db *db) {
 
 DDPS_API ddps_status ddps_db_meta(ddps_db *db, const char *key, char **value, ddps_error *err) {
     if (value) *value = NULL;
-    if (!db || !key || !value) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_meta: db, key and value are required");
+    if (!db || !key || !value) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_meta: db, key and value are required");
     ddps_err e = {{0}};
-    return ddps_store_get_meta(db->st, key, value, &e) != 0 ? api_fail(err, &e) : api_ok(err);
+    return ddps_store_get_meta(db->st, key, value, &e) != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 
 /* Heap copy of s, NULL for NULL. */
@@ -45,11 +45,11 @@ static char *dup_or_null(const char *s) { return s ? ddps_strdup(s) : NULL; }
 DDPS_API ddps_status ddps_db_classes(ddps_db *db, ddps_db_class **out, int *n, ddps_error *err) {
     if (out) *out = NULL;
     if (n) *n = 0;
-    if (!db || !out || !n) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_classes: db, out and n are required");
+    if (!db || !out || !n) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_classes: db, out and n are required");
     ddps_err e = {{0}};
     ddps_class_info *ci;
     int m;
-    if (ddps_store_list_classes(db->st, &ci, &m, &e) != 0) return api_fail(err, &e);
+    if (ddps_store_list_classes(db->st, &ci, &m, &e) != 0) return ddps_api_fail(err, &e);
     ddps_db_class *c = ddps_calloc((size_t)(m ? m : 1), sizeof *c);
     for (int i = 0; i < m; i++) {
         c[i].id = ci[i].id;
@@ -65,7 +65,7 @@ DDPS_API ddps_status ddps_db_classes(ddps_db *db, ddps_db_class **out, int *n, d
     ddps_store_free_classes(ci, m);
     *out = c;
     *n = m;
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API void ddps_db_classes_free(ddps_db_class *c, int n) {
@@ -98,19 +98,19 @@ DDPS_API void ddps_db_class_data_free(ddps_db_class_data *d) {
 DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, int with_maps,
                                   ddps_db_class_data *out, ddps_error *err) {
     if (out) memset(out, 0, sizeof *out);
-    if (!db || !out) return api_failf(err, DDPS_ERR_USAGE, "ddps_db_load: db and out are required");
+    if (!db || !out) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_load: db and out are required");
     ddps_err e = {{0}};
     ddps_class_data *d = ddps_calloc(1, sizeof *d);
     if (ddps_store_load_class(db->st, class_id, with_features != 0, d, &e) != 0) {
         ddps_class_data_free(d);
         free(d);
-        return api_fail(err, &e);
+        return ddps_api_fail(err, &e);
     }
     ddps_stored_map *maps = NULL;
     if (with_maps && ddps_store_load_maps(db->st, d, &maps, &e) != 0) {
         ddps_class_data_free(d);
         free(d);
-        return api_fail(err, &e);
+        return ddps_api_fail(err, &e);
     }
     out->internal_ = d;
     out->class_id = d->class_id;
@@ -153,16 +153,16 @@ DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, 
         out->clusters[i].rank = d->clusters[i].rank;
         out->clusters[i].median_score = d->clusters[i].median_score;
     }
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int top_clusters, int mosaic_max_ipc,
                                     int low_res, int *picks, unsigned char *fill, int *n_picks, int *n_outputs,
                                     int *per_image, ddps_error *err) {
     if (!d || !d->internal_ || !picks || !n_picks || !n_outputs || !per_image)
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: a loaded class and the output arrays are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: a loaded class and the output arrays are required");
     if (ipc < 1 || ipc > 1000000 || top_clusters < 1 || mosaic_max_ipc < 0)
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: ipc %d (1..1000000), top_clusters %d (>= 1), "
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: ipc %d (1..1000000), top_clusters %d (>= 1), "
                          "mosaic_max_ipc %d (>= 0)", ipc, top_clusters, mosaic_max_ipc);
     const ddps_class_data *in = d->internal_;
     int mosaic = !low_res && ipc <= mosaic_max_ipc, needed = mosaic ? 4 * ipc : ipc;
@@ -173,5 +173,5 @@ DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int to
     *n_picks = m;
     *n_outputs = lay.n_images;
     *per_image = lay.per_image;
-    return api_ok(err);
+    return ddps_api_ok(err);
 }

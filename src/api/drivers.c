@@ -16,9 +16,9 @@ DDPS_API ddps_status ddps_check_store_name(const char *path, ddps_error *err) {
     ddps_err e = {{0}};
     if (ddps_store_name_check(path, &e) != 0) {
         e.kind = DDPS_KIND_USAGE; /* a name the store cannot have: a bad invocation */
-        return api_fail(err, &e);
+        return ddps_api_fail(err, &e);
     }
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API ddps_status ddps_parse_shard(const char *text, int *k, int *n, ddps_error *err) {
@@ -28,9 +28,9 @@ DDPS_API ddps_status ddps_parse_shard(const char *text, int *k, int *n, ddps_err
         if (!text) ddps_fail(&e, "--shard: no value");
         e.kind = DDPS_KIND_USAGE;
         *k = *n = 0;
-        return api_fail(err, &e);
+        return ddps_api_fail(err, &e);
     }
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API char *ddps_shard_store_path(const char *store, int k, int n) {
@@ -42,12 +42,12 @@ DDPS_API int ddps_have_mpi(void) { return ddps_mpi_available(); }
 DDPS_API ddps_status ddps_run_merge(const char *out, const char *const *shards, int n, const ddps_hooks *hooks,
                                     ddps_error *err) {
     if (!out || !shards || n < 1)
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_run_merge: out and at least one shard store are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_merge: out and at least one shard store are required");
     ddps_err e = {{0}};
-    api_enter(hooks);
+    ddps_api_enter(hooks);
     int rc = ddps_merge_run(out, (char *const *)shards, n, &e);
-    api_leave();
-    return rc != 0 ? api_fail(err, &e) : api_ok(err);
+    ddps_api_leave();
+    return rc != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 
 DDPS_API void ddps_report_params_init(ddps_report_params *p) {
@@ -63,9 +63,9 @@ DDPS_API void ddps_report_params_init(ddps_report_params *p) {
 DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir, const ddps_report_params *p,
                                      const ddps_hooks *hooks, ddps_error *err) {
     if (!store_path || !out_dir || !p)
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_run_report: store_path, out_dir and params are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_report: store_path, out_dir and params are required");
     if (p->ipc < 1 || p->ipc > 1000000 || p->thumb < 16 || p->thumb > 1024 || p->threads < 0 || p->threads > 4096)
-        return api_failf(err, DDPS_ERR_USAGE,
+        return ddps_api_failf(err, DDPS_ERR_USAGE,
                          "report params out of range (ipc 1..1000000, thumb 16..1024, threads 0..4096)");
     ddps_report_opts o;
     ddps_report_defaults(&o);
@@ -76,10 +76,10 @@ DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir
     o.thumb = p->thumb;
     o.threads = p->threads;
     ddps_err e = {{0}};
-    api_enter(hooks);
+    ddps_api_enter(hooks);
     int rc = ddps_report_run(&o, &e);
-    api_leave();
-    return rc != 0 ? api_fail(err, &e) : api_ok(err);
+    ddps_api_leave();
+    return rc != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 
 /* The select and report steps of distill on the scored store. */
@@ -109,14 +109,14 @@ DDPS_API ddps_status ddps_run_distill(const ddps_score_params *p, const ddps_sel
                                       ddps_run_totals *totals, ddps_error *err) {
     if (totals) memset(totals, 0, sizeof *totals);
     if (!p || !s || !data_dir || !model_dir || !out_dir || !ipc || n_ipc < 1)
-        return api_failf(err, DDPS_ERR_USAGE,
+        return ddps_api_failf(err, DDPS_ERR_USAGE,
                          "ddps_run_distill: params, data_dir, model_dir, out_dir and at least one ipc are required");
     if (p->mpi || p->shard_n)
-        return api_failf(err, DDPS_ERR_USAGE, "distill runs in one process: no mpi, no shards (use ddps_run_score)");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "distill runs in one process: no mpi, no shards (use ddps_run_score)");
     if (store_path && ddps_check_store_name(store_path, err) != DDPS_OK) return DDPS_ERR_USAGE;
     int made_out = !ddps_is_dir(out_dir); /* removed again if the run fails and leaves it empty */
     ddps_err e = {{0}};
-    if (ddps_mkdirs(out_dir, &e) != 0) return api_fail(err, &e);
+    if (ddps_mkdirs(out_dir, &e) != 0) return ddps_api_fail(err, &e);
     char *store_buf = store_path ? NULL : ddps_path_join(out_dir, "ddps.sqlite");
     const char *store = store_path ? store_path : store_buf;
     ddps_score_params sp = *p;

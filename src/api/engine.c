@@ -43,18 +43,18 @@ DDPS_API void ddps_engine_params_init(ddps_engine_params *p) {
 DDPS_API ddps_status ddps_engine_open(const char *model_dir, const ddps_engine_params *p, const ddps_hooks *hooks,
                                       ddps_engine **out, ddps_error *err) {
     if (out) *out = NULL;
-    if (!model_dir || !out) return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_open: model_dir and out are required");
+    if (!model_dir || !out) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_engine_open: model_dir and out are required");
     ddps_engine_params d;
     ddps_engine_params_init(&d);
     if (!p) p = &d;
     if (p->threads < 0 || p->threads > 4096)
-        return api_failf(err, DDPS_ERR_USAGE, "threads %d: expected 0..4096", p->threads);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "threads %d: expected 0..4096", p->threads);
     ddps_err e = {{0}};
     ddps_precision prec;
     const char *pstr = p->precision ? p->precision : "f32";
     if (ddps_precision_parse(pstr, &prec) != 0)
-        return api_failf(err, DDPS_ERR_USAGE, "precision %s: expected f32, bf16 or f16", pstr);
-    api_enter(hooks);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "precision %s: expected f32, bf16 or f16", pstr);
+    ddps_api_enter(hooks);
     ddps_engine *en = ddps_calloc(1, sizeof *en);
     if (hooks) en->hooks = *hooks;
     int rc = 0;
@@ -62,13 +62,13 @@ DDPS_API ddps_status ddps_engine_open(const char *model_dir, const ddps_engine_p
     if (!en->be) rc = -1;
     if (rc == 0) rc = ddps_sd_load(model_dir, en->be, DDPS_PART_ALL, &en->sd, &e);
     if (rc == 0) en->dim = ddps_dift_dim(&en->sd->unet_cfg);
-    api_leave();
+    ddps_api_leave();
     if (rc != 0) {
         ddps_engine_close(en);
-        return api_fail(err, &e);
+        return ddps_api_fail(err, &e);
     }
     *out = en;
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API void ddps_engine_close(ddps_engine *e) {
@@ -99,10 +99,10 @@ static int find_prompt(const ddps_engine *e, const char *text) {
 DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *const *prompts, int n, int *ids,
                                                 ddps_error *err) {
     if (!e || n < 0 || (n > 0 && (!prompts || !ids)))
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: engine, prompts and ids are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: engine, prompts and ids are required");
     for (int i = 0; i < n; i++)
-        if (!prompts[i]) return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: prompt %d is NULL", i);
-    api_enter(&e->hooks);
+        if (!prompts[i]) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: prompt %d is NULL", i);
+    ddps_api_enter(&e->hooks);
     /* New texts (first occurrence only) go into one batch. */
     int *todo = ddps_malloc((size_t)(n ? n : 1) * sizeof *todo), nt = 0;
     for (int i = 0; i < n; i++) {
@@ -119,12 +119,12 @@ DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *cons
                 ddps_warn("prompt \"%s\" is longer than 75 tokens and was truncated", prompts[todo[j]]);
         ddps_tensor ctx = ddps_tensor_alloc(e->be, nt, 1, DDPS_CLIP_LEN, sd->clip_cfg.hidden_size);
         if (!ctx.data) {
-            st = api_failf(err, DDPS_ERR_RESOURCE, "out of memory for %d prompt embeddings", nt);
+            st = ddps_api_failf(err, DDPS_ERR_RESOURCE, "out of memory for %d prompt embeddings", nt);
         } else if (ddps_clip_forward(e->be, sd->text, tok, &ctx) != 0) {
             ddps_err be_err = {{0}};
             ddps_backend_error(e->be, &be_err);
             ddps_tensor_free(e->be, &ctx);
-            st = api_fail(err, &be_err);
+            st = ddps_api_fail(err, &be_err);
         } else {
             e->chunks = ddps_realloc(e->chunks, (size_t)(e->n_chunks + 1) * sizeof *e->chunks);
             e->chunks[e->n_chunks] = ctx;
@@ -143,10 +143,10 @@ DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *cons
         free(tok);
     }
     free(todo);
-    api_leave();
+    ddps_api_leave();
     if (st != DDPS_OK) return st;
     for (int i = 0; i < n; i++) ids[i] = find_prompt(e, prompts[i]);
-    return api_ok(err);
+    return ddps_api_ok(err);
 }
 
 DDPS_API void ddps_image_scores_free(ddps_image_scores *s) {
@@ -207,37 +207,37 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
                                        const ddps_image_in *images, int n, ddps_image_scores *out, ddps_error *err) {
     if (out && n > 0) memset(out, 0, (size_t)n * sizeof *out);
     if (!e || !p || n < 0 || (n > 0 && (!images || !out)))
-        return api_failf(err, DDPS_ERR_USAGE, "ddps_engine_score: engine, params, images and out are required");
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_engine_score: engine, params, images and out are required");
     if (null_prompt < 0 || null_prompt >= e->n_prompts)
-        return api_failf(err, DDPS_ERR_USAGE, "null prompt id %d: not an encoded prompt (0..%d)", null_prompt,
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "null prompt id %d: not an encoded prompt (0..%d)", null_prompt,
                          e->n_prompts - 1);
     for (int i = 0; i < n; i++) {
         const ddps_image_in *in = &images[i];
         if (in->prompt < 0 || in->prompt >= e->n_prompts)
-            return api_failf(err, DDPS_ERR_USAGE, "image %d: prompt id %d is not an encoded prompt", i, in->prompt);
+            return ddps_api_failf(err, DDPS_ERR_USAGE, "image %d: prompt id %d is not an encoded prompt", i, in->prompt);
         if (!in->pixels || in->width < 1 || in->height < 1 ||
             (double)in->width * in->height > (double)DDPS_IMAGE_MAX_PIXELS)
-            return api_failf(err, DDPS_ERR_USAGE, "image %d: expected pixels of a width x height x 3 image (got %dx%d)",
+            return ddps_api_failf(err, DDPS_ERR_USAGE, "image %d: expected pixels of a width x height x 3 image (got %dx%d)",
                              i, in->width, in->height);
     }
     ddps_err ie = {{0}};
     ddps_score_opts o;
-    if (api_score_opts(p, &o, &ie) != 0) return api_fail(err, &ie);
+    if (ddps_api_score_opts(p, &o, &ie) != 0) return ddps_api_fail(err, &ie);
     /* The checks ddps_score_run makes, with the same messages. */
     int T = e->sd->sched_cfg.num_train_timesteps, ts[DDPS_MAX_TIMESTEPS];
     if (o.patches_per_image < 1 || o.patches_per_image > 64)
-        return api_failf(err, DDPS_ERR_USAGE, "--patches-per-image %d: expected 1..64", o.patches_per_image);
-    if (o.size < 16 || o.size > 4096) return api_failf(err, DDPS_ERR_USAGE, "--size %d: expected 16..4096", o.size);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "--patches-per-image %d: expected 1..64", o.patches_per_image);
+    if (o.size < 16 || o.size > 4096) return ddps_api_failf(err, DDPS_ERR_USAGE, "--size %d: expected 16..4096", o.size);
     if (!o.low_res && (o.patch < 8 || o.patch > o.size))
-        return api_failf(err, DDPS_ERR_USAGE, "--patch %d: expected 8..--size (%d)", o.patch, o.size);
-    if (o.stride < 1) return api_failf(err, DDPS_ERR_USAGE, "--stride %d: must be positive", o.stride);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "--patch %d: expected 8..--size (%d)", o.patch, o.size);
+    if (o.stride < 1) return ddps_api_failf(err, DDPS_ERR_USAGE, "--stride %d: must be positive", o.stride);
     if (o.dift_ensemble < 1 || o.dift_ensemble > 64)
-        return api_failf(err, DDPS_ERR_USAGE, "--dift-ensemble %d: expected 1..64", o.dift_ensemble);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "--dift-ensemble %d: expected 1..64", o.dift_ensemble);
     if (o.dift_t < 0 || o.dift_t >= T)
-        return api_failf(err, DDPS_ERR_USAGE, "--dift-t %d: outside 0..%d", o.dift_t, T - 1);
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "--dift-t %d: outside 0..%d", o.dift_t, T - 1);
     int K = ddps_score_timesteps(&o, T, ts, &ie);
-    if (K < 0) return api_fail(err, &ie);
-    api_enter(&e->hooks);
+    if (K < 0) return ddps_api_fail(err, &ie);
+    ddps_api_enter(&e->hooks);
     const prompt_entry *pn = &e->prompts[null_prompt];
     ddps_tensor cn = ddps_slice(e->be, &e->chunks[pn->chunk], pn->index, 1);
     ddps_status st = DDPS_OK;
@@ -247,23 +247,23 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
     ddps_progress *prog = ddps_progress_start("scoring", n, "img", 0);
     for (int i = 0; i < n; i++) {
         if (ddps_cancel_requested()) {
-            st = api_failf(err, DDPS_ERR_CANCELLED, "cancelled after %d of %d images", i, n);
+            st = ddps_api_failf(err, DDPS_ERR_CANCELLED, "cancelled after %d of %d images", i, n);
             break;
         }
         const prompt_entry *pl = &e->prompts[images[i].prompt];
         ddps_tensor cl = ddps_slice(e->be, &e->chunks[pl->chunk], pl->index, 1);
         if (score_one(&sc, &cn, &cl, &images[i], &out[i], &ie) != 0) {
-            st = api_fail(err, &ie);
+            st = ddps_api_fail(err, &ie);
             break;
         }
         ddps_progress_update(prog, i + 1);
     }
     ddps_progress_end(prog);
-    api_leave();
+    ddps_api_leave();
     if (st != DDPS_OK) {
         for (int i = 0; i < n; i++)
             if (st != DDPS_ERR_CANCELLED || !out[i].features) ddps_image_scores_free(&out[i]);
         return st;
     }
-    return api_ok(err);
+    return ddps_api_ok(err);
 }

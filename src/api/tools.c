@@ -34,40 +34,40 @@ DDPS_API void ddps_demo_params_init(ddps_demo_params *p) {
 /* The status of an internal call's result rc (0 or -1 with e), and the
  * hooks scope ended. */
 static ddps_status tools_leave(int rc, const ddps_err *e, ddps_error *err) {
-    api_leave();
-    return rc == 0 ? api_ok(err) : api_fail(err, e);
+    ddps_api_leave();
+    return rc == 0 ? ddps_api_ok(err) : ddps_api_fail(err, e);
 }
 
 DDPS_API ddps_status ddps_bench_run(const ddps_bench_params *p, const ddps_hooks *hooks, ddps_error *err) {
-    if (!p) return api_failf(err, DDPS_ERR_USAGE, "bench: no parameters");
+    if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "bench: no parameters");
     ddps_err e = {{0}};
-    api_enter(hooks);
-    int rc = tools_bench(p, hooks, &e);
+    ddps_api_enter(hooks);
+    int rc = ddps_tools_bench(p, hooks, &e);
     return tools_leave(rc, &e, err);
 }
 
 DDPS_API ddps_status ddps_probe_run(const ddps_probe_params *p, const ddps_hooks *hooks, ddps_error *err) {
-    if (!p) return api_failf(err, DDPS_ERR_USAGE, "probe: no parameters");
+    if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "probe: no parameters");
     ddps_err e = {{0}};
-    api_enter(hooks);
-    int rc = tools_probe(p, hooks, &e);
+    ddps_api_enter(hooks);
+    int rc = ddps_tools_probe(p, hooks, &e);
     return tools_leave(rc, &e, err);
 }
 
 DDPS_API ddps_status ddps_demo_write(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
                                      ddps_error *err) {
-    if (!p) return api_failf(err, DDPS_ERR_USAGE, "demo: no parameters");
+    if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "demo: no parameters");
     ddps_err e = {{0}};
-    api_enter(hooks);
-    int rc = tools_demo_write(dir, p, &e);
+    ddps_api_enter(hooks);
+    int rc = ddps_tools_demo_write(dir, p, &e);
     return tools_leave(rc, &e, err);
 }
 
 DDPS_API ddps_status ddps_demo_run(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
                                    ddps_error *err) {
-    if (!p) return api_failf(err, DDPS_ERR_USAGE, "demo: no parameters");
+    if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "demo: no parameters");
     ddps_err e = {{0}};
-    api_enter(hooks);
-    int rc = tools_demo_run(dir, p, &e);
+    ddps_api_enter(hooks);
+    int rc = ddps_tools_demo_run(dir, p, &e);
     return tools_leave(rc, &e, err);
 }

@@ -381,10 +381,10 @@ static int al16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 static void want_smem(const void *fn, size_t bytes, const char *name) {
     if (bytes <= 48 * 1024) return;
     cudaError_t e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e != cudaSuccess) cu_fail(DDPS_KIND_RESOURCE, name, cudaGetErrorString(e), __FILE__, __LINE__);
+    if (e != cudaSuccess) ddps_cu_fail(DDPS_KIND_RESOURCE, name, cudaGetErrorString(e), __FILE__, __LINE__);
 }
 
-extern "C" int cuk_attention(cudaStream_t s, int smem_optin, void *y, const void *q, const void *k, const void *v,
+extern "C" int ddps_cuk_attention(cudaStream_t s, int smem_optin, void *y, const void *q, const void *k, const void *v,
                              int dt, int B, int Lq, int Lk, int H, int d, int causal) {
     if (B <= 0 || Lq <= 0 || H <= 0 || d <= 0) return 0;
     int optin = smem_optin > 0 ? smem_optin : 48 * 1024;
@@ -392,7 +392,7 @@ extern "C" int cuk_attention(cudaStream_t s, int smem_optin, void *y, const void
         /* no keys: softmax over nothing, output zero (as the CPU's kernel gives) */
         cudaError_t e = cudaMemsetAsync(y, 0, (size_t)B * Lq * H * d * (dt == CU_F32 ? 4 : 2), s);
         if (e != cudaSuccess)
-            cu_fail(DDPS_KIND_RESOURCE, "cudaMemsetAsync (attention)", cudaGetErrorString(e), __FILE__, __LINE__);
+            ddps_cu_fail(DDPS_KIND_RESOURCE, "cudaMemsetAsync (attention)", cudaGetErrorString(e), __FILE__, __LINE__);
         return 0;
     }
     if ((long)B * H > 2147483647L || (Lq + FS_ROWS - 1) / FS_ROWS > 65535) return -1;
@@ -415,7 +415,7 @@ extern "C" int cuk_attention(cudaStream_t s, int smem_optin, void *y, const void
                                                              Lk, H, d, DP, chunk, causal, scale_log2, vec);
             cudaError_t e = cudaGetLastError();
             if (e != cudaSuccess)
-                cu_fail(DDPS_KIND_RESOURCE, "kernel flash_mma", cudaGetErrorString(e), __FILE__, __LINE__);
+                ddps_cu_fail(DDPS_KIND_RESOURCE, "kernel flash_mma", cudaGetErrorString(e), __FILE__, __LINE__);
             return 0;
         }
     }
@@ -435,6 +435,6 @@ extern "C" int cuk_attention(cudaStream_t s, int smem_optin, void *y, const void
     else
         flash_simt_f16<<<grid, FS_THREADS, smem, s>>>(y, q, k, v, Lq, Lk, H, d, causal, scale);
     cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) cu_fail(DDPS_KIND_RESOURCE, "kernel flash_simt", cudaGetErrorString(e), __FILE__, __LINE__);
+    if (e != cudaSuccess) ddps_cu_fail(DDPS_KIND_RESOURCE, "kernel flash_simt", cudaGetErrorString(e), __FILE__, __LINE__);
     return 0;
 }

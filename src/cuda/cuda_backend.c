@@ -24,7 +24,7 @@
  * are cached per shape in the backend and shared by every layer of that
  * shape; each weight remembers the plan it used last, so a steady-state
  * call does no lookup at all. When a library has nothing for a shape, a
- * plain kernel of ours takes over (cuk_gemm_direct, cuk_conv_direct), and
+ * plain kernel of ours takes over (ddps_cuk_gemm_direct, ddps_cuk_conv_direct), and
  * DDPS_CUDA_DIRECT=1 forces those for checking.
  *
  * Convolution details: weights are stored KRSC ([out][kh][kw][in], cuDNN's
@@ -34,7 +34,7 @@
  * (cuDNN's fused bias path only accepts one algorithm).
  *
  * Failures. Any CUDA, cuBLAS or cuDNN error inside an op (and an op misused
- * by our own code) is recorded as this thread's pending failure (cu_fail,
+ * by our own code) is recorded as this thread's pending failure (ddps_cu_fail,
  * one line naming the call); after the op the guard asks cu_poll, which
  * makes it the backend's sticky error (tensor/backend.h): the ops after it
  * are skipped and the call that started the work returns it. An op returns
@@ -71,7 +71,7 @@ enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
 
 /* ---------- failures ---------- */
 
-int cu_debug = 0;
+int ddps_cu_debug = 0;
 
 /* This thread's first failure not yet handed to a backend (cu_poll). */
 static _Thread_local struct {
@@ -79,15 +79,15 @@ static _Thread_local struct {
     char msg[1024];
 } cu_pending;
 
-void cu_fail(int kind, const char *what, const char *msg, const char *file, int line) {
+void ddps_cu_fail(int kind, const char *what, const char *msg, const char *file, int line) {
     if (cu_pending.set) return;
     snprintf(cu_pending.msg, sizeof cu_pending.msg, "CUDA failure: %s: %s (%s:%d)%s", what, msg, file, line,
-             cu_debug ? "" : "; an earlier kernel may have caused it: DDPS_CUDA_DEBUG=1 names the op");
+             ddps_cu_debug ? "" : "; an earlier kernel may have caused it: DDPS_CUDA_DEBUG=1 names the op");
     cu_pending.kind = kind;
     cu_pending.set = 1;
 }
 
-void cu_internal(const char *fmt, ...) {
+void ddps_cu_internal(const char *fmt, ...) {
     if (cu_pending.set) return;
     char m[768];
     va_list ap;
@@ -111,7 +111,7 @@ static void cu_poll(ddps_backend *be) {
     do {                                                                                                               \
         cublasStatus_t st_ = (call);                                                                                   \
         if (st_ != CUBLAS_STATUS_SUCCESS)                                                                              \
-            cu_fail(st_ == CUBLAS_STATUS_ALLOC_FAILED ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE, #call,                 \
+            ddps_cu_fail(st_ == CUBLAS_STATUS_ALLOC_FAILED ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE, #call,                 \
                     cublasGetStatusString(st_), __FILE__, __LINE__);                                                   \
     } while (0)
 
@@ -119,7 +119,7 @@ static void cu_poll(ddps_backend *be) {
     do {                                                                                                               \
         cudnnStatus_t st_ = (call);                                                                                    \
         if (st_ != CUDNN_STATUS_SUCCESS)                                                                               \
-            cu_fail(st_ == CUDNN_STATUS_ALLOC_FAILED ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE, #call,                  \
+            ddps_cu_fail(st_ == CUDNN_STATUS_ALLOC_FAILED ? DDPS_KIND_RESOURCE : DDPS_KIND_FAILURE, #call,                  \
                     cudnnGetErrorString(st_), __FILE__, __LINE__);                                                     \
     } while (0)
 
@@ -138,7 +138,7 @@ typedef struct mm_plan {
     unsigned align; /* alignment class of x and y (part of the key) */
     int direct;     /* 1: our kernel, no cuBLASLt */
     int epi_bias;   /* 0: no epilogue; 1: bias epilogue with f32 bias; 2: with a bias of the activation type */
-    int post;       /* bias and/or activation left to cuk_bias_act */
+    int post;       /* bias and/or activation left to ddps_cuk_bias_act */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
@@ -241,7 +241,7 @@ static void *dbuf_get(cu_state *cs, dbuf *b, size_t bytes) {
             b->p = NULL;
             char m[64];
             snprintf(m, sizeof m, "out of GPU memory (%zu bytes)", bytes);
-            cu_fail(DDPS_KIND_RESOURCE, "scratch buffer", m, __FILE__, __LINE__);
+            ddps_cu_fail(DDPS_KIND_RESOURCE, "scratch buffer", m, __FILE__, __LINE__);
             return NULL;
         }
         b->size = n;
@@ -317,7 +317,7 @@ static void cu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
         if (!dst) return;
         CUDA_OK(cudaMemcpyAsync(dst, slot, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
         CUDA_OK(cudaEventRecord(cs->pin_ev[k], cs->stream));
-        if (cs->dt != CU_F32) cuk_convert(cs->stream, t->data, cs->dt, dst, CU_F32, n);
+        if (cs->dt != CU_F32) ddps_cuk_convert(cs->stream, t->data, cs->dt, dst, CU_F32, n);
         op_done(cs, "write", t);
         return;
     }
@@ -327,7 +327,7 @@ static void cu_write(ddps_backend *be, ddps_tensor *t, const float *host) {
         void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
         if (!st) return;
         CUDA_OK(cudaMemcpyAsync(st, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
-        cuk_convert(cs->stream, t->data, cs->dt, st, CU_F32, n);
+        ddps_cuk_convert(cs->stream, t->data, cs->dt, st, CU_F32, n);
     }
     /* The caller may reuse `host` at once: wait until it has been read. */
     CUDA_OK(cudaStreamSynchronize(cs->stream));
@@ -341,7 +341,7 @@ static void cu_read(ddps_backend *be, float *host, const ddps_tensor *t) {
     if (cs->dt != CU_F32) {
         void *st = dbuf_get(cs, &cs->stage, n * sizeof(float));
         if (!st) return;
-        cuk_convert(cs->stream, st, CU_F32, t->data, cs->dt, n);
+        ddps_cuk_convert(cs->stream, st, CU_F32, t->data, cs->dt, n);
         src = st;
     }
     CUDA_OK(cudaMemcpyAsync(host, src, n * sizeof(float), cudaMemcpyDeviceToHost, cs->stream));
@@ -353,7 +353,7 @@ static void cu_sync(ddps_backend *be) { CUDA_OK(cudaStreamSynchronize(cu_of(be)-
 /* Stage I maps: f32 whatever the precision. */
 static void cu_map_fill(ddps_backend *be, ddps_tensor *t, float v) {
     cu_state *cs = cu_of(be);
-    cuk_fill_f32(cs->stream, (float *)t->data, v, ddps_numel(t));
+    ddps_cuk_fill_f32(cs->stream, (float *)t->data, v, ddps_numel(t));
     op_done(cs, "map_fill", t);
 }
 
@@ -394,7 +394,7 @@ static void *upload(cu_state *cs, const float *host, size_t n, int dt, ddps_err 
             return NULL;
         }
         CUDA_OK(cudaMemcpyAsync(st, host, n * sizeof(float), cudaMemcpyHostToDevice, cs->stream));
-        cuk_convert(cs->stream, p, dt, st, CU_F32, n);
+        ddps_cuk_convert(cs->stream, p, dt, st, CU_F32, n);
     }
     CUDA_OK(cudaStreamSynchronize(cs->stream));
     return p;
@@ -474,7 +474,7 @@ static ddps_weight *cu_make_table(ddps_backend *be, const float *v, int rows, in
 /* w's table of at least need values; NULL (an internal error recorded) if w is none. */
 static const float *table_of(const ddps_weight *w, int need, const char *what) {
     if (!w || w->kind != W_TABLE || (size_t)w->rows * w->cols < (size_t)need) {
-        cu_internal("%s: table of %d values expected", what, need);
+        ddps_cu_internal("%s: table of %d values expected", what, need);
         return NULL;
     }
     return w->table;
@@ -586,7 +586,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     ddps_weight *w = (ddps_weight *)wc;
     size_t M = (size_t)x->n * x->h * x->w;
     if (!w || w->kind != W_LINEAR || x->c != w->in || y->c != w->out || (size_t)y->n * y->h * y->w != M) {
-        cu_internal("linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w ? w->in : 0, w ? w->out : 0, x->n, x->h,
+        ddps_cu_internal("linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w ? w->in : 0, w ? w->out : 0, x->n, x->h,
                     x->w, x->c, y->n, y->h, y->w, y->c);
         return;
     }
@@ -594,7 +594,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     be->flops += 2.0 * (double)M * w->in * w->out;
     mm_plan *p = mm_plan_get(cs, w, M, (int)act, accumulate, align_of(x->data), align_of(y->data));
     if (p->direct) {
-        cuk_gemm_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, M, w->out, w->in, (int)act, accumulate);
+        ddps_cuk_gemm_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, M, w->out, w->in, (int)act, accumulate);
         op_done(cs, "linear (direct kernel)", y);
         return;
     }
@@ -605,7 +605,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
             void *b = NULL;
             CUDA_OK(dev_malloc(cs, &b, (size_t)w->out * 2));
             if (!b) return;
-            cuk_convert(cs->stream, b, cs->dt, w->bias, CU_F32, (size_t)w->out);
+            ddps_cuk_convert(cs->stream, b, cs->dt, w->bias, CU_F32, (size_t)w->out);
             w->bias_act = b;
             bp = b;
         }
@@ -614,7 +614,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     LT_OK(cublasLtMatmul(cs->lt, p->desc, &alpha, w->w, p->la, x->data, p->lb, &beta, y->data, p->lc, y->data, p->lc,
                          &p->algo, cs->lt_ws, LT_WORKSPACE, cs->stream));
-    if (p->post) cuk_bias_act(cs->stream, y->data, cs->dt, p->epi_bias ? NULL : w->bias, M, w->out, (int)act);
+    if (p->post) ddps_cuk_bias_act(cs->stream, y->data, cs->dt, p->epi_bias ? NULL : w->bias, M, w->out, (int)act);
     op_done(cs, "linear", y);
 }
 
@@ -797,12 +797,12 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     cu_state *cs = cu_of(be);
     ddps_weight *w = (ddps_weight *)wc;
     if (!w || w->kind != W_CONV || stride < 1 || pad[0] < 0 || pad[1] < 0 || pad[2] < 0 || pad[3] < 0) {
-        cu_internal("not a convolution weight, or stride %d / padding out of range", stride);
+        ddps_cu_internal("not a convolution weight, or stride %d / padding out of range", stride);
         return;
     }
     int ho = (x->h + pad[0] + pad[2] - w->kh) / stride + 1, wo = (x->w + pad[1] + pad[3] - w->kw) / stride + 1;
     if (x->c != w->in || y->c != w->out || y->n != x->n || y->h != ho || y->w != wo || ho < 1 || wo < 1) {
-        cu_internal("conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w->out, w->in, w->kh, stride, x->n, x->h,
+        ddps_cu_internal("conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w->out, w->in, w->kh, stride, x->n, x->h,
                     x->w, x->c, y->n, y->h, y->w, y->c);
         return;
     }
@@ -810,7 +810,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     if (x->n == 0) return;
     conv_plan *p = conv_plan_get(cs, w, x, stride, pad, ho, wo);
     if (p->direct) {
-        cuk_conv_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, x->n, x->h, x->w, x->c, w->out, w->kh,
+        ddps_cuk_conv_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, x->n, x->h, x->w, x->c, w->out, w->kh,
                         w->kw, stride, pad[0], pad[1], ho, wo, accumulate);
         op_done(cs, "conv2d (direct kernel)", y);
         return;
@@ -820,7 +820,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     if (p->explicit_pad) {
         void *b = dbuf_get(cs, &cs->pad_in, (size_t)x->n * p->ph * p->pw * x->c * es);
         if (!b) return;
-        cuk_pad(cs->stream, b, x->data, cs->dt, x->n, x->h, x->w, x->c, pad[0], pad[1], p->ph, p->pw);
+        ddps_cuk_pad(cs->stream, b, x->data, cs->dt, x->n, x->h, x->w, x->c, pad[0], pad[1], p->ph, p->pw);
         xin = b;
     } else if (align_of(xin) < 16) {
         /* views into a batch need not be aligned the way cuDNN's kernels want */
@@ -841,7 +841,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     DNN_OK(cudnnConvolutionForward(cs->dnn, &alpha, p->xd, xin, p->fd, w->w, p->cd, p->algo, ws, p->ws, &beta, p->yd,
                                    yout));
-    if (w->bias) cuk_bias_act(cs->stream, yout, cs->dt, w->bias, (size_t)y->n * ho * wo, w->out, CU_ACT_NONE);
+    if (w->bias) ddps_cuk_bias_act(cs->stream, yout, cs->dt, w->bias, (size_t)y->n * ho * wo, w->out, CU_ACT_NONE);
     if (yout != y->data) CUDA_OK(cudaMemcpyAsync(y->data, yout, ybytes, cudaMemcpyDeviceToDevice, cs->stream));
     op_done(cs, "conv2d", y);
 }
@@ -851,7 +851,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
 /* 0 when a and b have one shape; else -1 with an internal error recorded. */
 static int same_shape(const ddps_tensor *a, const ddps_tensor *b, const char *what) {
     if (a->n == b->n && a->h == b->h && a->w == b->w && a->c == b->c) return 0;
-    cu_internal("%s: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", what, a->n, a->h, a->w, a->c, b->n, b->h, b->w,
+    ddps_cu_internal("%s: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", what, a->n, a->h, a->w, a->c, b->n, b->h, b->w,
                 b->c);
     return -1;
 }
@@ -861,20 +861,20 @@ static void cu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
     cu_state *cs = cu_of(be);
     if (same_shape(y, x, "group norm")) return;
     if (groups < 1 || x->c % groups) {
-        cu_internal("group norm with %d channels in %d groups", x->c, groups);
+        ddps_cu_internal("group norm with %d channels in %d groups", x->c, groups);
         return;
     }
     if (shift && (shift->n != x->n || shift->c != x->c || shift->h * shift->w != 1)) {
-        cu_internal("group norm: shift [%d,%d,%d,%d] for [%d,%d,%d,%d]", shift->n, shift->h, shift->w, shift->c, x->n,
+        ddps_cu_internal("group norm: shift [%d,%d,%d,%d] for [%d,%d,%d,%d]", shift->n, shift->h, shift->w, shift->c, x->n,
                     x->h, x->w, x->c);
         return;
     }
     const float *g = table_of(gamma, x->c, "group norm"), *b = table_of(beta, x->c, "group norm");
     size_t HW = (size_t)x->h * x->w;
     if (!g || !b || x->n == 0 || HW == 0 || x->c == 0) return;
-    void *scratch = dbuf_get(cs, &cs->scratch, cuk_group_norm_scratch(cs->sm_count, x->n, HW, x->c));
+    void *scratch = dbuf_get(cs, &cs->scratch, ddps_cuk_group_norm_scratch(cs->sm_count, x->n, HW, x->c));
     if (!scratch) return;
-    cuk_group_norm(cs->stream, cs->sm_count, y->data, x->data, shift ? shift->data : NULL, g, b, cs->dt, x->n, HW,
+    ddps_cuk_group_norm(cs->stream, cs->sm_count, y->data, x->data, shift ? shift->data : NULL, g, b, cs->dt, x->n, HW,
                    x->c, groups, eps, silu, scratch);
     op_done(cs, "group_norm", y);
 }
@@ -885,7 +885,7 @@ static void cu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
     if (same_shape(y, x, "layer norm")) return;
     const float *g = table_of(gamma, x->c, "layer norm"), *b = table_of(beta, x->c, "layer norm");
     if (!g || !b) return;
-    cuk_layer_norm(cs->stream, y->data, x->data, g, b, cs->dt, (size_t)x->n * x->h * x->w, x->c, eps);
+    ddps_cuk_layer_norm(cs->stream, y->data, x->data, g, b, cs->dt, (size_t)x->n * x->h * x->w, x->c, eps);
     op_done(cs, "layer_norm", y);
 }
 
@@ -895,13 +895,13 @@ static void cu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q,
     long B = q->n, Lq = (long)q->h * q->w, Lk = (long)k->h * k->w, C = q->c;
     if (heads < 1 || C % heads || k->c != C || v->c != C || k->n != B || v->n != B || (long)v->h * v->w != Lk ||
         y->c != C || y->n != B || (long)y->h * y->w != Lq) {
-        cu_internal("attention shapes");
+        ddps_cu_internal("attention shapes");
         return;
     }
     be->flops += 4.0 * B * (double)Lq * Lk * C;
-    if (cuk_attention(cs->stream, cs->smem_optin, y->data, q->data, k->data, v->data, cs->dt, (int)B, (int)Lq,
+    if (ddps_cuk_attention(cs->stream, cs->smem_optin, y->data, q->data, k->data, v->data, cs->dt, (int)B, (int)Lq,
                       (int)Lk, heads, (int)(C / heads), causal) != 0) {
-        cu_internal("attention with %ld heads of width %ld, %ld queries: beyond the CUDA kernels (width <= 512)",
+        ddps_cu_internal("attention with %ld heads of width %ld, %ld queries: beyond the CUDA kernels (width <= 512)",
                     (long)heads, C / heads, Lq);
         return;
     }
@@ -911,41 +911,41 @@ static void cu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q,
 static void cu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
     if (x->c % 2 || y->c * 2 != x->c || (size_t)y->n * y->h * y->w != (size_t)x->n * x->h * x->w) {
-        cu_internal("geglu [%d,%d,%d,%d] -> [%d,%d,%d,%d]", x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
+        ddps_cu_internal("geglu [%d,%d,%d,%d] -> [%d,%d,%d,%d]", x->n, x->h, x->w, x->c, y->n, y->h, y->w, y->c);
         return;
     }
-    cuk_geglu(cs->stream, y->data, x->data, cs->dt, (size_t)x->n * x->h * x->w, y->c);
+    ddps_cuk_geglu(cs->stream, y->data, x->data, cs->dt, (size_t)x->n * x->h * x->w, y->c);
     op_done(cs, "geglu", y);
 }
 
 static void cu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act) {
     cu_state *cs = cu_of(be);
     if (ddps_numel(y) != ddps_numel(x)) {
-        cu_internal("activate: sizes differ");
+        ddps_cu_internal("activate: sizes differ");
         return;
     }
-    cuk_activate(cs->stream, y->data, x->data, cs->dt, ddps_numel(x), (int)act);
+    ddps_cuk_activate(cs->stream, y->data, x->data, cs->dt, ddps_numel(x), (int)act);
     op_done(cs, "activate", y);
 }
 
 static void cu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
     cu_state *cs = cu_of(be);
     if (ddps_numel(x) != ddps_numel(y) || ddps_numel(z) != ddps_numel(y)) {
-        cu_internal("axpby: sizes differ ([%d,%d,%d,%d], [%d,%d,%d,%d], [%d,%d,%d,%d])", y->n, y->h, y->w, y->c, x->n,
+        ddps_cu_internal("axpby: sizes differ ([%d,%d,%d,%d], [%d,%d,%d,%d], [%d,%d,%d,%d])", y->n, y->h, y->w, y->c, x->n,
                     x->h, x->w, x->c, z->n, z->h, z->w, z->c);
         return;
     }
-    cuk_axpby(cs->stream, y->data, a, x->data, b, z->data, cs->dt, ddps_numel(y));
+    ddps_cuk_axpby(cs->stream, y->data, a, x->data, b, z->data, cs->dt, ddps_numel(y));
     op_done(cs, "axpby", y);
 }
 
 static void cu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
     if (y->n != x->n || y->c != x->c || (x->h < 1 && y->h > 0) || (x->w < 1 && y->w > 0)) {
-        cu_internal("upsample shapes");
+        ddps_cu_internal("upsample shapes");
         return;
     }
-    cuk_upsample_nearest(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, y->h, y->w, x->c);
+    ddps_cuk_upsample_nearest(cs->stream, y->data, x->data, cs->dt, x->n, x->h, x->w, y->h, y->w, x->c);
     op_done(cs, "upsample_nearest", y);
 }
 
@@ -953,10 +953,10 @@ static void cu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, 
     cu_state *cs = cu_of(be);
     size_t rows = (size_t)y->n * y->h * y->w;
     if (a->c + b->c != y->c || (size_t)a->n * a->h * a->w != rows || (size_t)b->n * b->h * b->w != rows) {
-        cu_internal("concat shapes");
+        ddps_cu_internal("concat shapes");
         return;
     }
-    cuk_concat_c(cs->stream, y->data, a->data, b->data, cs->dt, rows, a->c, b->c);
+    ddps_cuk_concat_c(cs->stream, y->data, a->data, b->data, cs->dt, rows, a->c, b->c);
     op_done(cs, "concat_c", y);
 }
 
@@ -966,7 +966,7 @@ static void cu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const
     int L = y->h * y->w, C = y->c;
     size_t n = (size_t)y->n * L;
     if (!tok || tok->kind != W_TABLE || tok->cols != C) {
-        cu_internal("embed: token table of width %d expected", C);
+        ddps_cu_internal("embed: token table of width %d expected", C);
         return;
     }
     if (!table_of(pos, L * C, "embed (positions)") || n == 0) return;
@@ -974,7 +974,7 @@ static void cu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const
     if (!d) return;
     /* pageable source: the call returns once the ids are staged */
     CUDA_OK(cudaMemcpyAsync(d, ids, n * sizeof(int32_t), cudaMemcpyHostToDevice, cs->stream));
-    cuk_embed(cs->stream, y->data, d, tok->table, pos->table, cs->dt, y->n, L, C);
+    ddps_cuk_embed(cs->stream, y->data, d, tok->table, pos->table, cs->dt, y->n, L, C);
     op_done(cs, "embed", y);
 }
 
@@ -983,21 +983,21 @@ static void cu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e
     cu_state *cs = cu_of(be);
     size_t n = ddps_numel(d);
     if (ddps_numel(e) != n || ddps_numel(a) != n || ddps_numel(b) != n) {
-        cu_internal("sqdiff_acc: sizes differ");
+        ddps_cu_internal("sqdiff_acc: sizes differ");
         return;
     }
-    cuk_sqdiff_acc(cs->stream, (float *)d->data, e->data, a->data, b->data, w, cs->dt, n); /* d: an f32 map */
+    ddps_cuk_sqdiff_acc(cs->stream, (float *)d->data, e->data, a->data, b->data, w, cs->dt, n); /* d: an f32 map */
     op_done(cs, "sqdiff_acc", d);
 }
 
 static void cu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
     if (y->c != 1 || y->n != x->n || x->h < 1 || x->w < 1 || x->c < 1) {
-        cu_internal("resize_bilinear_cmean shapes");
+        ddps_cu_internal("resize_bilinear_cmean shapes");
         return;
     }
     /* maps: f32 in and out */
-    cuk_resize_bilinear_cmean(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, y->h, y->w);
+    ddps_cuk_resize_bilinear_cmean(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, y->h, y->w);
     op_done(cs, "resize_bilinear_cmean", y);
 }
 
@@ -1005,21 +1005,21 @@ static void cu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, 
     cu_state *cs = cu_of(be);
     if (k < 1 || s < 1 || k > x->h || k > x->w || y->n != x->n || y->c != x->c || y->h != (x->h - k) / s + 1 ||
         y->w != (x->w - k) / s + 1) {
-        cu_internal("avg_pool k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", k, s, x->n, x->h, x->w, x->c, y->n, y->h,
+        ddps_cu_internal("avg_pool k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", k, s, x->n, x->h, x->w, x->c, y->n, y->h,
                     y->w, y->c);
         return;
     }
-    cuk_avg_pool(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, k, s, y->h, y->w); /* maps */
+    ddps_cuk_avg_pool(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, k, s, y->h, y->w); /* maps */
     op_done(cs, "avg_pool", y);
 }
 
 static void cu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     cu_state *cs = cu_of(be);
     if (y->n != x->n || y->c != x->c || y->h * y->w != 1) {
-        cu_internal("global_avg shapes");
+        ddps_cu_internal("global_avg shapes");
         return;
     }
-    cuk_global_avg(cs->stream, y->data, x->data, cs->dt, x->n, (size_t)x->h * x->w, x->c);
+    ddps_cuk_global_avg(cs->stream, y->data, x->data, cs->dt, x->n, (size_t)x->h * x->w, x->c);
     op_done(cs, "global_avg", y);
 }
 
@@ -1180,7 +1180,7 @@ static int device_open(ddps_precision precision, int device, struct cudaDevicePr
         return ddps_fail(err, "CUDA device %d: %s", device, cudaGetErrorString(e));
     }
     char why[256];
-    if (cuk_probe(why, sizeof why) != 0)
+    if (ddps_cuk_probe(why, sizeof why) != 0)
         return ddps_fail(err,
                          "CUDA device %d (%s, compute capability %d.%d): %s (rebuild with CMAKE_CUDA_ARCHITECTURES "
                          "including %d%d)",
@@ -1255,7 +1255,7 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
     cs->direct = dir && *dir && strcmp(dir, "0") != 0;
     cs->tf32 = tf && *tf && strcmp(tf, "0") != 0;
     cs->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
-    if (cs->debug) cu_debug = 1;
+    if (cs->debug) ddps_cu_debug = 1;
     /* Handles and buffers; the first failure is reported (with what failed). */
     char msg[256] = "";
     const char *fail = handles_create(cs, device, msg, sizeof msg);

@@ -35,7 +35,7 @@
     do {                                                                                                               \
         cudaError_t e_ = cudaGetLastError();                                                                           \
         if (e_ != cudaSuccess)                                                                                         \
-            cu_fail(DDPS_KIND_RESOURCE, "kernel " name, cudaGetErrorString(e_), __FILE__, __LINE__);                   \
+            ddps_cu_fail(DDPS_KIND_RESOURCE, "kernel " name, cudaGetErrorString(e_), __FILE__, __LINE__);                   \
     } while (0)
 
 #define KERNEL3(name, params, ...)                                                                                     \
@@ -150,7 +150,7 @@ static __global__ void probe_kernel(int *p) {
     if (p) *p = 1;
 }
 
-extern "C" int cuk_probe(char *msg, size_t len) {
+extern "C" int ddps_cuk_probe(char *msg, size_t len) {
     struct cudaFuncAttributes a;
     cudaError_t e = cudaFuncGetAttributes(&a, (const void *)probe_kernel);
     if (e != cudaSuccess) {
@@ -173,7 +173,7 @@ static __global__ void convert_kernel(void *dst, int ddt, const void *src, int s
     }
 }
 
-extern "C" void cuk_convert(cudaStream_t s, void *dst, int ddt, const void *src, int sdt, size_t n) {
+extern "C" void ddps_cuk_convert(cudaStream_t s, void *dst, int ddt, const void *src, int sdt, size_t n) {
     if (n == 0) return;
     convert_kernel<<<blocks_for(n), THREADS, 0, s>>>(dst, ddt, src, sdt, n);
     LAUNCH_CHECK("convert");
@@ -203,7 +203,7 @@ static __device__ __forceinline__ void bias_act_impl(int dt, void *y, const floa
 }
 KERNEL3(bias_act, (void *y, const float *bias, size_t rows, int cols, int act, int vec), y, bias, rows, cols, act, vec)
 
-extern "C" void cuk_bias_act(cudaStream_t s, void *y, int dt, const float *bias, size_t rows, int cols, int act) {
+extern "C" void ddps_cuk_bias_act(cudaStream_t s, void *y, int dt, const float *bias, size_t rows, int cols, int act) {
     size_t n = rows * (size_t)cols;
     if (n == 0 || (!bias && act == CU_ACT_NONE)) return;
     int vec = cols % 8 == 0 && al16(y) && (!bias || al16(bias));
@@ -225,7 +225,7 @@ static __device__ __forceinline__ void activate_impl(int dt, void *y, const void
 }
 KERNEL3(activate, (void *y, const void *x, size_t n, int act, int vec), y, x, n, act, vec)
 
-extern "C" void cuk_activate(cudaStream_t s, void *y, const void *x, int dt, size_t n, int act) {
+extern "C" void ddps_cuk_activate(cudaStream_t s, void *y, const void *x, int dt, size_t n, int act) {
     if (n == 0 || (act == CU_ACT_NONE && y == x)) return;
     int vec = n % 8 == 0 && al16(y) && al16(x);
     LAUNCH3(activate, dt, blocks_for(vec ? n / 8 : n), THREADS, 0, s, y, x, n, act, vec);
@@ -248,7 +248,7 @@ static __device__ __forceinline__ void axpby_impl(int dt, void *y, float a, cons
 }
 KERNEL3(axpby, (void *y, float a, const void *x, float b, const void *z, size_t n, int vec), y, a, x, b, z, n, vec)
 
-extern "C" void cuk_axpby(cudaStream_t s, void *y, float a, const void *x, float b, const void *z, int dt, size_t n) {
+extern "C" void ddps_cuk_axpby(cudaStream_t s, void *y, float a, const void *x, float b, const void *z, int dt, size_t n) {
     if (n == 0) return;
     int vec = n % 8 == 0 && al16(y) && al16(x) && al16(z);
     LAUNCH3(axpby, dt, blocks_for(vec ? n / 8 : n), THREADS, 0, s, y, a, x, b, z, n, vec);
@@ -277,7 +277,7 @@ static __device__ __forceinline__ void geglu_impl(int dt, void *y, const void *x
 }
 KERNEL3(geglu, (void *y, const void *x, size_t rows, int f, int vec), y, x, rows, f, vec)
 
-extern "C" void cuk_geglu(cudaStream_t s, void *y, const void *x, int dt, size_t rows, int f) {
+extern "C" void ddps_cuk_geglu(cudaStream_t s, void *y, const void *x, int dt, size_t rows, int f) {
     size_t n = rows * (size_t)f;
     if (n == 0) return;
     int vec = f % 8 == 0 && al16(y) && al16(x);
@@ -320,7 +320,7 @@ static gn_plan gn_make_plan(int sm_count, int N, size_t HW, int C, int vec) {
     return p;
 }
 
-extern "C" size_t cuk_group_norm_scratch(int sm_count, int N, size_t HW, int C) {
+extern "C" size_t ddps_cuk_group_norm_scratch(int sm_count, int N, size_t HW, int C) {
     gn_plan p = gn_make_plan(sm_count, N, HW, C, 0);
     gn_plan q = gn_make_plan(sm_count, N, HW, C, 1);
     int nc = p.nchunk > q.nchunk ? p.nchunk : q.nchunk;
@@ -453,11 +453,11 @@ KERNEL3(gn_apply,
          int vec),
         y, x, scale, bias, HW, C, total, silu, vec)
 
-extern "C" void cuk_group_norm(cudaStream_t s, int sm_count, void *y, const void *x, const void *shift,
+extern "C" void ddps_cuk_group_norm(cudaStream_t s, int sm_count, void *y, const void *x, const void *shift,
                                const float *gamma, const float *beta, int dt, int N, size_t HW, int C, int groups,
                                float eps, int silu, void *scratch) {
     if (C > GN_MAX_C || groups < 1 || C % groups) {
-        cu_internal("group norm of %d channels in %d groups (at most %d channels)", C, groups, GN_MAX_C);
+        ddps_cu_internal("group norm of %d channels in %d groups (at most %d channels)", C, groups, GN_MAX_C);
         return;
     }
     size_t total = (size_t)N * HW * C;
@@ -527,7 +527,7 @@ static __device__ __forceinline__ void layer_norm_impl(int dt, void *y, const vo
 KERNEL3(layer_norm, (void *y, const void *x, const float *g, const float *b, size_t rows, int C, float eps, int vec), y,
         x, g, b, rows, C, eps, vec)
 
-extern "C" void cuk_layer_norm(cudaStream_t s, void *y, const void *x, const float *gamma, const float *beta, int dt,
+extern "C" void ddps_cuk_layer_norm(cudaStream_t s, void *y, const void *x, const float *gamma, const float *beta, int dt,
                                size_t rows, int C, float eps) {
     if (rows == 0 || C == 0) return;
     /* y may be x: each lane rereads only the elements it writes itself, and
@@ -573,7 +573,7 @@ static __device__ __forceinline__ void upsample_impl(int dt, void *y, const void
 KERNEL3(upsample, (void *y, const void *x, int N, int ih, int iw, int oh, int ow, int C, int vec), y, x, N, ih, iw, oh,
         ow, C, vec)
 
-extern "C" void cuk_upsample_nearest(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int oh,
+extern "C" void ddps_cuk_upsample_nearest(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int oh,
                                      int ow, int C) {
     size_t total = (size_t)N * oh * ow * C;
     if (total == 0) return;
@@ -603,7 +603,7 @@ static __device__ __forceinline__ void concat_impl(int dt, void *y, const void *
 KERNEL3(concat, (void *y, const void *a, const void *b, size_t rows, int ca, int cb, int vec), y, a, b, rows, ca, cb,
         vec)
 
-extern "C" void cuk_concat_c(cudaStream_t s, void *y, const void *a, const void *b, int dt, size_t rows, int ca,
+extern "C" void ddps_cuk_concat_c(cudaStream_t s, void *y, const void *a, const void *b, int dt, size_t rows, int ca,
                              int cb) {
     size_t total = rows * (size_t)(ca + cb);
     if (total == 0) return;
@@ -623,7 +623,7 @@ static __device__ __forceinline__ void embed_impl(int dt, void *y, const int32_t
 KERNEL3(embed, (void *y, const int32_t *ids, const float *tok, const float *pos, int N, int L, int C), y, ids, tok, pos,
         N, L, C)
 
-extern "C" void cuk_embed(cudaStream_t s, void *y, const int32_t *ids, const float *tok, const float *pos, int dt,
+extern "C" void ddps_cuk_embed(cudaStream_t s, void *y, const int32_t *ids, const float *tok, const float *pos, int dt,
                           int N, int L, int C) {
     size_t total = (size_t)N * L * C;
     if (total == 0) return;
@@ -641,7 +641,7 @@ static __device__ __forceinline__ void sqdiff_impl(int dt, float *d, const void 
 }
 KERNEL3(sqdiff, (float *d, const void *e, const void *a, const void *b, float w, size_t n), d, e, a, b, w, n)
 
-extern "C" void cuk_sqdiff_acc(cudaStream_t s, float *d, const void *e, const void *a, const void *b, float w, int dt,
+extern "C" void ddps_cuk_sqdiff_acc(cudaStream_t s, float *d, const void *e, const void *a, const void *b, float w, int dt,
                                size_t n) {
     if (n == 0) return;
     LAUNCH3(sqdiff, dt, blocks_for(n), THREADS, 0, s, d, e, a, b, w, n);
@@ -651,7 +651,7 @@ static __global__ void fill_f32_kernel(float *p, float v, size_t n) {
     for (size_t i = gtid(); i < n; i += gstride()) p[i] = v;
 }
 
-extern "C" void cuk_fill_f32(cudaStream_t s, float *p, float v, size_t n) {
+extern "C" void ddps_cuk_fill_f32(cudaStream_t s, float *p, float v, size_t n) {
     if (n == 0) return;
     fill_f32_kernel<<<blocks_for(n), THREADS, 0, s>>>(p, v, n);
     LAUNCH_CHECK("fill_f32");
@@ -692,7 +692,7 @@ static __device__ __forceinline__ void resize_cmean_impl(int dt, void *y, const 
 KERNEL3(resize_cmean, (void *y, const void *x, int N, int ih, int iw, int C, int oh, int ow), y, x, N, ih, iw, C, oh,
         ow)
 
-extern "C" void cuk_resize_bilinear_cmean(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int C,
+extern "C" void ddps_cuk_resize_bilinear_cmean(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int C,
                                           int oh, int ow) {
     size_t total = (size_t)N * oh * ow;
     if (total == 0) return;
@@ -723,7 +723,7 @@ static __device__ __forceinline__ void avg_pool_impl(int dt, void *y, const void
 KERNEL3(avg_pool, (void *y, const void *x, int N, int H, int W, int C, int k, int st, int oh, int ow), y, x, N, H, W, C,
         k, st, oh, ow)
 
-extern "C" void cuk_avg_pool(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int k, int st,
+extern "C" void ddps_cuk_avg_pool(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int k, int st,
                              int oh, int ow) {
     size_t total = (size_t)N * oh * ow * C;
     if (total == 0) return;
@@ -748,7 +748,7 @@ static __device__ __forceinline__ void global_avg_impl(int dt, void *y, const vo
 }
 KERNEL3(global_avg, (void *y, const void *x, int N, size_t HW, int C), y, x, N, HW, C)
 
-extern "C" void cuk_global_avg(cudaStream_t s, void *y, const void *x, int dt, int N, size_t HW, int C) {
+extern "C" void ddps_cuk_global_avg(cudaStream_t s, void *y, const void *x, int dt, int N, size_t HW, int C) {
     if (N == 0 || C == 0) return;
     dim3 grid((unsigned)((C + 31) / 32), (unsigned)N), block(32, 8);
     LAUNCH3(global_avg, dt, grid, block, 0, s, y, x, N, HW, C);
@@ -778,7 +778,7 @@ static __device__ __forceinline__ void pad_impl(int dt, void *y, const void *x, 
 KERNEL3(pad, (void *y, const void *x, int N, int H, int W, int C, int pt, int pl, int oh, int ow, int vec), y, x, N, H,
         W, C, pt, pl, oh, ow, vec)
 
-extern "C" void cuk_pad(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int pt, int pl,
+extern "C" void ddps_cuk_pad(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int pt, int pl,
                         int oh, int ow) {
     size_t total = (size_t)N * oh * ow * C;
     if (total == 0) return;
@@ -818,7 +818,7 @@ KERNEL3(conv_direct,
          int stride, int pt, int pl, int oh, int ow, int accumulate),
         y, x, w, bias, N, H, W, C, K, kh, kw, stride, pt, pl, oh, ow, accumulate)
 
-extern "C" void cuk_conv_direct(cudaStream_t s, void *y, const void *x, const void *w, const float *bias, int dt, int N,
+extern "C" void ddps_cuk_conv_direct(cudaStream_t s, void *y, const void *x, const void *w, const float *bias, int dt, int N,
                                 int H, int W, int C, int K, int kh, int kw, int stride, int pt, int pl, int oh, int ow,
                                 int accumulate) {
     size_t total = (size_t)N * oh * ow * K;
@@ -857,7 +857,7 @@ KERNEL3(gemm_direct,
         (void *y, const void *x, const void *w, const float *bias, size_t M, int N, int K, int act, int accumulate), y,
         x, w, bias, M, N, K, act, accumulate)
 
-extern "C" void cuk_gemm_direct(cudaStream_t s, void *y, const void *x, const void *w, const float *bias, int dt,
+extern "C" void ddps_cuk_gemm_direct(cudaStream_t s, void *y, const void *x, const void *w, const float *bias, int dt,
                                 size_t M, int N, int K, int act, int accumulate) {
     if (M == 0 || N == 0) return;
     size_t mt = (M + 15) / 16;

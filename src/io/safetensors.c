@@ -25,13 +25,13 @@ static const struct {
     {"I16", ST_I16, 2}, {"BOOL", ST_BOOL, 1},
 };
 
-size_t st_dtype_size(st_dtype dt) {
+size_t ddps_st_dtype_size(st_dtype dt) {
     for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++)
         if (dtypes[i].dt == dt) return dtypes[i].size;
     return 0;
 }
 
-const char *st_dtype_name(st_dtype dt) {
+const char *ddps_st_dtype_name(st_dtype dt) {
     for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++)
         if (dtypes[i].dt == dt) return dtypes[i].name;
     return "?";
@@ -80,7 +80,7 @@ static int parse_entry(const char *path, const char *name, json_t *v, size_t dat
             return ddps_fail(err, "%s: tensor '%s': shape overflows", path, name);
     }
     t->numel = numel;
-    if (ddps_mul_size(numel, st_dtype_size(t->dtype), &t->nbytes) != 0)
+    if (ddps_mul_size(numel, ddps_st_dtype_size(t->dtype), &t->nbytes) != 0)
         return ddps_fail(err, "%s: tensor '%s': shape overflows", path, name);
     if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
         !json_is_integer(json_array_get(jo, 1)))
@@ -92,14 +92,14 @@ static int parse_entry(const char *path, const char *name, json_t *v, size_t dat
     if ((uint64_t)(e - b) != t->nbytes)
         return ddps_fail(err,
                          "%s: tensor '%s': %lld bytes of data but shape and dtype %s need %zu", path, name,
-                         (long long)(e - b), st_dtype_name(t->dtype), t->nbytes);
+                         (long long)(e - b), ddps_st_dtype_name(t->dtype), t->nbytes);
     t->offset = (size_t)b;
     return 0;
 }
 
 /* Opens and maps path into f (fd, map, map_size) and checks the 8-byte
  * header length against the file: *hlen gets it. Returns 0 or -1 with err
- * (f is left for st_close). */
+ * (f is left for ddps_st_close). */
 static int st_map(st_file *f, const char *path, uint64_t *hlen, ddps_err *err) {
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0) return ddps_fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -171,7 +171,7 @@ static int st_check_overlap(const st_file *f, const char *path, ddps_err *err) {
     return rc;
 }
 
-int st_open(st_file *f, const char *path, ddps_err *err) {
+int ddps_st_open(st_file *f, const char *path, ddps_err *err) {
     memset(f, 0, sizeof *f);
     f->fd = -1;
     f->path = ddps_strdup(path);
@@ -196,11 +196,11 @@ int st_open(st_file *f, const char *path, ddps_err *err) {
 
 fail:
     if (root) json_decref(root);
-    st_close(f);
+    ddps_st_close(f);
     return -1;
 }
 
-void st_close(st_file *f) {
+void ddps_st_close(st_file *f) {
     if (f->t)
         for (int i = 0; i < f->n; i++) free(f->t[i].name);
     free(f->t);
@@ -211,7 +211,7 @@ void st_close(st_file *f) {
     f->fd = -1;
 }
 
-const st_tensor *st_find(const st_file *f, const char *name) {
+const st_tensor *ddps_st_find(const st_file *f, const char *name) {
     int lo = 0, hi = f->n - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
@@ -225,7 +225,7 @@ const st_tensor *st_find(const st_file *f, const char *name) {
     return NULL;
 }
 
-float st_f16_to_f32(uint16_t h) {
+float ddps_st_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     uint32_t bits;
@@ -250,14 +250,14 @@ float st_f16_to_f32(uint16_t h) {
     return f;
 }
 
-float st_bf16_to_f32(uint16_t h) {
+float ddps_st_bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float f;
     memcpy(&f, &bits, 4);
     return f;
 }
 
-uint16_t st_f32_to_bf16(float f) {
+uint16_t ddps_st_f32_to_bf16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
@@ -265,7 +265,7 @@ uint16_t st_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-uint16_t st_f32_to_f16(float f) {
+uint16_t ddps_st_f32_to_f16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     uint32_t sign = (x >> 16) & 0x8000;
@@ -286,7 +286,7 @@ uint16_t st_f32_to_f16(float f) {
     return (uint16_t)(sign | r);
 }
 
-size_t st_to_f32(const st_tensor *t, float *dst) {
+size_t ddps_st_to_f32(const st_tensor *t, float *dst) {
     const unsigned char *p = t->data;
     size_t bad = 0;
     for (size_t i = 0; i < t->numel; i++) {
@@ -296,13 +296,13 @@ size_t st_to_f32(const st_tensor *t, float *dst) {
         case ST_F16: {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            v = st_f16_to_f32(h);
+            v = ddps_st_f16_to_f32(h);
             break;
         }
         case ST_BF16: {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            v = st_bf16_to_f32(h);
+            v = ddps_st_bf16_to_f32(h);
             break;
         }
         case ST_F64: {
@@ -340,11 +340,11 @@ size_t st_to_f32(const st_tensor *t, float *dst) {
     return bad;
 }
 
-int st_to_i64(const st_file *f, const st_tensor *t, int64_t lo, int64_t hi, int64_t *dst, ddps_err *err) {
+int ddps_st_to_i64(const st_file *f, const st_tensor *t, int64_t lo, int64_t hi, int64_t *dst, ddps_err *err) {
     const unsigned char *p = t->data;
     if (t->dtype != ST_I32 && t->dtype != ST_I64)
         return ddps_fail(err, "%s: tensor '%s' has dtype %s, expected I32 or I64", f->path, t->name,
-                         st_dtype_name(t->dtype));
+                         ddps_st_dtype_name(t->dtype));
     for (size_t i = 0; i < t->numel; i++) {
         int64_t v;
         if (t->dtype == ST_I32) {
@@ -362,7 +362,7 @@ int st_to_i64(const st_file *f, const st_tensor *t, int64_t lo, int64_t hi, int6
     return 0;
 }
 
-void st_release(const st_file *f, const st_tensor *t) {
+void ddps_st_release(const st_file *f, const st_tensor *t) {
     if (!t->nbytes) return;
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t a = (uintptr_t)t->data & ~(uintptr_t)(page - 1);
@@ -371,7 +371,7 @@ void st_release(const st_file *f, const st_tensor *t) {
     (void)f;
 }
 
-int st_write(const char *path, const st_out *t, int n, ddps_err *err) {
+int ddps_st_write(const char *path, const st_out *t, int n, ddps_err *err) {
     json_t *root = json_object();
     size_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -381,9 +381,9 @@ int st_write(const char *path, const st_out *t, int n, ddps_err *err) {
             numel *= (size_t)t[i].shape[d];
             json_array_append_new(shape, json_integer(t[i].shape[d]));
         }
-        size_t nb = numel * st_dtype_size(t[i].dtype);
+        size_t nb = numel * ddps_st_dtype_size(t[i].dtype);
         json_t *e = json_object();
-        json_object_set_new(e, "dtype", json_string(st_dtype_name(t[i].dtype)));
+        json_object_set_new(e, "dtype", json_string(ddps_st_dtype_name(t[i].dtype)));
         json_object_set_new(e, "shape", shape);
         json_object_set_new(e, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + nb)));
         json_object_set_new(root, t[i].name, e);
@@ -403,7 +403,7 @@ int st_write(const char *path, const st_out *t, int n, ddps_err *err) {
     for (int i = 0; i < n; i++) {
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++) numel *= (size_t)t[i].shape[d];
-        size_t nb = numel * st_dtype_size(t[i].dtype);
+        size_t nb = numel * ddps_st_dtype_size(t[i].dtype);
         if (nb) memcpy(buf + pos, t[i].data, nb);
         pos += nb;
     }

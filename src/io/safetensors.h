@@ -9,8 +9,8 @@
  * length against the file size, JSON syntax, duplicate names, dtype names,
  * shapes, offsets inside the data area and not overlapping, and
  * byte length == product(shape) * dtype size. Tensor data stays in the
- * mapping; st_to_f32 converts one tensor at a time so that a model can be
- * converted without two full copies in memory, and st_release drops a
+ * mapping; ddps_st_to_f32 converts one tensor at a time so that a model can be
+ * converted without two full copies in memory, and ddps_st_release drops a
  * tensor's pages once it has been converted.
  */
 #ifndef DDPS_IO_SAFETENSORS_H
@@ -57,22 +57,22 @@ typedef struct {
     st_tensor *t; /* sorted by name */
 } st_file;
 
-size_t st_dtype_size(st_dtype dt);
-const char *st_dtype_name(st_dtype dt);
+size_t ddps_st_dtype_size(st_dtype dt);
+const char *ddps_st_dtype_name(st_dtype dt);
 
-int st_open(st_file *f, const char *path, ddps_err *err);
-void st_close(st_file *f);
+int ddps_st_open(st_file *f, const char *path, ddps_err *err);
+void ddps_st_close(st_file *f);
 /* Tensor by exact name, or NULL. */
-const st_tensor *st_find(const st_file *f, const char *name);
+const st_tensor *ddps_st_find(const st_file *f, const char *name);
 /* Converts a float tensor (F32/F16/BF16/F64) or integer tensor to f32.
  * dst holds numel floats. Returns the number of non-finite values seen. */
-size_t st_to_f32(const st_tensor *t, float *dst);
+size_t ddps_st_to_f32(const st_tensor *t, float *dst);
 /* Converts an integer tensor (I32/I64) to int64; fails for other dtypes or
  * values outside [lo, hi]. */
-int st_to_i64(const st_file *f, const st_tensor *t, int64_t lo, int64_t hi, int64_t *dst, ddps_err *err);
+int ddps_st_to_i64(const st_file *f, const st_tensor *t, int64_t lo, int64_t hi, int64_t *dst, ddps_err *err);
 /* Tells the kernel the tensor's pages are no longer needed (keeps RSS low
  * while a large model is converted). */
-void st_release(const st_file *f, const st_tensor *t);
+void ddps_st_release(const st_file *f, const st_tensor *t);
 
 /* Writer: tensors given by name, dtype, shape and host data. */
 typedef struct {
@@ -84,12 +84,12 @@ typedef struct {
 } st_out;
 
 /* Writes path atomically. */
-int st_write(const char *path, const st_out *t, int n, ddps_err *err);
+int ddps_st_write(const char *path, const st_out *t, int n, ddps_err *err);
 
 /* f16/bf16 <-> f32 conversions (round to nearest even). */
-float st_f16_to_f32(uint16_t h);
-float st_bf16_to_f32(uint16_t h);
-uint16_t st_f32_to_f16(float f);
-uint16_t st_f32_to_bf16(float f);
+float ddps_st_f16_to_f32(uint16_t h);
+float ddps_st_bf16_to_f32(uint16_t h);
+uint16_t ddps_st_f32_to_f16(float f);
+uint16_t ddps_st_f32_to_bf16(float f);
 
 #endif

@@ -7,7 +7,7 @@
 void ddps_gn_build(ddps_wsrc *ws, ddps_gn *gn, int c, int groups, float eps, const char *name) {
     gn->groups = groups;
     gn->eps = eps;
-    ws_norm(ws, &gn->g, &gn->b, c, "%s", name);
+    ddps_ws_norm(ws, &gn->g, &gn->b, c, "%s", name);
 }
 
 /* Weights (PyTorch layout), all convolutions with a bias [out]: norm1 [in]; conv1 [out, in, 3, 3];
@@ -20,12 +20,12 @@ void ddps_resnet_build(ddps_wsrc *ws, ddps_resnet *r, int in, int out, int temb_
     r->out = out;
     snprintf(n, sizeof n, "%s.norm1", p);
     ddps_gn_build(ws, &r->n1, in, groups, eps, n);
-    r->conv1 = ws_conv(ws, out, in, 3, 1, "%s.conv1", p);
-    r->temb = temb_dim ? ws_linear(ws, out, temb_dim, 1, "%s.time_emb_proj", p) : NULL;
+    r->conv1 = ddps_ws_conv(ws, out, in, 3, 1, "%s.conv1", p);
+    r->temb = temb_dim ? ddps_ws_linear(ws, out, temb_dim, 1, "%s.time_emb_proj", p) : NULL;
     snprintf(n, sizeof n, "%s.norm2", p);
     ddps_gn_build(ws, &r->n2, out, groups, eps, n);
-    r->conv2 = ws_conv(ws, out, out, 3, 1, "%s.conv2", p);
-    r->shortcut = in != out ? ws_linear_1x1(ws, out, in, 1, "%s.conv_shortcut", p) : NULL;
+    r->conv2 = ddps_ws_conv(ws, out, out, 3, 1, "%s.conv2", p);
+    r->shortcut = in != out ? ddps_ws_linear_1x1(ws, out, in, 1, "%s.conv_shortcut", p) : NULL;
 }
 
 /* x: [n, h, w, c] -> y: [n, h, w, c], a copy from the arena. */
@@ -78,28 +78,28 @@ void ddps_transformer_build(ddps_wsrc *ws, ddps_transformer *t, int c, int heads
     snprintf(n, sizeof n, "%s.norm", p);
     ddps_gn_build(ws, &t->norm, c, groups, 1e-6f, n);
     if (linear_proj) {
-        t->proj_in = ws_linear(ws, c, c, 1, "%s.proj_in", p);
+        t->proj_in = ddps_ws_linear(ws, c, c, 1, "%s.proj_in", p);
     } else {
-        t->proj_in = ws_linear_1x1(ws, c, c, 1, "%s.proj_in", p);
+        t->proj_in = ddps_ws_linear_1x1(ws, c, c, 1, "%s.proj_in", p);
     }
     const char *b = "transformer_blocks.0";
-    ws_norm(ws, &t->ln1_g, &t->ln1_b, c, "%s.%s.norm1", p, b);
-    t->q1 = ws_linear(ws, c, c, 0, "%s.%s.attn1.to_q", p, b);
-    t->k1 = ws_linear(ws, c, c, 0, "%s.%s.attn1.to_k", p, b);
-    t->v1 = ws_linear(ws, c, c, 0, "%s.%s.attn1.to_v", p, b);
-    t->o1 = ws_linear(ws, c, c, 1, "%s.%s.attn1.to_out.0", p, b);
-    ws_norm(ws, &t->ln2_g, &t->ln2_b, c, "%s.%s.norm2", p, b);
-    t->q2 = ws_linear(ws, c, c, 0, "%s.%s.attn2.to_q", p, b);
-    t->k2 = ws_linear(ws, c, ctx_dim, 0, "%s.%s.attn2.to_k", p, b);
-    t->v2 = ws_linear(ws, c, ctx_dim, 0, "%s.%s.attn2.to_v", p, b);
-    t->o2 = ws_linear(ws, c, c, 1, "%s.%s.attn2.to_out.0", p, b);
-    ws_norm(ws, &t->ln3_g, &t->ln3_b, c, "%s.%s.norm3", p, b);
-    t->ff1 = ws_linear(ws, 8 * c, c, 1, "%s.%s.ff.net.0.proj", p, b);
-    t->ff2 = ws_linear(ws, c, 4 * c, 1, "%s.%s.ff.net.2", p, b);
+    ddps_ws_norm(ws, &t->ln1_g, &t->ln1_b, c, "%s.%s.norm1", p, b);
+    t->q1 = ddps_ws_linear(ws, c, c, 0, "%s.%s.attn1.to_q", p, b);
+    t->k1 = ddps_ws_linear(ws, c, c, 0, "%s.%s.attn1.to_k", p, b);
+    t->v1 = ddps_ws_linear(ws, c, c, 0, "%s.%s.attn1.to_v", p, b);
+    t->o1 = ddps_ws_linear(ws, c, c, 1, "%s.%s.attn1.to_out.0", p, b);
+    ddps_ws_norm(ws, &t->ln2_g, &t->ln2_b, c, "%s.%s.norm2", p, b);
+    t->q2 = ddps_ws_linear(ws, c, c, 0, "%s.%s.attn2.to_q", p, b);
+    t->k2 = ddps_ws_linear(ws, c, ctx_dim, 0, "%s.%s.attn2.to_k", p, b);
+    t->v2 = ddps_ws_linear(ws, c, ctx_dim, 0, "%s.%s.attn2.to_v", p, b);
+    t->o2 = ddps_ws_linear(ws, c, c, 1, "%s.%s.attn2.to_out.0", p, b);
+    ddps_ws_norm(ws, &t->ln3_g, &t->ln3_b, c, "%s.%s.norm3", p, b);
+    t->ff1 = ddps_ws_linear(ws, 8 * c, c, 1, "%s.%s.ff.net.0.proj", p, b);
+    t->ff2 = ddps_ws_linear(ws, c, 4 * c, 1, "%s.%s.ff.net.2", p, b);
     if (linear_proj)
-        t->proj_out = ws_linear(ws, c, c, 1, "%s.proj_out", p);
+        t->proj_out = ddps_ws_linear(ws, c, c, 1, "%s.proj_out", p);
     else
-        t->proj_out = ws_linear_1x1(ws, c, c, 1, "%s.proj_out", p);
+        t->proj_out = ddps_ws_linear_1x1(ws, c, c, 1, "%s.proj_out", p);
 }
 
 /* x: [n, 1, L, c] (updated in place), kv: [n, 1, Lk, ckv] or NULL (self-attention: Lk = L, ckv = c); wq:
@@ -167,10 +167,10 @@ void ddps_vae_attn_build(ddps_wsrc *ws, ddps_vae_attn *a, int c, int groups, flo
     a->c = c;
     snprintf(n, sizeof n, "%s.group_norm", p);
     ddps_gn_build(ws, &a->norm, c, groups, eps, n);
-    a->q = ws_linear(ws, c, c, 1, "%s.to_q", p);
-    a->k = ws_linear(ws, c, c, 1, "%s.to_k", p);
-    a->v = ws_linear(ws, c, c, 1, "%s.to_v", p);
-    a->o = ws_linear(ws, c, c, 1, "%s.to_out.0", p);
+    a->q = ddps_ws_linear(ws, c, c, 1, "%s.to_q", p);
+    a->k = ddps_ws_linear(ws, c, c, 1, "%s.to_k", p);
+    a->v = ddps_ws_linear(ws, c, c, 1, "%s.to_v", p);
+    a->o = ddps_ws_linear(ws, c, c, 1, "%s.to_out.0", p);
 }
 
 /* x: [n, h, w, c] -> y: [n, h, w, c]; inside, tokens [n, 1, L = h*w, c]. y = x + o(attention(q g, k g, v

@@ -14,22 +14,22 @@ int ddps_clip_build(ddps_wsrc *ws, const ddps_clip_config *cfg, ddps_clip **out,
     ddps_clip *m = ddps_calloc(1, sizeof *m);
     m->cfg = *cfg;
     int H = cfg->hidden_size, F = cfg->intermediate_size;
-    m->tok = ws_table(ws, cfg->vocab_size, H, "embeddings.token_embedding.weight");
-    m->pos = ws_table(ws, cfg->max_position_embeddings, H, "embeddings.position_embedding.weight");
+    m->tok = ddps_ws_table(ws, cfg->vocab_size, H, "embeddings.token_embedding.weight");
+    m->pos = ddps_ws_table(ws, cfg->max_position_embeddings, H, "embeddings.position_embedding.weight");
     m->layers = ddps_calloc((size_t)cfg->num_hidden_layers, sizeof *m->layers);
     for (int i = 0; i < cfg->num_hidden_layers; i++) {
         ddps_clip_layer *l = &m->layers[i];
         const char *p = "encoder.layers";
-        l->k = ws_linear(ws, H, H, 1, "%s.%d.self_attn.k_proj", p, i);
-        l->v = ws_linear(ws, H, H, 1, "%s.%d.self_attn.v_proj", p, i);
-        l->q = ws_linear(ws, H, H, 1, "%s.%d.self_attn.q_proj", p, i);
-        l->o = ws_linear(ws, H, H, 1, "%s.%d.self_attn.out_proj", p, i);
-        ws_norm(ws, &l->ln1_g, &l->ln1_b, H, "%s.%d.layer_norm1", p, i);
-        l->fc1 = ws_linear(ws, F, H, 1, "%s.%d.mlp.fc1", p, i);
-        l->fc2 = ws_linear(ws, H, F, 1, "%s.%d.mlp.fc2", p, i);
-        ws_norm(ws, &l->ln2_g, &l->ln2_b, H, "%s.%d.layer_norm2", p, i);
+        l->k = ddps_ws_linear(ws, H, H, 1, "%s.%d.self_attn.k_proj", p, i);
+        l->v = ddps_ws_linear(ws, H, H, 1, "%s.%d.self_attn.v_proj", p, i);
+        l->q = ddps_ws_linear(ws, H, H, 1, "%s.%d.self_attn.q_proj", p, i);
+        l->o = ddps_ws_linear(ws, H, H, 1, "%s.%d.self_attn.out_proj", p, i);
+        ddps_ws_norm(ws, &l->ln1_g, &l->ln1_b, H, "%s.%d.layer_norm1", p, i);
+        l->fc1 = ddps_ws_linear(ws, F, H, 1, "%s.%d.mlp.fc1", p, i);
+        l->fc2 = ddps_ws_linear(ws, H, F, 1, "%s.%d.mlp.fc2", p, i);
+        ddps_ws_norm(ws, &l->ln2_g, &l->ln2_b, H, "%s.%d.layer_norm2", p, i);
     }
-    ws_norm(ws, &m->lnf_g, &m->lnf_b, H, "final_layer_norm");
+    ddps_ws_norm(ws, &m->lnf_g, &m->lnf_b, H, "final_layer_norm");
     if (ws->failed) {
         ddps_clip_free(ws->be, m);
         *err = ws->err;

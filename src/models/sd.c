@@ -22,7 +22,7 @@ typedef struct {
 } st_set;
 
 static void st_set_close(st_set *s) {
-    for (int i = 0; i < s->n; i++) st_close(&s->files[i]);
+    for (int i = 0; i < s->n; i++) ddps_st_close(&s->files[i]);
     free(s->files);
     s->files = NULL;
     s->n = 0;
@@ -30,7 +30,7 @@ static void st_set_close(st_set *s) {
 
 static int st_set_add(st_set *s, const char *path, ddps_err *err) {
     s->files = ddps_realloc(s->files, (size_t)(s->n + 1) * sizeof *s->files);
-    if (st_open(&s->files[s->n], path, err) != 0) return -1;
+    if (ddps_st_open(&s->files[s->n], path, err) != 0) return -1;
     s->n++;
     return 0;
 }

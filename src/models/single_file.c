@@ -187,7 +187,7 @@ static int openclip_name(const char *name, char *out, size_t n, int *part) {
 
 int ddps_single_open(const char *path, ddps_single *s, ddps_err *err) {
     memset(s, 0, sizeof *s);
-    if (st_open(&s->file, path, err) != 0) return -1;
+    if (ddps_st_open(&s->file, path, err) != 0) return -1;
     int clip = 0;
     for (int i = 0; i < s->file.n; i++) {
         const char *nm = s->file.t[i].name;
@@ -214,7 +214,7 @@ int ddps_single_open(const char *path, ddps_single *s, ddps_err *err) {
 }
 
 void ddps_single_close(ddps_single *s) {
-    st_close(&s->file);
+    ddps_st_close(&s->file);
     free(s->used);
     s->used = NULL;
 }
@@ -224,10 +224,10 @@ static const st_tensor *unet_tensor(const ddps_single *s, const char *ldm) {
     if (s->use_ema) {
         char ema[512];
         ddps_ldm_ema_name(ldm, ema, sizeof ema);
-        const st_tensor *t = st_find(&s->file, ema);
+        const st_tensor *t = ddps_st_find(&s->file, ema);
         if (t || !s->has_plain) return t;
     }
-    return st_find(&s->file, ldm);
+    return ddps_st_find(&s->file, ldm);
 }
 
 /* Size of dimension d, or -1 (no tensor, fewer dims). */
@@ -240,8 +240,8 @@ int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_co
     const st_tensor *c1 = unet_tensor(s, UNET_P "input_blocks.1.0.in_layers.2.weight");
     const st_tensor *c2 = unet_tensor(s, UNET_P "input_blocks.4.0.in_layers.2.weight");
     const st_tensor *c3 = unet_tensor(s, UNET_P "input_blocks.7.0.in_layers.2.weight");
-    const st_tensor *tok = st_find(&s->file, CLIP_P "embeddings.token_embedding.weight");
-    if (!tok) tok = st_find(&s->file, CLIP_OLD_P "embeddings.token_embedding.weight");
+    const st_tensor *tok = ddps_st_find(&s->file, CLIP_P "embeddings.token_embedding.weight");
+    if (!tok) tok = ddps_st_find(&s->file, CLIP_OLD_P "embeddings.token_embedding.weight");
     long long xdim = (long long)dim(k, 1), ch[3] = {dim(c1, 0), dim(c2, 0), dim(c3, 0)};
     if (s->openclip || xdim != 768 || ch[0] != 320 || ch[1] != 640 || ch[2] != 1280 || dim(tok, 1) != 768)
         return ddps_fail(err,
@@ -255,7 +255,7 @@ int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_co
     return 0;
 }
 
-/* Name order, as st_find expects. */
+/* Name order, as ddps_st_find expects. */
 static int cmp_tensor(const void *a, const void *b) {
     return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
 }
@@ -276,12 +276,12 @@ int ddps_single_view(ddps_single *s, const char *component, const void *cfg, st_
         int part = -1;
         const st_tensor *t = NULL;
         if (is_text && s->openclip) {
-            if (openclip_name(name, ldm, sizeof ldm, &part) == 0) t = st_find(&s->file, ldm);
+            if (openclip_name(name, ldm, sizeof ldm, &part) == 0) t = ddps_st_find(&s->file, ldm);
         } else if (ddps_ldm_name(component, cfg, name, ldm, sizeof ldm) == 0) {
-            t = is_unet ? unet_tensor(s, ldm) : st_find(&s->file, ldm);
+            t = is_unet ? unet_tensor(s, ldm) : ddps_st_find(&s->file, ldm);
             if (!t && is_text) {
                 snprintf(ldm, sizeof ldm, CLIP_OLD_P "%s", name);
-                t = st_find(&s->file, ldm);
+                t = ddps_st_find(&s->file, ldm);
             }
         }
         if (!t) continue;
@@ -292,7 +292,7 @@ int ddps_single_view(ddps_single *s, const char *component, const void *cfg, st_
         /* One third of OpenCLIP's fused q/k/v projection: rows [part*H, (part+1)*H). */
         if (part >= 0 && t->ndim >= 1 && t->shape[0] % 3 == 0 && t->shape[0] > 0) {
             size_t rows = (size_t)t->shape[0] / 3, per_row = t->numel / (size_t)t->shape[0];
-            size_t bytes = rows * per_row * st_dtype_size(t->dtype);
+            size_t bytes = rows * per_row * ddps_st_dtype_size(t->dtype);
             o->shape[0] = (int64_t)rows;
             o->numel = rows * per_row;
             o->nbytes = bytes;
@@ -329,7 +329,7 @@ int ddps_single_check_missing(const ddps_single *s, const char *component, const
     size_t o = 0;
     int missing = 0;
     for (int i = 0; i < decl.n; i++) {
-        if (st_find(view, decl.list[i].name)) continue;
+        if (ddps_st_find(view, decl.list[i].name)) continue;
         char ldm[512];
         int part;
         int ok = strcmp(component, "text_encoder") == 0 && s->openclip
@@ -368,10 +368,10 @@ void ddps_single_warn_unused(const ddps_single *s) {
 }
 
 int ddps_single_alphas_cumprod(const ddps_single *s, int n, float *out) {
-    const st_tensor *t = st_find(&s->file, "alphas_cumprod");
+    const st_tensor *t = ddps_st_find(&s->file, "alphas_cumprod");
     if (!t || t->ndim != 1 || t->shape[0] != n) return -1;
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64) return -1;
-    if (st_to_f32(t, out) != 0) return -1;
+    if (ddps_st_to_f32(t, out) != 0) return -1;
     for (int i = 0; i < n; i++)
         if (!(out[i] > 0.0f && out[i] <= 1.0f)) return -1;
     return 0;

@@ -54,7 +54,7 @@ int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_co
 
 /* The view of one component: every declared tensor found in the file, under
  * its diffusers name (missing ones are simply absent, so ddps_ws_check lists
- * them). Free with ddps_single_view_free (never st_close). */
+ * them). Free with ddps_single_view_free (never ddps_st_close). */
 int ddps_single_view(ddps_single *s, const char *component, const void *cfg, st_file *view, ddps_err *err);
 void ddps_single_view_free(st_file *view);
 

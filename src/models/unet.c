@@ -23,9 +23,9 @@ int ddps_unet_build(ddps_wsrc *ws, const ddps_unet_config *c, ddps_unet **out, d
     const int *ch = c->block_out_channels;
     char n[384];
 
-    m->conv_in = ws_conv(ws, ch[0], c->in_channels, 3, 1, "conv_in");
-    m->t1 = ws_linear(ws, T, ch[0], 1, "time_embedding.linear_1");
-    m->t2 = ws_linear(ws, T, T, 1, "time_embedding.linear_2");
+    m->conv_in = ddps_ws_conv(ws, ch[0], c->in_channels, 3, 1, "conv_in");
+    m->t1 = ddps_ws_linear(ws, T, ch[0], 1, "time_embedding.linear_1");
+    m->t2 = ddps_ws_linear(ws, T, T, 1, "time_embedding.linear_2");
 
     int prev = ch[0];
     for (int i = 0; i < nb; i++) {
@@ -39,7 +39,7 @@ int ddps_unet_build(ddps_wsrc *ws, const ddps_unet_config *c, ddps_unet **out, d
                 ddps_transformer_build(ws, &b->attn[j], ch[i], c->heads[i], X, G, c->use_linear_projection, n);
             }
         }
-        if (i < nb - 1) b->sampler = ws_conv(ws, ch[i], ch[i], 3, 1, "down_blocks.%d.downsamplers.0.conv", i);
+        if (i < nb - 1) b->sampler = ddps_ws_conv(ws, ch[i], ch[i], 3, 1, "down_blocks.%d.downsamplers.0.conv", i);
         prev = ch[i];
     }
 
@@ -66,11 +66,11 @@ int ddps_unet_build(ddps_wsrc *ws, const ddps_unet_config *c, ddps_unet **out, d
                 ddps_transformer_build(ws, &b->attn[j], outc, c->heads[nb - 1 - i], X, G, c->use_linear_projection, n);
             }
         }
-        if (i < nb - 1) b->sampler = ws_conv(ws, outc, outc, 3, 1, "up_blocks.%d.upsamplers.0.conv", i);
+        if (i < nb - 1) b->sampler = ddps_ws_conv(ws, outc, outc, 3, 1, "up_blocks.%d.upsamplers.0.conv", i);
         prev = outc;
     }
     ddps_gn_build(ws, &m->norm_out, ch[0], G, eps, "conv_norm_out");
-    m->conv_out = ws_conv(ws, c->out_channels, ch[0], 3, 1, "conv_out");
+    m->conv_out = ddps_ws_conv(ws, c->out_channels, ch[0], 3, 1, "conv_out");
     if (ws->failed) {
         ddps_unet_free(ws->be, m);
         *err = ws->err;

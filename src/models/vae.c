@@ -10,15 +10,15 @@
 /* Declares name.weight [out, in, k, k] and name.bias [out] (checked, not loaded). */
 static void declare_conv(ddps_wsrc *ws, int out, int in, int k, const char *name) {
     int64_t w[4] = {out, in, k, k}, b[1] = {out};
-    ws_declare(ws, 4, w, "%s.weight", name);
-    ws_declare(ws, 1, b, "%s.bias", name);
+    ddps_ws_declare(ws, 4, w, "%s.weight", name);
+    ddps_ws_declare(ws, 1, b, "%s.bias", name);
 }
 
 /* Declares name.weight and name.bias, both [n] (a norm's scale and shift). */
 static void declare_vec(ddps_wsrc *ws, int n, const char *name) {
     int64_t s[1] = {n};
-    ws_declare(ws, 1, s, "%s.weight", name);
-    ws_declare(ws, 1, s, "%s.bias", name);
+    ddps_ws_declare(ws, 1, s, "%s.weight", name);
+    ddps_ws_declare(ws, 1, s, "%s.bias", name);
 }
 
 /* Declares a decoder ResnetBlock2D: norm1 [in]; conv1 [out, in, 3, 3]; norm2 [out]; conv2 [out, out, 3,
@@ -58,8 +58,8 @@ static void declare_decoder(ddps_wsrc *ws, const ddps_vae_config *c) {
         for (int i = 0; i < 4; i++) {
             snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s", qkv[i]);
             int64_t w[2] = {top, top}, b[1] = {top};
-            ws_declare(ws, 2, w, "%s.weight", n);
-            ws_declare(ws, 1, b, "%s.bias", n);
+            ddps_ws_declare(ws, 2, w, "%s.weight", n);
+            ddps_ws_declare(ws, 1, b, "%s.bias", n);
         }
     }
     int prev = top;
@@ -90,7 +90,7 @@ int ddps_vae_build(ddps_wsrc *ws, const ddps_vae_config *c, ddps_vae **out, ddps
     m->cfg = *c;
     int nb = c->n_blocks, G = c->norm_num_groups, L = c->latent_channels;
     char n[384];
-    m->conv_in = ws_conv(ws, c->block_out_channels[0], c->in_channels, 3, 1, "encoder.conv_in");
+    m->conv_in = ddps_ws_conv(ws, c->block_out_channels[0], c->in_channels, 3, 1, "encoder.conv_in");
     m->res = ddps_calloc((size_t)nb * c->layers_per_block, sizeof *m->res);
     m->down = ddps_calloc((size_t)nb, sizeof *m->down);
     int prev = c->block_out_channels[0];
@@ -100,7 +100,7 @@ int ddps_vae_build(ddps_wsrc *ws, const ddps_vae_config *c, ddps_vae **out, ddps
             snprintf(n, sizeof n, "encoder.down_blocks.%d.resnets.%d", i, j);
             ddps_resnet_build(ws, &m->res[i * c->layers_per_block + j], j == 0 ? prev : ch, ch, 0, G, VAE_EPS, n);
         }
-        if (i < nb - 1) m->down[i] = ws_conv(ws, ch, ch, 3, 1, "encoder.down_blocks.%d.downsamplers.0.conv", i);
+        if (i < nb - 1) m->down[i] = ddps_ws_conv(ws, ch, ch, 3, 1, "encoder.down_blocks.%d.downsamplers.0.conv", i);
         prev = ch;
     }
     int top = c->block_out_channels[nb - 1];
@@ -108,11 +108,11 @@ int ddps_vae_build(ddps_wsrc *ws, const ddps_vae_config *c, ddps_vae **out, ddps
     if (c->mid_block_add_attention) ddps_vae_attn_build(ws, &m->mid_attn, top, G, VAE_EPS, "encoder.mid_block.attentions.0");
     ddps_resnet_build(ws, &m->mid2, top, top, 0, G, VAE_EPS, "encoder.mid_block.resnets.1");
     ddps_gn_build(ws, &m->norm_out, top, G, VAE_EPS, "encoder.conv_norm_out");
-    m->conv_out = ws_conv(ws, 2 * L, top, 3, 1, "encoder.conv_out");
+    m->conv_out = ddps_ws_conv(ws, 2 * L, top, 3, 1, "encoder.conv_out");
     if (c->use_quant_conv) {
         /* Split into the mean and logvar halves: two small products instead of a slice. */
-        m->quant_mean = ws_conv_rows(ws, 2 * L, 2 * L, 1, 0, L, "quant_conv");
-        m->quant_logvar = ws_conv_rows(ws, 2 * L, 2 * L, 1, L, 2 * L, "quant_conv");
+        m->quant_mean = ddps_ws_conv_rows(ws, 2 * L, 2 * L, 1, 0, L, "quant_conv");
+        m->quant_logvar = ddps_ws_conv_rows(ws, 2 * L, 2 * L, 1, L, 2 * L, "quant_conv");
     }
     declare_decoder(ws, c);
     if (ws->failed) {

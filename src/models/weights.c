@@ -99,7 +99,7 @@ static const st_tensor *lookup(st_file *files, int n_files, const char *alt_pref
     for (int k = 0; k < 3; k++) {
         if (!names[k]) continue;
         for (int f = 0; f < n_files; f++) {
-            const st_tensor *t = st_find(&files[f], names[k]);
+            const st_tensor *t = ddps_st_find(&files[f], names[k]);
             if (t) {
                 if (owner) *owner = &files[f];
                 return t;
@@ -177,12 +177,12 @@ static float *fetch(ddps_wsrc *ws, const char *name, int ndim, const int64_t *sh
         ws->failed = 1;
         return NULL;
     }
-    size_t bad = st_to_f32(t, ws->tmp);
+    size_t bad = ddps_st_to_f32(t, ws->tmp);
     if (bad) { /* summed; the model loader prints one line for all of them */
         if (ws->nonfinite_tensors++ == 0) snprintf(ws->nonfinite_first, sizeof ws->nonfinite_first, "%s", t->name);
         ws->nonfinite += bad;
     }
-    st_release(f, t);
+    ddps_st_release(f, t);
     return ws->tmp;
 }
 
@@ -230,7 +230,7 @@ static ddps_weight *weight_and_bias(ddps_wsrc *ws, const char *base, int ndim, c
     return res;
 }
 
-ddps_weight *ws_linear(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...) {
+ddps_weight *ddps_ws_linear(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...) {
     char base[448];
     va_list ap;
     va_start(ap, fmt);
@@ -240,7 +240,7 @@ ddps_weight *ws_linear(ddps_wsrc *ws, int out, int in, int bias, const char *fmt
     return weight_and_bias(ws, base, 2, shape, bias, 0, out, 0);
 }
 
-ddps_weight *ws_linear_1x1(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...) {
+ddps_weight *ddps_ws_linear_1x1(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...) {
     char base[448];
     va_list ap;
     va_start(ap, fmt);
@@ -250,7 +250,7 @@ ddps_weight *ws_linear_1x1(ddps_wsrc *ws, int out, int in, int bias, const char 
     return weight_and_bias(ws, base, 4, shape, bias, 0, out, 0);
 }
 
-ddps_weight *ws_conv(ddps_wsrc *ws, int out, int in, int k, int bias, const char *fmt, ...) {
+ddps_weight *ddps_ws_conv(ddps_wsrc *ws, int out, int in, int k, int bias, const char *fmt, ...) {
     char base[448];
     va_list ap;
     va_start(ap, fmt);
@@ -260,7 +260,7 @@ ddps_weight *ws_conv(ddps_wsrc *ws, int out, int in, int k, int bias, const char
     return weight_and_bias(ws, base, 4, shape, bias, 0, out, 1);
 }
 
-ddps_weight *ws_conv_rows(ddps_wsrc *ws, int out, int in, int k, int r0, int r1, const char *fmt, ...) {
+ddps_weight *ddps_ws_conv_rows(ddps_wsrc *ws, int out, int in, int k, int r0, int r1, const char *fmt, ...) {
     char base[448];
     va_list ap;
     va_start(ap, fmt);
@@ -271,7 +271,7 @@ ddps_weight *ws_conv_rows(ddps_wsrc *ws, int out, int in, int k, int r0, int r1,
     return weight_and_bias(ws, base, 4, shape, 1, r0, r1, k != 1);
 }
 
-void ws_norm(ddps_wsrc *ws, ddps_weight **gamma, ddps_weight **beta, int n, const char *fmt, ...) {
+void ddps_ws_norm(ddps_wsrc *ws, ddps_weight **gamma, ddps_weight **beta, int n, const char *fmt, ...) {
     char base[448], wn[512], bn[512];
     va_list ap;
     va_start(ap, fmt);
@@ -294,7 +294,7 @@ void ws_norm(ddps_wsrc *ws, ddps_weight **gamma, ddps_weight **beta, int n, cons
     if (!*gamma || !*beta) ws->failed = 1;
 }
 
-ddps_weight *ws_table(ddps_wsrc *ws, int rows, int cols, const char *fmt, ...) {
+ddps_weight *ddps_ws_table(ddps_wsrc *ws, int rows, int cols, const char *fmt, ...) {
     char name[512];
     va_list ap;
     va_start(ap, fmt);
@@ -313,7 +313,7 @@ ddps_weight *ws_table(ddps_wsrc *ws, int rows, int cols, const char *fmt, ...) {
     return w;
 }
 
-void ws_declare(ddps_wsrc *ws, int ndim, const int64_t *shape, const char *fmt, ...) {
+void ddps_ws_declare(ddps_wsrc *ws, int ndim, const int64_t *shape, const char *fmt, ...) {
     if (ws->mode != WS_DECLARE) return;
     char name[512];
     va_list ap;
@@ -357,7 +357,7 @@ int ddps_ws_check(const ddps_wsrc *decl, st_file *files, int n_files, const char
                 shape_str(got, sizeof got, t->ndim, t->shape);
                 snprintf(item, sizeof item, "%s (shape %s, expected %s)", e->name, got, want);
             } else if (!is_float(t->dtype)) {
-                snprintf(item, sizeof item, "%s (dtype %s, expected a float type)", e->name, st_dtype_name(t->dtype));
+                snprintf(item, sizeof item, "%s (dtype %s, expected a float type)", e->name, ddps_st_dtype_name(t->dtype));
             }
         }
         if (item[0]) {

@@ -65,26 +65,26 @@ void ddps_ws_free(ddps_wsrc *ws);
 ddps_weight **ddps_ws_take(ddps_wsrc *ws, int *n);
 
 /* name is a printf format; ".weight"/".bias" are appended for linear/conv. */
-ddps_weight *ws_linear(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...)
+ddps_weight *ddps_ws_linear(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Linear weights stored as a 1x1 convolution [out, in, 1, 1] (proj_in/out of
  * SD v1 transformers): loaded as a linear. */
-ddps_weight *ws_linear_1x1(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...)
+ddps_weight *ddps_ws_linear_1x1(ddps_wsrc *ws, int out, int in, int bias, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-ddps_weight *ws_conv(ddps_wsrc *ws, int out, int in, int k, int bias, const char *fmt, ...)
+ddps_weight *ddps_ws_conv(ddps_wsrc *ws, int out, int in, int k, int bias, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* A linear made of rows [r0, r1) of a stored [out, in] weight (and bias):
  * used to split the VAE's quant_conv into mean and logvar halves. */
-ddps_weight *ws_conv_rows(ddps_wsrc *ws, int out, int in, int k, int r0, int r1, const char *fmt, ...)
+ddps_weight *ddps_ws_conv_rows(ddps_wsrc *ws, int out, int in, int k, int r0, int r1, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 /* GroupNorm/LayerNorm scale and shift: name.weight and name.bias, each [n]. */
-void ws_norm(ddps_wsrc *ws, ddps_weight **gamma, ddps_weight **beta, int n, const char *fmt, ...)
+void ddps_ws_norm(ddps_wsrc *ws, ddps_weight **gamma, ddps_weight **beta, int n, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* A full-name table [rows, cols] (embeddings). */
-ddps_weight *ws_table(ddps_wsrc *ws, int rows, int cols, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+ddps_weight *ddps_ws_table(ddps_wsrc *ws, int rows, int cols, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Declares a tensor that is never loaded (the VAE decoder): it must exist
  * with this shape, but costs nothing. */
-void ws_declare(ddps_wsrc *ws, int ndim, const int64_t *shape, const char *fmt, ...)
+void ddps_ws_declare(ddps_wsrc *ws, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* The deterministic random values WS_RANDOM uses for a tensor (from its

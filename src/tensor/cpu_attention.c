@@ -138,13 +138,13 @@ HOT static void weighted(float *y, long ldy, const float *p, int lkp, int lk, co
 }
 
 /* q: [B, Lq, C], k, v: [B, Lk, C] (host f32, rows of C = heads * d) -> y: [B, Lq, C]. */
-void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *k, const float *v, int B, int Lq,
+void ddps_cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *k, const float *v, int B, int Lq,
                           int Lk, int heads, int C, int causal) {
     int d = C / heads, dp = (d + 15) / 16 * 16, lkp = (Lk + KB - 1) / KB * KB;
     long BH = (long)B * heads;
     size_t kt_n = (size_t)BH * d * lkp, vp_n = (size_t)BH * Lk * dp;
     int nthr = omp_get_max_threads();
-    float *buf = cpu_buf_get(cs, &cs->tmp_c, (kt_n + vp_n + (size_t)nthr * ROWS * lkp) * sizeof(float));
+    float *buf = ddps_cpu_buf_get(cs, &cs->tmp_c, (kt_n + vp_n + (size_t)nthr * ROWS * lkp) * sizeof(float));
     if (!buf) return;
     float *kt = buf, *vp = buf + kt_n, *sbuf = vp + vp_n;
     /* Pack K transposed and V padded, per (batch, head). */
@@ -176,7 +176,7 @@ void cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *
         float inv[ROWS] = {0};
         for (int r = 0; r < rows; r++) {
             int l = causal ? (q0 + r + 1 < Lk ? q0 + r + 1 : Lk) : Lk;
-            inv[r] = cpu_softmax_row(s + (size_t)r * lkp, l);
+            inv[r] = ddps_cpu_softmax_row(s + (size_t)r * lkp, l);
             for (int j = l; j < lkp; j++) s[(size_t)r * lkp + j] = 0;
         }
         if (causal) lim = q0 + rows < Lk ? q0 + rows : Lk;

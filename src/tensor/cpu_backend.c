@@ -86,7 +86,7 @@ static int dnnl_fail(ddps_backend *be, dnnl_status_t st, const char *what) {
 
 /* ---------- buffers and memory ---------- */
 
-void *cpu_buf_get(cpu_state *cs, cpu_buf *b, size_t bytes) {
+void *ddps_cpu_buf_get(cpu_state *cs, cpu_buf *b, size_t bytes) {
     if (bytes > b->size) {
         free(b->p);
         b->p = NULL;
@@ -102,7 +102,7 @@ void *cpu_buf_get(cpu_state *cs, cpu_buf *b, size_t bytes) {
     return b->p;
 }
 
-void cpu_buf_free(cpu_buf *b) {
+void ddps_cpu_buf_free(cpu_buf *b) {
     free(b->p);
     b->p = NULL;
     b->size = 0;
@@ -151,7 +151,7 @@ static void cpu_sync(ddps_backend *be) {
     if (st != dnnl_success) dnnl_fail(be, st, "stream wait");
 }
 
-const float *cpu_table(const ddps_weight *w) { return w->table; }
+const float *ddps_cpu_table(const ddps_weight *w) { return w->table; }
 
 /* ---------- weights ---------- */
 
@@ -468,7 +468,7 @@ static dnnl_status_t entry_args(cpu_state *cs, prim_entry *e, const_dnnl_primiti
         e->args[e->nargs++] = (dnnl_exec_arg_t){want[i].arg, m};
     }
     size_t sp = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
-    return cpu_buf_get(cs, &cs->scratch, sp) || !sp ? dnnl_success : dnnl_out_of_memory;
+    return ddps_cpu_buf_get(cs, &cs->scratch, sp) || !sp ? dnnl_success : dnnl_out_of_memory;
 }
 
 static dnnl_status_t set_handle(prim_entry *e, int arg, void *p) {
@@ -549,8 +549,8 @@ static void cpu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
     }
     void *src = x->data;
     if (e->src_bf16) {
-        if (!(src = cpu_buf_get(cs, &cs->tmp_a, ddps_numel(x) * 2))) return;
-        cpu_to_bf16(src, x->data, ddps_numel(x));
+        if (!(src = ddps_cpu_buf_get(cs, &cs->tmp_a, ddps_numel(x) * 2))) return;
+        ddps_cpu_to_bf16(src, x->data, ddps_numel(x));
     }
     run_entry(be, e, w, src, y->data);
     be->flops += 2.0 * (double)M * w->in * w->out;
@@ -650,8 +650,8 @@ static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
     prim_entry *e = conv_entry(be, w, &s, x, y, accumulate);
     if (!e) return;
     if (e->r_in) {
-        void *bs = cpu_buf_get(cs, &cs->tmp_a, e->src_bytes);
-        void *bd = bs ? cpu_buf_get(cs, &cs->tmp_b, e->dst_bytes) : NULL;
+        void *bs = ddps_cpu_buf_get(cs, &cs->tmp_a, e->src_bytes);
+        void *bd = bs ? ddps_cpu_buf_get(cs, &cs->tmp_b, e->dst_bytes) : NULL;
         if (!bd) return;
         dnnl_status_t st = dnnl_memory_set_data_handle(e->r_in_args[0].memory, x->data);
         if (st == dnnl_success) st = dnnl_memory_set_data_handle(e->r_in_args[1].memory, bs);
@@ -670,8 +670,8 @@ static void cpu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, c
     }
     void *src = x->data;
     if (e->src_bf16) {
-        if (!(src = cpu_buf_get(cs, &cs->tmp_a, ddps_numel(x) * 2))) return;
-        cpu_to_bf16(src, x->data, ddps_numel(x));
+        if (!(src = ddps_cpu_buf_get(cs, &cs->tmp_a, ddps_numel(x) * 2))) return;
+        ddps_cpu_to_bf16(src, x->data, ddps_numel(x));
     }
     run_entry(be, e, w, src, y->data);
 }
@@ -690,7 +690,7 @@ static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q
         return;
     }
     be->flops += 4.0 * B * (double)Lq * Lk * C;
-    cpu_attention_kernel(cpu_of(be), y->data, q->data, k->data, v->data, (int)B, (int)Lq, (int)Lk, heads, (int)C,
+    ddps_cpu_attention_kernel(cpu_of(be), y->data, q->data, k->data, v->data, (int)B, (int)Lq, (int)Lk, heads, (int)C,
                          causal);
 }
 
@@ -698,11 +698,11 @@ static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q
 
 static void cpu_destroy(ddps_backend *be) {
     cpu_state *cs = cpu_of(be);
-    cpu_buf_free(&cs->scratch);
-    cpu_buf_free(&cs->tmp_a);
-    cpu_buf_free(&cs->tmp_b);
-    cpu_buf_free(&cs->tmp_c);
-    cpu_buf_free(&cs->stats);
+    ddps_cpu_buf_free(&cs->scratch);
+    ddps_cpu_buf_free(&cs->tmp_a);
+    ddps_cpu_buf_free(&cs->tmp_b);
+    ddps_cpu_buf_free(&cs->tmp_c);
+    ddps_cpu_buf_free(&cs->stats);
     dnnl_stream_destroy(cs->stream);
     dnnl_engine_destroy(cs->eng);
     free(cs);
@@ -725,22 +725,22 @@ static const ddps_backend_ops cpu_ops = {
     .free_weight = cpu_free_weight,
     .linear = cpu_linear,
     .conv2d = cpu_conv2d,
-    .group_norm = cpu_group_norm,
-    .layer_norm = cpu_layer_norm,
+    .group_norm = ddps_cpu_group_norm,
+    .layer_norm = ddps_cpu_layer_norm,
     .attention = cpu_attention,
-    .geglu = cpu_geglu,
-    .activate = cpu_activate,
-    .axpby = cpu_axpby,
-    .upsample_nearest = cpu_upsample_nearest,
-    .concat_c = cpu_concat_c,
-    .embed = cpu_embed,
-    .map_fill = cpu_map_fill,
+    .geglu = ddps_cpu_geglu,
+    .activate = ddps_cpu_activate,
+    .axpby = ddps_cpu_axpby,
+    .upsample_nearest = ddps_cpu_upsample_nearest,
+    .concat_c = ddps_cpu_concat_c,
+    .embed = ddps_cpu_embed,
+    .map_fill = ddps_cpu_map_fill,
     .map_write = cpu_write, /* maps and activations are both f32 here */
     .map_read = cpu_read,
-    .sqdiff_acc = cpu_sqdiff_acc,
-    .resize_bilinear_cmean = cpu_resize_bilinear_cmean,
-    .avg_pool = cpu_avg_pool,
-    .global_avg = cpu_global_avg,
+    .sqdiff_acc = ddps_cpu_sqdiff_acc,
+    .resize_bilinear_cmean = ddps_cpu_resize_bilinear_cmean,
+    .avg_pool = ddps_cpu_avg_pool,
+    .global_avg = ddps_cpu_global_avg,
 };
 
 ddps_backend *ddps_cpu_backend_new(ddps_precision precision, int threads, ddps_err *err) {

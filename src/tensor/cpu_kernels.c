@@ -158,7 +158,7 @@ HOT static void gn_apply(float *y, const float *x, int c, long r0, long r1, cons
  * c/groups channels: mean and variance of (x + shift) over h*w*(c/groups) values per (image, group), y =
  * (x + shift - mean) / sqrt(var + eps) * gamma + beta, then SiLU when use_silu. Partial sums in fixed
  * chunks of ROW_CHUNK rows, combined in order (thread-count independent). */
-void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
+void ddps_cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
                     const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int use_silu) {
     cpu_state *cs = cpu_of(be);
     int N = x->n, C = x->c;
@@ -170,7 +170,7 @@ void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
     }
     /* partials [N][nchunk][2][C] floats, then per (n, c): scale, bias */
     size_t part = (size_t)N * nchunk * 2 * C;
-    float *buf = cpu_buf_get(cs, &cs->stats, (part + 2 * (size_t)N * C) * sizeof(float));
+    float *buf = ddps_cpu_buf_get(cs, &cs->stats, (part + 2 * (size_t)N * C) * sizeof(float));
     if (!buf) return;
     float *scale = buf + part, *bias = scale + (size_t)N * C;
     const float *xd = x->data;
@@ -181,7 +181,7 @@ void cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
         float *p = buf + (size_t)t * 2 * C;
         gn_partial(xd + n * HW * C, C, r0, r1, p, p + C);
     }
-    const float *g = cpu_table(gamma), *b = cpu_table(beta);
+    const float *g = ddps_cpu_table(gamma), *b = ddps_cpu_table(beta);
     const float *sh = shift ? shift->data : NULL;
     int cg = C / groups;
     for (int n = 0; n < N; n++) {
@@ -241,12 +241,12 @@ HOT static void ln_row(float *y, const float *x, int c, const float *g, const fl
 }
 
 /* x, y: [n, h, w, c] (tokens [n, 1, L, c]); gamma, beta: [c]. LayerNorm over c at every position. */
-void cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
+void ddps_cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
                     const ddps_weight *beta, float eps) {
     (void)be;
     long rows = (long)x->n * x->h * x->w;
     int c = x->c;
-    const float *g = cpu_table(gamma), *b = cpu_table(beta);
+    const float *g = ddps_cpu_table(gamma), *b = ddps_cpu_table(beta);
     float *yd = y->data;
     const float *xd = x->data;
 #pragma omp parallel for schedule(static)
@@ -257,7 +257,7 @@ void cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, cons
 
 /* s: [n], in place -> s = exp(s - max(s)); returns 1 / sum(s) (the caller scales). One row of attention
  * scores. */
-HOT float cpu_softmax_row(float *s, int n) {
+HOT float ddps_cpu_softmax_row(float *s, int n) {
     int n16 = n & ~15;
     /* four accumulators: the max is a dependency chain otherwise */
     v16 m0 = (v16){0} - INFINITY, m1 = m0, m2 = m0, m3 = m0;
@@ -295,7 +295,7 @@ HOT static void geglu_row(float *y, const float *x, int f) {
 }
 
 /* x: [n, h, w, 2F] -> y: [n, h, w, F]. y = x[..., :F] * gelu(x[..., F:]) (erf GELU). */
-void cpu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_cpu_geglu(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     long rows = (long)x->n * x->h * x->w;
     int f = x->c / 2;
@@ -325,7 +325,7 @@ HOT static void act_span(float *y, const float *x, long n, ddps_act act) {
 #define SPAN 16384
 
 /* x, y: any shape, same size (may alias). y = act(x), in spans of SPAN elements. */
-void cpu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act) {
+void ddps_cpu_activate(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, ddps_act act) {
     (void)be;
     long n = (long)ddps_numel(x);
     float *yd = y->data;
@@ -345,7 +345,7 @@ static int sizes_differ(ddps_backend *be, const ddps_tensor *a, const ddps_tenso
 }
 
 /* y, x, z: any shape, same size (any may alias). y = a*x + b*z. */
-void cpu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
+void ddps_cpu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tensor *x, float b, const ddps_tensor *z) {
     (void)be;
     if (sizes_differ(be, y, x) || sizes_differ(be, y, z)) return;
     long n = (long)ddps_numel(y);
@@ -367,7 +367,7 @@ static int nearest_src(int dst, int in, int out) {
 
 /* x: [n, hx, wx, c] -> y: [n, hy, wy, c] (y's sizes chosen by the caller). Nearest-neighbour resize,
  * PyTorch 'nearest'. */
-void cpu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_cpu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     int c = x->c;
     float *yd = y->data;
@@ -385,7 +385,7 @@ void cpu_upsample_nearest(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
 }
 
 /* a: [n, h, w, ca], b: [n, h, w, cb] -> y: [n, h, w, ca + cb]. y[..., :ca] = a, y[..., ca:] = b. */
-void cpu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
+void ddps_cpu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
     (void)be;
     long rows = (long)y->n * y->h * y->w;
     int ca = a->c, cb = b->c, c = y->c;
@@ -400,10 +400,10 @@ void cpu_concat_c(ddps_backend *be, ddps_tensor *y, const ddps_tensor *a, const 
 
 /* ids: [n, L] (host, checked), tok: [vocab, c], pos: [>= L, c] -> y: [n, h, w, c] with L = h*w (tokens
  * [n, 1, L, c]). y[b, i] = tok[ids[b, i]] + pos[i]. */
-void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok, const ddps_weight *pos) {
+void ddps_cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_weight *tok, const ddps_weight *pos) {
     (void)be;
     int L = y->h * y->w, c = y->c;
-    const float *t = cpu_table(tok), *p = cpu_table(pos);
+    const float *t = ddps_cpu_table(tok), *p = ddps_cpu_table(pos);
     float *yd = y->data;
     for (int n = 0; n < y->n; n++)
         for (int i = 0; i < L; i++) {
@@ -415,7 +415,7 @@ void cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const ddps_
 
 /* d (map), e, a, b: any shape, same size. d += w * ((e - a)^2 - (e - b)^2): e the true noise, a, b the
  * null- and label-prompt predictions. */
-void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
+void ddps_cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
                     const ddps_tensor *b, float w) {
     (void)be;
     if (sizes_differ(be, d, e) || sizes_differ(be, d, a) || sizes_differ(be, d, b)) return;
@@ -429,7 +429,7 @@ void cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, cons
 }
 
 /* t (map): any shape. t = v everywhere. */
-void cpu_map_fill(ddps_backend *be, ddps_tensor *t, float v) {
+void ddps_cpu_map_fill(ddps_backend *be, ddps_tensor *t, float v) {
     (void)be;
     float *p = t->data;
     size_t n = ddps_numel(t);
@@ -450,7 +450,7 @@ static void bilinear_src(int dst, int in, int out, int *i0, int *i1, float *l1) 
 
 /* x (map): [n, hx, wx, c] -> y (map): [n, hy, wy, 1] (y's sizes chosen by the caller). Bilinear resize
  * (align_corners = false, no antialias), then the mean over c. */
-void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     int c = x->c, H = y->h, W = y->w;
     float *yd = y->data;
@@ -479,11 +479,11 @@ void cpu_resize_bilinear_cmean(ddps_backend *be, ddps_tensor *y, const ddps_tens
 
 /* x (map): [n, h, w, c] -> y (map): [n, (h - k)/s + 1, (w - k)/s + 1, c]. Mean of every k x k window at
  * stride s, no padding, from a summed-area table in double. */
-void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s) {
+void ddps_cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k, int s) {
     cpu_state *cs = cpu_of(be);
     int H = x->h, W = x->w, c = x->c;
     /* Summed-area table in double: any window size costs the same. */
-    double *sat = cpu_buf_get(cs, &cs->stats, (size_t)(H + 1) * (W + 1) * sizeof(double));
+    double *sat = ddps_cpu_buf_get(cs, &cs->stats, (size_t)(H + 1) * (W + 1) * sizeof(double));
     if (!sat) return;
     float *yd = y->data;
     const float *xd = x->data;
@@ -510,7 +510,7 @@ void cpu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, int k,
 }
 
 /* x: [n, h, w, c] -> y: [n, 1, 1, c]. Mean over h and w (summed in double). */
-void cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_cpu_global_avg(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x) {
     (void)be;
     long HW = (long)x->h * x->w;
     int c = x->c;
@@ -536,7 +536,7 @@ HOT static void to_bf16_span(uint16_t *dst, const float *src, long n) {
 }
 
 /* src: [n] f32 -> dst: [n] bf16 bits (round to nearest even), in parallel spans. */
-void cpu_to_bf16(uint16_t *dst, const float *src, size_t n) {
+void ddps_cpu_to_bf16(uint16_t *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)n; i += SPAN) to_bf16_span(dst + i, src + i, (long)n - i < SPAN ? (long)n - i : SPAN);
 }

@@ -132,14 +132,14 @@ static run_fn bench_inputs(ddps_backend *be, const ddps_sd *sd, unsigned part, i
 static void bench_profile_once(ddps_backend *be, run_fn fn, bench_ctx *c, int n, const ddps_hooks *h) {
     ddps_profile_reset(be);
     fn(be, c);
-    tools_out(h, "  profile of one batch-%d run:", n);
+    ddps_tools_out(h, "  profile of one batch-%d run:", n);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (f) {
         ddps_profile_report(be, f);
         fclose(f);
-        tools_out_text(h, text);
+        ddps_tools_out_text(h, text);
     }
     free(text);
     ddps_profile_disable(be);
@@ -165,7 +165,7 @@ static void bench_json(const bench_opts *bo, ddps_precision prec, const bench_ro
                                              rows[b].ms_per_item, "gflop_per_s", rows[b].gflop_per_s));
     json_object_set_new(o, "batches", arr);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    tools_out(h, "%s", s);
+    ddps_tools_out(h, "%s", s);
     free(s);
     json_decref(o);
 }
@@ -186,7 +186,7 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
         return ddps_fail_prefix(err, "bench");
     }
     double build_s = ddps_seconds() - t0;
-    tools_out(h, "ddps bench %s: %s shapes, random weights (built in %.1f s), device %s, precision %s", bo->what,
+    ddps_tools_out(h, "ddps bench %s: %s shapes, random weights (built in %.1f s), device %s, precision %s", bo->what,
               bo->version == 21 ? "SD 2.1" : "SD v1.5", build_s, bo->device, ddps_precision_name(prec));
     const char *unit = part == DDPS_PART_UNET ? "latent" : part == DDPS_PART_VAE ? "image" : "prompt";
     for (int b = 0; b < bo->nb; b++) {
@@ -206,14 +206,14 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
             return ddps_fail_prefix(err, "bench");
         }
         rows[b] = (bench_row){n, 1e3 * t / n, flops / n / 1e9, flops / t / 1e9};
-        tools_out(h, "  batch %3d: %9.1f ms per %s  %7.1f GFLOP per %s  %7.1f GFLOP/s", n, rows[b].ms_per_item, unit,
+        ddps_tools_out(h, "  batch %3d: %9.1f ms per %s  %7.1f GFLOP per %s  %7.1f GFLOP/s", n, rows[b].ms_per_item, unit,
                   rows[b].gflop_per_item, unit, rows[b].gflop_per_s);
         free(c.ts);
         free(c.ids);
         ddps_release(be, mark);
     }
-    double rss = tools_peak_rss_mb();
-    tools_out(h, "  peak RSS %.0f MB", rss);
+    double rss = ddps_tools_peak_rss_mb();
+    ddps_tools_out(h, "  peak RSS %.0f MB", rss);
     if (bo->json) bench_json(bo, prec, rows, rss, h);
     ddps_release(be, 0);
     ddps_sd_free(be, sd);
@@ -272,23 +272,23 @@ static int bench_load(const ddps_bench_params *p, ddps_precision prec, const ddp
     const char *model = p->model;
     if (!model) {
         if (!mkdtemp(tmp)) return ddps_fail_kind(err, DDPS_KIND_RESOURCE, "bench load: cannot create a temporary folder");
-        tools_out(h, "writing a full-size SD v1.5 with random f16 weights to %s ...", tmp);
+        ddps_tools_out(h, "writing a full-size SD v1.5 with random f16 weights to %s ...", tmp);
         if (write_model_in_child(tmp, err) != 0) return -1;
         model = tmp;
     }
     ddps_backend *be = ddps_backend_new(p->device, prec, p->threads, err);
     ddps_sd *sd = NULL;
-    double rss0 = tools_peak_rss_mb(), t0 = ddps_seconds();
+    double rss0 = ddps_tools_peak_rss_mb(), t0 = ddps_seconds();
     int rc = be ? ddps_sd_load(model, be, DDPS_PART_ALL, &sd, err) : -1;
-    double t = ddps_seconds() - t0, rss = tools_peak_rss_mb();
+    double t = ddps_seconds() - t0, rss = ddps_tools_peak_rss_mb();
     if (rc == 0) {
         double params = loaded_params(sd), f32_mb = params * 4 / (1024.0 * 1024.0);
-        tools_out(h, "ddps bench load: %s in %.1f s, precision %s", model, t, ddps_precision_name(prec));
-        tools_out(h, "  loaded weights: %.0f M parameters = %.0f MB in f32; peak RSS %.0f MB (%.0f MB before loading): "
+        ddps_tools_out(h, "ddps bench load: %s in %.1f s, precision %s", model, t, ddps_precision_name(prec));
+        ddps_tools_out(h, "  loaded weights: %.0f M parameters = %.0f MB in f32; peak RSS %.0f MB (%.0f MB before loading): "
                   "%+.0f MB over the f32 weights",
                   params / 1e6, f32_mb, rss, rss0, rss - rss0 - f32_mb);
         if (p->json)
-            tools_out(h, "{\"bench\":\"load\",\"seconds\":%.2f,\"f32_weights_mb\":%.1f,\"peak_rss_mb\":%.1f,"
+            ddps_tools_out(h, "{\"bench\":\"load\",\"seconds\":%.2f,\"f32_weights_mb\":%.1f,\"peak_rss_mb\":%.1f,"
                       "\"rss_before_mb\":%.1f,\"over_f32_mb\":%.1f}",
                       t, f32_mb, rss, rss0, rss - rss0 - f32_mb);
     } else {
@@ -310,20 +310,20 @@ static int bench_load(const ddps_bench_params *p, ddps_precision prec, const ddp
 static void bench_unet_compare(const bench_opts *o, const bench_row *r32, const ddps_hooks *h) {
     bench_row r16[16];
     ddps_err err = {{0}};
-    tools_out(h, "%s", "");
+    ddps_tools_out(h, "%s", "");
     int rb = bench_component(o, DDPS_PREC_BF16, r16, h, &err);
     char cpu[256];
     ddps_cpu_describe(cpu, sizeof cpu);
     if (rb == 0) {
         double ratio = r32[0].ms_per_item / r16[0].ms_per_item;
-        tools_out(h, "%s", "");
-        tools_out(h, "on this CPU (%s), batch %d: bf16 %.0f ms vs f32 %.0f ms per latent: %s is faster (%.2fx); "
+        ddps_tools_out(h, "%s", "");
+        ddps_tools_out(h, "on this CPU (%s), batch %d: bf16 %.0f ms vs f32 %.0f ms per latent: %s is faster (%.2fx); "
                   "use --precision %s",
                   cpu, r32[0].batch, r16[0].ms_per_item, r32[0].ms_per_item, ratio > 1 ? "bf16" : "f32",
                   ratio > 1 ? ratio : 1 / ratio, ratio > 1 ? "bf16" : "f32");
     } else {
         ddps_warn("%s", err.msg);
-        tools_out(h, "on this CPU (%s) only f32 is available", cpu);
+        ddps_tools_out(h, "on this CPU (%s) only f32 is available", cpu);
     }
 }
 
@@ -351,7 +351,7 @@ static int bench_components(const ddps_bench_params *p, unsigned part, const ddp
     return 0;
 }
 
-int tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err) {
+int ddps_tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err) {
     const char *what = p->what ? p->what : "";
     if (p->iters < 1) return ddps_fail_usage(err, "bench: --iters %d: expected 1..1000", p->iters);
     if (!p->device) return ddps_fail_usage(err, "bench: --device: required");
@@ -359,9 +359,9 @@ int tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err) 
     if (strcmp(what, "score") == 0) {
         int batch = p->n_batches > 0 ? p->batches[0] : 1;
         if (batch < 1 || batch > 64) return ddps_fail_usage(err, "bench: --batch %d: expected 1..64", batch);
-        return tools_bench_score(p, precision, batch, h, err);
+        return ddps_tools_bench_score(p, precision, batch, h, err);
     }
-    if (strcmp(what, "precision") == 0) return tools_bench_precision(p, precision, h, err);
+    if (strcmp(what, "precision") == 0) return ddps_tools_bench_precision(p, precision, h, err);
     if (strcmp(what, "load") == 0) {
         ddps_precision lp;
         if (ddps_precision_parse(precision, &lp) != 0)

@@ -159,7 +159,7 @@ static int compare_dataset(engine *ref, engine *red, const ddps_dataset *ds, con
     int ts[DDPS_MAX_TIMESTEPS], K = ddps_score_timesteps(&o, 1000, ts, err);
     double sum_rho = 0, min_rho = 1;
     int same_best = 0, n = 0, rc = 0, step = ds->n_items / p->images > 1 ? ds->n_items / p->images : 1;
-    tools_out(h, "ddps bench precision: Stage I in f32 vs %s, %s model, %d px, patch %d, stride %d, K=%d",
+    ddps_tools_out(h, "ddps bench precision: Stage I in f32 vs %s, %s model, %d px, patch %d, stride %d, K=%d",
               ddps_precision_name(red->prec), p->model ? p->model : "random SD v1.5", p->size, p->size * 3 / 4,
               p->size / 16, K);
     for (int i = 0; i < ds->n_items && n < p->images; i += step) {
@@ -174,16 +174,16 @@ static int compare_dataset(engine *ref, engine *red, const ddps_dataset *ds, con
         min_rho = rho < min_rho ? rho : min_rho;
         same_best += same;
         n++;
-        tools_out(h, "  %-48s %3d windows  Spearman %.4f  best window %s", ds->items[i].relpath, np, rho,
+        ddps_tools_out(h, "  %-48s %3d windows  Spearman %.4f  best window %s", ds->items[i].relpath, np, rho,
                   same ? "same" : "differs");
     }
     if (rc != 0) return -1;
-    tools_out(h, "  %d images: mean Spearman %.4f, min %.4f, same best window %d/%d", n, n ? sum_rho / n : 0, min_rho,
+    ddps_tools_out(h, "  %d images: mean Spearman %.4f, min %.4f, same best window %d/%d", n, n ? sum_rho / n : 0, min_rho,
               same_best, n);
     return 0;
 }
 
-int tools_bench_precision(const ddps_bench_params *p, const char *precision, const ddps_hooks *h, ddps_err *err) {
+int ddps_tools_bench_precision(const ddps_bench_params *p, const char *precision, const ddps_hooks *h, ddps_err *err) {
     ddps_precision prec;
     if (ddps_precision_parse(precision, &prec) != 0 || prec == DDPS_PREC_F32)
         return ddps_fail_usage(err, "bench precision: --precision %s: give the reduced precision to compare (bf16)",

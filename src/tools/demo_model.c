@@ -59,7 +59,7 @@ static int write_component(const char *root, const char *sub, const char *file, 
             ddps_ws_random_values(seed, ws.list[i].name, ws.list[i].ndim, ws.list[i].shape, f);
             if (dtype == ST_F16 || dtype == ST_BF16) {
                 uint16_t *h = ddps_malloc(numel * sizeof(uint16_t));
-                for (size_t k = 0; k < numel; k++) h[k] = dtype == ST_F16 ? st_f32_to_f16(f[k]) : st_f32_to_bf16(f[k]);
+                for (size_t k = 0; k < numel; k++) h[k] = dtype == ST_F16 ? ddps_st_f32_to_f16(f[k]) : ddps_st_f32_to_bf16(f[k]);
                 free(f);
                 data[i] = h;
             } else {
@@ -72,7 +72,7 @@ static int write_component(const char *root, const char *sub, const char *file, 
             t[i].data = data[i];
         }
         char *path = ddps_path_join(dir, file);
-        rc = st_write(path, t, ws.n, err);
+        rc = ddps_st_write(path, t, ws.n, err);
         free(path);
         for (int i = 0; i < ws.n; i++) free(data[i]);
         free(data);

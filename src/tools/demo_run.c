@@ -81,11 +81,11 @@ static int demo_select(const char *store, const char *dist, int threads, ddps_er
     return ddps_select_run(&so, err);
 }
 
-int tools_demo_write(const char *dir, const ddps_demo_params *p, ddps_err *err) {
+int ddps_tools_demo_write(const char *dir, const ddps_demo_params *p, ddps_err *err) {
     return demo_write(dir, p, err) == 0 ? 0 : ddps_fail_prefix(err, "demo");
 }
 
-int tools_demo_run(const char *dir, const ddps_demo_params *p, ddps_err *err) {
+int ddps_tools_demo_run(const char *dir, const ddps_demo_params *p, ddps_err *err) {
     if (demo_write(dir, p, err) != 0) return ddps_fail_prefix(err, "demo");
     char *dist = ddps_path_join(dir, "distilled"), *store = ddps_path_join(dir, "ddps.sqlite");
     int rc = ddps_mkdirs(dist, err);

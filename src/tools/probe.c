@@ -32,10 +32,10 @@ static void nhwc_to_nchw(const float *src, float *dst, int n, int c, int h, int 
 /* Reads a float tensor of ndim dimensions; dims with want[i] > 0 must match. */
 static float *input_f32(const st_file *f, const char *name, int ndim, const int64_t *want, int64_t *shape,
                         ddps_err *err) {
-    const st_tensor *t = st_find(f, name);
+    const st_tensor *t = ddps_st_find(f, name);
     if (!t) return ddps_fail(err, "%s: no tensor '%s'", f->path, name), NULL;
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
-        return ddps_fail(err, "%s: tensor '%s' has dtype %s, expected F32", f->path, name, st_dtype_name(t->dtype)), NULL;
+        return ddps_fail(err, "%s: tensor '%s' has dtype %s, expected F32", f->path, name, ddps_st_dtype_name(t->dtype)), NULL;
     if (t->ndim != ndim) return ddps_fail(err, "%s: tensor '%s' has %d dimensions, expected %d", f->path, name, t->ndim, ndim), NULL;
     for (int i = 0; i < ndim; i++) {
         if (t->shape[i] < 1 || t->shape[i] > (1 << 20) || (want && want[i] > 0 && t->shape[i] != want[i]))
@@ -45,7 +45,7 @@ static float *input_f32(const st_file *f, const char *name, int ndim, const int6
         shape[i] = t->shape[i];
     }
     float *p = ddps_malloc(t->numel * sizeof(float));
-    if (st_to_f32(t, p)) {
+    if (ddps_st_to_f32(t, p)) {
         free(p);
         return ddps_fail(err, "%s: tensor '%s' has non-finite values", f->path, name), NULL;
     }
@@ -56,13 +56,13 @@ static float *input_f32(const st_file *f, const char *name, int ndim, const int6
  * (heap int64, shape filled); NULL with err when absent or out of range. */
 static int64_t *input_int(const st_file *f, const char *name, int ndim, int64_t lo, int64_t hi, int64_t *shape,
                           ddps_err *err) {
-    const st_tensor *t = st_find(f, name);
+    const st_tensor *t = ddps_st_find(f, name);
     if (!t) return ddps_fail(err, "%s: no tensor '%s'", f->path, name), NULL;
     if (t->ndim != ndim || t->numel == 0)
         return ddps_fail(err, "%s: tensor '%s' has %d dimensions, expected %d", f->path, name, t->ndim, ndim), NULL;
     for (int i = 0; i < ndim; i++) shape[i] = t->shape[i];
     int64_t *p = ddps_malloc(t->numel * sizeof(int64_t));
-    if (st_to_i64(f, t, lo, hi, p, err) != 0) {
+    if (ddps_st_to_i64(f, t, lo, hi, p, err) != 0) {
         free(p);
         return NULL;
     }
@@ -97,7 +97,7 @@ static void out_add_raw(outset *o, const char *name, float *p, int ndim, const i
 
 /* Writes the set to path and empties it. */
 static int out_write(outset *o, const char *path, ddps_err *err) {
-    int rc = st_write(path, o->t, o->n, err);
+    int rc = ddps_st_write(path, o->t, o->n, err);
     for (int i = 0; i < o->n; i++) free(o->data[i]);
     o->n = 0;
     return rc;
@@ -329,11 +329,11 @@ static void probe_tokenize(const ddps_sd *sd, const probe_opts *po, const ddps_h
         ddps_tokenize(sd->tok, po->texts[i], ids);
         for (int k = 0; k < DDPS_CTX_LEN; k++)
             len += (size_t)snprintf(line + len, sizeof line - len, k ? " %d" : "%d", ids[k]);
-        tools_out(h, "%s", line);
+        ddps_tools_out(h, "%s", line);
     }
 }
 
-int tools_probe(const ddps_probe_params *po, const ddps_hooks *h, ddps_err *err) {
+int ddps_tools_probe(const ddps_probe_params *po, const ddps_hooks *h, ddps_err *err) {
     const probe_kind *k = probe_find(po->what);
     ddps_precision prec = DDPS_PREC_F32;
     if (probe_check(po, k, &prec, err) != 0) return -1;
@@ -348,7 +348,7 @@ int tools_probe(const ddps_probe_params *po, const ddps_hooks *h, ddps_err *err)
     }
     if (rc == 0) rc = ddps_sd_load_ex(po->model, po->config, be, k->parts, &sd, err);
     if (rc == 0 && po->in && k->fn) {
-        rc = st_open(&in, po->in, err);
+        rc = ddps_st_open(&in, po->in, err);
         have_in = rc == 0;
     }
     if (rc == 0 && !k->fn) probe_tokenize(sd, po, h);
@@ -358,7 +358,7 @@ int tools_probe(const ddps_probe_params *po, const ddps_hooks *h, ddps_err *err)
         if (rc == 0) rc = out_write(&o, po->out, err);
     }
     for (int i = 0; i < o.n; i++) free(o.data[i]);
-    if (have_in) st_close(&in);
+    if (have_in) ddps_st_close(&in);
     if (be) ddps_release(be, 0);
     ddps_sd_free(be, sd);
     ddps_backend_free(be);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tools_out(const ddps_hooks *h, const char *fmt, ...) {
+void ddps_tools_out(const ddps_hooks *h, const char *fmt, ...) {
     if (!h || !h->log) return;
     char line[4096];
     va_list ap;
@@ -15,7 +15,7 @@ void tools_out(const ddps_hooks *h, const char *fmt, ...) {
     h->log(h->user, DDPS_LOG_OUTPUT, line);
 }
 
-void tools_out_text(const ddps_hooks *h, const char *text) {
+void ddps_tools_out_text(const ddps_hooks *h, const char *text) {
     if (!h || !h->log || !text) return;
     while (*text) {
         const char *nl = strchr(text, '\n');
@@ -30,7 +30,7 @@ void tools_out_text(const ddps_hooks *h, const char *text) {
     }
 }
 
-double tools_peak_rss_mb(void) {
+double ddps_tools_peak_rss_mb(void) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;
     char line[256];

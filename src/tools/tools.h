@@ -13,28 +13,28 @@
 
 /* Sends one formatted report line (no newline) to h->log at level
  * DDPS_LOG_OUTPUT; dropped when h or h->log is NULL. */
-void tools_out(const ddps_hooks *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ddps_tools_out(const ddps_hooks *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends text line by line (split at '\n'; a trailing newline ends the last
  * line) the same way. */
-void tools_out_text(const ddps_hooks *h, const char *text);
+void ddps_tools_out_text(const ddps_hooks *h, const char *text);
 /* Peak resident set (VmHWM of /proc/self/status) in MB; 0 when unknown. */
-double tools_peak_rss_mb(void);
+double ddps_tools_peak_rss_mb(void);
 
 /* bench.c: `ddps bench text|vae|unet|load` and the dispatch of all of them. */
-int tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err);
+int ddps_tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err);
 /* bench_score.c: `ddps bench score` (batch images per scoring call). */
-int tools_bench_score(const ddps_bench_params *p, const char *precision, int batch, const ddps_hooks *h,
+int ddps_tools_bench_score(const ddps_bench_params *p, const char *precision, int batch, const ddps_hooks *h,
                       ddps_err *err);
 /* bench_precision.c: `ddps bench precision`. */
-int tools_bench_precision(const ddps_bench_params *p, const char *precision, const ddps_hooks *h, ddps_err *err);
+int ddps_tools_bench_precision(const ddps_bench_params *p, const char *precision, const ddps_hooks *h, ddps_err *err);
 /* Spearman rank correlation of a[n] and b[n] (ties averaged); 1 when n < 2. */
 double ddps_spearman(const float *a, const float *b, int n);
 
 /* probe.c: `ddps probe`. */
-int tools_probe(const ddps_probe_params *p, const ddps_hooks *h, ddps_err *err);
+int ddps_tools_probe(const ddps_probe_params *p, const ddps_hooks *h, ddps_err *err);
 
 /* demo_run.c: `ddps demo` (fixtures, then distill). */
-int tools_demo_write(const char *dir, const ddps_demo_params *p, ddps_err *err);
-int tools_demo_run(const char *dir, const ddps_demo_params *p, ddps_err *err);
+int ddps_tools_demo_write(const char *dir, const ddps_demo_params *p, ddps_err *err);
+int ddps_tools_demo_run(const char *dir, const ddps_demo_params *p, ddps_err *err);
 
 #endif
