@@ -64,6 +64,10 @@
  *   the call that started the work return DDPS_ERR_RESOURCE or
  *   DDPS_ERR_FAILURE with a line naming the op, and the engine's later
  *   scoring calls return the same error (open a new engine to go on).
+ *   The one exception: when the C library's own malloc fails for host-side
+ *   bookkeeping (names, lists, a decoded image's pixels), the process ends
+ *   with one line on stderr. Model weights, activations and workspaces, the
+ *   memory that can run out, come from the backend and fail as above.
  *
  * THREAD SAFETY
  *   A handle (engine, db) is used by one thread at a time. Separate db
