@@ -87,6 +87,31 @@ except ddps.Error as e:
     check(e.category != "ok" and "shard" in str(e), "merge error: " + str(e))
 check(not os.path.exists(os.path.join(TMP, "merged.sqlite")), "a refused merge wrote its output")
 
+# --- demo fixtures and distill through the library, against `ddps distill` ---
+dd, dm = ddps.demo(os.path.join(TMP, "demo"), classes=2, per_class=3)
+names = sorted(os.listdir(dd))
+check(len(names) == 2 and all(len(os.listdir(os.path.join(dd, n))) == 3 for n in names), "demo data: %r" % names)
+check(os.path.isfile(os.path.join(dm, "model_index.json")), "demo model: no model_index.json")
+DEMO_SMALL = dict(size=128, patch=96, **SMALL)
+dp, dc = os.path.join(TMP, "distill_py"), os.path.join(TMP, "distill_cli")
+tot = ddps.distill(dd, dm, dp, [1], report=True, select=dict(threads=2), **DEMO_SMALL)
+check(tot["images_scored"] == 6, "distill scored %r" % tot)
+check(os.path.isfile(os.path.join(dp, "ddps.sqlite")) and os.path.isfile(os.path.join(dp, "report", "index.html")),
+      "distill: no store or report in " + dp)
+r = subprocess.run([BIN, "distill", "--data", dd, "--model", dm, "--out", dc, "--ipc", "1", "--size", "128",
+                    "--patch", "96"] + CLI_SMALL, capture_output=True, text=True)
+check(r.returncode == 0, "cli distill: " + r.stderr)
+nfiles = 0
+for root, _, files in os.walk(os.path.join(dp, "ipc1")):
+    for f in files:
+        rel = os.path.relpath(os.path.join(root, f), dp)
+        if f == "manifest.json":
+            continue
+        with open(os.path.join(dp, rel), "rb") as x, open(os.path.join(dc, rel), "rb") as y:
+            check(x.read() == y.read(), "distill output differs: " + rel)
+        nfiles += 1
+check(nfiles >= 3, "distill wrote %d files (2 images and manifest.csv expected)" % nfiles)
+
 # --- errors become exceptions with the category ---
 for kw, cat in ((dict(precision="f8"), "usage"), (dict(dift_t=1000), "usage"), (dict(patch=300), "usage")):
     try:

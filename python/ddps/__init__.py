@@ -19,6 +19,7 @@ callbacks get (level, line) with level 1 warning, 2 info, 3 debug.
 """
 import ctypes
 import json
+import os
 
 import numpy as np
 
@@ -195,6 +196,44 @@ def select(store, out, ipc, progress=None, log=None, **params):
                              ctypes.byref(err))
     hooks.reraise()
     _check(st, err)
+
+
+def distill(data, model, out, ipc, store=None, report=False, progress=None, log=None, select=None, **params):
+    """`ddps distill --data data --model model --out out --ipc ...`: score
+    (params as in score()) into store (default out/ddps.sqlite), then write
+    out/ipc<N>/ for every N (select: a dict of select() params), then, with
+    report=True, out/report at the first IPC. Returns the scoring totals."""
+    keep = _Keep()
+    p = _score_params(keep, params)
+    s = _select_params(keep, select or {})
+    ipcs = [ipc] if isinstance(ipc, int) else list(ipc)
+    arr = (ctypes.c_int * len(ipcs))(*ipcs)
+    hooks = _Hooks(progress, log)
+    tot = _lib.RunTotals()
+    err = _lib.Error()
+    st = lib.ddps_run_distill(ctypes.byref(p), ctypes.byref(s), _b(str(data)), _b(str(model)), _b(str(out)),
+                              _b(str(store)) if store is not None else None, arr, len(ipcs), 1 if report else 0,
+                              ctypes.byref(hooks.h), ctypes.byref(tot), ctypes.byref(err))
+    hooks.reraise()
+    _check(st, err)
+    return {name: getattr(tot, name) for name, _ in tot._fields_}
+
+
+def demo(dir, classes=4, per_class=24, log=None):
+    """The demo's fixtures, made on the spot (nothing downloaded): dir/data, an
+    ImageFolder of synthetic pictures, and dir/model, a tiny random-weight
+    model with SD v1.x's structure (its picks are arbitrary: it shows the
+    pipeline, not the method). Returns (data_dir, model_dir) for score() or
+    distill(); folders that exist already are kept."""
+    p = _lib.DemoParams()
+    lib.ddps_demo_params_init(ctypes.byref(p))
+    p.n_classes, p.per_class = int(classes), int(per_class)
+    hooks = _Hooks(None, log)
+    err = _lib.Error()
+    st = lib.ddps_demo_write(_b(str(dir)), ctypes.byref(p), ctypes.byref(hooks.h), ctypes.byref(err))
+    hooks.reraise()
+    _check(st, err)
+    return os.path.join(str(dir), "data"), os.path.join(str(dir), "model")
 
 
 def merge(out, shards, log=None):

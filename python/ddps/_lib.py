@@ -48,6 +48,10 @@ class ReportParams(ctypes.Structure):
     _fields_ = [("data_root", c_char_p), ("ipc", c_int), ("thumb", c_int), ("threads", c_int)]
 
 
+class DemoParams(ctypes.Structure):
+    _fields_ = [("n_classes", c_int), ("per_class", c_int), ("threads", c_int)]
+
+
 class RunTotals(ctypes.Structure):
     _fields_ = [("images_scored", c_long), ("images_bad", c_long), ("unet_latents", c_long),
                 ("vae_images", c_long), ("text_prompts", c_long), ("seconds", c_double)]
@@ -136,6 +140,10 @@ _sigs = {
     "ddps_engine_params_init": (None, [P(EngineParams)]),
     "ddps_report_params_init": (None, [P(ReportParams)]),
     "ddps_run_report": (c_int, [c_char_p, c_char_p, P(ReportParams), P(Hooks), P(Error)]),
+    "ddps_run_distill": (c_int, [P(ScoreParams), P(SelectParams), c_char_p, c_char_p, c_char_p, c_char_p, P(c_int),
+                                 c_int, c_int, P(Hooks), P(RunTotals), P(Error)]),
+    "ddps_demo_params_init": (None, [P(DemoParams)]),
+    "ddps_demo_write": (c_int, [c_char_p, P(DemoParams), P(Hooks), P(Error)]),
     "ddps_run_merge": (c_int, [c_char_p, P(c_char_p), c_int, P(Hooks), P(Error)]),
     "ddps_run_score": (c_int, [P(ScoreParams), c_char_p, c_char_p, c_char_p, P(Hooks), P(RunTotals), P(Error)]),
     "ddps_run_select": (c_int, [c_char_p, c_char_p, P(c_int), c_int, P(SelectParams), P(Hooks), P(Error)]),
