@@ -141,8 +141,19 @@ typedef struct {
 } ddps_hooks;
 
 DDPS_API void ddps_hooks_init(ddps_hooks *h); /* all NULL */
-/* A ddps_log_fn that prints "ddps: [warning: ]line" on stderr (the CLI's output). */
+/* A ddps_log_fn that prints "ddps: [warning: |debug: ]line" on stderr, every
+ * level (the CLI's output; filter levels in a wrapper). It first ends an
+ * open ddps_progress_stderr line, so the two can be used together. */
 DDPS_API void ddps_log_stderr(void *user, int level, const char *line);
+/* A ddps_progress_fn that draws progress as the CLI does, on stderr, only
+ * when stderr is a terminal (or always when user points to a non-zero int,
+ * e.g. rank 0 of an MPI job whose launcher pipes stderr):
+ *     scoring 1200/9025  14.2 img/s  ETA 9:10
+ * redrawn in place at most 4 times a second, then, when done reaches
+ * total, "scoring 9025/9025 img in 10:37 (14.2 img/s)" and a newline. A new
+ * stage starts a new line. Never cancels (returns 0). Not thread-safe: one
+ * line per process, reported from the thread running the call. */
+DDPS_API int ddps_progress_stderr(void *user, const char *stage, long done, long total);
 
 /* ---------------- parameters ---------------- */
 

@@ -157,8 +157,45 @@ static void test_throttled(void) {
     free(out);
 }
 
+/* The hook protocol's drawer (ddps_progress_stderr): a stage's completion
+ * ends its line, the loop's repeated final report is not drawn again, a new
+ * stage starts a new line, 0 of 0 is a finished stage. */
+static void run_protocol(void) {
+    ddps_progress_draw("scoring", "img", 0, 3, 1);
+    ddps_progress_draw("scoring", "img", 1, 3, 1);
+    ddps_progress_draw("scoring", "img", 3, 3, 1);
+    ddps_progress_draw("scoring", "img", 3, 3, 1); /* the loop's end repeats it */
+    ddps_progress_draw("clustering", "img", 0, 0, 1);
+}
+
+/* A log line in the middle of a drawn line starts on a line of its own. */
+static void run_break(void) {
+    ddps_progress_draw("scoring", "img", 0, 10, 1);
+    ddps_progress_break_line();
+    fprintf(stderr, "ddps: a log line\n");
+    ddps_progress_draw("scoring", "img", 10, 10, 1);
+}
+
+static void run_protocol_unforced(void) { ddps_progress_draw("scoring", "img", 3, 3, 0); }
+
+static void test_hook_protocol(void) {
+    char *out = capture_stderr(run_protocol, "progress_protocol");
+    const char *a = strstr(out, "scoring 3/3 img in ");
+    CHECKF(a && !strstr(a + 1, "scoring 3/3 img in "), "one summary of scoring: %s", out);
+    CHECKF(strstr(out, "\rclustering 0 img in ") != NULL, "%s", out);
+    CHECKF(count_char(out, '\n') == 2, "%d lines: %s", count_char(out, '\n'), out);
+    free(out);
+    out = capture_stderr(run_break, "progress_break");
+    CHECKF(strstr(out, "\rscoring 0/10\nddps: a log line\n\rscoring 10/10 img in ") != NULL, "%s", out);
+    free(out);
+    out = capture_stderr(run_protocol_unforced, "progress_protocol_unforced");
+    CHECKF(out[0] == 0, "off a terminal, unforced: wrote '%s'", out);
+    free(out);
+}
+
 int main(void) {
     TEST(test_format_duration);
+    TEST(test_hook_protocol);
     TEST(test_silent_off_terminal);
     TEST(test_forced_output);
     TEST(test_throttled);

@@ -70,7 +70,14 @@ ddps_status ddps_api_failf(ddps_error *out, ddps_status st, const char *fmt, ...
 DDPS_API void ddps_hooks_init(ddps_hooks *h) { memset(h, 0, sizeof *h); }
 
 DDPS_API void ddps_log_stderr(void *user, int level, const char *line) {
+    (void)user;
+    ddps_progress_break_line();
     fprintf(stderr, "ddps: %s%s\n", level == 1 ? "warning: " : level == 3 ? "debug: " : "", line);
+}
+
+DDPS_API int ddps_progress_stderr(void *user, const char *stage, long done, long total) {
+    const int *force = user;
+    return ddps_progress_draw(stage, "img", done, total, force && *force);
 }
 
 /* The thread's current hooks (a copy: the caller's struct may go away). */

@@ -71,11 +71,12 @@ extern int cli_verbosity;
  * an MPI job started from a terminal: mpirun pipes stderr). Default 0. */
 extern int cli_progress_force;
 
-/* The CLI's hooks: log lines on stderr as "ddps: [warning: |debug: ]line",
- * warnings and infos at verbosity >= 1, debug at 2; progress redrawn in
- * place ("scoring 1200/9025  14.2 img/s  ETA 9:10") only on a terminal (or
- * cli_progress_force) and at verbosity >= 1, ending with a summary line when
- * done reaches total. Never cancels. */
+/* The CLI's hooks: a tool's report lines (DDPS_LOG_OUTPUT) on stdout; log
+ * lines on stderr as "ddps: [warning: |debug: ]line" (ddps_log_stderr),
+ * warnings and infos at verbosity >= 1, debug at 2; progress
+ * (ddps_progress_stderr: "scoring 1200/9025  14.2 img/s  ETA 9:10" redrawn
+ * in place) only on a terminal (or cli_progress_force) and at verbosity >= 1,
+ * ending with a summary line when done reaches total. Never cancels. */
 void cli_hooks_init(ddps_hooks *h);
 /* The log function of cli_hooks_init, for lines of the CLI itself (level 1 warning, 2 info, 3 debug). */
 void cli_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

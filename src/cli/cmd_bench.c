@@ -29,19 +29,6 @@ static const struct {
     {"text", 16, 4096}, {"vae", 16, 4096}, {"unet", 16, 4096}, {"score", 1, 64}, {"precision", 0, 0}, {"load", 0, 0},
 };
 
-/* The CLI's log function (cli_hooks_init), for the lines that are not the report. */
-static ddps_log_fn cli_log_next;
-
-/* Report lines (DDPS_LOG_OUTPUT) on stdout as they come, the rest as the CLI logs them. */
-static void bench_log(void *user, int level, const char *line) {
-    if (level == DDPS_LOG_OUTPUT) {
-        printf("%s\n", line);
-        fflush(stdout);
-    } else if (cli_log_next) {
-        cli_log_next(user, level, line);
-    }
-}
-
 /* Parses --batch for the bench named what into p (unknown benches: left to
  * ddps_bench_run, which names them). Returns 0, or -1 with err. */
 static int bench_batches(const char *what, const char *batches, ddps_bench_params *p, ddps_error *err) {
@@ -94,8 +81,6 @@ int cmd_bench(int argc, char **argv) {
     }
     ddps_hooks h;
     cli_hooks_init(&h);
-    cli_log_next = h.log;
-    h.log = bench_log;
     if (ddps_bench_run(&p, &h, &err) != DDPS_OK) fprintf(stderr, "ddps %s\n", err.message);
     return cli_exit_code(&err);
 }

@@ -25,17 +25,6 @@ static const char *USAGE =
     "context -> eps, down0.., mid, up0..; schedule -> alphas_cumprod; stage1: image, timesteps, noises ->\n"
     "latent, diff, score_map, patch_scores.";
 
-/* The CLI's log function (cli_hooks_init), for the lines that are not the report. */
-static ddps_log_fn cli_log_next;
-
-/* Report lines (DDPS_LOG_OUTPUT: token ids) on stdout, the rest as the CLI logs them. */
-static void probe_log(void *user, int level, const char *line) {
-    if (level == DDPS_LOG_OUTPUT)
-        printf("%s\n", line);
-    else if (cli_log_next)
-        cli_log_next(user, level, line);
-}
-
 int cmd_probe(int argc, char **argv) {
     ddps_probe_params p;
     ddps_probe_params_init(&p);
@@ -72,8 +61,6 @@ int cmd_probe(int argc, char **argv) {
     p.n_texts = npos;
     ddps_hooks h;
     cli_hooks_init(&h);
-    cli_log_next = h.log;
-    h.log = probe_log;
     if (ddps_probe_run(&p, &h, &err) != DDPS_OK) fprintf(stderr, "ddps %s\n", err.message);
     free(pos);
     return cli_exit_code(&err);

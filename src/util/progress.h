@@ -41,6 +41,16 @@ void ddps_cancel_set_thread_flag(const volatile int *flag);
 int ddps_cancel_requested(void);
 void ddps_cancel_reset(void);
 
+/* The stderr line of the hook protocol (public as ddps_progress_stderr): a
+ * new label, or done going back, starts a line (drawn when stderr is a
+ * terminal or force); done reaching total ends it with the summary line
+ * (0 of 0: nothing to do); the loop's final report repeating a completed
+ * line is ignored. Returns 0 (never cancels). */
+int ddps_progress_draw(const char *label, const char *unit, long done, long total, int force);
+/* Ends an open progress line with a newline so that a log line starts
+ * clean (the line is redrawn below it at the next update). */
+void ddps_progress_break_line(void);
+
 /* Formats seconds as "1:05:03" (an hour or more), "4:07" (a minute or more),
  * "12.3 s" / "0.35 s" (less); "?" for negative or non-finite values. */
 void ddps_format_duration(double seconds, char *buf, size_t n);
