@@ -114,33 +114,6 @@ void ddps_api_leave(void) {
 
 /* ---------- parameters ---------- */
 
-DDPS_API void ddps_score_params_init(ddps_score_params *p) {
-    ddps_score_opts o;
-    ddps_score_defaults(&o);
-    memset(p, 0, sizeof *p);
-    p->prompt = o.prompt;
-    p->null_prompt = o.null_prompt;
-    p->n_timesteps = o.n_timesteps;
-    p->n_explicit = o.n_explicit;
-    p->t_lo = o.t_lo;
-    p->t_hi = o.t_hi;
-    p->size = o.size;
-    p->patch = o.patch;
-    p->stride = o.stride;
-    p->patches_per_image = o.patches_per_image;
-    p->dift_t = o.dift_t;
-    p->dift_ensemble = o.dift_ensemble;
-    p->clusters = o.clusters;
-    p->low_res = o.low_res;
-    p->class_names = o.class_names;
-    p->max_per_class = o.max_per_class;
-    p->seed = o.seed;
-    p->threads = o.threads;
-    p->batch_images = o.batch_images;
-    p->device = o.device;
-    p->precision = o.precision;
-}
-
 int ddps_api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err *err) {
     ddps_score_defaults(o);
     if (p->n_explicit < 0 || p->n_explicit > DDPS_MAX_TIMESTEPS || p->n_explicit > DDPS_MAX_TIMESTEPS_API)
@@ -186,19 +159,6 @@ int ddps_api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err
     if (o->max_per_class < 0) return ddps_fail_usage(err, "max_per_class %d: expected >= 0", o->max_per_class);
     if (o->dift_t < 0) return ddps_fail_usage(err, "dift_t %d: must not be negative", o->dift_t);
     return 0;
-}
-
-DDPS_API void ddps_select_params_init(ddps_select_params *p) {
-    ddps_select_opts o;
-    ddps_select_defaults(&o);
-    memset(p, 0, sizeof *p);
-    p->top_clusters = o.top_clusters;
-    p->mosaic_max_ipc = o.mosaic_max_ipc;
-    p->output_size = o.output_size;
-    p->format = o.format;
-    p->jpeg_quality = o.jpeg_quality;
-    p->data_root = o.data_root;
-    p->threads = o.threads;
 }
 
 /* ---------- drivers ---------- */
