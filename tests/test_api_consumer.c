@@ -35,6 +35,15 @@ static void install_and_build(void) {
     rc = t_run(cmd, &out);
     CHECKF(rc != 0 && out[0] == 0, "unexpected exports: %s", out);
     free(out);
+    /* the static library's global symbols carry the ddps_ prefix too (no st_open, cpu_group_norm, ...);
+       compiler-made names (.gomp_critical_*, DW.ref.*) and reserved _names aside */
+    snprintf(cmd, sizeof cmd,
+             "nm -g --defined-only %s/lib/libddps.a | awk 'NF==3{print $3}' | grep -v '^ddps_' | grep -v '^[._]' "
+             "| grep -v '^DW[.]ref[.]'",
+             prefix);
+    rc = t_run(cmd, &out);
+    CHECKF(rc != 0 && out[0] == 0, "generic global symbols in libddps.a: %s", out);
+    free(out);
     snprintf(cmd, sizeof cmd,
              "export PKG_CONFIG_PATH=%s/lib/pkgconfig; cc -std=c11 -Wall -Wextra -Werror %s %s/tests/api_consumer/consumer.c "
              "$(pkg-config --cflags --libs ddps) -Wl,-rpath,$(pkg-config --variable=libdir ddps) -o %s/consumer",
