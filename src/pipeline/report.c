@@ -177,20 +177,6 @@ static double sample(const float *m, int h, int w, double x, double y) {
     return a * (1 - fy) + b * fy;
 }
 
-/* Integer crop box as select cuts it: rounded, clamped, at least one pixel. */
-static void crop_box(const ddps_stored_cand *c, int w, int h, int box[4]) {
-    long x0 = lround(c->x0), y0 = lround(c->y0), x1 = lround(c->x1), y1 = lround(c->y1);
-    if (x0 < 0) x0 = 0;
-    if (x0 > w - 1) x0 = w - 1;
-    if (y0 < 0) y0 = 0;
-    if (y0 > h - 1) y0 = h - 1;
-    if (x1 > w) x1 = w;
-    if (x1 < x0 + 1) x1 = x0 + 1;
-    if (y1 > h) y1 = h;
-    if (y1 < y0 + 1) y1 = y0 + 1;
-    box[0] = (int)x0, box[1] = (int)y0, box[2] = (int)x1, box[3] = (int)y1;
-}
-
 /* Thumbnail size of a w x h image: longest side t (never enlarged). */
 static void thumb_size(int w, int h, int t, int *tw, int *th) {
     if (w <= t && h <= t) {
@@ -297,7 +283,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
         ddps_stored_cand k = j->d->cand[c];
         double fx = (double)src.w / im->width, fy = (double)src.h / im->height;
         k.x0 *= fx, k.x1 *= fx, k.y0 *= fy, k.y1 *= fy;
-        crop_box(&k, src.w, src.h, box);
+        ddps_crop_box(&k, src.w, src.h, box);
         rc = ddps_image_crop(&src, box[0], box[1], box[2] - box[0], box[3] - box[1], &crop, err);
         if (rc == 0) {
             rc = ddps_image_resize(&crop, PATCH_THUMB, PATCH_THUMB, &patch, err);

@@ -182,9 +182,7 @@ typedef struct {
     ddps_imagenet *inet; /* when every class is a WordNet id */
 } run_ctx;
 
-/* Integer crop box inside a w x h image from a stored box: rounded, clamped,
- * at least one pixel. */
-static void crop_box(const ddps_stored_cand *c, int w, int h, int box[4]) {
+void ddps_crop_box(const ddps_stored_cand *c, int w, int h, int box[4]) {
     long x0 = lround(c->x0), y0 = lround(c->y0), x1 = lround(c->x1), y1 = lround(c->y1);
     if (x0 < 0) x0 = 0;
     if (x0 > w - 1) x0 = w - 1;
@@ -220,7 +218,7 @@ static int cut_patch(const run_ctx *r, const ddps_class_data *d, int c, int w, i
     ddps_image src, crop;
     int box[4];
     if (load_source(r, im, &src, err) != 0) return -1;
-    crop_box(k, src.w, src.h, box);
+    ddps_crop_box(k, src.w, src.h, box);
     int rc = ddps_image_crop(&src, box[0], box[1], box[2] - box[0], box[3] - box[1], &crop, err);
     ddps_image_free(&src);
     if (rc == 0) {
@@ -326,7 +324,7 @@ typedef struct {
 
 /* The box the output really used: the crop box, or the whole image (low-res). */
 static void used_box(const run_ctx *r, const ddps_stored_cand *c, const ddps_stored_image *im, int box[4]) {
-    crop_box(c, im->width, im->height, box);
+    ddps_crop_box(c, im->width, im->height, box);
     if (r->low_res) box[0] = box[1] = 0, box[2] = im->width, box[3] = im->height;
 }
 

@@ -96,6 +96,10 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err);
  * by the rule above. picks[] and fill[] (room for min(needed, d->n_cand))
  * get candidate indices in selected-list order and 1 where the pick came
  * from the score fill. Returns the number picked: min(needed, d->n_cand). */
+/* Integer crop box [x0, y0, x1, y1) inside a w x h image from a stored
+ * candidate's box: rounded, clamped, at least one pixel (what select cuts
+ * and the report outlines). */
+void ddps_crop_box(const ddps_stored_cand *c, int w, int h, int box[4]);
 int ddps_select_patches(const ddps_class_data *d, int needed, int top_clusters, int *picks, unsigned char *fill);
 
 typedef struct {
