@@ -214,6 +214,22 @@ S1C_FN int s1c_run(ddps_backend *be, const ddps_sd *sd, const float *ctx_host, i
     return rc;
 }
 
+/* A CPU f32 backend with the golden tiny model loaded into *be, *sd; 0, or
+ * -1 after a failed check (then nothing stays allocated). */
+S1C_FN int s1c_open_golden(ddps_backend **be, ddps_sd **sd) {
+    ddps_err err = {{0}};
+    *be = ddps_cpu_backend_new(DDPS_PREC_F32, 0, &err);
+    CHECKF(*be != NULL, "%s", err.msg);
+    if (!*be) return -1;
+    if (ddps_sd_load(t_shared("golden/tiny-sd"), *be, DDPS_PART_ALL, sd, &err) != 0) {
+        CHECKF(0, "%s", err.msg);
+        ddps_backend_free(*be);
+        *be = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 /* The null ("") and label ("An image of tench.") contexts, host [2][77][*ctx_c] (free it). */
 S1C_FN float *s1c_contexts(ddps_backend *be, const ddps_sd *sd, int *ctx_c) {
     *ctx_c = sd->clip_cfg.hidden_size;

@@ -22,6 +22,7 @@
 #include "pipeline/outdir.h"
 #include "pipeline/select.h"
 #include "pipeline/store.h"
+#include "cli_fixture.h"
 #include "testlib.h"
 #include "util/escape.h"
 #include "util/fs.h"
@@ -29,29 +30,6 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 static char g_model[4096];
-
-static void write_png(const char *path, int w, int h, int seed) {
-    ddps_image img;
-    ddps_err err;
-    CHECK(ddps_image_alloc(&img, w, h) == 0);
-    for (size_t i = 0; i < (size_t)w * h * 3; i++) img.px[i] = (uint8_t)(i * 7 + (size_t)seed * 31);
-    CHECKF(ddps_image_save(path, &img, 95, &err) == 0, "%s", err.msg);
-    ddps_image_free(&img);
-}
-
-static long long sql_int(const char *db, const char *sql) {
-    sqlite3 *h;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-            if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-            sqlite3_finalize(st);
-        }
-    }
-    sqlite3_close(h);
-    return v;
-}
 
 static void raw_sql(const char *db, const char *sql) {
     sqlite3 *h;
@@ -70,17 +48,6 @@ static int count_lines_with(const char *text, const char *needle) {
 #define SCORE_FLAGS "--size 32 --patch 16 --stride 8 --timesteps 2 --dift-ensemble 1 --clusters 2 --threads 1"
 
 /* A dataset dir/data/cat with n ordinary 40x36 images. */
-static void small_dataset(const char *dir, int n) {
-    char p[4096];
-    ddps_err err;
-    snprintf(p, sizeof p, "%s/data/cat", dir);
-    CHECK(ddps_mkdirs(p, &err) == 0);
-    for (int i = 0; i < n; i++) {
-        snprintf(p, sizeof p, "%s/data/cat/ok%d.png", dir, i);
-        write_png(p, 40, 36, i);
-    }
-}
-
 /* ---- 1. extreme aspect ratios, memory pre-flight ---- */
 
 static void aspect_ratio_bound(void) {
@@ -95,18 +62,18 @@ static void aspect_ratio_bound(void) {
     const char *d0 = t_tmpdir("reliab_aspect");
     char dir[4096], p[4096], store[4096];
     snprintf(dir, sizeof dir, "%s", d0);
-    small_dataset(dir, 2);
+    cf_small_dataset(dir, 2);
     snprintf(p, sizeof p, "%s/data/cat/tall.png", dir);
-    write_png(p, 1, 4096, 1);
+    cf_write_png(p, 1, 4096, 1);
     snprintf(p, sizeof p, "%s/data/cat/thin.png", dir);
-    write_png(p, 20, 1, 2);
+    cf_write_png(p, 20, 1, 2);
     snprintf(store, sizeof store, "%s/s.sqlite", dir);
     char *out = NULL;
     int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 0, "rc %d: %s", rc, out);
     free(out);
-    CHECK(sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 2 AND reason LIKE '%aspect ratio%'") == 2);
-    CHECK(sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 1") == 2);
+    CHECK(cf_sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 2 AND reason LIKE '%aspect ratio%'") == 2);
+    CHECK(cf_sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 1") == 2);
     /* resuming does not stumble over them again */
     out = NULL;
     rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
@@ -118,7 +85,7 @@ static void memory_preflight(void) {
     const char *d0 = t_tmpdir("reliab_memory");
     char dir[4096], store[4096];
     snprintf(dir, sizeof dir, "%s", d0);
-    small_dataset(dir, 2);
+    cf_small_dataset(dir, 2);
     snprintf(store, sizeof store, "%s/s.sqlite", dir);
     char *out = NULL;
     /* a machine with no memory to spare: every image is a per-image failure, recorded; the run completes */
@@ -126,7 +93,7 @@ static void memory_preflight(void) {
                      DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 0, "rc %d: %s", rc, out);
     free(out);
-    CHECK(sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 2 AND reason LIKE '%MiB of memory%'") == 2);
+    CHECK(cf_sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 2 AND reason LIKE '%MiB of memory%'") == 2);
 }
 
 /* ---- 2. store names ---- */
@@ -135,7 +102,7 @@ static void store_names(void) {
     const char *d0 = t_tmpdir("reliab_names");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", d0);
-    small_dataset(dir, 1);
+    cf_small_dataset(dir, 1);
     const char *bad[] = {"", ":memory:", "file:x.sqlite", "file:x.sqlite?mode=memory"};
     for (int i = 0; i < 4; i++) {
         ddps_store *s = NULL;
@@ -164,7 +131,7 @@ static void store_names(void) {
 /* ---- a store for the select cases (score through the CLI) ---- */
 
 static void scored_store(const char *dir, int n) {
-    small_dataset(dir, n);
+    cf_small_dataset(dir, n);
     char *out = NULL;
     int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, g_model,
                      dir);
@@ -279,7 +246,7 @@ static void escaped_names(void) {
     const char *d0 = t_tmpdir("reliab_utf8");
     char dir[4096], store[4096], outd[4096], p[4096];
     snprintf(dir, sizeof dir, "%s", d0);
-    small_dataset(dir, 3);
+    cf_small_dataset(dir, 3);
     snprintf(p, sizeof p, "%s/data/cat/ok0.png", dir);
     char q[4096];
     snprintf(q, sizeof q, "%s/data/cat/caf\xe9.png", dir); /* Latin-1 e-acute: not UTF-8 */
@@ -360,7 +327,7 @@ static void nan_weights_one_line(void) {
     CHECK(patched == 20);
     t_write(p, buf, len);
     free(buf);
-    small_dataset(dir, 1);
+    cf_small_dataset(dir, 1);
     char *out = NULL;
     t_runf(&out, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, model, dir);
     CHECKF(count_lines_with(out, "NaN or Inf") == 1 && strstr(out, "in 20 tensors"), "%s", out);
@@ -371,7 +338,7 @@ static void failed_distill_leaves_no_out(void) {
     const char *d0 = t_tmpdir("reliab_distill");
     char dir[4096], p[4096];
     snprintf(dir, sizeof dir, "%s", d0);
-    small_dataset(dir, 1);
+    cf_small_dataset(dir, 1);
     snprintf(p, sizeof p, "%s/out", dir);
     char *out = NULL;
     int rc = t_runf(&out, "%s distill --data %s/data --model %s/nomodel --out %s --ipc 1", DDPS_BIN, dir, dir, p);

@@ -381,15 +381,7 @@ static void dift(void) {
 }
 
 int main(void) {
-    ddps_err err = {{0}};
-    BE = ddps_cpu_backend_new(DDPS_PREC_F32, 0, &err);
-    CHECKF(BE != NULL, "%s", err.msg);
-    if (!BE) return t_done();
-    if (ddps_sd_load(t_shared("golden/tiny-sd"), BE, DDPS_PART_ALL, &SD, &err) != 0) {
-        CHECKF(0, "%s", err.msg);
-        ddps_backend_free(BE);
-        return t_done();
-    }
+    if (s1c_open_golden(&BE, &SD) != 0) return t_done();
     /* the two prompt contexts */
     C_TXT = SD->clip_cfg.hidden_size;
     int32_t ids[2 * 77];

@@ -9,11 +9,11 @@
  *     committed before the failure (a rerun completes the store). */
 #include <limits.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ddps.h"
+#include "cli_fixture.h"
 #include "engine_util.h"
 #include "io/image.h"
 #include "models/sd.h"
@@ -246,20 +246,6 @@ static void engine_score_fails(void) {
     ddps_engine_close(en);
 }
 
-static long long sql_int(const char *db, const char *sql) {
-    sqlite3 *h;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-            if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-            sqlite3_finalize(st);
-        }
-    }
-    sqlite3_close(h);
-    return v;
-}
-
 static int count_lines(const char *s) {
     int n = 0;
     for (; s && *s; s++) n += *s == '\n';
@@ -273,18 +259,7 @@ static int count_lines(const char *s) {
  * resizes the map once per image: its 3rd call fails the 3rd image. */
 static void cli_score_fails(void) {
     const char *dir = t_tmpdir("sticky_cli");
-    char p[4096];
-    ddps_err e;
-    snprintf(p, sizeof p, "%s/data/cat", dir);
-    CHECK(ddps_mkdirs(p, &e) == 0);
-    for (int i = 0; i < 4; i++) {
-        ddps_image img;
-        CHECK(ddps_image_alloc(&img, 40, 36) == 0);
-        for (size_t k = 0; k < (size_t)40 * 36 * 3; k++) img.px[k] = (uint8_t)(k * 7 + (size_t)i * 31);
-        snprintf(p, sizeof p, "%s/data/cat/im%d.png", dir, i);
-        CHECKF(ddps_image_save(p, &img, 95, &e) == 0, "%s", e.msg);
-        ddps_image_free(&img);
-    }
+    cf_small_dataset(dir, 4);
     char store[4200];
     snprintf(store, sizeof store, "%s/s.sqlite", dir);
     char *out = NULL;
@@ -295,12 +270,12 @@ static void cli_score_fails(void) {
     CHECKF(out && count_lines(out) == 1, "%s", out ? out : "");
     CHECKF(out && strstr(out, "resize_bilinear_cmean: injected failure"), "%s", out ? out : "");
     free(out);
-    CHECK(sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 1") == 2);
+    CHECK(cf_sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 1") == 2);
     /* the rerun scores the rest */
     rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store);
     CHECKF(rc == 0, "exit %d: %s", rc, out ? out : "");
     free(out);
-    CHECK(sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 1") == 4);
+    CHECK(cf_sql_int(store, "SELECT COUNT(*) FROM images WHERE state = 1") == 4);
 }
 
 int main(void) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/image.h"
+#include "cli_fixture.h"
 #include "testlib.h"
 #include "util/fs.h"
 
@@ -17,18 +17,7 @@ static char g_model[4096];
 static int g_skipped;
 
 static void scored_store(const char *dir) {
-    char p[4096];
-    ddps_err err;
-    snprintf(p, sizeof p, "%s/data/cat", dir);
-    CHECK(ddps_mkdirs(p, &err) == 0);
-    for (int i = 0; i < 4; i++) {
-        ddps_image img;
-        CHECK(ddps_image_alloc(&img, 40, 36) == 0);
-        for (size_t k = 0; k < (size_t)40 * 36 * 3; k++) img.px[k] = (uint8_t)(k * 7 + (size_t)i * 31);
-        snprintf(p, sizeof p, "%s/data/cat/ok%d.png", dir, i);
-        CHECKF(ddps_image_save(p, &img, 95, &err) == 0, "%s", err.msg);
-        ddps_image_free(&img);
-    }
+    cf_small_dataset(dir, 4);
     char *out = NULL;
     int rc = t_runf(&out,
                      "%s score --data %s/data --model %s --store %s/s.sqlite --size 32 --patch 16 --stride 8 "

@@ -173,7 +173,8 @@ static void bench_json(const bench_opts *bo, ddps_precision prec, const bench_ro
 /* Times one component (text, VAE or UNet with SD v1.5 or 2.1 shapes and random
  * weights) at every batch size in bo, in precision prec; reports a line per
  * batch (and the JSON object with --json) and fills rows[0..bo->nb).
- * Returns 0, or -1 when the backend or the model cannot be made. */
+ * Returns 0, or -1 when the backend or the model cannot be made or an op
+ * failed (then no figures are reported). */
 static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row *rows, const ddps_hooks *h,
                            ddps_err *err) {
     unsigned part = bo->part;
@@ -189,7 +190,8 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
     ddps_tools_out(h, "ddps bench %s: %s shapes, random weights (built in %.1f s), device %s, precision %s", bo->what,
               bo->version == 21 ? "SD 2.1" : "SD v1.5", build_s, bo->device, ddps_precision_name(prec));
     const char *unit = part == DDPS_PART_UNET ? "latent" : part == DDPS_PART_VAE ? "image" : "prompt";
-    for (int b = 0; b < bo->nb; b++) {
+    int rc = 0;
+    for (int b = 0; rc == 0 && b < bo->nb; b++) {
         int n = bo->batches[b];
         bench_ctx c = {sd, {0}, {0}, {0}, NULL, NULL};
         size_t mark = ddps_mark(be);
@@ -197,28 +199,25 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
         if (bo->profile) ddps_profile_enable(be);
         double flops, t = time_median(be, fn, &c, bo->iters, &flops);
         if (bo->profile) bench_profile_once(be, fn, &c, n, h);
-        if (ddps_backend_error(be, err) != 0) { /* a failed op: no figures */
-            free(c.ts);
-            free(c.ids);
-            ddps_release(be, 0);
-            ddps_sd_free(be, sd);
-            ddps_backend_free(be);
-            return ddps_fail_prefix(err, "bench");
+        rc = ddps_backend_error(be, err); /* a failed op: no figures */
+        if (rc == 0) {
+            rows[b] = (bench_row){n, 1e3 * t / n, flops / n / 1e9, flops / t / 1e9};
+            ddps_tools_out(h, "  batch %3d: %9.1f ms per %s  %7.1f GFLOP per %s  %7.1f GFLOP/s", n,
+                           rows[b].ms_per_item, unit, rows[b].gflop_per_item, unit, rows[b].gflop_per_s);
         }
-        rows[b] = (bench_row){n, 1e3 * t / n, flops / n / 1e9, flops / t / 1e9};
-        ddps_tools_out(h, "  batch %3d: %9.1f ms per %s  %7.1f GFLOP per %s  %7.1f GFLOP/s", n, rows[b].ms_per_item, unit,
-                  rows[b].gflop_per_item, unit, rows[b].gflop_per_s);
         free(c.ts);
         free(c.ids);
         ddps_release(be, mark);
     }
-    double rss = ddps_tools_peak_rss_mb();
-    ddps_tools_out(h, "  peak RSS %.0f MB", rss);
-    if (bo->json) bench_json(bo, prec, rows, rss, h);
+    if (rc == 0) {
+        double rss = ddps_tools_peak_rss_mb();
+        ddps_tools_out(h, "  peak RSS %.0f MB", rss);
+        if (bo->json) bench_json(bo, prec, rows, rss, h);
+    }
     ddps_release(be, 0);
     ddps_sd_free(be, sd);
     ddps_backend_free(be);
-    return 0;
+    return rc == 0 ? 0 : ddps_fail_prefix(err, "bench");
 }
 
 /* Writes a full-size SD v1.5 with random f16 weights into dir from a child
