@@ -195,7 +195,7 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
     if (rc != 0) return ddps_api_fail(err, &e);
     if (cancelled)
         return ddps_api_failf(err, DDPS_ERR_CANCELLED, "%s: cancelled after %ld images (stored; run again to continue)",
-                         store_path, st.images_scored);
+                              store_path, st.images_scored);
     return ddps_api_ok(err);
 }
 
@@ -212,8 +212,8 @@ DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir
         p->jpeg_quality < 1 || p->jpeg_quality > 100 || p->threads < 0 || p->n_classes < 0 ||
         (p->n_classes > 0 && !p->classes))
         return ddps_api_failf(err, DDPS_ERR_USAGE,
-                         "select params out of range (top_clusters >= 1, mosaic_max_ipc >= 0, output_size 2..8192, "
-                         "jpeg_quality 1..100, threads >= 0)");
+                              "select params out of range (top_clusters >= 1, mosaic_max_ipc >= 0, "
+                              "output_size 2..8192, jpeg_quality 1..100, threads >= 0)");
     ddps_select_opts o;
     ddps_select_defaults(&o);
     o.store_path = store_path;

@@ -163,7 +163,7 @@ DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int to
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: a loaded class and the output arrays are required");
     if (ipc < 1 || ipc > 1000000 || top_clusters < 1 || mosaic_max_ipc < 0)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: ipc %d (1..1000000), top_clusters %d (>= 1), "
-                         "mosaic_max_ipc %d (>= 0)", ipc, top_clusters, mosaic_max_ipc);
+                              "mosaic_max_ipc %d (>= 0)", ipc, top_clusters, mosaic_max_ipc);
     const ddps_class_data *in = d->internal_;
     int mosaic = !low_res && ipc <= mosaic_max_ipc, needed = mosaic ? 4 * ipc : ipc;
     unsigned char *f = fill ? fill : ddps_malloc((size_t)needed);

@@ -66,7 +66,7 @@ DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_report: store_path, out_dir and params are required");
     if (p->ipc < 1 || p->ipc > 1000000 || p->thumb < 16 || p->thumb > 1024 || p->threads < 0 || p->threads > 4096)
         return ddps_api_failf(err, DDPS_ERR_USAGE,
-                         "report params out of range (ipc 1..1000000, thumb 16..1024, threads 0..4096)");
+                              "report params out of range (ipc 1..1000000, thumb 16..1024, threads 0..4096)");
     ddps_report_opts o;
     ddps_report_defaults(&o);
     o.store_path = store_path;
@@ -110,7 +110,8 @@ DDPS_API ddps_status ddps_run_distill(const ddps_score_params *p, const ddps_sel
     if (totals) memset(totals, 0, sizeof *totals);
     if (!p || !s || !data_dir || !model_dir || !out_dir || !ipc || n_ipc < 1)
         return ddps_api_failf(err, DDPS_ERR_USAGE,
-                         "ddps_run_distill: params, data_dir, model_dir, out_dir and at least one ipc are required");
+                              "ddps_run_distill: params, data_dir, model_dir, out_dir and at least one ipc "
+                              "are required");
     if (p->mpi || p->shard_n)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "distill runs in one process: no mpi, no shards (use ddps_run_score)");
     if (store_path && ddps_check_store_name(store_path, err) != DDPS_OK) return DDPS_ERR_USAGE;

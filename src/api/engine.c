@@ -210,7 +210,7 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_engine_score: engine, params, images and out are required");
     if (null_prompt < 0 || null_prompt >= e->n_prompts)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "null prompt id %d: not an encoded prompt (0..%d)", null_prompt,
-                         e->n_prompts - 1);
+                              e->n_prompts - 1);
     for (int i = 0; i < n; i++) {
         const ddps_image_in *in = &images[i];
         if (in->prompt < 0 || in->prompt >= e->n_prompts)
@@ -218,7 +218,7 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
         if (!in->pixels || in->width < 1 || in->height < 1 ||
             (double)in->width * in->height > (double)DDPS_IMAGE_MAX_PIXELS)
             return ddps_api_failf(err, DDPS_ERR_USAGE, "image %d: expected pixels of a width x height x 3 image (got %dx%d)",
-                             i, in->width, in->height);
+                                  i, in->width, in->height);
     }
     ddps_err ie = {{0}};
     ddps_score_opts o;

@@ -385,7 +385,7 @@ static void want_smem(const void *fn, size_t bytes, const char *name) {
 }
 
 extern "C" int ddps_cuk_attention(cudaStream_t s, int smem_optin, void *y, const void *q, const void *k, const void *v,
-                             int dt, int B, int Lq, int Lk, int H, int d, int causal) {
+                                  int dt, int B, int Lq, int Lk, int H, int d, int causal) {
     if (B <= 0 || Lq <= 0 || H <= 0 || d <= 0) return 0;
     int optin = smem_optin > 0 ? smem_optin : 48 * 1024;
     if (Lk <= 0) {

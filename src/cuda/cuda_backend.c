@@ -587,7 +587,7 @@ static void cu_linear(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     size_t M = (size_t)x->n * x->h * x->w;
     if (!w || w->kind != W_LINEAR || x->c != w->in || y->c != w->out || (size_t)y->n * y->h * y->w != M) {
         ddps_cu_internal("linear %d->%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w ? w->in : 0, w ? w->out : 0, x->n, x->h,
-                    x->w, x->c, y->n, y->h, y->w, y->c);
+                         x->w, x->c, y->n, y->h, y->w, y->c);
         return;
     }
     if (M == 0) return;
@@ -803,7 +803,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     int ho = (x->h + pad[0] + pad[2] - w->kh) / stride + 1, wo = (x->w + pad[1] + pad[3] - w->kw) / stride + 1;
     if (x->c != w->in || y->c != w->out || y->n != x->n || y->h != ho || y->w != wo || ho < 1 || wo < 1) {
         ddps_cu_internal("conv %dx%d k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", w->out, w->in, w->kh, stride, x->n, x->h,
-                    x->w, x->c, y->n, y->h, y->w, y->c);
+                         x->w, x->c, y->n, y->h, y->w, y->c);
         return;
     }
     be->flops += 2.0 * x->n * ho * wo * (double)w->out * w->in * w->kh * w->kw;
@@ -811,7 +811,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
     conv_plan *p = conv_plan_get(cs, w, x, stride, pad, ho, wo);
     if (p->direct) {
         ddps_cuk_conv_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, x->n, x->h, x->w, x->c, w->out, w->kh,
-                        w->kw, stride, pad[0], pad[1], ho, wo, accumulate);
+                             w->kw, stride, pad[0], pad[1], ho, wo, accumulate);
         op_done(cs, "conv2d (direct kernel)", y);
         return;
     }
@@ -852,7 +852,7 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
 static int same_shape(const ddps_tensor *a, const ddps_tensor *b, const char *what) {
     if (a->n == b->n && a->h == b->h && a->w == b->w && a->c == b->c) return 0;
     ddps_cu_internal("%s: shapes [%d,%d,%d,%d] and [%d,%d,%d,%d] differ", what, a->n, a->h, a->w, a->c, b->n, b->h, b->w,
-                b->c);
+                     b->c);
     return -1;
 }
 
@@ -866,7 +866,7 @@ static void cu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
     }
     if (shift && (shift->n != x->n || shift->c != x->c || shift->h * shift->w != 1)) {
         ddps_cu_internal("group norm: shift [%d,%d,%d,%d] for [%d,%d,%d,%d]", shift->n, shift->h, shift->w, shift->c, x->n,
-                    x->h, x->w, x->c);
+                         x->h, x->w, x->c);
         return;
     }
     const float *g = table_of(gamma, x->c, "group norm"), *b = table_of(beta, x->c, "group norm");
@@ -875,7 +875,7 @@ static void cu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x
     void *scratch = dbuf_get(cs, &cs->scratch, ddps_cuk_group_norm_scratch(cs->sm_count, x->n, HW, x->c));
     if (!scratch) return;
     ddps_cuk_group_norm(cs->stream, cs->sm_count, y->data, x->data, shift ? shift->data : NULL, g, b, cs->dt, x->n, HW,
-                   x->c, groups, eps, silu, scratch);
+                        x->c, groups, eps, silu, scratch);
     op_done(cs, "group_norm", y);
 }
 
@@ -900,9 +900,9 @@ static void cu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q,
     }
     be->flops += 4.0 * B * (double)Lq * Lk * C;
     if (ddps_cuk_attention(cs->stream, cs->smem_optin, y->data, q->data, k->data, v->data, cs->dt, (int)B, (int)Lq,
-                      (int)Lk, heads, (int)(C / heads), causal) != 0) {
+                           (int)Lk, heads, (int)(C / heads), causal) != 0) {
         ddps_cu_internal("attention with %ld heads of width %ld, %ld queries: beyond the CUDA kernels (width <= 512)",
-                    (long)heads, C / heads, Lq);
+                         (long)heads, C / heads, Lq);
         return;
     }
     op_done(cs, "attention", y);
@@ -932,7 +932,7 @@ static void cu_axpby(ddps_backend *be, ddps_tensor *y, float a, const ddps_tenso
     cu_state *cs = cu_of(be);
     if (ddps_numel(x) != ddps_numel(y) || ddps_numel(z) != ddps_numel(y)) {
         ddps_cu_internal("axpby: sizes differ ([%d,%d,%d,%d], [%d,%d,%d,%d], [%d,%d,%d,%d])", y->n, y->h, y->w, y->c, x->n,
-                    x->h, x->w, x->c, z->n, z->h, z->w, z->c);
+                         x->h, x->w, x->c, z->n, z->h, z->w, z->c);
         return;
     }
     ddps_cuk_axpby(cs->stream, y->data, a, x->data, b, z->data, cs->dt, ddps_numel(y));
@@ -1006,7 +1006,7 @@ static void cu_avg_pool(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, 
     if (k < 1 || s < 1 || k > x->h || k > x->w || y->n != x->n || y->c != x->c || y->h != (x->h - k) / s + 1 ||
         y->w != (x->w - k) / s + 1) {
         ddps_cu_internal("avg_pool k%d s%d on [%d,%d,%d,%d] -> [%d,%d,%d,%d]", k, s, x->n, x->h, x->w, x->c, y->n, y->h,
-                    y->w, y->c);
+                         y->w, y->c);
         return;
     }
     ddps_cuk_avg_pool(cs->stream, y->data, x->data, CU_F32, x->n, x->h, x->w, x->c, k, s, y->h, y->w); /* maps */

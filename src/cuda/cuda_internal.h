@@ -78,7 +78,7 @@ void ddps_cuk_group_norm(cudaStream_t s, int sm_count, void *y, const void *x, c
                     const float *beta, int dt, int N, size_t HW, int C, int groups, float eps, int silu, void *scratch);
 /* LayerNorm over the last dimension of x [rows, C]. */
 void ddps_cuk_layer_norm(cudaStream_t s, void *y, const void *x, const float *gamma, const float *beta, int dt, size_t rows,
-                    int C, float eps);
+                         int C, float eps);
 
 /* Nearest resize x [N, ih, iw, C] -> y [N, oh, ow, C] (PyTorch 'nearest'). */
 void ddps_cuk_upsample_nearest(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int oh, int ow, int C);
@@ -86,23 +86,23 @@ void ddps_cuk_upsample_nearest(cudaStream_t s, void *y, const void *x, int dt, i
 void ddps_cuk_concat_c(cudaStream_t s, void *y, const void *a, const void *b, int dt, size_t rows, int ca, int cb);
 /* y[n, i, :] = tok[ids[n*L + i], :] + pos[i, :]; ids in device memory. */
 void ddps_cuk_embed(cudaStream_t s, void *y, const int32_t *ids, const float *tok, const float *pos, int dt, int N, int L,
-               int C);
+                    int C);
 /* d += w * ((e - a)^2 - (e - b)^2), n elements: d f32 (a Stage I map), e, a, b of type dt. */
 void ddps_cuk_sqdiff_acc(cudaStream_t s, float *d, const void *e, const void *a, const void *b, float w, int dt, size_t n);
 /* p[0..n) = v (f32). */
 void ddps_cuk_fill_f32(cudaStream_t s, float *p, float v, size_t n);
 /* y [N, oh, ow, 1] = channel mean of the bilinear resize (align_corners = false) of x [N, ih, iw, C]. */
 void ddps_cuk_resize_bilinear_cmean(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int C, int oh,
-                               int ow);
+                                    int ow);
 /* y [N, oh, ow, C] = k x k average pooling with stride st of x [N, H, W, C] (no padding). */
 void ddps_cuk_avg_pool(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int k, int st, int oh,
-                  int ow);
+                       int ow);
 /* y [N, C] = mean of x [N, HW, C] over HW. */
 void ddps_cuk_global_avg(cudaStream_t s, void *y, const void *x, int dt, int N, size_t HW, int C);
 
 /* Zero padding: y [N, oh, ow, C] with x [N, H, W, C] placed at (pt, pl). */
 void ddps_cuk_pad(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int pt, int pl, int oh,
-             int ow);
+                  int ow);
 /* Direct convolution (fallback when cuDNN has no algorithm): w [K][kh][kw][C]
  * (KRSC, type dt), bias f32 or NULL, symmetric or asymmetric padding (pt, pl
  * at the top/left; the bottom/right follow from oh, ow). accumulate: y += . */
@@ -110,7 +110,7 @@ void ddps_cuk_conv_direct(cudaStream_t s, void *y, const void *x, const void *w,
                      int W, int C, int K, int kh, int kw, int stride, int pt, int pl, int oh, int ow, int accumulate);
 /* y [M, N] (+)= act(x [M, K] w[N, K]^T + bias) (fallback when cuBLASLt has no algorithm). */
 void ddps_cuk_gemm_direct(cudaStream_t s, void *y, const void *x, const void *w, const float *bias, int dt, size_t M, int N,
-                     int K, int act, int accumulate);
+                          int K, int act, int accumulate);
 
 /* Attention: q [B, Lq, H*d], k and v [B, Lk, H*d] -> y [B, Lq, H*d], softmax
  * (q k^T / sqrt(d)) v per head, causal masks key j > query i. 16-bit types use
@@ -119,7 +119,7 @@ void ddps_cuk_gemm_direct(cudaStream_t s, void *y, const void *x, const void *w,
  * once by the backend). Returns -1 (nothing launched) when the shape is
  * beyond the kernels. */
 int ddps_cuk_attention(cudaStream_t s, int smem_optin, void *y, const void *q, const void *k, const void *v, int dt, int B,
-                  int Lq, int Lk, int H, int d, int causal);
+                       int Lq, int Lk, int H, int d, int causal);
 
 #ifdef __cplusplus
 }

@@ -454,8 +454,8 @@ KERNEL3(gn_apply,
         y, x, scale, bias, HW, C, total, silu, vec)
 
 extern "C" void ddps_cuk_group_norm(cudaStream_t s, int sm_count, void *y, const void *x, const void *shift,
-                               const float *gamma, const float *beta, int dt, int N, size_t HW, int C, int groups,
-                               float eps, int silu, void *scratch) {
+                                    const float *gamma, const float *beta, int dt, int N, size_t HW, int C, int groups,
+                                    float eps, int silu, void *scratch) {
     if (C > GN_MAX_C || groups < 1 || C % groups) {
         ddps_cu_internal("group norm of %d channels in %d groups (at most %d channels)", C, groups, GN_MAX_C);
         return;
@@ -528,7 +528,7 @@ KERNEL3(layer_norm, (void *y, const void *x, const float *g, const float *b, siz
         x, g, b, rows, C, eps, vec)
 
 extern "C" void ddps_cuk_layer_norm(cudaStream_t s, void *y, const void *x, const float *gamma, const float *beta, int dt,
-                               size_t rows, int C, float eps) {
+                                    size_t rows, int C, float eps) {
     if (rows == 0 || C == 0) return;
     /* y may be x: each lane rereads only the elements it writes itself, and
      * the writes come after both reductions of the row. */
@@ -574,7 +574,7 @@ KERNEL3(upsample, (void *y, const void *x, int N, int ih, int iw, int oh, int ow
         ow, C, vec)
 
 extern "C" void ddps_cuk_upsample_nearest(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int oh,
-                                     int ow, int C) {
+                                          int ow, int C) {
     size_t total = (size_t)N * oh * ow * C;
     if (total == 0) return;
     int vec = C % 8 == 0 && al16(x) && al16(y);
@@ -604,7 +604,7 @@ KERNEL3(concat, (void *y, const void *a, const void *b, size_t rows, int ca, int
         vec)
 
 extern "C" void ddps_cuk_concat_c(cudaStream_t s, void *y, const void *a, const void *b, int dt, size_t rows, int ca,
-                             int cb) {
+                                  int cb) {
     size_t total = rows * (size_t)(ca + cb);
     if (total == 0) return;
     int vec = ca % 8 == 0 && cb % 8 == 0 && al16(y) && al16(a) && al16(b);
@@ -624,7 +624,7 @@ KERNEL3(embed, (void *y, const int32_t *ids, const float *tok, const float *pos,
         N, L, C)
 
 extern "C" void ddps_cuk_embed(cudaStream_t s, void *y, const int32_t *ids, const float *tok, const float *pos, int dt,
-                          int N, int L, int C) {
+                               int N, int L, int C) {
     size_t total = (size_t)N * L * C;
     if (total == 0) return;
     LAUNCH3(embed, dt, blocks_for(total), THREADS, 0, s, y, ids, tok, pos, N, L, C);
@@ -642,7 +642,7 @@ static __device__ __forceinline__ void sqdiff_impl(int dt, float *d, const void 
 KERNEL3(sqdiff, (float *d, const void *e, const void *a, const void *b, float w, size_t n), d, e, a, b, w, n)
 
 extern "C" void ddps_cuk_sqdiff_acc(cudaStream_t s, float *d, const void *e, const void *a, const void *b, float w, int dt,
-                               size_t n) {
+                                    size_t n) {
     if (n == 0) return;
     LAUNCH3(sqdiff, dt, blocks_for(n), THREADS, 0, s, d, e, a, b, w, n);
 }
@@ -693,7 +693,7 @@ KERNEL3(resize_cmean, (void *y, const void *x, int N, int ih, int iw, int C, int
         ow)
 
 extern "C" void ddps_cuk_resize_bilinear_cmean(cudaStream_t s, void *y, const void *x, int dt, int N, int ih, int iw, int C,
-                                          int oh, int ow) {
+                                               int oh, int ow) {
     size_t total = (size_t)N * oh * ow;
     if (total == 0) return;
     LAUNCH3(resize_cmean, dt, blocks_for(total), THREADS, 0, s, y, x, N, ih, iw, C, oh, ow);
@@ -724,7 +724,7 @@ KERNEL3(avg_pool, (void *y, const void *x, int N, int H, int W, int C, int k, in
         k, st, oh, ow)
 
 extern "C" void ddps_cuk_avg_pool(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int k, int st,
-                             int oh, int ow) {
+                                  int oh, int ow) {
     size_t total = (size_t)N * oh * ow * C;
     if (total == 0) return;
     LAUNCH3(avg_pool, dt, blocks_for(total * 32), THREADS, 0, s, y, x, N, H, W, C, k, st, oh, ow);
@@ -779,7 +779,7 @@ KERNEL3(pad, (void *y, const void *x, int N, int H, int W, int C, int pt, int pl
         W, C, pt, pl, oh, ow, vec)
 
 extern "C" void ddps_cuk_pad(cudaStream_t s, void *y, const void *x, int dt, int N, int H, int W, int C, int pt, int pl,
-                        int oh, int ow) {
+                             int oh, int ow) {
     size_t total = (size_t)N * oh * ow * C;
     if (total == 0) return;
     int vec = C % 8 == 0 && al16(x) && al16(y);
@@ -858,7 +858,7 @@ KERNEL3(gemm_direct,
         x, w, bias, M, N, K, act, accumulate)
 
 extern "C" void ddps_cuk_gemm_direct(cudaStream_t s, void *y, const void *x, const void *w, const float *bias, int dt,
-                                size_t M, int N, int K, int act, int accumulate) {
+                                     size_t M, int N, int K, int act, int accumulate) {
     if (M == 0 || N == 0) return;
     size_t mt = (M + 15) / 16;
     dim3 grid((unsigned)((N + 15) / 16), (unsigned)(mt < 65535 ? mt : 65535)), block(16, 16);

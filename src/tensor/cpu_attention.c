@@ -139,7 +139,7 @@ HOT static void weighted(float *y, long ldy, const float *p, int lkp, int lk, co
 
 /* q: [B, Lq, C], k, v: [B, Lk, C] (host f32, rows of C = heads * d) -> y: [B, Lq, C]. */
 void ddps_cpu_attention_kernel(cpu_state *cs, float *y, const float *q, const float *k, const float *v, int B, int Lq,
-                          int Lk, int heads, int C, int causal) {
+                               int Lk, int heads, int C, int causal) {
     int d = C / heads, dp = (d + 15) / 16 * 16, lkp = (Lk + KB - 1) / KB * KB;
     long BH = (long)B * heads;
     size_t kt_n = (size_t)BH * d * lkp, vp_n = (size_t)BH * Lk * dp;

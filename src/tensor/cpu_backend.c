@@ -691,7 +691,7 @@ static void cpu_attention(ddps_backend *be, ddps_tensor *y, const ddps_tensor *q
     }
     be->flops += 4.0 * B * (double)Lq * Lk * C;
     ddps_cpu_attention_kernel(cpu_of(be), y->data, q->data, k->data, v->data, (int)B, (int)Lq, (int)Lk, heads, (int)C,
-                         causal);
+                              causal);
 }
 
 /* ---------- backend object ---------- */

@@ -159,7 +159,7 @@ HOT static void gn_apply(float *y, const float *x, int c, long r0, long r1, cons
  * (x + shift - mean) / sqrt(var + eps) * gamma + beta, then SiLU when use_silu. Partial sums in fixed
  * chunks of ROW_CHUNK rows, combined in order (thread-count independent). */
 void ddps_cpu_group_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_tensor *shift,
-                    const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int use_silu) {
+                         const ddps_weight *gamma, const ddps_weight *beta, int groups, float eps, int use_silu) {
     cpu_state *cs = cpu_of(be);
     int N = x->n, C = x->c;
     long HW = (long)x->h * x->w;
@@ -242,7 +242,7 @@ HOT static void ln_row(float *y, const float *x, int c, const float *g, const fl
 
 /* x, y: [n, h, w, c] (tokens [n, 1, L, c]); gamma, beta: [c]. LayerNorm over c at every position. */
 void ddps_cpu_layer_norm(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *gamma,
-                    const ddps_weight *beta, float eps) {
+                         const ddps_weight *beta, float eps) {
     (void)be;
     long rows = (long)x->n * x->h * x->w;
     int c = x->c;
@@ -416,7 +416,7 @@ void ddps_cpu_embed(ddps_backend *be, ddps_tensor *y, const int32_t *ids, const 
 /* d (map), e, a, b: any shape, same size. d += w * ((e - a)^2 - (e - b)^2): e the true noise, a, b the
  * null- and label-prompt predictions. */
 void ddps_cpu_sqdiff_acc(ddps_backend *be, ddps_tensor *d, const ddps_tensor *e, const ddps_tensor *a,
-                    const ddps_tensor *b, float w) {
+                         const ddps_tensor *b, float w) {
     (void)be;
     if (sizes_differ(be, d, e) || sizes_differ(be, d, a) || sizes_differ(be, d, b)) return;
     long n = (long)ddps_numel(d);

@@ -188,7 +188,7 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
     }
     double build_s = ddps_seconds() - t0;
     ddps_tools_out(h, "ddps bench %s: %s shapes, random weights (built in %.1f s), device %s, precision %s", bo->what,
-              bo->version == 21 ? "SD 2.1" : "SD v1.5", build_s, bo->device, ddps_precision_name(prec));
+                   bo->version == 21 ? "SD 2.1" : "SD v1.5", build_s, bo->device, ddps_precision_name(prec));
     const char *unit = part == DDPS_PART_UNET ? "latent" : part == DDPS_PART_VAE ? "image" : "prompt";
     int rc = 0;
     for (int b = 0; rc == 0 && b < bo->nb; b++) {
@@ -284,12 +284,12 @@ static int bench_load(const ddps_bench_params *p, ddps_precision prec, const ddp
         double params = loaded_params(sd), f32_mb = params * 4 / (1024.0 * 1024.0);
         ddps_tools_out(h, "ddps bench load: %s in %.1f s, precision %s", model, t, ddps_precision_name(prec));
         ddps_tools_out(h, "  loaded weights: %.0f M parameters = %.0f MB in f32; peak RSS %.0f MB (%.0f MB before loading): "
-                  "%+.0f MB over the f32 weights",
-                  params / 1e6, f32_mb, rss, rss0, rss - rss0 - f32_mb);
+                       "%+.0f MB over the f32 weights",
+                       params / 1e6, f32_mb, rss, rss0, rss - rss0 - f32_mb);
         if (p->json)
             ddps_tools_out(h, "{\"bench\":\"load\",\"seconds\":%.2f,\"f32_weights_mb\":%.1f,\"peak_rss_mb\":%.1f,"
-                      "\"rss_before_mb\":%.1f,\"over_f32_mb\":%.1f}",
-                      t, f32_mb, rss, rss0, rss - rss0 - f32_mb);
+                           "\"rss_before_mb\":%.1f,\"over_f32_mb\":%.1f}",
+                           t, f32_mb, rss, rss0, rss - rss0 - f32_mb);
     } else {
         ddps_fail_prefix(err, "bench load");
     }
@@ -317,9 +317,9 @@ static void bench_unet_compare(const bench_opts *o, const bench_row *r32, const 
         double ratio = r32[0].ms_per_item / r16[0].ms_per_item;
         ddps_tools_out(h, "%s", "");
         ddps_tools_out(h, "on this CPU (%s), batch %d: bf16 %.0f ms vs f32 %.0f ms per latent: %s is faster (%.2fx); "
-                  "use --precision %s",
-                  cpu, r32[0].batch, r16[0].ms_per_item, r32[0].ms_per_item, ratio > 1 ? "bf16" : "f32",
-                  ratio > 1 ? ratio : 1 / ratio, ratio > 1 ? "bf16" : "f32");
+                       "use --precision %s",
+                       cpu, r32[0].batch, r16[0].ms_per_item, r32[0].ms_per_item, ratio > 1 ? "bf16" : "f32",
+                       ratio > 1 ? ratio : 1 / ratio, ratio > 1 ? "bf16" : "f32");
     } else {
         ddps_warn("%s", err.msg);
         ddps_tools_out(h, "on this CPU (%s) only f32 is available", cpu);

@@ -160,8 +160,8 @@ static int compare_dataset(engine *ref, engine *red, const ddps_dataset *ds, con
     double sum_rho = 0, min_rho = 1;
     int same_best = 0, n = 0, rc = 0, step = ds->n_items / p->images > 1 ? ds->n_items / p->images : 1;
     ddps_tools_out(h, "ddps bench precision: Stage I in f32 vs %s, %s model, %d px, patch %d, stride %d, K=%d",
-              ddps_precision_name(red->prec), p->model ? p->model : "random SD v1.5", p->size, p->size * 3 / 4,
-              p->size / 16, K);
+                   ddps_precision_name(red->prec), p->model ? p->model : "random SD v1.5", p->size, p->size * 3 / 4,
+                   p->size / 16, K);
     for (int i = 0; i < ds->n_items && n < p->images; i += step) {
         char *path = ddps_path_join(ds->root, ds->items[i].relpath);
         double rho = 0;
@@ -175,11 +175,11 @@ static int compare_dataset(engine *ref, engine *red, const ddps_dataset *ds, con
         same_best += same;
         n++;
         ddps_tools_out(h, "  %-48s %3d windows  Spearman %.4f  best window %s", ds->items[i].relpath, np, rho,
-                  same ? "same" : "differs");
+                       same ? "same" : "differs");
     }
     if (rc != 0) return -1;
     ddps_tools_out(h, "  %d images: mean Spearman %.4f, min %.4f, same best window %d/%d", n, n ? sum_rho / n : 0, min_rho,
-              same_best, n);
+                   same_best, n);
     return 0;
 }
 

@@ -115,22 +115,26 @@ static void score_report(const ddps_bench_params *p, const ddps_score_opts *o, d
                          const score_times *st, double t_cluster, const ddps_hooks *h) {
     int n = p->iters * batch; /* figures are per image */
     double per = st->total / n;
-    ddps_tools_out(h, "ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, %d image%s per "
-              "batch, device %s, %s",
-              o->size, o->patch, K, o->dift_ensemble, batch, batch > 1 ? "s" : "", p->device, ddps_precision_name(prec));
-    ddps_tools_out(h, "  per image: %.2f s = decode+resize %.3f s, VAE %.2f s, UNet %.2f s (%d latents), DIFT %.2f s, "
-              "clustering %.4f s",
-              per + t_cluster, st->decode / n, st->part[0] / n, st->part[1] / n, 2 * K, st->part[2] / n, t_cluster);
+    ddps_tools_out(h,
+                   "ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, %d image%s "
+                   "per batch, device %s, %s",
+                   o->size, o->patch, K, o->dift_ensemble, batch, batch > 1 ? "s" : "", p->device,
+                   ddps_precision_name(prec));
+    ddps_tools_out(h,
+                   "  per image: %.2f s = decode+resize %.3f s, VAE %.2f s, UNet %.2f s (%d latents), DIFT %.2f s, "
+                   "clustering %.4f s",
+                   per + t_cluster, st->decode / n, st->part[0] / n, st->part[1] / n, 2 * K, st->part[2] / n,
+                   t_cluster);
     if (p->json)
         ddps_tools_out(h, "{\"bench\":\"score\",\"device\":\"%s\",\"precision\":\"%s\",\"size\":%d,"
-                  "\"seconds_per_image\":%.4f,\"decode\":%.4f,\"vae\":%.4f,\"unet\":%.4f,\"dift\":%.4f,"
-                  "\"clustering\":%.5f}",
-                  p->device, ddps_precision_name(prec), o->size, per + t_cluster, st->decode / n, st->part[0] / n,
-                  st->part[1] / n, st->part[2] / n, t_cluster);
+                       "\"seconds_per_image\":%.4f,\"decode\":%.4f,\"vae\":%.4f,\"unet\":%.4f,\"dift\":%.4f,"
+                       "\"clustering\":%.5f}",
+                       p->device, ddps_precision_name(prec), o->size, per + t_cluster, st->decode / n, st->part[0] / n,
+                       st->part[1] / n, st->part[2] / n, t_cluster);
 }
 
 int ddps_tools_bench_score(const ddps_bench_params *p, const char *precision, int batch, const ddps_hooks *h,
-                      ddps_err *err) {
+                           ddps_err *err) {
     ddps_score_opts o;
     ddps_score_defaults(&o);
     o.size = p->size;

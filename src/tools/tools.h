@@ -24,7 +24,7 @@ double ddps_tools_peak_rss_mb(void);
 int ddps_tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err);
 /* bench_score.c: `ddps bench score` (batch images per scoring call). */
 int ddps_tools_bench_score(const ddps_bench_params *p, const char *precision, int batch, const ddps_hooks *h,
-                      ddps_err *err);
+                           ddps_err *err);
 /* bench_precision.c: `ddps bench precision`. */
 int ddps_tools_bench_precision(const ddps_bench_params *p, const char *precision, const ddps_hooks *h, ddps_err *err);
 /* Spearman rank correlation of a[n] and b[n] (ties averaged); 1 when n < 2. */
