@@ -484,25 +484,85 @@ typedef struct {
 DDPS_API void ddps_probe_params_init(ddps_probe_params *p);
 DDPS_API ddps_status ddps_probe_run(const ddps_probe_params *p, const ddps_hooks *hooks, ddps_error *err);
 
-/* `ddps demo`: fixtures made on the spot, nothing downloaded. */
-#define DDPS_DEMO_MAX_CLASSES 8
+/* `ddps demo`: the product on the toy world, nothing downloaded. */
+#define DDPS_DEMO_MAX_CLASSES 10
 typedef struct {
-    int n_classes; /* 4: synthetic classes, 1..DDPS_DEMO_MAX_CLASSES */
-    int per_class; /* 24: pictures per class, 1..10000 */
+    int n_classes; /* 10: toy-world classes, 1..DDPS_DEMO_MAX_CLASSES */
+    int per_class; /* 30: pictures per class, 1..10000 */
     int threads;   /* 0 = all cores (ddps_demo_run) */
+    uint64_t seed; /* 2026: the world's seed (the toy model was trained on seed 1000's) */
 } ddps_demo_params;
 DDPS_API void ddps_demo_params_init(ddps_demo_params *p);
-/* Makes dir/data (an ImageFolder of synthetic 160x160 pictures) and
- * dir/model (a tiny random-weight model with SD v1.x's structure whose
- * tokenizer knows the class names), each only when that folder does not
- * exist yet; says what it makes through hooks at info level. */
+/* Makes dir/world (a toy-world split, dir/world/test, with boxes.json and
+ * classes.tsv; see ddps_world_write), rewritten on every call, and
+ * dir/model (a copy of the toy model data/toy-sd: SD v1.x's structure,
+ * trained on the toy world) when that folder does not exist yet; says what
+ * it makes through hooks at info level. */
 DDPS_API ddps_status ddps_demo_write(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
                                      ddps_error *err);
-/* What `ddps demo` does: ddps_demo_write, then distills dir/data into
- * dir/distilled/ipc1 and ipc10 through the store dir/ddps.sqlite with the
- * demo's small settings (size 128, patch 96, 2 patches per image). */
+/* What `ddps demo` does: ddps_demo_write, then distills dir/world/test into
+ * dir/distilled/ipc1 and ipc10 through the store dir/ddps.sqlite (both
+ * replaced) with the toy world's settings (size 128, patch 80, stride 8, 2
+ * patches per image), writes the report dir/report, and measures the result
+ * against the boxes (ddps_world_eval's table, then a pointing-game line, at
+ * DDPS_LOG_OUTPUT). */
 DDPS_API ddps_status ddps_demo_run(const char *dir, const ddps_demo_params *p, const ddps_hooks *hooks,
                                    ddps_error *err);
+
+/* The toy world (`ddps demo --world-only`): labelled pictures whose truth is
+ * known. Ten classes of flat objects (red disc, blue square, ..., pink
+ * heart; two or three variants each) at random places and scales on
+ * cluttered backgrounds, mostly size x size. Writes dir/train, dir/val and
+ * dir/test (ImageFolders; the splits draw from different seeds),
+ * dir/classes.tsv (folder<TAB>prompt name, for --class-names) and
+ * dir/boxes.json: {"train/red-disc/0000.png": {"class": "red-disc",
+ * "variant": "solid", "box": [x0, y0, x1, y1]}, ...} in file pixels (x1, y1
+ * exclusive). The same parameters give byte-identical files. */
+typedef struct {
+    uint64_t seed;            /* 0 */
+    int n_classes;            /* 10: the first n of the ten classes */
+    int train, val, test;     /* 100, 20, 30: images per class in each split (0..100000) */
+    int size;                 /* 128: base image size (16..2048) */
+} ddps_world_params;
+DDPS_API void ddps_world_params_init(ddps_world_params *p);
+DDPS_API ddps_status ddps_world_write(const char *dir, const ddps_world_params *p, const ddps_hooks *hooks,
+                                      ddps_error *err);
+
+/* `ddps world-eval`: the method measured against the toy world's truth, on a
+ * store scored on one split of a world (ddps score --data DIR/test
+ * --class-names DIR/classes.tsv ...). Per class and overall: the pointing
+ * game (the maximum of the Stage-I map D inside the object's box, against
+ * the box's share of the image), the best window's IoU with the box
+ * (against a window of the same size anywhere), DIFT clusters against the
+ * object variants (k-means with k = variants: adjusted Rand index and
+ * purity, against a random assignment; also the store's own clusters), and
+ * for each IPC the share of `select`'s patches that contain the whole object
+ * (against the top-scoring candidates alone, "w/o clusters", and random
+ * windows). The table goes to the log hook at DDPS_LOG_OUTPUT, with one
+ * JSON line last when json is set; *out (may be NULL) gets the figures. */
+#define DDPS_WORLD_EVAL_MAX_IPC 8
+typedef struct {
+    const char *store;   /* required */
+    const char *world;   /* required: the folder with boxes.json */
+    const char *split;   /* NULL: the last component of the store's data root ("test") */
+    int ipc[DDPS_WORLD_EVAL_MAX_IPC]; /* 1, 10, 50 */
+    int n_ipc;           /* 3 */
+    int top_clusters, mosaic_max_ipc; /* 10, 10: as ddps_select_params */
+    uint64_t seed;       /* 0: clustering and random baselines */
+    int json;            /* 0 */
+} ddps_world_eval_params;
+typedef struct {
+    int n_images;
+    double pointing, pointing_chance; /* shares of images */
+    double iou, iou_random;           /* means over images */
+    double ari, ari_random, purity, purity_random, ari_store, ari_store_random; /* means over classes */
+    int n_ipc, ipc[DDPS_WORLD_EVAL_MAX_IPC];
+    double contain[DDPS_WORLD_EVAL_MAX_IPC], contain_top[DDPS_WORLD_EVAL_MAX_IPC],
+        contain_random[DDPS_WORLD_EVAL_MAX_IPC]; /* shares of selected patches */
+} ddps_world_eval_result;
+DDPS_API void ddps_world_eval_params_init(ddps_world_eval_params *p);
+DDPS_API ddps_status ddps_world_eval(const ddps_world_eval_params *p, ddps_world_eval_result *out,
+                                     const ddps_hooks *hooks, ddps_error *err);
 
 #ifdef __cplusplus
 }

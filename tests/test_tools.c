@@ -157,40 +157,48 @@ static int count_files(const char *dir) {
     return n;
 }
 
-/* demo fixtures: 2 classes x 3 pictures, a model that loads, whose tokenizer
- * makes each class name one token; bad counts are usage errors. */
+/* demo fixtures: 2 classes x 3 toy-world pictures, the toy model copied,
+ * whose tokenizer is CLIP's; a second call remakes the world (other counts
+ * take effect) and keeps the model; bad counts are usage errors. */
 static void demo_fixtures(void) {
     char dir[4096], sub[8192];
     snprintf(dir, sizeof dir, "%s", t_tmpdir("tools_demo"));
     ddps_demo_params p;
     ddps_demo_params_init(&p);
-    CHECK(p.n_classes == 4 && p.per_class == 24 && p.threads == 0);
+    CHECK(p.n_classes == 10 && p.per_class == 30 && p.threads == 0 && p.seed == 2026);
     p.n_classes = 2, p.per_class = 3;
     lines l;
     ddps_hooks h = hooks_for(&l);
     ddps_error e;
     CHECKF(ddps_demo_write(dir, &p, &h, &e) == DDPS_OK, "%s", e.message);
-    CHECK(l.n_other == 2 && l.n_out == 0); /* "making a synthetic dataset", "making a tiny ... model" */
-    snprintf(sub, sizeof sub, "%s/data/circle", dir);
+    CHECK(l.n_other == 2 && l.n_out == 0); /* "making the toy world", "copying the toy model" */
+    snprintf(sub, sizeof sub, "%s/world/test/red-disc", dir);
     CHECK(count_files(sub) == 3);
-    snprintf(sub, sizeof sub, "%s/data/square", dir);
+    snprintf(sub, sizeof sub, "%s/world/test/blue-square", dir);
     CHECK(count_files(sub) == 3);
-    snprintf(sub, sizeof sub, "%s/data", dir);
+    snprintf(sub, sizeof sub, "%s/world/test", dir);
     CHECK(count_files(sub) == 2);
-    CHECKF(ddps_demo_write(dir, &p, &h, &e) == DDPS_OK && l.n_other == 2, "existing fixtures are kept");
+    p.n_classes = 1, p.per_class = 4;
+    CHECKF(ddps_demo_write(dir, &p, &h, &e) == DDPS_OK && l.n_other == 3, "the world is remade, the model kept");
+    CHECK(count_files(sub) == 1);
+    snprintf(sub, sizeof sub, "%s/world/test/red-disc", dir);
+    CHECK(count_files(sub) == 4);
     snprintf(sub, sizeof sub, "%s/model", dir);
     ddps_probe_params pp;
     ddps_probe_params_init(&pp);
-    const char *texts[1] = {"circle"};
+    const char *texts[1] = {"An image of red disc."};
     pp.what = "tokenize", pp.model = sub, pp.texts = texts, pp.n_texts = 1;
     ddps_hooks h2 = hooks_for(&l);
     CHECKF(ddps_probe_run(&pp, &h2, &e) == DDPS_OK, "%s", e.message);
     int ids[77], n = 0;
     for (char *s = l.text; n < 77 && *s && *s != '\n'; n++) ids[n] = (int)strtol(s, &s, 10);
-    /* BOS, one token for "circle", then EOS (the last id) padding */
-    CHECKF(n == 77 && ids[1] != ids[2] && ids[2] == ids[76] && ids[0] == ids[76] - 1, "%s", l.text);
-    p.n_classes = 9;
-    CHECK(ddps_demo_write(dir, &p, NULL, &e) == DDPS_ERR_USAGE && strstr(e.message, "demo: --classes 9"));
+    /* CLIP's ids (transformers' CLIPTokenizer gives the same): BOS an image of red disc . EOS... */
+    static const int want[8] = {49406, 550, 2867, 539, 736, 10712, 269, 49407};
+    int same = n == 77 && ids[76] == 49407;
+    for (int i = 0; i < 8 && same; i++) same = ids[i] == want[i];
+    CHECKF(same, "%s", l.text);
+    p.n_classes = 11;
+    CHECK(ddps_demo_write(dir, &p, NULL, &e) == DDPS_ERR_USAGE && strstr(e.message, "demo: --classes 11"));
     p.n_classes = 2, p.per_class = 0;
     CHECK(ddps_demo_write(dir, &p, NULL, &e) == DDPS_ERR_USAGE && strstr(e.message, "--per-class 0"));
 }

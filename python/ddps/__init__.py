@@ -219,12 +219,14 @@ def distill(data, model, out, ipc, store=None, report=False, progress=None, log=
     return {name: getattr(tot, name) for name, _ in tot._fields_}
 
 
-def demo(dir, classes=4, per_class=24, log=None):
-    """The demo's fixtures, made on the spot (nothing downloaded): dir/data, an
-    ImageFolder of synthetic pictures, and dir/model, a tiny random-weight
-    model with SD v1.x's structure (its picks are arbitrary: it shows the
-    pipeline, not the method). Returns (data_dir, model_dir) for score() or
-    distill(); folders that exist already are kept."""
+def demo(dir, classes=10, per_class=30, log=None):
+    """The demo's fixtures, made on the spot (nothing downloaded): dir/world,
+    a split of the toy world (dir/world/test, an ImageFolder of objects on
+    cluttered backgrounds, with the objects' boxes in dir/world/boxes.json and
+    the prompt names in dir/world/classes.tsv), remade on every call, and
+    dir/model, the toy model (SD v1.x's structure, trained on the toy world),
+    kept when it exists. Returns (data_dir, model_dir) for score() or
+    distill()."""
     p = _lib.DemoParams()
     lib.ddps_demo_params_init(ctypes.byref(p))
     p.n_classes, p.per_class = int(classes), int(per_class)
@@ -233,7 +235,7 @@ def demo(dir, classes=4, per_class=24, log=None):
     st = lib.ddps_demo_write(_b(str(dir)), ctypes.byref(p), ctypes.byref(hooks.h), ctypes.byref(err))
     hooks.reraise()
     _check(st, err)
-    return os.path.join(str(dir), "data"), os.path.join(str(dir), "model")
+    return os.path.join(str(dir), "world", "test"), os.path.join(str(dir), "model")
 
 
 def merge(out, shards, log=None):

@@ -49,7 +49,7 @@ class ReportParams(ctypes.Structure):
 
 
 class DemoParams(ctypes.Structure):
-    _fields_ = [("n_classes", c_int), ("per_class", c_int), ("threads", c_int)]
+    _fields_ = [("n_classes", c_int), ("per_class", c_int), ("threads", c_int), ("seed", ctypes.c_uint64)]
 
 
 class RunTotals(ctypes.Structure):

@@ -5,6 +5,7 @@
 
 #include "api/api_internal.h"
 #include "tools/tools.h"
+#include "tools/world.h"
 
 DDPS_API void ddps_bench_params_init(ddps_bench_params *p) {
     memset(p, 0, sizeof *p);
@@ -27,8 +28,9 @@ DDPS_API void ddps_probe_params_init(ddps_probe_params *p) {
 
 DDPS_API void ddps_demo_params_init(ddps_demo_params *p) {
     memset(p, 0, sizeof *p);
-    p->n_classes = 4;
-    p->per_class = 24;
+    p->n_classes = 10;
+    p->per_class = 30;
+    p->seed = 2026;
 }
 
 /* The status of an internal call's result rc (0 or -1 with e), and the
@@ -68,6 +70,43 @@ DDPS_API ddps_status ddps_demo_run(const char *dir, const ddps_demo_params *p, c
     if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "demo: no parameters");
     ddps_err e = {{0}};
     ddps_api_enter(hooks);
-    int rc = ddps_tools_demo_run(dir, p, &e);
+    int rc = ddps_tools_demo_run(dir, p, hooks, &e);
+    return tools_leave(rc, &e, err);
+}
+
+DDPS_API void ddps_world_params_init(ddps_world_params *p) {
+    memset(p, 0, sizeof *p);
+    p->n_classes = DDPS_WORLD_CLASSES;
+    p->train = 100;
+    p->val = 20;
+    p->test = 30;
+    p->size = 128;
+}
+
+DDPS_API ddps_status ddps_world_write(const char *dir, const ddps_world_params *p, const ddps_hooks *hooks,
+                                      ddps_error *err) {
+    if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "world: no parameters");
+    ddps_err e = {{0}};
+    ddps_api_enter(hooks);
+    int rc = ddps_world_generate(dir, p->seed, p->n_classes, p->train, p->val, p->test, p->size, &e);
+    return tools_leave(rc, &e, err);
+}
+
+DDPS_API void ddps_world_eval_params_init(ddps_world_eval_params *p) {
+    memset(p, 0, sizeof *p);
+    p->ipc[0] = 1, p->ipc[1] = 10, p->ipc[2] = 50;
+    p->n_ipc = 3;
+    ddps_select_params sp;
+    ddps_select_params_init(&sp);
+    p->top_clusters = sp.top_clusters;
+    p->mosaic_max_ipc = sp.mosaic_max_ipc;
+}
+
+DDPS_API ddps_status ddps_world_eval(const ddps_world_eval_params *p, ddps_world_eval_result *out,
+                                     const ddps_hooks *hooks, ddps_error *err) {
+    if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "world-eval: no parameters");
+    ddps_err e = {{0}};
+    ddps_api_enter(hooks);
+    int rc = ddps_tools_world_eval(p, out, hooks, &e);
     return tools_leave(rc, &e, err);
 }

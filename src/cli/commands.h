@@ -11,5 +11,6 @@ int cmd_distill(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_world_eval(int argc, char **argv);
 
 #endif

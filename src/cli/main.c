@@ -19,12 +19,13 @@ static const struct {
     {"report", cmd_report, "static HTML report of a store: classes, clusters, heatmaps, distilled images"},
     {"probe", cmd_probe, "run one model component on a safetensors input (for checking)"},
     {"bench", cmd_bench, "speed of the engine on full-size SD v1.5 shapes"},
+    {"world-eval", cmd_world_eval, "measure a store scored on the toy world against its known object boxes"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ddps [-q|-v] <command> [options]   (ddps <command> --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv) {

@@ -160,9 +160,7 @@ static int save_jpeg(const char *path, const ddps_image *img, int quality, ddps_
     return 0;
 }
 
-/* Bilinear sample (align_corners = false, edges clamped) of an h x w map at
- * map coordinates (x, y) of pixel centres. */
-static double sample(const float *m, int h, int w, double x, double y) {
+double ddps_map_sample(const float *m, int h, int w, double x, double y) {
     if (x < 0) x = 0;
     if (y < 0) y = 0;
     int x0 = (int)x, y0 = (int)y;
@@ -261,7 +259,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
         for (int y = 0; y < hh; y++)
             for (int x = 0; x < hw; x++) {
                 double mx = (x + 0.5) * m->w / hw - 0.5, my = (y + 0.5) * m->h / hh - 0.5;
-                double s = sample(m->data, m->h, m->w, mx, my);
+                double s = ddps_map_sample(m->data, m->h, m->w, mx, my);
                 v[(size_t)y * hw + x] = (float)s;
                 if (s < lo) lo = s;
                 if (s > hi) hi = s;

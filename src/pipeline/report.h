@@ -49,4 +49,9 @@ void ddps_report_defaults(ddps_report_opts *o);
  * without modification. Prints the writing time per class. */
 int ddps_report_run(const ddps_report_opts *o, ddps_err *err);
 
+/* Bilinear sample (align_corners = false, edges clamped) of an h x w map at
+ * map coordinates (x, y) of pixel centres: D at a pixel of the resized image
+ * is ddps_map_sample(map, h, w, (x + 0.5) * w / rw - 0.5, (y + 0.5) * h / rh - 0.5). */
+double ddps_map_sample(const float *m, int h, int w, double x, double y);
+
 #endif

@@ -13,6 +13,7 @@
 #include "pipeline/stage1.h"
 #include "tools/demo.h"
 #include "tools/tools.h"
+#include "tools/world.h"
 #include "util/fs.h"
 #include "util/rng.h"
 
@@ -21,12 +22,12 @@ typedef struct {
     double decode, total, part[3]; /* part: VAE, UNet, DIFT */
 } score_times;
 
-/* Writes dir/img.jpg: a synthetic picture stretched to 500x375-like
+/* Writes dir/img.jpg: a toy-world picture stretched to 500x375-like
  * proportions at 2.5x size, decoded each time like a dataset image. */
 static int write_bench_image(const char *path, int size, ddps_err *err) {
     ddps_image sq, src;
-    if (ddps_image_alloc(&sq, size, size) != 0) return ddps_fail(err, "bench score: --size %d too large", size);
-    ddps_synth_draw(2, 0, size, 7, sq.px);
+    ddps_world_item it;
+    if (ddps_world_draw(2, 1, 7, size, &sq, &it, err) != 0) return ddps_fail_prefix(err, "bench score");
     int rc = ddps_image_resize(&sq, size * 5 / 2, size * 15 / 8, &src, err);
     ddps_image_free(&sq);
     if (rc != 0) return -1;

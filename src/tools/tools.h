@@ -35,6 +35,10 @@ int ddps_tools_probe(const ddps_probe_params *p, const ddps_hooks *h, ddps_err *
 
 /* demo_run.c: `ddps demo` (fixtures, then distill). */
 int ddps_tools_demo_write(const char *dir, const ddps_demo_params *p, ddps_err *err);
-int ddps_tools_demo_run(const char *dir, const ddps_demo_params *p, ddps_err *err);
+int ddps_tools_demo_run(const char *dir, const ddps_demo_params *p, const ddps_hooks *h, ddps_err *err);
+
+/* world_eval.c: `ddps world-eval`. */
+int ddps_tools_world_eval(const ddps_world_eval_params *p, ddps_world_eval_result *out, const ddps_hooks *h,
+                          ddps_err *err);
 
 #endif

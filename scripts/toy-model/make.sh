@@ -1,0 +1,61 @@
+#!/bin/sh
+# Makes the toy model data/toy-sd from a seed, on the CPU, in about an hour on
+# two cores (see data/toy-sd/README.md for what it is and how it was made):
+#   1. the toy world's training split (ddps demo --world-only, seed 1000);
+#   2. the class prompts' and the null prompt's text-encoder outputs (ddps probe
+#      text on tiny-sd's fixed random text encoder);
+#   3. the UNet trained by train.py (Debian's python3-torch with diffusers 0.27.2
+#      from ../shared/anchors), with OpenBLAS for torch's matrix products;
+#   4. the model folder assembled: tiny-sd's tokenizer, text encoder and VAE
+#      weights, the new VAE scaling factor, the trained UNet in f16.
+# Usage: scripts/toy-model/make.sh [OUT (data/toy-sd)] [extra train.py flags]
+# Environment: TOY_SEED (1000) world seed, TOY_PER_CLASS (800) training images
+# per class, TOY_WORK (/tmp/ddps-toy) scratch folder.
+set -e
+cd "$(dirname "$0")/../.."
+out=${1:-data/toy-sd}
+[ $# -gt 0 ] && shift
+seed=${TOY_SEED:-1000} per=${TOY_PER_CLASS:-800} work=${TOY_WORK:-/tmp/ddps-toy}
+base=../shared/golden/tiny-sd
+scripts/setup-debian.sh
+need=""
+for p in python3-torch libopenblas0-openmp python3-packaging python3-requests python3-filelock python3-yaml \
+         python3-regex python3-importlib-metadata python3-tqdm; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
+done
+if [ -n "$need" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $need
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc)" --target ddps
+mkdir -p "$work"
+[ -d "$work/diffusers/src" ] || { mkdir -p "$work/diffusers"; tar xzf ../shared/anchors/diffusers-0.27.2-hub-0.22.2-src.tar.gz -C "$work/diffusers"; }
+build/ddps demo --world-only --seed "$seed" --train "$per" --val 0 --test 0 --out "$work/world"
+# prompts in sorted folder order (as ddps and train.py order classes), then the null prompt
+sort "$work/world/classes.tsv" | cut -f2 | sed 's/.*/An image of &./' > "$work/prompts.txt"
+echo "" >> "$work/prompts.txt"
+ids=""
+while IFS= read -r line; do
+  ids="$ids$(build/ddps probe tokenize --model "$base" "$line" | tr ' ' ',');"
+done < "$work/prompts.txt"
+/usr/bin/python3 - "$work/ids.safetensors" "$ids" <<'PY'
+import json, struct, sys
+rows = [[int(v) for v in r.split(",")] for r in sys.argv[2].split(";") if r]
+data = b"".join(struct.pack("<%dq" % len(r), *r) for r in rows)
+head = json.dumps({"input_ids": {"dtype": "I64", "shape": [len(rows), len(rows[0])], "data_offsets": [0, len(data)]}}).encode()
+head += b" " * ((8 - len(head) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(head)) + head + data)
+PY
+build/ddps probe text --model "$base" --in "$work/ids.safetensors" --out "$work/text.safetensors"
+mkdir -p "$out"
+(PYTHONPATH="$work/diffusers/src:$work/diffusers/stubs" \
+  /usr/bin/python3 scripts/toy-model/train.py --world "$work/world/train" --text "$work/text.safetensors" \
+  --base "$base" --out "$out" "$@"; echo $? > "$work/train.rc") 2>&1 | tee "$work/train.log"
+[ "$(cat "$work/train.rc")" = 0 ] || { echo "make.sh: training failed (log: $work/train.log)" >&2; exit 1; }
+for d in scheduler text_encoder tokenizer; do mkdir -p "$out/$d"; cp "$base/$d"/* "$out/$d/"; done
+cp "$base/model_index.json" "$out/"
+cp "$base/vae/diffusion_pytorch_model.safetensors" "$out/vae/"
+chmod -R u+w "$out"
+cp "$work/train.log" "$out/train.log"
+echo "toy model written to $out"

@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""Trains the toy model (data/toy-sd) on the toy world with the reference
+implementation: Debian's python3-torch 1.13 and diffusers 0.27.2's
+UNet2DConditionModel. Run through scripts/toy-model/make.sh, which prepares
+its inputs (the world, the prompts' text-encoder outputs from `ddps probe text`)
+and its environment; this file only trains and writes.
+
+The model: SD v1.5's structure at tiny widths. The VAE and the CLIP text
+encoder are tiny-sd's (../shared/golden/tiny-sd), fixed at their random
+weights; the VAE's scaling factor is set to 1 / std of the training latents
+(as SD's 0.18215 was chosen). The UNet is trained on the epsilon objective
+with the scaled_linear schedule; 10% of the captions are dropped to "", so
+that the null prompt means what it means in Stable Diffusion.
+
+Outputs in --out: unet/ (config.json, diffusion_pytorch_model.safetensors in
+f16), vae/config.json (the scaling factor), loss.tsv (step, mean loss over the
+last 50 steps, seconds).
+"""
+import argparse
+import inspect
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+# ---- safetensors, read and written by hand (Debian has no python3-safetensors) ----
+
+_DT = {"F32": (np.float32, 4), "F16": (np.float16, 2), "BF16": (None, 2), "I64": (np.int64, 8), "I32": (np.int32, 4)}
+
+
+def st_read(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        raw = data[a:b]
+        if v["dtype"] == "BF16":
+            u = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
+            arr = u.view(np.float32)
+        else:
+            arr = np.frombuffer(raw, dtype=_DT[v["dtype"]][0])
+        out[k] = torch.from_numpy(arr.reshape(v["shape"]).astype(np.float32).copy())
+    return out
+
+
+def st_write(path, tensors, dtype=np.float16):
+    names = sorted(tensors)
+    head, blobs, off = {}, [], 0
+    for k in names:
+        a = tensors[k].detach().cpu().numpy().astype(dtype)
+        b = a.tobytes()
+        head[k] = {"dtype": "F16" if dtype == np.float16 else "F32", "shape": list(a.shape),
+                   "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(head, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(path + ".tmp", path)
+
+
+# ---- data ----
+
+def load_world(root, size):
+    """Every image of root (an ImageFolder), resized as ddps does (shorter side
+    `size`, PIL bilinear) and centre-cropped to size x size; class ids by
+    sorted folder name."""
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    xs, ys = [], []
+    for ci, c in enumerate(classes):
+        for f in sorted(os.listdir(os.path.join(root, c))):
+            im = Image.open(os.path.join(root, c, f)).convert("RGB")
+            w, h = im.size
+            s = size / min(w, h)
+            im = im.resize((max(size, int(w * s)), max(size, int(h * s))), Image.BILINEAR)
+            w, h = im.size
+            x0, y0 = (w - size) // 2, (h - size) // 2
+            im = im.crop((x0, y0, x0 + size, y0 + size))
+            xs.append(np.asarray(im, dtype=np.uint8))
+            ys.append(ci)
+    x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return classes, x, torch.tensor(ys)
+
+
+def encode_latents(vae, x, batch=64):
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(vae.encode(x[i:i + batch]).latent_dist.mean)
+    return torch.cat(out)
+
+
+def unet_config(args):
+    return dict(
+        sample_size=args.size // 8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64, 64, 64),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=2, norm_num_groups=8)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--world", required=True, help="ImageFolder of training images")
+    ap.add_argument("--text", required=True, help="safetensors (ddps probe text): last_hidden_state [C+1,77,32], rows 0..C-1 the class "
+                    "prompts in sorted folder order, row C the null prompt")
+    ap.add_argument("--base", required=True, help="folder with vae/ (tiny-sd's)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--minutes", type=float, default=60, help="stop early after this much training time")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--null-fraction", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    # VAE: tiny-sd's, fixed.
+    vcfg = json.load(open(os.path.join(args.base, "vae", "config.json")))
+    known = inspect.signature(AutoencoderKL.__init__).parameters  # 0.27.2 predates some newer keys
+    vae = AutoencoderKL(**{k: v for k, v in vcfg.items() if k in known})
+    missing = vae.load_state_dict(st_read(os.path.join(args.base, "vae", "diffusion_pytorch_model.safetensors")))
+    print("vae loaded", missing, flush=True)
+    vae.eval()
+
+    t0 = time.time()
+    classes, x, y = load_world(args.world, args.size)
+    z = encode_latents(vae, x)
+    std = float(z.std())
+    scale = 1.0 / std
+    z = z * scale
+    print(f"{len(classes)} classes, {len(x)} images, latents {tuple(z.shape)} std {std:.4f} -> scaling_factor "
+          f"{scale:.5f} ({time.time() - t0:.0f} s)", flush=True)
+    ctx_all = st_read(args.text)["last_hidden_state"]
+    assert ctx_all.shape[0] == len(classes) + 1, "text rows must be the classes and the null prompt"
+
+    unet = UNet2DConditionModel(**unet_config(args))
+    nparam = sum(p.numel() for p in unet.parameters())
+    print(f"unet: {nparam / 1e6:.2f} M parameters", flush=True)
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=1e-2)
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+    abar = torch.cumprod(1 - betas, 0).float()
+    g = torch.Generator().manual_seed(args.seed)
+    os.makedirs(os.path.join(args.out, "unet"), exist_ok=True)
+    log = open(os.path.join(args.out, "loss.tsv"), "w")
+    log.write("step\tloss\tseconds\n")
+    warm = 200
+    recent, t_start, step = [], time.time(), 0
+    for step in range(1, args.steps + 1):
+        # warm-up, then cosine to 10% over the steps or the time budget, whichever ends first
+        frac = min(1.0, max(step / args.steps, (time.time() - t_start) / (args.minutes * 60)))
+        lr = args.lr * min(1.0, step / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        idx = torch.randint(0, len(z), (args.batch,), generator=g)
+        z0 = z[idx]
+        cond = y[idx].clone()
+        cond[torch.rand(args.batch, generator=g) < args.null_fraction] = len(classes)
+        t = torch.randint(0, 1000, (args.batch,), generator=g)
+        eps = torch.randn(z0.shape, generator=g)
+        a = abar[t].view(-1, 1, 1, 1)
+        zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
+        pred = unet(zt, t, encoder_hidden_states=ctx_all[cond]).sample
+        loss = torch.nn.functional.mse_loss(pred, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        recent.append(float(loss))
+        if step % 50 == 0:
+            el = time.time() - t_start
+            m = sum(recent[-50:]) / len(recent[-50:])
+            log.write(f"{step}\t{m:.5f}\t{el:.0f}\n")
+            log.flush()
+            print(f"step {step}/{args.steps} loss {m:.4f} lr {lr:.2e} {el / step:.2f} s/step", flush=True)
+        if step % 500 == 0 or time.time() - t_start > args.minutes * 60:
+            save(unet, args, scale, vcfg)
+        if time.time() - t_start > args.minutes * 60:
+            print(f"time budget reached at step {step}", flush=True)
+            break
+    save(unet, args, scale, vcfg)
+    print(f"done: {step} steps in {time.time() - t_start:.0f} s", flush=True)
+
+
+def save(unet, args, scale, vcfg):
+    unet.save_config(os.path.join(args.out, "unet"))
+    st_write(os.path.join(args.out, "unet", "diffusion_pytorch_model.safetensors"), unet.state_dict())
+    os.makedirs(os.path.join(args.out, "vae"), exist_ok=True)
+    v = dict(vcfg)
+    v["scaling_factor"] = round(scale, 6)
+    with open(os.path.join(args.out, "vae", "config.json"), "w") as f:
+        json.dump(v, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
