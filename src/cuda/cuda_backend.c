@@ -224,7 +224,7 @@ struct cu_state {
     conv_plan *conv;
     cu_failure pending; /* see cu_cur */
     size_t dnn_max_elems; /* cuDNN tensors stay below this (DNN_MAX_ELEMS; DDPS_CUDA_CONV_SPLIT for tests) */
-    int n_slow;           /* plans that fell to a direct kernel without DDPS_CUDA_DIRECT (ddps_cuda_slow_plans) */
+    int n_slow;           /* unexpected slow plans (ddps_cuda_slow_plans) */
 };
 
 struct ddps_weight {
@@ -647,7 +647,7 @@ static mm_plan *mm_plan_get(cu_state *cs, ddps_weight *w, size_t M, int act, int
             /* one warning per shape (plans differ also by alignment and epilogue) */
             int seen = 0;
             for (mm_plan *q = cs->mm; q && !seen; q = q->next) seen = q->direct && q->M == M && q->N == p->N && q->K == p->K;
-            if (!seen) cs->n_slow++;
+            if (!seen && p->K % 8 == 0 && p->N % 8 == 0) cs->n_slow++;
             if (!seen)
                 ddps_warn("CUDA: linear [%zu x %d] -> %d (%s): no cuBLASLt algorithm, using the slow direct kernel", M,
                           p->K, p->N, ddps_precision_name((ddps_precision)cs->dt));
@@ -875,7 +875,7 @@ static conv_plan *conv_plan_get(cu_state *cs, ddps_weight *w, const ddps_tensor 
                                              sym ? pad[1] : 0, ho, wo, why, sizeof why) != 0;
         if (p->direct) {
             /* a plan is made once per shape: one warning per shape */
-            if (!cs->direct) cs->n_slow++;
+            if (!cs->direct && w->in % 8 == 0 && w->out % 8 == 0) cs->n_slow++;
             if (!cs->direct)
                 ddps_warn("CUDA: convolution [%d,%d,%d,%d] -> %d, %dx%d stride %d pad %d,%d,%d,%d (%s): %s; using the "
                           "slow direct kernel",

@@ -124,8 +124,10 @@ int ddps_cuk_attention(cudaStream_t s, int smem_optin, void *y, const void *q, c
 
 /* For tests (declared again in tests/test_cuda.c): how many shapes of this
  * backend fell to a direct kernel (ddps_cuk_conv_direct, ddps_cuk_gemm_direct)
- * because cuDNN or cuBLASLt had nothing for them, without DDPS_CUDA_DIRECT;
- * each also printed a "slow direct kernel" warning. */
+ * although their channel counts (in and out) are multiples of 8, which
+ * cuDNN and cuBLASLt should always cover, without DDPS_CUDA_DIRECT. Each
+ * printed a "slow direct kernel" warning (as odd shapes do too);
+ * scripts/gpu-check.sh fails on the same rule. */
 struct ddps_backend;
 int ddps_cuda_slow_plans(const struct ddps_backend *be);
 
