@@ -7,7 +7,7 @@
 #
 #   scripts/gpu-check.sh build-test   # unpack + build, test_cuda (every op against the CPU,
 #                                     # Stage I, golden probes, full-size UNet), the golden
-#                                     # probes by hand: f32 <= 1e-4, bf16/f16 <= 2e-2
+#                                     # probes by hand: f32 <= 1e-4, 16-bit limits per precision
 #   scripts/gpu-check.sh bench        # (builds if needed) bench unet/vae/score, end-to-end
 #                                     # `ddps score` cuda vs cpu on imagewoof-mini, PyTorch anchor
 #   scripts/gpu-check.sh all          # both
@@ -23,7 +23,7 @@
 # inside the prefix and the CUDA folders; 0: anywhere).
 # Exit status: non-zero if the build, a test or a probe failed (benchmarks are reported).
 set -u -o pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 PHASE=build-test
 CUDA=1
@@ -68,7 +68,17 @@ if [ -z "$ANCHORS" ]; then
 fi
 
 step "machine"
-say "phase $PHASE, cuda $CUDA, $(nproc) cores, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo 'glibc ?'), $(uname -r)"
+say "$(getconf GNU_LIBC_VERSION 2>/dev/null || echo 'glibc: getconf GNU_LIBC_VERSION failed')"
+tools() {
+  local t p list=(cmake /opt/torch/.venv/bin/cmake nvcc /usr/local/cuda/bin/nvcc pkg-config dpkg ar tar xz zstd python3)
+  [ -n "$PY" ] && [ "$PY" != python3 ] && list+=("$PY")
+  for t in "${list[@]}"; do
+    p=$(command -v "$t" 2>/dev/null) || { printf '%s: none; ' "$t"; continue; }
+    printf '%s: %s (%s); ' "$t" "$p" "$("$p" --version 2>&1 | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -1)"
+  done
+}
+say "tools: $(tools)"
+say "phase $PHASE, cuda $CUDA, $(nproc) cores, $(uname -r)"
 [ "$CUDA" = 1 ] && { nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 | tee -a "$SUMMARY" || say "nvidia-smi not available"; }
 say "golden/data in ${SHARED:-NOT FOUND}; python ${PY:-none}; logs in $OUT"
 
@@ -78,13 +88,21 @@ say "golden/data in ${SHARED:-NOT FOUND}; python ${PY:-none}; logs in $OUT"
 extract_deb() {
   if command -v dpkg >/dev/null; then
     dpkg -x "$1" "$2"
-  elif command -v ar >/dev/null; then
-    local t
-    t=$(mktemp -d) && (cd "$t" && ar x "$1") && tar -xf "$t"/data.tar.* -C "$2"
-    local rc=$?
+  elif command -v ar >/dev/null && { command -v xz >/dev/null || [ -z "$PY" ]; }; then
+    # Debian's data.tar is xz-compressed: tar needs the xz program for it
+    local t rc
+    t=$(mktemp -d) || return 1
+    if ! (cd "$t" && ar x "$1"); then rm -rf "$t"; return 1; fi
+    case "$(ls "$t"/data.tar.*)" in
+      *.xz) command -v xz >/dev/null || { echo "gpu-check: $1: data.tar.xz needs xz (none here, nor dpkg or python)"; rm -rf "$t"; return 1; } ;;
+      *.zst) command -v zstd >/dev/null || { echo "gpu-check: $1: data.tar.zst needs zstd"; rm -rf "$t"; return 1; } ;;
+    esac
+    tar -xf "$t"/data.tar.* -C "$2"
+    rc=$?
     rm -rf "$t"
     return $rc
   elif [ -n "$PY" ]; then
+    # Python's tarfile reads xz itself (its lzma module)
     "$PY" - "$1" "$2" <<'EOF'
 import io, sys, tarfile
 b = open(sys.argv[1], 'rb').read()
@@ -105,12 +123,25 @@ EOF
   fi
 }
 
-# cmake: the packaged one (the version tested with this script; it needs glibc 2.36, for
-# libarchive's and libexpat's arc4random), else the machine's own if it has 3.20 or later
+# Libraries of the prefix (and cuDNN's folder) for the commands that need them: cmake from
+# the prefix, the build, ddps and the tests, ldd. Never exported for the whole script: it
+# would also shadow the libraries of python3 (the anchor) and of the system's tools.
+RUN_LIBS=
+add_libs() { RUN_LIBS="${RUN_LIBS:+$RUN_LIBS:}$1"; }
+with_libs() { LD_LIBRARY_PATH="$RUN_LIBS${LD_LIBRARY_PATH:+${RUN_LIBS:+:}$LD_LIBRARY_PATH}" "$@"; }
+
+# cmake 3.20 or later that runs: the packaged one (the version tested with this script; it
+# needs glibc 2.36, for libarchive's and libexpat's arc4random), else the machine's own, else
+# the one of the PyTorch environment (/opt/torch/.venv/bin/cmake, pip's, statically linked)
+cmake_ok() {
+  local v
+  v=$("$@" --version 2>/dev/null | head -1 | awk '{print $3}') && [ -n "$v" ] &&
+    [ "$(printf '%s\n3.20\n' "$v" | sort -V | head -1)" = 3.20 ]
+}
 SYS_CMAKE=
-if command -v cmake >/dev/null && [ "$(printf '%s\n3.20\n' "$(cmake --version | head -1 | awk '{print $3}')" | sort -V | head -1)" = 3.20 ]; then
-  SYS_CMAKE=$(command -v cmake)
-fi
+for c in "$(command -v cmake 2>/dev/null)" /opt/torch/.venv/bin/cmake; do
+  [ -n "$c" ] && [ -x "$c" ] && cmake_ok "$c" && { SYS_CMAKE=$c; break; }
+done
 CMAKE=$SYS_CMAKE
 
 setup_prefix() {
@@ -145,16 +176,16 @@ setup_prefix() {
   fi
   ARCHLIB=$PREFIX/usr/lib/x86_64-linux-gnu
   export PATH="$PREFIX/usr/bin:$PATH"
-  export LD_LIBRARY_PATH="$ARCHLIB:$PREFIX/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  add_libs "$ARCHLIB:$PREFIX/usr/lib"
   if [ -x "$PREFIX/usr/bin/cmake" ]; then
-    if "$PREFIX/usr/bin/cmake" --version >/dev/null 2>&1; then
+    if with_libs "$PREFIX/usr/bin/cmake" --version >/dev/null 2>&1; then
       CMAKE=$PREFIX/usr/bin/cmake
-    elif LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PREFIX/compat" "$PREFIX/usr/bin/cmake" --version >/dev/null 2>&1; then
-      export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PREFIX/compat"
+    elif RUN_LIBS="$RUN_LIBS:$PREFIX/compat" with_libs "$PREFIX/usr/bin/cmake" --version >/dev/null 2>&1; then
+      add_libs "$PREFIX/compat"
       CMAKE=$PREFIX/usr/bin/cmake
       say "the system's libstdc++ is too old for the packaged cmake: using the packaged libstdc++"
     else
-      say "the packaged cmake does not run here ($("$PREFIX/usr/bin/cmake" --version 2>&1 | head -1)); ${SYS_CMAKE:-no} system cmake"
+      say "the packaged cmake does not run here ($(with_libs "$PREFIX/usr/bin/cmake" --version 2>&1 | head -1)); using ${SYS_CMAKE:-no other cmake}"
     fi
   fi
   # pkg-config: only the prefix's .pc files, paths inside the prefix
@@ -168,17 +199,17 @@ setup_prefix() {
     fail "glibc $have is older than the 2.34 the Debian 12 libraries need"
     return 1
   fi
-  if [ -z "$CMAKE" ] || ! "$CMAKE" --version >/dev/null 2>&1; then
-    fail "no cmake that runs (the packaged one needs glibc 2.36, this machine has ${have:-?})"
+  if [ -z "$CMAKE" ] || ! with_libs "$CMAKE" --version >/dev/null 2>&1; then
+    fail "no cmake that runs (the packaged one needs glibc 2.36, this machine has ${have:-?}; no system cmake 3.20+, no /opt/torch/.venv/bin/cmake)"
     return 1
   fi
-  say "prefix $PREFIX: $CMAKE $("$CMAKE" --version 2>/dev/null | head -1 | awk '{print $3}'), $(command -v pkg-config) $(pkg-config --version 2>/dev/null)"
+  say "prefix $PREFIX: $CMAKE $(with_libs "$CMAKE" --version 2>/dev/null | head -1 | awk '{print $3}'), $(command -v pkg-config) $(with_libs pkg-config --version 2>/dev/null)"
 }
 
 # ---------- cuDNN ----------
 
 find_cudnn() {
-  CUDNN_INC= CUDNN_LIB=
+  CUDNN_INC='' CUDNN_LIB=''
   local roots=("${CUDNN_ROOT:-}" "${CUDA_HOME:-/usr/local/cuda}" /usr/local/cuda /usr)
   if [ -n "$PY" ]; then
     local w
@@ -217,7 +248,7 @@ configure_build() {
     local cuda_root
     cuda_root=$(cd "$(dirname "$NVCC")/.." && pwd -P)
     say "nvcc $NVCC ($("$NVCC" --version | tail -1)), cuDNN $CUDNN_LIB"
-    export LD_LIBRARY_PATH="$(dirname "$CUDNN_LIB")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    add_libs "$(dirname "$CUDNN_LIB")"
     opts+=(-DDDPS_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$ARCH"
       -DDDPS_CUDNN_LIBRARY="$CUDNN_LIB" -DDDPS_CUDNN_INCLUDE="$CUDNN_INC")
     roots+=("$cuda_root" "/usr/local/cuda" "$(dirname "$CUDNN_INC")")
@@ -237,12 +268,12 @@ configure_build() {
   local targets=(ddps test_cuda)
   [ "$CUDA" = 0 ] && targets+=(test_stage1_batch test_ops)
   if [ "${CONFIGURE_ONLY:-0}" = 1 ]; then
-    "$CMAKE" -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 || { tail -n 40 "$log"; fail "configure (log: $log)"; return 1; }
+    with_libs "$CMAKE" -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 || { tail -n 40 "$log"; fail "configure (log: $log)"; return 1; }
     say "configured (CONFIGURE_ONLY=1): $(grep -E '^(DDPS_CUDNN_LIBRARY|CUDA_cudart_LIBRARY|CUDA_cublasLt_LIBRARY|dnnl_DIR)[:=]' "$BUILD/build/CMakeCache.txt" | tr '\n' ' ')"
     return 0
   fi
-  if ! "$CMAKE" -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 ||
-     ! "$CMAKE" --build "$BUILD/build" -j "$JOBS" --target "${targets[@]}" >>"$log" 2>&1; then
+  if ! with_libs "$CMAKE" -S "$ROOT" -B "$BUILD/build" "${opts[@]}" >"$log" 2>&1 ||
+     ! with_libs "$CMAKE" --build "$BUILD/build" -j "$JOBS" --target "${targets[@]}" >>"$log" 2>&1; then
     tail -n 60 "$log"
     fail "build (log: $log)"
     return 1
@@ -266,12 +297,12 @@ show_deps() {
       say "  $h: $(grep -o "[^ ]*/$h" "$dep" | sort -u | head -1)"
     done
   fi
-  say "  ddps links: $(ldd "$BIN" 2>/dev/null | grep -E 'dnnl|jansson|sqlite|png|jpeg|webp|tiff|cudnn|cublas' | awk '{print $3}' | tr '\n' ' ')"
+  say "  ddps links: $(with_libs ldd "$BIN" 2>/dev/null | grep -E 'dnnl|jansson|sqlite|png|jpeg|webp|tiff|cudnn|cublas' | awk '{print $3}' | tr '\n' ' ')"
   if [ "${HAVE_PREFIX:-0}" = 1 ]; then
     local outside
     outside=$( (grep -E '^(dnnl_DIR|JPEG_INCLUDE_DIR|JPEG_LIBRARY_RELEASE|JANSSON_INCLUDE_DIRS|SQLITE_INCLUDE_DIRS|PNG_INCLUDE_DIRS|JANSSON_LINK_LIBRARIES|SQLITE_LINK_LIBRARIES|PNG_LINK_LIBRARIES|WEBP_INCLUDE_DIRS|WEBP_LINK_LIBRARIES|TIFF_INCLUDE_DIRS|TIFF_LINK_LIBRARIES)[:=]' "$cache" | cut -d= -f2- | tr ';' '\n'
       [ -n "$dep" ] && for h in jansson.h sqlite3.h png.h jpeglib.h dnnl.h decode.h tiffio.h; do grep -o "[^ ]*/$h" "$dep" | sort -u; done
-      ldd "$BIN" | grep -E 'dnnl|jansson|sqlite|png|jpeg' | awk '{print $3}') | grep -v '^$' | grep -v "^$PREFIX" || true)
+      with_libs ldd "$BIN" | grep -E 'dnnl|jansson|sqlite|png|jpeg' | awk '{print $3}') | grep -v '^$' | grep -v "^$PREFIX" || true)
     if [ -n "$outside" ]; then fail "dependencies from outside the prefix: $outside"; else say "every dependency comes from $PREFIX"; fi
   fi
 }
@@ -285,17 +316,18 @@ def load(p):
     return {k: array.array("f", b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
             for k, v in h.items() if k != "__metadata__" and v["dtype"] == "F32"}
 out, ref, lim, what = load(sys.argv[1]), load(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+s1lim = float(sys.argv[5])
 bad = 0
 for k in sorted(out):
     if k not in ref or len(ref[k]) != len(out[k]): continue
     num = sum((a - b) ** 2 for a, b in zip(out[k], ref[k])); den = sum(b * b for b in ref[k]) or 1
     e = math.sqrt(num / den) if num == num else float("inf")
-    judged = not (what.startswith("stage1") and lim > 1e-3 and k != "latent")
-    flag = "" if e <= lim else (" OVER %.0e" % lim if judged else " (16-bit Stage I: judged by its best window)")
-    bad += judged and not e <= lim
-    print("  %-12s %-18s rel err %.3g%s" % (what, k, e, flag))
-if what.startswith("stage1") and "patch_scores" in out and len(sys.argv) > 5:
-    c = load(sys.argv[5])["patch_scores"]; g = out["patch_scores"]
+    # Stage I maps: their own limit (patch scores twice it: window means of a signed map)
+    lk = (s1lim * (2 if k == "patch_scores" else 1)) if what.startswith("stage1") and k != "latent" else lim
+    bad += not e <= lk
+    print("  %-12s %-18s rel err %.3g (limit %.3g)%s" % (what, k, e, lk, "" if e <= lk else " OVER"))
+if what.startswith("stage1") and "patch_scores" in out and len(sys.argv) > 6:
+    c = load(sys.argv[6])["patch_scores"]; g = out["patch_scores"]
     bg, bc = max(range(len(g)), key=g.__getitem__), max(range(len(c)), key=c.__getitem__)
     print("  %-12s best window %d, cpu f32 %d%s" % (what, bg, bc, "" if bg == bc else " DIFFERENT"))
     bad += bg != bc
@@ -303,25 +335,27 @@ sys.exit(1 if bad else 0)
 '
 
 probes() {
-  step "golden probes by hand (relative L2 against golden/: f32 <= 1e-4, bf16/f16 <= 2e-2)"
+  step "golden probes by hand (relative L2 against golden/: f32 <= 1e-4; bf16 5e-2, f16 2e-2, their Stage I maps 1.5e-1 / 5e-2, provisional)"
   [ -n "$SHARED" ] || { fail "golden/ not found (set SHARED)"; return; }
   [ -n "$PY" ] || { say "no python: probes run but are not compared"; }
   local G=$SHARED/golden d=$OUT/probes
   mkdir -p "$d"
-  timeout 120 "$BIN" probe stage1 --model "$G/tiny-sd" --in "$G/stage1.safetensors" --out "$d/stage1-cpu-f32.safetensors" \
+  with_libs timeout 120 "$BIN" probe stage1 --model "$G/tiny-sd" --in "$G/stage1.safetensors" --out "$d/stage1-cpu-f32.safetensors" \
     --device cpu --precision f32 >"$d/stage1-cpu.log" 2>&1 || fail "probe stage1 cpu"
   for prec in f32 bf16 f16; do
     for what in text vae unet stage1; do
       local o=$d/$what-cuda-$prec.safetensors
-      if ! timeout 120 "$BIN" probe "$what" --model "$G/tiny-sd" --in "$G/$what.safetensors" --out "$o" --device cuda \
+      if ! with_libs timeout 120 "$BIN" probe "$what" --model "$G/tiny-sd" --in "$G/$what.safetensors" --out "$o" --device cuda \
         --precision "$prec" >"$d/$what-$prec.log" 2>&1; then
         fail "probe $what $prec: $(tail -1 "$d/$what-$prec.log")"
         continue
       fi
-      local lim=1e-4
-      [ "$prec" != f32 ] && lim=2e-2
+      # limits per precision, as test_cuda's limit_of: probes, then Stage I's maps in 16 bits
+      # (provisional: the GPU stores every activation in 16 bits; set them from a measured run)
+      local lim=1e-4 s1lim=1e-4
+      case "$prec" in bf16) lim=5e-2 s1lim=1.5e-1 ;; f16) lim=2e-2 s1lim=5e-2 ;; esac
       if [ -n "$PY" ]; then
-        "$PY" -c "$rel_err_py" "$o" "$G/$what.safetensors" "$lim" "$what-$prec" "$d/stage1-cpu-f32.safetensors" |
+        "$PY" -c "$rel_err_py" "$o" "$G/$what.safetensors" "$lim" "$what-$prec" "$s1lim" "$d/stage1-cpu-f32.safetensors" |
           tee -a "$SUMMARY" || fail "probe $what $prec over tolerance"
       fi
     done
@@ -331,25 +365,45 @@ probes() {
 build_test() {
   if [ "$CUDA" = 0 ]; then
     step "CPU tests of the prefix build"
-    (cd "$BUILD/build/tests" && OMP_WAIT_POLICY=passive ./test_stage1_batch >"$OUT/test_stage1_batch.log" 2>&1) &&
+    (cd "$BUILD/build/tests" && OMP_WAIT_POLICY=passive with_libs ./test_stage1_batch >"$OUT/test_stage1_batch.log" 2>&1) &&
       say "test_stage1_batch: $(tail -1 "$OUT/test_stage1_batch.log")" || fail "test_stage1_batch (log: $OUT/test_stage1_batch.log)"
-    "$BUILD/build/tests/test_cuda" >"$OUT/test_cuda.log" 2>&1
+    with_libs "$BUILD/build/tests/test_cuda" >"$OUT/test_cuda.log" 2>&1
     say "test_cuda without CUDA: exit $? (77 = skipped): $(tail -1 "$OUT/test_cuda.log")"
-    "$BIN" probe unet --model "$SHARED/golden/tiny-sd" --in "$SHARED/golden/unet.safetensors" \
+    with_libs "$BIN" probe unet --model "$SHARED/golden/tiny-sd" --in "$SHARED/golden/unet.safetensors" \
       --out "$OUT/unet-cpu.safetensors" --device cpu >/dev/null 2>&1 && [ -n "$PY" ] &&
-      "$PY" -c "$rel_err_py" "$OUT/unet-cpu.safetensors" "$SHARED/golden/unet.safetensors" 1e-4 unet-cpu | tee -a "$SUMMARY" ||
+      "$PY" -c "$rel_err_py" "$OUT/unet-cpu.safetensors" "$SHARED/golden/unet.safetensors" 1e-4 unet-cpu 1e-4 | tee -a "$SUMMARY" ||
       fail "probe unet on the CPU"
     return
   fi
   step "test_cuda: ops against the CPU, Stage I 1/2/8 per call, golden probes, full-size UNet"
   local rc
-  timeout 420 "$BUILD/build/tests/test_cuda" >"$OUT/test_cuda.log" 2>&1
+  with_libs timeout 420 "$BUILD/build/tests/test_cuda" >"$OUT/test_cuda.log" 2>&1
   rc=$?
   grep -E 'rel err|CHECK failed|^== |FAILED|checks' "$OUT/test_cuda.log" | tail -n 80
   say "test_cuda: exit $rc: $(tail -1 "$OUT/test_cuda.log")"
   [ $rc = 0 ] || fail "test_cuda (exit $rc, log: $OUT/test_cuda.log)"
-  grep -E 'warning: CUDA' "$OUT/test_cuda.log" | sort | uniq -c | head -20 | tee -a "$SUMMARY"
+  grep -A30 '^== worst error figures' "$OUT/test_cuda.log" | grep -E '^(==|   )' | tee -a "$SUMMARY"
+  slow_kernels "$OUT/test_cuda.log"
   probes
+}
+
+# "slow direct kernel" warnings: listed; one for a shape whose channel counts (in and out)
+# are multiples of 8 fails the check (cuDNN and cuBLASLt cover those: such a warning means
+# a lost algorithm, e.g. f32 convolutions with no FMA result from cuDNN's Find). Odd shapes
+# (test_cuda's 3/5/7-channel cases, the VAE's 3-channel input) are expected.
+slow_kernels() {
+  local f n bad
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    n=$(grep -c 'slow direct kernel' "$f")
+    [ "$n" -gt 0 ] || continue
+    say "$(basename "$f"): $n slow direct kernel warnings:"
+    grep 'slow direct kernel' "$f" | sed 's/^.*warning: //' | sort | uniq -c | head -20 | tee -a "$SUMMARY"
+    bad=$( { sed -n 's/.*CUDA: linear \[[0-9]* x \([0-9]*\)\] -> \([0-9]*\) .*slow direct kernel.*/\1 \2/p' "$f"
+             sed -n 's/.*CUDA: convolution \[[0-9]*,[0-9]*,[0-9]*,\([0-9]*\)\] -> \([0-9]*\),.*slow direct kernel.*/\1 \2/p' "$f"; } |
+           awk '$1 % 8 == 0 && $2 % 8 == 0' | wc -l)
+    [ "$bad" -eq 0 ] || fail "$(basename "$f"): $bad slow direct kernel warnings for shapes with channel counts that are multiples of 8"
+  done
 }
 
 bench() {
@@ -357,20 +411,21 @@ bench() {
   mkdir -p "$B"
   for prec in bf16 f16 f32; do
     step "bench unet $prec, 32x32 latents, batch 1,8,32,128"
-    timeout 240 "$BIN" bench unet --device cuda --precision $prec --size 256 --batch 1,8,32,128 --json 2>&1 |
+    with_libs timeout 240 "$BIN" bench unet --device cuda --precision $prec --size 256 --batch 1,8,32,128 --json 2>&1 |
       tee "$B/unet-$prec.log" | tail -n 12 || say "bench unet $prec FAILED"
   done
   for prec in bf16 f32; do
     step "bench vae $prec, 256 px, batch 1,32"
-    timeout 180 "$BIN" bench vae --device cuda --precision $prec --size 256 --batch 1,32 --json 2>&1 |
+    with_libs timeout 180 "$BIN" bench vae --device cuda --precision $prec --size 256 --batch 1,32 --json 2>&1 |
       tee "$B/vae-$prec.log" | tail -n 8 || say "bench vae $prec FAILED"
   done
   step "bench score bf16"
-  timeout 180 "$BIN" bench score --device cuda --precision bf16 --json 2>&1 | tee "$B/score-bf16.log" | tail -n 12 ||
+  with_libs timeout 180 "$BIN" bench score --device cuda --precision bf16 --json 2>&1 | tee "$B/score-bf16.log" | tail -n 12 ||
     say "bench score FAILED"
   step "bench unet bf16 batch 32, time per op kind"
-  timeout 120 "$BIN" bench unet --device cuda --precision bf16 --batch 32 --iters 1 --profile >"$B/unet-profile.log" 2>&1
+  with_libs timeout 120 "$BIN" bench unet --device cuda --precision bf16 --batch 32 --iters 1 --profile >"$B/unet-profile.log" 2>&1
   tail -n 30 "$B/unet-profile.log"
+  slow_kernels "$B"/*.log
   e2e
   anchor
 }
@@ -385,14 +440,15 @@ e2e() {
   local args=(--data "$W" --model "$SHARED/golden/tiny-sd" --timesteps 3 --dift-ensemble 2 --clusters 2 --seed 1)
   local t0 t1 t2
   t0=$(date +%s)
-  timeout 200 "$BIN" score "${args[@]}" --device cpu --store "$d/cpu.sqlite" >"$d/cpu.log" 2>&1 || fail "score cpu: $(tail -1 "$d/cpu.log")"
+  with_libs timeout 200 "$BIN" score "${args[@]}" --device cpu --store "$d/cpu.sqlite" >"$d/cpu.log" 2>&1 || fail "score cpu: $(tail -1 "$d/cpu.log")"
   t1=$(date +%s)
   for prec in f32 bf16; do
-    timeout 200 "$BIN" score "${args[@]}" --device cuda --precision $prec --store "$d/cuda-$prec.sqlite" >"$d/cuda-$prec.log" 2>&1 ||
+    with_libs timeout 200 "$BIN" score "${args[@]}" --device cuda --precision $prec --store "$d/cuda-$prec.sqlite" >"$d/cuda-$prec.log" 2>&1 ||
       fail "score cuda $prec: $(tail -1 "$d/cuda-$prec.log")"
   done
   t2=$(date +%s)
   say "score: cpu $((t1 - t0)) s, cuda f32 + bf16 $((t2 - t1)) s"
+  slow_kernels "$d"/cuda-*.log
   [ -n "$PY" ] || { say "no python: stores not compared"; return; }
   for prec in f32 bf16; do
     "$PY" - "$d/cpu.sqlite" "$d/cuda-$prec.sqlite" "$prec" <<'EOF' | tee -a "$SUMMARY" || fail "score cuda $prec: best windows differ from the cpu's"
@@ -437,14 +493,15 @@ if [ ! -x "$BUILD/build/ddps" ] || [ "$PHASE" != bench ]; then
 fi
 [ "${CONFIGURE_ONLY:-0}" = 1 ] && exit $status
 BIN=$BUILD/build/ddps
-[ "$CUDA" = 1 ] && [ -z "${CUDNN_LIB:-}" ] && find_cudnn && export LD_LIBRARY_PATH="$(dirname "$CUDNN_LIB"):${LD_LIBRARY_PATH:-}"
+[ "$CUDA" = 1 ] && [ -z "${CUDNN_LIB:-}" ] && find_cudnn && add_libs "$(dirname "$CUDNN_LIB")"
 # libraries the loader cannot find (the compiler's runtime on a machine without one): the packaged ones
-missing=$(ldd "$BIN" 2>/dev/null | grep 'not found' | awk '{print $1}' | tr '\n' ' ')
+missing=$(with_libs ldd "$BIN" 2>/dev/null | grep 'not found' | awk '{print $1}' | tr '\n' ' ')
 if [ "${HAVE_PREFIX:-0}" = 1 ] && [ -n "$missing" ]; then
-  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PREFIX/compat"
+  add_libs "$PREFIX/compat"
   say "not on the system, using the packaged ones: $missing"
 fi
-ldd "$BIN" 2>/dev/null | grep -q 'not found' && fail "ddps cannot load: $(ldd "$BIN" | grep 'not found' | tr '\n' ' ')"
+with_libs ldd "$BIN" 2>/dev/null | grep -q 'not found' && fail "ddps cannot load: $(with_libs ldd "$BIN" | grep 'not found' | tr '\n' ' ')"
+say "libraries for ddps and the tests (not for python): ${RUN_LIBS:-none added}"
 show_deps
 case "$PHASE" in
   build-test) build_test ;;

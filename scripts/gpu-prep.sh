@@ -14,10 +14,12 @@
 #   build-device/MANIFEST.txt   packages, sizes, sha256 and what was left out
 #
 # build-device/ is ignored by git (build-*/): pass it to the device as a carried path.
-# The whole carry (tracked files + build-device) must stay under 64 MiB; this script
-# stops if build-device exceeds LIMIT_MIB (default 61: with the tracked files about 62 of the 64 MiB).
+# The whole carry (the working tree's tracked and untracked-but-not-ignored files, which
+# travel too, plus build-device) must stay under 64 MiB: LIMIT_MIB (default 63, a margin
+# of 1) bounds that whole carry, shared files are added only while it fits, and the script
+# fails if the total is over it.
 #
-#   scripts/gpu-prep.sh      # SHARED=../shared OUTDIR=build-device LIMIT_MIB=61 WEBP_TIFF=auto
+#   scripts/gpu-prep.sh      # SHARED=../shared OUTDIR=build-device LIMIT_MIB=63 WEBP_TIFF=auto
 #
 # WEBP_TIFF=auto ships libwebp and libtiff only when CMakeLists.txt uses them (1: always, 0: never).
 #
@@ -28,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${OUTDIR:-build-device}
 SHARED=${SHARED:-../shared}
-LIMIT_MIB=${LIMIT_MIB:-61}
+LIMIT_MIB=${LIMIT_MIB:-63}
 [ -d "$SHARED/golden" ] || { echo "gpu-prep: no $SHARED/golden (set SHARED)"; exit 1; }
 command -v apt-get >/dev/null || { echo "gpu-prep: needs apt-get (Debian 12)"; exit 1; }
 
@@ -68,11 +70,17 @@ sandbox=()
 got=$(ls "$DEBS"/*.deb | wc -l)
 [ "$got" -eq "$(wc -l <"$OUTDIR/packages.txt")" ] || { echo "gpu-prep: downloaded $got of $(wc -l <"$OUTDIR/packages.txt") packages"; exit 1; }
 
-echo "== shared files (in order of need, while the total stays under $LIMIT_MIB MiB)"
+# The rest of the carry: every file of the working tree git does not ignore (KiB, rounded up per file).
+tree_kib() {
+  git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null |
+    awk '{s += int(($1 + 1023) / 1024)} END {print s + 0}'
+}
+TREE_K=$(tree_kib)
+echo "== shared files (in order of need, while the whole carry stays under $LIMIT_MIB MiB; the working tree is $((TREE_K / 1024)) MiB)"
 skipped=()
 mkdir -p "$OUTDIR/shared/golden" "$OUTDIR/shared/data"
 kib() { du -sk "$@" | awk '{s += $1} END {print s + 0}'; }
-room() { echo $((LIMIT_MIB * 1024 - $(kib "$OUTDIR"))); }
+room() { echo $((LIMIT_MIB * 1024 - TREE_K - $(kib "$OUTDIR"))); }
 # golden/: everything test_cuda and the probes read; tiny-sd-single (14 MB) and tiny-sd2
 # (13 MB) are read only by CPU tests (single-file loading, SD 2.x)
 for f in "$SHARED"/golden/*; do
@@ -81,7 +89,7 @@ for f in "$SHARED"/golden/*; do
     *) cp -a "$f" "$OUTDIR/shared/golden/" ;;
   esac
 done
-[ "$(room)" -ge 0 ] || { echo "gpu-prep: the packages and golden/ alone exceed $LIMIT_MIB MiB"; exit 1; }
+[ "$(room)" -ge 0 ] || { echo "gpu-prep: the working tree, the packages and golden/ alone exceed $LIMIT_MIB MiB"; exit 1; }
 # imagewoof-mini: whole if it fits, else the first N images of every class (train/ only)
 W=$SHARED/data/imagewoof-mini
 add_imagewoof() {
@@ -128,19 +136,25 @@ fi
 debs_k=$(du -sk "$OUTDIR/debs" | cut -f1)
 shared_k=$(du -sk "$OUTDIR/shared" | cut -f1)
 total_k=$(du -sk "$OUTDIR" | cut -f1)
-tracked_k=$(( $(git ls-files -z | xargs -0 stat -c %s | awk '{s += $1} END {print s}') / 1024 ))
+tracked_k=$(tree_kib)
+carry_k=$((total_k + tracked_k))
 echo "== sizes"
 printf '  debs      %6.1f MiB (%d packages)\n' "$(echo "$debs_k / 1024" | bc -l)" "$got"
 printf '  shared    %6.1f MiB\n' "$(echo "$shared_k / 1024" | bc -l)"
 shopt -s nullglob
 for d in "$OUTDIR"/shared/*/ "$OUTDIR"/shared/data/*/; do printf '    %-28s %6.1f MiB\n' "${d#"$OUTDIR"/shared/}" "$(echo "$(du -sk "$d" | cut -f1) / 1024" | bc -l)"; done
-printf '  %s total %6.1f MiB; tracked files %.1f MiB; carry total %.1f MiB (limit 64)\n' "$OUTDIR" \
-  "$(echo "$total_k / 1024" | bc -l)" "$(echo "$tracked_k / 1024" | bc -l)" "$(echo "($total_k + $tracked_k) / 1024" | bc -l)"
+printf '  %s total %6.1f MiB; working tree %.1f MiB; carry total %.1f MiB (limit %s, the device takes 64)\n' "$OUTDIR" \
+  "$(echo "$total_k / 1024" | bc -l)" "$(echo "$tracked_k / 1024" | bc -l)" "$(echo "$carry_k / 1024" | bc -l)" "$LIMIT_MIB"
 [ -d "$ANCHOR_DIR/shared/anchors" ] && printf '  %s (carried alone, for gpu-check.sh anchor) %.1f MiB\n' "$ANCHOR_DIR" \
   "$(echo "$(du -sk "$ANCHOR_DIR" | cut -f1) / 1024" | bc -l)"
 for s in "${skipped[@]}"; do echo "  skipped: $s"; done
-if [ "$total_k" -gt $((LIMIT_MIB * 1024)) ]; then
-  echo "gpu-prep: $OUTDIR is over $LIMIT_MIB MiB"
+if [ "$carry_k" -gt $((LIMIT_MIB * 1024)) ]; then
+  echo "gpu-prep: the carry (working tree + $OUTDIR) is $((carry_k / 1024)) MiB, over $LIMIT_MIB MiB"
+  exit 1
+fi
+# the anchor's carry: the working tree + its folder
+if [ -d "$ANCHOR_DIR" ] && [ $((tracked_k + $(kib "$ANCHOR_DIR"))) -gt $((LIMIT_MIB * 1024)) ]; then
+  echo "gpu-prep: the anchor's carry (working tree + $ANCHOR_DIR) is over $LIMIT_MIB MiB"
   exit 1
 fi
 echo "gpu-prep: done; on the device: scripts/gpu-check.sh build-test, then bench (carry $OUTDIR);"

@@ -34,9 +34,10 @@
  * (cuDNN's fused bias path only accepts one algorithm).
  *
  * Failures. Any CUDA, cuBLAS or cuDNN error inside an op (and an op misused
- * by our own code) is recorded as this thread's pending failure (ddps_cu_fail,
- * one line naming the call); after the op the guard asks cu_poll, which
- * makes it the backend's sticky error (tensor/backend.h): the ops after it
+ * by our own code) is recorded as the backend's pending failure (ddps_cu_fail,
+ * one line naming the call; the backend whose op runs on this thread, so
+ * two backends never get each other's); after the op the guard asks cu_poll,
+ * which makes it the backend's sticky error (tensor/backend.h): the ops after it
  * are skipped and the call that started the work returns it. An op returns
  * at once where going on would use what failed to be made (scratch memory,
  * a table). ddps_cuda_backend_new and the weight constructors report
@@ -45,6 +46,16 @@
  * checks after every op and names the op (slow; for finding faults). Falling back to one of our
  * plain kernels because a library has no algorithm for a shape prints one
  * warning per shape (not when DDPS_CUDA_DIRECT=1 asked for them).
+ *
+ * Sizes. cuDNN's legacy API counts elements in 32 bits: a convolution whose
+ * input or output has 2^31 elements or more (the VAE at 512 px from 64
+ * images) runs as several calls on parts of the batch; a single image that
+ * large is refused with an error.
+ *
+ * Memory. The pool is tried once when the backend is made (a block taken and
+ * given back); if that fails, or DDPS_CUDA_NO_POOL=1, activations come from
+ * cudaMalloc / cudaFree, and likewise from the first time the pool fails for
+ * another reason than memory.
  *
  * Stage I maps (map_fill, map_write, map_read, the accumulator of
  * sqdiff_acc, resize_bilinear_cmean, avg_pool) are f32 in every precision.
@@ -66,6 +77,8 @@
 #define DNN_WORKSPACE_MAX ((size_t)1 << 30) /* cuDNN algorithms needing more are skipped */
 #define PIN_SLOTS 8                         /* page-locked slots for small host writes */
 #define PIN_SLOT_BYTES ((size_t)256 << 10)
+#define CONV_PERF_MAX 64                    /* cuDNN Find results kept (cuDNN 9 has 8 algorithms x 2-3 math types) */
+#define DNN_MAX_ELEMS ((size_t)INT32_MAX)   /* cuDNN's legacy API: tensors below 2^31 elements */
 
 enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
 
@@ -73,37 +86,58 @@ enum { W_LINEAR = 1, W_CONV = 2, W_TABLE = 3 };
 
 int ddps_cu_debug = 0;
 
-/* This thread's first failure not yet handed to a backend (cu_poll). */
-static _Thread_local struct {
+/* A failure not yet handed to its backend (cu_poll). Each backend has its
+ * own (cu_state.pending): a failure is recorded on the backend whose op (or
+ * unguarded call: free, free_weight) is running on this thread, cu_cur,
+ * which every entry point sets (cu_of). So a failure of one backend never
+ * becomes another's, whichever thread drives them. Outside any backend
+ * (none made yet on this thread) it waits in cu_orphan and goes to the next
+ * backend this thread polls. */
+typedef struct {
     int set, kind;
     char msg[1024];
-} cu_pending;
+} cu_failure;
+
+typedef struct cu_state cu_state;
+static _Thread_local cu_state *cu_cur;
+static _Thread_local cu_failure cu_orphan;
+static cu_failure *pending_of(cu_state *cs);
+static int debug_of(cu_state *cs);
+
+static cu_failure *cu_pending(void) { return cu_cur ? pending_of(cu_cur) : &cu_orphan; }
 
 void ddps_cu_fail(int kind, const char *what, const char *msg, const char *file, int line) {
-    if (cu_pending.set) return;
-    snprintf(cu_pending.msg, sizeof cu_pending.msg, "CUDA failure: %s: %s (%s:%d)%s", what, msg, file, line,
-             ddps_cu_debug ? "" : "; an earlier kernel may have caused it: DDPS_CUDA_DEBUG=1 names the op");
-    cu_pending.kind = kind;
-    cu_pending.set = 1;
+    cu_failure *f = cu_pending();
+    if (f->set) return;
+    snprintf(f->msg, sizeof f->msg, "CUDA failure: %s: %s (%s:%d)%s", what, msg, file, line,
+             (cu_cur ? debug_of(cu_cur) : ddps_cu_debug)
+                 ? ""
+                 : "; an earlier kernel may have caused it: DDPS_CUDA_DEBUG=1 names the op");
+    f->kind = kind;
+    f->set = 1;
 }
 
 void ddps_cu_internal(const char *fmt, ...) {
-    if (cu_pending.set) return;
+    cu_failure *f = cu_pending();
+    if (f->set) return;
     char m[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
-    snprintf(cu_pending.msg, sizeof cu_pending.msg, "internal error: %s", m);
-    cu_pending.kind = DDPS_KIND_FAILURE;
-    cu_pending.set = 1;
+    snprintf(f->msg, sizeof f->msg, "internal error: %s", m);
+    f->kind = DDPS_KIND_FAILURE;
+    f->set = 1;
 }
 
-/* ops->poll: the pending failure becomes be's sticky error. */
+/* ops->poll: be's pending failure (or one recorded outside any backend on
+ * this thread) becomes be's sticky error. */
 static void cu_poll(ddps_backend *be) {
-    if (!cu_pending.set) return;
-    ddps_backend_fail(be, cu_pending.kind, "%s", cu_pending.msg);
-    cu_pending.set = 0;
+    cu_failure *f = pending_of((cu_state *)be->impl);
+    if (!f->set && cu_orphan.set) f = &cu_orphan;
+    if (!f->set) return;
+    ddps_backend_fail(be, f->kind, "%s", f->msg);
+    f->set = 0;
 }
 
 /* cuBLAS and cuDNN failures: library errors, or resources when they ran out of memory. */
@@ -159,12 +193,15 @@ typedef struct conv_plan {
     struct conv_plan *next;
 } conv_plan;
 
-typedef struct {
+struct cu_state {
     int device, sm_count, dt;
     int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin, for the attention kernels */
     int debug;      /* DDPS_CUDA_DEBUG: synchronise and check after every op */
     cudaStream_t stream;
     cudaMemPool_t pool; /* stream-ordered pool for activations (NULL: plain cudaMalloc) */
+    int pool_off;       /* the pool failed after its trial: new blocks from cudaMalloc */
+    void **plain;       /* with a pool: the blocks that came from cudaMalloc instead */
+    int n_plain, cap_plain;
     cublasLtHandle_t lt;
     cudnnHandle_t dnn;
     void *lt_ws;
@@ -185,7 +222,10 @@ typedef struct {
     int tf32;     /* DDPS_CUDA_TF32: let f32 products and convolutions use TF32 tensor cores */
     mm_plan *mm;
     conv_plan *conv;
-} cu_state;
+    cu_failure pending; /* see cu_cur */
+    size_t dnn_max_elems; /* cuDNN tensors stay below this (DNN_MAX_ELEMS; DDPS_CUDA_CONV_SPLIT for tests) */
+    int n_slow;           /* unexpected slow plans (ddps_cuda_slow_plans) */
+};
 
 struct ddps_weight {
     int kind;
@@ -199,18 +239,25 @@ struct ddps_weight {
     conv_plan *last_conv;
 };
 
-static cu_state *cu_of(ddps_backend *be) { return (cu_state *)be->impl; }
+static cu_failure *pending_of(cu_state *cs) { return &cs->pending; }
+static int debug_of(cu_state *cs) { return cs->debug; }
+
+/* Every entry point starts here: the failures it records are be's. */
+static cu_state *cu_of(ddps_backend *be) {
+    cu_cur = (cu_state *)be->impl;
+    return cu_cur;
+}
 
 /* Debug mode: waits for the op's work and records a failure as this op's. */
 static void op_done(cu_state *cs, const char *op, const ddps_tensor *out) {
     if (!cs->debug) return;
     cudaError_t e = cudaStreamSynchronize(cs->stream);
     if (e == cudaSuccess) e = cudaGetLastError();
-    if (e == cudaSuccess || cu_pending.set) return;
-    snprintf(cu_pending.msg, sizeof cu_pending.msg, "CUDA failure in op %s (output [%d,%d,%d,%d]): %s", op,
+    if (e == cudaSuccess || cs->pending.set) return;
+    snprintf(cs->pending.msg, sizeof cs->pending.msg, "CUDA failure in op %s (output [%d,%d,%d,%d]): %s", op,
              out ? out->n : 0, out ? out->h : 0, out ? out->w : 0, out ? out->c : 0, cudaGetErrorString(e));
-    cu_pending.kind = DDPS_KIND_RESOURCE;
-    cu_pending.set = 1;
+    cs->pending.kind = DDPS_KIND_RESOURCE;
+    cs->pending.set = 1;
 }
 
 static size_t dt_size(int dt) { return dt == CU_F32 ? 4 : 2; }
@@ -271,31 +318,62 @@ static unsigned align_of(const void *p) {
  * freed while kernels still use it is reused only by work queued after
  * them on the same stream, so stream order keeps that safe. */
 
+/* Whether p came from plain cudaMalloc although there is a pool (the pool
+ * stopped working, cu_alloc); such blocks are freed with cudaFree. */
+static int plain_block(cu_state *cs, void *p, int take) {
+    for (int i = 0; i < cs->n_plain; i++)
+        if (cs->plain[i] == p) {
+            if (take) cs->plain[i] = cs->plain[--cs->n_plain];
+            return 1;
+        }
+    return 0;
+}
+
+/* cudaMalloc with the pointer remembered as a plain block (see plain_block). */
+static void *plain_alloc(cu_state *cs, size_t n) {
+    void *p = NULL;
+    if (cudaMalloc(&p, n) != cudaSuccess) {
+        cudaGetLastError(); /* out of memory is reported by returning NULL */
+        return NULL;
+    }
+    if (cs->pool) {
+        if (cs->n_plain == cs->cap_plain) {
+            cs->cap_plain = cs->cap_plain ? 2 * cs->cap_plain : 16;
+            cs->plain = ddps_realloc(cs->plain, (size_t)cs->cap_plain * sizeof *cs->plain);
+        }
+        cs->plain[cs->n_plain++] = p;
+    }
+    return p;
+}
+
 static void *cu_alloc(ddps_backend *be, size_t bytes) {
     cu_state *cs = cu_of(be);
     void *p = NULL;
     size_t n = bytes ? bytes : 256;
-    if (cs->pool) {
-        if (cudaMallocFromPoolAsync(&p, n, cs->pool, cs->stream) == cudaSuccess) return p;
+    if (cs->pool && !cs->pool_off) {
+        cudaError_t e = cudaMallocFromPoolAsync(&p, n, cs->pool, cs->stream);
+        if (e == cudaSuccess) return p;
         cudaGetLastError();
-        /* the cached blocks may be what is missing */
-        CUDA_OK(cudaStreamSynchronize(cs->stream));
-        CUDA_OK(cudaMemPoolTrimTo(cs->pool, 0));
-        if (cudaMallocFromPoolAsync(&p, n, cs->pool, cs->stream) == cudaSuccess) return p;
-        cudaGetLastError(); /* out of memory is reported by returning NULL */
-        return NULL;
+        if (e == cudaErrorMemoryAllocation) {
+            /* the cached blocks may be what is missing */
+            CUDA_OK(cudaStreamSynchronize(cs->stream));
+            CUDA_OK(cudaMemPoolTrimTo(cs->pool, 0));
+            if ((e = cudaMallocFromPoolAsync(&p, n, cs->pool, cs->stream)) == cudaSuccess) return p;
+            cudaGetLastError();
+        }
+        if (e == cudaErrorMemoryAllocation) return NULL; /* out of memory is reported by returning NULL */
+        /* stream-ordered allocation does not work here (although it passed
+         * its trial): plain cudaMalloc / cudaFree from now on */
+        ddps_warn("CUDA: stream-ordered allocation failed (%s): using cudaMalloc / cudaFree", cudaGetErrorString(e));
+        cs->pool_off = 1;
     }
-    if (cudaMalloc(&p, n) != cudaSuccess) {
-        cudaGetLastError();
-        return NULL;
-    }
-    return p;
+    return plain_alloc(cs, n);
 }
 
 static void cu_free(ddps_backend *be, void *p) {
     cu_state *cs = cu_of(be);
     if (!p) return;
-    if (cs->pool) {
+    if (cs->pool && !plain_block(cs, p, 1)) {
         CUDA_OK(cudaFreeAsync(p, cs->stream));
         return;
     }
@@ -569,6 +647,7 @@ static mm_plan *mm_plan_get(cu_state *cs, ddps_weight *w, size_t M, int act, int
             /* one warning per shape (plans differ also by alignment and epilogue) */
             int seen = 0;
             for (mm_plan *q = cs->mm; q && !seen; q = q->next) seen = q->direct && q->M == M && q->N == p->N && q->K == p->K;
+            if (!seen && p->K % 8 == 0 && p->N % 8 == 0) cs->n_slow++;
             if (!seen)
                 ddps_warn("CUDA: linear [%zu x %d] -> %d (%s): no cuBLASLt algorithm, using the slow direct kernel", M,
                           p->K, p->N, ddps_precision_name((ddps_precision)cs->dt));
@@ -660,6 +739,69 @@ static int math_ok(const cu_state *cs, cudnnMathType_t m) {
     return 1;
 }
 
+/* The fastest usable algorithm for p's descriptors (math: the math type
+ * set on them): cuDNN's timed Find, else its heuristic ranking. Returns its
+ * index in perf (memory: its workspace), or -1; *skipped_math counts the
+ * results left out for their math type. */
+static int conv_pick(cu_state *cs, conv_plan *p, cudnnMathType_t math, cudnnConvolutionFwdAlgoPerf_t perf[CONV_PERF_MAX],
+                     int *skipped_math) {
+    cudnnStatus_t st;
+    /* Every result cuDNN has: one algorithm may come once per math type, and
+     * with CUDNN_CONVOLUTION_FWD_ALGO_COUNT entries the TF32 / tensor-op
+     * ones can crowd out the FMA ones f32 needs (then f32 fell to the
+     * direct kernel). */
+    int want = CUDNN_CONVOLUTION_FWD_ALGO_COUNT, max_count = 0;
+    if (cudnnGetConvolutionForwardAlgorithmMaxCount(cs->dnn, &max_count) == CUDNN_STATUS_SUCCESS && max_count > want)
+        want = max_count;
+    if (want > CONV_PERF_MAX) want = CONV_PERF_MAX;
+    int got = 0, pick = -1;
+    if ((st = cudnnFindConvolutionForwardAlgorithm(cs->dnn, p->xd, p->fd, p->cd, p->yd, want, &got, perf)) !=
+        CUDNN_STATUS_SUCCESS) {
+        ddps_debug("cuda: cudnnFindConvolutionForwardAlgorithm: %s; using the heuristic", cudnnGetErrorString(st));
+        got = 0;
+        /* Find may leave the runtime's error (e.g. out of memory for its
+         * trials) set: clear it, and make sure the device is still sane */
+        (void)cudaGetLastError();
+        CUDA_OK(cudaStreamSynchronize(cs->stream));
+    }
+    ddps_debug("cuda: cuDNN Find: %d results (%d asked for)", got, want);
+    for (int i = 0; i < got && pick < 0; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= DNN_WORKSPACE_MAX &&
+            algo_accurate(cs, perf[i].algo)) {
+            if (math_ok(cs, perf[i].mathType))
+                pick = i;
+            else
+                (*skipped_math)++;
+        }
+    if (pick < 0) {
+        /* Find failed (or found nothing usable): the heuristic's ranking instead */
+        got = 0;
+        if ((st = cudnnGetConvolutionForwardAlgorithm_v7(cs->dnn, p->xd, p->fd, p->cd, p->yd, want, &got, perf)) !=
+            CUDNN_STATUS_SUCCESS) {
+            ddps_debug("cuda: cudnnGetConvolutionForwardAlgorithm_v7: %s", cudnnGetErrorString(st));
+            got = 0;
+        }
+        for (int i = 0; i < got && pick < 0; i++) {
+            size_t need = 0;
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || !algo_accurate(cs, perf[i].algo)) continue;
+            if (!math_ok(cs, perf[i].mathType)) {
+                (*skipped_math)++;
+                continue;
+            }
+            if (math != CUDNN_FMA_MATH &&
+                cudnnSetConvolutionMathType(p->cd, perf[i].mathType) != CUDNN_STATUS_SUCCESS)
+                continue;
+            if (cudnnGetConvolutionForwardWorkspaceSize(cs->dnn, p->xd, p->fd, p->cd, p->yd, perf[i].algo, &need) ==
+                    CUDNN_STATUS_SUCCESS &&
+                need <= DNN_WORKSPACE_MAX) {
+                perf[i].memory = need;
+                pick = i;
+            }
+        }
+    }
+    return pick;
+}
+
 /* Descriptors and the fastest algorithm for one shape; 0 on success, else -1
  * with the reason in why. */
 static int conv_setup(cu_state *cs, conv_plan *p, int N, int C, int K, int kh, int kw, int stride, int pad_h, int pad_w,
@@ -691,53 +833,8 @@ static int conv_setup(cu_state *cs, conv_plan *p, int N, int C, int K, int kh, i
         snprintf(why, why_len, "output size [%d,%d,%d,%d] instead of [%d,%d,%d,%d]", on, oh, ow, oc, N, ho, wo, K);
         return -1;
     }
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int got = 0, pick = -1, skipped_math = 0;
-    if ((st = cudnnFindConvolutionForwardAlgorithm(cs->dnn, p->xd, p->fd, p->cd, p->yd,
-                                                   CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf)) !=
-        CUDNN_STATUS_SUCCESS) {
-        ddps_debug("cuda: cudnnFindConvolutionForwardAlgorithm: %s; using the heuristic", cudnnGetErrorString(st));
-        got = 0;
-        /* Find may leave the runtime's error (e.g. out of memory for its
-         * trials) set: clear it, and make sure the device is still sane */
-        (void)cudaGetLastError();
-        CUDA_OK(cudaStreamSynchronize(cs->stream));
-    }
-    for (int i = 0; i < got && pick < 0; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= DNN_WORKSPACE_MAX &&
-            algo_accurate(cs, perf[i].algo)) {
-            if (math_ok(cs, perf[i].mathType))
-                pick = i;
-            else
-                skipped_math++;
-        }
-    if (pick < 0) {
-        /* Find failed (or found nothing usable): the heuristic's ranking instead */
-        got = 0;
-        if ((st = cudnnGetConvolutionForwardAlgorithm_v7(cs->dnn, p->xd, p->fd, p->cd, p->yd,
-                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf)) !=
-            CUDNN_STATUS_SUCCESS) {
-            ddps_debug("cuda: cudnnGetConvolutionForwardAlgorithm_v7: %s", cudnnGetErrorString(st));
-            got = 0;
-        }
-        for (int i = 0; i < got && pick < 0; i++) {
-            size_t need = 0;
-            if (perf[i].status != CUDNN_STATUS_SUCCESS || !algo_accurate(cs, perf[i].algo)) continue;
-            if (!math_ok(cs, perf[i].mathType)) {
-                skipped_math++;
-                continue;
-            }
-            if (math != CUDNN_FMA_MATH &&
-                cudnnSetConvolutionMathType(p->cd, perf[i].mathType) != CUDNN_STATUS_SUCCESS)
-                continue;
-            if (cudnnGetConvolutionForwardWorkspaceSize(cs->dnn, p->xd, p->fd, p->cd, p->yd, perf[i].algo, &need) ==
-                    CUDNN_STATUS_SUCCESS &&
-                need <= DNN_WORKSPACE_MAX) {
-                perf[i].memory = need;
-                pick = i;
-            }
-        }
-    }
+    cudnnConvolutionFwdAlgoPerf_t perf[CONV_PERF_MAX];
+    int skipped_math = 0, pick = conv_pick(cs, p, math, perf, &skipped_math);
     if (pick < 0) {
         snprintf(why, why_len, "no cuDNN algorithm%s", skipped_math ? " timed with FMA math (f32 without TF32)" : "");
         return -1;
@@ -778,6 +875,7 @@ static conv_plan *conv_plan_get(cu_state *cs, ddps_weight *w, const ddps_tensor 
                                              sym ? pad[1] : 0, ho, wo, why, sizeof why) != 0;
         if (p->direct) {
             /* a plan is made once per shape: one warning per shape */
+            if (!cs->direct && w->in % 8 == 0 && w->out % 8 == 0) cs->n_slow++;
             if (!cs->direct)
                 ddps_warn("CUDA: convolution [%d,%d,%d,%d] -> %d, %dx%d stride %d pad %d,%d,%d,%d (%s): %s; using the "
                           "slow direct kernel",
@@ -790,6 +888,17 @@ static conv_plan *conv_plan_get(cu_state *cs, ddps_weight *w, const ddps_tensor 
     }
     w->last_conv = p;
     return p;
+}
+
+/* Images per cuDNN call: cuDNN's legacy API counts a tensor's elements in
+ * 32 bits, so input (as cuDNN sees it, padded), output and the padded copy
+ * stay below 2^31 elements. 0 when a single image is beyond that. */
+static int conv_items_per_call(const cu_state *cs, const ddps_tensor *x, const ddps_weight *w, const int pad[4], int ho,
+                               int wo) {
+    size_t in = (size_t)(x->h + pad[0] + pad[2]) * (size_t)(x->w + pad[1] + pad[3]) * (size_t)x->c;
+    size_t out = (size_t)ho * (size_t)wo * (size_t)w->out, item = in > out ? in : out;
+    size_t per = item ? cs->dnn_max_elems / item : (size_t)x->n;
+    return per > (size_t)x->n ? x->n : (int)per;
 }
 
 static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, const ddps_weight *wc, int stride,
@@ -806,8 +915,25 @@ static void cu_conv2d(ddps_backend *be, ddps_tensor *y, const ddps_tensor *x, co
                          x->w, x->c, y->n, y->h, y->w, y->c);
         return;
     }
-    be->flops += 2.0 * x->n * ho * wo * (double)w->out * w->in * w->kh * w->kw;
     if (x->n == 0) return;
+    int per = conv_items_per_call(cs, x, w, pad, ho, wo);
+    if (per < 1) {
+        ddps_cu_internal("conv %dx%d k%d on [%d,%d,%d,%d]: one image has 2^31 elements or more (cuDNN's limit)",
+                         w->out, w->in, w->kh, x->n, x->h, x->w, x->c);
+        return;
+    }
+    if (per < x->n) {
+        /* cuDNN's tensors stay below 2^31 elements: the batch in parts */
+        size_t es = dt_size(cs->dt), xi = (size_t)x->h * x->w * x->c * es, yi = (size_t)ho * wo * y->c * es;
+        for (int i = 0; i < x->n; i += per) {
+            int k = x->n - i < per ? x->n - i : per;
+            ddps_tensor xs = {(char *)x->data + (size_t)i * xi, k, x->h, x->w, x->c};
+            ddps_tensor ys = {(char *)y->data + (size_t)i * yi, k, ho, wo, y->c};
+            cu_conv2d(be, &ys, &xs, wc, stride, pad, accumulate);
+        }
+        return;
+    }
+    be->flops += 2.0 * x->n * ho * wo * (double)w->out * w->in * w->kh * w->kw;
     conv_plan *p = conv_plan_get(cs, w, x, stride, pad, ho, wo);
     if (p->direct) {
         ddps_cuk_conv_direct(cs->stream, y->data, x->data, w->w, w->bias, cs->dt, x->n, x->h, x->w, x->c, w->out, w->kh,
@@ -1055,10 +1181,12 @@ static void cu_destroy(ddps_backend *be) {
     if (cs->dnn) DNN_OK(cudnnDestroy(cs->dnn));
     if (cs->lt) LT_OK(cublasLtDestroy(cs->lt));
     if (cs->pool) CUDA_OK(cudaMemPoolDestroy(cs->pool)); /* the arena has given back its blocks */
+    free(cs->plain);
     if (cs->stream) CUDA_OK(cudaStreamDestroy(cs->stream));
+    /* what failed while tearing down has nobody left to be reported to */
+    if (cu_cur == cs) cu_cur = NULL;
     free(cs);
     free(be);
-    cu_pending.set = 0; /* what failed while tearing down has nobody left to be reported to */
 }
 
 static const ddps_backend_ops cuda_ops = {
@@ -1118,9 +1246,16 @@ static void pool_create(cu_state *cs, int device) {
         cs->pool = NULL;
         return;
     }
-    if (cudaMemPoolSetAttribute(cs->pool, cudaMemPoolAttrReleaseThreshold, &keep) != cudaSuccess) {
+    cudaError_t e = cudaMemPoolSetAttribute(cs->pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    /* a trial: one block taken and given back in stream order */
+    void *p = NULL;
+    if (e == cudaSuccess) e = cudaMallocFromPoolAsync(&p, (size_t)1 << 20, cs->pool, cs->stream);
+    if (e == cudaSuccess) e = cudaFreeAsync(p, cs->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(cs->stream);
+    if (e != cudaSuccess) {
         cudaGetLastError();
-        CUDA_OK(cudaMemPoolDestroy(cs->pool));
+        ddps_debug("cuda: the memory pool failed its trial (%s): cudaMalloc / cudaFree instead", cudaGetErrorString(e));
+        if (cudaMemPoolDestroy(cs->pool) != cudaSuccess) cudaGetLastError();
         cs->pool = NULL;
     }
 }
@@ -1235,7 +1370,7 @@ static const char *handles_create(cu_state *cs, int device, char *msg, size_t ca
 ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_err *err) {
     if (precision != DDPS_PREC_F32 && precision != DDPS_PREC_BF16 && precision != DDPS_PREC_F16)
         return ddps_fail(err, "CUDA: unknown precision %d", (int)precision), NULL;
-    cu_pending.set = 0; /* a new backend starts clean */
+    cu_orphan.set = 0; /* a new backend starts clean */
     struct cudaDeviceProp prop;
     int optin;
     if (device_open(precision, device, &prop, &optin, err) != 0) return NULL;
@@ -1247,6 +1382,7 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
     be->act_size = precision == DDPS_PREC_F32 ? 4 : 2;
     be->align = 256;
     be->impl = cs;
+    cu_cur = cs; /* what fails while it is being made is its own */
     cs->device = device;
     cs->sm_count = prop.multiProcessorCount;
     cs->smem_optin = optin;
@@ -1255,6 +1391,8 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
     cs->direct = dir && *dir && strcmp(dir, "0") != 0;
     cs->tf32 = tf && *tf && strcmp(tf, "0") != 0;
     cs->debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+    const char *split = getenv("DDPS_CUDA_CONV_SPLIT");
+    cs->dnn_max_elems = split && atol(split) > 0 && (size_t)atol(split) < DNN_MAX_ELEMS ? (size_t)atol(split) : DNN_MAX_ELEMS;
     if (cs->debug) ddps_cu_debug = 1;
     /* Handles and buffers; the first failure is reported (with what failed). */
     char msg[256] = "";
@@ -1273,3 +1411,5 @@ ddps_backend *ddps_cuda_backend_new(ddps_precision precision, int device, ddps_e
     ddps_backend_guard(be);
     return be;
 }
+
+int ddps_cuda_slow_plans(const ddps_backend *be) { return be ? ((const cu_state *)be->impl)->n_slow : 0; }

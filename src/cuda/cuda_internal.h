@@ -35,8 +35,9 @@ enum { CU_F32 = 0, CU_BF16 = 1, CU_F16 = 2 };
 enum { CU_ACT_NONE = 0, CU_ACT_SILU = 1, CU_ACT_GELU = 2, CU_ACT_QUICK_GELU = 3 };
 
 /* Records "CUDA failure: <what>: <msg> (<file>:<line>)" of kind (a
- * DDPS_KIND_*) as this thread's pending failure, unless one is pending
- * already; the backend turns it into its sticky error after the op (poll)
+ * DDPS_KIND_*) as the pending failure of the backend whose op runs on this
+ * thread, unless one is pending already; that backend turns it into its
+ * sticky error after the op (poll)
  * and skips the ops after it. The caller goes on (it returns at once where
  * going on would use what failed to be made). Kernels run asynchronously: a
  * fault inside one surfaces at a later checked call, which the line then
@@ -120,6 +121,15 @@ void ddps_cuk_gemm_direct(cudaStream_t s, void *y, const void *x, const void *w,
  * beyond the kernels. */
 int ddps_cuk_attention(cudaStream_t s, int smem_optin, void *y, const void *q, const void *k, const void *v, int dt, int B,
                        int Lq, int Lk, int H, int d, int causal);
+
+/* For tests (declared again in tests/test_cuda.c): how many shapes of this
+ * backend fell to a direct kernel (ddps_cuk_conv_direct, ddps_cuk_gemm_direct)
+ * although their channel counts (in and out) are multiples of 8, which
+ * cuDNN and cuBLASLt should always cover, without DDPS_CUDA_DIRECT. Each
+ * printed a "slow direct kernel" warning (as odd shapes do too);
+ * scripts/gpu-check.sh fails on the same rule. */
+struct ddps_backend;
+int ddps_cuda_slow_plans(const struct ddps_backend *be);
 
 #ifdef __cplusplus
 }
