@@ -1,7 +1,9 @@
 #!/bin/sh
 # The main job on bundled data: installs dependencies, builds ddps, and runs
-# `ddps demo` (a synthetic dataset and a tiny random-weight model made on the
-# spot, distilled into ddps-demo/distilled). Extra arguments go to `ddps demo`.
+# `ddps demo`: 300 pictures of the toy world (objects with known boxes) made on
+# the spot, distilled with the toy model data/toy-sd into ddps-demo/distilled,
+# the report ddps-demo/report/index.html, and the pointing game's score as the
+# last lines. Extra arguments go to `ddps demo`.
 set -e
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
