@@ -2,7 +2,9 @@
  *
  * WHAT IT DOES
  *   ddps distills an image dataset into a few images per class with a
- *   Stable Diffusion v1.x model (diffusers folder). Scoring runs the model
+ *   Stable Diffusion model: v1.x or 2.x (v_prediction too), as a diffusers
+ *   folder, one single-file checkpoint (original layout), or a Hugging Face
+ *   cache id; weights in f32, f16 or bf16 safetensors. Scoring runs the model
  *   once per image: Stage I (which windows the class prompt explains better
  *   than the null prompt: a score map and candidate windows) and Stage II
  *   (DIFT features of the candidates, k-means per class). Everything goes
@@ -24,7 +26,10 @@
  *              (= `ddps report`); ddps_check_store_name, ddps_parse_shard,
  *              ddps_shard_store_path, ddps_have_mpi as the CLI uses them
  *     tools    ddps_bench_run, ddps_probe_run, ddps_demo_run (= `ddps bench`,
- *              `ddps probe`, `ddps demo`; their reports go to the log hook)
+ *              `ddps probe`, `ddps demo`; their reports go to the log hook);
+ *              ddps_world_write (the toy world: pictures with known object
+ *              boxes) and ddps_world_eval (= `ddps world-eval`: a store
+ *              measured against those boxes)
  *
  * EXAMPLE
  *     ddps_error err;

@@ -49,7 +49,7 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(head)) + head + data)
 PY
 build/ddps probe text --model "$base" --in "$work/ids.safetensors" --out "$work/text.safetensors"
 mkdir -p "$out"
-(PYTHONPATH="$work/diffusers/src:$work/diffusers/stubs" \
+(OMP_NUM_THREADS=1 PYTHONPATH="$work/diffusers/src:$work/diffusers/stubs" \
   /usr/bin/python3 scripts/toy-model/train.py --world "$work/world/train" --text "$work/text.safetensors" \
   --base "$base" --out "$out" "$@"; echo $? > "$work/train.rc") 2>&1 | tee "$work/train.log"
 [ "$(cat "$work/train.rc")" = 0 ] || { echo "make.sh: training failed (log: $work/train.log)" >&2; exit 1; }

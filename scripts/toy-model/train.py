@@ -128,7 +128,9 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--null-fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: robust when other work shares the CPU)")
+    ap.add_argument("--init", help="start from this unet folder's weights (a second phase) instead of random ones")
+    ap.add_argument("--log-append", action="store_true", help="append to loss.tsv (a second phase)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -154,6 +156,9 @@ def main():
     assert ctx_all.shape[0] == len(classes) + 1, "text rows must be the classes and the null prompt"
 
     unet = UNet2DConditionModel(**unet_config(args))
+    if args.init:
+        unet.load_state_dict(st_read(os.path.join(args.init, "diffusion_pytorch_model.safetensors")))
+        print(f"starting from {args.init}", flush=True)
     nparam = sum(p.numel() for p in unet.parameters())
     print(f"unet: {nparam / 1e6:.2f} M parameters", flush=True)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=1e-2)
@@ -161,8 +166,9 @@ def main():
     abar = torch.cumprod(1 - betas, 0).float()
     g = torch.Generator().manual_seed(args.seed)
     os.makedirs(os.path.join(args.out, "unet"), exist_ok=True)
-    log = open(os.path.join(args.out, "loss.tsv"), "w")
-    log.write("step\tloss\tseconds\n")
+    log = open(os.path.join(args.out, "loss.tsv"), "a" if args.log_append else "w")
+    if not args.log_append:
+        log.write("step\tloss\tseconds\n")
     warm = 200
     recent, t_start, step = [], time.time(), 0
     for step in range(1, args.steps + 1):
