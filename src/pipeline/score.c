@@ -280,17 +280,12 @@ static int run_cluster(score_run *r, int ci, ddps_err *err) {
  * machine; the ones still to do are recorded as bad in the store (and in
  * the run's skipped list). */
 static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, ddps_err *err) {
-    const ddps_score_opts *o = r->o;
-    const ddps_sd *sd = r->sd;
     int rc = 0;
     for (int a = 0; rc == 0 && a < gn; a++) {
         const ddps_item *it = &r->ds.items[group[a]->index];
         ddps_err me;
         int rh = group[a]->resized.h, rw = group[a]->resized.w;
-        if (group[a]->ok &&
-            ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, rh, rw, 1, r->sc.K,
-                                    o->low_res ? (rh < rw ? rh : rw) : o->patch,
-                                    o->low_res ? 1 : o->patches_per_image, o->dift_ensemble, &me) != 0) {
+        if (group[a]->ok && ddps_scorer_memory_check(&r->sc, rw, rh, &me) != 0) {
             /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
             group[a]->ok = 0;
             char *shown = ddps_display_name(it->relpath);
