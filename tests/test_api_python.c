@@ -34,6 +34,23 @@ static void python_vs_cli(void) {
     free(out);
 }
 
+/* The issue-20 probe (tests/api_python_probe.py) on the store and data
+ * python_vs_cli made: argument checks, threads, engine image checks,
+ * a spent engine, Ctrl-C. */
+static void python_probe(void) {
+    char cmd[16384], *out, tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/api_python", DDPS_TEST_TMP); /* kept from python_vs_cli */
+    char model[4096];
+    snprintf(model, sizeof model, "%s", t_shared("golden/tiny-sd"));
+    snprintf(cmd, sizeof cmd,
+             "%s PYTHONPATH=%s/python DDPS_LIBRARY=%s/libddps.so /usr/bin/python3 %s/tests/api_python_probe.py %s "
+             "%s/py.sqlite %s/data %s",
+             pre, DDPS_SOURCE_DIR, DDPS_BUILD_DIR, DDPS_SOURCE_DIR, model, tmp, tmp, tmp);
+    int rc = t_run(cmd, &out);
+    CHECKF(rc == 0 && strstr(out, "api_python_probe: 0 failures"), "exit %d:\n%s", rc, out);
+    free(out);
+}
+
 /* The package finds the build tree's library by itself (no DDPS_LIBRARY). */
 static void finds_library(void) {
     char cmd[16384], *out;
@@ -100,6 +117,7 @@ int main(void) {
         return t_done();
     }
     TEST(python_vs_cli);
+    TEST(python_probe);
     TEST(finds_library);
     TEST(pip_installs);
     return t_done();
