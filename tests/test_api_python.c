@@ -64,26 +64,29 @@ static void finds_library(void) {
     free(out);
 }
 
-/* `pip install` of the package (from a copy: pip writes into the folder it
- * builds), offline, then import from where it went. Skipped without pip. */
-static void pip_installs(void) {
-    char cmd[16384], *out;
-    if (t_run("/usr/bin/python3 -m pip --version && /usr/bin/python3 -c 'import setuptools'", &out) != 0) {
-        free(out);
-        fprintf(stderr, "   (pip or setuptools missing for /usr/bin/python3: install check not run)\n");
-        return;
-    }
-    free(out);
+/* The README's Python install lines, as written (python-install block), in
+ * a copy of the source tree's python/ beside a link to this build tree, with
+ * /opt/ddps in a temporary folder, after the README's `cmake --install
+ * build --prefix /opt/ddps`; offline (pip --no-index). Then the installed
+ * package, run from /, must load the installed library without
+ * DDPS_LIBRARY. Debian's /usr/bin/python3 (PATH=/usr/bin:/bin). */
+static void readme_install(void) {
+    char cmd[32768], *out;
     const char *tmp = t_tmpdir("api_pip");
     snprintf(cmd, sizeof cmd,
-             "cp -r %s/python %s/src && /usr/bin/python3 -m pip install -q --no-build-isolation --no-deps --no-index "
-             "--target %s/site %s/src && cd / && %s PYTHONPATH=%s/site DDPS_LIBRARY=%s/libddps.so /usr/bin/python3 -c "
-             "'import ddps, os; print(ddps.version(), os.path.dirname(ddps.__file__))'",
-             DDPS_SOURCE_DIR, tmp, tmp, tmp, pre, tmp, DDPS_BUILD_DIR);
+             "set -e; mkdir %s/src && cp -r %s/python %s/src/python && ln -s %s %s/src/build && cd %s/src && "
+             "PATH=/usr/bin:/bin cmake --install build --prefix %s/prefix >/dev/null && "
+             "awk '/<!-- python-install/{f=1;next} f&&/^```sh/{g=1;next} g&&/^```/{exit} g' %s/README.md | "
+             "sed 's#/opt/ddps#%s/prefix#g' >%s/lines.sh && grep -c . %s/lines.sh && "
+             "env -u DDPS_LIBRARY PATH=/usr/bin:/bin sh -ex %s/lines.sh 2>&1 && cd / && env -u DDPS_LIBRARY %s "
+             "%s/prefix/venv/bin/python -c 'import ddps; print(\"got\", ddps.version(), ddps.__file__, ddps._lib.path)'",
+             tmp, DDPS_SOURCE_DIR, tmp, DDPS_BUILD_DIR, tmp, tmp, tmp, DDPS_SOURCE_DIR, tmp, tmp, tmp, tmp, pre, tmp);
     int rc = t_run(cmd, &out);
     char want[8192];
-    snprintf(want, sizeof want, "0.1.0 %s/site/ddps", tmp);
+    snprintf(want, sizeof want, "got 0.1.0 %s/prefix/venv/lib/", tmp);
     CHECKF(rc == 0 && strstr(out, want), "exit %d: %s", rc, out);
+    snprintf(want, sizeof want, "/ddps/__init__.py %s/prefix/lib", tmp);
+    CHECKF(strstr(out, want), "the installed package did not load %s/prefix/lib/libddps.so: %s", tmp, out);
     free(out);
 }
 
@@ -119,6 +122,6 @@ int main(void) {
     TEST(python_vs_cli);
     TEST(python_probe);
     TEST(finds_library);
-    TEST(pip_installs);
+    TEST(readme_install);
     return t_done();
 }
