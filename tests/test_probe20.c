@@ -91,6 +91,65 @@ static void shard_names_in_messages(void) {
     free(out);
 }
 
+/* ---- report writes only into folders it owns; failures leave no empty --out ---- */
+
+static void report_out_ownership(void) {
+    char dir[4096], store[4096], user[4096], p[8192], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_report_out"));
+    cf_small_dataset(dir, 2);
+    snprintf(store, sizeof store, "%s/s.sqlite", dir);
+    CHECK(t_runf(NULL, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS, DDPS_BIN, dir, g_model, store) == 0);
+    snprintf(user, sizeof user, "%s/site", dir);
+    ddps_err err;
+    CHECK(ddps_mkdirs(user, &err) == 0);
+    snprintf(p, sizeof p, "%s/index.html", user);
+    t_write(p, "mine\n", 5);
+    int rc = t_runf(&out, "%s report --store %s --out %s --threads 1", DDPS_BIN, store, user);
+    CHECKF(rc == 1 && strstr(out, user) && strstr(out, "did not write"), "rc %d: %s", rc, out);
+    free(out);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(ddps_read_file(p, 1 << 20, &text, &len, &err) == 0 && len == 5 && memcmp(text, "mine\n", 5) == 0);
+    free(text);
+    /* a folder report wrote is written again */
+    CHECK(t_runf(NULL, "%s report --store %s --out %s/rep --threads 1", DDPS_BIN, store, dir) == 0);
+    CHECK(t_runf(NULL, "%s report --store %s --out %s/rep --threads 1", DDPS_BIN, store, dir) == 0);
+    /* failures remove the --out they created */
+    rc = t_runf(&out, "%s report --store %s --out %s/rep2 --data %s/nowhere --threads 1", DDPS_BIN, store, dir, dir);
+    CHECKF(rc == 1, "rc %d: %s", rc, out);
+    free(out);
+    CHECK(!exists("%s/rep2", dir));
+    rc = t_runf(&out, "%s select --store %s --out %s/sel2 --ipc 1 --data %s/nowhere", DDPS_BIN, store, dir, dir);
+    CHECKF(rc == 1, "rc %d: %s", rc, out);
+    free(out);
+    CHECK(!exists("%s/sel2", dir));
+    /* --data and --data-root are the same option in both */
+    CHECK(t_runf(NULL, "%s select --store %s --out %s/sel3 --ipc 1 --data-root %s/data", DDPS_BIN, store, dir, dir) == 0);
+    CHECK(t_runf(NULL, "%s select --store %s --out %s/sel4 --ipc 1 --data %s/data", DDPS_BIN, store, dir, dir) == 0);
+    CHECK(t_runf(NULL, "%s report --store %s --out %s/rep3 --data-root %s/data --threads 1", DDPS_BIN, store, dir,
+                 dir) == 0);
+}
+
+/* ---- usage errors exit 2, named by flag, before any work ---- */
+
+static void usage_exits(void) {
+    char dir[4096], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_usage"));
+    cf_small_dataset(dir, 1);
+    int rc = t_runf(&out, "%s score --data %s/data --model '' --store %s/s.sqlite", DDPS_BIN, dir, dir);
+    CHECKF(rc == 2 && strstr(out, "--model"), "rc %d: %s", rc, out);
+    free(out);
+    rc = t_runf(&out, "%s score --data %s/data --model %s --store %s/s.sqlite --classes nope " SCORE_FLAGS, DDPS_BIN, dir,
+                g_model, dir);
+    CHECKF(rc == 2 && strstr(out, "--classes") && strstr(out, "nope"), "rc %d: %s", rc, out);
+    free(out);
+    CHECK(t_runf(NULL, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, g_model,
+                 dir) == 0);
+    rc = t_runf(&out, "%s select --store %s/s.sqlite --out %s/o --ipc 1 --classes nope", DDPS_BIN, dir, dir);
+    CHECKF(rc == 2 && strstr(out, "--classes") && strstr(out, "nope"), "rc %d: %s", rc, out);
+    free(out);
+}
+
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s", t_shared("golden/tiny-sd"));
     if (!ddps_is_dir(g_model)) {
@@ -99,5 +158,7 @@ int main(void) {
     }
     TEST(merge_refuses_foreign_out);
     TEST(shard_names_in_messages);
+    TEST(report_out_ownership);
+    TEST(usage_exits);
     return t_done();
 }

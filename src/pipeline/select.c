@@ -693,13 +693,13 @@ static int read_meta(run_ctx *r, ddps_err *err) {
     if (ddps_store_get_meta(r->store, "model_id", &r->model_id, err) != 0) return -1;
     if (o->data_root) {
         r->data_root = ddps_strdup(o->data_root);
-        if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data-root %s: not a folder", r->data_root);
+        if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data %s: not a folder", r->data_root);
     } else {
         if (ddps_store_get_meta(r->store, "data_root", &root, err) != 0) return -1;
-        if (!root) return ddps_fail(err, "--data-root: not given, and %s records no data root", o->store_path);
+        if (!root) return ddps_fail(err, "--data: not given, and %s records no data root", o->store_path);
         r->data_root = root;
         if (!ddps_is_dir(r->data_root))
-            return ddps_fail(err, "%s: data root %s (recorded in the store) is not a folder; give --data-root",
+            return ddps_fail(err, "%s: data root %s (recorded in the store) is not a folder; give --data",
                              o->store_path, r->data_root);
     }
     return 0;
@@ -718,7 +718,7 @@ static int pick_classes(run_ctx *r, ddps_err *err) {
                 if (strcmp(r->all[k].name, o->classes[i]) == 0) want[k] = 1, found = 1;
             if (!found) {
                 free(want);
-                return ddps_fail(err, "--classes: no class '%s' in %s", o->classes[i], o->store_path);
+                return ddps_fail_usage(err, "--classes: no class '%s' in %s", o->classes[i], o->store_path);
             }
         }
     } else {
