@@ -4,6 +4,9 @@
  * usage errors that exited 1, and messages that named the wrong thing. */
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +153,49 @@ static void usage_exits(void) {
     free(out);
 }
 
+/* ---- a store whose score died or is running reads as unfinished ---- */
+
+static void sql_exec(const char *db, const char *sql) {
+    sqlite3 *h = NULL;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK && sqlite3_exec(h, sql, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(h);
+}
+
+static void partial_store_warns(void) {
+    char dir[4096], store[4096], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_partial"));
+    cf_small_dataset(dir, 6);
+    snprintf(store, sizeof store, "%s/s.sqlite", dir);
+    CHECK(t_runf(NULL, "%s score --data %s/data --model %s --store %s " SCORE_FLAGS " --seed 5", DDPS_BIN, dir, g_model,
+                 store) == 0);
+    long long seed = cf_sql_int(store, "SELECT clustered_seed FROM classes");
+    /* a finished store: no warning */
+    int rc = t_runf(&out, "%s select --store %s --out %s/o1 --ipc 1", DDPS_BIN, store, dir);
+    CHECKF(rc == 0 && !strstr(out, "unfinished"), "rc %d: %s", rc, out);
+    free(out);
+    /* the state a score killed before clustering its class leaves */
+    sql_exec(store, "UPDATE meta SET value = '0' WHERE key = 'score_complete';"
+                    "UPDATE classes SET clustered_n = NULL, clustered_k = NULL, clustered_seed = NULL;"
+                    "UPDATE candidates SET cluster = NULL, dist = NULL; DELETE FROM clusters;");
+    rc = t_runf(&out, "%s select --store %s --out %s/o2 --ipc 1", DDPS_BIN, store, dir);
+    CHECKF(rc == 0 && strstr(out, "unfinished store") && strstr(out, "6 images in 1 class") &&
+               strstr(out, "stopped before the end"),
+           "rc %d: %s", rc, out);
+    free(out);
+    /* clustered with the store's --clusters 2 and the seed score derives for the class */
+    CHECK(cf_sql_int(store, "SELECT clustered_k FROM classes") == 2);
+    CHECKF(cf_sql_int(store, "SELECT clustered_seed FROM classes") == seed, "seed %lld, score used %lld",
+           cf_sql_int(store, "SELECT clustered_seed FROM classes"), seed);
+    /* a score holding the store's writer lock: this process plays it */
+    sql_exec(store, "UPDATE meta SET value = '1' WHERE key = 'score_complete'");
+    int fd = open(store, O_RDONLY);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    rc = t_runf(&out, "%s report --store %s --out %s/rep --threads 1", DDPS_BIN, store, dir);
+    CHECKF(rc == 0 && strstr(out, "unfinished store") && strstr(out, "writing to it now"), "rc %d: %s", rc, out);
+    free(out);
+    close(fd);
+}
+
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s", t_shared("golden/tiny-sd"));
     if (!ddps_is_dir(g_model)) {
@@ -160,5 +206,6 @@ int main(void) {
     TEST(shard_names_in_messages);
     TEST(report_out_ownership);
     TEST(usage_exits);
+    TEST(partial_store_warns);
     return t_done();
 }

@@ -266,14 +266,21 @@ static int run_plan(score_run *r, ddps_err *err) {
     }
     if (rc == 0 && r->already)
         ddps_info("%s: %ld of %d images already scored, %d to go", o->store_path, r->already, ds->n_items, r->ntodo);
+    /* unfinished until run_execute ends: what select and report warn about */
+    int classes_todo = 0;
+    for (int c = 0; c < r->nc; c++) classes_todo += r->left[c] > 0;
+    char todo[96];
+    snprintf(todo, sizeof todo, "%d image%s in %d class%s", r->ntodo, r->ntodo == 1 ? "" : "s", classes_todo,
+             classes_todo == 1 ? "" : "es");
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "score_todo", todo, err);
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "score_complete", "0", err);
     return rc;
 }
 
 /* k-means of class ci's candidates, seeded from (seed, class folder name). */
 static int run_cluster(score_run *r, int ci, ddps_err *err) {
     const char *name = r->ds.classes[ci].name;
-    return ddps_store_cluster(r->st, r->class_ids[ci], r->o->clusters,
-                              ddps_seed_mix(r->o->seed, ddps_fnv1a(DDPS_FNV_INIT, name, strlen(name))), err);
+    return ddps_store_cluster(r->st, r->class_ids[ci], r->o->clusters, ddps_class_cluster_seed(r->o->seed, name), err);
 }
 
 /* Marks a group's members that are unreadable or too large for this
@@ -431,6 +438,7 @@ static int run_execute(score_run *r, ddps_err *err) {
         if (rc == 0 && needs) rc = run_cluster(r, i, err);
     }
     if (rc == 0 && r->in_shard) rc = ddps_store_set_meta(r->st, "shard_complete", "1", err);
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "score_complete", "1", err);
     return rc;
 }
 

@@ -266,6 +266,7 @@ static int copy_all(ddps_merge *m, shard_in *in, int n, ddps_err *err) {
     char nbuf[32];
     snprintf(nbuf, sizeof nbuf, "%d", n);
     if (rc == 0) rc = ddps_store_set_meta(out, "merged_shards", nbuf, err);
+    if (rc == 0) rc = ddps_store_set_meta(out, "score_complete", "1", err); /* visible only once complete */
     /* Classes: the same in every shard (each records all classes of the dataset). */
     ddps_class_info **ci = ddps_calloc((size_t)n, sizeof *ci);
     int *nc = ddps_calloc((size_t)n, sizeof *nc);
@@ -307,7 +308,7 @@ static int copy_all(ddps_merge *m, shard_in *in, int n, ddps_err *err) {
                     m->classes[c].class_id = oc[c].id;
                     m->classes[c].name = ddps_strdup(oc[c].name);
                     m->classes[c].n_cand = oc[c].n_cand;
-                    m->classes[c].seed = ddps_seed_mix(seed, ddps_fnv1a(DDPS_FNV_INIT, oc[c].name, strlen(oc[c].name)));
+                    m->classes[c].seed = ddps_class_cluster_seed(seed, oc[c].name);
                 }
                 qsort(m->classes, (size_t)on, sizeof *m->classes, cmp_class_name);
                 ddps_store_free_classes(oc, on);
