@@ -196,6 +196,35 @@ static void partial_store_warns(void) {
     close(fd);
 }
 
+/* ---- skipped images are counted by reason ---- */
+
+static void skip_reasons_counted(void) {
+    char dir[4096], p[8192], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_skips"));
+    cf_small_dataset(dir, 1);
+    snprintf(p, sizeof p, "%s/data/cat/strip.png", dir);
+    cf_write_png(p, 200, 4, 1); /* 50:1 */
+    snprintf(p, sizeof p, "%s/data/cat/broken.png", dir);
+    t_write(p, "not a png", 9);
+    int rc = t_runf(&out, "%s score --data %s/data --model %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir, g_model,
+                    dir);
+    CHECKF(rc == 0 && strstr(out, "2 skipped: 1 unreadable, 1 beyond the 4:1 aspect bound, 0 too large for memory"),
+           "rc %d: %s", rc, out);
+    free(out);
+}
+
+/* ---- bench: usage names every bench; --json reports the threads used ---- */
+
+static void bench_reports(void) {
+    char *out = NULL;
+    int rc = t_runf(&out, "%s bench", DDPS_BIN);
+    CHECKF(rc == 2 && strstr(out, "precision") && strstr(out, "load"), "rc %d: %s", rc, out);
+    free(out);
+    rc = t_runf(&out, "env -u OMP_NUM_THREADS %s bench text --iters 1 --json", DDPS_BIN);
+    CHECKF(rc == 0 && strstr(out, "\"threads\":") && !strstr(out, "\"threads\":0"), "rc %d: %s", rc, out);
+    free(out);
+}
+
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s", t_shared("golden/tiny-sd"));
     if (!ddps_is_dir(g_model)) {
@@ -207,5 +236,7 @@ int main(void) {
     TEST(report_out_ownership);
     TEST(usage_exits);
     TEST(partial_store_warns);
+    TEST(skip_reasons_counted);
+    TEST(bench_reports);
     return t_done();
 }

@@ -59,6 +59,7 @@ static ddps_loaded *load_one(const ddps_loader *l, int index) {
     ddps_image img = {0};
     ddps_err err = {{0}};
     if (ddps_image_load(path, &img, &err) == 0) {
+        x->decoded = 1;
         x->orig_w = img.w;
         x->orig_h = img.h;
         int w, h;

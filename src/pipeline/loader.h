@@ -23,6 +23,7 @@
 typedef struct {
     int index;          /* item index in the dataset */
     int ok;             /* 0: failed, error holds "relpath: reason" */
+    int decoded;        /* 1 when the file decoded (ok = 0 then: the aspect bound refused it) */
     char error[512];
     int orig_w, orig_h; /* after EXIF orientation */
     ddps_image resized; /* shorter side = size (ddps_resize_shorter_size + ddps_image_resize),

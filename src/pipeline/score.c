@@ -105,6 +105,7 @@ typedef struct {
     double t_start;
     ddps_dataset ds;
     char **skipped; /* everything skipped in this run, repeated in the final summary */
+    long n_extreme, n_memory; /* of stats.images_bad: beyond the aspect bound, too large for memory */
     int n_skipped;
     ddps_backend *be;
     ddps_sd *sd;
@@ -292,7 +293,9 @@ static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, d
         const ddps_item *it = &r->ds.items[group[a]->index];
         ddps_err me;
         int rh = group[a]->resized.h, rw = group[a]->resized.w;
+        int memory = 0;
         if (group[a]->ok && ddps_scorer_memory_check(&r->sc, rw, rh, &me) != 0) {
+            memory = 1;
             /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
             group[a]->ok = 0;
             char *shown = ddps_display_name(it->relpath);
@@ -304,6 +307,8 @@ static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, d
             r->skipped[r->n_skipped++] = ddps_strdup(group[a]->error);
             rc = ddps_store_put_bad(r->st, r->class_ids[ci], it->relpath, group[a]->error, err);
             r->stats.images_bad++;
+            r->n_memory += memory;
+            r->n_extreme += !memory && group[a]->decoded;
         }
     }
     return rc;
@@ -459,9 +464,11 @@ static int run_report(score_run *r, int rc, ddps_err *err) {
     if (rc == 0) {
         char dur[32];
         ddps_format_duration(s->seconds, dur, sizeof dur);
-        ddps_info("scored %ld images (%ld skipped as unreadable) in %s: decode wait %.1f s, VAE %.1f s, UNet %.1f s, "
-                  "DIFT %.1f s, clustering %.1f s; %ld UNet latents, %ld VAE encodes",
-                  s->images_scored, s->images_bad, dur, r->t_decode, r->sc.t_vae, r->sc.t_unet, r->sc.t_dift,
+        ddps_info("scored %ld images (%ld skipped: %ld unreadable, %ld beyond the %d:1 aspect bound, %ld too large for "
+                  "memory) in %s: decode wait %.1f s, VAE %.1f s, UNet %.1f s, DIFT %.1f s, clustering %.1f s; %ld UNet "
+                  "latents, %ld VAE encodes",
+                  s->images_scored, s->images_bad, s->images_bad - r->n_extreme - r->n_memory, r->n_extreme,
+                  DDPS_RESIZE_MAX_ASPECT, r->n_memory, dur, r->t_decode, r->sc.t_vae, r->sc.t_unet, r->sc.t_dift,
                   r->t_cluster, s->unet_latents, s->vae_images);
     }
     if (r->n_skipped) {
