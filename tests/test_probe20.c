@@ -225,6 +225,30 @@ static void bench_reports(void) {
     free(out);
 }
 
+/* ---- a full disk says what is stored and that a rerun continues ---- */
+
+static void full_disk_message(void) {
+    char dir[4096], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_full"));
+    cf_small_dataset(dir, 40);
+    ddps_err err;
+    char mnt[8192];
+    snprintf(mnt, sizeof mnt, "%s/mnt", dir);
+    CHECK(ddps_mkdirs(mnt, &err) == 0);
+    /* a 256 KB tmpfs in a private mount namespace (as root: tests and CI run as root) */
+    if (t_runf(NULL, "unshare -m sh -c 'mount -t tmpfs -o size=256k tmpfs %s' 2>/dev/null", mnt) != 0) {
+        fprintf(stderr, "   (unshare -m / mount tmpfs not available: full-disk case not run)\n");
+        return;
+    }
+    int rc = t_runf(&out, "unshare -m sh -c 'mount -t tmpfs -o size=256k tmpfs %s && %s score --data %s/data --model %s "
+                          "--store %s/s.sqlite " SCORE_FLAGS "'",
+                    mnt, DDPS_BIN, dir, g_model, mnt);
+    CHECKF(rc == 1 && strstr(out, "disk full") && strstr(out, " stored (") &&
+               strstr(out, "rerun the same command to continue"),
+           "rc %d: %s", rc, out);
+    free(out);
+}
+
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s", t_shared("golden/tiny-sd"));
     if (!ddps_is_dir(g_model)) {
@@ -238,5 +262,6 @@ int main(void) {
     TEST(partial_store_warns);
     TEST(skip_reasons_counted);
     TEST(bench_reports);
+    TEST(full_disk_message);
     return t_done();
 }

@@ -337,7 +337,7 @@ static int batch_store(score_run *r, ddps_scored *items, int nb, int ci, double 
             res.dim = r->sc.dim;
             res.seconds = (ddps_now(r->be) - tg) / (nb > 0 ? nb : 1);
             rc = ddps_store_put_image_map(r->st, &res, it->map, it->map_h, it->map_w, err);
-            r->stats.images_scored++;
+            if (rc == 0) r->stats.images_scored++;
         }
         ddps_scored_free(it);
     }
@@ -515,6 +515,13 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     if (rc == 0) rc = run_prompts(&r, err);
     if (rc == 0) rc = run_plan(&r, err);
     if (rc == 0) rc = run_execute(&r, err);
+    if (rc != 0 && r.st && err && err->kind == DDPS_KIND_RESOURCE && strstr(err->msg, "disk full")) {
+        /* what the user needs to know: nothing stored is lost, a rerun continues */
+        size_t n = strlen(err->msg);
+        long stored = r.already + r.stats.images_scored;
+        snprintf(err->msg + n, sizeof err->msg - n, "; %ld image%s stored (%ld in this run): free some space and "
+                 "rerun the same command to continue", stored, stored == 1 ? " is" : "s are", r.stats.images_scored);
+    }
     rc = run_report(&r, rc, err);
     if (totals) *totals = r.stats;
     run_free(&r);
