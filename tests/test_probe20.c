@@ -249,6 +249,24 @@ static void full_disk_message(void) {
     free(out);
 }
 
+/* ---- a single file with another model's --config is refused ---- */
+
+static void single_file_config_mismatch(void) {
+    char dir[4096], single[4096], sd2[4096], *out = NULL;
+    snprintf(dir, sizeof dir, "%s", t_tmpdir("probe20_config"));
+    snprintf(single, sizeof single, "%s", t_shared("golden/tiny-sd-single.safetensors"));
+    snprintf(sd2, sizeof sd2, "%s", t_shared("golden/tiny-sd2"));
+    cf_small_dataset(dir, 1);
+    /* an SD v1.x-structured file (CLIP text encoder, 1x1 projections) with SD 2.x-structured configs */
+    int rc = t_runf(&out, "%s score --data %s/data --model %s --config %s --store %s/s.sqlite " SCORE_FLAGS, DDPS_BIN, dir,
+                    single, sd2, dir);
+    CHECKF(rc == 1 && strstr(out, "describes another model") && strstr(out, "text encoder") &&
+               strstr(out, "projections") && !strchr(out, '\n')[1],
+           "rc %d: %s", rc, out);
+    free(out);
+    CHECK(!exists("%s/s.sqlite", dir));
+}
+
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s", t_shared("golden/tiny-sd"));
     if (!ddps_is_dir(g_model)) {
@@ -263,5 +281,6 @@ int main(void) {
     TEST(skip_reasons_counted);
     TEST(bench_reports);
     TEST(full_disk_message);
+    TEST(single_file_config_mismatch);
     return t_done();
 }
