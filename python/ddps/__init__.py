@@ -86,8 +86,8 @@ def _names(keep, name, v):
     return ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p)), len(v)
 
 
-# fields set by the package itself, never by a keyword
-_HIDDEN = ("n_classes", "n_explicit", "mpi", "command", "timesteps", "classes")
+# fields the package sets from another keyword (classes=, timesteps=), never directly
+_HIDDEN = ("n_classes", "n_explicit", "timesteps", "classes")
 # char * fields that are file names (os.PathLike accepted)
 _PATHS = ("class_names", "config_dir", "data_root")
 
