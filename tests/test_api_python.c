@@ -2,7 +2,9 @@
  * /usr/bin/python3 and numpy: tests/api_python.py compares ddps.score /
  * ddps.select with the CLI on the golden tiny model (identical stored
  * numbers, identical distilled files), and checks exceptions, progress and
- * cancellation, and the engine on numpy images.
+ * cancellation, and the engine on numpy images; tests/api_python_probe.py
+ * the issue-20 probe (argument checks, threads, the engine's image checks,
+ * Ctrl-C); readme_install runs the README's Python install block.
  * Skipped (77) without /usr/bin/python3 + numpy. In the sanitizer build the
  * library needs the ASan and UBSan runtimes loaded first: python3 runs with
  * LD_PRELOAD of the compiler's libasan.so and libubsan.so and
