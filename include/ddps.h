@@ -248,9 +248,16 @@ DDPS_API ddps_status ddps_run_distill(const ddps_score_params *p, const ddps_sel
 /* `ddps merge --store out shards...`: checks the n shard stores of one job
  * (same settings and model, every share once and complete), copies them,
  * clusters every class and writes out (renamed into place only when
- * complete; nothing is written there on any problem). */
+ * complete; nothing is written there on any problem). An existing out is
+ * replaced only when it is a finished store of the same job (not a shard,
+ * same settings and model); anything else is refused (data). */
 DDPS_API ddps_status ddps_run_merge(const char *out, const char *const *shards, int n, const ddps_hooks *hooks,
                                     ddps_error *err);
+/* ddps_run_merge with flags: DDPS_MERGE_FORCE replaces any existing out
+ * (`ddps merge --force`). */
+#define DDPS_MERGE_FORCE 1
+DDPS_API ddps_status ddps_run_merge_flags(const char *out, const char *const *shards, int n, int flags,
+                                          const ddps_hooks *hooks, ddps_error *err);
 
 /* Report settings: ddps_report_params_init sets `ddps report`'s defaults. */
 typedef struct {

@@ -2,7 +2,9 @@
  * /usr/bin/python3 and numpy: tests/api_python.py compares ddps.score /
  * ddps.select with the CLI on the golden tiny model (identical stored
  * numbers, identical distilled files), and checks exceptions, progress and
- * cancellation, and the engine on numpy images.
+ * cancellation, and the engine on numpy images; tests/api_python_probe.py
+ * the issue-20 probe (argument checks, threads, the engine's image checks,
+ * Ctrl-C); readme_install runs the README's Python install block.
  * Skipped (77) without /usr/bin/python3 + numpy. In the sanitizer build the
  * library needs the ASan and UBSan runtimes loaded first: python3 runs with
  * LD_PRELOAD of the compiler's libasan.so and libubsan.so and
@@ -34,6 +36,23 @@ static void python_vs_cli(void) {
     free(out);
 }
 
+/* The issue-20 probe (tests/api_python_probe.py) on the store and data
+ * python_vs_cli made: argument checks, threads, engine image checks,
+ * a spent engine, Ctrl-C. */
+static void python_probe(void) {
+    char cmd[16384], *out, tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/api_python", DDPS_TEST_TMP); /* kept from python_vs_cli */
+    char model[4096];
+    snprintf(model, sizeof model, "%s", t_shared("golden/tiny-sd"));
+    snprintf(cmd, sizeof cmd,
+             "%s PYTHONPATH=%s/python DDPS_LIBRARY=%s/libddps.so /usr/bin/python3 %s/tests/api_python_probe.py %s "
+             "%s/py.sqlite %s/data %s",
+             pre, DDPS_SOURCE_DIR, DDPS_BUILD_DIR, DDPS_SOURCE_DIR, model, tmp, tmp, tmp);
+    int rc = t_run(cmd, &out);
+    CHECKF(rc == 0 && strstr(out, "api_python_probe: 0 failures"), "exit %d:\n%s", rc, out);
+    free(out);
+}
+
 /* The package finds the build tree's library by itself (no DDPS_LIBRARY). */
 static void finds_library(void) {
     char cmd[16384], *out;
@@ -47,26 +66,29 @@ static void finds_library(void) {
     free(out);
 }
 
-/* `pip install` of the package (from a copy: pip writes into the folder it
- * builds), offline, then import from where it went. Skipped without pip. */
-static void pip_installs(void) {
-    char cmd[16384], *out;
-    if (t_run("/usr/bin/python3 -m pip --version && /usr/bin/python3 -c 'import setuptools'", &out) != 0) {
-        free(out);
-        fprintf(stderr, "   (pip or setuptools missing for /usr/bin/python3: install check not run)\n");
-        return;
-    }
-    free(out);
+/* The README's Python install lines, as written (python-install block), in
+ * a copy of the source tree's python/ beside a link to this build tree, with
+ * /opt/ddps in a temporary folder, after the README's `cmake --install
+ * build --prefix /opt/ddps`; offline (pip --no-index). Then the installed
+ * package, run from /, must load the installed library without
+ * DDPS_LIBRARY. Debian's /usr/bin/python3 (PATH=/usr/bin:/bin). */
+static void readme_install(void) {
+    char cmd[32768], *out;
     const char *tmp = t_tmpdir("api_pip");
     snprintf(cmd, sizeof cmd,
-             "cp -r %s/python %s/src && /usr/bin/python3 -m pip install -q --no-build-isolation --no-deps --no-index "
-             "--target %s/site %s/src && cd / && %s PYTHONPATH=%s/site DDPS_LIBRARY=%s/libddps.so /usr/bin/python3 -c "
-             "'import ddps, os; print(ddps.version(), os.path.dirname(ddps.__file__))'",
-             DDPS_SOURCE_DIR, tmp, tmp, tmp, pre, tmp, DDPS_BUILD_DIR);
+             "set -e; mkdir %s/src && cp -r %s/python %s/src/python && ln -s %s %s/src/build && cd %s/src && "
+             "PATH=/usr/bin:/bin cmake --install build --prefix %s/prefix >/dev/null && "
+             "awk '/<!-- python-install/{f=1;next} f&&/^```sh/{g=1;next} g&&/^```/{exit} g' %s/README.md | "
+             "sed 's#/opt/ddps#%s/prefix#g' >%s/lines.sh && grep -c . %s/lines.sh && "
+             "env -u DDPS_LIBRARY PATH=/usr/bin:/bin sh -ex %s/lines.sh 2>&1 && cd / && env -u DDPS_LIBRARY %s "
+             "%s/prefix/venv/bin/python -c 'import ddps; print(\"got\", ddps.version(), ddps.__file__, ddps._lib.path)'",
+             tmp, DDPS_SOURCE_DIR, tmp, DDPS_BUILD_DIR, tmp, tmp, tmp, DDPS_SOURCE_DIR, tmp, tmp, tmp, tmp, pre, tmp);
     int rc = t_run(cmd, &out);
     char want[8192];
-    snprintf(want, sizeof want, "0.1.0 %s/site/ddps", tmp);
+    snprintf(want, sizeof want, "got 0.1.0 %s/prefix/venv/lib/", tmp);
     CHECKF(rc == 0 && strstr(out, want), "exit %d: %s", rc, out);
+    snprintf(want, sizeof want, "/ddps/__init__.py %s/prefix/lib", tmp);
+    CHECKF(strstr(out, want), "the installed package did not load %s/prefix/lib/libddps.so: %s", tmp, out);
     free(out);
 }
 
@@ -100,7 +122,8 @@ int main(void) {
         return t_done();
     }
     TEST(python_vs_cli);
+    TEST(python_probe);
     TEST(finds_library);
-    TEST(pip_installs);
+    TEST(readme_install);
     return t_done();
 }

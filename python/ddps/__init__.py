@@ -16,28 +16,30 @@ the library's one-line message and its category ("usage", "data",
 "resource", "cancelled", "failure"). Progress callbacks get (stage, done,
 total) and may return True to cancel (what is stored stays stored); log
 callbacks get (level, line) with level 1 warning, 2 info, 3 debug.
+
+Arguments are checked before anything reaches the library: a wrong type
+raises TypeError, a value out of range ValueError, both naming the argument
+(they are also ddps.Error with category "usage"). Integers may be numpy
+integers; images must be uint8 (float pixels are refused, never cast).
+Ctrl-C during a call stops it at the next image (what is stored stays
+stored) and raises KeyboardInterrupt. An Engine may be shared by threads:
+its calls run one at a time, and close() waits for a running call.
 """
+import contextlib
 import ctypes
 import json
 import os
+import signal
+import threading
 
 import numpy as np
 
+from . import _args as A
 from . import _lib
+from ._args import ArgTypeError, ArgValueError, Error
 from ._lib import lib
 
-__all__ = ["Error", "score", "select", "merge", "report", "Store", "Engine", "score_defaults", "select_defaults", "version"]
-
-
-class Error(Exception):
-    """A failed ddps call: str(e) is the library's message; e.category one of
-    "usage", "data", "resource", "cancelled", "failure"; e.status the number."""
-
-    def __init__(self, status, message):
-        self.status = int(status)
-        self.category = lib.ddps_status_name(self.status).decode()
-        self.message = message
-        super().__init__(message)
+__all__ = ["Error", "ArgTypeError", "ArgValueError", "score", "select", "merge", "report", "Store", "Engine", "score_defaults", "select_defaults", "version"]
 
 
 def version():
@@ -47,10 +49,6 @@ def version():
 def _check(status, err):
     if status != 0:
         raise Error(status, err.message.decode("utf-8", "replace"))
-
-
-def _b(s):
-    return None if s is None else (s.encode() if isinstance(s, str) else bytes(s))
 
 
 def score_defaults():
@@ -82,60 +80,82 @@ class _Keep:
         return o
 
 
-def _names(keep, names):
-    arr = (ctypes.c_char_p * len(names))(*[_b(n) for n in names])
-    keep(arr)
-    return ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p)), len(names)
+def _names(keep, name, v):
+    v = A.names(name, v)
+    arr = keep((ctypes.c_char_p * max(len(v), 1))(*v))
+    return ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p)), len(v)
+
+
+# fields the package sets from another keyword (classes=, timesteps=), never directly
+_HIDDEN = ("n_classes", "n_explicit", "timesteps", "classes")
+# char * fields that are file names (os.PathLike accepted)
+_PATHS = ("class_names", "config_dir", "data_root")
+
+
+def _set_fields(keep, p, what, kw):
+    """Sets p's plain fields from kw, each checked for its C type."""
+    types = {name: t for name, t in p._fields_ if name not in _HIDDEN}
+    for k, v in kw.items():
+        if k not in types:
+            raise ArgTypeError("%s: unknown parameter %r" % (what, k))
+        if types[k] is ctypes.c_char_p and k in _PATHS and v is not None:
+            v = A.path(k, v)
+        setattr(p, k, keep(A.field(k, types[k], v)))
 
 
 def _score_params(keep, kw):
     p = _lib.ScoreParams()
     lib.ddps_score_params_init(ctypes.byref(p))
-    fields = {name for name, _ in p._fields_}
-    for k, v in kw.items():
-        if k == "timesteps":
-            if isinstance(v, int):
-                p.n_timesteps = v
-                p.n_explicit = 0
-            else:
-                v = list(v)
-                if len(v) > _lib.MAX_TIMESTEPS:
-                    raise Error(2, "timesteps: at most %d values" % _lib.MAX_TIMESTEPS)
-                for i, t in enumerate(v):
-                    p.timesteps[i] = int(t)
-                p.n_explicit = len(v)
-        elif k == "t_range":
-            p.t_lo, p.t_hi = float(v[0]), float(v[1])
-        elif k == "classes":
-            if v is not None:
-                p.classes, p.n_classes = _names(keep, list(v))
-        elif k in fields and k not in ("n_classes", "n_explicit"):
-            setattr(p, k, keep(_b(v)) if isinstance(v, str) else v)
+    kw = dict(kw)
+    if "timesteps" in kw:
+        v = kw.pop("timesteps")
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            p.n_timesteps, p.n_explicit = A.integer("timesteps", v, 1, _lib.MAX_TIMESTEPS), 0
         else:
-            raise Error(2, "score: unknown parameter %r" % k)
+            v = A.ints("timesteps", v, 0, A.INT_MAX)
+            if len(v) > _lib.MAX_TIMESTEPS:
+                raise ArgValueError("timesteps: at most %d values" % _lib.MAX_TIMESTEPS)
+            for i, t in enumerate(v):
+                p.timesteps[i] = t
+            p.n_explicit = len(v)
+    if "t_range" in kw:
+        v = A.sequence("t_range", kw.pop("t_range"))
+        if len(v) != 2:
+            raise ArgValueError("t_range: expected (lo, hi), got %d values" % len(v))
+        p.t_lo, p.t_hi = A.real("t_range[0]", v[0]), A.real("t_range[1]", v[1])
+    classes = kw.pop("classes", None)
+    if classes is not None:
+        p.classes, p.n_classes = _names(keep, "classes", classes)
+    _set_fields(keep, p, "score", kw)
     return p
 
 
 def _select_params(keep, kw):
     p = _lib.SelectParams()
     lib.ddps_select_params_init(ctypes.byref(p))
-    fields = {name for name, _ in p._fields_}
-    for k, v in kw.items():
-        if k == "classes":
-            if v is not None:
-                p.classes, p.n_classes = _names(keep, list(v))
-        elif k in fields and k != "n_classes":
-            setattr(p, k, keep(_b(v)) if isinstance(v, str) else v)
-        else:
-            raise Error(2, "select: unknown parameter %r" % k)
+    kw = dict(kw)
+    classes = kw.pop("classes", None)
+    if classes is not None:
+        p.classes, p.n_classes = _names(keep, "classes", classes)
+    _set_fields(keep, p, "select", kw)
     return p
+
+
+def _ipcs(keep, ipc):
+    v = A.ints("ipc", ipc)
+    return keep((ctypes.c_int * len(v))(*v)), len(v)
 
 
 class _Hooks:
     """ddps_hooks over Python callables; an exception inside a callback
-    cancels the run and is raised again afterwards."""
+    (KeyboardInterrupt included) cancels the run and is raised again
+    afterwards."""
 
     def __init__(self, progress=None, log=None):
+        if progress is not None and not callable(progress):
+            raise ArgTypeError("progress: expected a callable, got %s" % type(progress).__name__)
+        if log is not None and not callable(log):
+            raise ArgTypeError("log: expected a callable, got %s" % type(log).__name__)
         self.progress, self.log, self.exc = progress, log, None
         self.cancel = ctypes.c_int(0)
         self.h = _lib.Hooks()
@@ -145,26 +165,51 @@ class _Hooks:
         self.h.progress = self._progress_c
         self.h.cancel = ctypes.pointer(self.cancel)
 
+    def _failed(self, e):
+        if self.exc is None:
+            self.exc = e
+        self.cancel.value = 1
+
     def _on_log(self, user, level, line):
-        if self.log and self.exc is None:
-            try:
+        try:
+            if self.log and self.exc is None:
                 self.log(int(level), line.decode("utf-8", "replace"))
-            except BaseException as e:  # noqa: B902 - re-raised after the call
-                self.exc = e
-                self.cancel.value = 1
+        except BaseException as e:  # noqa: B902 - re-raised after the call
+            self._failed(e)
 
     def _on_progress(self, user, stage, done, total):
-        if not self.progress or self.exc is not None:
-            return 1 if self.exc is not None else 0
         try:
-            return 1 if self.progress(stage.decode(), int(done), int(total)) else 0
+            if self.progress and self.exc is None and self.progress(stage.decode(), int(done), int(total)):
+                return 1
         except BaseException as e:  # noqa: B902
-            self.exc = e
-            return 1
+            self._failed(e)
+        return 1 if self.exc is not None or self.cancel.value else 0
 
-    def reraise(self):
+    def call(self, fn, *args):
+        """fn(*args) with a SIGINT handler (main thread, where Python's own
+        is installed) that cancels the call between images; the interrupt
+        and a callback's exception are raised once the call has returned."""
+        self.exc, self.cancel.value = None, 0
+        old = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            old = signal.signal(signal.SIGINT, lambda signum, frame: self._failed(KeyboardInterrupt()))
+        try:
+            st = fn(*args)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+            self.cancel.value = 0
         if self.exc is not None:
-            raise self.exc
+            e, self.exc = self.exc, None
+            raise e
+        return st
+
+
+def _run(hooks, fn, *args):
+    """hooks.call, then ddps.Error for a failed status."""
+    err = _lib.Error()
+    _check(hooks.call(fn, *(args + (ctypes.byref(err),))), err)
 
 
 def score(data, model, store, progress=None, log=None, **params):
@@ -172,14 +217,11 @@ def score(data, model, store, progress=None, log=None, **params):
     as ddps_score_params' fields (timesteps=5 or [100, 400], t_range=(lo, hi),
     patch=192, ..., classes=[...]). Returns this run's totals as a dict."""
     keep = _Keep()
+    args = (A.path("data", data), A.path("model", model), A.path("store", store))
     p = _score_params(keep, params)
     hooks = _Hooks(progress, log)
     tot = _lib.RunTotals()
-    err = _lib.Error()
-    st = lib.ddps_run_score(ctypes.byref(p), _b(str(data)), _b(str(model)), _b(str(store)), ctypes.byref(hooks.h),
-                            ctypes.byref(tot), ctypes.byref(err))
-    hooks.reraise()
-    _check(st, err)
+    _run(hooks, lib.ddps_run_score, ctypes.byref(p), *args, ctypes.byref(hooks.h), ctypes.byref(tot))
     return {name: getattr(tot, name) for name, _ in tot._fields_}
 
 
@@ -187,15 +229,11 @@ def select(store, out, ipc, progress=None, log=None, **params):
     """`ddps select --store store --out out --ipc ...`: writes out/ipc<N>/ for
     every N in ipc (an int or a list); params as ddps_select_params' fields."""
     keep = _Keep()
-    ipcs = [ipc] if isinstance(ipc, int) else list(ipc)
-    arr = (ctypes.c_int * len(ipcs))(*ipcs)
+    args = (A.path("store", store), A.path("out", out))
+    arr, n = _ipcs(keep, ipc)
     p = _select_params(keep, params)
     hooks = _Hooks(progress, log)
-    err = _lib.Error()
-    st = lib.ddps_run_select(_b(str(store)), _b(str(out)), arr, len(ipcs), ctypes.byref(p), ctypes.byref(hooks.h),
-                             ctypes.byref(err))
-    hooks.reraise()
-    _check(st, err)
+    _run(hooks, lib.ddps_run_select, *args, arr, n, ctypes.byref(p), ctypes.byref(hooks.h))
 
 
 def distill(data, model, out, ipc, store=None, report=False, progress=None, log=None, select=None, **params):
@@ -204,18 +242,19 @@ def distill(data, model, out, ipc, store=None, report=False, progress=None, log=
     out/ipc<N>/ for every N (select: a dict of select() params), then, with
     report=True, out/report at the first IPC. Returns the scoring totals."""
     keep = _Keep()
+    args = (A.path("data", data), A.path("model", model), A.path("out", out),
+            None if store is None else A.path("store", store))
+    if not isinstance(report, (bool, np.bool_)):
+        raise ArgTypeError("report: expected True or False, got %s" % type(report).__name__)
+    if select is not None and not isinstance(select, dict):
+        raise ArgTypeError("select: expected a dict of select() parameters, got %s" % type(select).__name__)
     p = _score_params(keep, params)
     s = _select_params(keep, select or {})
-    ipcs = [ipc] if isinstance(ipc, int) else list(ipc)
-    arr = (ctypes.c_int * len(ipcs))(*ipcs)
+    arr, n = _ipcs(keep, ipc)
     hooks = _Hooks(progress, log)
     tot = _lib.RunTotals()
-    err = _lib.Error()
-    st = lib.ddps_run_distill(ctypes.byref(p), ctypes.byref(s), _b(str(data)), _b(str(model)), _b(str(out)),
-                              _b(str(store)) if store is not None else None, arr, len(ipcs), 1 if report else 0,
-                              ctypes.byref(hooks.h), ctypes.byref(tot), ctypes.byref(err))
-    hooks.reraise()
-    _check(st, err)
+    _run(hooks, lib.ddps_run_distill, ctypes.byref(p), ctypes.byref(s), *args, arr, n, 1 if report else 0,
+         ctypes.byref(hooks.h), ctypes.byref(tot))
     return {name: getattr(tot, name) for name, _ in tot._fields_}
 
 
@@ -227,46 +266,40 @@ def demo(dir, classes=10, per_class=30, log=None):
     dir/model, the toy model (SD v1.x's structure, trained on the toy world),
     kept when it exists. Returns (data_dir, model_dir) for score() or
     distill()."""
+    d = A.path("dir", dir)
     p = _lib.DemoParams()
     lib.ddps_demo_params_init(ctypes.byref(p))
-    p.n_classes, p.per_class = int(classes), int(per_class)
+    p.n_classes, p.per_class = A.integer("classes", classes), A.integer("per_class", per_class)
     hooks = _Hooks(None, log)
-    err = _lib.Error()
-    st = lib.ddps_demo_write(_b(str(dir)), ctypes.byref(p), ctypes.byref(hooks.h), ctypes.byref(err))
-    hooks.reraise()
-    _check(st, err)
-    return os.path.join(str(dir), "world", "test"), os.path.join(str(dir), "model")
+    _run(hooks, lib.ddps_demo_write, d, ctypes.byref(p), ctypes.byref(hooks.h))
+    return os.path.join(os.fsdecode(d), "world", "test"), os.path.join(os.fsdecode(d), "model")
 
 
-def merge(out, shards, log=None):
+def merge(out, shards, log=None, force=False):
     """`ddps merge --store out shards...`: joins the shard stores of a
-    sharded score job into out (written only when complete)."""
+    sharded score job into out (written only when complete). An existing
+    out that is not a finished store of the same job is refused unless
+    force=True."""
     keep = _Keep()
-    names = [_b(str(s)) for s in shards]
+    o = A.path("out", out)
+    names = [A.path("shards[%d]" % i, x) for i, x in enumerate(A.sequence("shards", shards))]
     arr = keep((ctypes.c_char_p * max(len(names), 1))(*names))
     hooks = _Hooks(None, log)
-    err = _lib.Error()
-    st = lib.ddps_run_merge(_b(str(out)), arr, len(names), ctypes.byref(hooks.h), ctypes.byref(err))
-    hooks.reraise()
-    _check(st, err)
+    if not isinstance(force, (bool, np.bool_)):
+        raise ArgTypeError("force: expected True or False, got %s" % type(force).__name__)
+    _run(hooks, lib.ddps_run_merge_flags, o, arr, len(names), 1 if force else 0, ctypes.byref(hooks.h))
 
 
 def report(store, out, progress=None, log=None, **params):
     """`ddps report --store store --out out`: the static HTML report;
     params as ddps_report_params' fields (data_root, ipc=10, thumb=160, threads)."""
     keep = _Keep()
+    args = (A.path("store", store), A.path("out", out))
     p = _lib.ReportParams()
     lib.ddps_report_params_init(ctypes.byref(p))
-    fields = {name for name, _ in p._fields_}
-    for k, v in params.items():
-        if k not in fields:
-            raise Error(2, "report: unknown parameter %r" % k)
-        setattr(p, k, keep(_b(v)) if isinstance(v, str) else v)
+    _set_fields(keep, p, "report", params)
     hooks = _Hooks(progress, log)
-    err = _lib.Error()
-    st = lib.ddps_run_report(_b(str(store)), _b(str(out)), ctypes.byref(p), ctypes.byref(hooks.h), ctypes.byref(err))
-    hooks.reraise()
-    _check(st, err)
+    _run(hooks, lib.ddps_run_report, *args, ctypes.byref(p), ctypes.byref(hooks.h))
 
 
 def _floats(ptr, shape):
@@ -297,15 +330,16 @@ class Store:
     META_KEYS = ("settings", "model_id", "data_root", "ddps_version", "feature_dim", "model_dir")
 
     def __init__(self, path, with_features=True, with_maps=True):
-        self.path = str(path)
+        name = A.path("path", path)
+        self.path = os.fsdecode(name)
         db = ctypes.c_void_p()
         err = _lib.Error()
-        _check(lib.ddps_db_open(_b(self.path), ctypes.byref(db), ctypes.byref(err)), err)
+        _check(lib.ddps_db_open(name, ctypes.byref(db), ctypes.byref(err)), err)
         try:
             self.meta = {}
             for k in self.META_KEYS:
                 v = ctypes.c_void_p()
-                _check(lib.ddps_db_meta(db, _b(k), ctypes.byref(v), ctypes.byref(err)), err)
+                _check(lib.ddps_db_meta(db, k.encode(), ctypes.byref(v), ctypes.byref(err)), err)
                 if v.value:
                     self.meta[k] = ctypes.string_at(v.value).decode("utf-8", "replace")
                     lib.ddps_free(v)
@@ -368,28 +402,62 @@ class Store:
 
 class Engine:
     """A model on a backend with a prompt cache: scores decoded images
-    (numpy uint8 arrays of shape (H, W, 3)) as `ddps score` does."""
+    (numpy uint8 arrays of shape (H, W, 3)) as `ddps score` does, with the
+    same checks (aspect ratio up to 4:1, memory pre-flight: such an image is
+    refused with ddps.Error naming it).
+
+    The C engine is used by one thread at a time: calls from several
+    threads wait for each other (a lock per Engine), and close() waits for
+    a running call. After a failure of the backend (out of memory, a
+    device error) every call fails saying the engine must be reopened."""
 
     def __init__(self, model, device="cpu", precision="f32", threads=0, progress=None, log=None):
+        name = A.path("model", model)
         p = _lib.EngineParams()
         lib.ddps_engine_params_init(ctypes.byref(p))
         self._keep = _Keep()
-        p.device, p.precision, p.threads = self._keep(_b(device)), self._keep(_b(precision)), threads
+        p.device = self._keep(A.text("device", device))
+        p.precision = self._keep(A.text("precision", precision))
+        p.threads = A.integer("threads", threads, 0, 4096)
+        self._lock, self._owner, self._e = threading.Lock(), None, None
         self._hooks = _Hooks(progress, log)
-        self._e = ctypes.c_void_p()
-        err = _lib.Error()
-        _check(lib.ddps_engine_open(_b(str(model)), ctypes.byref(p), ctypes.byref(self._hooks.h),
-                                    ctypes.byref(self._e), ctypes.byref(err)), err)
+        e = ctypes.c_void_p()
+        _run(self._hooks, lib.ddps_engine_open, name, ctypes.byref(p), ctypes.byref(self._hooks.h), ctypes.byref(e))
+        self._e = e
         self.model_id = lib.ddps_engine_model_id(self._e).decode()
         self.feature_dim = lib.ddps_engine_feature_dim(self._e)
 
+    @contextlib.contextmanager
+    def _use(self, what):
+        """The engine for one call: waits for another thread's call; refuses
+        a call from this engine's own callback (it would deadlock) and a
+        closed engine."""
+        if self._owner == threading.get_ident():
+            raise RuntimeError("Engine.%s: called from inside a call on the same engine (a callback)" % what)
+        with self._lock:
+            if not self._e:
+                raise ArgValueError("Engine.%s: the engine is closed" % what)
+            self._owner = threading.get_ident()
+            try:
+                yield self._e
+            finally:
+                self._owner = None
+
     def close(self):
+        """Frees the engine; waits for a call running in another thread."""
+        if getattr(self, "_e", None) is None:
+            return
+        if self._owner == threading.get_ident():
+            raise RuntimeError("Engine.close: called from inside a call on the same engine (a callback)")
+        with self._lock:
+            if self._e:
+                lib.ddps_engine_close(self._e)
+                self._e = None
+
+    def __del__(self):
         if getattr(self, "_e", None):
             lib.ddps_engine_close(self._e)
             self._e = None
-
-    def __del__(self):
-        self.close()
 
     def __enter__(self):
         return self
@@ -399,51 +467,69 @@ class Engine:
 
     def encode_prompts(self, prompts):
         """Ids of the prompts in the engine's cache (encoded when new)."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        arr = (ctypes.c_char_p * len(prompts))(*[_b(s) for s in prompts])
-        ids = (ctypes.c_int * len(prompts))()
-        err = _lib.Error()
-        _check(lib.ddps_engine_encode_prompts(self._e, arr, len(prompts), ids, ctypes.byref(err)), err)
-        return list(ids)
+        prompts = [A.text("prompts", prompts)] if isinstance(prompts, str) else A.names("prompts", prompts)
+        with self._use("encode_prompts") as e:
+            return self._encode(e, prompts)
 
-    def score_images(self, images, prompt="An image of {}.", null_prompt="", keys=None, **params):
+    def _encode(self, e, prompts):
+        arr = (ctypes.c_char_p * max(len(prompts), 1))(*prompts)
+        ids = (ctypes.c_int * max(len(prompts), 1))()
+        _run(self._hooks, lib.ddps_engine_encode_prompts, e, arr, len(prompts), ids)
+        return list(ids)[:len(prompts)]
+
+    def score_images(self, images, prompt=None, null_prompt="", keys=None, **params):
         """Scores each image (uint8 (H, W, 3)) with the label prompt (one str,
-        or one per image) and returns per image a dict: width, height, rw,
-        rh, image_score, score_map [rh, rw], patch_scores [gh, gw], map
-        [h, w], candidates (list of dicts box, rbox, score), features
-        [n_cand, dim]. keys: the noise-stream key per image (in a dataset the
-        path relative to its root, which reproduces `ddps score`'s numbers);
-        default "0", "1", ... params: ddps_score_params' fields."""
-        images = [np.ascontiguousarray(im, dtype=np.uint8) for im in images]
-        for i, im in enumerate(images):
-            if im.ndim != 3 or im.shape[2] != 3:
-                raise Error(2, "image %d: expected an (H, W, 3) uint8 array, got shape %s" % (i, im.shape))
+        or one per image; required: the full text, e.g. "An image of a
+        dog.", since there is no class name to put for "{}") and returns per
+        image a dict: width, height, rw, rh, image_score, score_map [rh, rw],
+        patch_scores [gh, gw], map [h, w], candidates (list of dicts box,
+        rbox, score), features [n_cand, dim]. keys: the noise-stream key per
+        image (in a dataset the path relative to its root, which reproduces
+        `ddps score`'s numbers); default "0", "1", ... params:
+        ddps_score_params' fields."""
+        if isinstance(images, np.ndarray) and images.ndim != 4:
+            raise ArgTypeError("images: expected a list of (H, W, 3) arrays (or one (N, H, W, 3) array), got an "
+                               "array of shape %s" % (images.shape,))
+        images = [A.image("images[%d]" % i, im) for i, im in enumerate(A.sequence("images", images))]
         n = len(images)
-        prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
-        if len(prompts) != n:
-            raise Error(2, "score_images: %d prompts for %d images" % (len(prompts), n))
-        keys = [str(i) for i in range(n)] if keys is None else [str(k) for k in keys]
+        prompts = self._prompts(prompt, n)
+        null = A.text("null_prompt", null_prompt)
+        keys = [str(i).encode() for i in range(n)] if keys is None else \
+            [A.text("keys[%d]" % i, k) for i, k in enumerate(A.sequence("keys", keys))]
         if len(keys) != n:
-            raise Error(2, "score_images: %d keys for %d images" % (len(keys), n))
-        ids = self.encode_prompts([null_prompt] + prompts) if n else self.encode_prompts([null_prompt])
+            raise ArgValueError("keys: %d keys for %d images" % (len(keys), n))
         keep = _Keep()
         p = _score_params(keep, params)
-        ins = (_lib.ImageIn * max(n, 1))()
-        for i, im in enumerate(images):
-            ins[i].pixels = im.ctypes.data
-            ins[i].width, ins[i].height = im.shape[1], im.shape[0]
-            ins[i].key = keep(_b(keys[i]))
-            ins[i].prompt = ids[1 + i]
-        outs = (_lib.ImageScores * max(n, 1))()
-        err = _lib.Error()
-        st = lib.ddps_engine_score(self._e, ctypes.byref(p), ids[0], ins, n, outs, ctypes.byref(err))
-        try:
-            self._hooks.reraise()
-            _check(st, err)
-            return [self._result(outs[i]) for i in range(n)]
-        finally:
-            for i in range(n):
-                lib.ddps_image_scores_free(ctypes.byref(outs[i]))
+        with self._use("score_images") as e:
+            ids = self._encode(e, [null] + prompts)
+            ins = (_lib.ImageIn * max(n, 1))()
+            for i, im in enumerate(images):
+                ins[i].pixels = im.ctypes.data
+                ins[i].width, ins[i].height = im.shape[1], im.shape[0]
+                ins[i].key = keep(keys[i])
+                ins[i].prompt = ids[1 + i]
+            outs = (_lib.ImageScores * max(n, 1))()
+            try:
+                _run(self._hooks, lib.ddps_engine_score, e, ctypes.byref(p), ids[0], ins, n, outs)
+                return [self._result(outs[i]) for i in range(n)]
+            finally:
+                for i in range(n):
+                    lib.ddps_image_scores_free(ctypes.byref(outs[i]))
+
+    @staticmethod
+    def _prompts(prompt, n):
+        if prompt is None:
+            raise ArgTypeError("prompt: required (the label prompt's full text, e.g. \"An image of a dog.\")")
+        prompts = [prompt] * n if isinstance(prompt, (str, bytes)) else A.sequence("prompt", prompt)
+        if len(prompts) != n:
+            raise ArgValueError("prompt: %d prompts for %d images" % (len(prompts), n))
+        out = [A.text("prompt" if isinstance(prompt, (str, bytes)) else "prompt[%d]" % i, t)
+               for i, t in enumerate(prompts)]
+        for i, t in enumerate(out):
+            if b"{}" in t:
+                raise ArgValueError("prompt: %r has \"{}\" but the engine has no class name to put there: "
+                                    "give the full text" % t.decode("utf-8", "replace"))
+        return out
 
     @staticmethod
     def _result(s):

@@ -1,11 +1,15 @@
 """ctypes declarations of include/ddps.h and the search for libddps.so.
 
 The library is looked for, in order: the file named by the environment
-variable DDPS_LIBRARY; libddps.so next to this package; the build tree this
-package sits in (../../build/libddps.so); the system loader (libddps.so.0).
+variable DDPS_LIBRARY; the library `cmake --install` installed before this
+package was pip-installed (recorded in _installed.py by setup.py);
+libddps.so next to this package; the build tree this package sits in
+(../../build/libddps.so); pkg-config's libdir for ddps; the system loader
+(libddps.so.0).
 """
 import ctypes
 import os
+import subprocess
 
 MAX_TIMESTEPS = 64
 
@@ -109,9 +113,22 @@ def _candidates():
     if env:
         yield env
         return
+    try:
+        from ._installed import LIBRARY
+        if LIBRARY:
+            yield LIBRARY
+    except ImportError:
+        pass
     here = os.path.dirname(os.path.abspath(__file__))
     yield os.path.join(here, "libddps.so")
     yield os.path.join(here, "..", "..", "build", "libddps.so")
+    try:
+        libdir = subprocess.run(["pkg-config", "--variable=libdir", "ddps"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        if libdir:
+            yield os.path.join(libdir, "libddps.so")
+    except (OSError, subprocess.SubprocessError):
+        pass
     yield "libddps.so.0"
     yield "libddps.so"
 
@@ -123,13 +140,13 @@ def _load():
             tried.append(path + " (missing)")
             continue
         try:
-            return ctypes.CDLL(path)
+            return ctypes.CDLL(path), path
         except OSError as e:
             tried.append("%s (%s)" % (path, e))
     raise ImportError("ddps: libddps.so not found; set DDPS_LIBRARY. Tried: " + "; ".join(tried))
 
 
-lib = _load()
+lib, path = _load()  # path: the file or name the library was loaded from
 
 _sigs = {
     "ddps_status_name": (c_char_p, [c_int]),
@@ -145,6 +162,7 @@ _sigs = {
     "ddps_demo_params_init": (None, [P(DemoParams)]),
     "ddps_demo_write": (c_int, [c_char_p, P(DemoParams), P(Hooks), P(Error)]),
     "ddps_run_merge": (c_int, [c_char_p, P(c_char_p), c_int, P(Hooks), P(Error)]),
+    "ddps_run_merge_flags": (c_int, [c_char_p, P(c_char_p), c_int, c_int, P(Hooks), P(Error)]),
     "ddps_run_score": (c_int, [P(ScoreParams), c_char_p, c_char_p, c_char_p, P(Hooks), P(RunTotals), P(Error)]),
     "ddps_run_select": (c_int, [c_char_p, c_char_p, P(c_int), c_int, P(SelectParams), P(Hooks), P(Error)]),
     "ddps_engine_open": (c_int, [c_char_p, P(EngineParams), P(Hooks), P(c_void_p), P(Error)]),

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api_internal.h"
 #include "pipeline/kmeans.h"
@@ -234,9 +235,11 @@ DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir
     if (o.folder_names && strcmp(o.folder_names, "class") != 0 && strcmp(o.folder_names, "index") != 0)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "folder_names %s: expected class or index", o.folder_names);
     ddps_err e = {{0}};
+    int made_out = access(out_dir, F_OK) != 0; /* removed again if the run fails and leaves it empty */
     ddps_api_enter(hooks);
     int rc = ddps_select_run(&o, &e);
     ddps_api_leave();
+    if (rc != 0 && made_out) rmdir(out_dir);
     return rc != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 

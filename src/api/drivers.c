@@ -41,11 +41,17 @@ DDPS_API int ddps_have_mpi(void) { return ddps_mpi_available(); }
 
 DDPS_API ddps_status ddps_run_merge(const char *out, const char *const *shards, int n, const ddps_hooks *hooks,
                                     ddps_error *err) {
+    return ddps_run_merge_flags(out, shards, n, 0, hooks, err);
+}
+
+DDPS_API ddps_status ddps_run_merge_flags(const char *out, const char *const *shards, int n, int flags,
+                                          const ddps_hooks *hooks, ddps_error *err) {
     if (!out || !shards || n < 1)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_merge: out and at least one shard store are required");
+    if (flags & ~DDPS_MERGE_FORCE) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_merge: unknown flags %#x", flags);
     ddps_err e = {{0}};
     ddps_api_enter(hooks);
-    int rc = ddps_merge_run(out, (char *const *)shards, n, &e);
+    int rc = ddps_merge_run(out, (char *const *)shards, n, flags & DDPS_MERGE_FORCE, &e);
     ddps_api_leave();
     return rc != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }

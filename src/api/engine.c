@@ -10,6 +10,7 @@
 #include "api/api_internal.h"
 #include "io/image.h"
 #include "models/sd.h"
+#include "pipeline/loader.h"
 #include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
 #include "util/fs.h"
@@ -30,7 +31,30 @@ struct ddps_engine {
     prompt_entry *prompts;
     int n_chunks;
     ddps_tensor *chunks; /* one [n,1,77,C] tensor per encode call */
+    int spent;           /* an op failed on the backend: every later call is refused */
 };
+
+/* A call on an engine whose backend failed earlier: the failure is sticky
+ * (tensor/backend.h), so the engine cannot score again. */
+static ddps_status engine_spent(const ddps_engine *e, ddps_error *err) {
+    ddps_err be = {{0}};
+    ddps_backend_error(e->be, &be);
+    return ddps_api_failf(err, DDPS_ERR_FAILURE, "this engine failed earlier (%s) and cannot be used again: close it and "
+                          "open a new one", be.msg[0] ? be.msg : "backend error");
+}
+
+/* After a failed call: a failure on the backend spends the engine, and
+ * the message says so. Returns st. */
+static ddps_status engine_failed(ddps_engine *e, ddps_status st, ddps_error *err) {
+    if (ddps_backend_error(e->be, NULL) == 0) return st;
+    e->spent = 1;
+    if (err) {
+        size_t n = strlen(err->message);
+        snprintf(err->message + n, sizeof err->message - n,
+                 " (this engine cannot be used again: close it and open a new one)");
+    }
+    return st;
+}
 
 DDPS_API void ddps_engine_params_init(ddps_engine_params *p) {
     ddps_score_opts o;
@@ -102,6 +126,7 @@ DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *cons
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: engine, prompts and ids are required");
     for (int i = 0; i < n; i++)
         if (!prompts[i]) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_engine_encode_prompts: prompt %d is NULL", i);
+    if (e->spent) return engine_spent(e, err);
     ddps_api_enter(&e->hooks);
     /* New texts (first occurrence only) go into one batch. */
     int *todo = ddps_malloc((size_t)(n ? n : 1) * sizeof *todo), nt = 0;
@@ -144,7 +169,7 @@ DDPS_API ddps_status ddps_engine_encode_prompts(ddps_engine *e, const char *cons
     }
     free(todo);
     ddps_api_leave();
-    if (st != DDPS_OK) return st;
+    if (st != DDPS_OK) return engine_failed(e, st, err);
     for (int i = 0; i < n; i++) ids[i] = find_prompt(e, prompts[i]);
     return ddps_api_ok(err);
 }
@@ -167,8 +192,9 @@ static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *
     const ddps_score_opts *o = sc->o;
     const char *key = in->key ? in->key : "";
     ddps_image src = {in->width, in->height, (uint8_t *)in->pixels}, img = {0, 0, NULL};
-    int rw = o->size, rh = o->size;
-    if (!o->low_res) ddps_resize_shorter_size(in->width, in->height, o->size, &rw, &rh);
+    int rw, rh;
+    if (ddps_loader_resized_size(in->width, in->height, o->size, o->low_res, &rw, &rh, err) != 0)
+        return ddps_fail_prefix(err, "%s", key);
     if (ddps_image_resize(&src, rw, rh, &img, err) != 0) return ddps_fail_prefix(err, "%s", key);
     int H = img.h, W = img.w, P = o->low_res ? (H < W ? H : W) : o->patch;
     if (P > H || P > W) {
@@ -200,6 +226,23 @@ static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *
     out->dim = sc->dim;
     out->features = it.feats, it.feats = NULL;
     ddps_scored_free(&it);
+    return 0;
+}
+
+/* The checks ddps_score_run makes on each image before any work, through
+ * the same functions: the resized size (the aspect bound) and the memory
+ * pre-flight. The dataset run records such an image as bad and goes on;
+ * here the call is refused naming the image. */
+static int images_fit(const ddps_scorer *sc, const ddps_image_in *images, int n, ddps_err *err) {
+    for (int i = 0; i < n; i++) {
+        int rw, rh;
+        if (ddps_loader_resized_size(images[i].width, images[i].height, sc->o->size, sc->o->low_res, &rw, &rh, err) != 0 ||
+            ddps_scorer_memory_check(sc, rw, rh, err) != 0) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return ddps_fail_kind(err, DDPS_KIND_DATA, "image %d (%dx%d): %s", i, images[i].width, images[i].height, why);
+        }
+    }
     return 0;
 }
 
@@ -237,13 +280,15 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
         return ddps_api_failf(err, DDPS_ERR_USAGE, "--dift-t %d: outside 0..%d", o.dift_t, T - 1);
     int K = ddps_score_timesteps(&o, T, ts, &ie);
     if (K < 0) return ddps_api_fail(err, &ie);
+    if (e->spent) return engine_spent(e, err);
+    ddps_scorer sc;
+    memset(&sc, 0, sizeof sc);
+    sc.be = e->be, sc.sd = e->sd, sc.o = &o, sc.K = K, sc.ts = ts, sc.dim = e->dim;
+    if (images_fit(&sc, images, n, &ie) != 0) return ddps_api_fail(err, &ie);
     ddps_api_enter(&e->hooks);
     const prompt_entry *pn = &e->prompts[null_prompt];
     ddps_tensor cn = ddps_slice(e->be, &e->chunks[pn->chunk], pn->index, 1);
     ddps_status st = DDPS_OK;
-    ddps_scorer sc;
-    memset(&sc, 0, sizeof sc);
-    sc.be = e->be, sc.sd = e->sd, sc.o = &o, sc.K = K, sc.ts = ts, sc.dim = e->dim;
     ddps_progress *prog = ddps_progress_start("scoring", n, "img", 0);
     for (int i = 0; i < n; i++) {
         if (ddps_cancel_requested()) {
@@ -263,7 +308,7 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
     if (st != DDPS_OK) {
         for (int i = 0; i < n; i++)
             if (st != DDPS_ERR_CANCELLED || !out[i].features) ddps_image_scores_free(&out[i]);
-        return st;
+        return engine_failed(e, st, err);
     }
     return ddps_api_ok(err);
 }

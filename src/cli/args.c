@@ -65,6 +65,7 @@ char *cli_strdup(const char *s) {
 void cli_args_help(const char *usage, const cli_opt *opts, int nopts) {
     printf("%s\n\noptions:\n", usage);
     for (int i = 0; i < nopts; i++) {
+        if (!opts[i].help) continue; /* an alias kept for compatibility */
         char left[64];
         snprintf(left, sizeof left, "%s%s%s", opts[i].name, opts[i].meta ? " " : "", opts[i].meta ? opts[i].meta : "");
         printf("  %-26s %s\n", left, opts[i].help);

@@ -26,7 +26,7 @@ typedef struct {
     cli_opt_type type;
     void *dest;
     const char *meta; /* value name for --help, e.g. "N" */
-    const char *help;
+    const char *help; /* NULL: an alias, accepted but not listed by --help */
     double lo, hi;    /* range for CLI_OPT_INT / CLI_OPT_DOUBLE (ignored when lo == hi == 0) */
 } cli_opt;
 

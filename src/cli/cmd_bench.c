@@ -11,7 +11,7 @@
 #include "ddps.h"
 
 static const char *USAGE =
-    "usage: ddps bench text|vae|unet|score [options]\n\n"
+    "usage: ddps bench text|vae|unet|score|precision|load [options]\n\n"
     "Full-size Stable Diffusion v1.5 components with random weights (nothing to download);\n"
     "--shapes sd21: SD 2.1's (cross-attention 1024, 23 text layers of width 1024, head width 64).\n"
     "  text:  CLIP text encoder, 77 tokens (13.3 GFLOP per prompt)\n"

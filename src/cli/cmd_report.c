@@ -24,6 +24,7 @@ int cmd_report(int argc, char **argv) {
         {"--store", CLI_OPT_STR, &store, "FILE", "store written by ddps score (required)", 0, 0},
         {"--out", CLI_OPT_STR, &out, "DIR", "report folder (required)", 0, 0},
         {"--data", CLI_OPT_STR, &p.data_root, "ROOT", "where the source images are (default: as scored)", 0, 0},
+        {"--data-root", CLI_OPT_STR, &p.data_root, "ROOT", NULL, 0, 0}, /* alias of --data, as select had it */
         {"--ipc", CLI_OPT_INT, &p.ipc, "N", h_ipc, 1, 1000000},
         {"--thumb", CLI_OPT_INT, &p.thumb, "PX", h_thumb, 16, 1024},
         {"--threads", CLI_OPT_INT, &p.threads, "N", "image writing threads (0 = all cores)", 0, 4096},

@@ -55,6 +55,25 @@ static int parse(int argc, char **argv, score_args *a, const char **shard, ddps_
     return cli_args_options(USAGE, opts, n, argc, argv, err);
 }
 
+/* s as one shell word: unchanged when it is plain, else in single quotes. */
+static char *shell_quote(const char *s) {
+    if (s[0] && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-+:,=@%") == strlen(s))
+        return cli_strdup(s);
+    char *q = cli_malloc(4 * strlen(s) + 3), *o = q;
+    *o++ = '\'';
+    for (; *s; s++) {
+        if (*s == '\'') {
+            memcpy(o, "'\\''", 4);
+            o += 4;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o++ = '\'';
+    *o = 0;
+    return q;
+}
+
 int cmd_score(int argc, char **argv) {
     score_args a;
     score_args_init(&a);
@@ -76,8 +95,10 @@ int cmd_score(int argc, char **argv) {
         rc = -1;
     if (rc == 0 && a.p.shard_n > 0) {
         char *sp = ddps_shard_store_path(a.store_path, a.p.shard_k, a.p.shard_n);
-        cli_log(2, "%s: share %d/%d complete; when all are: ddps merge --store FILE FILE.shard-*-of-%d", sp,
-                a.p.shard_k, a.p.shard_n, a.p.shard_n);
+        char *q = shell_quote(a.store_path);
+        cli_log(2, "%s: share %d/%d complete; when all are: ddps merge --store %s %s.shard-*-of-%d", sp, a.p.shard_k,
+                a.p.shard_n, q, q, a.p.shard_n);
+        free(q);
         ddps_free(sp);
     }
     score_args_free(&a);

@@ -12,7 +12,7 @@
 
 static const char *USAGE =
     "usage: ddps select --store FILE --out DIR --ipc N[,N...] [--classes a,b,...] [--top-clusters N]\n"
-    "                   [--mosaic-max-ipc N] [--output-size PX] [--format png|jpg] [--data-root DIR]\n"
+    "                   [--mosaic-max-ipc N] [--output-size PX] [--format png|jpg] [--data DIR]\n"
     "                   [--threads N]\n"
     "\n"
     "Writes DIR/ipc<N>/<class>/*.png (torchvision ImageFolder) and DIR/ipc<N>/manifest.{csv,json}\n"
@@ -50,15 +50,16 @@ int cmd_select(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     ddps_select_params_init(&a.p);
     char help[SELECT_ARGS_MAX][192];
-    cli_opt opts[6 + SELECT_ARGS_MAX] = {
+    cli_opt opts[7 + SELECT_ARGS_MAX] = {
         {"--store", CLI_OPT_STR, &a.store, "FILE", "store written by ddps score (required)", 0, 0},
         {"--out", CLI_OPT_STR, &a.out, "DIR", "output folder; DIR/ipc<N> is replaced (required)", 0, 0},
         {"--ipc", CLI_OPT_STR, &a.ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0},
         {"--classes", CLI_OPT_STR, &a.classes_s, "a,b,...", "only these class folders (default: all)", 0, 0},
-        {"--data-root", CLI_OPT_STR, &a.p.data_root, "DIR", "where the source images are (default: as scored)", 0, 0},
+        {"--data", CLI_OPT_STR, &a.p.data_root, "DIR", "where the source images are (default: as scored)", 0, 0},
+        {"--data-root", CLI_OPT_STR, &a.p.data_root, "DIR", NULL, 0, 0}, /* alias of --data, select's first name for it */
         {"--threads", CLI_OPT_INT, &a.p.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
     };
-    int nopts = 6 + select_args_table(&a.p, opts + 6, help);
+    int nopts = 7 + select_args_table(&a.p, opts + 7, help);
     ddps_error err;
     cli_error_clear(&err);
     int rc = cli_args_options(USAGE, opts, nopts, argc, argv, &err);

@@ -119,6 +119,8 @@ int score_args_finish(score_args *a, ddps_error *err) {
     if (a->seed && parse_seed(a, err) != 0) return -1;
     if (!a->data_dir) return cli_fail_usage(err, "--data: required (see --help)");
     if (!a->model_dir) return cli_fail_usage(err, "--model: required (see --help)");
+    if (!a->data_dir[0]) return cli_fail_usage(err, "--data: empty (give the dataset folder)");
+    if (!a->model_dir[0]) return cli_fail_usage(err, "--model: empty (give a model folder, file or Hugging Face id)");
     return 0;
 }
 

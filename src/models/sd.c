@@ -347,6 +347,9 @@ static int load_single(const char *file, const char *config_dir, ddps_backend *b
         if (ddps_is_file(sc)) cparts |= parts & DDPS_PART_SCHEDULER;
         free(sc);
         if (rc == 0) rc = load_configs(sd, config_dir, cparts, err);
+        if (rc == 0)
+            rc = ddps_single_check_configs(&s, config_dir, (cparts & DDPS_PART_UNET) ? &sd->unet_cfg : NULL,
+                                           (cparts & DDPS_PART_TEXT) ? &sd->clip_cfg : NULL, err);
         if (rc == 0 && (parts & DDPS_PART_SCHEDULER) && !(cparts & DDPS_PART_SCHEDULER))
             sd->sched_cfg = (ddps_sched_config){1000, 0.00085f, 0.012f, 1, 0};
     } else {

@@ -233,6 +233,27 @@ static const st_tensor *unet_tensor(const ddps_single *s, const char *ldm) {
 /* Size of dimension d, or -1 (no tensor, fewer dims). */
 static int64_t dim(const st_tensor *t, int d) { return t && t->ndim > d ? t->shape[d] : -1; }
 
+int ddps_single_check_configs(const ddps_single *s, const char *config_dir, const ddps_unet_config *u,
+                              const ddps_clip_config *c, ddps_err *err) {
+    char what[512] = "";
+    size_t n = 0;
+    const st_tensor *tok = ddps_st_find(&s->file, CLIP_P "embeddings.token_embedding.weight");
+    if (!tok) tok = ddps_st_find(&s->file, CLIP_OLD_P "embeddings.token_embedding.weight");
+    if (c && (s->openclip || tok) && s->openclip == c->quick_gelu)
+        n += (size_t)snprintf(what + n, sizeof what - n, "the file's text encoder is %s, the configs' %s",
+                              s->openclip ? "OpenCLIP (SD 2.x)" : "CLIP ViT-L (SD v1.x)",
+                              c->quick_gelu ? "CLIP (quick_gelu)" : "OpenCLIP-style (gelu)");
+    const st_tensor *pin = unet_tensor(s, UNET_P "input_blocks.1.1.proj_in.weight");
+    int pdims = pin ? pin->ndim : 0;
+    if (u && pdims > 0 && (pdims == 2) != (u->use_linear_projection != 0))
+        n += (size_t)snprintf(what + n, sizeof what - n, "%sthe file's UNet projections are %s, the configs' %s",
+                              n ? "; " : "", pdims == 2 ? "linear (SD 2.x)" : "1x1 convolutions (SD v1.x)",
+                              u->use_linear_projection ? "linear" : "1x1 convolutions");
+    if (n == 0) return 0;
+    return ddps_fail_kind(err, DDPS_KIND_DATA, "%s: --config %s describes another model (%s): pass the configs of the "
+                          "model this file holds", s->file.path, config_dir, what);
+}
+
 int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_config *v, ddps_clip_config *c,
                           ddps_err *err) {
     const char *path = s->file.path;

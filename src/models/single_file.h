@@ -46,6 +46,13 @@ void ddps_ldm_ema_name(const char *ldm, char *out, size_t n);
 int ddps_single_open(const char *path, ddps_single *s, ddps_err *err);
 void ddps_single_close(ddps_single *s);
 
+/* Checks that --config's configurations describe the model the file holds
+ * where the file shows it: the text encoder's kind (OpenCLIP: gelu; SD
+ * v1.x's CLIP: quick_gelu) and the UNet's projections (linear or 1x1
+ * convolutions). A mismatch (SD 2.x configs for an SD v1.x file, or the
+ * reverse) fails naming both. text/unet: 0 when that part is not loaded. */
+int ddps_single_check_configs(const ddps_single *s, const char *config_dir, const ddps_unet_config *u,
+                              const ddps_clip_config *c, ddps_err *err);
 /* Infers SD v1.x's configurations from the tensors (cross-attention width
  * 768, UNet channels 320/640/1280, CLIP ViT-L text encoder). Anything else
  * fails with a message asking for --config DIR. */

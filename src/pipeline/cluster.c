@@ -6,6 +6,7 @@
 #include "pipeline/kmeans.h"
 #include "pipeline/store.h"
 #include "util/fs.h"
+#include "util/rng.h"
 
 #define KMEANS_ITERS 300
 
@@ -85,6 +86,10 @@ int ddps_store_cluster_compute(ddps_store *s, int class_id, int k, uint64_t seed
     ddps_class_data_free(&d);
     if (ret != 0) ddps_clustering_free(out);
     return ret;
+}
+
+uint64_t ddps_class_cluster_seed(uint64_t seed, const char *class_name) {
+    return ddps_seed_mix(seed, ddps_fnv1a(DDPS_FNV_INIT, class_name, strlen(class_name)));
 }
 
 int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_err *err) {

@@ -38,6 +38,9 @@ typedef struct {
  * Marks the class clustered with the candidate count, k and seed it used. A
  * class without candidates is marked clustered with no clusters. */
 int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_err *err);
+/* The k-means seed of a class: the run's --seed mixed with the class
+ * folder name (score, merge and select all cluster a class with it). */
+uint64_t ddps_class_cluster_seed(uint64_t seed, const char *class_name);
 /* The same clustering in two steps, so that k-means can run in another
  * process than the one that writes the store (ddps merge, MPI jobs):
  * compute reads the class (its own read transaction) and gives exactly what

@@ -441,7 +441,7 @@ static int scan_root(DIR *dir, const char *root, const ddps_dataset_opts *o, str
         if (!want) return ddps_fail(err, "%s: class subset has a NULL name", root);
         if (classes->n == 0 || !bsearch(&want, classes->v, (size_t)classes->n, sizeof *classes->v, cmp_str)) {
             char *w = ddps_display_name(want);
-            ddps_fail(err, "%s: no class folder named '%s' (asked for in the class subset)", root, w);
+            ddps_fail_usage(err, "--classes: %s: no class folder named '%s'", root, w);
             free(w);
             return -1;
         }

@@ -45,6 +45,11 @@ static void set_error(ddps_loaded *x, const char *rel, const char *path, const c
     free(shown);
 }
 
+int ddps_loader_resized_size(int w, int h, int size, int square, int *rw, int *rh, ddps_err *err) {
+    *rw = size, *rh = size;
+    return square ? 0 : ddps_resize_check(w, h, size, rw, rh, err);
+}
+
 /* Decodes and resizes one item; never fails as a whole (ok = 0 instead). */
 static ddps_loaded *load_one(const ddps_loader *l, int index) {
     ddps_loaded *x = ddps_calloc(1, sizeof *x);
@@ -54,10 +59,11 @@ static ddps_loaded *load_one(const ddps_loader *l, int index) {
     ddps_image img = {0};
     ddps_err err = {{0}};
     if (ddps_image_load(path, &img, &err) == 0) {
+        x->decoded = 1;
         x->orig_w = img.w;
         x->orig_h = img.h;
-        int w = l->size, h = l->size;
-        if (l->square || ddps_resize_check(img.w, img.h, l->size, &w, &h, &err) == 0)
+        int w, h;
+        if (ddps_loader_resized_size(img.w, img.h, l->size, l->square, &w, &h, &err) == 0)
             x->ok = ddps_image_resize(&img, w, h, &x->resized, &err) == 0;
     }
     if (!x->ok) {

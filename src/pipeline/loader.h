@@ -23,6 +23,7 @@
 typedef struct {
     int index;          /* item index in the dataset */
     int ok;             /* 0: failed, error holds "relpath: reason" */
+    int decoded;        /* 1 when the file decoded (ok = 0 then: the aspect bound refused it) */
     char error[512];
     int orig_w, orig_h; /* after EXIF orientation */
     ddps_image resized; /* shorter side = size (ddps_resize_shorter_size + ddps_image_resize),
@@ -37,6 +38,11 @@ typedef struct ddps_loader ddps_loader;
  * every index must be an item of d (repeats are allowed). indices is
  * copied; d must stay alive until ddps_loader_free. n = 0 is allowed (next
  * returns NULL at once). */
+/* The resized size of a w x h image as the loader makes it: size x size when
+ * square (low-res mode), else the shorter side size within the aspect bound
+ * of io/image.h (ddps_resize_check). -1 with the reason (no file name) for
+ * an image too extreme. The public engine sizes its images here too. */
+int ddps_loader_resized_size(int w, int h, int size, int square, int *rw, int *rh, ddps_err *err);
 int ddps_loader_start(const ddps_dataset *d, const int *indices, int n, int size, int square, int keep_original,
                       int threads, int ahead, ddps_loader **out, ddps_err *err);
 /* Next image in order (blocks until ready); returns NULL after the last one,

@@ -26,6 +26,39 @@ static int folder_is_empty(const char *path) {
     return empty;
 }
 
+int ddps_outdir_claim_report(const char *dir, int *made, ddps_err *err) {
+    struct stat st;
+    *made = 0;
+    char *mark = ddps_path_join(dir, DDPS_REPORT_MARK);
+    int rc = 0;
+    if (lstat(dir, &st) != 0) {
+        *made = 1;
+        rc = ddps_mkdirs(dir, err);
+    } else if (!S_ISDIR(st.st_mode)) {
+        rc = ddps_fail(err, "--out %s: exists and is not a folder", dir);
+    } else if (!folder_is_empty(dir) && lstat(mark, &st) != 0) {
+        rc = ddps_fail(err, "--out %s: folder holds files ddps did not write (no %s); give a new or empty folder", dir,
+                       DDPS_REPORT_MARK);
+    }
+    if (rc == 0) rc = ddps_write_file_atomic(mark, "ddps report\n", 12, err);
+    free(mark);
+    return rc;
+}
+
+void ddps_outdir_release(const char *dir, int made) {
+    if (!made) return;
+    char *mark = ddps_path_join(dir, DDPS_REPORT_MARK);
+    struct stat st;
+    if (lstat(mark, &st) == 0) {
+        /* the mark alone: the folder holds nothing else */
+        unlink(mark);
+        if (rmdir(dir) != 0) ddps_write_file_atomic(mark, "ddps report\n", 12, NULL);
+    } else {
+        rmdir(dir); /* only succeeds when empty */
+    }
+    free(mark);
+}
+
 int ddps_outdir_may_replace(const char *final, int ipc, ddps_err *err) {
     struct stat st;
     if (lstat(final, &st) != 0) return 0;

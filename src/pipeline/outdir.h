@@ -23,4 +23,15 @@ int ddps_outdir_may_replace(const char *final, int ipc, ddps_err *err);
  * processes in out_dir (any N); returns how many were removed. */
 int ddps_outdir_clean_stale(const char *out_dir);
 
+/* `ddps report` writes into --out only when it creates it, or it is an
+ * empty folder, or it holds DDPS_REPORT_MARK (a report ddps wrote there):
+ * a user's own folder (index.html, style.css) is never overwritten. The
+ * mark is written before anything else. *made: 1 when dir was created
+ * here. -1 with one line otherwise. */
+#define DDPS_REPORT_MARK ".ddps-report"
+int ddps_outdir_claim_report(const char *dir, int *made, ddps_err *err);
+/* After a failed run: removes dir when made and empty (the report's mark
+ * aside, which goes with it). A folder holding output stays. */
+void ddps_outdir_release(const char *dir, int made);
+
 #endif

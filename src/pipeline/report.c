@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "io/image.h"
+#include "pipeline/outdir.h"
 #include "pipeline/select.h"
 #include "pipeline/store.h"
 #include "util/clock.h"
@@ -890,8 +891,8 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     memset(&r, 0, sizeof r);
     r.o = o;
     r.threads = o->threads > 0 ? o->threads : omp_get_max_threads();
-    int rc = -1;
-    if (ddps_mkdirs(o->out_dir, err) != 0) return -1;
+    int rc = -1, made = 0;
+    if (ddps_outdir_claim_report(o->out_dir, &made, err) != 0) return -1;
 
     /* The distilled set, by select itself. */
     double t0 = ddps_seconds();
@@ -906,8 +907,12 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     so.threads = o->threads;
     so.command = "report";
     rc = ddps_select_run(&so, err);
+    if (rc != 0) rmdir(dist); /* only when empty */
     free(dist);
-    if (rc != 0) return -1;
+    if (rc != 0) {
+        ddps_outdir_release(o->out_dir, made);
+        return -1;
+    }
     rc = -1;
     double select_s = ddps_seconds() - t0;
 
@@ -969,5 +974,6 @@ done:
     free(r.data_root);
     ddps_store_free_classes(r.cls, r.n_cls);
     ddps_store_close(r.store);
+    if (rc != 0) ddps_outdir_release(o->out_dir, made);
     return rc;
 }

@@ -379,7 +379,7 @@ static int merge_begin_all(const char *store, const mpi_world *w, ddps_merge *m,
     if (w->rank == 0) {
         char **paths = ddps_malloc((size_t)w->size * sizeof *paths);
         for (int r = 0; r < w->size; r++) paths[r] = ddps_shard_path(store, r, w->size);
-        if (ddps_merge_begin(store, paths, w->size, m, err) != 0) {
+        if (ddps_merge_begin(store, paths, w->size, 0, m, err) != 0) {
             ddps_fail_prefix(err, "merging the shards");
             ok = 0;
         }

@@ -105,6 +105,7 @@ typedef struct {
     double t_start;
     ddps_dataset ds;
     char **skipped; /* everything skipped in this run, repeated in the final summary */
+    long n_extreme, n_memory; /* of stats.images_bad: beyond the aspect bound, too large for memory */
     int n_skipped;
     ddps_backend *be;
     ddps_sd *sd;
@@ -266,31 +267,35 @@ static int run_plan(score_run *r, ddps_err *err) {
     }
     if (rc == 0 && r->already)
         ddps_info("%s: %ld of %d images already scored, %d to go", o->store_path, r->already, ds->n_items, r->ntodo);
+    /* unfinished until run_execute ends: what select and report warn about */
+    int classes_todo = 0;
+    for (int c = 0; c < r->nc; c++) classes_todo += r->left[c] > 0;
+    char todo[96];
+    snprintf(todo, sizeof todo, "%d image%s in %d class%s", r->ntodo, r->ntodo == 1 ? "" : "s", classes_todo,
+             classes_todo == 1 ? "" : "es");
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "score_todo", todo, err);
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "score_complete", "0", err);
     return rc;
 }
 
 /* k-means of class ci's candidates, seeded from (seed, class folder name). */
 static int run_cluster(score_run *r, int ci, ddps_err *err) {
     const char *name = r->ds.classes[ci].name;
-    return ddps_store_cluster(r->st, r->class_ids[ci], r->o->clusters,
-                              ddps_seed_mix(r->o->seed, ddps_fnv1a(DDPS_FNV_INIT, name, strlen(name))), err);
+    return ddps_store_cluster(r->st, r->class_ids[ci], r->o->clusters, ddps_class_cluster_seed(r->o->seed, name), err);
 }
 
 /* Marks a group's members that are unreadable or too large for this
  * machine; the ones still to do are recorded as bad in the store (and in
  * the run's skipped list). */
 static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, ddps_err *err) {
-    const ddps_score_opts *o = r->o;
-    const ddps_sd *sd = r->sd;
     int rc = 0;
     for (int a = 0; rc == 0 && a < gn; a++) {
         const ddps_item *it = &r->ds.items[group[a]->index];
         ddps_err me;
         int rh = group[a]->resized.h, rw = group[a]->resized.w;
-        if (group[a]->ok &&
-            ddps_score_memory_check(&sd->vae_cfg, &sd->unet_cfg, rh, rw, 1, r->sc.K,
-                                    o->low_res ? (rh < rw ? rh : rw) : o->patch,
-                                    o->low_res ? 1 : o->patches_per_image, o->dift_ensemble, &me) != 0) {
+        int memory = 0;
+        if (group[a]->ok && ddps_scorer_memory_check(&r->sc, rw, rh, &me) != 0) {
+            memory = 1;
             /* too large for this machine: a bad image, not an abort of the run (memcheck.h) */
             group[a]->ok = 0;
             char *shown = ddps_display_name(it->relpath);
@@ -302,6 +307,8 @@ static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, d
             r->skipped[r->n_skipped++] = ddps_strdup(group[a]->error);
             rc = ddps_store_put_bad(r->st, r->class_ids[ci], it->relpath, group[a]->error, err);
             r->stats.images_bad++;
+            r->n_memory += memory;
+            r->n_extreme += !memory && group[a]->decoded;
         }
     }
     return rc;
@@ -330,7 +337,7 @@ static int batch_store(score_run *r, ddps_scored *items, int nb, int ci, double 
             res.dim = r->sc.dim;
             res.seconds = (ddps_now(r->be) - tg) / (nb > 0 ? nb : 1);
             rc = ddps_store_put_image_map(r->st, &res, it->map, it->map_h, it->map_w, err);
-            r->stats.images_scored++;
+            if (rc == 0) r->stats.images_scored++;
         }
         ddps_scored_free(it);
     }
@@ -436,6 +443,7 @@ static int run_execute(score_run *r, ddps_err *err) {
         if (rc == 0 && needs) rc = run_cluster(r, i, err);
     }
     if (rc == 0 && r->in_shard) rc = ddps_store_set_meta(r->st, "shard_complete", "1", err);
+    if (rc == 0) rc = ddps_store_set_meta(r->st, "score_complete", "1", err);
     return rc;
 }
 
@@ -456,9 +464,11 @@ static int run_report(score_run *r, int rc, ddps_err *err) {
     if (rc == 0) {
         char dur[32];
         ddps_format_duration(s->seconds, dur, sizeof dur);
-        ddps_info("scored %ld images (%ld skipped as unreadable) in %s: decode wait %.1f s, VAE %.1f s, UNet %.1f s, "
-                  "DIFT %.1f s, clustering %.1f s; %ld UNet latents, %ld VAE encodes",
-                  s->images_scored, s->images_bad, dur, r->t_decode, r->sc.t_vae, r->sc.t_unet, r->sc.t_dift,
+        ddps_info("scored %ld images (%ld skipped: %ld unreadable, %ld beyond the %d:1 aspect bound, %ld too large for "
+                  "memory) in %s: decode wait %.1f s, VAE %.1f s, UNet %.1f s, DIFT %.1f s, clustering %.1f s; %ld UNet "
+                  "latents, %ld VAE encodes",
+                  s->images_scored, s->images_bad, s->images_bad - r->n_extreme - r->n_memory, r->n_extreme,
+                  DDPS_RESIZE_MAX_ASPECT, r->n_memory, dur, r->t_decode, r->sc.t_vae, r->sc.t_unet, r->sc.t_dift,
                   r->t_cluster, s->unet_latents, s->vae_images);
     }
     if (r->n_skipped) {
@@ -505,6 +515,13 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     if (rc == 0) rc = run_prompts(&r, err);
     if (rc == 0) rc = run_plan(&r, err);
     if (rc == 0) rc = run_execute(&r, err);
+    if (rc != 0 && r.st && err && err->kind == DDPS_KIND_RESOURCE && strstr(err->msg, "disk full")) {
+        /* what the user needs to know: nothing stored is lost, a rerun continues */
+        size_t n = strlen(err->msg);
+        long stored = r.already + r.stats.images_scored;
+        snprintf(err->msg + n, sizeof err->msg - n, "; %ld image%s stored (%ld in this run): free some space and "
+                 "rerun the same command to continue", stored, stored == 1 ? " is" : "s are", r.stats.images_scored);
+    }
     rc = run_report(&r, rc, err);
     if (totals) *totals = r.stats;
     run_free(&r);

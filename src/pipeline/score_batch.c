@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/memcheck.h"
 #include "pipeline/stage1.h"
 #include "util/fs.h"
 #include "util/rng.h"
@@ -20,6 +21,13 @@ void ddps_scored_free(ddps_scored *s) {
     s->score_map = NULL;
     s->patch_scores = NULL;
     s->n_cand = 0;
+}
+
+int ddps_scorer_memory_check(const ddps_scorer *sc, int rw, int rh, ddps_err *err) {
+    const ddps_score_opts *o = sc->o;
+    return ddps_score_memory_check(&sc->sd->vae_cfg, &sc->sd->unet_cfg, rh, rw, 1, sc->K,
+                                   o->low_res ? (rh < rw ? rh : rw) : o->patch, o->low_res ? 1 : o->patches_per_image,
+                                   o->dift_ensemble, err);
 }
 
 /* Stage I of the batch: seeds each image's stream rng[i] from (seed, key),

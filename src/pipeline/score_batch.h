@@ -50,6 +50,11 @@ typedef struct {
  * -1 with err prefixed by the first image's key (outputs freed). */
 int ddps_score_batch(ddps_scorer *sc, ddps_scored *items, int n, const ddps_tensor *ctx_null, int keep_maps,
                      ddps_err *err);
+/* The memory pre-flight (pipeline/memcheck.h) for one image resized to
+ * rw x rh, with the scorer's settings: 0 when it fits, else -1 with the
+ * reason (no file name). ddps_score_run records such an image as bad; the
+ * engine refuses it. */
+int ddps_scorer_memory_check(const ddps_scorer *sc, int rw, int rh, ddps_err *err);
 /* Frees an item's outputs (inputs are the caller's); safe twice. */
 void ddps_scored_free(ddps_scored *s);
 

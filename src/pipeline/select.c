@@ -16,6 +16,8 @@
 
 #include "io/image.h"
 #include "pipeline/class_map.h"
+#include "pipeline/cluster.h"
+#include "pipeline/store_guard.h"
 #include "util/escape.h"
 #include "util/first_err.h"
 #include "util/fs.h"
@@ -24,7 +26,6 @@
 
 #define FOLDER_MAX 200
 #define MAX_IPC 1000000
-#define DEFAULT_K 32
 
 void ddps_select_defaults(ddps_select_opts *o) {
     memset(o, 0, sizeof *o);
@@ -670,13 +671,6 @@ static int check_opts(const ddps_select_opts *o, const char **ext, ddps_err *err
     return 0;
 }
 
-static int json_int_setting(const json_t *settings, const char *key, long long lo, long long hi, long long dflt) {
-    json_t *v = json_object_get(settings, key);
-    if (!json_is_integer(v)) return (int)dflt;
-    long long x = json_integer_value(v);
-    return x >= lo && x <= hi ? (int)x : (int)dflt;
-}
-
 /* Meta values: settings (required), model identity, data root. */
 static int read_meta(run_ctx *r, ddps_err *err) {
     const ddps_select_opts *o = r->o;
@@ -693,13 +687,13 @@ static int read_meta(run_ctx *r, ddps_err *err) {
     if (ddps_store_get_meta(r->store, "model_id", &r->model_id, err) != 0) return -1;
     if (o->data_root) {
         r->data_root = ddps_strdup(o->data_root);
-        if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data-root %s: not a folder", r->data_root);
+        if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data %s: not a folder", r->data_root);
     } else {
         if (ddps_store_get_meta(r->store, "data_root", &root, err) != 0) return -1;
-        if (!root) return ddps_fail(err, "--data-root: not given, and %s records no data root", o->store_path);
+        if (!root) return ddps_fail(err, "--data: not given, and %s records no data root", o->store_path);
         r->data_root = root;
         if (!ddps_is_dir(r->data_root))
-            return ddps_fail(err, "%s: data root %s (recorded in the store) is not a folder; give --data-root",
+            return ddps_fail(err, "%s: data root %s (recorded in the store) is not a folder; give --data",
                              o->store_path, r->data_root);
     }
     return 0;
@@ -718,7 +712,7 @@ static int pick_classes(run_ctx *r, ddps_err *err) {
                 if (strcmp(r->all[k].name, o->classes[i]) == 0) want[k] = 1, found = 1;
             if (!found) {
                 free(want);
-                return ddps_fail(err, "--classes: no class '%s' in %s", o->classes[i], o->store_path);
+                return ddps_fail_usage(err, "--classes: no class '%s' in %s", o->classes[i], o->store_path);
             }
         }
     } else {
@@ -763,18 +757,41 @@ static int pick_classes(run_ctx *r, ddps_err *err) {
     return 0;
 }
 
+/* One warning line when the store's scoring is not finished: a score
+ * holds its writer lock now, or the last one stopped before the end
+ * (score_complete is "0"; stores older than that record say nothing). */
+static void warn_unfinished(ddps_store *st, const char *path) {
+    char *done = NULL, *todo = NULL;
+    ddps_err e;
+    int writing = ddps_store_writer_active(path);
+    if (ddps_store_get_meta(st, "score_complete", &done, &e) == 0 && (writing || (done && strcmp(done, "1") != 0))) {
+        if (ddps_store_get_meta(st, "score_todo", &todo, &e) != 0) todo = NULL;
+        ddps_warn("%s: unfinished store: %s (when it started, %s were to go); using what is stored so far: rerun the "
+                  "same ddps score to finish",
+                  path, writing ? "a ddps score is writing to it now" : "its last ddps score stopped before the end",
+                  todo ? todo : "some images");
+    }
+    free(done);
+    free(todo);
+}
+
 /* Clusters what needs it, then loads every chosen class (no features). */
 static int load_classes(run_ctx *r, ddps_err *err) {
     const ddps_select_opts *o = r->o;
-    int k_default = json_int_setting(r->settings, "clusters", 1, 65536, DEFAULT_K);
-    uint64_t seed = (uint64_t)json_int_setting(r->settings, "seed", 0, INT_MAX, 0);
+    /* the store's own --clusters and --seed, and the class's seed as score derives it */
+    json_t *jk = json_object_get(r->settings, "clusters"), *js = json_object_get(r->settings, "seed");
     for (int k = 0; k < r->n_cls; k++) {
         const ddps_class_info *ci = r->cls[k].info;
         if (ci->clustered) continue;
         if (!r->writable)
             return ddps_fail(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
                              r->cls[k].folder);
-        int kk = ci->clustered_k > 0 ? ci->clustered_k : k_default;
+        if (!json_is_integer(jk) || json_integer_value(jk) < 1 || json_integer_value(jk) > DDPS_MAX_CLUSTERS ||
+            !json_is_integer(js))
+            return ddps_fail(err, "%s: class %s needs clustering but the store records no valid clusters/seed setting",
+                             o->store_path, r->cls[k].folder);
+        int kk = (int)json_integer_value(jk);
+        uint64_t seed = ddps_class_cluster_seed((uint64_t)json_integer_value(js), ci->name);
         ddps_info("class %s: clustering %ld candidates (k = %d)", r->cls[k].folder, ci->n_cand, kk);
         if (ddps_store_cluster(r->store, ci->id, kk, seed, err) != 0) return -1;
     }
@@ -800,7 +817,9 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
         if (!r.writable || ddps_store_open(o->store_path, 1, &r.store, &e2) != 0) goto done;
         r.writable = 0;
     }
-    if (read_meta(&r, err) != 0 || pick_classes(&r, err) != 0 || load_classes(&r, err) != 0) goto done;
+    if (read_meta(&r, err) != 0) goto done;
+    warn_unfinished(r.store, o->store_path);
+    if (pick_classes(&r, err) != 0 || load_classes(&r, err) != 0) goto done;
     if (ddps_store_totals(r.store, &r.totals, err) != 0) goto done;
     if (ddps_mkdirs(o->out_dir, err) != 0) goto done;
     /* Before writing anything: leftovers of killed runs go, folders ddps did not write are refused (outdir.h). */

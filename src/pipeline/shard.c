@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pipeline/store_guard.h"
 #include "util/fs.h"
 #include "util/rng.h"
 
@@ -265,6 +266,7 @@ static int copy_all(ddps_merge *m, shard_in *in, int n, ddps_err *err) {
     char nbuf[32];
     snprintf(nbuf, sizeof nbuf, "%d", n);
     if (rc == 0) rc = ddps_store_set_meta(out, "merged_shards", nbuf, err);
+    if (rc == 0) rc = ddps_store_set_meta(out, "score_complete", "1", err); /* visible only once complete */
     /* Classes: the same in every shard (each records all classes of the dataset). */
     ddps_class_info **ci = ddps_calloc((size_t)n, sizeof *ci);
     int *nc = ddps_calloc((size_t)n, sizeof *nc);
@@ -306,7 +308,7 @@ static int copy_all(ddps_merge *m, shard_in *in, int n, ddps_err *err) {
                     m->classes[c].class_id = oc[c].id;
                     m->classes[c].name = ddps_strdup(oc[c].name);
                     m->classes[c].n_cand = oc[c].n_cand;
-                    m->classes[c].seed = ddps_seed_mix(seed, ddps_fnv1a(DDPS_FNV_INIT, oc[c].name, strlen(oc[c].name)));
+                    m->classes[c].seed = ddps_class_cluster_seed(seed, oc[c].name);
                 }
                 qsort(m->classes, (size_t)on, sizeof *m->classes, cmp_class_name);
                 ddps_store_free_classes(oc, on);
@@ -321,7 +323,48 @@ static int copy_all(ddps_merge *m, shard_in *in, int n, ddps_err *err) {
     return rc;
 }
 
-int ddps_merge_begin(const char *out, char *const *shards, int n, ddps_merge *m, ddps_err *err) {
+/* The name of share k of n beside `path`, the name of share pk: path with
+ * its ".shard-PK-of-N" suffix replaced (the job's STORE is the shards' base
+ * name, whatever --store the merge writes). */
+static char *shard_sibling(const char *path, int pk, int k, int n) {
+    char *own = ddps_shard_path("", pk, n);
+    size_t lp = strlen(path), lo = strlen(own);
+    char *base = ddps_strdup(path);
+    if (lp > lo && strcmp(path + lp - lo, own) == 0) base[lp - lo] = 0;
+    char *p = ddps_shard_path(base, k, n);
+    free(own);
+    free(base);
+    return p;
+}
+
+/* An existing OUT is replaced only when it is a finished ddps store of the
+ * same job (same settings and model, not a shard), or with force. */
+static int check_out(const char *out, const shard_in *first, int force, ddps_err *err) {
+    struct stat so;
+    if (force || stat(out, &so) != 0) return 0;
+    const char *hint = "; use another --store, or --force to replace it";
+    ddps_store *s = NULL;
+    ddps_err e;
+    if (ddps_store_open(out, 1, &s, &e) != 0)
+        return ddps_fail(err, "%s: exists and is not a ddps store (%s)%s", out, e.msg, hint);
+    char *settings = NULL, *model = NULL, *shard = NULL;
+    int rc = ddps_store_get_meta(s, "settings", &settings, &e) || ddps_store_get_meta(s, "model_id", &model, &e) ||
+             ddps_store_get_meta(s, "shard", &shard, &e);
+    if (rc == 0 && shard)
+        rc = ddps_fail(err, "%s: exists and is a shard store itself%s", out, hint);
+    else if (rc != 0 || !settings || !model || strcmp(settings, first->settings) != 0 || strcmp(model, first->model) != 0)
+        rc = ddps_fail(err, "%s: exists and is a store of another job (other settings or model than %s)%s", out,
+                       first->path, hint);
+    free(settings);
+    free(model);
+    free(shard);
+    ddps_store_close(s);
+    if (rc == 0 && ddps_store_writer_active(out))
+        rc = ddps_fail(err, "%s: a ddps score is writing to it%s", out, hint);
+    return rc;
+}
+
+int ddps_merge_begin(const char *out, char *const *shards, int n, int force, ddps_merge *m, ddps_err *err) {
     memset(m, 0, sizeof *m);
     if (n < 1) return ddps_fail(err, "no shard stores given");
     shard_in *in = ddps_calloc((size_t)n, sizeof *in);
@@ -353,7 +396,7 @@ int ddps_merge_begin(const char *out, char *const *shards, int n, ddps_merge *m,
             }
         char *ex = NULL;
         for (int k = 0; k < N && !ex; k++)
-            if (!seen[k]) ex = ddps_shard_path(out, k, N);
+            if (!seen[k]) ex = shard_sibling(in[0].path, in[0].k, k, N);
         rc = ddps_fail(err, "incomplete set of shards: %d of %d missing (%s%s; e.g. %s)", miss, N, buf,
                        miss > 8 ? ", ..." : "", ex);
         free(ex);
@@ -371,6 +414,7 @@ int ddps_merge_begin(const char *out, char *const *shards, int n, ddps_merge *m,
             rc = ddps_fail(err, "%s: shard %d/%d holds %ld images, its share has %ld", in[i].path, in[i].k, N, have,
                            want);
     }
+    if (rc == 0) rc = check_out(out, &in[0], force, err);
     if (rc == 0) {
         /* in share order, so the merged store lists images in dataset order */
         shard_in *sorted = ddps_calloc((size_t)n, sizeof *sorted);
@@ -385,7 +429,10 @@ int ddps_merge_begin(const char *out, char *const *shards, int n, ddps_merge *m,
         rc = copy_all(m, in, n, err);
     }
     free(seen);
-    for (int i = 0; i < n; i++) shard_in_free(&in[i]);
+    for (int i = 0; i < n; i++) {
+        shard_in_free(&in[i]);
+        ddps_store_tidy_wal(shards[i]); /* what the read-only connection left */
+    }
     free(in);
     if (rc != 0) {
         ddps_merge_free(m);
@@ -441,9 +488,9 @@ void ddps_merge_free(ddps_merge *m) {
     memset(m, 0, sizeof *m);
 }
 
-int ddps_merge_run(const char *out, char *const *shards, int n, ddps_err *err) {
+int ddps_merge_run(const char *out, char *const *shards, int n, int force, ddps_err *err) {
     ddps_merge m;
-    if (ddps_merge_begin(out, shards, n, &m, err) != 0) return -1;
+    if (ddps_merge_begin(out, shards, n, force, &m, err) != 0) return -1;
     ddps_store *st = NULL;
     int rc = ddps_store_open(m.tmp, 0, &st, err);
     for (int c = 0; rc == 0 && c < m.n_classes; c++)

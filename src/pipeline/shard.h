@@ -68,8 +68,11 @@ typedef struct {
 /* Checks the n shard stores (read-only; the first problem is one line
  * naming the shard and what is wrong or missing) and copies them into
  * m->tmp (unclustered), then closes it. Nothing is created when a check
- * fails; on any failure m->tmp is removed. */
-int ddps_merge_begin(const char *out, char *const *shards, int n, ddps_merge *m, ddps_err *err);
+ * fails; on any failure m->tmp is removed. An existing out is refused
+ * unless it is a finished store of the same job (not a shard, same settings
+ * and model, no score writing to it) or force is set. The shards' -wal/-shm
+ * left by the read-only reads are removed (ddps_store_tidy_wal). */
+int ddps_merge_begin(const char *out, char *const *shards, int n, int force, ddps_merge *m, ddps_err *err);
 /* Which process clusters class i of a merge over `size` processes: the
  * largest classes first, each to the least loaded process (deterministic,
  * every process computes the same). owner gets m->n_classes entries. */
@@ -80,6 +83,6 @@ int ddps_merge_commit(ddps_merge *m, ddps_err *err);
 void ddps_merge_free(ddps_merge *m);
 
 /* The whole merge in one process: begin, cluster every class, commit. */
-int ddps_merge_run(const char *out, char *const *shards, int n, ddps_err *err);
+int ddps_merge_run(const char *out, char *const *shards, int n, int force, ddps_err *err);
 
 #endif

@@ -40,6 +40,9 @@ static int db_fail(ddps_store *s, ddps_err *err, const char *what) {
     if (code == SQLITE_CORRUPT)
         return ddps_fail(err, "%s: store is corrupt (%s%s%s)", s->path, what ? what : "", what ? ": " : "",
                          sqlite3_errmsg(s->db));
+    if (code == SQLITE_FULL)
+        return ddps_fail_kind(err, DDPS_KIND_RESOURCE, "%s: %s%sdisk full (%s)", s->path, what ? what : "",
+                              what ? ": " : "", sqlite3_errmsg(s->db));
     if (!what) return ddps_fail(err, "%s: %s", s->path, sqlite3_errmsg(s->db));
     return ddps_fail(err, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }

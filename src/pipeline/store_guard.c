@@ -2,9 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/fs.h"
 
 int ddps_store_lock(const char *path, int *fd, ddps_err *err) {
     *fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -24,6 +29,32 @@ int ddps_store_lock(const char *path, int *fd, ddps_err *err) {
 
 void ddps_store_unlock(int fd) {
     if (fd >= 0) close(fd); /* closing releases the flock */
+}
+
+int ddps_store_writer_active(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return busy;
+}
+
+void ddps_store_tidy_wal(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) { /* no score writes now, none can start until we close */
+        size_t n = strlen(path) + 8;
+        char *p = ddps_malloc(n);
+        struct stat st;
+        snprintf(p, n, "%s-wal", path);
+        if (stat(p, &st) == 0 && st.st_size == 0) {
+            unlink(p);
+            snprintf(p, n, "%s-shm", path);
+            unlink(p);
+        }
+        free(p);
+    }
+    close(fd);
 }
 
 int ddps_store_verify(ddps_store *s, ddps_err *err) {

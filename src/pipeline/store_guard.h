@@ -20,6 +20,13 @@
  * locks), then ddps_store_unlock. */
 int ddps_store_lock(const char *path, int *fd, ddps_err *err);
 void ddps_store_unlock(int fd);
+/* 1 when another process holds the store's writer lock (a `ddps score`
+ * running on it), else 0 (also when the file cannot be opened). */
+int ddps_store_writer_active(const char *path);
+/* Removes path-wal and path-shm when no writer holds the store (see
+ * ddps_store_writer_active) and the -wal is empty: the files a read-only
+ * SQLite connection leaves behind (it may not delete them on close). */
+void ddps_store_tidy_wal(const char *path);
 int ddps_store_verify(ddps_store *s, ddps_err *err);
 
 #endif

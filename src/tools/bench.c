@@ -4,6 +4,7 @@
  * run; --json adds one JSON object as the last line. Benchmarks are
  * programs, not tests. */
 #include <jansson.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +155,8 @@ static void bench_json(const bench_opts *bo, ddps_precision prec, const bench_ro
     json_object_set_new(o, "precision", json_string(ddps_precision_name(prec)));
     json_object_set_new(o, "shapes", json_string(bo->version == 21 ? "sd21" : "sd15"));
     json_object_set_new(o, "size", json_integer(bo->size));
-    json_object_set_new(o, "threads", json_integer(bo->threads));
+    /* the count used: --threads, or all cores (the CPU backend sets OpenMP's count when it is made) */
+    json_object_set_new(o, "threads", json_integer(bo->threads > 0 ? bo->threads : omp_get_max_threads()));
     json_object_set_new(o, "batch", json_integer(rows[0].batch));
     json_object_set_new(o, bo->part == DDPS_PART_UNET ? "ms_per_latent" : "ms_per_item", json_real(rows[0].ms_per_item));
     json_object_set_new(o, "gflop_per_s", json_real(rows[0].gflop_per_s));
