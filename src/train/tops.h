@@ -45,6 +45,8 @@ typedef struct tr_entry tr_entry;
 typedef struct {
     ddps_backend *be;
     tr_entry *cache;
+    void *wbuf; /* weights in a primitive's layout (grow-only) */
+    size_t wbuf_size;
 } tr_ctx;
 
 /* NULL with err filled when be is not the CPU backend. */

@@ -3,8 +3,12 @@
  * statistics, eval with running statistics, backward), max and average
  * pooling, ReLU, inner product. See train/tops.h.
  *
- * Formats: activations NHWC, weights in PyTorch's plain layouts (oihw, oi),
- * so gradients come out in PyTorch's layout with no reorder. Convolutions use
+ * Formats: activations NHWC; parameters and their gradients stay in
+ * PyTorch's plain layouts (oihw, oi). The primitives choose their own weight
+ * layout (oneDNN has fast kernels only for blocked weights: plain oihw with
+ * NHWC activations falls back to its reference code, ~100x slower); a
+ * convolution or inner product reorders the weights into it before running,
+ * or its weight gradient out of it after. Convolutions use
  * oneDNN's direct algorithm (no Winograd: its transforms cost accuracy that
  * the golden checks against PyTorch would see).
  *
@@ -29,6 +33,13 @@ struct tr_entry {
     int arg[MAXARGS];
     dnnl_memory_t mem[MAXARGS];
     size_t ws_bytes; /* workspace (max pooling) */
+    /* Weights in the primitive's own layout: argument warg is reordered from
+     * the caller's plain layout before execution (w_after 0) or into it after
+     * (w_after 1, a weight gradient), through the context's weight buffer. */
+    int warg, w_after;
+    dnnl_primitive_t wreorder;
+    dnnl_memory_t w_plain, w_prim;
+    size_t w_bytes;
     tr_entry *next;
 };
 
@@ -40,6 +51,16 @@ enum { K_CONV_F = 1, K_CONV_BD, K_CONV_BW, K_BN_F, K_BN_E, K_BN_B, K_POOL_F, K_P
         dnnl_status_t st_ = (call);                                                                     \
         if (st_ != dnnl_success) return st_;                                                            \
     } while (0)
+
+static void entry_free(tr_entry *e) {
+    for (int i = 0; i < e->nargs; i++)
+        if (e->mem[i]) dnnl_memory_destroy(e->mem[i]);
+    if (e->prim) dnnl_primitive_destroy(e->prim);
+    if (e->wreorder) dnnl_primitive_destroy(e->wreorder);
+    if (e->w_plain) dnnl_memory_destroy(e->w_plain);
+    if (e->w_prim) dnnl_memory_destroy(e->w_prim);
+    free(e);
+}
 
 tr_ctx *tr_ctx_new(ddps_backend *be, ddps_err *err) {
     if (!be || !be->inner || strcmp(be->inner->name, "cpu") != 0)
@@ -54,12 +75,10 @@ void tr_ctx_free(tr_ctx *c) {
     tr_entry *e = c->cache;
     while (e) {
         tr_entry *n = e->next;
-        for (int i = 0; i < e->nargs; i++)
-            if (e->mem[i]) dnnl_memory_destroy(e->mem[i]);
-        if (e->prim) dnnl_primitive_destroy(e->prim);
-        free(e);
+        entry_free(e);
         e = n;
     }
+    free(c->wbuf);
     free(c);
 }
 
@@ -86,12 +105,31 @@ static tr_entry *find(tr_ctx *c, const int key[KEYN]) {
 /* The cache entry for key made from pd (destroyed here; st: how building it
  * went): the primitive and one memory per argument args[0..na). NULL after
  * recording a failure. */
+/* The reorder of e's weight argument warg between the plain layout and the primitive's (none when equal). */
+static dnnl_status_t weight_reorder(cpu_state *cs, tr_entry *e, const_dnnl_primitive_desc_t pd,
+                                   const dnnl_memory_desc_t *plain, int warg, int after) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, warg);
+    e->warg = warg;
+    e->w_after = after;
+    if (dnnl_memory_desc_equal(md, plain)) return dnnl_success;
+    e->w_bytes = dnnl_memory_desc_get_size(md);
+    dnnl_primitive_desc_t rpd = NULL;
+    DNNL_RET(dnnl_reorder_primitive_desc_create(&rpd, after ? md : plain, cs->eng, after ? plain : md, cs->eng, NULL));
+    dnnl_status_t st = dnnl_primitive_create(&e->wreorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    if (st == dnnl_success) st = dnnl_memory_create(&e->w_plain, plain, cs->eng, DNNL_MEMORY_NONE);
+    if (st == dnnl_success) st = dnnl_memory_create(&e->w_prim, md, cs->eng, DNNL_MEMORY_NONE);
+    return st;
+}
+
+/* plain: the caller's layout of weight argument warg (NULL: no weights). */
 static tr_entry *entry_make(tr_ctx *c, const int key[KEYN], dnnl_primitive_desc_t pd, dnnl_status_t st,
-                            const int *args, int na) {
+                            const int *args, int na, const dnnl_memory_desc_t *plain, int warg, int after) {
     tr_entry *e = ddps_calloc(1, sizeof *e);
     memcpy(e->key, key, sizeof e->key);
     cpu_state *cs = cpu_of(c->be);
     if (st == dnnl_success) st = dnnl_primitive_create(&e->prim, pd);
+    if (st == dnnl_success && plain) st = weight_reorder(cs, e, pd, plain, warg, after);
     for (int i = 0; i < na && st == dnnl_success; i++) {
         const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, args[i]);
         e->arg[i] = args[i];
@@ -103,10 +141,7 @@ static tr_entry *entry_make(tr_ctx *c, const int key[KEYN], dnnl_primitive_desc_
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success) {
         fail_st(c, st, "primitive creation");
-        for (int i = 0; i < e->nargs; i++)
-            if (e->mem[i]) dnnl_memory_destroy(e->mem[i]);
-        if (e->prim) dnnl_primitive_destroy(e->prim);
-        free(e);
+        entry_free(e);
         return NULL;
     }
     e->next = c->cache;
@@ -115,15 +150,40 @@ static tr_entry *entry_make(tr_ctx *c, const int key[KEYN], dnnl_primitive_desc_
 }
 
 /* Runs e with ptrs[i] as the data of argument i. */
+/* Reorders the weights between plain (the caller's array) and the context's weight buffer. */
+static dnnl_status_t run_weight_reorder(tr_ctx *c, tr_entry *e, void *plain) {
+    cpu_state *cs = cpu_of(c->be);
+    DNNL_RET(dnnl_memory_set_data_handle(e->w_plain, plain));
+    DNNL_RET(dnnl_memory_set_data_handle(e->w_prim, c->wbuf));
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, e->w_after ? e->w_prim : e->w_plain},
+                            {DNNL_ARG_TO, e->w_after ? e->w_plain : e->w_prim}};
+    return dnnl_primitive_execute(e->wreorder, cs->stream, 2, a);
+}
+
 static void entry_run(tr_ctx *c, tr_entry *e, void *const *ptrs) {
     cpu_state *cs = cpu_of(c->be);
     dnnl_exec_arg_t a[MAXARGS];
     dnnl_status_t st = dnnl_success;
+    void *plain = NULL;
+    if (e->wreorder && e->w_bytes > c->wbuf_size) {
+        free(c->wbuf);
+        c->wbuf_size = 0;
+        if (posix_memalign(&c->wbuf, 64, e->w_bytes) != 0) {
+            c->wbuf = NULL;
+            ddps_backend_fail(c->be, DDPS_KIND_RESOURCE, "out of memory (%zu bytes of weights)", e->w_bytes);
+            return;
+        }
+        c->wbuf_size = e->w_bytes;
+    }
     for (int i = 0; i < e->nargs && st == dnnl_success; i++) {
-        st = dnnl_memory_set_data_handle(e->mem[i], ptrs[i]);
+        void *p = ptrs[i];
+        if (e->wreorder && e->arg[i] == e->warg) plain = p, p = c->wbuf;
+        st = dnnl_memory_set_data_handle(e->mem[i], p);
         a[i] = (dnnl_exec_arg_t){e->arg[i], e->mem[i]};
     }
+    if (st == dnnl_success && plain && !e->w_after) st = run_weight_reorder(c, e, plain);
     if (st == dnnl_success) st = dnnl_primitive_execute(e->prim, cs->stream, e->nargs, a);
+    if (st == dnnl_success && plain && e->w_after) st = run_weight_reorder(c, e, plain);
     if (st == dnnl_success) st = dnnl_stream_wait(cs->stream);
     if (st != dnnl_success) fail_st(c, st, "primitive execution");
 }
@@ -148,13 +208,14 @@ static int shape_bad(tr_ctx *c, const ddps_tensor *t, int n, int h, int w, int c
 /* ---------- convolution ---------- */
 
 typedef struct {
-    dnnl_memory_desc_t src, wei, bia, dst;
+    dnnl_memory_desc_t src, wei, bia, dst, plain; /* wei: any layout; plain: PyTorch's oihw */
     dnnl_dims_t strides, pad;
 } conv_mds;
 
 static dnnl_status_t conv_mds_init(conv_mds *m, const tr_conv *l, const ddps_tensor *x, int ho, int wo) {
     DNNL_RET(md4(&m->src, x->n, l->in, x->h, x->w, dnnl_nhwc));
-    DNNL_RET(md4(&m->wei, l->out, l->in, l->k, l->k, dnnl_oihw));
+    DNNL_RET(md4(&m->wei, l->out, l->in, l->k, l->k, dnnl_format_tag_any));
+    DNNL_RET(md4(&m->plain, l->out, l->in, l->k, l->k, dnnl_oihw));
     DNNL_RET(md1(&m->bia, l->out));
     DNNL_RET(md4(&m->dst, x->n, l->out, ho, wo, dnnl_nhwc));
     m->strides[0] = m->strides[1] = l->stride;
@@ -199,9 +260,9 @@ static tr_entry *conv_entry(tr_ctx *c, int kind, const tr_conv *l, const ddps_te
     static const int f[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
     static const int bd[] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
     static const int bw[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS};
-    if (kind == K_CONV_F) return entry_make(c, key, pd, st, f, 3 + bias);
-    if (kind == K_CONV_BD) return entry_make(c, key, pd, st, bd, 3);
-    return entry_make(c, key, pd, st, bw, 3 + bias);
+    if (kind == K_CONV_F) return entry_make(c, key, pd, st, f, 3 + bias, &m.plain, DNNL_ARG_WEIGHTS, 0);
+    if (kind == K_CONV_BD) return entry_make(c, key, pd, st, bd, 3, &m.plain, DNNL_ARG_WEIGHTS, 0);
+    return entry_make(c, key, pd, st, bw, 3 + bias, &m.plain, DNNL_ARG_DIFF_WEIGHTS, 1);
 }
 
 static int conv_out(const tr_conv *l, int h) { return (h + 2 * l->pad - l->k) / l->stride + 1; }
@@ -276,7 +337,7 @@ static tr_entry *bn_entry(tr_ctx *c, int kind, const ddps_tensor *x, float eps) 
     static const int b[] = {DNNL_ARG_SRC,   DNNL_ARG_MEAN,     DNNL_ARG_VARIANCE,   DNNL_ARG_DIFF_DST,
                             DNNL_ARG_SCALE, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT,
                             DNNL_ARG_SHIFT};
-    return kind == K_BN_B ? entry_make(c, key, pd, st, b, 9) : entry_make(c, key, pd, st, f, 6);
+    return kind == K_BN_B ? entry_make(c, key, pd, st, b, 9, NULL, 0, 0) : entry_make(c, key, pd, st, f, 6, NULL, 0, 0);
 }
 
 void tr_bn_forward(tr_ctx *c, const tr_bn *l, ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean,
@@ -347,7 +408,7 @@ static tr_entry *pool_entry(tr_ctx *c, int kind, int max, int k, int s, int p, c
     dnnl_status_t st = pool_pd(c, &pd, kind, max, k, s, p, x, ho, wo);
     static const int f[] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE};
     static const int b[] = {DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_WORKSPACE};
-    return entry_make(c, key, pd, st, kind == K_POOL_F ? f : b, max ? 3 : 2);
+    return entry_make(c, key, pd, st, kind == K_POOL_F ? f : b, max ? 3 : 2, NULL, 0, 0);
 }
 
 void tr_pool_forward(tr_ctx *c, int max, int k, int s, int p, ddps_tensor *y, const ddps_tensor *x,
@@ -408,7 +469,7 @@ static tr_entry *relu_entry(tr_ctx *c, int kind, size_t n) {
     /* oneDNN 2.6's backward also wants the shift (DNNL_ARG_SHIFT) with use_shift, or
      * execution fails with invalid arguments. */
     static const int b[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
-    return kind == K_RELU_F ? entry_make(c, key, pd, st, f, 2) : entry_make(c, key, pd, st, b, 3);
+    return kind == K_RELU_F ? entry_make(c, key, pd, st, f, 2, NULL, 0, 0) : entry_make(c, key, pd, st, b, 3, NULL, 0, 0);
 }
 
 void tr_relu_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x) {
@@ -433,15 +494,17 @@ void tr_relu_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy, const d
 /* x [n,h,w,c] as PyTorch's flatten of NCHW: a 4D NHWC source against [out,c,h,w] weights;
  * a 1x1 input as plain [n,c] x [out,c]. */
 static dnnl_status_t ip_pd(tr_ctx *c, dnnl_primitive_desc_t *pd, int kind, const tr_linear *l,
-                           const ddps_tensor *x) {
+                           const ddps_tensor *x, dnnl_memory_desc_t *plain) {
     dnnl_memory_desc_t src, wei, bia, dst;
     dnnl_dims_t s2 = {x->n, x->c}, w2 = {l->out, x->c}, d2 = {x->n, l->out};
     if (x->h * x->w == 1) {
         DNNL_RET(dnnl_memory_desc_init_by_tag(&src, 2, s2, dnnl_f32, dnnl_nc));
-        DNNL_RET(dnnl_memory_desc_init_by_tag(&wei, 2, w2, dnnl_f32, dnnl_oi));
+        DNNL_RET(dnnl_memory_desc_init_by_tag(&wei, 2, w2, dnnl_f32, dnnl_format_tag_any));
+        DNNL_RET(dnnl_memory_desc_init_by_tag(plain, 2, w2, dnnl_f32, dnnl_oi));
     } else {
         DNNL_RET(md4(&src, x->n, x->c, x->h, x->w, dnnl_nhwc));
-        DNNL_RET(md4(&wei, l->out, x->c, x->h, x->w, dnnl_oihw));
+        DNNL_RET(md4(&wei, l->out, x->c, x->h, x->w, dnnl_format_tag_any));
+        DNNL_RET(md4(plain, l->out, x->c, x->h, x->w, dnnl_oihw));
     }
     DNNL_RET(md1(&bia, l->out));
     DNNL_RET(dnnl_memory_desc_init_by_tag(&dst, 2, d2, dnnl_f32, dnnl_nc));
@@ -465,13 +528,14 @@ static tr_entry *ip_entry(tr_ctx *c, int kind, const tr_linear *l, const ddps_te
     tr_entry *e = find(c, key);
     if (e) return e;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = ip_pd(c, &pd, kind, l, x);
+    dnnl_memory_desc_t plain;
+    dnnl_status_t st = ip_pd(c, &pd, kind, l, x, &plain);
     static const int f[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
     static const int bd[] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
     static const int bw[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS};
-    if (kind == K_IP_F) return entry_make(c, key, pd, st, f, 3 + bias);
-    if (kind == K_IP_BD) return entry_make(c, key, pd, st, bd, 3);
-    return entry_make(c, key, pd, st, bw, 3 + bias);
+    if (kind == K_IP_F) return entry_make(c, key, pd, st, f, 3 + bias, &plain, DNNL_ARG_WEIGHTS, 0);
+    if (kind == K_IP_BD) return entry_make(c, key, pd, st, bd, 3, &plain, DNNL_ARG_WEIGHTS, 0);
+    return entry_make(c, key, pd, st, bw, 3 + bias, &plain, DNNL_ARG_DIFF_WEIGHTS, 1);
 }
 
 void tr_linear_forward(tr_ctx *c, const tr_linear *l, ddps_tensor *y, const ddps_tensor *x) {
