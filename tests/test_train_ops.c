@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "testlib.h"
+#include "train/model.h"
+#include "train/optim.h"
 #include "train/tops.h"
 #include "util/rng.h"
 
@@ -412,6 +414,45 @@ static void test_sticky(void) {
     param_free(w);
 }
 
+/* Schedules: warm-up, then constant, linear or cosine decay to min_lr at total. */
+static void test_schedules(void) {
+    tr_sched s = {TR_SCHED_COSINE, 0.1f, 0.0f, 5, 105};
+    CHECK(fabsf(tr_sched_lr(&s, 0) - 0.02f) < 1e-7f);
+    CHECK(fabsf(tr_sched_lr(&s, 4) - 0.1f) < 1e-7f);
+    CHECK(fabsf(tr_sched_lr(&s, 5) - 0.1f) < 1e-7f);
+    CHECK(fabsf(tr_sched_lr(&s, 55) - 0.05f) < 1e-6f);
+    CHECK(fabsf(tr_sched_lr(&s, 105)) < 1e-7f);
+    s.kind = TR_SCHED_LINEAR;
+    CHECK(fabsf(tr_sched_lr(&s, 30) - 0.075f) < 1e-6f);
+    s.kind = TR_SCHED_CONSTANT;
+    CHECK(tr_sched_lr(&s, 80) == 0.1f);
+    CHECK(tr_sched_parse("cosine") == TR_SCHED_COSINE && tr_sched_parse("step") == -1);
+}
+
+/* Models: torchvision's parameter counts and names; safetensors out and back in. */
+static void test_model_io(void) {
+    ddps_err err = {{0}};
+    tr_model *m = tr_model_new("resnet18", 1000, 224, 7, &err), *c3 = tr_model_new("convnet3", 10, 32, 7, &err);
+    size_t n = 0;
+    for (int i = 0; i < m->np; i++) n += m->p[i].buffer ? 0 : m->p[i].numel;
+    CHECKF(n == 11689512, "resnet18 has %zu parameters", n); /* torchvision's count */
+    CHECK(tr_model_find(m, "layer3.0.downsample.1.running_var") != NULL);
+    CHECK(tr_model_find(c3, "features.9.weight") != NULL && tr_model_find(c3, "classifier.weight")->shape[1] == 2048);
+    CHECK(tr_model_new("resnet50", 10, 32, 1, &err) == NULL && err.kind == DDPS_KIND_USAGE);
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", t_tmpdir("train_io"));
+    tr_model_find(c3, "features.1.weight")->data[3] = 42;
+    CHECK(tr_model_save(c3, path, &err) == 0);
+    tr_model *d = tr_model_new("convnet3", 10, 32, 8, &err);
+    CHECK(tr_model_load(d, path, &err) == 0);
+    for (int i = 0; i < d->np; i++)
+        CHECK(memcmp(d->p[i].data, c3->p[i].data, d->p[i].numel * sizeof(float)) == 0);
+    CHECK(tr_model_load(m, path, &err) != 0 && strstr(err.msg, "conv1.weight") != NULL);
+    tr_model_free(m);
+    tr_model_free(c3);
+    tr_model_free(d);
+}
+
 int main(void) {
     ddps_err err = {{0}};
     ddps_rng_seed(&rng, 18);
@@ -429,6 +470,8 @@ int main(void) {
     TEST(test_losses);
     CHECK(!be->failed);
     if (be->failed) fprintf(stderr, "backend failed: %s\n", be->error.msg);
+    TEST(test_schedules);
+    TEST(test_model_io);
     TEST(test_sticky);
     tr_ctx_free(ctx);
     ddps_backend_free(be);
