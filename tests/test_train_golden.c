@@ -204,6 +204,67 @@ static void optim_check(tr_model *m, tr_optim *o, float lr, const char *prefix, 
     fprintf(stderr, "   params after one %s step: max rel L2 %.2e (%s)\n", prefix, e, worst);
 }
 
+/* `ddps probe train` on files made from the same weights and batch, against the same golden. */
+static void probe_check(const char *arch, tr_model *m0, float **w0) {
+    ddps_err err = {{0}};
+    const char *dir = t_tmpdir("train_probe");
+    char wpath[512], bpath[512], opath[512];
+    snprintf(wpath, sizeof wpath, "%s/weights.safetensors", dir);
+    snprintf(bpath, sizeof bpath, "%s/batch.safetensors", dir);
+    snprintf(opath, sizeof opath, "%s/out.safetensors", dir);
+    for (int i = 0; i < m0->np; i++) {
+        if (!m0->p[i].buffer) memcpy(m0->p[i].data, w0[i], m0->p[i].numel * sizeof(float));
+        else init_param(&m0->p[i]);
+    }
+    CHECK(tr_model_save(m0, wpath, &err) == 0);
+    int n = (int)cfg("batch"), s = (int)cfg("size"), K = m0->classes;
+    float *im = malloc((size_t)n * 3 * s * s * sizeof(float)), teacher[64 * 16];
+    gen("images", im, (size_t)n * 3 * s * s, 1.0, 0);
+    gen("teacher", teacher, (size_t)n * K, 3.0, 0);
+    int64_t labels[64];
+    for (int i = 0; i < n; i++) labels[i] = (3 * i + 1) % K;
+    float T = cfg("temperature"), ls = cfg("smoothing"), lr = cfg("lr_adamw"), wd = cfg("wd_adamw");
+    st_out b[6] = {{"images", ST_F32, 4, {n, 3, s, s}, im}, {"lr", ST_F32, 0, {0}, &lr},
+                   {"weight_decay", ST_F32, 0, {0}, &wd}};
+    int nb = 3;
+    if (T > 0) {
+        b[nb++] = (st_out){"teacher_logits", ST_F32, 2, {n, K}, teacher};
+        b[nb++] = (st_out){"temperature", ST_F32, 0, {0}, &T};
+    } else {
+        b[nb++] = (st_out){"labels", ST_I64, 1, {n}, labels};
+        b[nb++] = (st_out){"label_smoothing", ST_F32, 0, {0}, &ls};
+    }
+    CHECK(ddps_st_write(bpath, b, nb, &err) == 0);
+    free(im);
+    CHECK(t_runv("%s probe train --model %s --weights %s --in %s --out %s", DDPS_BIN, arch, wpath, bpath, opath) == 0);
+    st_file o;
+    if (ddps_st_open(&o, opath, &err)) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    for (int i = 0; i < m0->np; i++) { /* the probe's gradients and stepped parameters into the model */
+        tr_param *p = &m0->p[i];
+        char nm[128];
+        for (int pass = 0; pass < 2 && !p->buffer; pass++) {
+            snprintf(nm, sizeof nm, "%s.%s", pass ? "param" : "grad", p->name);
+            const st_tensor *t = ddps_st_find(&o, nm);
+            CHECKF(t && t->numel == p->numel, "probe output %s", nm);
+            if (t && t->numel == p->numel) ddps_st_to_f32(t, pass ? p->data : p->grad);
+        }
+    }
+    const st_tensor *lt = ddps_st_find(&o, "logits");
+    float *ref = golden("logits", NULL), *got = lt ? malloc(lt->numel * sizeof(float)) : NULL;
+    if (got) ddps_st_to_f32(lt, got);
+    double le = got && ref && lt->numel == (size_t)n * K ? t_rel_l2(got, ref, lt->numel) : INFINITY;
+    char worst[128] = "";
+    double ge = compare_params(m0, "grad", 1, tol_grad, worst), pe = compare_params(m0, "adamw", 0, tol_step, worst);
+    fprintf(stderr, "   ddps probe train: logits %.2e, gradients %.2e, params after AdamW %.2e\n", le, ge, pe);
+    CHECK(le <= TOL);
+    free(ref);
+    free(got);
+    ddps_st_close(&o);
+}
+
 static void golden_case(const char *file, const char *arch, double grad_tol, double step_tol) {
     tol_grad = grad_tol;
     tol_step = step_tol;
@@ -252,6 +313,7 @@ static void golden_case(const char *file, const char *arch, double grad_tol, dou
         m->p[i].m = NULL;
     }
     optim_check(m, &sgd, cfg("lr_sgd"), "sgd", w0);
+    if (size <= 64) probe_check(arch, m, w0);
     for (int i = 0; i < m->np; i++) free(w0[i]);
     tr_ctx_free(c);
     tr_model_free(m);
