@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ddps.h"
 #include "io/safetensors.h"
 #include "testlib.h"
 #include "train/model.h"
@@ -332,6 +333,30 @@ static void test_resnet18_modified(void) {
  * the mask. Measured against PyTorch f32: gradients <= 1.5e-2, parameters after a step <= 5e-3. */
 static void test_resnet18(void) { golden_case("resnet18-224.safetensors", "resnet18", 3e-2, 1e-2); }
 
+/* ddps_probe_train's refusals: missing arguments, a batch without labels or teacher logits. */
+static void test_probe_errors(void) {
+    ddps_probe_train_params p;
+    ddps_probe_train_params_init(&p);
+    ddps_error e;
+    CHECK(ddps_probe_train(&p, NULL, &e) == DDPS_ERR_USAGE && strstr(e.message, "--weights"));
+    ddps_err err = {{0}};
+    tr_model *m = tr_model_new("convnet3", 10, 32, 1, &err);
+    const char *dir = t_tmpdir("train_probe_errors");
+    char w[512], b[512], o[512];
+    snprintf(w, sizeof w, "%s/w.safetensors", dir);
+    snprintf(b, sizeof b, "%s/b.safetensors", dir);
+    snprintf(o, sizeof o, "%s/o.safetensors", dir);
+    CHECK(tr_model_save(m, w, &err) == 0);
+    float im[2 * 3 * 32 * 32] = {0};
+    st_out t[1] = {{"images", ST_F32, 4, {2, 3, 32, 32}, im}};
+    CHECK(ddps_st_write(b, t, 1, &err) == 0);
+    p.model = "convnet3", p.weights = w, p.in = b, p.out = o;
+    CHECK(ddps_probe_train(&p, NULL, &e) == DDPS_ERR_DATA && strstr(e.message, "either 'labels'"));
+    p.model = "resnet18";
+    CHECK(ddps_probe_train(&p, NULL, &e) != DDPS_OK);
+    tr_model_free(m);
+}
+
 int main(void) {
     ddps_err err = {{0}};
     be = ddps_cpu_backend_new(DDPS_PREC_F32, 0, &err);
@@ -342,6 +367,7 @@ int main(void) {
     TEST(test_convnet3);
     TEST(test_resnet18_modified);
     TEST(test_resnet18);
+    TEST(test_probe_errors);
     ddps_backend_free(be);
     return t_done();
 }
