@@ -400,6 +400,45 @@ static void test_losses(void) {
     for (int i = 0; i < 6; i++) ddps_tensor_free(be, ts[i]);
 }
 
+/* Forward, loss, backward and AdamW compose into learning: ConvNet-3 on 16 noisy 16-px images of two
+ * classes (bright left half or bright right half) gets its training loss from ln 2 to under 0.05 in
+ * 40 steps, the arena no larger after the first step. */
+static void test_learns(void) {
+    ddps_err err = {{0}};
+    tr_model *m = tr_model_new("convnet3", 2, 16, 3, &err);
+    int n = 16, s = 16;
+    ddps_tensor x = ddps_tensor_alloc(be, n, s, s, 3);
+    int64_t ylab[16];
+    for (int i = 0; i < n; i++) {
+        ylab[i] = i % 2;
+        for (int p = 0; p < s * s; p++)
+            for (int ch = 0; ch < 3; ch++)
+                ((float *)x.data)[((size_t)i * s * s + p) * 3 + ch] =
+                    ((p % s < s / 2) == (ylab[i] == 0) ? 1.0f : 0.0f) + 0.5f * (float)ddps_rng_normal(&rng);
+    }
+    tr_optim o = tr_optim_defaults(TR_ADAMW);
+    float first = 0, last = 0;
+    size_t peak = 0;
+    for (int step = 0; step < 40; step++) {
+        size_t mark = ddps_mark(be);
+        ddps_tensor logits = tr_model_forward(ctx, m, &x, 1);
+        ddps_tensor pr_ = ddps_new(be, n, 1, 1, 2);
+        last = tr_xent_forward(ctx, &logits, ylab, 0.0f, &pr_);
+        tr_xent_backward(ctx, &pr_, &pr_, ylab, 0.0f);
+        tr_model_backward(ctx, m, &pr_);
+        if (step == 0) first = last, peak = be->arena.peak;
+        ddps_release(be, mark);
+        tr_optim_step(&o, m->p, m->np, 1e-3f);
+    }
+    fprintf(stderr, "   loss %.4f -> %.4f\n", first, last);
+    CHECK(fabsf(first - logf(2.0f)) < 0.3f);
+    CHECKF(last < 0.05f, "final loss %g", last);
+    CHECK(be->arena.peak == peak);
+    CHECK(!be->failed);
+    ddps_tensor_free(be, &x);
+    tr_model_free(m);
+}
+
 /* A wrong shape is a sticky error, not a crash, and later ops do nothing. */
 static void test_sticky(void) {
     tr_param *w = param("w", 4 * 3 * 9, 0.1f, 0);
@@ -470,6 +509,7 @@ int main(void) {
     TEST(test_losses);
     CHECK(!be->failed);
     if (be->failed) fprintf(stderr, "backend failed: %s\n", be->error.msg);
+    TEST(test_learns);
     TEST(test_schedules);
     TEST(test_model_io);
     TEST(test_sticky);
