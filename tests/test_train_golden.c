@@ -171,21 +171,21 @@ static float train_step(tr_ctx *c, tr_model *m, int batch, int size, float T, fl
             for (int p = 0; p < size * size; p++)
                 ((float *)x.data)[((size_t)b * size * size + p) * 3 + ch] = nchw[((size_t)b * 3 + ch) * size * size + p];
     free(nchw);
-    ddps_tensor logits = tr_model_forward(c, m, &x, 1);
+    ddps_tensor logits = ddps_tr_model_forward(c, m, &x, 1);
     ddps_tensor q = ddps_new(be, batch, 1, 1, K), p = ddps_new(be, batch, 1, 1, K), d = ddps_new(be, batch, 1, 1, K);
     float loss;
     if (T > 0) {
         ddps_tensor t = ddps_new(be, batch, 1, 1, K);
         gen("teacher", t.data, (size_t)batch * K, 3.0, 0);
-        loss = tr_kl_forward(c, &logits, &t, T, &q, &p);
-        tr_kl_backward(c, &d, &q, &p, T);
+        loss = ddps_tr_kl_forward(c, &logits, &t, T, &q, &p);
+        ddps_tr_kl_backward(c, &d, &q, &p, T);
     } else {
         int64_t labels[64];
         for (int i = 0; i < batch; i++) labels[i] = (3 * i + 1) % K;
-        loss = tr_xent_forward(c, &logits, labels, smoothing, &q);
-        tr_xent_backward(c, &d, &q, labels, smoothing);
+        loss = ddps_tr_xent_forward(c, &logits, labels, smoothing, &q);
+        ddps_tr_xent_backward(c, &d, &q, labels, smoothing);
     }
-    tr_model_backward(c, m, &d);
+    ddps_tr_model_backward(c, m, &d);
     size_t n = 0;
     float *ref = golden("logits", &n);
     double e = ref && n == ddps_numel(&logits) ? t_rel_l2(logits.data, ref, n) : INFINITY;
@@ -199,7 +199,7 @@ static float train_step(tr_ctx *c, tr_model *m, int batch, int size, float T, fl
 static void optim_check(tr_model *m, tr_optim *o, float lr, const char *prefix, float **w0) {
     for (int i = 0; i < m->np; i++)
         if (!m->p[i].buffer) memcpy(m->p[i].data, w0[i], m->p[i].numel * sizeof(float));
-    tr_optim_step(o, m->p, m->np, lr);
+    ddps_tr_optim_step(o, m->p, m->np, lr);
     char worst[128] = "";
     double e = compare_params(m, prefix, 0, tol_step, worst);
     fprintf(stderr, "   params after one %s step: max rel L2 %.2e (%s)\n", prefix, e, worst);
@@ -217,7 +217,7 @@ static void probe_check(const char *arch, tr_model *m0, float **w0) {
         if (!m0->p[i].buffer) memcpy(m0->p[i].data, w0[i], m0->p[i].numel * sizeof(float));
         else init_param(&m0->p[i]);
     }
-    CHECK(tr_model_save(m0, wpath, &err) == 0);
+    CHECK(ddps_tr_model_save(m0, wpath, &err) == 0);
     int n = (int)cfg("batch"), s = (int)cfg("size"), K = m0->classes;
     float *im = malloc((size_t)n * 3 * s * s * sizeof(float)), teacher[64 * 16];
     gen("images", im, (size_t)n * 3 * s * s, 1.0, 0);
@@ -277,8 +277,8 @@ static void golden_case(const char *file, const char *arch, double grad_tol, dou
         return;
     }
     int batch = (int)cfg("batch"), size = (int)cfg("size"), K = (int)cfg("classes");
-    tr_model *m = tr_model_new(arch, K, size, 1, &err);
-    tr_ctx *c = tr_ctx_new(be, &err);
+    tr_model *m = ddps_tr_model_new(arch, K, size, 1, &err);
+    tr_ctx *c = ddps_tr_ctx_new(be, &err);
     for (int i = 0; i < m->np; i++) init_param(&m->p[i]);
     float *w0[TR_MAX_PARAMS];
     for (int i = 0; i < m->np; i++) {
@@ -303,7 +303,7 @@ static void golden_case(const char *file, const char *arch, double grad_tol, dou
     fprintf(stderr, "   gradients: max rel L2 %.2e (%s)\n", ge, worst);
     check_stats_norms(m, &se, &ne);
     fprintf(stderr, "   running stats max rel L2 %.2e, gradient norms max rel %.2e\n", se, ne);
-    tr_optim adamw = tr_optim_defaults(TR_ADAMW), sgd = tr_optim_defaults(TR_SGD);
+    tr_optim adamw = ddps_tr_optim_defaults(TR_ADAMW), sgd = ddps_tr_optim_defaults(TR_SGD);
     adamw.weight_decay = cfg("wd_adamw");
     sgd.weight_decay = cfg("wd_sgd");
     sgd.momentum = cfg("momentum");
@@ -316,8 +316,8 @@ static void golden_case(const char *file, const char *arch, double grad_tol, dou
     optim_check(m, &sgd, cfg("lr_sgd"), "sgd", w0);
     if (size <= 64) probe_check(arch, m, w0);
     for (int i = 0; i < m->np; i++) free(w0[i]);
-    tr_ctx_free(c);
-    tr_model_free(m);
+    ddps_tr_ctx_free(c);
+    ddps_tr_model_free(m);
     ddps_st_close(&gf);
 }
 
@@ -340,13 +340,13 @@ static void test_probe_errors(void) {
     ddps_error e;
     CHECK(ddps_probe_train(&p, NULL, &e) == DDPS_ERR_USAGE && strstr(e.message, "--weights"));
     ddps_err err = {{0}};
-    tr_model *m = tr_model_new("convnet3", 10, 32, 1, &err);
+    tr_model *m = ddps_tr_model_new("convnet3", 10, 32, 1, &err);
     const char *dir = t_tmpdir("train_probe_errors");
     char w[512], b[512], o[512];
     snprintf(w, sizeof w, "%s/w.safetensors", dir);
     snprintf(b, sizeof b, "%s/b.safetensors", dir);
     snprintf(o, sizeof o, "%s/o.safetensors", dir);
-    CHECK(tr_model_save(m, w, &err) == 0);
+    CHECK(ddps_tr_model_save(m, w, &err) == 0);
     float im[2 * 3 * 32 * 32] = {0};
     st_out t[1] = {{"images", ST_F32, 4, {2, 3, 32, 32}, im}};
     CHECK(ddps_st_write(b, t, 1, &err) == 0);
@@ -354,7 +354,7 @@ static void test_probe_errors(void) {
     CHECK(ddps_probe_train(&p, NULL, &e) == DDPS_ERR_DATA && strstr(e.message, "either 'labels'"));
     p.model = "resnet18";
     CHECK(ddps_probe_train(&p, NULL, &e) != DDPS_OK);
-    tr_model_free(m);
+    ddps_tr_model_free(m);
 }
 
 int main(void) {

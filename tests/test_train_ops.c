@@ -81,7 +81,7 @@ static tr_conv conv;
 static ddps_tensor cx, cy, cr;
 
 static double conv_loss(void) {
-    tr_conv_forward(ctx, &conv, &cy, &cx);
+    ddps_tr_conv_forward(ctx, &conv, &cy, &cx);
     return dot(&cy, &cr);
 }
 
@@ -115,7 +115,7 @@ static void conv_case(int n, int h, int in, int out, int k, int s, int p, int bi
                 }
     CHECKF(sqrt(err / ref) < 1e-5, "conv forward %.3e", sqrt(err / ref));
     ddps_tensor dx = ddps_tensor_alloc(be, n, h, h, in);
-    tr_conv_backward(ctx, &conv, &dx, &cr, &cx);
+    ddps_tr_conv_backward(ctx, &conv, &dx, &cr, &cx);
     fd_check("conv dx", conv_loss, cx.data, dx.data, ddps_numel(&cx), 1e-3);
     fd_check("conv dw", conv_loss, conv.w->data, conv.w->grad, conv.w->numel, 1e-3);
     if (bias) fd_check("conv db", conv_loss, conv.b->data, conv.b->grad, conv.b->numel, 1e-3);
@@ -143,7 +143,7 @@ static double bn_loss(void) {
     float rm[8], rv[8];
     memcpy(rm, bn.running_mean->data, sizeof rm);
     memcpy(rv, bn.running_var->data, sizeof rv);
-    tr_bn_forward(ctx, &bn, &by, &bx, &bmean, &bvar, 1);
+    ddps_tr_bn_forward(ctx, &bn, &by, &bx, &bmean, &bvar, 1);
     memcpy(bn.running_mean->data, rm, sizeof rm);
     memcpy(bn.running_var->data, rv, sizeof rv);
     return dot(&by, &br);
@@ -161,7 +161,7 @@ static void test_batch_norm(void) {
     float rm0[8], rv0[8];
     memcpy(rm0, bn.running_mean->data, sizeof rm0);
     memcpy(rv0, bn.running_var->data, sizeof rv0);
-    tr_bn_forward(ctx, &bn, &by, &bx, &bmean, &bvar, 1);
+    ddps_tr_bn_forward(ctx, &bn, &by, &bx, &bmean, &bvar, 1);
     /* batch statistics and the running update (unbiased variance, momentum 0.1) */
     int m = n * h * h;
     for (int k = 0; k < c; k++) {
@@ -178,7 +178,7 @@ static void test_batch_norm(void) {
     }
     CHECK(bn.num_batches->data[0] == 1);
     /* eval mode uses the running statistics */
-    tr_bn_forward(ctx, &bn, &by, &bx, NULL, NULL, 0);
+    ddps_tr_bn_forward(ctx, &bn, &by, &bx, NULL, NULL, 0);
     for (int k = 0; k < c; k++) {
         double y0 = (((float *)bx.data)[c + k] - bn.running_mean->data[k]) / sqrt(bn.running_var->data[k] + 1e-5) *
                         bn.weight->data[k] +
@@ -187,7 +187,7 @@ static void test_batch_norm(void) {
     }
     bn_loss();
     ddps_tensor dx = ddps_tensor_alloc(be, n, h, h, c);
-    tr_bn_backward(ctx, &bn, &dx, &br, &bx, &bmean, &bvar);
+    ddps_tr_bn_backward(ctx, &bn, &dx, &br, &bx, &bmean, &bvar);
     fd_check("batch norm dx", bn_loss, bx.data, dx.data, ddps_numel(&bx), 2e-3);
     fd_check("batch norm dgamma", bn_loss, bn.weight->data, bn.weight->grad, c, 1e-3);
     fd_check("batch norm dbeta", bn_loss, bn.bias->data, bn.bias->grad, c, 1e-3);
@@ -207,9 +207,9 @@ static int p_kind, p_k, p_s, p_p; /* kind 0 relu, 1 max pool, 2 avg pool, 3 adap
 
 static double pool_loss(void) {
     size_t mark = ddps_mark(be);
-    if (p_kind == 0) tr_relu_forward(ctx, &py, &px);
-    if (p_kind == 1 || p_kind == 2) tr_pool_forward(ctx, p_kind == 1, p_k, p_s, p_p, &py, &px, &pws);
-    if (p_kind == 3) tr_adaptive_avg_forward(ctx, &py, &px);
+    if (p_kind == 0) ddps_tr_relu_forward(ctx, &py, &px);
+    if (p_kind == 1 || p_kind == 2) ddps_tr_pool_forward(ctx, p_kind == 1, p_k, p_s, p_p, &py, &px, &pws);
+    if (p_kind == 3) ddps_tr_adaptive_avg_forward(ctx, &py, &px);
     ddps_release(be, mark);
     return dot(&py, &pr);
 }
@@ -229,16 +229,16 @@ static void pool_case(const char *what, int kind, int k, int s, int p, int h, in
     ddps_tensor dx = ddps_tensor_alloc(be, n, h, h, c);
     size_t mark = ddps_mark(be);
     if (kind == 0) {
-        tr_relu_forward(ctx, &py, &px);
-        tr_relu_backward(ctx, &dx, &pr, &px);
+        ddps_tr_relu_forward(ctx, &py, &px);
+        ddps_tr_relu_backward(ctx, &dx, &pr, &px);
         for (size_t i = 0; i < ddps_numel(&px); i++)
             CHECK(((float *)py.data)[i] == fmaxf(((float *)px.data)[i], 0));
     } else if (kind == 3) {
-        tr_adaptive_avg_forward(ctx, &py, &px);
-        tr_adaptive_avg_backward(ctx, &dx, &pr);
+        ddps_tr_adaptive_avg_forward(ctx, &py, &px);
+        ddps_tr_adaptive_avg_backward(ctx, &dx, &pr);
     } else {
-        tr_pool_forward(ctx, kind == 1, k, s, p, &py, &px, &pws);
-        tr_pool_backward(ctx, kind == 1, k, s, p, &dx, &pr, &pws);
+        ddps_tr_pool_forward(ctx, kind == 1, k, s, p, &py, &px, &pws);
+        ddps_tr_pool_backward(ctx, kind == 1, k, s, p, &dx, &pr, &pws);
         /* first output cell against a direct reference */
         float ref = kind == 1 ? -INFINITY : 0;
         int cnt = 0;
@@ -272,7 +272,7 @@ static tr_linear lin;
 static ddps_tensor lx, ly, lr;
 
 static double lin_loss(void) {
-    tr_linear_forward(ctx, &lin, &ly, &lx);
+    ddps_tr_linear_forward(ctx, &lin, &ly, &lx);
     return dot(&ly, &lr);
 }
 
@@ -293,7 +293,7 @@ static void linear_case(int n, int h, int c, int out) {
             CHECKF(fabs(((float *)ly.data)[b * out + o] - a) < 1e-4, "linear forward %d %d", b, o);
         }
     ddps_tensor dx = ddps_tensor_alloc(be, n, h, h, c);
-    tr_linear_backward(ctx, &lin, &dx, &lr, &lx);
+    ddps_tr_linear_backward(ctx, &lin, &dx, &lr, &lx);
     fd_check("linear dx", lin_loss, lx.data, dx.data, ddps_numel(&lx), 1e-3);
     fd_check("linear dw", lin_loss, lin.w->data, lin.w->grad, lin.w->numel, 1e-3);
     fd_check("linear db", lin_loss, lin.b->data, lin.b->grad, lin.b->numel, 1e-3);
@@ -317,7 +317,7 @@ static ddps_tensor gx, gy, gr;
 static double gn_loss(void) {
     size_t mark = ddps_mark(be);
     ddps_tensor m = ddps_new(be, 1, 1, gx.n, g_groups), r = ddps_new(be, 1, 1, gx.n, g_groups);
-    tr_group_norm_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+    ddps_tr_group_norm_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
     ddps_release(be, mark);
     return dot(&gy, &gr);
 }
@@ -333,9 +333,9 @@ static void gn_case(int groups, int c) {
     ddps_tensor dx = ddps_tensor_alloc(be, n, h, h, c);
     size_t mark = ddps_mark(be);
     ddps_tensor m = ddps_new(be, 1, 1, n, groups), r = ddps_new(be, 1, 1, n, groups);
-    tr_group_norm_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+    ddps_tr_group_norm_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
     /* normalised output of the first group of item 0 has mean beta-weighted 0 when gamma = 1, beta = 0 */
-    tr_group_norm_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &m, &r);
+    ddps_tr_group_norm_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &m, &r);
     ddps_release(be, mark);
     fd_check(groups == c ? "instance norm dx" : "group norm dx", gn_loss, gx.data, dx.data, ddps_numel(&gx), 2e-3);
     fd_check("group norm dgamma", gn_loss, gg->data, gg->grad, c, 1e-3);
@@ -359,7 +359,7 @@ static float l_eps, l_T;
 static int l_kl;
 
 static double loss_loss(void) {
-    return l_kl ? tr_kl_forward(ctx, &sx, &tx, l_T, &q, &pp) : tr_xent_forward(ctx, &sx, labels, l_eps, &q);
+    return l_kl ? ddps_tr_kl_forward(ctx, &sx, &tx, l_T, &q, &pp) : ddps_tr_xent_forward(ctx, &sx, labels, l_eps, &q);
 }
 
 static void test_losses(void) {
@@ -386,14 +386,14 @@ static void test_losses(void) {
         ref /= n;
         CHECKF(fabs(loss - ref) < 1e-5 * fmax(1, fabs(ref)), "%s loss %g vs %g", kl ? "kl" : "xent", loss, ref);
         if (kl)
-            tr_kl_backward(ctx, &ds, &q, &pp, l_T);
+            ddps_tr_kl_backward(ctx, &ds, &q, &pp, l_T);
         else
-            tr_xent_backward(ctx, &ds, &q, labels, l_eps);
+            ddps_tr_xent_backward(ctx, &ds, &q, labels, l_eps);
         fd_check(kl ? "kl divergence ds" : "cross-entropy dlogits", loss_loss, sx.data, ds.data, ddps_numel(&sx),
                  1e-3);
     }
     ddps_tensor y = ddps_tensor_alloc(be, n, 1, 1, k);
-    tr_add(ctx, &y, &sx, &tx);
+    ddps_tr_add(ctx, &y, &sx, &tx);
     for (int i = 0; i < n * k; i++)
         CHECK(((float *)y.data)[i] == ((float *)sx.data)[i] + ((float *)tx.data)[i]);
     ddps_tensor *ts[] = {&sx, &tx, &q, &pp, &ds, &y};
@@ -405,7 +405,7 @@ static void test_losses(void) {
  * 40 steps, the arena no larger after the first step. */
 static void test_learns(void) {
     ddps_err err = {{0}};
-    tr_model *m = tr_model_new("convnet3", 2, 16, 3, &err);
+    tr_model *m = ddps_tr_model_new("convnet3", 2, 16, 3, &err);
     int n = 16, s = 16;
     ddps_tensor x = ddps_tensor_alloc(be, n, s, s, 3);
     int64_t ylab[16];
@@ -416,19 +416,19 @@ static void test_learns(void) {
                 ((float *)x.data)[((size_t)i * s * s + p) * 3 + ch] =
                     ((p % s < s / 2) == (ylab[i] == 0) ? 1.0f : 0.0f) + 0.5f * (float)ddps_rng_normal(&rng);
     }
-    tr_optim o = tr_optim_defaults(TR_ADAMW);
+    tr_optim o = ddps_tr_optim_defaults(TR_ADAMW);
     float first = 0, last = 0;
     size_t peak = 0;
     for (int step = 0; step < 40; step++) {
         size_t mark = ddps_mark(be);
-        ddps_tensor logits = tr_model_forward(ctx, m, &x, 1);
+        ddps_tensor logits = ddps_tr_model_forward(ctx, m, &x, 1);
         ddps_tensor pr_ = ddps_new(be, n, 1, 1, 2);
-        last = tr_xent_forward(ctx, &logits, ylab, 0.0f, &pr_);
-        tr_xent_backward(ctx, &pr_, &pr_, ylab, 0.0f);
-        tr_model_backward(ctx, m, &pr_);
+        last = ddps_tr_xent_forward(ctx, &logits, ylab, 0.0f, &pr_);
+        ddps_tr_xent_backward(ctx, &pr_, &pr_, ylab, 0.0f);
+        ddps_tr_model_backward(ctx, m, &pr_);
         if (step == 0) first = last, peak = be->arena.peak;
         ddps_release(be, mark);
-        tr_optim_step(&o, m->p, m->np, 1e-3f);
+        ddps_tr_optim_step(&o, m->p, m->np, 1e-3f);
     }
     fprintf(stderr, "   loss %.4f -> %.4f\n", first, last);
     CHECK(fabsf(first - logf(2.0f)) < 0.3f);
@@ -436,7 +436,7 @@ static void test_learns(void) {
     CHECK(be->arena.peak == peak);
     CHECK(!be->failed);
     ddps_tensor_free(be, &x);
-    tr_model_free(m);
+    ddps_tr_model_free(m);
 }
 
 /* A wrong shape is a sticky error, not a crash, and later ops do nothing. */
@@ -444,7 +444,7 @@ static void test_sticky(void) {
     tr_param *w = param("w", 4 * 3 * 9, 0.1f, 0);
     tr_conv l = {3, 4, 3, 1, 1, w, NULL};
     ddps_tensor x = ddps_tensor_alloc(be, 1, 4, 4, 3), y = ddps_tensor_alloc(be, 1, 3, 3, 4);
-    tr_conv_forward(ctx, &l, &y, &x);
+    ddps_tr_conv_forward(ctx, &l, &y, &x);
     ddps_err err = {{0}};
     CHECK(ddps_backend_error(be, &err) != 0);
     CHECK(strstr(err.msg, "conv forward") != NULL);
@@ -456,40 +456,40 @@ static void test_sticky(void) {
 /* Schedules: warm-up, then constant, linear or cosine decay to min_lr at total. */
 static void test_schedules(void) {
     tr_sched s = {TR_SCHED_COSINE, 0.1f, 0.0f, 5, 105};
-    CHECK(fabsf(tr_sched_lr(&s, 0) - 0.02f) < 1e-7f);
-    CHECK(fabsf(tr_sched_lr(&s, 4) - 0.1f) < 1e-7f);
-    CHECK(fabsf(tr_sched_lr(&s, 5) - 0.1f) < 1e-7f);
-    CHECK(fabsf(tr_sched_lr(&s, 55) - 0.05f) < 1e-6f);
-    CHECK(fabsf(tr_sched_lr(&s, 105)) < 1e-7f);
+    CHECK(fabsf(ddps_tr_sched_lr(&s, 0) - 0.02f) < 1e-7f);
+    CHECK(fabsf(ddps_tr_sched_lr(&s, 4) - 0.1f) < 1e-7f);
+    CHECK(fabsf(ddps_tr_sched_lr(&s, 5) - 0.1f) < 1e-7f);
+    CHECK(fabsf(ddps_tr_sched_lr(&s, 55) - 0.05f) < 1e-6f);
+    CHECK(fabsf(ddps_tr_sched_lr(&s, 105)) < 1e-7f);
     s.kind = TR_SCHED_LINEAR;
-    CHECK(fabsf(tr_sched_lr(&s, 30) - 0.075f) < 1e-6f);
+    CHECK(fabsf(ddps_tr_sched_lr(&s, 30) - 0.075f) < 1e-6f);
     s.kind = TR_SCHED_CONSTANT;
-    CHECK(tr_sched_lr(&s, 80) == 0.1f);
-    CHECK(tr_sched_parse("cosine") == TR_SCHED_COSINE && tr_sched_parse("step") == -1);
+    CHECK(ddps_tr_sched_lr(&s, 80) == 0.1f);
+    CHECK(ddps_tr_sched_parse("cosine") == TR_SCHED_COSINE && ddps_tr_sched_parse("step") == -1);
 }
 
 /* Models: torchvision's parameter counts and names; safetensors out and back in. */
 static void test_model_io(void) {
     ddps_err err = {{0}};
-    tr_model *m = tr_model_new("resnet18", 1000, 224, 7, &err), *c3 = tr_model_new("convnet3", 10, 32, 7, &err);
+    tr_model *m = ddps_tr_model_new("resnet18", 1000, 224, 7, &err), *c3 = ddps_tr_model_new("convnet3", 10, 32, 7, &err);
     size_t n = 0;
     for (int i = 0; i < m->np; i++) n += m->p[i].buffer ? 0 : m->p[i].numel;
     CHECKF(n == 11689512, "resnet18 has %zu parameters", n); /* torchvision's count */
-    CHECK(tr_model_find(m, "layer3.0.downsample.1.running_var") != NULL);
-    CHECK(tr_model_find(c3, "features.9.weight") != NULL && tr_model_find(c3, "classifier.weight")->shape[1] == 2048);
-    CHECK(tr_model_new("resnet50", 10, 32, 1, &err) == NULL && err.kind == DDPS_KIND_USAGE);
+    CHECK(ddps_tr_model_find(m, "layer3.0.downsample.1.running_var") != NULL);
+    CHECK(ddps_tr_model_find(c3, "features.9.weight") != NULL && ddps_tr_model_find(c3, "classifier.weight")->shape[1] == 2048);
+    CHECK(ddps_tr_model_new("resnet50", 10, 32, 1, &err) == NULL && err.kind == DDPS_KIND_USAGE);
     char path[512];
     snprintf(path, sizeof path, "%s/model.safetensors", t_tmpdir("train_io"));
-    tr_model_find(c3, "features.1.weight")->data[3] = 42;
-    CHECK(tr_model_save(c3, path, &err) == 0);
-    tr_model *d = tr_model_new("convnet3", 10, 32, 8, &err);
-    CHECK(tr_model_load(d, path, &err) == 0);
+    ddps_tr_model_find(c3, "features.1.weight")->data[3] = 42;
+    CHECK(ddps_tr_model_save(c3, path, &err) == 0);
+    tr_model *d = ddps_tr_model_new("convnet3", 10, 32, 8, &err);
+    CHECK(ddps_tr_model_load(d, path, &err) == 0);
     for (int i = 0; i < d->np; i++)
         CHECK(memcmp(d->p[i].data, c3->p[i].data, d->p[i].numel * sizeof(float)) == 0);
-    CHECK(tr_model_load(m, path, &err) != 0 && strstr(err.msg, "conv1.weight") != NULL);
-    tr_model_free(m);
-    tr_model_free(c3);
-    tr_model_free(d);
+    CHECK(ddps_tr_model_load(m, path, &err) != 0 && strstr(err.msg, "conv1.weight") != NULL);
+    ddps_tr_model_free(m);
+    ddps_tr_model_free(c3);
+    ddps_tr_model_free(d);
 }
 
 int main(void) {
@@ -500,7 +500,7 @@ int main(void) {
         fprintf(stderr, "backend: %s\n", err.msg);
         return 1;
     }
-    ctx = tr_ctx_new(be, &err);
+    ctx = ddps_tr_ctx_new(be, &err);
     TEST(test_conv);
     TEST(test_batch_norm);
     TEST(test_pool_relu);
@@ -513,7 +513,7 @@ int main(void) {
     TEST(test_schedules);
     TEST(test_model_io);
     TEST(test_sticky);
-    tr_ctx_free(ctx);
+    ddps_tr_ctx_free(ctx);
     ddps_backend_free(be);
     return t_done();
 }

@@ -10,7 +10,7 @@ DDPS_API ddps_status ddps_probe_train(const ddps_probe_train_params *p, const dd
     if (!p) return ddps_api_failf(err, DDPS_ERR_USAGE, "probe train: no parameters");
     ddps_err e = {{0}};
     ddps_api_enter(hooks);
-    int rc = tr_probe(p->model, p->weights, p->in, p->out, p->threads, &e);
+    int rc = ddps_tr_probe(p->model, p->weights, p->in, p->out, p->threads, &e);
     ddps_api_leave();
     return rc == 0 ? ddps_api_ok(err) : ddps_api_fail(err, &e);
 }

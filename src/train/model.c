@@ -118,7 +118,7 @@ static void convnet_make(tr_model *m, ddps_rng *r) {
     linear_make(m, r, feat, "classifier");
 }
 
-tr_model *tr_model_new(const char *arch, int classes, int size, uint64_t seed, ddps_err *err) {
+tr_model *ddps_tr_model_new(const char *arch, int classes, int size, uint64_t seed, ddps_err *err) {
     tr_model *m = ddps_calloc(1, sizeof *m);
     m->classes = classes;
     m->size = size;
@@ -148,7 +148,7 @@ tr_model *tr_model_new(const char *arch, int classes, int size, uint64_t seed, d
     return m;
 }
 
-void tr_model_free(tr_model *m) {
+void ddps_tr_model_free(tr_model *m) {
     if (!m) return;
     for (int i = 0; i < m->np; i++) {
         free(m->p[i].data);
@@ -159,7 +159,7 @@ void tr_model_free(tr_model *m) {
     free(m);
 }
 
-tr_param *tr_model_find(tr_model *m, const char *name) {
+tr_param *ddps_tr_model_find(tr_model *m, const char *name) {
     for (int i = 0; i < m->np; i++)
         if (strcmp(m->p[i].name, name) == 0) return &m->p[i];
     return NULL;
@@ -189,7 +189,7 @@ static int load_one(const st_file *f, tr_param *p, ddps_err *err) {
     return 0;
 }
 
-int tr_model_load(tr_model *m, const char *path, ddps_err *err) {
+int ddps_tr_model_load(tr_model *m, const char *path, ddps_err *err) {
     st_file f;
     if (ddps_st_open(&f, path, err)) return -1;
     int rc = 0;
@@ -198,7 +198,7 @@ int tr_model_load(tr_model *m, const char *path, ddps_err *err) {
     return rc;
 }
 
-int tr_model_save(const tr_model *m, const char *path, ddps_err *err) {
+int ddps_tr_model_save(const tr_model *m, const char *path, ddps_err *err) {
     st_out *o = ddps_calloc((size_t)m->np, sizeof *o);
     int64_t *cnt = ddps_calloc((size_t)m->np, sizeof *cnt);
     for (int i = 0; i < m->np; i++) {

@@ -57,21 +57,21 @@ typedef struct {
 /* arch: "resnet18", "resnet18-modified", "convnet3".."convnet6"; size: the
  * input image side (ConvNet's classifier depends on it). Parameters are
  * PyTorch's default initialisation from seed. NULL with err on bad names. */
-tr_model *tr_model_new(const char *arch, int classes, int size, uint64_t seed, ddps_err *err);
-void tr_model_free(tr_model *m);
-tr_param *tr_model_find(tr_model *m, const char *name);
+tr_model *ddps_tr_model_new(const char *arch, int classes, int size, uint64_t seed, ddps_err *err);
+void ddps_tr_model_free(tr_model *m);
+tr_param *ddps_tr_model_find(tr_model *m, const char *name);
 /* Loads every parameter and buffer by name from a safetensors file (F32,
  * F16, BF16; num_batches_tracked I64), checking shapes; names in the file
  * that the model lacks are ignored, missing ones are an error. */
-int tr_model_load(tr_model *m, const char *path, ddps_err *err);
+int ddps_tr_model_load(tr_model *m, const char *path, ddps_err *err);
 /* Writes every parameter and buffer (F32; num_batches_tracked I64). */
-int tr_model_save(const tr_model *m, const char *path, ddps_err *err);
+int ddps_tr_model_save(const tr_model *m, const char *path, ddps_err *err);
 
 /* x [n,size,size,3] -> logits [n,1,1,classes] (arena). training: batch-norm
  * batch statistics and running-statistics update, activations kept for
- * tr_model_backward; the caller releases the arena after the backward. */
-ddps_tensor tr_model_forward(tr_ctx *c, tr_model *m, const ddps_tensor *x, int training);
+ * ddps_tr_model_backward; the caller releases the arena after the backward. */
+ddps_tensor ddps_tr_model_forward(tr_ctx *c, tr_model *m, const ddps_tensor *x, int training);
 /* dlogits [n,1,1,classes] -> every parameter's grad (after a training forward). */
-void tr_model_backward(tr_ctx *c, tr_model *m, const ddps_tensor *dlogits);
+void ddps_tr_model_backward(tr_ctx *c, tr_model *m, const ddps_tensor *dlogits);
 
 #endif

@@ -7,7 +7,7 @@
 #include "train/optim.h"
 #include "util/fs.h"
 
-tr_optim tr_optim_defaults(tr_opt_kind kind) {
+tr_optim ddps_tr_optim_defaults(tr_opt_kind kind) {
     tr_optim o = {kind, kind == TR_ADAMW ? 0.01f : 0.0f, 0.9f, 0.999f, 1e-8f, 0.9f, 0, 0};
     return o;
 }
@@ -43,7 +43,7 @@ static void sgd_param(const tr_optim *o, tr_param *p, float lr, float wd) {
     }
 }
 
-void tr_optim_step(tr_optim *o, tr_param *p, int np, float lr) {
+void ddps_tr_optim_step(tr_optim *o, tr_param *p, int np, float lr) {
     o->t++;
     for (int i = 0; i < np; i++) {
         tr_param *q = &p[i];
@@ -58,7 +58,7 @@ void tr_optim_step(tr_optim *o, tr_param *p, int np, float lr) {
     }
 }
 
-float tr_sched_lr(const tr_sched *s, long i) {
+float ddps_tr_sched_lr(const tr_sched *s, long i) {
     if (s->warmup > 0 && i < s->warmup) return s->lr * (float)(i + 1) / (float)s->warmup;
     if (s->kind == TR_SCHED_CONSTANT || s->total <= s->warmup) return s->lr;
     double t = (double)(i - s->warmup) / (double)(s->total - s->warmup);
@@ -67,7 +67,7 @@ float tr_sched_lr(const tr_sched *s, long i) {
     return (float)(s->min_lr + 0.5 * (s->lr - s->min_lr) * (1.0 + cos(M_PI * t)));
 }
 
-int tr_sched_parse(const char *name) {
+int ddps_tr_sched_parse(const char *name) {
     if (strcmp(name, "constant") == 0) return TR_SCHED_CONSTANT;
     if (strcmp(name, "linear") == 0) return TR_SCHED_LINEAR;
     if (strcmp(name, "cosine") == 0) return TR_SCHED_COSINE;

@@ -18,16 +18,16 @@ typedef enum { TR_ADAMW = 1, TR_SGD } tr_opt_kind;
 typedef struct {
     tr_opt_kind kind;
     float weight_decay;
-    float beta1, beta2, eps; /* AdamW (0.9, 0.999, 1e-8 by tr_optim_defaults) */
+    float beta1, beta2, eps; /* AdamW (0.9, 0.999, 1e-8 by ddps_tr_optim_defaults) */
     float momentum;          /* SGD */
     int nesterov;
     long t; /* steps taken */
 } tr_optim;
 
 /* PyTorch's defaults for kind (weight decay 0.01 for AdamW, 0 for SGD). */
-tr_optim tr_optim_defaults(tr_opt_kind kind);
+tr_optim ddps_tr_optim_defaults(tr_opt_kind kind);
 /* One step with learning rate lr over params [0, np) (state allocated on first use). */
-void tr_optim_step(tr_optim *o, tr_param *p, int np, float lr);
+void ddps_tr_optim_step(tr_optim *o, tr_param *p, int np, float lr);
 
 typedef enum { TR_SCHED_CONSTANT = 0, TR_SCHED_LINEAR, TR_SCHED_COSINE } tr_sched_kind;
 
@@ -40,8 +40,8 @@ typedef struct {
     long warmup, total;
 } tr_sched;
 
-float tr_sched_lr(const tr_sched *s, long i);
+float ddps_tr_sched_lr(const tr_sched *s, long i);
 /* "constant", "linear", "cosine" -> kind; -1 when unknown. */
-int tr_sched_parse(const char *name);
+int ddps_tr_sched_parse(const char *name);
 
 #endif

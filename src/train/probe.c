@@ -76,20 +76,20 @@ static float probe_step(tr_ctx *c, tr_model *m, const probe_batch *b, float *log
                 for (int p = 0; p < b->h * b->w; p++)
                     ((float *)x.data)[((size_t)i * b->h * b->w + p) * 3 + ch] =
                         b->images[((size_t)i * 3 + ch) * b->h * b->w + p];
-    ddps_tensor logits = tr_model_forward(c, m, &x, 1);
+    ddps_tensor logits = ddps_tr_model_forward(c, m, &x, 1);
     int K = b->K;
     ddps_tensor q = ddps_new(be, b->n, 1, 1, K), d = ddps_new(be, b->n, 1, 1, K);
     float loss = NAN;
     if (b->teacher) {
         ddps_tensor t = ddps_new(be, b->n, 1, 1, K), p = ddps_new(be, b->n, 1, 1, K);
         if (t.data) memcpy(t.data, b->teacher, (size_t)b->n * K * sizeof(float));
-        loss = tr_kl_forward(c, &logits, &t, b->temperature, &q, &p);
-        tr_kl_backward(c, &d, &q, &p, b->temperature);
+        loss = ddps_tr_kl_forward(c, &logits, &t, b->temperature, &q, &p);
+        ddps_tr_kl_backward(c, &d, &q, &p, b->temperature);
     } else {
-        loss = tr_xent_forward(c, &logits, b->labels, b->smoothing, &q);
-        tr_xent_backward(c, &d, &q, b->labels, b->smoothing);
+        loss = ddps_tr_xent_forward(c, &logits, b->labels, b->smoothing, &q);
+        ddps_tr_xent_backward(c, &d, &q, b->labels, b->smoothing);
     }
-    tr_model_backward(c, m, &d);
+    ddps_tr_model_backward(c, m, &d);
     if (!be->failed) memcpy(logits_out, logits.data, (size_t)b->n * K * sizeof(float));
     return loss;
 }
@@ -133,16 +133,16 @@ static int weights_classes(const char *path, ddps_err *err) {
     return K;
 }
 
-int tr_probe(const char *arch, const char *weights, const char *in, const char *out, int threads, ddps_err *err) {
+int ddps_tr_probe(const char *arch, const char *weights, const char *in, const char *out, int threads, ddps_err *err) {
     if (!arch || !weights || !in || !out)
         return ddps_fail_usage(err, "probe train: --model, --weights, --in and --out are required");
     int K = weights_classes(weights, err);
     probe_batch b = {0};
     tr_model *m = NULL;
-    if (K >= 0 && !read_batch(in, K, &b, err)) m = tr_model_new(arch, K, b.h, 0, err);
-    ddps_backend *be = m && !tr_model_load(m, weights, err) ? ddps_backend_new("cpu", DDPS_PREC_F32, threads, err)
+    if (K >= 0 && !read_batch(in, K, &b, err)) m = ddps_tr_model_new(arch, K, b.h, 0, err);
+    ddps_backend *be = m && !ddps_tr_model_load(m, weights, err) ? ddps_backend_new("cpu", DDPS_PREC_F32, threads, err)
                                                             : NULL;
-    tr_ctx *c = be ? tr_ctx_new(be, err) : NULL;
+    tr_ctx *c = be ? ddps_tr_ctx_new(be, err) : NULL;
     int rc = -1;
     if (c) {
         float *logits = ddps_calloc((size_t)b.n * K, sizeof(float));
@@ -150,17 +150,17 @@ int tr_probe(const char *arch, const char *weights, const char *in, const char *
         float loss = probe_step(c, m, &b, logits);
         ddps_release(be, mark);
         if (!ddps_backend_error(be, err)) {
-            tr_optim o = tr_optim_defaults(TR_ADAMW);
+            tr_optim o = ddps_tr_optim_defaults(TR_ADAMW);
             o.weight_decay = b.weight_decay;
-            tr_optim_step(&o, m->p, m->np, b.lr);
+            ddps_tr_optim_step(&o, m->p, m->np, b.lr);
             rc = probe_write(out, m, &b, logits, loss, err);
         }
         free(logits);
     }
     if (rc) ddps_fail_prefix(err, "probe train");
-    tr_ctx_free(c);
+    ddps_tr_ctx_free(c);
     if (be) ddps_backend_free(be);
-    tr_model_free(m);
+    ddps_tr_model_free(m);
     free(b.images);
     free(b.labels);
     free(b.teacher);

@@ -17,6 +17,6 @@
 
 #include "util/err.h"
 
-int tr_probe(const char *arch, const char *weights, const char *in, const char *out, int threads, ddps_err *err);
+int ddps_tr_probe(const char *arch, const char *weights, const char *in, const char *out, int threads, ddps_err *err);
 
 #endif

@@ -62,7 +62,7 @@ static void entry_free(tr_entry *e) {
     free(e);
 }
 
-tr_ctx *tr_ctx_new(ddps_backend *be, ddps_err *err) {
+tr_ctx *ddps_tr_ctx_new(ddps_backend *be, ddps_err *err) {
     if (!be || !be->inner || strcmp(be->inner->name, "cpu") != 0)
         return ddps_fail(err, "training runs on the CPU backend only (for now)"), NULL;
     tr_ctx *c = ddps_calloc(1, sizeof *c);
@@ -70,7 +70,7 @@ tr_ctx *tr_ctx_new(ddps_backend *be, ddps_err *err) {
     return c;
 }
 
-void tr_ctx_free(tr_ctx *c) {
+void ddps_tr_ctx_free(tr_ctx *c) {
     if (!c) return;
     tr_entry *e = c->cache;
     while (e) {
@@ -267,7 +267,7 @@ static tr_entry *conv_entry(tr_ctx *c, int kind, const tr_conv *l, const ddps_te
 
 static int conv_out(const tr_conv *l, int h) { return (h + 2 * l->pad - l->k) / l->stride + 1; }
 
-void tr_conv_forward(tr_ctx *c, const tr_conv *l, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_tr_conv_forward(tr_ctx *c, const tr_conv *l, ddps_tensor *y, const ddps_tensor *x) {
     if (!enter(c, "conv forward")) return;
     int ho = conv_out(l, x->h), wo = conv_out(l, x->w);
     tr_entry *e = NULL;
@@ -281,7 +281,7 @@ void tr_conv_forward(tr_ctx *c, const tr_conv *l, ddps_tensor *y, const ddps_ten
     leave(c);
 }
 
-void tr_conv_backward(tr_ctx *c, const tr_conv *l, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x) {
+void ddps_tr_conv_backward(tr_ctx *c, const tr_conv *l, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x) {
     if (!enter(c, "conv backward")) return;
     int ho = conv_out(l, x->h), wo = conv_out(l, x->w);
     if (shape_bad(c, dy, x->n, ho, wo, l->out, "dy") || (dx && shape_bad(c, dx, x->n, x->h, x->w, l->in, "dx")))
@@ -340,7 +340,7 @@ static tr_entry *bn_entry(tr_ctx *c, int kind, const ddps_tensor *x, float eps) 
     return kind == K_BN_B ? entry_make(c, key, pd, st, b, 9, NULL, 0, 0) : entry_make(c, key, pd, st, f, 6, NULL, 0, 0);
 }
 
-void tr_bn_forward(tr_ctx *c, const tr_bn *l, ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean,
+void ddps_tr_bn_forward(tr_ctx *c, const tr_bn *l, ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean,
                    ddps_tensor *var, int training) {
     if (!enter(c, "batch norm forward")) return;
     if (shape_bad(c, y, x->n, x->h, x->w, l->c, "y") || shape_bad(c, x, x->n, x->h, x->w, l->c, "x") ||
@@ -363,7 +363,7 @@ void tr_bn_forward(tr_ctx *c, const tr_bn *l, ddps_tensor *y, const ddps_tensor 
     leave(c);
 }
 
-void tr_bn_backward(tr_ctx *c, const tr_bn *l, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
+void ddps_tr_bn_backward(tr_ctx *c, const tr_bn *l, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
                     const ddps_tensor *mean, const ddps_tensor *var) {
     if (!enter(c, "batch norm backward")) return;
     if (shape_bad(c, dy, x->n, x->h, x->w, l->c, "dy") || shape_bad(c, dx, x->n, x->h, x->w, l->c, "dx"))
@@ -411,7 +411,7 @@ static tr_entry *pool_entry(tr_ctx *c, int kind, int max, int k, int s, int p, c
     return entry_make(c, key, pd, st, kind == K_POOL_F ? f : b, max ? 3 : 2, NULL, 0, 0);
 }
 
-void tr_pool_forward(tr_ctx *c, int max, int k, int s, int p, ddps_tensor *y, const ddps_tensor *x,
+void ddps_tr_pool_forward(tr_ctx *c, int max, int k, int s, int p, ddps_tensor *y, const ddps_tensor *x,
                      ddps_tensor *ws) {
     if (!enter(c, "pool forward")) return;
     int ho = (x->h + 2 * p - k) / s + 1, wo = (x->w + 2 * p - k) / s + 1;
@@ -429,7 +429,7 @@ void tr_pool_forward(tr_ctx *c, int max, int k, int s, int p, ddps_tensor *y, co
     leave(c);
 }
 
-void tr_pool_backward(tr_ctx *c, int max, int k, int s, int p, ddps_tensor *dx, const ddps_tensor *dy,
+void ddps_tr_pool_backward(tr_ctx *c, int max, int k, int s, int p, ddps_tensor *dx, const ddps_tensor *dy,
                       const ddps_tensor *ws) {
     if (!enter(c, "pool backward")) return;
     int ho = (dx->h + 2 * p - k) / s + 1, wo = (dx->w + 2 * p - k) / s + 1;
@@ -472,7 +472,7 @@ static tr_entry *relu_entry(tr_ctx *c, int kind, size_t n) {
     return kind == K_RELU_F ? entry_make(c, key, pd, st, f, 2, NULL, 0, 0) : entry_make(c, key, pd, st, b, 3, NULL, 0, 0);
 }
 
-void tr_relu_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_tr_relu_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x) {
     if (!enter(c, "relu forward")) return;
     tr_entry *e = NULL;
     if (!shape_bad(c, y, x->n, x->h, x->w, x->c, "y")) e = relu_entry(c, K_RELU_F, ddps_numel(x));
@@ -480,7 +480,7 @@ void tr_relu_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x) {
     leave(c);
 }
 
-void tr_relu_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x) {
+void ddps_tr_relu_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x) {
     if (!enter(c, "relu backward")) return;
     tr_entry *e = NULL;
     if (!shape_bad(c, dy, x->n, x->h, x->w, x->c, "dy") && !shape_bad(c, dx, x->n, x->h, x->w, x->c, "dx"))
@@ -538,7 +538,7 @@ static tr_entry *ip_entry(tr_ctx *c, int kind, const tr_linear *l, const ddps_te
     return entry_make(c, key, pd, st, bw, 3 + bias, &plain, DNNL_ARG_DIFF_WEIGHTS, 1);
 }
 
-void tr_linear_forward(tr_ctx *c, const tr_linear *l, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_tr_linear_forward(tr_ctx *c, const tr_linear *l, ddps_tensor *y, const ddps_tensor *x) {
     if (!enter(c, "linear forward")) return;
     tr_entry *e = NULL;
     if (x->h * x->w * x->c != l->in)
@@ -553,7 +553,7 @@ void tr_linear_forward(tr_ctx *c, const tr_linear *l, ddps_tensor *y, const ddps
     leave(c);
 }
 
-void tr_linear_backward(tr_ctx *c, const tr_linear *l, ddps_tensor *dx, const ddps_tensor *dy,
+void ddps_tr_linear_backward(tr_ctx *c, const tr_linear *l, ddps_tensor *dx, const ddps_tensor *dy,
                         const ddps_tensor *x) {
     if (!enter(c, "linear backward")) return;
     if (x->h * x->w * x->c != l->in || shape_bad(c, dy, x->n, 1, 1, l->out, "dy") ||

@@ -65,7 +65,7 @@ static void gn_stats(const float *x, int hw, int ch, int groups, float eps, floa
     }
 }
 
-void tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
+void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
                            ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd) {
     if (!enter(c, "group norm forward")) return;
     int ch = x->c, hw = x->h * x->w, n = x->n;
@@ -129,7 +129,7 @@ static void gn_backward_item(const float *x, const float *dy, float *dx, int hw,
         }
 }
 
-void tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
+void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
                             const ddps_tensor *dy, const ddps_tensor *x, const ddps_tensor *mean,
                             const ddps_tensor *rstd) {
     if (!enter(c, "group norm backward")) return;
@@ -169,7 +169,7 @@ void tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const 
 static int cell_lo(int i, int in, int out) { return (int)((long)i * in / out); }
 static int cell_hi(int i, int in, int out) { return (int)(((long)(i + 1) * in + out - 1) / out); }
 
-void tr_adaptive_avg_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x) {
+void ddps_tr_adaptive_avg_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x) {
     if (!enter(c, "adaptive avg pool forward")) return;
     if (bad(c, y->n != x->n || y->c != x->c || y->h > x->h || y->w > x->w, "adaptive avg pool shapes")) {
         leave(c);
@@ -196,7 +196,7 @@ void tr_adaptive_avg_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x) {
     leave(c);
 }
 
-void tr_adaptive_avg_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy) {
+void ddps_tr_adaptive_avg_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy) {
     if (!enter(c, "adaptive avg pool backward")) return;
     if (bad(c, dy->n != dx->n || dy->c != dx->c || dy->h > dx->h || dy->w > dx->w, "adaptive avg pool shapes")) {
         leave(c);
@@ -223,7 +223,7 @@ void tr_adaptive_avg_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy)
 
 /* ---------- residual add ---------- */
 
-void tr_add(tr_ctx *c, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
+void ddps_tr_add(tr_ctx *c, ddps_tensor *y, const ddps_tensor *a, const ddps_tensor *b) {
     if (!enter(c, "add")) return;
     if (!bad(c, ddps_numel(a) != ddps_numel(y) || ddps_numel(b) != ddps_numel(y), "add sizes")) {
         size_t n = ddps_numel(y);
@@ -246,7 +246,7 @@ static void log_softmax_row(const float *s, int k, float T, double *logp) {
     for (int j = 0; j < k; j++) logp[j] = s[j] / T - lse;
 }
 
-float tr_xent_forward(tr_ctx *c, const ddps_tensor *logits, const int64_t *labels, float eps, ddps_tensor *probs) {
+float ddps_tr_xent_forward(tr_ctx *c, const ddps_tensor *logits, const int64_t *labels, float eps, ddps_tensor *probs) {
     if (!enter(c, "cross-entropy forward")) return NAN;
     int n = logits->n, k = logits->h * logits->w * logits->c;
     if (bad(c, ddps_numel(probs) != ddps_numel(logits), "cross-entropy shapes")) {
@@ -272,7 +272,7 @@ float tr_xent_forward(tr_ctx *c, const ddps_tensor *logits, const int64_t *label
     return (float)(total / n);
 }
 
-void tr_xent_backward(tr_ctx *c, ddps_tensor *dlogits, const ddps_tensor *probs, const int64_t *labels, float eps) {
+void ddps_tr_xent_backward(tr_ctx *c, ddps_tensor *dlogits, const ddps_tensor *probs, const int64_t *labels, float eps) {
     if (!enter(c, "cross-entropy backward")) return;
     int n = probs->n, k = probs->h * probs->w * probs->c;
     if (!bad(c, ddps_numel(probs) != ddps_numel(dlogits), "cross-entropy backward shapes"))
@@ -285,7 +285,7 @@ void tr_xent_backward(tr_ctx *c, ddps_tensor *dlogits, const ddps_tensor *probs,
     leave(c);
 }
 
-float tr_kl_forward(tr_ctx *c, const ddps_tensor *s, const ddps_tensor *t, float T, ddps_tensor *q, ddps_tensor *p) {
+float ddps_tr_kl_forward(tr_ctx *c, const ddps_tensor *s, const ddps_tensor *t, float T, ddps_tensor *q, ddps_tensor *p) {
     if (!enter(c, "KL divergence forward")) return NAN;
     int n = s->n, k = s->h * s->w * s->c;
     if (bad(c, ddps_numel(t) != ddps_numel(s) || ddps_numel(q) != ddps_numel(s) || ddps_numel(p) != ddps_numel(s),
@@ -308,7 +308,7 @@ float tr_kl_forward(tr_ctx *c, const ddps_tensor *s, const ddps_tensor *t, float
     return (float)(total / n);
 }
 
-void tr_kl_backward(tr_ctx *c, ddps_tensor *ds, const ddps_tensor *q, const ddps_tensor *p, float T) {
+void ddps_tr_kl_backward(tr_ctx *c, ddps_tensor *ds, const ddps_tensor *q, const ddps_tensor *p, float T) {
     if (!enter(c, "KL divergence backward")) return;
     size_t m = ddps_numel(q);
     if (!bad(c, ddps_numel(ds) != m || ddps_numel(p) != m, "KL divergence backward shapes")) {
