@@ -576,6 +576,28 @@ DDPS_API void ddps_world_eval_params_init(ddps_world_eval_params *p);
 DDPS_API ddps_status ddps_world_eval(const ddps_world_eval_params *p, ddps_world_eval_result *out,
                                      const ddps_hooks *hooks, ddps_error *err);
 
+/* ---------------- training on the engine ---------------- */
+
+/* `ddps probe train`: one training step of a student (torchvision names)
+ * on a batch, everything written out for comparison with PyTorch. model:
+ * "resnet18", "resnet18-modified" (3x3 stride-1 stem, no max pool) or
+ * "convnet3".."convnet6"; weights: safetensors with torchvision's names (the
+ * class count from fc.weight or classifier.weight); in: `images` [N,3,H,W]
+ * f32 and either `labels` [N] (int; cross-entropy, scalar `label_smoothing`
+ * optional) or `teacher_logits` [N,K] f32 with scalar `temperature`
+ * (KLDivLoss(batchmean) of log_softmax(s/T) against softmax(t/T)); scalars
+ * `lr` and `weight_decay` for one AdamW step (decay on weights with more
+ * than one dimension). The model runs in training mode. out: `logits`,
+ * `loss`, `grad.<name>` for every parameter, batch-norm running_mean /
+ * running_var (and num_batches_tracked) by name after the step, and
+ * `param.<name>` after the AdamW step. CPU, f32. */
+typedef struct {
+    const char *model, *weights, *in, *out; /* all required */
+    int threads;                            /* 0 = all cores */
+} ddps_probe_train_params;
+DDPS_API void ddps_probe_train_params_init(ddps_probe_train_params *p);
+DDPS_API ddps_status ddps_probe_train(const ddps_probe_train_params *p, const ddps_hooks *hooks, ddps_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,6 +19,7 @@ static const char *USAGE =
     "       ddps probe unet     --model DIR --in IN --out OUT\n"
     "       ddps probe schedule --model DIR --out OUT\n"
     "       ddps probe stage1   --model DIR --in IN --out OUT --prompt TEXT --null-prompt TEXT --patch P --stride S\n"
+    "       ddps probe train    --model ARCH --weights W --in BATCH --out OUT (ddps probe train --help)\n"
     "\n"
     "Inputs and outputs use diffusers' tensor names in NCHW layout: text: input_ids [B,77] (I32/I64) ->\n"
     "last_hidden_state; vae: image [B,3,H,W] in [-1,1] -> mean, logvar, latent; unet: sample, timesteps,\n"
@@ -47,6 +48,7 @@ int cmd_probe(int argc, char **argv) {
         cli_args_help(USAGE, opts, nopts);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "train") == 0) return cmd_probe_train(argc - 1, argv + 1);
     p.what = argv[1];
     char **pos = cli_malloc((size_t)argc * sizeof *pos);
     int npos = 0;

@@ -4,6 +4,7 @@
 #define DDPS_CLI_COMMANDS_H
 
 int cmd_probe(int argc, char **argv);
+int cmd_probe_train(int argc, char **argv); /* `ddps probe train` (cmd_probe_train.c) */
 int cmd_bench(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_select(int argc, char **argv);
