@@ -115,32 +115,36 @@ static void map_argmax(const ddps_db_image *im, double *px, double *py) {
 
 /* ---- clusters ---- */
 
-/* Adjusted Rand index of two labelings of n items (labels < 256). */
+/* Adjusted Rand index of two labelings of n items, from pair counts:
+   agreements of "same cluster" and "same label" over all pairs. */
 static double ari(const int *a, const int *b, int n) {
-    static int t[256][256];
-    int ra[256] = {0}, rb[256] = {0};
-    memset(t, 0, sizeof t);
-    for (int i = 0; i < n; i++) t[a[i] & 255][b[i] & 255]++, ra[a[i] & 255]++, rb[b[i] & 255]++;
-    double sij = 0, sa = 0, sb = 0;
-    for (int i = 0; i < 256; i++) {
-        sa += ra[i] * (ra[i] - 1) / 2.0, sb += rb[i] * (rb[i] - 1) / 2.0;
-        for (int j = 0; j < 256; j++) sij += t[i][j] * (t[i][j] - 1) / 2.0;
-    }
+    double both = 0, sa = 0, sb = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++) {
+            const int x = a[i] == a[j], y = b[i] == b[j];
+            both += x && y, sa += x, sb += y;
+        }
     const double pairs = n * (n - 1) / 2.0, expect = pairs > 0 ? sa * sb / pairs : 0, max = (sa + sb) / 2;
-    return max - expect != 0 ? (sij - expect) / (max - expect) : 0;
+    return max - expect != 0 ? (both - expect) / (max - expect) : 0;
 }
 
-/* Share of items whose cluster's most common truth label is their own. */
+/* Share of items whose cluster's most common label (0..DDPS_WORLD_MAX_VARIANTS-1) is their own. */
 static double purity(const int *cluster, const int *label, int n) {
     int hits = 0;
-    for (int c = 0; c < 256; c++) {
+    unsigned char *done = ddps_calloc((size_t)(n ? n : 1), 1);
+    for (int i = 0; i < n; i++) {
+        if (done[i]) continue;
         int cnt[DDPS_WORLD_MAX_VARIANTS] = {0}, best = 0;
-        for (int i = 0; i < n; i++)
-            if (cluster[i] == c && label[i] >= 0 && label[i] < DDPS_WORLD_MAX_VARIANTS) cnt[label[i]]++;
+        for (int j = i; j < n; j++)
+            if (cluster[j] == cluster[i]) {
+                done[j] = 1;
+                if (label[j] >= 0 && label[j] < DDPS_WORLD_MAX_VARIANTS) cnt[label[j]]++;
+            }
         for (int k = 0; k < DDPS_WORLD_MAX_VARIANTS; k++)
             if (cnt[k] > best) best = cnt[k];
         hits += best;
     }
+    free(done);
     return n > 0 ? (double)hits / n : 0;
 }
 
@@ -217,7 +221,7 @@ static int eval_clusters(const eval_ctx *c, const ddps_db_class_data *d, const t
         double a, ar, pu, pr;
         cluster_scores(assign, label, n, c->p->seed + 1, &a, &ar, &pu, &pr);
         s->ari += a, s->ari_random += ar, s->purity += pu, s->purity_random += pr;
-        for (int i = 0; i < n; i++) assign[i] = d->cand[i].cluster < 0 ? 255 : d->cand[i].cluster & 255;
+        for (int i = 0; i < n; i++) assign[i] = d->cand[i].cluster; /* -1 (not clustered): one group */
         cluster_scores(assign, label, n, c->p->seed + 2, &a, &ar, &pu, &pr);
         s->ari_store += a, s->ari_store_random += ar;
         s->n_cluster_classes++;
@@ -390,9 +394,14 @@ int ddps_tools_world_eval(const ddps_world_eval_params *p, ddps_world_eval_resul
     int ncl = 0;
     if (rc == 0 && ddps_db_classes(db, &cl, &ncl, &e) != DDPS_OK) rc = ddps_fail_kind(err, DDPS_KIND_DATA, "%s", e.message);
     sums s = {0};
-    if (rc == 0)
-        ddps_tools_out(h, "%-18s %6s %8s %8s   %5s %5s   %6s %6s   %7s %7s %7s", "class", "images", "pointing",
-                       "chance", "IoU", "rand", "ARI", "rand", "sel", "w/o cl", "random");
+    if (rc == 0) {
+        char sel[32];
+        snprintf(sel, sizeof sel, "IPC %d:", p->ipc[p->n_ipc - 1]);
+        ddps_tools_out(h, "%26s%-20s%-14s%-16s%s", "", "pointing game", "best window", "clusters",
+                       "whole object selected");
+        ddps_tools_out(h, "%-18s %6s %8s %8s   %5s %5s   %6s %6s   %-7s %7s %7s", "class", "images", "hit",
+                       "chance", "IoU", "rand", "ARI", "rand", sel, "w/o cl", "random");
+    }
     for (int i = 0; i < ncl && rc == 0; i++) {
         int cls = -1;
         for (int k = 0; k < DDPS_WORLD_CLASSES; k++)
