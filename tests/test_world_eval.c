@@ -1,7 +1,8 @@
 /* The method measured on the toy world, end to end through the CLI: a world
  * the toy model never saw (seed 31337) is scored with data/toy-sd, and
  * `ddps world-eval` must find the Stage-I maximum inside the object's box far
- * more often than chance. The margin (see MARGIN) is set from measurements.
+ * more often than chance, and its windows must fit the objects better with the right class names
+ * than with shuffled ones. The margins (MARGIN, SHUFFLE_GAP) are set from measurements.
  * Also: the chance figure is the boxes' mean share of their images, computed
  * here from boxes.json alone; --json's line equals the API's figures; bad
  * invocations exit 2 and a store that does not match the world exits 1. */
@@ -16,14 +17,30 @@
 #include "testlib.h"
 #include "tools/world.h"
 
-/* Pointing game on 100 unseen pictures: the toy model scores about POINTING_SEEN
- * (EVALUATION.md) against chance about 0.12. A hit rate below chance + MARGIN
- * fails; under chance alone the binomial standard deviation of the hit rate on
- * 100 pictures is about 0.033, so the margin is many deviations above what a
- * model without localisation could reach, and well below what the toy model does. */
-#define MARGIN 0.35
+/* Pointing game on 100 unseen pictures. Measured (EVALUATION.md): the toy model scores 45.4% on
+ * 500 pictures of seed 4242 against a chance of 11.9% (the boxes' mean share of their images).
+ * The test fails below chance + MARGIN: a map without localisation hits at chance, whose binomial
+ * standard deviation on 100 pictures is about 0.033, so chance + 0.20 is six deviations above
+ * it, while the toy model's hit rate sits about 2.5 deviations (of its own, 0.05) above the bar. */
+#define MARGIN 0.20
 
 static char world[4096], store[4096], model[4096];
+
+/* Shuffled-label control (EVALUATION.md): each class prompted with the next class's name. The
+ * maximum of D still finds the salient object (it did so even for a nearly untrained UNet), but
+ * the windows' mean D is class-specific: on these 100 pictures the best window's IoU with the box
+ * was 0.208 with the right names and 0.145 with shuffled ones (0.195 for a random window). The
+ * test asks for half that gap: a broken prompt or class-name path closes it. */
+#define SHUFFLE_GAP 0.03
+
+static void write_shuffled_names(const char *path) {
+    FILE *f = fopen(path, "w");
+    CHECKF(f != NULL, "%s", path);
+    if (!f) return;
+    for (int c = 0; c < DDPS_WORLD_CLASSES; c++)
+        fprintf(f, "%s\t%s\n", ddps_world_folder(c), ddps_world_name((c + 1) % DDPS_WORLD_CLASSES));
+    fclose(f);
+}
 
 static double mean_box_share(const char *dir) {
     char path[4096];
@@ -74,7 +91,21 @@ static void pointing_game(void) {
     CHECKF(fabs(share - r.pointing_chance) < 1e-9, "chance %.6f, boxes' mean share %.6f", r.pointing_chance, share);
     CHECKF(r.pointing >= r.pointing_chance + MARGIN, "pointing game %.3f below chance %.3f + %.2f", r.pointing,
            r.pointing_chance, MARGIN);
-    CHECKF(r.iou > r.iou_random, "best window IoU %.3f not above a random window's %.3f", r.iou, r.iou_random);
+    CHECK(r.iou > 0 && r.iou <= 1 && r.iou_random > 0 && r.iou_random <= 1 && r.contain_random[1] > 0);
+    /* the control: the same pictures prompted with shuffled class names */
+    char names[4200], store2[4200];
+    snprintf(names, sizeof names, "%s/shuffled.tsv", world);
+    snprintf(store2, sizeof store2, "%s/shuffled.sqlite", world);
+    write_shuffled_names(names);
+    CHECK(t_runv("%s -q score --data %s/test --model %s --size 128 --patch 80 --stride 8 --patches-per-image 2 "
+                 "--class-names %s --store %s --threads 2",
+                 DDPS_BIN, world, model, names, store2) == 0);
+    ddps_world_eval_result rs;
+    p.store = store2;
+    CHECKF(ddps_world_eval(&p, &rs, NULL, &e) == DDPS_OK, "%s", e.message);
+    printf("shuffled names: pointing %.3f, IoU %.3f, IPC10 contain %.3f\n", rs.pointing, rs.iou, rs.contain[1]);
+    CHECKF(r.iou >= rs.iou + SHUFFLE_GAP, "best-window IoU %.3f with the right names, %.3f with shuffled ones", r.iou,
+           rs.iou);
     /* the JSON line carries the same figures */
     char *out = NULL;
     CHECK(t_runf(&out, "%s world-eval --store %s --world %s --json", DDPS_BIN, store, world) == 0);
