@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential cmake pkg-config git libdnnl-dev libjansson-dev libsqlite3-dev
       ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev
-      python3 python3-pil python3-numpy python3-venv libopenmpi-dev openmpi-bin chromium
+      python3 python3-pil python3-numpy python3-venv python3-setuptools python3-wheel libopenmpi-dev openmpi-bin chromium
       clang libclang-rt-14-dev libomp-14-dev"
 missing=""
 for p in $PKGS; do

@@ -56,7 +56,6 @@ static int demo_write(const char *dir, const ddps_demo_params *p, ddps_err *err)
     if (p->per_class < 1 || p->per_class > 10000)
         return ddps_fail_usage(err, "--per-class %d: expected 1..10000", p->per_class);
     char *world = ddps_path_join(dir, "world"), *model = ddps_path_join(dir, "model");
-    char *boxes = ddps_path_join(world, "boxes.json");
     int rc = ddps_mkdirs(dir, err);
     if (rc == 0) {
         /* The world is rewritten whole each time: classes or counts may differ from the last demo. */
@@ -68,7 +67,6 @@ static int demo_write(const char *dir, const ddps_demo_params *p, ddps_err *err)
         ddps_info("copying the toy model (SD v1.x's structure, trained on the toy world) to %s", model);
         rc = copy_toy_model(model, err);
     }
-    free(boxes);
     free(world);
     free(model);
     return rc;
