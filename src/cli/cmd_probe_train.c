@@ -1,7 +1,6 @@
 /* `ddps probe train`: one training step of a student on files (the
  * library's ddps_probe_train; this file parses the flags). */
 #include <stdio.h>
-#include <string.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -27,10 +26,6 @@ int cmd_probe_train(int argc, char **argv) {
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
     ddps_error err;
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        cli_args_help(USAGE, opts, nopts);
-        return 0;
-    }
     int pr = cli_args_options(USAGE, opts, nopts, argc, argv, &err);
     if (pr != 0) {
         if (pr > 0) return 0;

@@ -179,7 +179,7 @@ typedef struct {
     int cls; /* world class index */
 } eval_ctx;
 
-static int eval_images(const eval_ctx *c, const ddps_db_class_data *d, const truth *tr, sums *s) {
+static int eval_images(const ddps_db_class_data *d, const truth *tr, sums *s) {
     for (int i = 0; i < d->n_images; i++) {
         const ddps_db_image *im = &d->images[i];
         const double area = (double)im->width * im->height;
@@ -202,7 +202,6 @@ static int eval_images(const eval_ctx *c, const ddps_db_class_data *d, const tru
         s->iou += iou(w, tr[cd->image].box);
         s->iou_random += ri;
     }
-    (void)c;
     return 0;
 }
 
@@ -302,7 +301,7 @@ static int eval_class(const eval_ctx *c, ddps_db *db, const ddps_db_class *cl, s
     for (int i = 0; i < d.n_images && rc == 0; i++)
         rc = find_truth(c->boxes, c->split, d.images[i].relpath, c->cls, &tr[i], err);
     sums one = {0};
-    if (rc == 0) rc = eval_images(c, &d, tr, &one);
+    if (rc == 0) rc = eval_images(&d, tr, &one);
     if (rc == 0) rc = eval_clusters(c, &d, tr, &one, err);
     if (rc == 0) rc = eval_selection(c, &d, tr, &one, err);
     if (rc == 0 && one.n_img > 0) {
