@@ -36,18 +36,20 @@ run_ctest() {
   fi
 }
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$jobs"
-run_ctest build -j "$jobs"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDDPS_SANITIZE=ON >/dev/null
-cmake --build build-asan -j "$jobs"
-run_ctest build-asan -j "$jobs"
+# The CUDA tree first (its tests skip without a GPU), so that the last CTest
+# summary printed is the full sanitizer run's, not a run of skipped tests only.
 if [ -x /usr/local/cuda/bin/nvcc ]; then
   cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DDDPS_CUDA=ON \
         -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc >/dev/null
   cmake --build build-cuda -j "$jobs" --target ddps test_cuda
   run_ctest build-cuda -R '^test_cuda$'
 fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$jobs"
+run_ctest build -j "$jobs"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDDPS_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs"
+run_ctest build-asan -j "$jobs"
 if [ "$passed" -eq 0 ]; then
   echo "test.sh: no test ran" >&2
   exit 1
