@@ -73,7 +73,7 @@ static double mean_box_share(const char *dir) {
 
 static void pointing_game(void) {
     CHECK(t_runv("%s demo --world-only --seed 31337 --train 0 --val 0 --test 10 --out %s", DDPS_BIN, world) == 0);
-    CHECK(t_runv("%s -q score --data %s/test --model %s --size 128 --patch 80 --stride 8 --patches-per-image 2 "
+    CHECK(t_runv("%s -q score --data %s/test --model %s --size 128 --patch 80 --stride 8 --patches-per-image 2 --t-range 0.7,0.95 "
                  "--class-names %s/classes.tsv --store %s --threads 2",
                  DDPS_BIN, world, model, world, store) == 0);
     ddps_world_eval_params p;
@@ -97,7 +97,7 @@ static void pointing_game(void) {
     snprintf(names, sizeof names, "%s/shuffled.tsv", world);
     snprintf(store2, sizeof store2, "%s/shuffled.sqlite", world);
     write_shuffled_names(names);
-    CHECK(t_runv("%s -q score --data %s/test --model %s --size 128 --patch 80 --stride 8 --patches-per-image 2 "
+    CHECK(t_runv("%s -q score --data %s/test --model %s --size 128 --patch 80 --stride 8 --patches-per-image 2 --t-range 0.7,0.95 "
                  "--class-names %s --store %s --threads 2",
                  DDPS_BIN, world, model, names, store2) == 0);
     ddps_world_eval_result rs;

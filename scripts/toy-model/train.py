@@ -131,6 +131,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: robust when other work shares the CPU)")
     ap.add_argument("--init", help="start from this unet folder's weights (a second phase) instead of random ones")
     ap.add_argument("--log-append", action="store_true", help="append to loss.tsv (a second phase)")
+    ap.add_argument("--t-focus", type=int, default=0,
+                    help="draw this share (--t-focus-share) of the timesteps from [t-focus, 999] instead of [0, 999]")
+    ap.add_argument("--t-focus-share", type=float, default=0.0)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -182,6 +185,9 @@ def main():
         cond = y[idx].clone()
         cond[torch.rand(args.batch, generator=g) < args.null_fraction] = len(classes)
         t = torch.randint(0, 1000, (args.batch,), generator=g)
+        if args.t_focus_share > 0:
+            hi = torch.randint(args.t_focus, 1000, (args.batch,), generator=g)
+            t = torch.where(torch.rand(args.batch, generator=g) < args.t_focus_share, hi, t)
         eps = torch.randn(z0.shape, generator=g)
         a = abar[t].view(-1, 1, 1, 1)
         zt = a.sqrt() * z0 + (1 - a).sqrt() * eps

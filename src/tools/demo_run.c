@@ -85,6 +85,8 @@ static int demo_score(const char *dir, const char *store, int threads, ddps_err 
     o.size = DDPS_DEMO_SIZE;
     o.patch = DDPS_DEMO_PATCH;
     o.stride = DDPS_DEMO_STRIDE;
+    o.t_lo = DDPS_DEMO_T_LO;
+    o.t_hi = DDPS_DEMO_T_HI;
     o.patches_per_image = 2;
     o.threads = threads;
     o.command = "distill";
