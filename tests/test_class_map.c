@@ -67,9 +67,9 @@ static int run(const char *dir, const char *out, const char *folder_names, ddps_
     o.out_dir = out;
     o.ipc = ipc;
     o.n_ipc = 1;
-    o.output_size = 16;
-    o.threads = 1;
-    o.folder_names = folder_names;
+    o.p.output_size = 16;
+    o.p.threads = 1;
+    o.p.folder_names = folder_names;
     return ddps_select_run(&o, err);
 }
 

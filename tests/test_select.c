@@ -282,10 +282,10 @@ static int run_select(const char *dir, const char *out, const int *ipc, int n_ip
     o.out_dir = out;
     o.ipc = ipc;
     o.n_ipc = n_ipc;
-    o.classes = classes;
-    o.n_classes = n_classes;
-    o.output_size = size;
-    o.threads = 2;
+    o.p.classes = classes;
+    o.p.n_classes = n_classes;
+    o.p.output_size = size;
+    o.p.threads = 2;
     return ddps_select_run(&o, err);
 }
 
@@ -686,8 +686,8 @@ static void atomic_replace(void) {
     o.out_dir = out;
     o.ipc = ipc;
     o.n_ipc = 1;
-    o.output_size = 32;
-    o.format = "jpg";
+    o.p.output_size = 32;
+    o.p.format = "jpg";
     CHECKF(ddps_select_run(&o, &err) == 0, "%s", err.msg);
     CHECK(!ddps_is_file(pjoin(out, "ipc10/junk.txt")));
     CHECK(!ddps_is_file(pjoin(out, "ipc10/alpha/alpha_0000.png")) &&
@@ -701,7 +701,7 @@ static void atomic_replace(void) {
     snprintf(victim, sizeof victim, "%s/%s", data, used ? used : "?");
     json_decref(m);
     CHECK(remove(victim) == 0);
-    o.format = "png";
+    o.p.format = "png";
     CHECK(ddps_select_run(&o, &err) == -1);
     CHECKF(strstr(err.msg, victim), "%s", err.msg);
     CHECK(ddps_is_file(pjoin(out, "ipc10/alpha/alpha_0000.jpg")));
@@ -713,7 +713,7 @@ static void atomic_replace(void) {
     CHECK(ddps_select_run(&o, &err) == -1);
     CHECKF(strstr(err.msg, victim) && strstr(err.msg, "10x10"), "%s", err.msg);
     /* --data elsewhere */
-    o.data_root = pjoin(dir, "nowhere");
+    o.p.data_root = pjoin(dir, "nowhere");
     CHECK(ddps_select_run(&o, &err) == -1 && strstr(err.msg, "--data "));
 }
 

@@ -16,6 +16,7 @@
 
 #include "io/image.h"
 #include "pipeline/class_map.h"
+#include "pipeline/params.h"
 #include "pipeline/cluster.h"
 #include "pipeline/store_guard.h"
 #include "util/escape.h"
@@ -25,16 +26,10 @@
 #include "util/progress.h"
 
 #define FOLDER_MAX 200
-#define MAX_IPC 1000000
 
 void ddps_select_defaults(ddps_select_opts *o) {
     memset(o, 0, sizeof *o);
-    o->top_clusters = 10;
-    o->mosaic_max_ipc = 10;
-    o->output_size = 224;
-    o->format = "png";
-    o->jpeg_quality = 95;
-    o->command = "select";
+    ddps_select_params_defaults(&o->p);
 }
 
 /* ---- the selection rule ---- */
@@ -250,7 +245,7 @@ static int write_image(const run_ctx *r, const sel_class *sc, const class_plan *
     if (r->low_res) {
         if (load_source(r, &d->images[d->cand[p->picks[i]].image], &img, err) != 0) goto done;
     } else if (p->lay.mosaic) {
-        int S = o->output_size, w0 = S / 2, h0 = S / 2;
+        int S = o->p.output_size, w0 = S / 2, h0 = S / 2;
         if (ddps_image_alloc(&img, S, S) != 0) {
             ddps_fail(err, "%s: cannot allocate a %dx%d image", path, S, S);
             goto done;
@@ -264,9 +259,9 @@ static int write_image(const run_ctx *r, const sel_class *sc, const class_plan *
             ddps_image_free(&patch);
         }
     } else {
-        if (cut_patch(r, d, p->picks[i], o->output_size, o->output_size, &img, err) != 0) goto done;
+        if (cut_patch(r, d, p->picks[i], o->p.output_size, o->p.output_size, &img, err) != 0) goto done;
     }
-    rc = ddps_image_save(path, &img, o->jpeg_quality, err);
+    rc = ddps_image_save(path, &img, o->p.jpeg_quality, err);
 done:
     ddps_image_free(&img);
     free(path);
@@ -364,7 +359,7 @@ static void csv_row(FILE *f, const run_ctx *r, const sel_class *sc, const class_
 
 static const char *mode_name(const run_ctx *r, int ipc) {
     if (r->low_res) return "low_res";
-    return ipc <= r->o->mosaic_max_ipc ? "mosaic" : "single";
+    return ipc <= r->o->p.mosaic_max_ipc ? "mosaic" : "single";
 }
 
 /* manifest.csv's text: the header, then one row per written patch (class,
@@ -444,14 +439,14 @@ static char *manifest_json(const run_ctx *r, const ipc_result *res) {
     const ddps_select_opts *o = r->o;
     json_t *root = json_object();
     json_object_set_new(root, "ddps_version", json_string(DDPS_VERSION));
-    json_object_set_new(root, "command", jstr(o->command ? o->command : "select"));
+    json_object_set_new(root, "command", jstr(o->p.command ? o->p.command : "select"));
     json_object_set_new(root, "ipc", json_integer(res->ipc));
     json_object_set_new(root, "mode", json_string(mode_name(r, res->ipc)));
-    json_object_set_new(root, "output_size", json_integer(o->output_size));
+    json_object_set_new(root, "output_size", json_integer(o->p.output_size));
     json_object_set_new(root, "format", json_string(r->ext));
-    if (strcmp(r->ext, "jpg") == 0) json_object_set_new(root, "jpeg_quality", json_integer(o->jpeg_quality));
-    json_object_set_new(root, "top_clusters", json_integer(o->top_clusters));
-    json_object_set_new(root, "mosaic_max_ipc", json_integer(o->mosaic_max_ipc));
+    if (strcmp(r->ext, "jpg") == 0) json_object_set_new(root, "jpeg_quality", json_integer(o->p.jpeg_quality));
+    json_object_set_new(root, "top_clusters", json_integer(o->p.top_clusters));
+    json_object_set_new(root, "mosaic_max_ipc", json_integer(o->p.mosaic_max_ipc));
     json_object_set_new(root, "store", jstr(o->store_path));
     json_object_set_new(root, "data_root", jstr(r->data_root));
     json_object_set_new(root, "model_id", r->model_id ? jstr(r->model_id) : json_null());
@@ -535,7 +530,7 @@ static void plan_ipc(const run_ctx *r, int ipc, int mosaic_mode, ipc_result *res
         int room = d->n_cand < p->needed ? d->n_cand : p->needed;
         p->picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *p->picks);
         p->fill = ddps_malloc((size_t)(room ? room : 1));
-        p->n_picks = ddps_select_patches(d, p->needed, o->top_clusters, p->picks, p->fill);
+        p->n_picks = ddps_select_patches(d, p->needed, o->p.top_clusters, p->picks, p->fill);
         p->lay = ddps_select_layout(ipc, p->n_picks, mosaic_mode);
         res->images += p->lay.n_images;
         res->patches += (long)p->lay.n_images * p->lay.per_image;
@@ -568,7 +563,7 @@ static int write_images(const run_ctx *r, const ipc_result *res, const char *tmp
         }
         for (int i = 0; i < res->plans[k].lay.n_images; i++) jobs[nj++] = (job){k, i};
     }
-    int threads = r->o->threads > 0 ? r->o->threads : omp_get_max_threads();
+    int threads = r->o->p.threads > 0 ? r->o->p.threads : omp_get_max_threads();
     ddps_first_err fe;
     ddps_first_err_init(&fe);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -602,7 +597,7 @@ static int write_class_maps(const run_ctx *r, const ipc_result *res, const char 
 static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     const ddps_select_opts *o = r->o;
     ipc_result res = {.ipc = ipc};
-    int mosaic_mode = !r->low_res && ipc <= o->mosaic_max_ipc;
+    int mosaic_mode = !r->low_res && ipc <= o->p.mosaic_max_ipc;
     double t0 = ddps_seconds();
     plan_ipc(r, ipc, mosaic_mode, &res);
     res.select_s = ddps_seconds() - t0;
@@ -647,27 +642,10 @@ done:
 /* ---- the run ---- */
 
 static int check_opts(const ddps_select_opts *o, const char **ext, ddps_err *err) {
-    if (!o->store_path || !*o->store_path) return ddps_fail(err, "--store: missing");
-    if (!o->out_dir || !*o->out_dir) return ddps_fail(err, "--out: missing");
-    if (!o->ipc || o->n_ipc < 1) return ddps_fail(err, "--ipc: missing");
-    for (int i = 0; i < o->n_ipc; i++)
-        if (o->ipc[i] < 1 || o->ipc[i] > MAX_IPC)
-            return ddps_fail(err, "--ipc %d: must be between 1 and %d", o->ipc[i], MAX_IPC);
-    if (o->top_clusters < 1 || o->top_clusters > 65536)
-        return ddps_fail(err, "--top-clusters %d: must be between 1 and 65536", o->top_clusters);
-    if (o->mosaic_max_ipc < 0) return ddps_fail(err, "--mosaic-max-ipc %d: must be 0 or more", o->mosaic_max_ipc);
-    if (o->output_size < 2 || o->output_size > 8192)
-        return ddps_fail(err, "--output-size %d: must be between 2 and 8192", o->output_size);
-    const char *f = o->format ? o->format : "png";
-    if (strcmp(f, "png") == 0)
-        *ext = "png";
-    else if (strcmp(f, "jpg") == 0 || strcmp(f, "jpeg") == 0)
-        *ext = "jpg";
-    else
-        return ddps_fail(err, "--format %s: must be png or jpg", f);
-    if (strcmp(*ext, "jpg") == 0 && (o->jpeg_quality < 1 || o->jpeg_quality > 100))
-        return ddps_fail(err, "--jpeg-quality %d: must be between 1 and 100", o->jpeg_quality);
-    if (o->threads < 0) return ddps_fail(err, "--threads %d: must be 0 (all cores) or more", o->threads);
+    if (!o->store_path || !*o->store_path) return ddps_fail_usage(err, "--store: missing");
+    if (!o->out_dir || !*o->out_dir) return ddps_fail_usage(err, "--out: missing");
+    if (ddps_select_check(&o->p, o->ipc, o->n_ipc, err) != 0) return -1;
+    *ext = ddps_format_ext(o->p.format);
     return 0;
 }
 
@@ -685,8 +663,8 @@ static int read_meta(run_ctx *r, ddps_err *err) {
         return ddps_fail(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
     r->low_res = json_is_true(json_object_get(r->settings, "low_res"));
     if (ddps_store_get_meta(r->store, "model_id", &r->model_id, err) != 0) return -1;
-    if (o->data_root) {
-        r->data_root = ddps_strdup(o->data_root);
+    if (o->p.data_root) {
+        r->data_root = ddps_strdup(o->p.data_root);
         if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data %s: not a folder", r->data_root);
     } else {
         if (ddps_store_get_meta(r->store, "data_root", &root, err) != 0) return -1;
@@ -699,26 +677,26 @@ static int read_meta(run_ctx *r, ddps_err *err) {
     return 0;
 }
 
-/* The classes to write (all, or the subset in o->classes), in name order,
+/* The classes to write (all, or the subset in o->p.classes), in name order,
  * with unique safe folder names. */
 static int pick_classes(run_ctx *r, ddps_err *err) {
     const ddps_select_opts *o = r->o;
     if (ddps_store_list_classes(r->store, &r->all, &r->n_all, err) != 0) return -1;
     unsigned char *want = ddps_calloc((size_t)(r->n_all ? r->n_all : 1), 1);
-    if (o->n_classes > 0 && o->classes) {
-        for (int i = 0; i < o->n_classes; i++) {
+    if (o->p.n_classes > 0 && o->p.classes) {
+        for (int i = 0; i < o->p.n_classes; i++) {
             int found = 0;
             for (int k = 0; k < r->n_all && !found; k++)
-                if (strcmp(r->all[k].name, o->classes[i]) == 0) want[k] = 1, found = 1;
+                if (strcmp(r->all[k].name, o->p.classes[i]) == 0) want[k] = 1, found = 1;
             if (!found) {
                 free(want);
-                return ddps_fail_usage(err, "--classes: no class '%s' in %s", o->classes[i], o->store_path);
+                return ddps_fail_usage(err, "--classes: no class '%s' in %s", o->p.classes[i], o->store_path);
             }
         }
     } else {
         memset(want, 1, (size_t)r->n_all);
     }
-    const char *fn = o->folder_names ? o->folder_names : "class";
+    const char *fn = o->p.folder_names ? o->p.folder_names : "class";
     int index_names = strcmp(fn, "index") == 0, all_wnid = 1;
     if (!index_names && strcmp(fn, "class") != 0) {
         free(want);
@@ -838,7 +816,7 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
         for (int j = 0; j < i; j++) dup |= o->ipc[j] == o->ipc[i];
         if (!dup && write_ipc(&r, o->ipc[i], err) != 0) goto done;
     }
-    if (r.writable && (!o->command || strcmp(o->command, "select") == 0)) {
+    if (r.writable && (!o->p.command || strcmp(o->p.command, "select") == 0)) {
         ddps_run_stats st = {"select", ddps_seconds() - t_start, 0, 0, 0, 0, 0};
         if (ddps_store_add_run(r.store, &st, err) != 0) goto done;
     }
