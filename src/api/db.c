@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "pipeline/params.h"
 #include "pipeline/select.h"
 #include "pipeline/store.h"
 #include "util/fs.h"
@@ -161,9 +162,13 @@ DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int to
                                     int *per_image, ddps_error *err) {
     if (!d || !d->internal_ || !picks || !n_picks || !n_outputs || !per_image)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: a loaded class and the output arrays are required");
-    if (ipc < 1 || ipc > 1000000 || top_clusters < 1 || mosaic_max_ipc < 0)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: ipc %d (1..1000000), top_clusters %d (>= 1), "
-                              "mosaic_max_ipc %d (>= 0)", ipc, top_clusters, mosaic_max_ipc);
+    /* the selection rule's settings, as `ddps select` checks them */
+    ddps_select_params sp;
+    ddps_select_params_defaults(&sp);
+    sp.top_clusters = top_clusters;
+    sp.mosaic_max_ipc = mosaic_max_ipc;
+    ddps_err e = {{0}};
+    if (ddps_select_check(&sp, &ipc, 1, &e) != 0) return ddps_api_fail(err, &e);
     const ddps_class_data *in = d->internal_;
     int mosaic = !low_res && ipc <= mosaic_max_ipc, needed = mosaic ? 4 * ipc : ipc;
     unsigned char *f = fill ? fill : ddps_malloc((size_t)needed);
