@@ -309,6 +309,7 @@ static char *plan_share(const ddps_score_opts *o, const mpi_world *w, job *j, dd
     *so = *o;
     so->store_path = shard;
     so->p.shard_k = w->rank, so->p.shard_n = w->size;
+    so->p.mpi = 0; /* the share itself is a plain shard run */
     if (so->p.threads == 0) so->p.threads = ddps_threads_for_local(w->local_size);
     so->p.device = ddps_device_for_local(o->p.device, w->local_rank, devbuf, ndev);
     j->rank = w->rank, j->size = w->size;
