@@ -7,7 +7,7 @@
 #
 # Commands (the toy world, small; one thread so both runs draw the same
 # numbers): `ddps demo`, then `ddps score` into a second store with other
-# settings, `ddps select` (png and jpg, mosaics and single patches, index
+# settings, the same as two `--shard` runs joined by `ddps merge`, `ddps select` (png and jpg, mosaics and single patches, index
 # folder names off), `ddps report`. Stores are compared as `sqlite3 .dump`
 # with the run log's times masked; manifests and report pages with their
 # timing fields and dates masked; every image file byte for byte.
@@ -25,6 +25,12 @@ run_all() {
   w=$d/demo/world/test
   "$bin" -q score --data "$w" --model "$d/demo/model" --store "$d/s.sqlite" --class-names "$d/demo/world/classes.tsv" \
     --size 128 --patch 64 --stride 16 --patches-per-image 3 --clusters 3 --threads 1 --seed 7
+  for k in 0 1; do
+    "$bin" -q score --data "$w" --model "$d/demo/model" --store "$d/m.sqlite" --class-names "$d/demo/world/classes.tsv" \
+      --size 128 --patch 64 --stride 16 --patches-per-image 3 --clusters 3 --threads 1 --seed 7 --shard $k/2
+  done
+  "$bin" -q merge --store "$d/m.sqlite" "$d/m.sqlite.shard-0-of-2" "$d/m.sqlite.shard-1-of-2"
+  rm -f "$d"/m.sqlite.shard-*
   "$bin" -q select --store "$d/s.sqlite" --out "$d/sel-png" --ipc 1,2,12 --top-clusters 2 --threads 1
   "$bin" -q select --store "$d/s.sqlite" --out "$d/sel-jpg" --ipc 3 --format jpg --jpeg-quality 80 \
     --output-size 97 --mosaic-max-ipc 0 --threads 1

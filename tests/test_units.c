@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ddps.h"
+#include "pipeline/params.h"
 #include "pipeline/score.h"
 #include "testlib.h"
 #include "util/clock.h"
@@ -117,22 +118,22 @@ static void test_timesteps_default(void) {
     ddps_err err = {{0}};
     int ts[DDPS_MAX_TIMESTEPS];
     int want[5] = {100, 250, 400, 550, 700};
-    int n = ddps_score_timesteps(&o, 1000, ts, &err);
+    int n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECKF(n == 5, "%d timesteps: %s", n, err.msg);
     for (int i = 0; i < 5 && n == 5; i++) CHECKF(ts[i] == want[i], "ts[%d] = %d, expected %d", i, ts[i], want[i]);
     /* K = 1: the middle of the range. K = 4 over [0, 1]: rounded, and
      * t_hi * T = T is clamped to T - 1. */
     o.p.n_timesteps = 1;
-    n = ddps_score_timesteps(&o, 1000, ts, &err);
+    n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECK(n == 1 && ts[0] == 400);
     o.p.n_timesteps = 4;
     o.p.t_lo = 0;
     o.p.t_hi = 1;
-    n = ddps_score_timesteps(&o, 1000, ts, &err);
+    n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECK(n == 4 && ts[0] == 0 && ts[1] == 333 && ts[2] == 667 && ts[3] == 999);
     /* Another T: 5 steps in [0.1, 0.7] of 20. */
     ddps_score_defaults(&o);
-    n = ddps_score_timesteps(&o, 20, ts, &err);
+    n = ddps_score_timesteps(&o.p, 20, ts, &err);
     CHECK(n == 5 && ts[0] == 2 && ts[1] == 5 && ts[2] == 8 && ts[3] == 11 && ts[4] == 14);
 }
 
@@ -145,7 +146,7 @@ static void test_timesteps_explicit(void) {
     int list[4] = {700, 0, 999, 400};
     memcpy(o.p.timesteps, list, sizeof list);
     o.p.n_explicit = 4;
-    int n = ddps_score_timesteps(&o, 1000, ts, &err);
+    int n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECKF(n == 4, "%d: %s", n, err.msg);
     for (int i = 0; i < 4 && n == 4; i++) CHECK(ts[i] == list[i]);
 }
@@ -155,7 +156,7 @@ static void test_timesteps_explicit(void) {
 static void check_timesteps_usage(const ddps_score_opts *o, int T, const char *needle, int line) {
     ddps_err err = {{0}};
     int ts[DDPS_MAX_TIMESTEPS];
-    int n = ddps_score_timesteps(o, T, ts, &err);
+    int n = ddps_score_timesteps(&o->p, T, ts, &err);
     CHECKF(n == -1, "line %d: returned %d", line, n);
     CHECKF(err.kind == DDPS_KIND_USAGE, "line %d: kind %d (%s)", line, err.kind, err.msg);
     CHECKF(strstr(err.msg, needle) != NULL, "line %d: message \"%s\" lacks \"%s\"", line, err.msg, needle);

@@ -10,6 +10,7 @@
 #include "api/api_internal.h"
 #include "io/image.h"
 #include "models/sd.h"
+#include "pipeline/params.h"
 #include "pipeline/loader.h"
 #include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
@@ -189,14 +190,14 @@ DDPS_API void ddps_image_scores_free(ddps_image_scores *s) {
  * the windows and maps are handed over to out. */
 static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *cl, const ddps_image_in *in,
                      ddps_image_scores *out, ddps_err *err) {
-    const ddps_score_opts *o = sc->o;
+    const ddps_score_params *p = sc->p;
     const char *key = in->key ? in->key : "";
     ddps_image src = {in->width, in->height, (uint8_t *)in->pixels}, img = {0, 0, NULL};
     int rw, rh;
-    if (ddps_loader_resized_size(in->width, in->height, o->p.size, o->p.low_res, &rw, &rh, err) != 0)
+    if (ddps_loader_resized_size(in->width, in->height, p->size, p->low_res, &rw, &rh, err) != 0)
         return ddps_fail_prefix(err, "%s", key);
     if (ddps_image_resize(&src, rw, rh, &img, err) != 0) return ddps_fail_prefix(err, "%s", key);
-    int H = img.h, W = img.w, P = o->p.low_res ? (H < W ? H : W) : o->p.patch;
+    int H = img.h, W = img.w, P = p->low_res ? (H < W ? H : W) : p->patch;
     if (P > H || P > W) {
         ddps_image_free(&img);
         return ddps_fail_usage(err, "%s: patch %d does not fit the %dx%d resized image", key, P, W, H);
@@ -236,7 +237,7 @@ static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *
 static int images_fit(const ddps_scorer *sc, const ddps_image_in *images, int n, ddps_err *err) {
     for (int i = 0; i < n; i++) {
         int rw, rh;
-        if (ddps_loader_resized_size(images[i].width, images[i].height, sc->o->p.size, sc->o->p.low_res, &rw, &rh, err) != 0 ||
+        if (ddps_loader_resized_size(images[i].width, images[i].height, sc->p->size, sc->p->low_res, &rw, &rh, err) != 0 ||
             ddps_scorer_memory_check(sc, rw, rh, err) != 0) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
@@ -269,12 +270,12 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
     /* ddps_api_score_opts made ddps_score_run's checks (ddps_score_check); these need the model. */
     int T = e->sd->sched_cfg.num_train_timesteps, ts[DDPS_MAX_TIMESTEPS];
     if (o.p.dift_t >= T) return ddps_api_failf(err, DDPS_ERR_USAGE, "--dift-t %d: outside 0..%d", o.p.dift_t, T - 1);
-    int K = ddps_score_timesteps(&o, T, ts, &ie);
+    int K = ddps_score_timesteps(&o.p, T, ts, &ie);
     if (K < 0) return ddps_api_fail(err, &ie);
     if (e->spent) return engine_spent(e, err);
     ddps_scorer sc;
     memset(&sc, 0, sizeof sc);
-    sc.be = e->be, sc.sd = e->sd, sc.o = &o, sc.K = K, sc.ts = ts, sc.dim = e->dim;
+    sc.be = e->be, sc.sd = e->sd, sc.p = &o.p, sc.K = K, sc.ts = ts, sc.dim = e->dim;
     if (images_fit(&sc, images, n, &ie) != 0) return ddps_api_fail(err, &ie);
     ddps_api_enter(&e->hooks);
     const prompt_entry *pn = &e->prompts[null_prompt];

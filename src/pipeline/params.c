@@ -2,6 +2,7 @@
  * table (each bound written once), the defaults, and one check per command. */
 #include "pipeline/params.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "pipeline/cluster.h"
@@ -93,6 +94,29 @@ void ddps_report_params_defaults(ddps_report_params *p) {
     memset(p, 0, sizeof *p);
     p->ipc = 10;
     p->thumb = 160;
+}
+
+/* ---- the timestep schedule ---- */
+
+int ddps_score_timesteps(const ddps_score_params *p, int T, int *out, ddps_err *err) {
+    if (p->n_explicit > 0) {
+        for (int i = 0; i < p->n_explicit; i++) {
+            if (p->timesteps[i] < 0 || p->timesteps[i] >= T)
+                return ddps_fail_usage(err, "--timesteps: %d is outside 0..%d", p->timesteps[i], T - 1);
+            out[i] = p->timesteps[i];
+        }
+        return p->n_explicit;
+    }
+    int K = p->n_timesteps;
+    if (K < 1 || K > DDPS_MAX_TIMESTEPS_API) return ddps_fail_usage(err, "--timesteps %d: expected 1..%d", K, DDPS_MAX_TIMESTEPS_API);
+    if (!(p->t_lo >= 0 && p->t_hi <= 1 && p->t_lo <= p->t_hi))
+        return ddps_fail_usage(err, "--t-range %g,%g: expected 0 <= lo <= hi <= 1", p->t_lo, p->t_hi);
+    for (int i = 0; i < K; i++) {
+        double f = K == 1 ? (p->t_lo + p->t_hi) / 2 : p->t_lo + (p->t_hi - p->t_lo) * i / (K - 1);
+        int t = (int)lround(f * T);
+        out[i] = t < 0 ? 0 : t > T - 1 ? T - 1 : t;
+    }
+    return K;
 }
 
 /* ---- checks ---- */

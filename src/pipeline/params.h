@@ -30,6 +30,10 @@ int ddps_score_check(const ddps_score_params *p, ddps_err *err);
 int ddps_select_check(const ddps_select_params *p, const int *ipc, int n_ipc, ddps_err *err);
 int ddps_report_check(const ddps_report_params *p, ddps_err *err);
 
+/* The timesteps p means (the list, or n_timesteps evenly spaced integers in
+ * [t_lo*T, t_hi*T]); returns the count or -1 with err (usage). */
+int ddps_score_timesteps(const ddps_score_params *p, int T, int *out, ddps_err *err);
+
 /* The output file extension for a checked format: "png" or "jpg" ("jpeg" is "jpg"). */
 const char *ddps_format_ext(const char *format);
 

@@ -22,50 +22,12 @@
 #include "util/progress.h"
 #include "util/rng.h"
 
-/* ---------- candidate windows ---------- */
-
-static double iou(int ai, int aj, int bi, int bj, int patch, int stride) {
-    double ox = patch - abs(aj - bj) * (double)stride, oy = patch - abs(ai - bi) * (double)stride;
-    if (ox <= 0 || oy <= 0) return 0;
-    double inter = ox * oy, a = (double)patch * patch;
-    return inter / (2 * a - inter);
-}
-
-int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij) {
-    int n = ph * pw;
-    if (k > n) k = n;
-    int *order = ddps_malloc((size_t)n * sizeof *order);
-    char *used = ddps_calloc((size_t)n, 1);
-    for (int i = 0; i < n; i++) order[i] = i;
-    /* stable sort by score descending (ties: raster order) */
-    for (int i = 1; i < n; i++) {
-        int x = order[i], j = i - 1;
-        while (j >= 0 && scores[order[j]] < scores[x]) {
-            order[j + 1] = order[j];
-            j--;
-        }
-        order[j + 1] = x;
-    }
-    int got = 0;
-    for (int pass = 0; pass < 2 && got < k; pass++)
-        for (int a = 0; a < n && got < k; a++) {
-            int w = order[a];
-            if (used[w]) continue;
-            int ok = 1;
-            for (int b = 0; pass == 0 && b < got && ok; b++)
-                ok = iou(w / pw, w % pw, ij[2 * b], ij[2 * b + 1], patch, stride) <= 0.5;
-            if (!ok) continue;
-            used[w] = 1;
-            ij[2 * got] = w / pw;
-            ij[2 * got + 1] = w % pw;
-            got++;
-        }
-    free(order);
-    free(used);
-    return got;
-}
-
 /* ---------- settings ---------- */
+
+void ddps_score_defaults(ddps_score_opts *o) {
+    memset(o, 0, sizeof *o);
+    ddps_score_params_defaults(&o->p);
+}
 
 static char *settings_json(const ddps_score_opts *o, const int *ts, int K, const char *root) {
     json_t *s = json_object(), *t = json_array();
@@ -171,7 +133,7 @@ static int run_open(score_run *r, ddps_precision prec, ddps_err *err) {
         r->sc.be = r->be;
         r->sc.sd = r->sd;
         r->sc.dim = ddps_dift_dim(&r->sd->unet_cfg);
-        r->sc.K = ddps_score_timesteps(o, T, r->ts, err);
+        r->sc.K = ddps_score_timesteps(&o->p, T, r->ts, err);
         if (r->sc.K < 0) rc = -1;
         if (rc == 0 && (o->p.dift_t < 0 || o->p.dift_t >= T))
             rc = ddps_fail_usage(err, "--dift-t %d: outside 0..%d", o->p.dift_t, T - 1);
@@ -497,7 +459,7 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     r.o = o;
     r.t_start = ddps_now(NULL);
     r.lock_fd = -1;
-    r.sc.o = o;
+    r.sc.p = &o->p;
     r.sc.ts = r.ts;
     r.stats.command = o->p.command ? o->p.command : "score";
     ddps_precision prec;

@@ -32,20 +32,8 @@ typedef struct {
 
 /* Zeroes o and sets o->p to ddps_score_params_init's defaults. */
 void ddps_score_defaults(ddps_score_opts *o);
-/* The timesteps the options mean (list or evenly spaced integers in
- * [t_lo*T, t_hi*T]); returns the count or -1 with err. */
-int ddps_score_timesteps(const ddps_score_opts *o, int T, int *out, ddps_err *err);
 /* Scores everything not yet in the store, then clusters the classes.
  * totals (may be NULL) gets this run's counts. */
 int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *err);
-
-/* Candidate windows from a patch score grid [ph][pw] (window (i, j) at
- * (j*stride, i*stride)): the k best, skipping windows that overlap an
- * already chosen one by IoU > 0.5 while others remain; fills from the
- * overlapping ones when fewer than k are left. Equal scores go in raster
- * order; IoU exactly 0.5 is not an overlap. Writes (i, j) pairs in the order
- * chosen; returns the count (min(k, ph*pw), 0 for k <= 0). Tested in
- * tests/test_units.c. */
-int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij);
 
 #endif

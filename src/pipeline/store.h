@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "pipeline/cluster.h"
+#include "pipeline/window.h"
 #include "util/err.h"
 
 #define DDPS_STORE_SCHEMA 1
@@ -89,13 +90,6 @@ int ddps_store_class_id(ddps_store *s, const char *name, const char *prompt_name
 int ddps_store_image_state(ddps_store *s, const char *relpath, int *state, ddps_err *err);
 
 typedef struct {
-    double x0, y0, x1, y1; /* box in original-image pixels */
-    int rx, ry, rw, rh;    /* the same box in the resized Stage-I image */
-    float score;           /* Stage I patch score */
-    const float *feature;  /* dim floats: L2-normalised DIFT vector */
-} ddps_candidate;
-
-typedef struct {
     int class_id;
     const char *relpath; /* relative to the data root, '/'-separated */
     int width, height;   /* original image size (after EXIF orientation) */
@@ -122,10 +116,20 @@ int ddps_store_put_image_map(ddps_store *s, const ddps_image_result *r, const fl
                              ddps_err *err);
 /* Records a skipped (unreadable/corrupt) image with its reason. */
 int ddps_store_put_bad(ddps_store *s, int class_id, const char *relpath, const char *reason, ddps_err *err);
-/* Clustering (pipeline/cluster.h computes it: ddps_store_cluster,
- * ddps_store_cluster_compute, ddps_clustering_free): the store writes a
- * computed ddps_clustering in one transaction after checking it still fits
- * the class (same candidate count, clusters and distances in range). */
+/* Clustering a stored class (store_cluster.c over pipeline/cluster.h):
+ * ddps_store_cluster reads the class, runs k-means (k in
+ * 1..DDPS_MAX_CLUSTERS, seed) and writes per candidate its cluster and
+ * distance, per cluster its size, median score and rank; re-clustering
+ * replaces the old result, and the class is marked clustered with the
+ * candidate count, k and seed (a class without candidates: no clusters).
+ * The same in two steps, so that k-means can run in another process than
+ * the one that writes (ddps merge, MPI jobs): ddps_store_cluster_compute
+ * reads and computes (its own read transaction), ddps_store_cluster_write
+ * stores a computed ddps_clustering in one transaction after checking it
+ * still fits the class (same candidate count, clusters and distances in
+ * range). */
+int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_err *err);
+int ddps_store_cluster_compute(ddps_store *s, int class_id, int k, uint64_t seed, ddps_clustering *out, ddps_err *err);
 int ddps_store_cluster_write(ddps_store *s, const ddps_clustering *c, ddps_err *err);
 /* 1 when the class's clustering is missing or stale (candidates added since). */
 int ddps_store_needs_clustering(ddps_store *s, int class_id, int *needs, ddps_err *err);

@@ -8,7 +8,9 @@
 
 #include "io/image.h"
 #include "models/sd.h"
+#include "pipeline/params.h"
 #include "pipeline/kmeans.h"
+#include "pipeline/score.h"
 #include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
 #include "tools/demo.h"
@@ -81,7 +83,7 @@ static int time_scoring(ddps_scorer *sc, const char *path, int iters, int batch,
         rc = ddps_image_load(path, &img, err);
         if (rc != 0) break;
         int rw, rh;
-        ddps_resize_shorter_size(img.w, img.h, sc->o->p.size, &rw, &rh);
+        ddps_resize_shorter_size(img.w, img.h, sc->p->size, &rw, &rh);
         rc = ddps_image_resize(&img, rw, rh, &rs, err);
         double t1 = ddps_now(be);
         st->decode += (t1 - t0) * batch;
@@ -159,8 +161,8 @@ int ddps_tools_bench_score(const ddps_bench_params *p, const char *precision, in
         score_times st = {0};
         int ts[DDPS_MAX_TIMESTEPS];
         ddps_scorer sc = {0};
-        sc.be = be, sc.sd = sd, sc.o = &o, sc.ts = ts, sc.dim = ddps_dift_dim(&sd->unet_cfg);
-        sc.K = ddps_score_timesteps(&o, 1000, ts, err);
+        sc.be = be, sc.sd = sd, sc.p = &o.p, sc.ts = ts, sc.dim = ddps_dift_dim(&sd->unet_cfg);
+        sc.K = ddps_score_timesteps(&o.p, 1000, ts, err);
         rc = sc.K < 0 ? -1 : write_bench_image(path, o.p.size, err);
         if (rc == 0) rc = time_scoring(&sc, path, p->iters, batch, &st, err);
         if (rc == 0) rc = ddps_backend_error(be, err); /* a failed op: no figures */
