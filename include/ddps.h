@@ -47,12 +47,13 @@
  *   category of the failure, and fills the caller's ddps_error (may be NULL)
  *   with the same status and one line naming the file or parameter and what
  *   is wrong. DDPS_ERR_USAGE: a parameter out of range (the CLI exits 2);
- *   DDPS_ERR_DATA: a bad model, store, image or mapping file; DDPS_ERR_RESOURCE:
- *   memory, device or I/O; DDPS_ERR_CANCELLED: the host's cancel flag or
- *   progress callback asked to stop; DDPS_ERR_FAILURE: anything else (the
- *   library reports most file problems as this today: treat any non-zero
- *   status as failure and the category as a hint). On failure, out-parameters
- *   are left empty (NULL / zero), safe to free.
+ *   DDPS_ERR_DATA: a bad model, store, image or mapping file (also a store
+ *   that does not fit the run: other settings, an unclustered class for
+ *   select); DDPS_ERR_RESOURCE: memory, disk, device or I/O;
+ *   DDPS_ERR_CANCELLED: the host's cancel flag or progress callback asked to
+ *   stop; DDPS_ERR_FAILURE: an internal error (a bug, or a call the library
+ *   does not expect). On failure, out-parameters are left empty (NULL /
+ *   zero), safe to free.
  *
  * OUTPUT AND HOOKS
  *   The library prints nothing through this API unless asked: warning,
@@ -246,7 +247,9 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
                                     const char *store_path, const ddps_hooks *hooks, ddps_run_totals *totals,
                                     ddps_error *err);
 /* `ddps select --store store_path --out out_dir --ipc ...`: writes
- * out_dir/ipc<N>/ for every N (no model evaluation). */
+ * out_dir/ipc<N>/ for every N (no model evaluation). Reads clusters only:
+ * a class whose clustering is missing or stale is refused (DDPS_ERR_DATA;
+ * ddps_run_score run again, or ddps_run_merge, clusters it). */
 DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir, const int *ipc, int n_ipc,
                                      const ddps_select_params *p, const ddps_hooks *hooks, ddps_error *err);
 

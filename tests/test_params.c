@@ -5,7 +5,9 @@
  * before opening anything: `ddps score --clusters 70000` (once accepted by the
  * CLI and refused only by k-means after a whole class was scored) is refused
  * at the start with exit 2 and no store; `distill` refuses a bad select
- * setting before scoring; select and distill agree on --format. */
+ * setting before scoring; select and distill agree on --format. Errors
+ * carry their category: bad files data, bad values usage. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,10 +199,41 @@ static void cli_clusters_refused(void) {
     free(out);
 }
 
+/* The categories a host sees: a bad file is data, a value out of range
+ * usage, a full disk or memory resource (not the catch-all failure). */
+static void error_categories(void) {
+    const char *dir = t_tmpdir("params-kinds");
+    char junk[512], out[512];
+    snprintf(junk, sizeof junk, "%s/junk.sqlite", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    t_write(junk, "this is not a database, only some text long enough to be looked at", 68);
+    ddps_error err;
+    ddps_db *db = NULL;
+    CHECKF(ddps_db_open(junk, &db, &err) == DDPS_ERR_DATA && !db, "status %d: %s", (int)err.status, err.message);
+    ddps_select_params s;
+    ddps_select_params_init(&s);
+    int ipc = 1;
+    CHECKF(ddps_run_select(junk, out, &ipc, 1, &s, NULL, &err) == DDPS_ERR_DATA, "status %d: %s", (int)err.status,
+           err.message);
+    ddps_score_params p;
+    ddps_score_params_init(&p);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/no-such-dataset", dir);
+    CHECKF(ddps_run_score(&p, missing, dir, junk, NULL, NULL, &err) == DDPS_ERR_DATA, "status %d: %s",
+           (int)err.status, err.message);
+    /* a non-finite feature: k-means refuses the data */
+    float x[4] = {0, 1, NAN, 2};
+    int assign[2], k_used;
+    float dist[2];
+    CHECK(ddps_cluster_features(x, 2, 2, 1, 0, assign, dist, &k_used, &err) == DDPS_ERR_DATA);
+    CHECK(ddps_cluster_features(x, 2, 2, 0, 0, assign, dist, &k_used, &err) == DDPS_ERR_USAGE);
+}
+
 int main(void) {
     TEST(cli_ranges_are_library_ranges);
     TEST(clusters_and_lists);
     TEST(drivers_check_first);
     TEST(cli_clusters_refused);
+    TEST(error_categories);
     return t_done();
 }

@@ -1,5 +1,6 @@
 #include "pipeline/cluster.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,10 @@ static int cmp_stat(const void *a, const void *b) {
 static int cluster_stats(const float *scores, int n, const int *assign, int k, ddps_cluster_stat **out) {
     int *size = ddps_calloc((size_t)k, sizeof *size), *start = ddps_calloc((size_t)k + 1, sizeof *start);
     float *sorted = ddps_malloc((size_t)(n ? n : 1) * sizeof *sorted);
-    for (int i = 0; i < n; i++) size[assign[i]]++;
+    for (int i = 0; i < n; i++) {
+        assert(assign[i] >= 0 && assign[i] < k); /* k-means assigns into [0, k_used) */
+        size[assign[i]]++;
+    }
     for (int j = 0; j < k; j++) start[j + 1] = start[j] + size[j];
     int *fill = ddps_calloc((size_t)k, sizeof *fill);
     for (int i = 0; i < n; i++) sorted[start[assign[i]] + fill[assign[i]]++] = scores[i];
@@ -63,7 +67,7 @@ void ddps_clustering_free(ddps_clustering *c) {
 int ddps_cluster_compute(const float *features, const float *scores, int n, int dim, int k, uint64_t seed,
                          ddps_clustering *out, ddps_err *err) {
     memset(out, 0, sizeof *out);
-    if (k < 1 || k > DDPS_MAX_CLUSTERS) return ddps_fail(err, "number of clusters %d outside 1..%d", k, DDPS_MAX_CLUSTERS);
+    if (k < 1 || k > DDPS_MAX_CLUSTERS) return ddps_fail_usage(err, "number of clusters %d outside 1..%d", k, DDPS_MAX_CLUSTERS);
     out->k = k, out->seed = seed, out->n_cand = n;
     if (n == 0) return 0;
     int k_used = 0, ret = 0;
@@ -71,7 +75,7 @@ int ddps_cluster_compute(const float *features, const float *scores, int n, int 
     out->dist = ddps_malloc((size_t)n * sizeof *out->dist);
     float *cent = ddps_malloc((size_t)k * (size_t)dim * sizeof *cent);
     if (ddps_kmeans(features, n, dim, k, seed, KMEANS_ITERS, out->assign, cent, out->dist, &k_used) != 0)
-        ret = ddps_fail(err, "k-means failed");
+        ret = ddps_fail_data(err, "k-means failed (a non-finite feature?)");
     else
         out->n_stats = cluster_stats(scores, n, out->assign, k_used, &out->stats);
     free(cent);

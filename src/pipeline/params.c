@@ -2,6 +2,7 @@
  * table (each bound written once), the defaults, and one check per command. */
 #include "pipeline/params.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -55,8 +56,9 @@ int ddps_range_get(const char *command, const char *option, long *lo, long *hi) 
 /* v inside the table's range of (command, option), else a usage error. */
 static int in_range(const char *command, const char *option, long v, ddps_err *err) {
     long lo = 0, hi = 0;
-    if (ddps_range_get(command, option, &lo, &hi) != 0)
-        return ddps_fail(err, "internal error: no range for %s %s", command, option);
+    int known = ddps_range_get(command, option, &lo, &hi) == 0;
+    assert(known); /* every option checked here is in RANGES */
+    if (!known) return ddps_fail(err, "internal error: no range for %s %s", command, option);
     if (v < lo || v > hi) return ddps_fail_usage(err, "%s %ld: must be between %ld and %ld", option, v, lo, hi);
     return 0;
 }

@@ -119,7 +119,7 @@ static void hot(double t, unsigned char rgb[3]) {
 /* An 8-bit palette PNG of indices (w x h) with the hot palette. */
 static int save_heat_png(const char *path, const unsigned char *idx, int w, int h, ddps_err *err) {
     FILE *f = fopen(path, "wb");
-    if (!f) return ddps_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    if (!f) return ddps_fail_resource(err, "%s: cannot write: %s", path, strerror(errno));
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_bytep *rows = ddps_malloc((size_t)h * sizeof *rows);
@@ -144,7 +144,7 @@ static int save_heat_png(const char *path, const unsigned char *idx, int w, int 
     png_destroy_write_struct(&png, &info);
     free(rows);
     if (fclose(f) != 0) ok = 0;
-    if (!ok) return ddps_fail(err, "%s: cannot write the PNG", path);
+    if (!ok) return ddps_fail_resource(err, "%s: cannot write the PNG", path);
     return 0;
 }
 
@@ -157,7 +157,7 @@ static int save_jpeg(const char *path, const ddps_image *img, int quality, ddps_
     int ok = f && fwrite(buf, 1, len, f) == len;
     if (f && fclose(f) != 0) ok = 0;
     free(buf);
-    if (!ok) return ddps_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    if (!ok) return ddps_fail_resource(err, "%s: cannot write: %s", path, strerror(errno));
     return 0;
 }
 
@@ -235,7 +235,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
     while (denom > 1 && (longest / denom < j->thumb || small_box / denom < PATCH_THUMB)) denom /= 2;
     int rc = load_preview(path, denom, &src, &got, err);
     if (rc == 0 && (src.w != (im->width + got - 1) / got || src.h != (im->height + got - 1) / got))
-        rc = ddps_fail(err, "%s: image is not %dx%d as when scored (the data changed; score again)", path, im->width,
+        rc = ddps_fail_data(err, "%s: image is not %dx%d as when scored (the data changed; score again)", path, im->width,
                        im->height);
     int tw = 0, th = 0;
     if (rc == 0) {
@@ -684,7 +684,7 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     if (write_class_files(r, &job, err) != 0) goto done;
     FILE *f = open_memstream(&html, &html_len);
     if (!f) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     class_page_head(f, r, ci, &d, nbad, low_res, mosaic_mode);
@@ -693,7 +693,7 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     bad_table(f, bad, nbad, INT_MAX);
     fputs("</body></html>\n", f);
     if (fclose(f) != 0) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     char *page = ddps_path_join(dir, "index.html");
@@ -835,7 +835,7 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
         goto done;
     FILE *f = open_memstream(&html, &len);
     if (!f) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     index_summary(f, r);
@@ -855,7 +855,7 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
           f);
     fputs("</body></html>\n", f);
     if (fclose(f) != 0) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     char *p = ddps_path_join(r->o->out_dir, "index.html");
@@ -876,7 +876,7 @@ static int read_manifest(report_ctx *r, ddps_err *err) {
     json_error_t je;
     r->manifest = json_load_file(p, 0, &je);
     int rc = 0;
-    if (!r->manifest || !json_is_object(r->manifest)) rc = ddps_fail(err, "%s: cannot read the manifest: %s", p, je.text);
+    if (!r->manifest || !json_is_object(r->manifest)) rc = ddps_fail_data(err, "%s: cannot read the manifest: %s", p, je.text);
     free(p);
     return rc;
 }
@@ -885,7 +885,7 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     if (!o->store_path || !*o->store_path) return ddps_fail_usage(err, "--store: missing");
     if (!o->out_dir || !*o->out_dir) return ddps_fail_usage(err, "--out: missing");
     if (ddps_report_check(&o->p, err) != 0) return -1;
-    if (!ddps_is_file(o->store_path)) return ddps_fail(err, "--store %s: no such file", o->store_path);
+    if (!ddps_is_file(o->store_path)) return ddps_fail_data(err, "--store %s: no such file", o->store_path);
     report_ctx r;
     memset(&r, 0, sizeof r);
     r.o = o;
@@ -926,7 +926,7 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     json_error_t je;
     r.settings = settings ? json_loads(settings, 0, &je) : NULL;
     if (!json_is_object(r.settings)) {
-        ddps_fail(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
+        ddps_fail_data(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
         goto done;
     }
     char *root = NULL;
@@ -936,12 +936,12 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
         goto done;
     }
     if (!root) {
-        ddps_fail(err, "--data: not given, and %s records no data root", o->store_path);
+        ddps_fail_data(err, "--data: not given, and %s records no data root", o->store_path);
         goto done;
     }
     r.data_root = realpath(root, NULL);
     if (!r.data_root) {
-        ddps_fail(err, "%s: data root: %s", root, strerror(errno));
+        ddps_fail_data(err, "%s: data root: %s", root, strerror(errno));
         free(root);
         goto done;
     }

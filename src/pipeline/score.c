@@ -171,7 +171,7 @@ static int run_prompts(score_run *r, ddps_err *err) {
             ddps_warn("prompt \"%s\" is longer than 75 tokens and was truncated", r->prompts[i]);
     }
     r->ctx = ddps_tensor_alloc(r->be, nc + 1, 1, DDPS_CLIP_LEN, r->sd->clip_cfg.hidden_size);
-    if (!r->ctx.data) rc = ddps_fail(err, "out of memory for the prompt embeddings");
+    if (!r->ctx.data) rc = ddps_fail_resource(err, "out of memory for the prompt embeddings");
     if (rc == 0 && ddps_clip_forward(r->be, r->sd->text, ids, &r->ctx) != 0) rc = ddps_backend_error(r->be, err);
     if (rc == 0) r->ctx_null = ddps_slice(r->be, &r->ctx, 0, 1);
     free(ids);
@@ -269,16 +269,15 @@ static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, d
 }
 
 /* Scores one batch (items[nb] of class ci, started at tg) and stores the
- * members not yet in the store, with their share of the group's time. */
-static int batch_store(score_run *r, ddps_scored *items, int nb, int ci, double tg, ddps_err *err) {
+ * members the plan marked todo[b] (not in the store when the run started;
+ * the store lock keeps it so), with their share of the group's time. */
+static int batch_store(score_run *r, ddps_scored *items, const char *todo, int nb, int ci, double tg, ddps_err *err) {
     ddps_tensor cl = ddps_slice(r->be, &r->ctx, ci + 1, 1);
     for (int b = 0; b < nb; b++) items[b].cond = &cl;
     int rc = ddps_score_batch(&r->sc, items, nb, &r->ctx_null, 0, err);
     for (int b = 0; b < nb; b++) {
         ddps_scored *it = &items[b];
-        int state = 1;
-        if (rc == 0) rc = ddps_store_image_state(r->st, it->key, &state, err);
-        if (rc == 0 && state == 0) {
+        if (rc == 0 && todo[b]) {
             ddps_image_result res;
             memset(&res, 0, sizeof res);
             res.class_id = r->class_ids[ci];
@@ -303,7 +302,7 @@ static int batch_store(score_run *r, ddps_scored *items, int nb, int ci, double 
 static int group_batches(score_run *r, ddps_loaded **group, int gn, int ci, double tg, ddps_scored *items,
                          ddps_err *err) {
     int rc = 0;
-    char *taken = ddps_calloc((size_t)gn, 1);
+    char *taken = ddps_calloc((size_t)gn, 1), *todo = ddps_calloc((size_t)gn, 1);
     for (int a = 0; rc == 0 && a < gn; a++) {
         if (taken[a] || !group[a]->ok) continue;
         int nb = 0;
@@ -317,10 +316,12 @@ static int group_batches(score_run *r, ddps_loaded **group, int gn, int ci, doub
             it->img = &group[b]->resized;
             it->orig_w = group[b]->orig_w, it->orig_h = group[b]->orig_h;
             it->key = r->ds.items[group[b]->index].relpath;
+            todo[nb - 1] = r->is_todo[group[b]->index];
         }
-        rc = batch_store(r, items, nb, ci, tg, err);
+        rc = batch_store(r, items, todo, nb, ci, tg, err);
     }
     free(taken);
+    free(todo);
     return rc;
 }
 

@@ -1,5 +1,6 @@
 #include "pipeline/score_batch.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ static void item_windows(const ddps_scorer *sc, ddps_scored *it, ddps_stage1_res
     it->cand = ddps_calloc((size_t)m, sizeof *it->cand);
     window_boxes(ij, m, P, S, r->patch_scores, r->pw, W, H, it->orig_w, it->orig_h, p->low_res, it->image_score,
                  it->cand);
+    assert(m >= 1 && m <= k); /* at least one window fits (checked before Stage I) */
     it->n_cand = m;
     it->grid_h = r->ph, it->grid_w = r->pw;
     if (keep_maps) {

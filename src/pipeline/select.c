@@ -1,6 +1,7 @@
 #include "pipeline/select.h"
 #include "pipeline/outdir.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,7 +18,6 @@
 #include "io/image.h"
 #include "pipeline/class_map.h"
 #include "pipeline/params.h"
-#include "pipeline/cluster.h"
 #include "pipeline/store_guard.h"
 #include "util/escape.h"
 #include "util/first_err.h"
@@ -103,6 +103,7 @@ ddps_layout ddps_select_layout(int ipc, int n_picks, int mosaic_mode) {
         /* single-patch images: the normal mode, or too few patches for a mosaic */
         l.n_images = n_picks < ipc ? n_picks : ipc;
     }
+    assert(l.n_images * l.per_image <= n_picks && l.n_images <= ipc); /* every patch j of output i exists */
     return l;
 }
 
@@ -199,7 +200,7 @@ static int load_source(const run_ctx *r, const ddps_stored_image *im, ddps_image
     char *path = ddps_path_join(r->data_root, im->relpath);
     int rc = ddps_image_load(path, img, err);
     if (rc == 0 && (img->w != im->width || img->h != im->height)) {
-        rc = ddps_fail(err, "%s: image is %dx%d but was %dx%d when scored (the data changed; score again)", path,
+        rc = ddps_fail_data(err, "%s: image is %dx%d but was %dx%d when scored (the data changed; score again)", path,
                        img->w, img->h, im->width, im->height);
         ddps_image_free(img);
     }
@@ -247,7 +248,7 @@ static int write_image(const run_ctx *r, const sel_class *sc, const class_plan *
     } else if (p->lay.mosaic) {
         int S = o->p.output_size, w0 = S / 2, h0 = S / 2;
         if (ddps_image_alloc(&img, S, S) != 0) {
-            ddps_fail(err, "%s: cannot allocate a %dx%d image", path, S, S);
+            ddps_fail_resource(err, "%s: cannot allocate a %dx%d image", path, S, S);
             goto done;
         }
         for (int j = 0; j < 4; j++) {
@@ -275,16 +276,16 @@ done:
 static int swap_into_place(const char *tmp, const char *final, const char *old, ddps_err *err) {
     struct stat st;
     if (lstat(final, &st) != 0) {
-        if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
+        if (rename(tmp, final) != 0) return ddps_fail_resource(err, "%s: cannot rename into place: %s", final, strerror(errno));
         return 0;
     }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) return ddps_remove_tree(tmp, err);
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        return ddps_fail(err, "%s: cannot replace: %s", final, strerror(errno));
+        return ddps_fail_resource(err, "%s: cannot replace: %s", final, strerror(errno));
     /* File systems without exchange: two renames (final is briefly absent, never half-written). */
     if (ddps_remove_tree(old, err) != 0) return -1;
-    if (rename(final, old) != 0) return ddps_fail(err, "%s: cannot move aside: %s", final, strerror(errno));
-    if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
+    if (rename(final, old) != 0) return ddps_fail_resource(err, "%s: cannot move aside: %s", final, strerror(errno));
+    if (rename(tmp, final) != 0) return ddps_fail_resource(err, "%s: cannot rename into place: %s", final, strerror(errno));
     return ddps_remove_tree(old, err);
 }
 
@@ -368,7 +369,7 @@ static int manifest_csv(const run_ctx *r, const ipc_result *res, char **csv, siz
     *csv = NULL;
     *csv_len = 0;
     FILE *f = open_memstream(csv, csv_len);
-    if (!f) return ddps_fail(err, "out of memory");
+    if (!f) return ddps_fail_resource(err, "out of memory");
     fputs("class,folder,file,image_index,slot,source,x0,y0,x1,y1,score,cluster,cluster_rank,dist,fill\n", f);
     for (int k = 0; k < r->n_cls; k++) {
         const class_plan *p = &res->plans[k];
@@ -378,7 +379,7 @@ static int manifest_csv(const run_ctx *r, const ipc_result *res, char **csv, siz
     if (fclose(f) != 0) {
         free(*csv);
         *csv = NULL;
-        return ddps_fail(err, "out of memory");
+        return ddps_fail_resource(err, "out of memory");
     }
     return 0;
 }
@@ -490,7 +491,7 @@ static int write_manifests(const run_ctx *r, const ipc_result *res, const char *
     char *text = manifest_json(r, res);
     int rc = -1;
     if (!text) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
     } else {
         char *pj = ddps_path_join(dir, "manifest.json"), *pc = ddps_path_join(dir, "manifest.csv");
         rc = ddps_write_file_atomic(pc, csv, csv_len, err);
@@ -555,7 +556,7 @@ static int write_images(const run_ctx *r, const ipc_result *res, const char *tmp
         if (res->plans[k].lay.n_images == 0) continue;
         char *cd = ddps_path_join(tmp, r->cls[k].folder);
         int mk = mkdir(cd, 0755);
-        if (mk != 0) ddps_fail(err, "%s: cannot create folder: %s", cd, strerror(errno));
+        if (mk != 0) ddps_fail_resource(err, "%s: cannot create folder: %s", cd, strerror(errno));
         free(cd);
         if (mk != 0) {
             free(jobs);
@@ -613,7 +614,7 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     int rc = -1;
     if (ddps_remove_tree(tmp, err) != 0) goto done;
     if (mkdir(tmp, 0755) != 0) {
-        ddps_fail(err, "%s: cannot create folder: %s", tmp, strerror(errno));
+        ddps_fail_resource(err, "%s: cannot create folder: %s", tmp, strerror(errno));
         goto done;
     }
     if (write_images(r, &res, tmp, err) != 0) goto cleanup;
@@ -655,23 +656,23 @@ static int read_meta(run_ctx *r, ddps_err *err) {
     char *settings = NULL, *root = NULL;
     if (ddps_store_get_meta(r->store, "settings", &settings, err) != 0) return -1;
     if (!settings)
-        return ddps_fail(err, "%s: no scoring settings recorded (nothing was scored into it)", o->store_path);
+        return ddps_fail_data(err, "%s: no scoring settings recorded (nothing was scored into it)", o->store_path);
     json_error_t je;
     r->settings = json_loads(settings, 0, &je);
     free(settings);
     if (!r->settings || !json_is_object(r->settings))
-        return ddps_fail(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
+        return ddps_fail_data(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
     r->low_res = json_is_true(json_object_get(r->settings, "low_res"));
     if (ddps_store_get_meta(r->store, "model_id", &r->model_id, err) != 0) return -1;
     if (o->p.data_root) {
         r->data_root = ddps_strdup(o->p.data_root);
-        if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data %s: not a folder", r->data_root);
+        if (!ddps_is_dir(r->data_root)) return ddps_fail_data(err, "--data %s: not a folder", r->data_root);
     } else {
         if (ddps_store_get_meta(r->store, "data_root", &root, err) != 0) return -1;
-        if (!root) return ddps_fail(err, "--data: not given, and %s records no data root", o->store_path);
+        if (!root) return ddps_fail_data(err, "--data: not given, and %s records no data root", o->store_path);
         r->data_root = root;
         if (!ddps_is_dir(r->data_root))
-            return ddps_fail(err, "%s: data root %s (recorded in the store) is not a folder; give --data",
+            return ddps_fail_data(err, "%s: data root %s (recorded in the store) is not a folder; give --data",
                              o->store_path, r->data_root);
     }
     return 0;
@@ -700,7 +701,7 @@ static int pick_classes(run_ctx *r, ddps_err *err) {
     int index_names = strcmp(fn, "index") == 0, all_wnid = 1;
     if (!index_names && strcmp(fn, "class") != 0) {
         free(want);
-        return ddps_fail(err, "--folder-names %s: must be class or index", fn);
+        return ddps_fail_usage(err, "--folder-names %s: must be class or index", fn);
     }
     for (int k = 0; k < r->n_all; k++) all_wnid &= !want[k] || ddps_is_wnid(r->all[k].name);
     if ((all_wnid || index_names) && ddps_imagenet_load(NULL, &r->inet, err) != 0) {
@@ -731,7 +732,7 @@ static int pick_classes(run_ctx *r, ddps_err *err) {
         free(base);
     }
     free(want);
-    if (r->n_cls == 0) return ddps_fail(err, "%s: no classes in the store", o->store_path);
+    if (r->n_cls == 0) return ddps_fail_data(err, "%s: no classes in the store", o->store_path);
     return 0;
 }
 
@@ -753,26 +754,17 @@ static void warn_unfinished(ddps_store *st, const char *path) {
     free(todo);
 }
 
-/* Clusters what needs it, then loads every chosen class (no features). */
+/* Loads every chosen class (no features). Selection only reads: a class
+ * whose clustering is missing or stale (scoring stopped before clustering,
+ * or candidates were added since) is refused, never clustered here;
+ * `ddps score` run again (or `ddps merge`) clusters it. */
 static int load_classes(run_ctx *r, ddps_err *err) {
     const ddps_select_opts *o = r->o;
-    /* the store's own --clusters and --seed, and the class's seed as score derives it */
-    json_t *jk = json_object_get(r->settings, "clusters"), *js = json_object_get(r->settings, "seed");
-    for (int k = 0; k < r->n_cls; k++) {
-        const ddps_class_info *ci = r->cls[k].info;
-        if (ci->clustered) continue;
-        if (!r->writable)
-            return ddps_fail(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
-                             r->cls[k].folder);
-        if (!json_is_integer(jk) || json_integer_value(jk) < 1 || json_integer_value(jk) > DDPS_MAX_CLUSTERS ||
-            !json_is_integer(js))
-            return ddps_fail(err, "%s: class %s needs clustering but the store records no valid clusters/seed setting",
-                             o->store_path, r->cls[k].folder);
-        int kk = (int)json_integer_value(jk);
-        uint64_t seed = ddps_class_cluster_seed((uint64_t)json_integer_value(js), ci->name);
-        ddps_info("class %s: clustering %ld candidates (k = %d)", r->cls[k].folder, ci->n_cand, kk);
-        if (ddps_store_cluster(r->store, ci->id, kk, seed, err) != 0) return -1;
-    }
+    for (int k = 0; k < r->n_cls; k++)
+        if (!r->cls[k].info->clustered)
+            return ddps_fail_data(err, "%s: class %s is not clustered (scoring stopped before clustering it, or "
+                                  "images were added since): run the same ddps score again to finish the store "
+                                  "(ddps merge for shards)", o->store_path, r->cls[k].folder);
     double t0 = ddps_seconds();
     for (int k = 0; k < r->n_cls; k++)
         if (ddps_store_load_class(r->store, r->cls[k].info->id, 0, &r->cls[k].data, err) != 0) return -1;
@@ -786,7 +778,7 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     memset(&r, 0, sizeof r);
     r.o = o;
     if (check_opts(o, &r.ext, err) != 0) return -1;
-    if (!ddps_is_file(o->store_path)) return ddps_fail(err, "--store %s: no such file", o->store_path);
+    if (!ddps_is_file(o->store_path)) return ddps_fail_data(err, "--store %s: no such file", o->store_path);
     r.writable = access(o->store_path, W_OK) == 0;
     int rc = -1;
     if (ddps_store_open(o->store_path, !r.writable, &r.store, err) != 0) {

@@ -1,6 +1,7 @@
 /* Candidate windows from a patch score grid (pipeline/window.h). */
 #include "pipeline/window.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 #include "util/fs.h"
@@ -43,5 +44,6 @@ int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride
         }
     free(order);
     free(used);
+    assert(got == (k < 0 ? 0 : k)); /* the fill pass always completes k (k <= n) */
     return got;
 }
