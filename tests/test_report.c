@@ -265,7 +265,7 @@ static void map_api(void) {
     int cid;
     CHECK(ddps_store_class_id(s, "a", NULL, NULL, &cid, &err) == 0);
     float feat[4] = {1, 0, 0, 0}, map[6] = {0.5f, -1, 2, 3, 4.25f, 5};
-    ddps_candidate c = {0, 0, 10, 10, 0, 0, 8, 8, 0.5f, feat};
+    ddps_candidate c = {{0, 0, 10, 10, 0, 0, 8, 8, 0.5f}, feat};
     ddps_image_result r = {cid, "a/x.png", 20, 10, 16, 8, 0.1f, 1, &c, 4, 0.1};
     map[2] = NAN;
     CHECK(ddps_store_put_image_map(s, &r, map, 2, 3, &err) != 0 && strstr(err.msg, "a/x.png"));

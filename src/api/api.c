@@ -123,7 +123,6 @@ DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir
     ddps_select_opts o;
     ddps_select_defaults(&o);
     o.p = *p;
-    if (!o.p.format) o.p.format = "png";
     o.store_path = store_path;
     o.out_dir = out_dir;
     o.ipc = ipc;

@@ -217,13 +217,7 @@ static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *
     out->map_h = it.map_h, out->map_w = it.map_w;
     out->n_cand = it.n_cand;
     out->cand = ddps_calloc((size_t)(it.n_cand ? it.n_cand : 1), sizeof *out->cand);
-    for (int q = 0; q < it.n_cand; q++) {
-        const ddps_candidate *c = &it.cand[q];
-        ddps_window *wd = &out->cand[q];
-        wd->x0 = c->x0, wd->y0 = c->y0, wd->x1 = c->x1, wd->y1 = c->y1;
-        wd->rx = c->rx, wd->ry = c->ry, wd->rw = c->rw, wd->rh = c->rh;
-        wd->score = c->score;
-    }
+    for (int q = 0; q < it.n_cand; q++) out->cand[q] = it.cand[q].w;
     out->dim = sc->dim;
     out->features = it.feats, it.feats = NULL;
     ddps_scored_free(&it);

@@ -71,13 +71,13 @@ static void window_boxes(const int *ij, int m, int P, int S, const float *grid, 
     for (int q = 0; q < m; q++) {
         ddps_candidate *cd = &cand[q];
         int ry = ij[2 * q] * S, rx = ij[2 * q + 1] * S;
-        cd->rx = rx, cd->ry = ry, cd->rw = P, cd->rh = P;
-        cd->score = low_res ? image_score : grid[ij[2 * q] * pw + ij[2 * q + 1]];
+        cd->w.rx = rx, cd->w.ry = ry, cd->w.rw = P, cd->w.rh = P;
+        cd->w.score = low_res ? image_score : grid[ij[2 * q] * pw + ij[2 * q + 1]];
         if (low_res) {
-            cd->x0 = 0, cd->y0 = 0, cd->x1 = orig_w, cd->y1 = orig_h;
+            cd->w.x0 = 0, cd->w.y0 = 0, cd->w.x1 = orig_w, cd->w.y1 = orig_h;
         } else {
-            cd->x0 = rx * sx, cd->y0 = ry * sy;
-            cd->x1 = fmin((rx + P) * sx, orig_w), cd->y1 = fmin((ry + P) * sy, orig_h);
+            cd->w.x0 = rx * sx, cd->w.y0 = ry * sy;
+            cd->w.x1 = fmin((rx + P) * sx, orig_w), cd->w.y1 = fmin((ry + P) * sy, orig_h);
         }
     }
 }
@@ -134,7 +134,7 @@ static int batch_dift(ddps_scorer *sc, const ddps_scored *items, int n, int P, i
         for (int q = 0; q < items[i].n_cand; q++, t++) {
             const ddps_candidate *cd = &items[i].cand[q];
             for (int y = 0; y < P; y++)
-                ddps_pixels_to_unit(items[i].img->px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3,
+                ddps_pixels_to_unit(items[i].img->px + ((size_t)(cd->w.ry + y) * W + cd->w.rx) * 3, (size_t)P * 3,
                              pf + ((size_t)t * P + y) * P * 3);
             pctx[t] = items[i].cond;
         }

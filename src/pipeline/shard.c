@@ -220,9 +220,9 @@ static int copy_class(ddps_store *out, int out_id, shard_in *x, int in_id, ddps_
         for (; c < d.n_cand && d.cand[c].image == i; c++) {
             const ddps_stored_cand *sc = &d.cand[c];
             ddps_candidate *q = &cand[c - first];
-            q->x0 = sc->x0, q->y0 = sc->y0, q->x1 = sc->x1, q->y1 = sc->y1;
-            q->rx = sc->rx, q->ry = sc->ry, q->rw = sc->rw, q->rh = sc->rh;
-            q->score = sc->score;
+            q->w.x0 = sc->x0, q->w.y0 = sc->y0, q->w.x1 = sc->x1, q->w.y1 = sc->y1;
+            q->w.rx = sc->rx, q->w.ry = sc->ry, q->w.rw = sc->rw, q->w.rh = sc->rh;
+            q->w.score = sc->score;
             q->feature = d.features + (size_t)c * d.dim;
         }
         ddps_image_result r = {.class_id = out_id, .relpath = im->relpath, .width = im->width, .height = im->height,

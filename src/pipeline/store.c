@@ -520,10 +520,10 @@ static int check_result(ddps_store *s, const ddps_image_result *r, ddps_err *err
         return ddps_fail_data(err, "%s: %s: feature length %d outside 1..%d", s->path, p, r->dim, MAX_DIM);
     for (int i = 0; i < r->n_cand; i++) {
         const ddps_candidate *c = &r->cand[i];
-        if (!box_ok(c->x0, c->x1, r->width) || !box_ok(c->y0, c->y1, r->height))
+        if (!box_ok(c->w.x0, c->w.x1, r->width) || !box_ok(c->w.y0, c->w.y1, r->height))
             return ddps_fail_data(err, "%s: %s: candidate %d box (%g,%g)-(%g,%g) is not inside the %dx%d image", s->path, p,
-                             i, c->x0, c->y0, c->x1, c->y1, r->width, r->height);
-        if (!isfinite(c->score)) return ddps_fail_data(err, "%s: %s: candidate %d score is not finite", s->path, p, i);
+                             i, c->w.x0, c->w.y0, c->w.x1, c->w.y1, r->width, r->height);
+        if (!isfinite(c->w.score)) return ddps_fail_data(err, "%s: %s: candidate %d score is not finite", s->path, p, i);
         if (!c->feature) return ddps_fail_data(err, "%s: %s: candidate %d has no feature", s->path, p, i);
         for (int d = 0; d < r->dim; d++)
             if (!isfinite(c->feature[d]))
@@ -579,15 +579,15 @@ static int put_candidates(ddps_store *s, const ddps_image_result *r, long long i
         sqlite3_reset(c);
         sqlite3_bind_int64(c, 1, image_id);
         sqlite3_bind_int(c, 2, i);
-        sqlite3_bind_double(c, 3, k->x0);
-        sqlite3_bind_double(c, 4, k->y0);
-        sqlite3_bind_double(c, 5, k->x1);
-        sqlite3_bind_double(c, 6, k->y1);
-        sqlite3_bind_int(c, 7, k->rx);
-        sqlite3_bind_int(c, 8, k->ry);
-        sqlite3_bind_int(c, 9, k->rw);
-        sqlite3_bind_int(c, 10, k->rh);
-        sqlite3_bind_double(c, 11, k->score);
+        sqlite3_bind_double(c, 3, k->w.x0);
+        sqlite3_bind_double(c, 4, k->w.y0);
+        sqlite3_bind_double(c, 5, k->w.x1);
+        sqlite3_bind_double(c, 6, k->w.y1);
+        sqlite3_bind_int(c, 7, k->w.rx);
+        sqlite3_bind_int(c, 8, k->w.ry);
+        sqlite3_bind_int(c, 9, k->w.rw);
+        sqlite3_bind_int(c, 10, k->w.rh);
+        sqlite3_bind_double(c, 11, k->w.score);
         if (step_done(s, c, err) != 0) goto done;
         for (int d = 0; d < r->dim; d++) put_f32le(blob + 4 * (size_t)d, k->feature[d]);
         sqlite3_reset(f);

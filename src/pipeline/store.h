@@ -48,6 +48,7 @@
 
 #include <stdint.h>
 
+#include "ddps.h"
 #include "pipeline/cluster.h"
 #include "pipeline/window.h"
 #include "util/err.h"
@@ -150,17 +151,12 @@ int ddps_store_totals(ddps_store *s, ddps_run_stats *sum, ddps_err *err);
 
 /* ---- Reading back (select, reports) ---- */
 
-typedef struct {
-    int id;
-    char *name;        /* folder name as stored: may be hostile (even empty), sanitise before use as a path */
-    char *prompt_name; /* NULL when absent */
-    char *prompt;      /* NULL when absent */
-    long n_images;     /* scored */
-    long n_bad;        /* recorded as bad */
-    long n_cand;
-    int clustered;   /* 1 when a clustering exists and is current */
-    int clustered_k; /* k of the last clustering (0 = never clustered) */
-} ddps_class_info;
+/* A class as listed (the public ddps_db_class: id, name as stored (may be
+ * hostile, even empty: sanitise before use as a path), prompt_name and
+ * prompt (NULL when absent), images scored, recorded as bad, candidates,
+ * clustered (1 when a clustering exists and is current) and clustered_k (k
+ * of the last clustering, 0 = never)). */
+typedef ddps_db_class ddps_class_info;
 
 /* All classes sorted by name (byte order). Free with ddps_store_free_classes. */
 int ddps_store_list_classes(ddps_store *s, ddps_class_info **out, int *n, ddps_err *err);
@@ -172,21 +168,12 @@ typedef struct {
     float image_score;
 } ddps_stored_image;
 
-typedef struct {
-    int image;             /* index into ddps_class_data.images */
-    int idx;               /* rank of this window inside its image (0 = best) */
-    double x0, y0, x1, y1; /* box in original pixels */
-    int rx, ry, rw, rh;    /* box in the resized image */
-    float score;           /* Stage I score */
-    int cluster;           /* -1 when not clustered */
-    int cluster_rank;      /* 1 = best cluster; 0 when not clustered */
-    float dist;            /* distance to the centroid (0 when not clustered) */
-} ddps_stored_cand;
-
-typedef struct {
-    int cluster, size, rank;
-    float median_score;
-} ddps_stored_cluster;
+/* A stored candidate and a cluster: the public ddps_db_cand (image: index
+ * into ddps_class_data.images; idx: rank inside its image, 0 = best; box in
+ * original and resized pixels; Stage-I score; cluster -1, cluster_rank 0
+ * and dist 0 when not clustered) and ddps_db_cluster. */
+typedef ddps_db_cand ddps_stored_cand;
+typedef ddps_db_cluster ddps_stored_cluster;
 
 typedef struct {
     int class_id;

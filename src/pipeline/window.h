@@ -5,11 +5,14 @@
 #ifndef DDPS_PIPELINE_WINDOW_H
 #define DDPS_PIPELINE_WINDOW_H
 
+#include "ddps.h"
+
+/* A candidate window: the public ddps_window (box in original-image pixels,
+ * the same box in the resized Stage-I image, Stage-I patch score) and its
+ * DIFT feature. */
 typedef struct {
-    double x0, y0, x1, y1; /* box in original-image pixels */
-    int rx, ry, rw, rh;    /* the same box in the resized Stage-I image */
-    float score;           /* Stage I patch score */
-    const float *feature;  /* dim floats: L2-normalised DIFT vector */
+    ddps_window w;
+    const float *feature; /* dim floats: L2-normalised DIFT vector */
 } ddps_candidate;
 
 /* Candidate windows from a patch score grid [ph][pw] (window (i, j) at
