@@ -48,8 +48,8 @@
  *   with the same status and one line naming the file or parameter and what
  *   is wrong. DDPS_ERR_USAGE: a parameter out of range (the CLI exits 2);
  *   DDPS_ERR_DATA: a bad model, store, image or mapping file (also a store
- *   that does not fit the run: other settings, an unclustered class for
- *   select); DDPS_ERR_RESOURCE: memory, disk, device or I/O;
+ *   that does not fit the run: other settings, a read-only store select
+ *   would have to cluster); DDPS_ERR_RESOURCE: memory, disk, device or I/O;
  *   DDPS_ERR_CANCELLED: the host's cancel flag or progress callback asked to
  *   stop; DDPS_ERR_FAILURE: an internal error (a bug, or a call the library
  *   does not expect). On failure, out-parameters are left empty (NULL /
@@ -247,9 +247,7 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
                                     const char *store_path, const ddps_hooks *hooks, ddps_run_totals *totals,
                                     ddps_error *err);
 /* `ddps select --store store_path --out out_dir --ipc ...`: writes
- * out_dir/ipc<N>/ for every N (no model evaluation). Reads clusters only:
- * a class whose clustering is missing or stale is refused (DDPS_ERR_DATA;
- * ddps_run_score run again, or ddps_run_merge, clusters it). */
+ * out_dir/ipc<N>/ for every N (no model evaluation). */
 DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir, const int *ipc, int n_ipc,
                                      const ddps_select_params *p, const ddps_hooks *hooks, ddps_error *err);
 

@@ -751,8 +751,7 @@ static void low_res(void) {
     json_decref(m);
 }
 
-/* Selection only reads: an unclustered (or stale) class is refused, the
- * store and OUT untouched; clustered as score does it, the class selects. */
+/* Unclustered (or stale) classes are clustered by select itself. */
 static void clusters_on_demand(void) {
     const char *dir0 = t_tmpdir("select_cluster");
     char dir[4096], out[4096];
@@ -761,19 +760,15 @@ static void clusters_on_demand(void) {
     build_store(dir, SPEC, 2, 0, 0);
     int ipc[1] = {20};
     ddps_err err = {{0}};
-    CHECK(run_select(dir, out, ipc, 1, NULL, 0, 16, &err) == -1 && err.kind == DDPS_KIND_DATA &&
-          strstr(err.msg, "is not clustered") && strstr(err.msg, "ddps score"));
-    CHECK(!ddps_is_dir(pjoin(out, "ipc20")));
+    CHECKF(run_select(dir, out, ipc, 1, NULL, 0, 16, &err) == 0, "%s", err.msg);
     ddps_store *s;
-    CHECK(ddps_store_open(pjoin(dir, "s.db"), 0, &s, &err) == 0);
-    int needs = 0;
-    CHECK(ddps_store_needs_clustering(s, 1, &needs, &err) == 0 && needs == 1); /* select did not cluster */
-    for (int c = 1; c <= 2; c++) CHECK(ddps_store_cluster(s, c, 4, 3, &err) == 0); /* what score does */
+    CHECK(ddps_store_open(pjoin(dir, "s.db"), 1, &s, &err) == 0);
+    int needs = 1;
+    CHECK(ddps_store_needs_clustering(s, 1, &needs, &err) == 0 && needs == 0);
     ddps_class_data d;
-    CHECK(ddps_store_load_class(s, 1, 0, &d, &err) == 0 && d.n_clusters == 4);
+    CHECK(ddps_store_load_class(s, 1, 0, &d, &err) == 0 && d.n_clusters == 4); /* settings "clusters": 4 */
     ddps_class_data_free(&d);
     ddps_store_close(s);
-    CHECKF(run_select(dir, out, ipc, 1, NULL, 0, 16, &err) == 0, "%s", err.msg);
     json_t *m = load_json(pjoin(out, "ipc20/manifest.json"));
     /* quota 20 / 10 = 2 from each of the 4 clusters, 12 filled */
     CHECK(jint(class_entry(m, "alpha"), "fill_patches") == 12 && jint(class_entry(m, "beta"), "fill_patches") == 12);

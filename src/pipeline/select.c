@@ -17,6 +17,7 @@
 
 #include "io/image.h"
 #include "pipeline/class_map.h"
+#include "pipeline/cluster.h"
 #include "pipeline/params.h"
 #include "pipeline/store_guard.h"
 #include "util/escape.h"
@@ -754,17 +755,26 @@ static void warn_unfinished(ddps_store *st, const char *path) {
     free(todo);
 }
 
-/* Loads every chosen class (no features). Selection only reads: a class
- * whose clustering is missing or stale (scoring stopped before clustering,
- * or candidates were added since) is refused, never clustered here;
- * `ddps score` run again (or `ddps merge`) clusters it. */
+/* Clusters what needs it, then loads every chosen class (no features). */
 static int load_classes(run_ctx *r, ddps_err *err) {
     const ddps_select_opts *o = r->o;
-    for (int k = 0; k < r->n_cls; k++)
-        if (!r->cls[k].info->clustered)
-            return ddps_fail_data(err, "%s: class %s is not clustered (scoring stopped before clustering it, or "
-                                  "images were added since): run the same ddps score again to finish the store "
-                                  "(ddps merge for shards)", o->store_path, r->cls[k].folder);
+    /* the store's own --clusters and --seed, and the class's seed as score derives it */
+    json_t *jk = json_object_get(r->settings, "clusters"), *js = json_object_get(r->settings, "seed");
+    for (int k = 0; k < r->n_cls; k++) {
+        const ddps_class_info *ci = r->cls[k].info;
+        if (ci->clustered) continue;
+        if (!r->writable)
+            return ddps_fail_data(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
+                             r->cls[k].folder);
+        if (!json_is_integer(jk) || json_integer_value(jk) < 1 || json_integer_value(jk) > DDPS_MAX_CLUSTERS ||
+            !json_is_integer(js))
+            return ddps_fail_data(err, "%s: class %s needs clustering but the store records no valid clusters/seed setting",
+                             o->store_path, r->cls[k].folder);
+        int kk = (int)json_integer_value(jk);
+        uint64_t seed = ddps_class_cluster_seed((uint64_t)json_integer_value(js), ci->name);
+        ddps_info("class %s: clustering %ld candidates (k = %d)", r->cls[k].folder, ci->n_cand, kk);
+        if (ddps_store_cluster(r->store, ci->id, kk, seed, err) != 0) return -1;
+    }
     double t0 = ddps_seconds();
     for (int k = 0; k < r->n_cls; k++)
         if (ddps_store_load_class(r->store, r->cls[k].info->id, 0, &r->cls[k].data, err) != 0) return -1;

@@ -50,10 +50,11 @@
  * An existing OUT/ipc<N> is replaced only when the new one is complete: the
  * set is written to OUT/.ipc<N>.tmp-<pid> and swapped in by rename.
  *
- * Clustering: selection only reads clusters. A class whose clustering is
- * missing or stale (candidates added since) is refused (data error) and
- * nothing is written; `ddps score` run again (or `ddps merge` for shards)
- * clusters it.
+ * Clustering: a class whose clustering is missing or stale (candidates added
+ * since) is clustered first (k-means, no model evaluation) with the k of its
+ * last clustering, else the settings' "clusters" (integer), else 32, and the
+ * settings' "seed" (integer, else 0). A read-only store with such a class is
+ * an error.
  */
 #ifndef DDPS_PIPELINE_SELECT_H
 #define DDPS_PIPELINE_SELECT_H
