@@ -206,7 +206,8 @@ static void error_categories(void) {
     char junk[512], out[512];
     snprintf(junk, sizeof junk, "%s/junk.sqlite", dir);
     snprintf(out, sizeof out, "%s/out", dir);
-    t_write(junk, "this is not a database, only some text long enough to be looked at", 68);
+    static const char text[] = "this is not a database, only some text long enough to be looked at";
+    t_write(junk, text, sizeof text - 1);
     ddps_error err;
     ddps_db *db = NULL;
     CHECKF(ddps_db_open(junk, &db, &err) == DDPS_ERR_DATA && !db, "status %d: %s", (int)err.status, err.message);

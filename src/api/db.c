@@ -105,7 +105,7 @@ DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, 
     if (maps) ddps_store_free_maps(maps, d->n_images);
     out->n_cand = d->n_cand;
     out->cand = ddps_calloc((size_t)(d->n_cand ? d->n_cand : 1), sizeof *out->cand);
-    memcpy(out->cand, d->cand, (size_t)d->n_cand * sizeof *out->cand); /* the same type */
+    if (d->n_cand > 0) memcpy(out->cand, d->cand, (size_t)d->n_cand * sizeof *out->cand); /* the same type */
     out->dim = d->dim;
     if (d->features) {
         size_t nf = (size_t)d->n_cand * d->dim;
@@ -114,7 +114,7 @@ DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, 
     }
     out->n_clusters = d->n_clusters;
     out->clusters = ddps_calloc((size_t)(d->n_clusters ? d->n_clusters : 1), sizeof *out->clusters);
-    memcpy(out->clusters, d->clusters, (size_t)d->n_clusters * sizeof *out->clusters); /* the same type */
+    if (d->n_clusters > 0) memcpy(out->clusters, d->clusters, (size_t)d->n_clusters * sizeof *out->clusters);
     return ddps_api_ok(err);
 }
 
