@@ -29,10 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     ddps_error err;
     /* score's table plus --store, as cmd_score builds it */
     score_args a;
-    memset(&a, 0, sizeof a); /* (ddps_score_params_init lives with the engine, not linked here) */
-    a.p.prompt = a.p.null_prompt = "";
-    a.p.device = "cpu";
-    a.p.precision = "f32";
+    score_args_init(&a);
     cli_opt opts[SCORE_ARGS_MAX + 1 + SELECT_ARGS_MAX + 4];
     int n = score_args_table(&a, opts);
     opts[n++] = (cli_opt){"--store", CLI_OPT_STR, &a.store_path, "FILE", "store", 0, 0};
@@ -45,8 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     score_args_free(&a);
     /* select's table plus --ipc and --classes lists */
     ddps_select_params sp;
-    memset(&sp, 0, sizeof sp);
-    sp.format = "png";
+    ddps_select_params_init(&sp);
     char help[SELECT_ARGS_MAX][192];
     const char *ipc_s = NULL, *classes_s = NULL, *out_dir = NULL;
     n = select_args_table(&sp, opts, help);
@@ -54,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
     opts[n++] = (cli_opt){"--classes", CLI_OPT_STR, &classes_s, "A", "classes", 0, 0};
     opts[n++] = (cli_opt){"--out", CLI_OPT_STR, &out_dir, "DIR", "out", 0, 0};
     if (cli_args_parse("usage", opts, n, argc, argv, pos, &npos, &err) == 0) {
-        int ipcs[64];
-        if (ipc_s) (void)cli_parse_int_list("--ipc", ipc_s, ipcs, 64, 1, 1000000, &err);
+        int ipcs[64], n_ipc = 0;
+        if (ipc_s) n_ipc = cli_parse_ipc_list("select", ipc_s, ipcs, 64, &err);
         if (classes_s) {
             char *nb = NULL;
             const char **names = NULL;
@@ -65,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
                 free(names);
             }
         }
-        (void)select_args_check(&sp, &err);
+        if (n_ipc > 0) (void)ddps_select_params_check(&sp, ipcs, n_ipc, &err);
     }
     fclose(stdout);
     stdout = saved;

@@ -222,7 +222,7 @@ static void store(void) {
     for (int i = 0; rc == 0 && i < 3; i++) {
         char rel[32];
         snprintf(rel, sizeof rel, "tench/%d.png", i);
-        ddps_candidate c = {1.5, 2, 10, 11, 0, 0, 8, 8, 0.25f * (float)i, feat[i]};
+        ddps_candidate c = {{1.5, 2, 10, 11, 0, 0, 8, 8, 0.25f * (float)i}, feat[i]};
         ddps_image_result r = {cid, rel, 12, 12, 12, 12, 0.5f, 1, &c, 4, 0.1};
         rc = ddps_store_put_image(s, &r, &err);
     }

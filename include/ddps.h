@@ -47,12 +47,13 @@
  *   category of the failure, and fills the caller's ddps_error (may be NULL)
  *   with the same status and one line naming the file or parameter and what
  *   is wrong. DDPS_ERR_USAGE: a parameter out of range (the CLI exits 2);
- *   DDPS_ERR_DATA: a bad model, store, image or mapping file; DDPS_ERR_RESOURCE:
- *   memory, device or I/O; DDPS_ERR_CANCELLED: the host's cancel flag or
- *   progress callback asked to stop; DDPS_ERR_FAILURE: anything else (the
- *   library reports most file problems as this today: treat any non-zero
- *   status as failure and the category as a hint). On failure, out-parameters
- *   are left empty (NULL / zero), safe to free.
+ *   DDPS_ERR_DATA: a bad model, store, image or mapping file (also a store
+ *   that does not fit the run: other settings, a read-only store select
+ *   would have to cluster); DDPS_ERR_RESOURCE: memory, disk, device or I/O;
+ *   DDPS_ERR_CANCELLED: the host's cancel flag or progress callback asked to
+ *   stop; DDPS_ERR_FAILURE: an internal error (a bug, or a call the library
+ *   does not expect). On failure, out-parameters are left empty (NULL /
+ *   zero), safe to free.
  *
  * OUTPUT AND HOOKS
  *   The library prints nothing through this API unless asked: warning,
@@ -216,6 +217,22 @@ typedef struct {
 } ddps_select_params;
 DDPS_API void ddps_select_params_init(ddps_select_params *p);
 
+/* One check per command's parameters, the same the CLI, the drivers and
+ * the engine make: DDPS_OK, or DDPS_ERR_USAGE with a line naming the first
+ * value out of range as the CLI spells it ("--clusters 70000: must be
+ * between 1 and 65536"). Only what can be checked before anything is
+ * opened (a timestep below the model's T is checked at the model). ipc[n_ipc]:
+ * the IPCs of a select run (n_ipc >= 1). ddps_report_params is below. */
+DDPS_API ddps_status ddps_score_params_check(const ddps_score_params *p, ddps_error *err);
+DDPS_API ddps_status ddps_select_params_check(const ddps_select_params *p, const int *ipc, int n_ipc,
+                                              ddps_error *err);
+/* The bounds of a command's integer option as the checks apply them:
+ * command "score", "select" or "report", option as the CLI spells it
+ * ("--clusters"); 0 with *lo, *hi set (either may be NULL), or -1 when the
+ * command has no such bounded option. The CLI's options take their ranges
+ * from here. */
+DDPS_API int ddps_param_range(const char *command, const char *option, long *lo, long *hi);
+
 /* ---------------- drivers (what the CLI does) ---------------- */
 
 typedef struct {
@@ -267,6 +284,7 @@ typedef struct {
     int threads;           /* 0 = all cores */
 } ddps_report_params;
 DDPS_API void ddps_report_params_init(ddps_report_params *p);
+DDPS_API ddps_status ddps_report_params_check(const ddps_report_params *p, ddps_error *err);
 /* `ddps report --store store_path --out out_dir`: a static HTML report
  * (out_dir/index.html, one page per class) that opens from file://. */
 DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir, const ddps_report_params *p,

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Builds the libFuzzer harnesses (fuzz/, clang, separate from the gcc product
-# build) and runs each for SECONDS (default 60) on generated seed corpora.
+# build) and runs each for SECONDS (default 60), starting from the generated
+# seeds and the committed minimised corpus fuzz/corpus/<harness>.
+# FUZZ_MINIMISE=1 writes the grown corpus back there, minimised (-merge=1).
 #
 #   scripts/fuzz.sh [SECONDS] [HARNESS...]
 #
@@ -56,6 +58,28 @@ run_one() {
        $par >"$log" 2>&1; then
     rc=1
     echo "   $h FAILED: see $log and $art/"
+  fi
+  # FUZZ_MINIMISE=1: the grown corpus, minimised (-merge=1: the smallest set
+  # with the same coverage), replaces the committed one in fuzz/corpus/<harness>;
+  # hand-made seeds (names that are not libFuzzer's 40-hex-digit hashes) are
+  # kept, and a corpus over 512 KB is not committed (fuzz_store's inputs are
+  # whole SQLite files: the generated seed store is its start)
+  if [ "${FUZZ_MINIMISE:-}" = 1 ] && [ $rc -eq 0 ]; then
+    new=build-fuzz/minimised/$h
+    rm -rf "$new" && mkdir -p "$new"
+    if build-fuzz/$h -merge=1 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 "$new" "$corpus" \
+         >"build-fuzz/$h.merge.log" 2>&1; then
+      for f in fuzz/corpus/$h/*; do
+        [ -f "$f" ] && ! expr "${f##*/}" : '[0-9a-f]\{40\}$' >/dev/null && cp "$f" "$new"/
+      done
+      if [ "$(du -sb "$new" | cut -f1)" -le 524288 ]; then
+        rm -rf "fuzz/corpus/$h" && cp -r "$new" "fuzz/corpus/$h"
+      else
+        echo "   $h: minimised corpus over 512 KB, not written to fuzz/corpus"
+      fi
+    else
+      echo "   $h: minimising the corpus failed: see build-fuzz/$h.merge.log"
+    fi
   fi
   # the last status line: "#N DONE cov: C ft: F corp: K/..." plus final stats
   line=$(grep -E "^#[0-9]+" "$log" | tail -1)

@@ -83,7 +83,7 @@ static void exit_codes(void) {
     p.dift_t = 1000;
     CHECK(ddps_run_score(&p, data, model, sp, NULL, NULL, &err) == DDPS_ERR_USAGE && strstr(err.message, "1000"));
     small_params(&p);
-    CHECK(ddps_run_score(&p, data, "/nonexistent-model", sp, NULL, NULL, &err) == DDPS_ERR_FAILURE &&
+    CHECK(ddps_run_score(&p, data, "/nonexistent-model", sp, NULL, NULL, &err) == DDPS_ERR_DATA &&
           strstr(err.message, "/nonexistent-model"));
     CHECK(strcmp(ddps_status_name(DDPS_ERR_USAGE), "usage") == 0);
     ddps_db *db;

@@ -46,8 +46,8 @@ static void build_store(const char *dir, const char *const *names, const char *c
             ddps_candidate cand[2];
             for (int k = 0; k < 2; k++) {
                 for (int d = 0; d < DIM; d++) feat[k][d] = (float)((d == (i + k) % DIM) + 0.01 * (c + k));
-                cand[k] = (ddps_candidate){.x0 = 2 * k, .y0 = 0, .x1 = 16 + 2 * k, .y1 = 16, .feature = feat[k]};
-                cand[k].score = (float)(i * 2 + k) / 12.0f;
+                cand[k] = (ddps_candidate){.w = {.x0 = 2 * k, .y0 = 0, .x1 = 16 + 2 * k, .y1 = 16}, .feature = feat[k]};
+                cand[k].w.score = (float)(i * 2 + k) / 12.0f;
             }
             ddps_image_result r = {cid, rel, 32, 32, 32, 32, 0.5f, 2, cand, DIM, 0.1};
             CHECKF(ddps_store_put_image(s, &r, &err) == 0, "%s", err.msg);
@@ -67,9 +67,9 @@ static int run(const char *dir, const char *out, const char *folder_names, ddps_
     o.out_dir = out;
     o.ipc = ipc;
     o.n_ipc = 1;
-    o.output_size = 16;
-    o.threads = 1;
-    o.folder_names = folder_names;
+    o.p.output_size = 16;
+    o.p.threads = 1;
+    o.p.folder_names = folder_names;
     return ddps_select_run(&o, err);
 }
 

@@ -343,7 +343,7 @@ static void test_broken_dataset(void) {
     CHECK(has_skip(&d, "top.jpg: ", "not a class folder"));
     CHECK(has_skip(&d, ".git: ", "hidden"));
     if (!as_root) CHECK(has_skip(&d, "a/unreadable.jpg: ", "not readable"));
-    else fprintf(stderr, "   (running as root: the unreadable-file check is skipped)\n");
+    /* (as root the file is read: the part "unreadable" checks the skip as nobody) */
     CHECK(has_skip(&d, "linkclass/bad\\x02.txt: ", "not an image")); /* seen through the link too */
     CHECKF(d.n_skipped == (as_root ? 14 : 15), "%d skipped", d.n_skipped);
     for (int i = 0; i < d.n_skipped; i++) CHECKF(one_line(d.skipped[i]), "%s", d.skipped[i]);
@@ -570,7 +570,67 @@ static void test_prompt_format(void) {
     check_prompt("caf\xc3\xa9 {}", "\xc3\xa9t\xc3\xa9", "caf\xc3\xa9 \xc3\xa9t\xc3\xa9");
 }
 
-int main(void) {
+/* A file the user cannot read is skipped as "not readable" (the part
+ * "unreadable", a CTest test of its own). Root reads every file, so as root
+ * (CI runs as root) the part runs itself again as nobody (uid 65534) through
+ * setpriv, or runuser; skipped only when neither is installed. */
+static void unreadable_file(void) {
+    char tmpl[] = "/tmp/ddps-unreadable-XXXXXX";
+    char *tmp = mkdtemp(tmpl);
+    CHECK(tmp != NULL);
+    if (!tmp) return;
+    char *root = join(tmp, "root");
+    CHECK(mkdir(root, 0755) == 0);
+    make_dir(root, "a");
+    write_str(root, "a/1.jpg", "x");
+    write_str(root, "a/unreadable.jpg", "x");
+    char *p = join(root, "a/unreadable.jpg");
+    CHECK(chmod(p, 0) == 0);
+    CHECKF(access(p, R_OK) != 0, "uid %d can read a mode-0 file", (int)geteuid());
+    ddps_dataset d;
+    ddps_err err = {{0}};
+    CHECKF(ddps_dataset_scan(root, NULL, &d, &err) == 0, "%s", err.msg);
+    CHECK(d.n_classes == 1 && d.n_items == 1 && d.n_skipped == 1);
+    CHECK(has_skip(&d, "a/unreadable.jpg: ", "not readable"));
+    ddps_dataset_free(&d);
+    chmod(p, 0644);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    CHECK(system(cmd) == 0);
+    free(p);
+    free(root);
+}
+
+/* The part "unreadable": unreadable_file here, or as nobody when root. */
+static int unreadable_part(void) {
+    if (geteuid() != 0) {
+        TEST(unreadable_file);
+        return t_done();
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(n > 0);
+    if (n <= 0) return t_done();
+    self[n] = 0;
+    char cmd[PATH_MAX + 200], *out = NULL;
+    if (access("/usr/bin/setpriv", X_OK) == 0)
+        snprintf(cmd, sizeof cmd, "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups '%s' unreadable", self);
+    else if (access("/usr/sbin/runuser", X_OK) == 0)
+        snprintf(cmd, sizeof cmd, "/usr/sbin/runuser -u nobody -- '%s' unreadable", self);
+    else {
+        t_skip("running as root, and neither setpriv nor runuser is installed to run as nobody");
+        return t_done();
+    }
+    fprintf(stderr, "   as root: %s\n", cmd);
+    int rc = t_run(cmd, &out);
+    fprintf(stderr, "%s", out ? out : "");
+    free(out);
+    CHECKF(rc == 0, "as nobody: exit %d (the build tree must be readable by uid 65534)", rc);
+    return t_done();
+}
+
+int main(int argc, char **argv) {
+    if (strcmp(t_part(argc, argv), "unreadable") == 0) return unreadable_part();
     TEST(test_imagewoof);
     TEST(test_cifar);
     TEST(test_tsv_mapping);

@@ -213,15 +213,26 @@ static void skip_reasons_counted(void) {
     free(out);
 }
 
-/* ---- bench: usage names every bench; --json reports the threads used ---- */
+/* ---- bench: usage names every bench; --json: one object, last, with the threads used ---- */
 
 static void bench_reports(void) {
     char *out = NULL;
     int rc = t_runf(&out, "%s bench", DDPS_BIN);
     CHECKF(rc == 2 && strstr(out, "precision") && strstr(out, "load"), "rc %d: %s", rc, out);
     free(out);
-    rc = t_runf(&out, "env -u OMP_NUM_THREADS %s bench text --iters 1 --json", DDPS_BIN);
+    rc = t_runf(&out, "env -u OMP_NUM_THREADS %s bench text --iters 1 --json 2>/dev/null", DDPS_BIN);
     CHECKF(rc == 0 && strstr(out, "\"threads\":") && !strstr(out, "\"threads\":0"), "rc %d: %s", rc, out);
+    /* --json: exactly one JSON object, the last line (`bench unet` on the CPU
+     * puts its bf16 comparison inside it as "compare") */
+    int objects = 0;
+    const char *last = NULL;
+    for (char *line = out; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (*line == '{') objects++;
+        if (*line && *line != '\n') last = line;
+        line = nl ? nl + 1 : NULL;
+    }
+    CHECKF(objects == 1 && last && *last == '{', "%d JSON objects: %s", objects, out);
     free(out);
 }
 

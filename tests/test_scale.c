@@ -20,8 +20,8 @@
  * MPI runs under AddressSanitizer: Open MPI's own allocations are reported
  * as leaks at exit, so mpirun-launched children run with detect_leaks=0
  * (ASAN_OPTIONS passed with -x); everything else keeps leak checking. The
- * MPI cases are skipped (with a message) when mpirun is missing or ddps was
- * built without MPI. */
+ * MPI cases are the part "mpi", a CTest test of its own (test_scale_mpi)
+ * that reports a skip when mpirun is missing or ddps was built without MPI. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -36,7 +36,6 @@
 #include "testlib.h"
 
 static char model[4096], data[4096], common[8192];
-static int have_mpi;
 #define MPIRUN "env ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 mpirun --oversubscribe --allow-run-as-root -x ASAN_OPTIONS "
 
 static void hash_bytes(uint64_t *h, const void *p, size_t n) {
@@ -237,7 +236,6 @@ static void same_as_reference(const char *store, const char *label) {
 }
 
 static void mpi_job(int n) {
-    if (!have_mpi) return;
     char name[64], store[4200];
     snprintf(name, sizeof name, "scale_mpi%d", n);
     snprintf(store, sizeof store, "%s/m.sqlite", t_tmpdir(name));
@@ -269,7 +267,6 @@ static void mpi_3(void) { mpi_job(3); }
 
 /* One rank of a 3-process job is killed mid-run; the rerun resumes every shard. */
 static void mpi_rank_killed(void) {
-    if (!have_mpi) return;
     char store[4200], shard1[4300], cmd[16384];
     snprintf(store, sizeof store, "%s/k.sqlite", t_tmpdir("scale_mpikill"));
     snprintf(shard1, sizeof shard1, "%s.shard-1-of-3", store);
@@ -462,30 +459,41 @@ static void split(void) {
     free(ds.items);
 }
 
-int main(void) {
+/* Parts: the default one (--shard, merge) and "mpi" (MPI jobs; skipped
+ * when mpirun is missing or ddps was built without MPI). */
+int main(int argc, char **argv) {
     snprintf(model, sizeof model, "%s", t_shared("golden/tiny-sd"));
-    char *out = NULL;
-    if (t_run("mpirun --version", &out) != 0) {
-        fprintf(stderr, "note: mpirun not found: the MPI cases are skipped (only --shard and merge are tested)\n");
-    } else {
+    if (strcmp(t_part(argc, argv), "mpi") == 0) {
+        char *out = NULL;
+        if (t_run("mpirun --version", &out) != 0) {
+            free(out);
+            t_skip("mpirun not found");
+            return t_done();
+        }
         free(out);
         out = NULL;
         char cmd[8192];
         snprintf(cmd, sizeof cmd, MPIRUN "-n 2 %s score --data /nonexistent --model /nonexistent --store /tmp/x.sqlite",
                  DDPS_BIN);
         t_run(cmd, &out);
-        have_mpi = !(out && strstr(out, "MPI is unavailable"));
-        if (!have_mpi) fprintf(stderr, "note: ddps was built without MPI: the MPI cases are skipped\n");
+        int have_mpi = !(out && strstr(out, "MPI is unavailable"));
+        free(out);
+        if (!have_mpi) {
+            t_skip("ddps was built without MPI");
+            return t_done();
+        }
+        make_dataset();
+        TEST(reference);
+        TEST(mpi_2);
+        TEST(mpi_3);
+        TEST(mpi_rank_killed);
+    } else {
+        TEST(split);
+        make_dataset();
+        TEST(reference);
+        TEST(shards_killed_resumed);
+        TEST(merge_errors);
     }
-    free(out);
-    TEST(split);
-    make_dataset();
-    TEST(reference);
-    TEST(mpi_2);
-    TEST(mpi_3);
-    TEST(mpi_rank_killed);
-    TEST(shards_killed_resumed);
-    TEST(merge_errors);
     free(ref_digest);
     free(ref_digest_totals);
     return t_done();

@@ -216,8 +216,8 @@ static void build_store(const char *dir, const class_spec *cs, int nc, int low_r
                 /* whole image (low-res), else a 30-pixel box at fractional coordinates */
                 double x0 = low_res ? 0 : 3.6 + 5 * k, y0 = low_res ? 0 : 2.4 + 3 * k;
                 double x1 = low_res ? w : x0 + 30, y1 = low_res ? h : y0 + 30;
-                cand[k] = (ddps_candidate){.x0 = x0, .y0 = y0, .x1 = x1, .y1 = y1, .feature = feat[k]};
-                cand[k].score = (float)ddps_rng_uniform(&rng);
+                cand[k] = (ddps_candidate){.w = {.x0 = x0, .y0 = y0, .x1 = x1, .y1 = y1}, .feature = feat[k]};
+                cand[k].w.score = (float)ddps_rng_uniform(&rng);
             }
             ddps_image_result r = {cid, rel, w, h, w, h, 0.5f, n, cand, DIM, 0.1};
             CHECKF(ddps_store_put_image(s, &r, &err) == 0, "%s", err.msg);
@@ -282,10 +282,10 @@ static int run_select(const char *dir, const char *out, const int *ipc, int n_ip
     o.out_dir = out;
     o.ipc = ipc;
     o.n_ipc = n_ipc;
-    o.classes = classes;
-    o.n_classes = n_classes;
-    o.output_size = size;
-    o.threads = 2;
+    o.p.classes = classes;
+    o.p.n_classes = n_classes;
+    o.p.output_size = size;
+    o.p.threads = 2;
     return ddps_select_run(&o, err);
 }
 
@@ -686,8 +686,8 @@ static void atomic_replace(void) {
     o.out_dir = out;
     o.ipc = ipc;
     o.n_ipc = 1;
-    o.output_size = 32;
-    o.format = "jpg";
+    o.p.output_size = 32;
+    o.p.format = "jpg";
     CHECKF(ddps_select_run(&o, &err) == 0, "%s", err.msg);
     CHECK(!ddps_is_file(pjoin(out, "ipc10/junk.txt")));
     CHECK(!ddps_is_file(pjoin(out, "ipc10/alpha/alpha_0000.png")) &&
@@ -701,7 +701,7 @@ static void atomic_replace(void) {
     snprintf(victim, sizeof victim, "%s/%s", data, used ? used : "?");
     json_decref(m);
     CHECK(remove(victim) == 0);
-    o.format = "png";
+    o.p.format = "png";
     CHECK(ddps_select_run(&o, &err) == -1);
     CHECKF(strstr(err.msg, victim), "%s", err.msg);
     CHECK(ddps_is_file(pjoin(out, "ipc10/alpha/alpha_0000.jpg")));
@@ -713,7 +713,7 @@ static void atomic_replace(void) {
     CHECK(ddps_select_run(&o, &err) == -1);
     CHECKF(strstr(err.msg, victim) && strstr(err.msg, "10x10"), "%s", err.msg);
     /* --data elsewhere */
-    o.data_root = pjoin(dir, "nowhere");
+    o.p.data_root = pjoin(dir, "nowhere");
     CHECK(ddps_select_run(&o, &err) == -1 && strstr(err.msg, "--data "));
 }
 
@@ -872,7 +872,7 @@ static void imagewoof_speed(void) {
             ddps_candidate cand[CAND];
             for (int k = 0; k < CAND; k++) {
                 for (int d = 0; d < D; d++) feat[k][d] = (float)ddps_rng_normal(&rng);
-                cand[k] = (ddps_candidate){k, k, 40 + k, 40 + k, 0, 0, 0, 0, (float)ddps_rng_uniform(&rng), feat[k]};
+                cand[k] = (ddps_candidate){{k, k, 40 + k, 40 + k, 0, 0, 0, 0, (float)ddps_rng_uniform(&rng)}, feat[k]};
             }
             ddps_image_result r = {cid, rel, 64, 48, 341, 256, 0.5f, CAND, cand, D, 0.1};
             if (ddps_store_put_image(s, &r, &err) != 0) {

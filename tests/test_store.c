@@ -46,15 +46,15 @@ static void make_image(fake_image *f, int class_id, const char *relpath, int n, 
     for (int i = 0; i < n; i++) {
         for (int d = 0; d < DIM; d++) f->feat[i][d] = (float)(0.01 * ddps_rng_normal(&rng)) + (d == blob ? 1.0f : 0.0f);
         ddps_candidate *c = &f->cand[i];
-        c->x0 = 10 + i;
-        c->y0 = 5;
-        c->x1 = 110 + i;
-        c->y1 = 105.5;
-        c->rx = 3;
-        c->ry = 4;
-        c->rw = 50;
-        c->rh = 50;
-        c->score = score - 0.1f * i;
+        c->w.x0 = 10 + i;
+        c->w.y0 = 5;
+        c->w.x1 = 110 + i;
+        c->w.y1 = 105.5;
+        c->w.rx = 3;
+        c->w.ry = 4;
+        c->w.rw = 50;
+        c->w.rh = 50;
+        c->w.score = score - 0.1f * i;
         c->feature = f->feat[i];
     }
     f->r = (ddps_image_result){class_id, relpath, 200, 150, 341, 256, 0.25f, n, f->cand, DIM, 0.5};
@@ -113,8 +113,8 @@ static void create_reopen(void) {
         CHECK(d.images[0].image_score == 0.25f);
         CHECK(memcmp(d.features, f.feat, sizeof(float) * 3 * DIM) == 0);
         for (int i = 0; i < 3; i++) {
-            CHECK(d.cand[i].idx == i && d.cand[i].image == 0 && d.cand[i].score == f.cand[i].score);
-            CHECK(d.cand[i].x0 == f.cand[i].x0 && d.cand[i].y1 == 105.5 && d.cand[i].rw == 50);
+            CHECK(d.cand[i].idx == i && d.cand[i].image == 0 && d.cand[i].score == f.cand[i].w.score);
+            CHECK(d.cand[i].x0 == f.cand[i].w.x0 && d.cand[i].y1 == 105.5 && d.cand[i].rw == 50);
             CHECK(d.cand[i].cluster == -1 && d.cand[i].cluster_rank == 0);
         }
     }
@@ -204,16 +204,16 @@ static void put_checks(void) {
         CHECK(ddps_store_put_bad(s, cid, bad_paths[i], "x", &err) == -1);
     }
     make_image(&f, cid, "cat/3.png", 2, 0, 1.0f, 2);
-    f.cand[1].x1 = 201; /* past the 200-pixel width */
+    f.cand[1].w.x1 = 201; /* past the 200-pixel width */
     CHECK(ddps_store_put_image(s, &f.r, &err) == -1 && strstr(err.msg, "candidate 1 box"));
     make_image(&f, cid, "cat/3.png", 2, 0, 1.0f, 2);
-    f.cand[0].y0 = f.cand[0].y1; /* empty box */
+    f.cand[0].w.y0 = f.cand[0].w.y1; /* empty box */
     CHECK(ddps_store_put_image(s, &f.r, &err) == -1 && strstr(err.msg, "box"));
     make_image(&f, cid, "cat/3.png", 2, 0, 1.0f, 2);
     f.feat[1][3] = NAN;
     CHECK(ddps_store_put_image(s, &f.r, &err) == -1 && strstr(err.msg, "non-finite"));
     make_image(&f, cid, "cat/3.png", 2, 0, 1.0f, 2);
-    f.cand[0].score = INFINITY;
+    f.cand[0].w.score = INFINITY;
     CHECK(ddps_store_put_image(s, &f.r, &err) == -1 && strstr(err.msg, "score"));
     make_image(&f, cid, "cat/3.png", 2, 0, 1.0f, 2);
     f.r.dim = DIM - 1;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ddps.h"
+#include "pipeline/params.h"
 #include "pipeline/score.h"
 #include "testlib.h"
 #include "util/clock.h"
@@ -117,22 +118,22 @@ static void test_timesteps_default(void) {
     ddps_err err = {{0}};
     int ts[DDPS_MAX_TIMESTEPS];
     int want[5] = {100, 250, 400, 550, 700};
-    int n = ddps_score_timesteps(&o, 1000, ts, &err);
+    int n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECKF(n == 5, "%d timesteps: %s", n, err.msg);
     for (int i = 0; i < 5 && n == 5; i++) CHECKF(ts[i] == want[i], "ts[%d] = %d, expected %d", i, ts[i], want[i]);
     /* K = 1: the middle of the range. K = 4 over [0, 1]: rounded, and
      * t_hi * T = T is clamped to T - 1. */
-    o.n_timesteps = 1;
-    n = ddps_score_timesteps(&o, 1000, ts, &err);
+    o.p.n_timesteps = 1;
+    n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECK(n == 1 && ts[0] == 400);
-    o.n_timesteps = 4;
-    o.t_lo = 0;
-    o.t_hi = 1;
-    n = ddps_score_timesteps(&o, 1000, ts, &err);
+    o.p.n_timesteps = 4;
+    o.p.t_lo = 0;
+    o.p.t_hi = 1;
+    n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECK(n == 4 && ts[0] == 0 && ts[1] == 333 && ts[2] == 667 && ts[3] == 999);
     /* Another T: 5 steps in [0.1, 0.7] of 20. */
     ddps_score_defaults(&o);
-    n = ddps_score_timesteps(&o, 20, ts, &err);
+    n = ddps_score_timesteps(&o.p, 20, ts, &err);
     CHECK(n == 5 && ts[0] == 2 && ts[1] == 5 && ts[2] == 8 && ts[3] == 11 && ts[4] == 14);
 }
 
@@ -143,9 +144,9 @@ static void test_timesteps_explicit(void) {
     ddps_err err = {{0}};
     int ts[DDPS_MAX_TIMESTEPS];
     int list[4] = {700, 0, 999, 400};
-    memcpy(o.timesteps, list, sizeof list);
-    o.n_explicit = 4;
-    int n = ddps_score_timesteps(&o, 1000, ts, &err);
+    memcpy(o.p.timesteps, list, sizeof list);
+    o.p.n_explicit = 4;
+    int n = ddps_score_timesteps(&o.p, 1000, ts, &err);
     CHECKF(n == 4, "%d: %s", n, err.msg);
     for (int i = 0; i < 4 && n == 4; i++) CHECK(ts[i] == list[i]);
 }
@@ -155,7 +156,7 @@ static void test_timesteps_explicit(void) {
 static void check_timesteps_usage(const ddps_score_opts *o, int T, const char *needle, int line) {
     ddps_err err = {{0}};
     int ts[DDPS_MAX_TIMESTEPS];
-    int n = ddps_score_timesteps(o, T, ts, &err);
+    int n = ddps_score_timesteps(&o->p, T, ts, &err);
     CHECKF(n == -1, "line %d: returned %d", line, n);
     CHECKF(err.kind == DDPS_KIND_USAGE, "line %d: kind %d (%s)", line, err.kind, err.msg);
     CHECKF(strstr(err.msg, needle) != NULL, "line %d: message \"%s\" lacks \"%s\"", line, err.msg, needle);
@@ -165,24 +166,24 @@ static void check_timesteps_usage(const ddps_score_opts *o, int T, const char *n
 static void test_timesteps_rejected(void) {
     ddps_score_opts o;
     ddps_score_defaults(&o);
-    o.timesteps[0] = 100;
-    o.timesteps[1] = 1000;
-    o.n_explicit = 2;
+    o.p.timesteps[0] = 100;
+    o.p.timesteps[1] = 1000;
+    o.p.n_explicit = 2;
     check_timesteps_usage(&o, 1000, "1000 is outside 0..999", __LINE__);
-    o.timesteps[1] = -1;
+    o.p.timesteps[1] = -1;
     check_timesteps_usage(&o, 1000, "-1 is outside", __LINE__);
     ddps_score_defaults(&o);
-    o.n_timesteps = 0;
+    o.p.n_timesteps = 0;
     check_timesteps_usage(&o, 1000, "--timesteps 0", __LINE__);
-    o.n_timesteps = DDPS_MAX_TIMESTEPS + 1;
+    o.p.n_timesteps = DDPS_MAX_TIMESTEPS + 1;
     check_timesteps_usage(&o, 1000, "--timesteps 65", __LINE__);
     ddps_score_defaults(&o);
-    o.t_lo = 0.8;
+    o.p.t_lo = 0.8;
     check_timesteps_usage(&o, 1000, "--t-range 0.8,0.7", __LINE__);
-    o.t_lo = -0.1;
+    o.p.t_lo = -0.1;
     check_timesteps_usage(&o, 1000, "--t-range", __LINE__);
-    o.t_lo = 0.1;
-    o.t_hi = 1.5;
+    o.p.t_lo = 0.1;
+    o.p.t_hi = 1.5;
     check_timesteps_usage(&o, 1000, "--t-range", __LINE__);
 }
 

@@ -27,7 +27,13 @@ int t_done(void) {
     return t_failures ? 1 : t_skips ? 77 : 0;
 }
 
-const char *t_part(int argc, char **argv) { return argc > 1 ? argv[1] : ""; }
+/* The running part's name, in t_tmpdir's folder names (parts run at once). */
+static const char *part_name = "";
+
+const char *t_part(int argc, char **argv) {
+    part_name = argc > 1 ? argv[1] : "";
+    return part_name;
+}
 
 const char *t_shared(const char *rel) {
     static char buf[4096];
@@ -37,7 +43,7 @@ const char *t_shared(const char *rel) {
 
 const char *t_tmpdir(const char *name) {
     static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/%s", DDPS_TEST_TMP, name);
+    snprintf(buf, sizeof buf, "%s/%s%s%s", DDPS_TEST_TMP, part_name, part_name[0] ? "-" : "", name);
     char cmd[8300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", buf, buf);
     if (system(cmd) != 0) {

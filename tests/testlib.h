@@ -53,7 +53,8 @@ int t_done(void);
 
 /* The optional part named on the command line ("bf16", "python", ...), or ""
  * for the default part. tests/CMakeLists.txt registers each part as its own
- * CTest test, so that a part that skips is listed as skipped on its own. */
+ * CTest test, so that a part that skips is listed as skipped on its own.
+ * Parts run at the same time: t_tmpdir's folders get the part's name. */
 const char *t_part(int argc, char **argv);
 
 /* Path under ../shared (golden/, data/): a static buffer, valid until the next call. */

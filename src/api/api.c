@@ -8,63 +8,11 @@
 
 #include "api/api_internal.h"
 #include "pipeline/kmeans.h"
+#include "pipeline/params.h"
 #include "pipeline/scale_mpi.h"
 #include "pipeline/select.h"
 #include "pipeline/shard.h"
 #include "util/progress.h"
-
-/* ---------- errors ---------- */
-
-DDPS_API const char *ddps_status_name(ddps_status s) {
-    switch (s) {
-    case DDPS_OK: return "ok";
-    case DDPS_ERR_FAILURE: return "failure";
-    case DDPS_ERR_USAGE: return "usage";
-    case DDPS_ERR_DATA: return "data";
-    case DDPS_ERR_RESOURCE: return "resource";
-    case DDPS_ERR_CANCELLED: return "cancelled";
-    }
-    return "unknown";
-}
-
-DDPS_API const char *ddps_version(void) { return DDPS_VERSION; }
-
-DDPS_API void ddps_free(void *p) { free(p); }
-
-ddps_status ddps_api_ok(ddps_error *out) {
-    if (out) {
-        out->status = DDPS_OK;
-        out->message[0] = 0;
-    }
-    return DDPS_OK;
-}
-
-ddps_status ddps_api_fail(ddps_error *out, const ddps_err *e) {
-    ddps_status st;
-    switch (e->kind) {
-    case DDPS_KIND_USAGE: st = DDPS_ERR_USAGE; break;
-    case DDPS_KIND_DATA: st = DDPS_ERR_DATA; break;
-    case DDPS_KIND_RESOURCE: st = DDPS_ERR_RESOURCE; break;
-    case DDPS_KIND_CANCELLED: st = DDPS_ERR_CANCELLED; break;
-    default: st = DDPS_ERR_FAILURE; break;
-    }
-    if (out) {
-        out->status = st;
-        snprintf(out->message, sizeof out->message, "%s", e->msg[0] ? e->msg : "unknown failure");
-    }
-    return st;
-}
-
-ddps_status ddps_api_failf(ddps_error *out, ddps_status st, const char *fmt, ...) {
-    if (out) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(out->message, sizeof out->message, fmt, ap);
-        va_end(ap);
-        out->status = st;
-    }
-    return st;
-}
 
 /* ---------- hooks ---------- */
 
@@ -117,48 +65,14 @@ void ddps_api_leave(void) {
 
 int ddps_api_score_opts(const ddps_score_params *p, ddps_score_opts *o, ddps_err *err) {
     ddps_score_defaults(o);
-    if (p->n_explicit < 0 || p->n_explicit > DDPS_MAX_TIMESTEPS || p->n_explicit > DDPS_MAX_TIMESTEPS_API)
-        return ddps_fail_usage(err, "timesteps: %d explicit values, expected 0..%d", p->n_explicit,
-                               DDPS_MAX_TIMESTEPS_API);
-    if (p->n_classes < 0 || (p->n_classes > 0 && !p->classes))
-        return ddps_fail_usage(err, "classes: %d names but no list", p->n_classes);
-    o->prompt = p->prompt ? p->prompt : o->prompt;
-    o->null_prompt = p->null_prompt ? p->null_prompt : o->null_prompt;
-    o->n_timesteps = p->n_timesteps;
-    o->n_explicit = p->n_explicit;
-    for (int i = 0; i < p->n_explicit; i++) o->timesteps[i] = p->timesteps[i];
-    o->t_lo = p->t_lo;
-    o->t_hi = p->t_hi;
-    o->size = p->size;
-    o->patch = p->patch;
-    o->stride = p->stride;
-    o->patches_per_image = p->patches_per_image;
-    o->dift_t = p->dift_t;
-    o->dift_ensemble = p->dift_ensemble;
-    o->clusters = p->clusters;
-    o->low_res = p->low_res;
-    o->class_names = p->class_names;
-    o->max_per_class = p->max_per_class;
-    o->classes = p->classes;
-    o->n_classes = p->n_classes;
-    o->seed = p->seed;
-    o->threads = p->threads;
-    o->batch_images = p->batch_images;
-    o->device = p->device ? p->device : o->device;
-    o->precision = p->precision ? p->precision : o->precision;
-    o->command = p->command ? p->command : "score";
-    o->config_dir = p->config_dir;
-    if (p->shard_n < 0 || (p->shard_n > 0 && (p->shard_k < 0 || p->shard_k >= p->shard_n)))
-        return ddps_fail_usage(err, "shard %d/%d: expected 0 <= shard_k < shard_n", p->shard_k, p->shard_n);
-    if (p->shard_n > 0 && p->mpi) return ddps_fail_usage(err, "shard: not with mpi (each rank takes its own share)");
-    o->shard_k = p->shard_n > 0 ? p->shard_k : 0;
-    o->shard_n = p->shard_n;
-    /* The CLI's parser checks these ranges before ddps_score_run sees them. */
-    if (o->threads < 0 || o->threads > 4096) return ddps_fail_usage(err, "threads %d: expected 0..4096", o->threads);
-    if (o->batch_images < 0 || o->batch_images > 256)
-        return ddps_fail_usage(err, "batch_images %d: expected 0..256", o->batch_images);
-    if (o->max_per_class < 0) return ddps_fail_usage(err, "max_per_class %d: expected >= 0", o->max_per_class);
-    if (o->dift_t < 0) return ddps_fail_usage(err, "dift_t %d: must not be negative", o->dift_t);
+    if (ddps_score_check(p, err) != 0) return -1;
+    const ddps_score_params d = o->p;
+    o->p = *p;
+    if (!o->p.prompt) o->p.prompt = d.prompt;
+    if (!o->p.null_prompt) o->p.null_prompt = d.null_prompt;
+    if (!o->p.device) o->p.device = d.device;
+    if (!o->p.precision) o->p.precision = d.precision;
+    if (o->p.shard_n == 0) o->p.shard_k = 0;
     return 0;
 }
 
@@ -178,7 +92,7 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
     o.store_path = store_path;
     ddps_run_stats st;
     memset(&st, 0, sizeof st);
-    char *shard = o.shard_n > 0 ? ddps_shard_path(store_path, o.shard_k, o.shard_n) : NULL;
+    char *shard = o.p.shard_n > 0 ? ddps_shard_path(store_path, o.p.shard_k, o.p.shard_n) : NULL;
     if (shard) o.store_path = shard;
     ddps_api_enter(hooks);
     int rc = p->mpi ? ddps_mpi_score(&o, &st, &e) : ddps_score_run(&o, &st, &e);
@@ -202,39 +116,17 @@ DDPS_API ddps_status ddps_run_score(const ddps_score_params *p, const char *data
 
 DDPS_API ddps_status ddps_run_select(const char *store_path, const char *out_dir, const int *ipc, int n_ipc,
                                      const ddps_select_params *p, const ddps_hooks *hooks, ddps_error *err) {
-    if (!store_path || !out_dir || !ipc || n_ipc < 1 || !p)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_select: store_path, out_dir, params and at least one ipc are required");
-    for (int i = 0; i < n_ipc; i++)
-        if (ipc[i] < 1 || ipc[i] > 1000000) return ddps_api_failf(err, DDPS_ERR_USAGE, "ipc %d: expected 1..1000000", ipc[i]);
-    const char *fmt = p->format ? p->format : "png";
-    if (strcmp(fmt, "png") != 0 && strcmp(fmt, "jpg") != 0 && strcmp(fmt, "jpeg") != 0)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "format %s: must be png or jpg", fmt);
-    if (p->top_clusters < 1 || p->mosaic_max_ipc < 0 || p->output_size < 2 || p->output_size > 8192 ||
-        p->jpeg_quality < 1 || p->jpeg_quality > 100 || p->threads < 0 || p->n_classes < 0 ||
-        (p->n_classes > 0 && !p->classes))
-        return ddps_api_failf(err, DDPS_ERR_USAGE,
-                              "select params out of range (top_clusters >= 1, mosaic_max_ipc >= 0, "
-                              "output_size 2..8192, jpeg_quality 1..100, threads >= 0)");
+    if (!store_path || !out_dir)
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_select: store_path and out_dir are required");
+    ddps_err e = {{0}};
+    if (ddps_select_check(p, ipc, n_ipc, &e) != 0) return ddps_api_fail(err, &e);
     ddps_select_opts o;
     ddps_select_defaults(&o);
+    o.p = *p;
     o.store_path = store_path;
     o.out_dir = out_dir;
     o.ipc = ipc;
     o.n_ipc = n_ipc;
-    o.classes = p->classes;
-    o.n_classes = p->n_classes;
-    o.top_clusters = p->top_clusters;
-    o.mosaic_max_ipc = p->mosaic_max_ipc;
-    o.output_size = p->output_size;
-    o.format = fmt;
-    o.jpeg_quality = p->jpeg_quality;
-    o.data_root = p->data_root;
-    o.threads = p->threads;
-    o.command = p->command ? p->command : "select";
-    o.folder_names = p->folder_names;
-    if (o.folder_names && strcmp(o.folder_names, "class") != 0 && strcmp(o.folder_names, "index") != 0)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "folder_names %s: expected class or index", o.folder_names);
-    ddps_err e = {{0}};
     int made_out = access(out_dir, F_OK) != 0; /* removed again if the run fails and leaves it empty */
     ddps_api_enter(hooks);
     int rc = ddps_select_run(&o, &e);

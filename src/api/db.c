@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "pipeline/params.h"
 #include "pipeline/select.h"
 #include "pipeline/store.h"
 #include "util/fs.h"
@@ -39,44 +40,17 @@ DDPS_API ddps_status ddps_db_meta(ddps_db *db, const char *key, char **value, dd
     return ddps_store_get_meta(db->st, key, value, &e) != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 
-/* Heap copy of s, NULL for NULL. */
-static char *dup_or_null(const char *s) { return s ? ddps_strdup(s) : NULL; }
-
 DDPS_API ddps_status ddps_db_classes(ddps_db *db, ddps_db_class **out, int *n, ddps_error *err) {
     if (out) *out = NULL;
     if (n) *n = 0;
     if (!db || !out || !n) return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_classes: db, out and n are required");
     ddps_err e = {{0}};
-    ddps_class_info *ci;
-    int m;
-    if (ddps_store_list_classes(db->st, &ci, &m, &e) != 0) return ddps_api_fail(err, &e);
-    ddps_db_class *c = ddps_calloc((size_t)(m ? m : 1), sizeof *c);
-    for (int i = 0; i < m; i++) {
-        c[i].id = ci[i].id;
-        c[i].name = ddps_strdup(ci[i].name);
-        c[i].prompt_name = dup_or_null(ci[i].prompt_name);
-        c[i].prompt = dup_or_null(ci[i].prompt);
-        c[i].n_images = ci[i].n_images;
-        c[i].n_bad = ci[i].n_bad;
-        c[i].n_cand = ci[i].n_cand;
-        c[i].clustered = ci[i].clustered;
-        c[i].clustered_k = ci[i].clustered_k;
-    }
-    ddps_store_free_classes(ci, m);
-    *out = c;
-    *n = m;
+    /* the store's list is the public type (ddps_class_info is ddps_db_class): handed over */
+    if (ddps_store_list_classes(db->st, out, n, &e) != 0) return ddps_api_fail(err, &e);
     return ddps_api_ok(err);
 }
 
-DDPS_API void ddps_db_classes_free(ddps_db_class *c, int n) {
-    if (!c) return;
-    for (int i = 0; i < n; i++) {
-        free(c[i].name);
-        free(c[i].prompt_name);
-        free(c[i].prompt);
-    }
-    free(c);
-}
+DDPS_API void ddps_db_classes_free(ddps_db_class *c, int n) { ddps_store_free_classes(c, n); }
 
 DDPS_API void ddps_db_class_data_free(ddps_db_class_data *d) {
     if (!d) return;
@@ -131,14 +105,7 @@ DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, 
     if (maps) ddps_store_free_maps(maps, d->n_images);
     out->n_cand = d->n_cand;
     out->cand = ddps_calloc((size_t)(d->n_cand ? d->n_cand : 1), sizeof *out->cand);
-    for (int i = 0; i < d->n_cand; i++) {
-        ddps_db_cand *c = &out->cand[i];
-        const ddps_stored_cand *s = &d->cand[i];
-        c->image = s->image, c->idx = s->idx;
-        c->x0 = s->x0, c->y0 = s->y0, c->x1 = s->x1, c->y1 = s->y1;
-        c->rx = s->rx, c->ry = s->ry, c->rw = s->rw, c->rh = s->rh;
-        c->score = s->score, c->cluster = s->cluster, c->cluster_rank = s->cluster_rank, c->dist = s->dist;
-    }
+    if (d->n_cand > 0) memcpy(out->cand, d->cand, (size_t)d->n_cand * sizeof *out->cand); /* the same type */
     out->dim = d->dim;
     if (d->features) {
         size_t nf = (size_t)d->n_cand * d->dim;
@@ -147,12 +114,7 @@ DDPS_API ddps_status ddps_db_load(ddps_db *db, int class_id, int with_features, 
     }
     out->n_clusters = d->n_clusters;
     out->clusters = ddps_calloc((size_t)(d->n_clusters ? d->n_clusters : 1), sizeof *out->clusters);
-    for (int i = 0; i < d->n_clusters; i++) {
-        out->clusters[i].cluster = d->clusters[i].cluster;
-        out->clusters[i].size = d->clusters[i].size;
-        out->clusters[i].rank = d->clusters[i].rank;
-        out->clusters[i].median_score = d->clusters[i].median_score;
-    }
+    if (d->n_clusters > 0) memcpy(out->clusters, d->clusters, (size_t)d->n_clusters * sizeof *out->clusters);
     return ddps_api_ok(err);
 }
 
@@ -161,9 +123,13 @@ DDPS_API ddps_status ddps_db_select(const ddps_db_class_data *d, int ipc, int to
                                     int *per_image, ddps_error *err) {
     if (!d || !d->internal_ || !picks || !n_picks || !n_outputs || !per_image)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: a loaded class and the output arrays are required");
-    if (ipc < 1 || ipc > 1000000 || top_clusters < 1 || mosaic_max_ipc < 0)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_db_select: ipc %d (1..1000000), top_clusters %d (>= 1), "
-                              "mosaic_max_ipc %d (>= 0)", ipc, top_clusters, mosaic_max_ipc);
+    /* the selection rule's settings, as `ddps select` checks them */
+    ddps_select_params sp;
+    ddps_select_params_defaults(&sp);
+    sp.top_clusters = top_clusters;
+    sp.mosaic_max_ipc = mosaic_max_ipc;
+    ddps_err e = {{0}};
+    if (ddps_select_check(&sp, &ipc, 1, &e) != 0) return ddps_api_fail(err, &e);
     const ddps_class_data *in = d->internal_;
     int mosaic = !low_res && ipc <= mosaic_max_ipc, needed = mosaic ? 4 * ipc : ipc;
     unsigned char *f = fill ? fill : ddps_malloc((size_t)needed);

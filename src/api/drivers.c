@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
+#include "pipeline/params.h"
 #include "pipeline/report.h"
 #include "pipeline/scale_mpi.h"
 #include "pipeline/shard.h"
@@ -56,47 +57,38 @@ DDPS_API ddps_status ddps_run_merge_flags(const char *out, const char *const *sh
     return rc != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 
-DDPS_API void ddps_report_params_init(ddps_report_params *p) {
-    ddps_report_opts o;
-    ddps_report_defaults(&o);
-    memset(p, 0, sizeof *p);
-    p->data_root = o.data_root;
-    p->ipc = o.ipc;
-    p->thumb = o.thumb;
-    p->threads = o.threads;
-}
-
 DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir, const ddps_report_params *p,
                                      const ddps_hooks *hooks, ddps_error *err) {
-    if (!store_path || !out_dir || !p)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_report: store_path, out_dir and params are required");
-    if (p->ipc < 1 || p->ipc > 1000000 || p->thumb < 16 || p->thumb > 1024 || p->threads < 0 || p->threads > 4096)
-        return ddps_api_failf(err, DDPS_ERR_USAGE,
-                              "report params out of range (ipc 1..1000000, thumb 16..1024, threads 0..4096)");
+    if (!store_path || !out_dir)
+        return ddps_api_failf(err, DDPS_ERR_USAGE, "ddps_run_report: store_path and out_dir are required");
+    ddps_err e = {{0}};
+    if (ddps_report_check(p, &e) != 0) return ddps_api_fail(err, &e);
     ddps_report_opts o;
     ddps_report_defaults(&o);
+    o.p = *p;
     o.store_path = store_path;
     o.out_dir = out_dir;
-    o.data_root = p->data_root;
-    o.ipc = p->ipc;
-    o.thumb = p->thumb;
-    o.threads = p->threads;
-    ddps_err e = {{0}};
     ddps_api_enter(hooks);
     int rc = ddps_report_run(&o, &e);
     ddps_api_leave();
     return rc != 0 ? ddps_api_fail(err, &e) : ddps_api_ok(err);
 }
 
+/* The select step's settings in distill: s with p's classes and threads. */
+static void distill_select_params(const ddps_score_params *p, const ddps_select_params *s, ddps_select_params *sp) {
+    *sp = *s;
+    sp->classes = p->classes;
+    sp->n_classes = p->n_classes;
+    sp->threads = p->threads;
+    sp->command = "distill";
+}
+
 /* The select and report steps of distill on the scored store. */
 static ddps_status distill_outputs(const ddps_score_params *p, const ddps_select_params *s, const char *store,
                                    const char *out_dir, const int *ipc, int n_ipc, int report,
                                    const ddps_hooks *hooks, ddps_error *err) {
-    ddps_select_params sp = *s;
-    sp.classes = p->classes;
-    sp.n_classes = p->n_classes;
-    sp.threads = p->threads;
-    sp.command = "distill";
+    ddps_select_params sp;
+    distill_select_params(p, s, &sp);
     ddps_status st = ddps_run_select(store, out_dir, ipc, n_ipc, &sp, hooks, err);
     if (st != DDPS_OK || !report) return st;
     ddps_report_params rp;
@@ -120,6 +112,11 @@ DDPS_API ddps_status ddps_run_distill(const ddps_score_params *p, const ddps_sel
                               "are required");
     if (p->mpi || p->shard_n)
         return ddps_api_failf(err, DDPS_ERR_USAGE, "distill runs in one process: no mpi, no shards (use ddps_run_score)");
+    /* Every setting checked before anything is scored: the select step's too. */
+    ddps_select_params sel;
+    distill_select_params(p, s, &sel);
+    if (ddps_score_params_check(p, err) != DDPS_OK || ddps_select_params_check(&sel, ipc, n_ipc, err) != DDPS_OK)
+        return DDPS_ERR_USAGE;
     if (store_path && ddps_check_store_name(store_path, err) != DDPS_OK) return DDPS_ERR_USAGE;
     int made_out = !ddps_is_dir(out_dir); /* removed again if the run fails and leaves it empty */
     ddps_err e = {{0}};

@@ -10,6 +10,7 @@
 #include "api/api_internal.h"
 #include "io/image.h"
 #include "models/sd.h"
+#include "pipeline/params.h"
 #include "pipeline/loader.h"
 #include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
@@ -57,11 +58,11 @@ static ddps_status engine_failed(ddps_engine *e, ddps_status st, ddps_error *err
 }
 
 DDPS_API void ddps_engine_params_init(ddps_engine_params *p) {
-    ddps_score_opts o;
-    ddps_score_defaults(&o);
-    p->device = o.device;
-    p->precision = o.precision;
-    p->threads = o.threads;
+    ddps_score_params d;
+    ddps_score_params_init(&d);
+    p->device = d.device;
+    p->precision = d.precision;
+    p->threads = d.threads;
 }
 
 DDPS_API ddps_status ddps_engine_open(const char *model_dir, const ddps_engine_params *p, const ddps_hooks *hooks,
@@ -189,14 +190,14 @@ DDPS_API void ddps_image_scores_free(ddps_image_scores *s) {
  * the windows and maps are handed over to out. */
 static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *cl, const ddps_image_in *in,
                      ddps_image_scores *out, ddps_err *err) {
-    const ddps_score_opts *o = sc->o;
+    const ddps_score_params *p = sc->p;
     const char *key = in->key ? in->key : "";
     ddps_image src = {in->width, in->height, (uint8_t *)in->pixels}, img = {0, 0, NULL};
     int rw, rh;
-    if (ddps_loader_resized_size(in->width, in->height, o->size, o->low_res, &rw, &rh, err) != 0)
+    if (ddps_loader_resized_size(in->width, in->height, p->size, p->low_res, &rw, &rh, err) != 0)
         return ddps_fail_prefix(err, "%s", key);
     if (ddps_image_resize(&src, rw, rh, &img, err) != 0) return ddps_fail_prefix(err, "%s", key);
-    int H = img.h, W = img.w, P = o->low_res ? (H < W ? H : W) : o->patch;
+    int H = img.h, W = img.w, P = p->low_res ? (H < W ? H : W) : p->patch;
     if (P > H || P > W) {
         ddps_image_free(&img);
         return ddps_fail_usage(err, "%s: patch %d does not fit the %dx%d resized image", key, P, W, H);
@@ -216,13 +217,7 @@ static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *
     out->map_h = it.map_h, out->map_w = it.map_w;
     out->n_cand = it.n_cand;
     out->cand = ddps_calloc((size_t)(it.n_cand ? it.n_cand : 1), sizeof *out->cand);
-    for (int q = 0; q < it.n_cand; q++) {
-        const ddps_candidate *c = &it.cand[q];
-        ddps_window *wd = &out->cand[q];
-        wd->x0 = c->x0, wd->y0 = c->y0, wd->x1 = c->x1, wd->y1 = c->y1;
-        wd->rx = c->rx, wd->ry = c->ry, wd->rw = c->rw, wd->rh = c->rh;
-        wd->score = c->score;
-    }
+    for (int q = 0; q < it.n_cand; q++) out->cand[q] = it.cand[q].w;
     out->dim = sc->dim;
     out->features = it.feats, it.feats = NULL;
     ddps_scored_free(&it);
@@ -236,7 +231,7 @@ static int score_one(ddps_scorer *sc, const ddps_tensor *cn, const ddps_tensor *
 static int images_fit(const ddps_scorer *sc, const ddps_image_in *images, int n, ddps_err *err) {
     for (int i = 0; i < n; i++) {
         int rw, rh;
-        if (ddps_loader_resized_size(images[i].width, images[i].height, sc->o->size, sc->o->low_res, &rw, &rh, err) != 0 ||
+        if (ddps_loader_resized_size(images[i].width, images[i].height, sc->p->size, sc->p->low_res, &rw, &rh, err) != 0 ||
             ddps_scorer_memory_check(sc, rw, rh, err) != 0) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
@@ -266,24 +261,15 @@ DDPS_API ddps_status ddps_engine_score(ddps_engine *e, const ddps_score_params *
     ddps_err ie = {{0}};
     ddps_score_opts o;
     if (ddps_api_score_opts(p, &o, &ie) != 0) return ddps_api_fail(err, &ie);
-    /* The checks ddps_score_run makes, with the same messages. */
+    /* ddps_api_score_opts made ddps_score_run's checks (ddps_score_check); these need the model. */
     int T = e->sd->sched_cfg.num_train_timesteps, ts[DDPS_MAX_TIMESTEPS];
-    if (o.patches_per_image < 1 || o.patches_per_image > 64)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "--patches-per-image %d: expected 1..64", o.patches_per_image);
-    if (o.size < 16 || o.size > 4096) return ddps_api_failf(err, DDPS_ERR_USAGE, "--size %d: expected 16..4096", o.size);
-    if (!o.low_res && (o.patch < 8 || o.patch > o.size))
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "--patch %d: expected 8..--size (%d)", o.patch, o.size);
-    if (o.stride < 1) return ddps_api_failf(err, DDPS_ERR_USAGE, "--stride %d: must be positive", o.stride);
-    if (o.dift_ensemble < 1 || o.dift_ensemble > 64)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "--dift-ensemble %d: expected 1..64", o.dift_ensemble);
-    if (o.dift_t < 0 || o.dift_t >= T)
-        return ddps_api_failf(err, DDPS_ERR_USAGE, "--dift-t %d: outside 0..%d", o.dift_t, T - 1);
-    int K = ddps_score_timesteps(&o, T, ts, &ie);
+    if (o.p.dift_t >= T) return ddps_api_failf(err, DDPS_ERR_USAGE, "--dift-t %d: outside 0..%d", o.p.dift_t, T - 1);
+    int K = ddps_score_timesteps(&o.p, T, ts, &ie);
     if (K < 0) return ddps_api_fail(err, &ie);
     if (e->spent) return engine_spent(e, err);
     ddps_scorer sc;
     memset(&sc, 0, sizeof sc);
-    sc.be = e->be, sc.sd = e->sd, sc.o = &o, sc.K = K, sc.ts = ts, sc.dim = e->dim;
+    sc.be = e->be, sc.sd = e->sd, sc.p = &o.p, sc.K = K, sc.ts = ts, sc.dim = e->dim;
     if (images_fit(&sc, images, n, &ie) != 0) return ddps_api_fail(err, &ie);
     ddps_api_enter(&e->hooks);
     const prompt_entry *pn = &e->prompts[null_prompt];

@@ -1,49 +1,39 @@
-/* ddps.h's parameter defaults: ddps_score_params_init and
- * ddps_select_params_init copy exactly the command's defaults
- * (ddps_score_defaults, ddps_select_defaults). Apart from the drivers so
+/* ddps.h's parameters: the defaults (ddps_*_params_init), the checks
+ * (ddps_*_params_check) and the ranges the CLI's options take
+ * (ddps_param_range), all from pipeline/params.h. Apart from the drivers so
  * that the CLI's option tables link without the engine (fuzz_options). */
-#include <string.h>
-
 #include "api/api_internal.h"
-#include "pipeline/score.h"
-#include "pipeline/select.h"
+#include "pipeline/params.h"
 
-DDPS_API void ddps_score_params_init(ddps_score_params *p) {
-    ddps_score_opts o;
-    ddps_score_defaults(&o);
-    memset(p, 0, sizeof *p);
-    p->prompt = o.prompt;
-    p->null_prompt = o.null_prompt;
-    p->n_timesteps = o.n_timesteps;
-    p->n_explicit = o.n_explicit;
-    p->t_lo = o.t_lo;
-    p->t_hi = o.t_hi;
-    p->size = o.size;
-    p->patch = o.patch;
-    p->stride = o.stride;
-    p->patches_per_image = o.patches_per_image;
-    p->dift_t = o.dift_t;
-    p->dift_ensemble = o.dift_ensemble;
-    p->clusters = o.clusters;
-    p->low_res = o.low_res;
-    p->class_names = o.class_names;
-    p->max_per_class = o.max_per_class;
-    p->seed = o.seed;
-    p->threads = o.threads;
-    p->batch_images = o.batch_images;
-    p->device = o.device;
-    p->precision = o.precision;
+DDPS_API void ddps_score_params_init(ddps_score_params *p) { ddps_score_params_defaults(p); }
+DDPS_API void ddps_select_params_init(ddps_select_params *p) { ddps_select_params_defaults(p); }
+DDPS_API void ddps_report_params_init(ddps_report_params *p) { ddps_report_params_defaults(p); }
+
+/* The public status of an internal check. */
+static ddps_status checked(int rc, const ddps_err *e, ddps_error *err) {
+    return rc != 0 ? ddps_api_fail(err, e) : ddps_api_ok(err);
 }
 
-DDPS_API void ddps_select_params_init(ddps_select_params *p) {
-    ddps_select_opts o;
-    ddps_select_defaults(&o);
-    memset(p, 0, sizeof *p);
-    p->top_clusters = o.top_clusters;
-    p->mosaic_max_ipc = o.mosaic_max_ipc;
-    p->output_size = o.output_size;
-    p->format = o.format;
-    p->jpeg_quality = o.jpeg_quality;
-    p->data_root = o.data_root;
-    p->threads = o.threads;
+DDPS_API ddps_status ddps_score_params_check(const ddps_score_params *p, ddps_error *err) {
+    ddps_err e = {{0}};
+    return checked(ddps_score_check(p, &e), &e, err);
+}
+
+DDPS_API ddps_status ddps_select_params_check(const ddps_select_params *p, const int *ipc, int n_ipc,
+                                              ddps_error *err) {
+    ddps_err e = {{0}};
+    return checked(ddps_select_check(p, ipc, n_ipc, &e), &e, err);
+}
+
+DDPS_API ddps_status ddps_report_params_check(const ddps_report_params *p, ddps_error *err) {
+    ddps_err e = {{0}};
+    return checked(ddps_report_check(p, &e), &e, err);
+}
+
+DDPS_API int ddps_param_range(const char *command, const char *option, long *lo, long *hi) {
+    long l = 0, h = 0;
+    if (ddps_range_get(command, option, &l, &h) != 0) return -1;
+    if (lo) *lo = l;
+    if (hi) *hi = h;
+    return 0;
 }

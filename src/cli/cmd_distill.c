@@ -44,17 +44,15 @@ static int finish(distill_args *d, ddps_error *err) {
     if (!d->out) return cli_fail_usage(err, "--out: required (see --help)");
     if (!d->ipc_s) return cli_fail_usage(err, "--ipc: required (see --help)");
     if (d->a.store_path && ddps_check_store_name(d->a.store_path, err) != DDPS_OK) return -1;
-    d->n_ipc = cli_parse_int_list("--ipc", d->ipc_s, d->ipcs, MAX_IPCS, 1, 1000000, err);
+    d->n_ipc = cli_parse_ipc_list("select", d->ipc_s, d->ipcs, MAX_IPCS, err);
     if (d->n_ipc < 0) return -1;
-    if (strcmp(d->s.format, "png") && strcmp(d->s.format, "jpg"))
-        return cli_fail_usage(err, "--format %s: expected png or jpg", d->s.format);
     const char *how;
     int launched = cli_launch_size(&how);
     if (launched > 1)
         return cli_fail_usage(err, "started as one of %d processes (%s): distill runs in one process; run `ddps "
                               "score` under mpirun/srun (it merges the ranks' shards), then `ddps select`",
                               launched, how);
-    return select_args_check(&d->s, err);
+    return ddps_select_params_check(&d->s, d->ipcs, d->n_ipc, err) == DDPS_OK ? 0 : -1;
 }
 
 int cmd_distill(int argc, char **argv) {

@@ -4,6 +4,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "ddps.h"
 
 static const char *USAGE =
@@ -17,25 +18,16 @@ int cmd_report(int argc, char **argv) {
     ddps_report_params p;
     ddps_report_params_init(&p);
     const char *store = NULL, *out = NULL;
-    char h_ipc[96], h_thumb[96];
-    snprintf(h_ipc, sizeof h_ipc, "distilled set shown (default %d)", p.ipc);
-    snprintf(h_thumb, sizeof h_thumb, "longest side of image thumbnails (default %d)", p.thumb);
-    cli_opt opts[] = {
-        {"--store", CLI_OPT_STR, &store, "FILE", "store written by ddps score (required)", 0, 0},
-        {"--out", CLI_OPT_STR, &out, "DIR", "report folder (required)", 0, 0},
-        {"--data", CLI_OPT_STR, &p.data_root, "ROOT", "where the source images are (default: as scored)", 0, 0},
-        {"--data-root", CLI_OPT_STR, &p.data_root, "ROOT", NULL, 0, 0}, /* alias of --data, as select had it */
-        {"--ipc", CLI_OPT_INT, &p.ipc, "N", h_ipc, 1, 1000000},
-        {"--thumb", CLI_OPT_INT, &p.thumb, "PX", h_thumb, 16, 1024},
-        {"--threads", CLI_OPT_INT, &p.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
-    };
-    int nopts = (int)(sizeof opts / sizeof *opts);
+    char help[REPORT_ARGS_MAX][192];
+    cli_opt opts[REPORT_ARGS_MAX];
+    int nopts = report_args_table(&p, &store, &out, opts, help);
     ddps_error err;
     cli_error_clear(&err);
     int rc = cli_args_options(USAGE, opts, nopts, argc, argv, &err);
     if (rc == 1) return 0;
     if (rc == 0 && !store) rc = cli_fail_usage(&err, "--store: required (see --help)");
     if (rc == 0 && !out) rc = cli_fail_usage(&err, "--out: required (see --help)");
+    if (rc == 0 && ddps_report_params_check(&p, &err) != DDPS_OK) rc = -1;
     ddps_hooks hooks;
     cli_hooks_init(&hooks);
     if (rc == 0 && ddps_run_report(store, out, &p, &hooks, &err) != DDPS_OK) rc = -1;

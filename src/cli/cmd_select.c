@@ -32,17 +32,14 @@ static int finish(select_args *a, ddps_error *err) {
     if (ddps_check_store_name(a->store, err) != DDPS_OK) return -1;
     if (!a->out) return cli_fail_usage(err, "--out: required (see --help)");
     if (!a->ipc_s) return cli_fail_usage(err, "--ipc: required (see --help)");
-    a->n_ipc = cli_parse_int_list("--ipc", a->ipc_s, a->ipcs, MAX_IPCS, 1, 1000000, err);
+    a->n_ipc = cli_parse_ipc_list("select", a->ipc_s, a->ipcs, MAX_IPCS, err);
     if (a->n_ipc < 0) return -1;
     if (a->classes_s) {
         if (cli_split_names("--classes", a->classes_s, &a->names_buf, &a->names, &a->p.n_classes, err) != 0)
             return -1;
         a->p.classes = a->names;
     }
-    const char *f = a->p.format;
-    if (strcmp(f, "png") != 0 && strcmp(f, "jpg") != 0 && strcmp(f, "jpeg") != 0)
-        return cli_fail_usage(err, "--format %s: must be png or jpg", f);
-    return select_args_check(&a->p, err);
+    return ddps_select_params_check(&a->p, a->ipcs, a->n_ipc, err) == DDPS_OK ? 0 : -1;
 }
 
 int cmd_select(int argc, char **argv) {
@@ -57,8 +54,9 @@ int cmd_select(int argc, char **argv) {
         {"--classes", CLI_OPT_STR, &a.classes_s, "a,b,...", "only these class folders (default: all)", 0, 0},
         {"--data", CLI_OPT_STR, &a.p.data_root, "DIR", "where the source images are (default: as scored)", 0, 0},
         {"--data-root", CLI_OPT_STR, &a.p.data_root, "DIR", NULL, 0, 0}, /* alias of --data, select's first name for it */
-        {"--threads", CLI_OPT_INT, &a.p.threads, "N", "image writing threads (0 = all cores)", 0, 4096},
+        {"--threads", CLI_OPT_INT, &a.p.threads, "N", "image writing threads (0 = all cores)", 0, 0},
     };
+    cli_library_ranges("select", opts, 7);
     int nopts = 7 + select_args_table(&a.p, opts + 7, help);
     ddps_error err;
     cli_error_clear(&err);

@@ -3,6 +3,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "ddps.h"
 
 static const char *USAGE =
@@ -21,16 +22,17 @@ int cmd_world_eval(int argc, char **argv) {
         {"--world", CLI_OPT_STR, &p.world, "DIR", "the world's folder (boxes.json)", 0, 0},
         {"--split", CLI_OPT_STR, &p.split, "NAME", "boxes.json prefix (default: the store's data folder name)", 0, 0},
         {"--ipc", CLI_OPT_STR, &ipc, "LIST", "IPCs whose selections are measured (1,10,50)", 0, 0},
-        {"--top-clusters", CLI_OPT_INT, &p.top_clusters, "N", "as select (10)", 0, 100000},
-        {"--mosaic-max-ipc", CLI_OPT_INT, &p.mosaic_max_ipc, "N", "as select (10)", 0, 1000000},
+        {"--top-clusters", CLI_OPT_INT, &p.top_clusters, "N", "as select (10)", 0, 0},
+        {"--mosaic-max-ipc", CLI_OPT_INT, &p.mosaic_max_ipc, "N", "as select (10)", 0, 0},
         {"--seed", CLI_OPT_INT, &seed, "S", "clustering and random baselines (0)", 0, 2147483647},
         {"--json", CLI_OPT_FLAG, &p.json, NULL, "end with one JSON line of the overall figures", 0, 0},
     };
+    cli_library_ranges("select", opts, (int)(sizeof opts / sizeof *opts));
     ddps_error err;
     int pr = cli_args_options(USAGE, opts, (int)(sizeof opts / sizeof *opts), argc, argv, &err);
     if (pr == 1) return 0;
     if (pr == 0 && ipc) {
-        p.n_ipc = cli_parse_int_list("--ipc", ipc, p.ipc, DDPS_WORLD_EVAL_MAX_IPC, 1, 100000, &err);
+        p.n_ipc = cli_parse_ipc_list("select", ipc, p.ipc, DDPS_WORLD_EVAL_MAX_IPC, &err);
         if (p.n_ipc < 0) pr = -1;
     }
     p.seed = (uint64_t)seed;

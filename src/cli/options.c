@@ -42,25 +42,26 @@ int score_args_table(score_args *a, cli_opt *opts) {
         {"--null-prompt", CLI_OPT_STR, &p->null_prompt, "TEXT", h[1], 0, 0},
         {"--timesteps", CLI_OPT_STR, &a->timesteps, "K|t1,t2,..", h[2], 0, 0},
         {"--t-range", CLI_OPT_STR, &a->t_range, "LO,HI", h[3], 0, 0},
-        {"--size", CLI_OPT_INT, &p->size, "PX", h[4], 16, 4096},
-        {"--patch", CLI_OPT_INT, &p->patch, "PX", h[5], 8, 4096},
-        {"--stride", CLI_OPT_INT, &p->stride, "PX", h[6], 1, 4096},
-        {"--patches-per-image", CLI_OPT_INT, &p->patches_per_image, "K", h[7], 1, 64},
-        {"--dift-t", CLI_OPT_INT, &p->dift_t, "T", h[8], 0, 100000},
-        {"--dift-ensemble", CLI_OPT_INT, &p->dift_ensemble, "E", h[9], 1, 64},
-        {"--clusters", CLI_OPT_INT, &p->clusters, "K", h[10], 1, 100000},
+        {"--size", CLI_OPT_INT, &p->size, "PX", h[4], 0, 0},
+        {"--patch", CLI_OPT_INT, &p->patch, "PX", h[5], 0, 0},
+        {"--stride", CLI_OPT_INT, &p->stride, "PX", h[6], 0, 0},
+        {"--patches-per-image", CLI_OPT_INT, &p->patches_per_image, "K", h[7], 0, 0},
+        {"--dift-t", CLI_OPT_INT, &p->dift_t, "T", h[8], 0, 0},
+        {"--dift-ensemble", CLI_OPT_INT, &p->dift_ensemble, "E", h[9], 0, 0},
+        {"--clusters", CLI_OPT_INT, &p->clusters, "K", h[10], 0, 0},
         {"--low-res", CLI_OPT_FLAG, &p->low_res, NULL, "whole images are the candidates (CIFAR, Tiny-ImageNet)", 0, 0},
         {"--class-names", CLI_OPT_STR, &p->class_names, "FILE", "folder -> class name map (LOC_synset_mapping.txt, TSV)", 0, 0},
         {"--classes", CLI_OPT_STR, &a->classes, "a,b,..", "only these class folders (default: all)", 0, 0},
-        {"--max-per-class", CLI_OPT_INT, &p->max_per_class, "N", h[11], 0, 1 << 30},
+        {"--max-per-class", CLI_OPT_INT, &p->max_per_class, "N", h[11], 0, 0},
         {"--seed", CLI_OPT_STR, &a->seed, "N", h[12], 0, 0},
-        {"--threads", CLI_OPT_INT, &p->threads, "N", "CPU threads (default: all cores)", 0, 4096},
-        {"--batch-images", CLI_OPT_INT, &p->batch_images, "N", "images scored together when their sizes match (cpu 1, cuda 8)", 1, 256},
+        {"--threads", CLI_OPT_INT, &p->threads, "N", "CPU threads (default: all cores)", 0, 0},
+        {"--batch-images", CLI_OPT_INT, &p->batch_images, "N", "images scored together when their sizes match (0 = auto: cpu 1, cuda 8)", 0, 0},
         {"--device", CLI_OPT_STR, &p->device, "cpu|cuda", h[13], 0, 0},
         {"--precision", CLI_OPT_STR, &p->precision, "f32|bf16|f16", h[14], 0, 0},
     };
     int n = (int)(sizeof t / sizeof *t);
     memcpy(opts, t, sizeof t);
+    cli_library_ranges("score", opts, n);
     return n;
 }
 
@@ -68,7 +69,7 @@ int score_args_table(score_args *a, cli_opt *opts) {
 static int parse_timesteps(score_args *a, ddps_error *err) {
     ddps_score_params *p = &a->p;
     if (strchr(a->timesteps, ',')) {
-        int n = cli_parse_int_list("--timesteps", a->timesteps, p->timesteps, DDPS_MAX_TIMESTEPS_API, 0, 100000, err);
+        int n = cli_parse_int_list("--timesteps", a->timesteps, p->timesteps, DDPS_MAX_TIMESTEPS_API, 0, 100000, err); /* < T: at the model */
         if (n < 0) return -1;
         p->n_explicit = n;
         return 0;
@@ -121,7 +122,7 @@ int score_args_finish(score_args *a, ddps_error *err) {
     if (!a->model_dir) return cli_fail_usage(err, "--model: required (see --help)");
     if (!a->data_dir[0]) return cli_fail_usage(err, "--data: empty (give the dataset folder)");
     if (!a->model_dir[0]) return cli_fail_usage(err, "--model: empty (give a model folder, file or Hugging Face id)");
-    return 0;
+    return ddps_score_params_check(p, err) == DDPS_OK ? 0 : -1;
 }
 
 void score_args_free(score_args *a) {
@@ -138,19 +139,47 @@ int select_args_table(ddps_select_params *p, cli_opt *opts, char (*h)[192]) {
     snprintf(h[3], 192, "output format (%s)", p->format);
     snprintf(h[4], 192, "JPEG quality (%d)", p->jpeg_quality);
     cli_opt t[] = {
-        {"--top-clusters", CLI_OPT_INT, &p->top_clusters, "N", h[0], 1, 65536},
-        {"--mosaic-max-ipc", CLI_OPT_INT, &p->mosaic_max_ipc, "N", h[1], 0, 1000000},
-        {"--output-size", CLI_OPT_INT, &p->output_size, "PX", h[2], 2, 8192},
+        {"--top-clusters", CLI_OPT_INT, &p->top_clusters, "N", h[0], 0, 0},
+        {"--mosaic-max-ipc", CLI_OPT_INT, &p->mosaic_max_ipc, "N", h[1], 0, 0},
+        {"--output-size", CLI_OPT_INT, &p->output_size, "PX", h[2], 0, 0},
         {"--format", CLI_OPT_STR, &p->format, "png|jpg", h[3], 0, 0},
-        {"--jpeg-quality", CLI_OPT_INT, &p->jpeg_quality, "Q", h[4], 1, 100},
+        {"--jpeg-quality", CLI_OPT_INT, &p->jpeg_quality, "Q", h[4], 0, 0},
         {"--folder-names", CLI_OPT_STR, &p->folder_names, "class|index", "class folders: class names, or ImageNet-1K index 00000.. (RDED style)", 0, 0},
     };
     memcpy(opts, t, sizeof t);
+    cli_library_ranges("select", opts, (int)(sizeof t / sizeof *t));
     return (int)(sizeof t / sizeof *t);
 }
 
-int select_args_check(const ddps_select_params *p, ddps_error *err) {
-    if (p->folder_names && strcmp(p->folder_names, "class") != 0 && strcmp(p->folder_names, "index") != 0)
-        return cli_fail_usage(err, "--folder-names %s: expected class or index", p->folder_names);
-    return 0;
+int report_args_table(ddps_report_params *p, const char **store, const char **out, cli_opt *opts, char (*h)[192]) {
+    snprintf(h[0], 192, "distilled set shown (default %d)", p->ipc);
+    snprintf(h[1], 192, "longest side of image thumbnails (default %d)", p->thumb);
+    cli_opt t[] = {
+        {"--store", CLI_OPT_STR, store, "FILE", "store written by ddps score (required)", 0, 0},
+        {"--out", CLI_OPT_STR, out, "DIR", "report folder (required)", 0, 0},
+        {"--data", CLI_OPT_STR, &p->data_root, "ROOT", "where the source images are (default: as scored)", 0, 0},
+        {"--data-root", CLI_OPT_STR, &p->data_root, "ROOT", NULL, 0, 0}, /* alias of --data, as select had it */
+        {"--ipc", CLI_OPT_INT, &p->ipc, "N", h[0], 0, 0},
+        {"--thumb", CLI_OPT_INT, &p->thumb, "PX", h[1], 0, 0},
+        {"--threads", CLI_OPT_INT, &p->threads, "N", "image writing threads (0 = all cores)", 0, 0},
+    };
+    memcpy(opts, t, sizeof t);
+    cli_library_ranges("report", opts, (int)(sizeof t / sizeof *t));
+    return (int)(sizeof t / sizeof *t);
+}
+
+void cli_library_ranges(const char *command, cli_opt *opts, int n) {
+    for (int i = 0; i < n; i++) {
+        long lo, hi;
+        if (opts[i].type == CLI_OPT_INT && ddps_param_range(command, opts[i].name, &lo, &hi) == 0) {
+            opts[i].lo = (double)lo;
+            opts[i].hi = (double)hi;
+        }
+    }
+}
+
+int cli_parse_ipc_list(const char *command, const char *s, int *out, int max, ddps_error *err) {
+    long lo = 1, hi = 1;
+    ddps_param_range(command, "--ipc", &lo, &hi);
+    return cli_parse_int_list("--ipc", s, out, max, (int)lo, (int)hi, err);
 }

@@ -53,7 +53,7 @@ int ddps_image_decode(const void *data, size_t len, const char *name, ddps_image
     out->w = out->h = 0;
     out->px = NULL;
     if (!name) name = "<memory>";
-    if (len == 0) return ddps_fail(err, "%s: empty file", name);
+    if (len == 0) return ddps_fail_data(err, "%s: empty file", name);
     if (has_prefix(d, len, "\xff\xd8\xff", 3)) return ddps_image_decode_jpeg(d, len, name, out, err);
     if (has_prefix(d, len, "\x89PNG\r\n\x1a\n", 8)) return ddps_image_decode_png(d, len, name, out, err);
     if (has_prefix(d, len, "BM", 2)) return ddps_image_decode_bmp(d, len, name, out, err);
@@ -66,8 +66,8 @@ int ddps_image_decode(const void *data, size_t len, const char *name, ddps_image
         has_prefix(d, len, "MM\0+", 4))
         return ddps_image_decode_tiff(d, len, name, out, err);
     const char *what = known_unsupported(d, len);
-    if (what) return ddps_fail(err, "%s: unsupported image format %s", name, what);
-    return ddps_fail(err, "%s: not an image (no JPEG, PNG, WebP, TIFF, BMP or PNM signature)", name);
+    if (what) return ddps_fail_data(err, "%s: unsupported image format %s", name, what);
+    return ddps_fail_data(err, "%s: not an image (no JPEG, PNG, WebP, TIFF, BMP or PNM signature)", name);
 }
 
 int ddps_image_load(const char *path, ddps_image *out, ddps_err *err) {
@@ -97,10 +97,10 @@ int ddps_image_save(const char *path, const ddps_image *img, int jpeg_quality, d
         rc = ddps_image_encode_png(img, 3, &buf, &len, err);
     } else if (ends_with_ci(path, ".jpg") || ends_with_ci(path, ".jpeg")) {
         if (jpeg_quality < 1 || jpeg_quality > 100)
-            return ddps_fail(err, "%s: JPEG quality must be 1..100, got %d", path, jpeg_quality);
+            return ddps_fail_usage(err, "%s: JPEG quality must be 1..100, got %d", path, jpeg_quality);
         rc = ddps_image_encode_jpeg(img, jpeg_quality, &buf, &len, err);
     } else {
-        return ddps_fail(err, "%s: unknown image extension (use .png, .jpg or .jpeg)", path);
+        return ddps_fail_usage(err, "%s: unknown image extension (use .png, .jpg or .jpeg)", path);
     }
     if (rc != 0) return ddps_fail_prefix(err, "%s", path);
     rc = ddps_write_file_atomic(path, buf, len, err);
@@ -114,9 +114,9 @@ int ddps_image_crop(const ddps_image *src, int x, int y, int w, int h, ddps_imag
     dst->w = dst->h = 0;
     dst->px = NULL;
     if (w <= 0 || h <= 0 || x < 0 || y < 0 || x > src->w - w || y > src->h - h)
-        return ddps_fail(err, "crop box (%d, %d, %dx%d) does not lie inside the %dx%d image", x, y, w, h, src->w,
+        return ddps_fail_data(err, "crop box (%d, %d, %dx%d) does not lie inside the %dx%d image", x, y, w, h, src->w,
                          src->h);
-    if (ddps_image_alloc(dst, w, h) != 0) return ddps_fail(err, "crop of %dx%d is too large", w, h);
+    if (ddps_image_alloc(dst, w, h) != 0) return ddps_fail_resource(err, "crop of %dx%d is too large", w, h);
     for (int r = 0; r < h; r++)
         memcpy(dst->px + (size_t)r * w * 3, src->px + ((size_t)(y + r) * src->w + x) * 3, (size_t)w * 3);
     return 0;
@@ -201,7 +201,7 @@ int ddps_resize_check(int w, int h, int size, int *ow, int *oh, ddps_err *err) {
     ddps_resize_shorter_size(w, h, size, ow, oh);
     int shorter = w <= h ? w : h, longer = w <= h ? h : w;
     int nl = *ow > *oh ? *ow : *oh;
-    if (shorter <= 0 || nl <= 0) return ddps_fail(err, "image size %dx%d cannot be resized", w, h);
+    if (shorter <= 0 || nl <= 0) return ddps_fail_data(err, "image size %dx%d cannot be resized", w, h);
     if ((int64_t)nl > (int64_t)DDPS_RESIZE_MAX_ASPECT * size) {
         long long full = shorter > 0 ? (long long)((double)((int64_t)size * longer) / shorter) : 0;
         char dims[64];
@@ -209,7 +209,7 @@ int ddps_resize_check(int w, int h, int size, int *ow, int *oh, ddps_err *err) {
             snprintf(dims, sizeof dims, "%dx%lld", size, full);
         else
             snprintf(dims, sizeof dims, "%lldx%d", full, size);
-        return ddps_fail(err, "aspect ratio %d:%d is beyond %d:1 (resized it would be %s; the long side may be at most %d)",
+        return ddps_fail_data(err, "aspect ratio %d:%d is beyond %d:1 (resized it would be %s; the long side may be at most %d)",
                          longer, shorter, DDPS_RESIZE_MAX_ASPECT, dims, DDPS_RESIZE_MAX_ASPECT * size);
     }
     return 0;

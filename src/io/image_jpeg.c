@@ -137,7 +137,7 @@ static void on_progress(j_common_ptr c) {
  * our pixels are in d->px. */
 static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, const char *name, ddps_err *err) {
     struct jpeg_decompress_struct *ci = &d->cinfo;
-    if (setjmp(d->jerr.jump)) return ddps_fail(err, "%s: bad JPEG: %s", name, d->jerr.msg);
+    if (setjmp(d->jerr.jump)) return ddps_fail_data(err, "%s: bad JPEG: %s", name, d->jerr.msg);
     jpeg_create_decompress(ci);
     d->progress.progress_monitor = on_progress;
     ci->progress = &d->progress;
@@ -146,13 +146,13 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
     jpeg_read_header(ci, TRUE);
 
     const uint64_t w = ci->image_width, h = ci->image_height;
-    if (w == 0 || h == 0) return ddps_fail(err, "%s: bad JPEG: zero image size", name);
+    if (w == 0 || h == 0) return ddps_fail_data(err, "%s: bad JPEG: zero image size", name);
     if (w * h > DDPS_IMAGE_MAX_PIXELS)
-        return ddps_fail(err, "%s: JPEG is %llux%llu, more than the %u-pixel limit", name, (unsigned long long)w,
+        return ddps_fail_data(err, "%s: JPEG is %llux%llu, more than the %u-pixel limit", name, (unsigned long long)w,
                          (unsigned long long)h, DDPS_IMAGE_MAX_PIXELS);
     const int cmyk = ci->num_components == 4;
     if (ci->num_components != 1 && ci->num_components != 3 && !cmyk)
-        return ddps_fail(err, "%s: JPEG with %d colour components is not supported", name, ci->num_components);
+        return ddps_fail_data(err, "%s: JPEG with %d colour components is not supported", name, ci->num_components);
     ci->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     const uint64_t dn = d->denom > 1 ? (uint64_t)d->denom : 1, ow = (w + dn - 1) / dn, oh = (h + dn - 1) / dn;
     if (dn > 1) {
@@ -169,7 +169,7 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
 
     jpeg_start_decompress(ci);
     if (ci->output_width != ow || ci->output_height != oh || ci->output_components != (cmyk ? 4 : 3))
-        return ddps_fail(err, "%s: bad JPEG: unexpected decoder output layout", name);
+        return ddps_fail_data(err, "%s: bad JPEG: unexpected decoder output layout", name);
 
     const size_t stride = (size_t)ow * 3;
     d->px = ddps_malloc(stride * (size_t)oh);
@@ -180,7 +180,7 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
             if (n > 16) n = 16;
             for (JDIMENSION i = 0; i < n; i++) rows[i] = d->px + (size_t)(ci->output_scanline + i) * stride;
             if (jpeg_read_scanlines(ci, rows, n) == 0)
-                return ddps_fail(err, "%s: bad JPEG: decoder stalled", name);
+                return ddps_fail_data(err, "%s: bad JPEG: decoder stalled", name);
         }
         return 0;
     }
@@ -189,7 +189,7 @@ static int jpeg_decode_inner(jpeg_decoder *d, const uint8_t *data, size_t len, c
     JSAMPARRAY buf = ci->mem->alloc_sarray((j_common_ptr)ci, JPOOL_IMAGE, (JDIMENSION)(ow * 4), 1);
     while (ci->output_scanline < ci->output_height) {
         uint8_t *out = d->px + (size_t)ci->output_scanline * stride;
-        if (jpeg_read_scanlines(ci, buf, 1) != 1) return ddps_fail(err, "%s: bad JPEG: decoder stalled", name);
+        if (jpeg_read_scanlines(ci, buf, 1) != 1) return ddps_fail_data(err, "%s: bad JPEG: decoder stalled", name);
         const uint8_t *p = buf[0];
         for (uint64_t x = 0; x < ow; x++, p += 4, out += 3) {
             /* Inverted (Adobe) CMYK: stored c' = 255 - c, so 255 - k = k'. */
@@ -209,7 +209,7 @@ int ddps_image_decode_jpeg(const uint8_t *data, size_t len, const char *name, dd
 int ddps_image_decode_jpeg_reduced(const uint8_t *data, size_t len, const char *name, int denom, ddps_image *out,
                                    ddps_err *err) {
     if (denom != 1 && denom != 2 && denom != 4 && denom != 8)
-        return ddps_fail(err, "%s: JPEG reduction 1/%d is not 1/1, 1/2, 1/4 or 1/8", name, denom);
+        return ddps_fail_data(err, "%s: JPEG reduction 1/%d is not 1/1, 1/2, 1/4 or 1/8", name, denom);
     jpeg_decoder *d = ddps_calloc(1, sizeof *d);
     d->denom = denom;
     out->w = out->h = 0;
@@ -243,7 +243,7 @@ typedef struct {
 
 static int jpeg_encode_inner(jpeg_encoder *e, const ddps_image *img, int quality, ddps_err *err) {
     struct jpeg_compress_struct *ci = &e->cinfo;
-    if (setjmp(e->jerr.jump)) return ddps_fail(err, "JPEG encoder: %s", e->jerr.msg);
+    if (setjmp(e->jerr.jump)) return ddps_fail_data(err, "JPEG encoder: %s", e->jerr.msg);
     jpeg_create_compress(ci);
     jpeg_mem_dest(ci, &e->buf, &e->len);
     ci->image_width = (JDIMENSION)img->w;
@@ -267,8 +267,8 @@ int ddps_image_encode_jpeg(const ddps_image *img, int quality, uint8_t **out, si
     *out = NULL;
     *len = 0;
     if (!img->px || img->w <= 0 || img->h <= 0 || img->w > 65500 || img->h > 65500)
-        return ddps_fail(err, "JPEG encoder: image size %dx%d not encodable", img->w, img->h);
-    if (quality < 1 || quality > 100) return ddps_fail(err, "JPEG encoder: quality must be 1..100, got %d", quality);
+        return ddps_fail_data(err, "JPEG encoder: image size %dx%d not encodable", img->w, img->h);
+    if (quality < 1 || quality > 100) return ddps_fail_data(err, "JPEG encoder: quality must be 1..100, got %d", quality);
     jpeg_encoder *e = ddps_calloc(1, sizeof *e);
     e->cinfo.err = &e->jerr.pub;
     install_errors(&e->jerr);

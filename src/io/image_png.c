@@ -64,7 +64,7 @@ static int exif_orientation_of(png_structp png, png_infop info) {
 static int png_decode_inner(png_decoder *d, ddps_err *err) {
     png_structp png = d->png;
     png_infop info = d->info;
-    if (setjmp(png_jmpbuf(png))) return ddps_fail(err, "%s: bad PNG: %s", d->name, d->msg);
+    if (setjmp(png_jmpbuf(png))) return ddps_fail_data(err, "%s: bad PNG: %s", d->name, d->msg);
     png_set_read_fn(png, d, on_png_read);
 #ifdef DDPS_FUZZ
     /* Fuzz builds only (fuzz/CMakeLists.txt): let mutated chunks past the
@@ -81,9 +81,9 @@ static int png_decode_inner(png_decoder *d, ddps_err *err) {
     png_uint_32 w, h;
     int depth, color, interlace;
     png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, NULL, NULL);
-    if (w == 0 || h == 0) return ddps_fail(err, "%s: bad PNG: zero image size", d->name);
+    if (w == 0 || h == 0) return ddps_fail_data(err, "%s: bad PNG: zero image size", d->name);
     if ((uint64_t)w * h > DDPS_IMAGE_MAX_PIXELS)
-        return ddps_fail(err, "%s: PNG is %ux%u, more than the %u-pixel limit", d->name, (unsigned)w, (unsigned)h,
+        return ddps_fail_data(err, "%s: PNG is %ux%u, more than the %u-pixel limit", d->name, (unsigned)w, (unsigned)h,
                          DDPS_IMAGE_MAX_PIXELS);
     /* Deflate expands at most 1032:1, so the bytes left in the file bound the
      * image data they can hold: a 58-byte file claiming 1 x 167772161 pixels
@@ -92,7 +92,7 @@ static int png_decode_inner(png_decoder *d, ddps_err *err) {
      * original format (before conversion) are what deflate has to produce. */
     uint64_t raw = (uint64_t)h * (1 + (uint64_t)png_get_rowbytes(png, info));
     if ((uint64_t)(d->len - d->pos) * 1032 + 4096 < raw)
-        return ddps_fail(err, "%s: bad PNG: %ux%u pixels cannot fit in the %zu bytes left (file truncated)", d->name,
+        return ddps_fail_data(err, "%s: bad PNG: %ux%u pixels cannot fit in the %zu bytes left (file truncated)", d->name,
                          (unsigned)w, (unsigned)h, d->len - d->pos);
 
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -106,7 +106,7 @@ static int png_decode_inner(png_decoder *d, ddps_err *err) {
     png_read_update_info(png, info);
     if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8 ||
         png_get_rowbytes(png, info) != (size_t)w * 3)
-        return ddps_fail(err, "%s: bad PNG: unexpected row layout after conversion", d->name);
+        return ddps_fail_data(err, "%s: bad PNG: unexpected row layout after conversion", d->name);
 
     d->w = (int)w;
     d->h = (int)h;
@@ -133,7 +133,7 @@ int ddps_image_decode_png(const uint8_t *data, size_t len, const char *name, ddp
     if (d->png) d->info = png_create_info_struct(d->png);
     int rc;
     if (!d->png || !d->info)
-        rc = ddps_fail(err, "%s: cannot initialise libpng", name);
+        rc = ddps_fail_data(err, "%s: cannot initialise libpng", name);
     else
         rc = png_decode_inner(d, err);
     if (d->png) png_destroy_read_struct(&d->png, d->info ? &d->info : NULL, NULL);
@@ -185,7 +185,7 @@ static void on_png_write_error(png_structp png, png_const_charp msg) {
 
 static int png_encode_inner(png_encoder *e, const ddps_image *img, int level, ddps_err *err) {
     png_structp png = e->png;
-    if (setjmp(png_jmpbuf(png))) return ddps_fail(err, "PNG encoder: %s", e->msg);
+    if (setjmp(png_jmpbuf(png))) return ddps_fail_data(err, "PNG encoder: %s", e->msg);
     png_set_write_fn(png, e, on_png_write, on_png_flush);
     png_set_compression_level(png, level);
     png_set_IHDR(png, e->info, (png_uint_32)img->w, (png_uint_32)img->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
@@ -200,14 +200,14 @@ static int png_encode_inner(png_encoder *e, const ddps_image *img, int level, dd
 int ddps_image_encode_png(const ddps_image *img, int level, uint8_t **out, size_t *len, ddps_err *err) {
     *out = NULL;
     *len = 0;
-    if (!img->px || img->w <= 0 || img->h <= 0) return ddps_fail(err, "PNG encoder: empty image");
-    if (level < 0 || level > 9) return ddps_fail(err, "PNG encoder: compression level must be 0..9, got %d", level);
+    if (!img->px || img->w <= 0 || img->h <= 0) return ddps_fail_data(err, "PNG encoder: empty image");
+    if (level < 0 || level > 9) return ddps_fail_data(err, "PNG encoder: compression level must be 0..9, got %d", level);
     png_encoder *e = ddps_calloc(1, sizeof *e);
     e->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, e, on_png_write_error, on_png_warning);
     if (e->png) e->info = png_create_info_struct(e->png);
     int rc;
     if (!e->png || !e->info)
-        rc = ddps_fail(err, "PNG encoder: cannot initialise libpng");
+        rc = ddps_fail_data(err, "PNG encoder: cannot initialise libpng");
     else
         rc = png_encode_inner(e, img, level, err);
     if (e->png) png_destroy_write_struct(&e->png, e->info ? &e->info : NULL);

@@ -53,7 +53,7 @@ static int taps_build(int in_size, int out_size, taps *t, ddps_err *err) {
     const int ksize = (int)ceil(support) * 2 + 1;
     size_t nk;
     if (ddps_mul_size((size_t)out_size, (size_t)ksize, &nk) != 0 || nk > ((size_t)1 << 31))
-        return ddps_fail(err, "resize %d -> %d: coefficient table too large", in_size, out_size);
+        return ddps_fail_resource(err, "resize %d -> %d: coefficient table too large", in_size, out_size);
     t->ksize = ksize;
     t->first = ddps_malloc((size_t)out_size * sizeof(int));
     t->count = ddps_malloc((size_t)out_size * sizeof(int));
@@ -137,7 +137,7 @@ int ddps_image_resize(const ddps_image *src, int w, int h, ddps_image *dst, ddps
     if (!src->px || src->w <= 0 || src->h <= 0) return ddps_fail(err, "resize: empty source image");
     if (w <= 0 || h <= 0) return ddps_fail(err, "resize: invalid target size %dx%d", w, h);
     if ((uint64_t)w * (uint64_t)h > DDPS_IMAGE_MAX_PIXELS)
-        return ddps_fail(err, "resize: target size %dx%d exceeds the %u-pixel limit", w, h, DDPS_IMAGE_MAX_PIXELS);
+        return ddps_fail_resource(err, "resize: target size %dx%d exceeds the %u-pixel limit", w, h, DDPS_IMAGE_MAX_PIXELS);
 
     if (w == src->w && h == src->h) {
         ddps_image_alloc(dst, w, h);

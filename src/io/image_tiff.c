@@ -113,7 +113,7 @@ int ddps_image_decode_tiff(const uint8_t *data, size_t len, const char *name, dd
     /* "rm": read only, never memory-map. */
     TIFF *tif = TIFFClientOpen(name, "rm", (thandle_t)&m, mem_read, mem_write, mem_seek, mem_close, mem_size, mem_map,
                                mem_unmap);
-    if (!tif) return ddps_fail(err, "%s: corrupt TIFF%s%s", name, tiff_msg[0] ? ": " : "", tiff_msg);
+    if (!tif) return ddps_fail_data(err, "%s: corrupt TIFF%s%s", name, tiff_msg[0] ? ": " : "", tiff_msg);
     int rc = -1;
     uint32_t w = 0, h = 0, *raster = NULL;
     uint16_t orient = ORIENTATION_TOPLEFT, nextra = 0, *extra = NULL;
@@ -121,11 +121,11 @@ int ddps_image_decode_tiff(const uint8_t *data, size_t len, const char *name, dd
     int begun = 0;
     char emsg[1024] = "";
     if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h) || !w || !h) {
-        ddps_fail(err, "%s: TIFF without an image size", name);
+        ddps_fail_data(err, "%s: TIFF without an image size", name);
         goto done;
     }
     if ((uint64_t)w * h > DDPS_IMAGE_MAX_PIXELS) {
-        ddps_fail(err, "%s: TIFF is %ux%u, more than the %u-pixel limit", name, w, h, DDPS_IMAGE_MAX_PIXELS);
+        ddps_fail_data(err, "%s: TIFF is %ux%u, more than the %u-pixel limit", name, w, h, DDPS_IMAGE_MAX_PIXELS);
         goto done;
     }
     TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orient);
@@ -137,7 +137,7 @@ int ddps_image_decode_tiff(const uint8_t *data, size_t len, const char *name, dd
         TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, nextra, assoc);
     }
     if (!TIFFRGBAImageOK(tif, emsg) || !TIFFRGBAImageBegin(&img, tif, 1, emsg)) {
-        ddps_fail(err, "%s: unsupported TIFF: %s", name, emsg[0] ? emsg : tiff_msg);
+        ddps_fail_data(err, "%s: unsupported TIFF: %s", name, emsg[0] ? emsg : tiff_msg);
         goto done;
     }
     begun = 1;
@@ -149,15 +149,15 @@ int ddps_image_decode_tiff(const uint8_t *data, size_t len, const char *name, dd
     img.req_orientation = orient;
     raster = malloc((size_t)w * h * sizeof *raster);
     if (!raster) {
-        ddps_fail(err, "%s: out of memory for a %ux%u TIFF", name, w, h);
+        ddps_fail_resource(err, "%s: out of memory for a %ux%u TIFF", name, w, h);
         goto done;
     }
     if (!TIFFRGBAImageGet(&img, raster, w, h)) {
-        ddps_fail(err, "%s: corrupt or truncated TIFF data%s%s", name, tiff_msg[0] ? ": " : "", tiff_msg);
+        ddps_fail_data(err, "%s: corrupt or truncated TIFF data%s%s", name, tiff_msg[0] ? ": " : "", tiff_msg);
         goto done;
     }
     if (ddps_image_alloc(out, (int)w, (int)h) != 0) {
-        ddps_fail(err, "%s: TIFF is %ux%u, more than the %u-pixel limit", name, w, h, DDPS_IMAGE_MAX_PIXELS);
+        ddps_fail_data(err, "%s: TIFF is %ux%u, more than the %u-pixel limit", name, w, h, DDPS_IMAGE_MAX_PIXELS);
         goto done;
     }
     for (size_t i = 0; i < (size_t)w * h; i++) {

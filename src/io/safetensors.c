@@ -59,38 +59,38 @@ static int cmp_offset(const void *a, const void *b) {
 /* Parses one tensor entry; returns -1 with err set. */
 static int parse_entry(const char *path, const char *name, json_t *v, size_t data_size, st_tensor *t,
                        ddps_err *err) {
-    if (!json_is_object(v)) return ddps_fail(err, "%s: tensor '%s': entry is not an object", path, name);
+    if (!json_is_object(v)) return ddps_fail_data(err, "%s: tensor '%s': entry is not an object", path, name);
     json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
            *jo = json_object_get(v, "data_offsets");
-    if (!json_is_string(jd)) return ddps_fail(err, "%s: tensor '%s': missing dtype", path, name);
+    if (!json_is_string(jd)) return ddps_fail_data(err, "%s: tensor '%s': missing dtype", path, name);
     if (parse_dtype(json_string_value(jd), &t->dtype) != 0)
-        return ddps_fail(err, "%s: tensor '%s': unknown dtype '%s'", path, name, json_string_value(jd));
-    if (!json_is_array(js)) return ddps_fail(err, "%s: tensor '%s': missing shape", path, name);
+        return ddps_fail_data(err, "%s: tensor '%s': unknown dtype '%s'", path, name, json_string_value(jd));
+    if (!json_is_array(js)) return ddps_fail_data(err, "%s: tensor '%s': missing shape", path, name);
     size_t nd = json_array_size(js);
     if (nd > ST_MAX_DIMS)
-        return ddps_fail(err, "%s: tensor '%s': %zu dimensions (at most %d)", path, name, nd, ST_MAX_DIMS);
+        return ddps_fail_data(err, "%s: tensor '%s': %zu dimensions (at most %d)", path, name, nd, ST_MAX_DIMS);
     t->ndim = (int)nd;
     size_t numel = 1;
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(js, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
-            return ddps_fail(err, "%s: tensor '%s': shape must be non-negative integers", path, name);
+            return ddps_fail_data(err, "%s: tensor '%s': shape must be non-negative integers", path, name);
         t->shape[i] = json_integer_value(d);
         if (ddps_mul_size(numel, (size_t)t->shape[i], &numel) != 0)
-            return ddps_fail(err, "%s: tensor '%s': shape overflows", path, name);
+            return ddps_fail_data(err, "%s: tensor '%s': shape overflows", path, name);
     }
     t->numel = numel;
     if (ddps_mul_size(numel, ddps_st_dtype_size(t->dtype), &t->nbytes) != 0)
-        return ddps_fail(err, "%s: tensor '%s': shape overflows", path, name);
+        return ddps_fail_data(err, "%s: tensor '%s': shape overflows", path, name);
     if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
         !json_is_integer(json_array_get(jo, 1)))
-        return ddps_fail(err, "%s: tensor '%s': data_offsets must be [begin, end]", path, name);
+        return ddps_fail_data(err, "%s: tensor '%s': data_offsets must be [begin, end]", path, name);
     json_int_t b = json_integer_value(json_array_get(jo, 0)), e = json_integer_value(json_array_get(jo, 1));
     if (b < 0 || e < b || (uint64_t)e > data_size)
-        return ddps_fail(err, "%s: tensor '%s': data_offsets [%lld, %lld] outside the data area (%zu bytes)",
+        return ddps_fail_data(err, "%s: tensor '%s': data_offsets [%lld, %lld] outside the data area (%zu bytes)",
                          path, name, (long long)b, (long long)e, data_size);
     if ((uint64_t)(e - b) != t->nbytes)
-        return ddps_fail(err,
+        return ddps_fail_data(err,
                          "%s: tensor '%s': %lld bytes of data but shape and dtype %s need %zu", path, name,
                          (long long)(e - b), ddps_st_dtype_name(t->dtype), t->nbytes);
     t->offset = (size_t)b;
@@ -102,27 +102,27 @@ static int parse_entry(const char *path, const char *name, json_t *v, size_t dat
  * (f is left for ddps_st_close). */
 static int st_map(st_file *f, const char *path, uint64_t *hlen, ddps_err *err) {
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (f->fd < 0) return ddps_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (f->fd < 0) return ddps_fail_data(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) return ddps_fail(err, "%s: not a regular file", path);
+    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) return ddps_fail_data(err, "%s: not a regular file", path);
     size_t size = (size_t)st.st_size;
     if (size < 8)
-        return ddps_fail(err, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length", path,
+        return ddps_fail_data(err, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length", path,
                          size);
     f->map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, f->fd, 0);
     if (f->map == MAP_FAILED) {
         f->map = NULL;
-        return ddps_fail(err, "%s: cannot map: %s", path, strerror(errno));
+        return ddps_fail_data(err, "%s: cannot map: %s", path, strerror(errno));
     }
     f->map_size = size;
     const unsigned char *p = f->map;
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--) h = (h << 8) | p[i];
     if (h > size - 8)
-        return ddps_fail(err,
+        return ddps_fail_data(err,
                          "%s: header length %llu goes beyond the end of the file (%zu bytes): truncated or not safetensors",
                          path, (unsigned long long)h, size);
-    if (h > ST_MAX_HEADER || h < 2) return ddps_fail(err, "%s: implausible header length %llu", path, (unsigned long long)h);
+    if (h > ST_MAX_HEADER || h < 2) return ddps_fail_data(err, "%s: implausible header length %llu", path, (unsigned long long)h);
     *hlen = h;
     return 0;
 }
@@ -139,13 +139,13 @@ static int st_entries(st_file *f, const char *path, json_t *root, ddps_err *err)
         if (strcmp(key, "__metadata__") == 0) {
             const char *mk;
             json_t *mv;
-            if (!json_is_object(val)) return ddps_fail(err, "%s: __metadata__ is not an object", path);
+            if (!json_is_object(val)) return ddps_fail_data(err, "%s: __metadata__ is not an object", path);
             json_object_foreach(val, mk, mv) {
-                if (!json_is_string(mv)) return ddps_fail(err, "%s: __metadata__ value '%s' is not a string", path, mk);
+                if (!json_is_string(mv)) return ddps_fail_data(err, "%s: __metadata__ value '%s' is not a string", path, mk);
             }
             continue;
         }
-        if (!key[0]) return ddps_fail(err, "%s: tensor with an empty name", path);
+        if (!key[0]) return ddps_fail_data(err, "%s: tensor with an empty name", path);
         st_tensor *t = &f->t[f->n];
         if (parse_entry(path, key, val, data_size, t, err) != 0) return -1;
         t->name = ddps_strdup(key);
@@ -165,7 +165,7 @@ static int st_check_overlap(const st_file *f, const char *path, ddps_err *err) {
     for (int i = 1; i < f->n && rc == 0; i++) {
         const st_tensor *a = order[i - 1], *b = order[i];
         if (b->nbytes && a->nbytes && b->offset < a->offset + a->nbytes)
-            rc = ddps_fail(err, "%s: tensors '%s' and '%s' overlap in the data area", path, a->name, b->name);
+            rc = ddps_fail_data(err, "%s: tensors '%s' and '%s' overlap in the data area", path, a->name, b->name);
     }
     free(order);
     return rc;
@@ -182,11 +182,11 @@ int ddps_st_open(st_file *f, const char *path, ddps_err *err) {
     json_error_t jerr;
     root = json_loadb((const char *)f->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        ddps_fail(err, "%s: header is not valid JSON (%s at byte %d)", path, jerr.text, jerr.position);
+        ddps_fail_data(err, "%s: header is not valid JSON (%s at byte %d)", path, jerr.text, jerr.position);
         goto fail;
     }
     if (!json_is_object(root)) {
-        ddps_fail(err, "%s: header is not a JSON object", path);
+        ddps_fail_data(err, "%s: header is not a JSON object", path);
         goto fail;
     }
     if (st_entries(f, path, root, err) != 0 || st_check_overlap(f, path, err) != 0) goto fail;
@@ -343,7 +343,7 @@ size_t ddps_st_to_f32(const st_tensor *t, float *dst) {
 int ddps_st_to_i64(const st_file *f, const st_tensor *t, int64_t lo, int64_t hi, int64_t *dst, ddps_err *err) {
     const unsigned char *p = t->data;
     if (t->dtype != ST_I32 && t->dtype != ST_I64)
-        return ddps_fail(err, "%s: tensor '%s' has dtype %s, expected I32 or I64", f->path, t->name,
+        return ddps_fail_data(err, "%s: tensor '%s' has dtype %s, expected I32 or I64", f->path, t->name,
                          ddps_st_dtype_name(t->dtype));
     for (size_t i = 0; i < t->numel; i++) {
         int64_t v;
@@ -355,7 +355,7 @@ int ddps_st_to_i64(const st_file *f, const st_tensor *t, int64_t lo, int64_t hi,
             memcpy(&v, p + 8 * i, 8);
         }
         if (v < lo || v > hi)
-            return ddps_fail(err, "%s: tensor '%s' element %zu is %lld, outside [%lld, %lld]", f->path, t->name, i,
+            return ddps_fail_data(err, "%s: tensor '%s' element %zu is %lld, outside [%lld, %lld]", f->path, t->name, i,
                              (long long)v, (long long)lo, (long long)hi);
         dst[i] = v;
     }
@@ -391,7 +391,7 @@ int ddps_st_write(const char *path, const st_out *t, int n, ddps_err *err) {
     }
     char *hdr = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(root);
-    if (!hdr) return ddps_fail(err, "%s: cannot encode header", path);
+    if (!hdr) return ddps_fail_data(err, "%s: cannot encode header", path);
     size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
     size_t total = 8 + padded + off;
     unsigned char *buf = ddps_malloc(total);

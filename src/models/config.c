@@ -11,13 +11,13 @@ static int get_int(const char *path, json_t *o, const char *key, int dflt, int r
                    ddps_err *err) {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) {
-        if (required) return ddps_fail(err, "%s: missing \"%s\"", path, key);
+        if (required) return ddps_fail_data(err, "%s: missing \"%s\"", path, key);
         *out = dflt;
         return 0;
     }
-    if (!json_is_integer(v)) return ddps_fail(err, "%s: \"%s\" must be an integer", path, key);
+    if (!json_is_integer(v)) return ddps_fail_data(err, "%s: \"%s\" must be an integer", path, key);
     json_int_t x = json_integer_value(v);
-    if (x < lo || x > hi) return ddps_fail(err, "%s: \"%s\" = %lld is outside %d..%d", path, key, (long long)x, lo, hi);
+    if (x < lo || x > hi) return ddps_fail_data(err, "%s: \"%s\" = %lld is outside %d..%d", path, key, (long long)x, lo, hi);
     *out = (int)x;
     return 0;
 }
@@ -26,13 +26,13 @@ static int get_num(const char *path, json_t *o, const char *key, double dflt, in
                    float *out, ddps_err *err) {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) {
-        if (required) return ddps_fail(err, "%s: missing \"%s\"", path, key);
+        if (required) return ddps_fail_data(err, "%s: missing \"%s\"", path, key);
         *out = (float)dflt;
         return 0;
     }
-    if (!json_is_number(v)) return ddps_fail(err, "%s: \"%s\" must be a number", path, key);
+    if (!json_is_number(v)) return ddps_fail_data(err, "%s: \"%s\" must be a number", path, key);
     double x = json_number_value(v);
-    if (!(x >= lo && x <= hi)) return ddps_fail(err, "%s: \"%s\" = %g is outside %g..%g", path, key, x, lo, hi);
+    if (!(x >= lo && x <= hi)) return ddps_fail_data(err, "%s: \"%s\" = %g is outside %g..%g", path, key, x, lo, hi);
     *out = (float)x;
     return 0;
 }
@@ -43,7 +43,7 @@ static int get_bool(const char *path, json_t *o, const char *key, int dflt, int 
         *out = dflt;
         return 0;
     }
-    if (!json_is_boolean(v)) return ddps_fail(err, "%s: \"%s\" must be true or false", path, key);
+    if (!json_is_boolean(v)) return ddps_fail_data(err, "%s: \"%s\" must be true or false", path, key);
     *out = json_is_true(v);
     return 0;
 }
@@ -57,7 +57,7 @@ static const char *get_str(json_t *o, const char *key) {
 static int refuse_if_set(const char *path, json_t *o, const char *key, ddps_err *err) {
     json_t *v = json_object_get(o, key);
     if (v && !json_is_null(v) && !json_is_false(v))
-        return ddps_fail(err, "%s: \"%s\" is set: not supported (ddps runs the Stable Diffusion v1.x/v2.x UNet)",
+        return ddps_fail_data(err, "%s: \"%s\" is set: not supported (ddps runs the Stable Diffusion v1.x/v2.x UNet)",
                          path, key);
     return 0;
 }
@@ -65,19 +65,19 @@ static int refuse_if_set(const char *path, json_t *o, const char *key, ddps_err 
 static int refuse_unless(const char *path, json_t *o, const char *key, const char *allowed, ddps_err *err) {
     const char *s = get_str(o, key);
     if (s && strcmp(s, allowed) != 0)
-        return ddps_fail(err, "%s: \"%s\" = \"%s\" is not supported (expected \"%s\")", path, key, s, allowed);
+        return ddps_fail_data(err, "%s: \"%s\" = \"%s\" is not supported (expected \"%s\")", path, key, s, allowed);
     return 0;
 }
 
 static int get_int_list(const char *path, json_t *o, const char *key, int *out, int *n, int lo, int hi, ddps_err *err) {
     json_t *v = json_object_get(o, key);
     if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > DDPS_MAX_BLOCKS)
-        return ddps_fail(err, "%s: \"%s\" must be a list of 1..%d integers", path, key, DDPS_MAX_BLOCKS);
+        return ddps_fail_data(err, "%s: \"%s\" must be a list of 1..%d integers", path, key, DDPS_MAX_BLOCKS);
     *n = (int)json_array_size(v);
     for (int i = 0; i < *n; i++) {
         json_t *e = json_array_get(v, (size_t)i);
         if (!json_is_integer(e) || json_integer_value(e) < lo || json_integer_value(e) > hi)
-            return ddps_fail(err, "%s: \"%s\"[%d] must be an integer in %d..%d", path, key, i, lo, hi);
+            return ddps_fail_data(err, "%s: \"%s\"[%d] must be an integer in %d..%d", path, key, i, lo, hi);
         out[i] = (int)json_integer_value(e);
     }
     return 0;
@@ -117,7 +117,7 @@ int ddps_unet_config_parse(const char *path, json_t *o, ddps_unet_config *c, ddp
         return -1;
     json_t *tl = json_object_get(o, "transformer_layers_per_block");
     if (tl && !json_is_null(tl) && !(json_is_integer(tl) && json_integer_value(tl) == 1))
-        return ddps_fail(err, "%s: \"transformer_layers_per_block\" other than 1 is not supported", path);
+        return ddps_fail_data(err, "%s: \"transformer_layers_per_block\" other than 1 is not supported", path);
     float f;
     if (get_num(path, o, "mid_block_scale_factor", 1, 0, 1, 1, &f, err) ||
         get_num(path, o, "resnet_out_scale_factor", 1, 0, 1, 1, &f, err))
@@ -125,13 +125,13 @@ int ddps_unet_config_parse(const char *path, json_t *o, ddps_unet_config *c, ddp
     json_t *down = json_object_get(o, "down_block_types"), *up = json_object_get(o, "up_block_types");
     if (!json_is_array(down) || (int)json_array_size(down) != c->n_blocks || !json_is_array(up) ||
         (int)json_array_size(up) != c->n_blocks)
-        return ddps_fail(err, "%s: \"down_block_types\" and \"up_block_types\" must list %d blocks", path, c->n_blocks);
+        return ddps_fail_data(err, "%s: \"down_block_types\" and \"up_block_types\" must list %d blocks", path, c->n_blocks);
     for (int i = 0; i < c->n_blocks; i++) {
         const char *d = json_string_value(json_array_get(down, (size_t)i)), *u = json_string_value(json_array_get(up, (size_t)i));
         if (!d || (strcmp(d, "CrossAttnDownBlock2D") && strcmp(d, "DownBlock2D")))
-            return ddps_fail(err, "%s: down block type \"%s\" is not supported", path, d ? d : "?");
+            return ddps_fail_data(err, "%s: down block type \"%s\" is not supported", path, d ? d : "?");
         if (!u || (strcmp(u, "CrossAttnUpBlock2D") && strcmp(u, "UpBlock2D")))
-            return ddps_fail(err, "%s: up block type \"%s\" is not supported", path, u ? u : "?");
+            return ddps_fail_data(err, "%s: up block type \"%s\" is not supported", path, u ? u : "?");
         c->down_cross[i] = strcmp(d, "CrossAttnDownBlock2D") == 0;
         c->up_cross[i] = strcmp(u, "CrossAttnUpBlock2D") == 0;
     }
@@ -149,14 +149,14 @@ int ddps_unet_config_parse(const char *path, json_t *o, ddps_unet_config *c, ddp
         for (int i = 0; i < c->n_blocks; i++) c->heads[i] = (int)json_integer_value(h);
     } else {
         if (get_int_list(path, o, hkey, c->heads, &n, 1, 4096, err)) return -1;
-        if (n != c->n_blocks) return ddps_fail(err, "%s: \"%s\" must have %d entries", path, hkey, c->n_blocks);
+        if (n != c->n_blocks) return ddps_fail_data(err, "%s: \"%s\" must have %d entries", path, hkey, c->n_blocks);
     }
     for (int i = 0; i < c->n_blocks; i++) {
         if (c->heads[i] < 1 || c->block_out_channels[i] % c->heads[i])
-            return ddps_fail(err, "%s: %d channels cannot be split into %d attention heads", path,
+            return ddps_fail_data(err, "%s: %d channels cannot be split into %d attention heads", path,
                              c->block_out_channels[i], c->heads[i]);
         if (c->block_out_channels[i] % c->norm_num_groups)
-            return ddps_fail(err, "%s: %d channels cannot be split into %d norm groups", path, c->block_out_channels[i],
+            return ddps_fail_data(err, "%s: %d channels cannot be split into %d norm groups", path, c->block_out_channels[i],
                              c->norm_num_groups);
     }
     c->time_embed_dim = 4 * c->block_out_channels[0];
@@ -178,18 +178,18 @@ int ddps_vae_config_parse(const char *path, json_t *o, ddps_vae_config *c, ddps_
         get_num(path, o, "shift_factor", 0, 0, -1e6, 1e6, &c->shift_factor, err))
         return -1;
     if (refuse_unless(path, o, "act_fn", "silu", err)) return -1;
-    if (!c->use_quant_conv) return ddps_fail(err, "%s: \"use_quant_conv\" false is not supported", path);
+    if (!c->use_quant_conv) return ddps_fail_data(err, "%s: \"use_quant_conv\" false is not supported", path);
     json_t *down = json_object_get(o, "down_block_types");
     if (down && (!json_is_array(down) || (int)json_array_size(down) != c->n_blocks))
-        return ddps_fail(err, "%s: \"down_block_types\" must list %d blocks", path, c->n_blocks);
+        return ddps_fail_data(err, "%s: \"down_block_types\" must list %d blocks", path, c->n_blocks);
     for (int i = 0; down && i < c->n_blocks; i++) {
         const char *d = json_string_value(json_array_get(down, (size_t)i));
         if (!d || strcmp(d, "DownEncoderBlock2D"))
-            return ddps_fail(err, "%s: down block type \"%s\" is not supported", path, d ? d : "?");
+            return ddps_fail_data(err, "%s: down block type \"%s\" is not supported", path, d ? d : "?");
     }
     for (int i = 0; i < c->n_blocks; i++)
         if (c->block_out_channels[i] % c->norm_num_groups)
-            return ddps_fail(err, "%s: %d channels cannot be split into %d norm groups", path, c->block_out_channels[i],
+            return ddps_fail_data(err, "%s: %d channels cannot be split into %d norm groups", path, c->block_out_channels[i],
                              c->norm_num_groups);
     return 0;
 }
@@ -213,9 +213,9 @@ int ddps_clip_config_parse(const char *path, json_t *o, ddps_clip_config *c, ddp
     else if (strcmp(act, "gelu") == 0)
         c->quick_gelu = 0;
     else
-        return ddps_fail(err, "%s: \"hidden_act\" = \"%s\" is not supported (quick_gelu or gelu)", path, act);
+        return ddps_fail_data(err, "%s: \"hidden_act\" = \"%s\" is not supported (quick_gelu or gelu)", path, act);
     if (c->hidden_size % c->num_attention_heads)
-        return ddps_fail(err, "%s: hidden_size %d cannot be split into %d heads", path, c->hidden_size,
+        return ddps_fail_data(err, "%s: hidden_size %d cannot be split into %d heads", path, c->hidden_size,
                          c->num_attention_heads);
     return 0;
 }
@@ -232,18 +232,18 @@ int ddps_sched_config_parse(const char *path, json_t *o, ddps_sched_config *c, d
     else if (strcmp(s, "scaled_linear") == 0)
         c->scaled_linear = 1;
     else
-        return ddps_fail(err, "%s: \"beta_schedule\" = \"%s\" is not supported (linear or scaled_linear)", path, s);
+        return ddps_fail_data(err, "%s: \"beta_schedule\" = \"%s\" is not supported (linear or scaled_linear)", path, s);
     const char *pt = get_str(o, "prediction_type");
     if (!pt || strcmp(pt, "epsilon") == 0)
         c->v_prediction = 0;
     else if (strcmp(pt, "v_prediction") == 0)
         c->v_prediction = 1;
     else
-        return ddps_fail(err, "%s: \"prediction_type\" = \"%s\" is not supported (epsilon or v_prediction)", path, pt);
+        return ddps_fail_data(err, "%s: \"prediction_type\" = \"%s\" is not supported (epsilon or v_prediction)", path, pt);
     if (refuse_if_set(path, o, "trained_betas", err) ||
         refuse_if_set(path, o, "rescale_betas_zero_snr", err))
         return -1;
-    if (!(c->beta_end > c->beta_start)) return ddps_fail(err, "%s: beta_end must exceed beta_start", path);
+    if (!(c->beta_end > c->beta_start)) return ddps_fail_data(err, "%s: beta_end must exceed beta_start", path);
     return 0;
 }
 

@@ -56,7 +56,7 @@ static int is_commit(const char *s, size_t n) {
 
 int ddps_hf_resolve(const char *spec, char **dir, ddps_err *err) {
     *dir = NULL;
-    if (!ddps_hf_is_repo_id(spec)) return ddps_fail(err, "%s: not a Hugging Face model id (org/name[@revision])", spec);
+    if (!ddps_hf_is_repo_id(spec)) return ddps_fail_data(err, "%s: not a Hugging Face model id (org/name[@revision])", spec);
     char repo[256], rev[160] = "main";
     const char *slash = strchr(spec, '/'), *at = strchr(slash, '@');
     snprintf(repo, sizeof repo, "models--%.*s--%.*s", (int)(slash - spec), spec,
@@ -81,7 +81,7 @@ int ddps_hf_resolve(const char *spec, char **dir, ddps_err *err) {
                 memcpy(commit, text, 40);
                 commit[40] = 0;
             } else {
-                ddps_fail(err, "%s: not a commit hash (the Hugging Face cache is damaged)", ref);
+                ddps_fail_data(err, "%s: not a commit hash (the Hugging Face cache is damaged)", ref);
             }
         }
         int bad_ref = text && !commit[0];
@@ -100,7 +100,7 @@ int ddps_hf_resolve(const char *spec, char **dir, ddps_err *err) {
         }
         free(snap);
     }
-    ddps_fail(err,
+    ddps_fail_data(err,
               "%s: not in the local Hugging Face cache (looked for %s, revision %s); ddps never downloads: fetch it "
               "with `huggingface-cli download %s%s%s` (or pass a local folder or .safetensors file)",
               spec, root, rev, id, at ? " --revision " : "", at ? rev : "");

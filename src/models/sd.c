@@ -42,7 +42,7 @@ static int open_sharded(const char *dir, const char *index, st_set *s, ddps_err 
     json_t *map = json_object_get(root, "weight_map");
     if (!json_is_object(map)) {
         json_decref(root);
-        return ddps_fail(err, "%s: no \"weight_map\" object", index);
+        return ddps_fail_data(err, "%s: no \"weight_map\" object", index);
     }
     /* unique file names, each a plain name inside dir */
     const char *key;
@@ -52,7 +52,7 @@ static int open_sharded(const char *dir, const char *index, st_set *s, ddps_err 
     json_object_foreach(map, key, v) {
         const char *f = json_string_value(v);
         if (!f || !*f || strchr(f, '/') || strcmp(f, "..") == 0 || strcmp(f, ".") == 0) {
-            rc = ddps_fail(err, "%s: tensor '%s' names an invalid shard file", index, key);
+            rc = ddps_fail_data(err, "%s: tensor '%s' names an invalid shard file", index, key);
             break;
         }
         int seen = 0;
@@ -101,12 +101,12 @@ static int open_weights(const char *dir, const char *base, st_set *s, ddps_err *
         int bin = ddps_is_file(p);
         free(p);
         if (bin)
-            return ddps_fail(err,
+            return ddps_fail_data(err,
                              "%s: only %s (a pickle checkpoint): ddps reads safetensors only (convert it, e.g. with "
                              "diffusers' or transformers' save_pretrained(..., safe_serialization=True))",
                              dir, name);
     }
-    return ddps_fail(err, "%s: no %s.safetensors", dir, base);
+    return ddps_fail_data(err, "%s: no %s.safetensors", dir, base);
 }
 
 /* ---------- identity ---------- */
@@ -143,7 +143,7 @@ int ddps_sd_declare(const char *component, const void *cfg, ddps_wsrc *ws, ddps_
         if (ddps_clip_build(ws, cfg, &m, err) != 0) return -1;
         ddps_clip_free(NULL, m);
     } else {
-        return ddps_fail(err, "unknown component %s", component);
+        return ddps_fail_usage(err, "unknown component %s", component);
     }
     return 0;
 }
@@ -249,7 +249,7 @@ static int load_tokenizer(ddps_sd *sd, const char *td, unsigned parts, ddps_err 
         free(m);
     }
     if (rc == 0 && (parts & DDPS_PART_TEXT) && ddps_tokenizer_vocab_size(sd->tok) > sd->clip_cfg.vocab_size)
-        rc = ddps_fail(err, "%s: the tokenizer has %d tokens but the text encoder only %d", sd->dir,
+        rc = ddps_fail_data(err, "%s: the tokenizer has %d tokens but the text encoder only %d", sd->dir,
                        ddps_tokenizer_vocab_size(sd->tok), sd->clip_cfg.vocab_size);
     return rc;
 }
@@ -340,7 +340,7 @@ static int load_single(const char *file, const char *config_dir, ddps_backend *b
     int rc = 0;
     if (config_dir) {
         if (!ddps_is_dir(config_dir))
-            rc = ddps_fail(err, "--config %s: not a folder (expected a diffusers-layout folder with the configs)",
+            rc = ddps_fail_usage(err, "--config %s: not a folder (expected a diffusers-layout folder with the configs)",
                            config_dir);
         unsigned cparts = parts & (DDPS_PART_UNET | DDPS_PART_VAE | DDPS_PART_TEXT);
         char *sc = ddps_path_join(config_dir, "scheduler/scheduler_config.json");
@@ -428,7 +428,7 @@ int ddps_sd_load_ex(const char *model, const char *config_dir, ddps_backend *be,
     /* A local path that exists always wins over an org/name reading. */
     if (ddps_is_dir(model)) {
         if (config_dir)
-            return ddps_fail(err, "--config: %s is a model folder with its own configs (--config is for single-file "
+            return ddps_fail_usage(err, "--config: %s is a model folder with its own configs (--config is for single-file "
                                   "checkpoints)",
                              model);
         return load_folder(model, be, parts, out, err);
@@ -437,7 +437,7 @@ int ddps_sd_load_ex(const char *model, const char *config_dir, ddps_backend *be,
         static const char *pickles[] = {".ckpt", ".pt", ".pth", ".bin", ".pkl"};
         for (size_t i = 0; i < sizeof pickles / sizeof *pickles; i++)
             if (has_ext(model, pickles[i]))
-                return ddps_fail(err,
+                return ddps_fail_data(err,
                                  "%s: a Python pickle checkpoint, which ddps never loads (unpickling can run arbitrary "
                                  "code); convert it to safetensors first, e.g. in Python: "
                                  "safetensors.torch.save_file(torch.load(f, weights_only=True)[\"state_dict\"], "
@@ -453,7 +453,7 @@ int ddps_sd_load_ex(const char *model, const char *config_dir, ddps_backend *be,
         free(dir);
         return rc;
     }
-    return ddps_fail(err,
+    return ddps_fail_data(err,
                      "%s: no such folder or file (expected a diffusers model folder, a .safetensors single-file "
                      "checkpoint, or a Hugging Face id org/name in the local cache)",
                      model);
@@ -475,7 +475,7 @@ int ddps_sd15_random(ddps_backend *be, unsigned parts, uint64_t seed, ddps_sd **
 }
 
 int ddps_sd_random(ddps_backend *be, int version, unsigned parts, uint64_t seed, ddps_sd **out, ddps_err *err) {
-    if (version != 15 && version != 21) return ddps_fail(err, "no built-in shapes for SD version %d (15 or 21)", version);
+    if (version != 15 && version != 21) return ddps_fail_usage(err, "no built-in shapes for SD version %d (15 or 21)", version);
     ddps_sd *sd = ddps_calloc(1, sizeof *sd);
     sd->dir = ddps_strdup(version == 21 ? "(random SD 2.1)" : "(random SD v1.5)");
     sd->parts = parts;

@@ -198,7 +198,7 @@ int ddps_single_open(const char *path, ddps_single *s, ddps_err *err) {
     }
     if (!s->has_plain && !s->has_ema) {
         ddps_single_close(s);
-        return ddps_fail(err,
+        return ddps_fail_data(err,
                          "%s: not a Stable Diffusion single-file checkpoint (no model.diffusion_model.* UNet "
                          "weights) and not a diffusers model folder",
                          path);
@@ -265,7 +265,7 @@ int ddps_single_infer_sd1(const ddps_single *s, ddps_unet_config *u, ddps_vae_co
     if (!tok) tok = ddps_st_find(&s->file, CLIP_OLD_P "embeddings.token_embedding.weight");
     long long xdim = (long long)dim(k, 1), ch[3] = {dim(c1, 0), dim(c2, 0), dim(c3, 0)};
     if (s->openclip || xdim != 768 || ch[0] != 320 || ch[1] != 640 || ch[2] != 1280 || dim(tok, 1) != 768)
-        return ddps_fail(err,
+        return ddps_fail_data(err,
                          "%s: not an SD v1.x checkpoint (cross-attention width %lld, UNet channels %lld/%lld/%lld, %s "
                          "text encoder; SD v1.x has 768, 320/640/1280, CLIP): pass --config DIR, a diffusers-layout "
                          "folder with the model's configs",
@@ -361,7 +361,7 @@ int ddps_single_check_missing(const ddps_single *s, const char *component, const
     }
     ddps_ws_free(&decl);
     if (!missing) return 0;
-    return ddps_fail(err, "%s: %d tensor%s missing: %s%s", what, missing, missing > 1 ? "s" : "", list,
+    return ddps_fail_data(err, "%s: %d tensor%s missing: %s%s", what, missing, missing > 1 ? "s" : "", list,
                      missing > 8 ? ", ..." : "");
 }
 

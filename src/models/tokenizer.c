@@ -886,7 +886,7 @@ static int load_vocab(ddps_tokenizer *t, const char *path, ddps_err *err) {
     if (ddps_json_load_ex(path, VOCAB_FILE_LIMIT, JSON_REJECT_DUPLICATES, &root, err)) return -1;
     int rc = -1;
     if (json_object_size(root) == 0) {
-        ddps_fail(err, "%s: the vocabulary is empty", path);
+        ddps_fail_data(err, "%s: the vocabulary is empty", path);
         goto done;
     }
     uint32_t cap = 1024; /* size the hash table once */
@@ -897,21 +897,21 @@ static int load_vocab(ddps_tokenizer *t, const char *path, ddps_err *err) {
         size_t klen = json_object_iter_key_len(it);
         json_t *val = json_object_iter_value(it);
         if (klen == 0 || strlen(key) != klen) {
-            ddps_fail(err, "%s: token strings must be non-empty and contain no NUL", path);
+            ddps_fail_data(err, "%s: token strings must be non-empty and contain no NUL", path);
             goto done;
         }
         if (!json_is_integer(val)) {
-            ddps_fail(err, "%s: the id of token \"%.64s\" is not an integer", path, key);
+            ddps_fail_data(err, "%s: the id of token \"%.64s\" is not an integer", path, key);
             goto done;
         }
         json_int_t id = json_integer_value(val);
         if (id < 0 || id > DDPS_TOKENIZER_MAX_ID) {
-            ddps_fail(err, "%s: token \"%.64s\" has id %lld, outside 0..%d", path, key,
+            ddps_fail_data(err, "%s: token \"%.64s\" has id %lld, outside 0..%d", path, key,
                       (long long)id, DDPS_TOKENIZER_MAX_ID);
             goto done;
         }
         if (id < t->id_cap && t->tok_off[id] != NO_OFF) {
-            ddps_fail(err, "%s: id %lld is used by both \"%.64s\" and \"%.64s\"", path,
+            ddps_fail_data(err, "%s: id %lld is used by both \"%.64s\" and \"%.64s\"", path,
                       (long long)id, t->pool + t->tok_off[id], key);
             goto done;
         }
@@ -933,11 +933,11 @@ static int load_merges(ddps_tokenizer *t, const char *path, ddps_err *err) {
     while (p < len && (is_hspace(buf[p]) || buf[p] == '\n')) p++;
     if (p == len) {
         free(buf);
-        return ddps_fail(err, "%s: empty file", path);
+        return ddps_fail_data(err, "%s: empty file", path);
     }
     if (memchr(buf, 0, len)) {
         free(buf);
-        return ddps_fail(err, "%s: contains NUL bytes; not a merges file", path);
+        return ddps_fail_data(err, "%s: contains NUL bytes; not a merges file", path);
     }
     /* Table sized for the final count up front: at most one merge a line. */
     size_t lines = 1;
@@ -982,18 +982,18 @@ static int load_merges(ddps_tokenizer *t, const char *path, ddps_err *err) {
         }
         if (nf == 0) continue;
         if (nf != 2) {
-            ddps_fail(err, "%s: line %d: expected two symbols \"a b\", found %d", path, lineno, nf);
+            ddps_fail_data(err, "%s: line %d: expected two symbols \"a b\", found %d", path, lineno, nf);
             goto done;
         }
         int32_t a = vocab_find(t, f[0], fl[0]), b = vocab_find(t, f[1], fl[1]);
         if (a < 0 || b < 0) {
             int bad = a < 0 ? 0 : 1;
-            ddps_fail(err, "%s: line %d: symbol \"%.*s\" is not in vocab.json", path, lineno,
+            ddps_fail_data(err, "%s: line %d: symbol \"%.*s\" is not in vocab.json", path, lineno,
                       (int)(fl[bad] > 64 ? 64 : fl[bad]), f[bad]);
             goto done;
         }
         if (fl[0] + fl[1] > sizeof cat) {
-            ddps_fail(err, "%s: line %d: merge result longer than %zu bytes", path, lineno,
+            ddps_fail_data(err, "%s: line %d: merge result longer than %zu bytes", path, lineno,
                       sizeof cat);
             goto done;
         }
@@ -1001,12 +1001,12 @@ static int load_merges(ddps_tokenizer *t, const char *path, ddps_err *err) {
         memcpy(cat + fl[0], f[1], fl[1]);
         int32_t r = vocab_find(t, cat, fl[0] + fl[1]);
         if (r < 0) {
-            ddps_fail(err, "%s: line %d: merge result \"%.*s\" is not in vocab.json", path, lineno,
+            ddps_fail_data(err, "%s: line %d: merge result \"%.*s\" is not in vocab.json", path, lineno,
                       (int)(fl[0] + fl[1] > 64 ? 64 : fl[0] + fl[1]), cat);
             goto done;
         }
         if (merge_add(t, a, b, r)) {
-            ddps_fail(err, "%s: line %d: merge \"%.*s %.*s\" appears twice", path, lineno,
+            ddps_fail_data(err, "%s: line %d: merge \"%.*s %.*s\" appears twice", path, lineno,
                       (int)(fl[0] > 64 ? 64 : fl[0]), f[0], (int)(fl[1] > 64 ? 64 : fl[1]), f[1]);
             goto done;
         }
@@ -1035,7 +1035,7 @@ static int load_special_config(const char *path, char *names[4], const char *fro
         if (json_is_object(v)) v = json_object_get(v, "content");
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             strlen(json_string_value(v)) != json_string_length(v)) {
-            ddps_fail(err, "%s: %s must be a non-empty string or {\"content\": string}", path,
+            ddps_fail_data(err, "%s: %s must be a non-empty string or {\"content\": string}", path,
                       SPECIAL_KEYS[k]);
             goto done;
         }
@@ -1047,13 +1047,13 @@ static int load_special_config(const char *path, char *names[4], const char *fro
         json_t *v = json_object_get(root, "model_max_length");
         if (v && !json_is_null(v)) {
             if (!json_is_number(v)) {
-                ddps_fail(err, "%s: model_max_length must be a number", path);
+                ddps_fail_data(err, "%s: model_max_length must be a number", path);
                 goto done;
             }
             /* transformers writes ~1e30 for "no limit"; anything real must be 77. */
             double m = json_number_value(v);
             if (m < 1e15 && m != DDPS_CTX_LEN) {
-                ddps_fail(err, "%s: model_max_length is %g; the CLIP text encoder takes %d tokens",
+                ddps_fail_data(err, "%s: model_max_length is %g; the CLIP text encoder takes %d tokens",
                           path, m, DDPS_CTX_LEN);
                 goto done;
             }
@@ -1096,10 +1096,10 @@ static int setup_specials(ddps_tokenizer *t, const char *dir, ddps_err *err) {
         ids[k] = vocab_find(t, names[k], strlen(names[k]));
         if (ids[k] >= 0) continue;
         if (from[k])
-            ddps_fail(err, "%s: %s \"%.64s\" is not in vocab.json", from[k], SPECIAL_KEYS[k],
+            ddps_fail_data(err, "%s: %s \"%.64s\" is not in vocab.json", from[k], SPECIAL_KEYS[k],
                       names[k]);
         else
-            ddps_fail(err, "%s/vocab.json: has no \"%.64s\" entry (the default %s)", dir, names[k],
+            ddps_fail_data(err, "%s/vocab.json: has no \"%.64s\" entry (the default %s)", dir, names[k],
                       SPECIAL_KEYS[k]);
         goto done;
     }
@@ -1120,7 +1120,7 @@ done:
 
 int ddps_tokenizer_load(const char *dir, ddps_tokenizer **out, ddps_err *err) {
     *out = NULL;
-    if (!ddps_is_dir(dir)) return ddps_fail(err, "%s: not a tokenizer folder", dir);
+    if (!ddps_is_dir(dir)) return ddps_fail_data(err, "%s: not a tokenizer folder", dir);
     ddps_tokenizer *t = tokenizer_new();
     char *vpath = ddps_path_join(dir, "vocab.json");
     char *mpath = ddps_path_join(dir, "merges.txt");
@@ -1158,12 +1158,12 @@ static int small_add_word(ddps_tokenizer *t, const char *word, scratch *sc, ddps
         if (piece_is(b + s, e - s, SOT_LITERAL) || piece_is(b + s, e - s, EOT_LITERAL)) continue;
         size_t nb = piece_bytes(sc, b, s, e);
         if (nb + 4 > sizeof cat)
-            return ddps_fail(err, "word \"%.64s\": a piece longer than %zu bytes", word,
+            return ddps_fail_data(err, "word \"%.64s\": a piece longer than %zu bytes", word,
                              sizeof cat - 4);
         for (;;) {
             if (bpe_word(t, (const unsigned char *)sc->bytes, nb, &sc->bpe) == 1) break;
             if (t->nmerges >= CLIP_MAX_MERGES)
-                return ddps_fail(err, "too many words for a CLIP tokenizer (more than %d merges)",
+                return ddps_fail_data(err, "too many words for a CLIP tokenizer (more than %d merges)",
                                  CLIP_MAX_MERGES);
             int32_t a = sc->bpe.id[0], c = sc->bpe.id[sc->bpe.next[0]];
             size_t la = t->tok_len[a], lc = t->tok_len[c];
@@ -1184,7 +1184,7 @@ static int small_add_word(ddps_tokenizer *t, const char *word, scratch *sc, ddps
 int ddps_tokenizer_build_small(const char *const *words, int nwords, ddps_tokenizer **out, ddps_err *err) {
     *out = NULL;
     if (nwords < 0 || (nwords > 0 && !words))
-        return ddps_fail(err, "tokenizer word list: invalid (%d words)", nwords);
+        return ddps_fail_data(err, "tokenizer word list: invalid (%d words)", nwords);
     ddps_tokenizer *t = tokenizer_new();
     scratch sc = {0};
     char buf[16];

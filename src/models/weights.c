@@ -377,7 +377,7 @@ int ddps_ws_check(const ddps_wsrc *decl, st_file *files, int n_files, const char
             }
     free(used);
     if (faults) {
-        ddps_fail(err, "%s: %d tensor%s missing or mis-shaped: %s", what, faults, faults > 1 ? "s" : "", msg);
+        ddps_fail_data(err, "%s: %d tensor%s missing or mis-shaped: %s", what, faults, faults > 1 ? "s" : "", msg);
         free(msg);
         return -1;
     }

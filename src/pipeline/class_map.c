@@ -49,7 +49,7 @@ int ddps_imagenet_load(const char *path, ddps_imagenet **out, ddps_err *err) {
             char *end;
             long idx = f[0] ? strtol(f[0], &end, 10) : -1;
             if (!f[2] || *end || idx != n || n >= DDPS_IMAGENET_CLASSES || !ddps_is_wnid(f[1])) {
-                rc = ddps_fail(err, "%s:%d: expected index %d<TAB>wnid<TAB>prompt_name", p, line, n);
+                rc = ddps_fail_data(err, "%s:%d: expected index %d<TAB>wnid<TAB>prompt_name", p, line, n);
                 break;
             }
             char *tab = strchr(f[2], '\t');
@@ -57,12 +57,12 @@ int ddps_imagenet_load(const char *path, ddps_imagenet **out, ddps_err *err) {
             snprintf(t->wnid[n], sizeof t->wnid[n], "%s", f[1]);
             t->prompt_name[n] = ddps_strdup(f[2]);
             for (int k = 0; k < n && rc == 0; k++)
-                if (strcmp(t->wnid[k], t->wnid[n]) == 0) rc = ddps_fail(err, "%s:%d: %s listed twice", p, line, f[1]);
+                if (strcmp(t->wnid[k], t->wnid[n]) == 0) rc = ddps_fail_data(err, "%s:%d: %s listed twice", p, line, f[1]);
             n++;
         }
         s = e ? e + 1 : NULL;
     }
-    if (rc == 0 && n != DDPS_IMAGENET_CLASSES) rc = ddps_fail(err, "%s: %d classes, expected %d", p, n, DDPS_IMAGENET_CLASSES);
+    if (rc == 0 && n != DDPS_IMAGENET_CLASSES) rc = ddps_fail_data(err, "%s: %d classes, expected %d", p, n, DDPS_IMAGENET_CLASSES);
     free(text);
     free(p);
     if (rc != 0) {
@@ -92,7 +92,7 @@ int ddps_imagenet_index(const ddps_imagenet *t, const char *wnid) {
 int ddps_index_folder(const ddps_imagenet *t, const char *class_name, char out[16], ddps_err *err) {
     int i = ddps_imagenet_index(t, class_name);
     if (i < 0)
-        return ddps_fail(err, "--folder-names index: class '%.200s' is not an ImageNet-1K WordNet id", class_name);
+        return ddps_fail_usage(err, "--folder-names index: class '%.200s' is not an ImageNet-1K WordNet id", class_name);
     snprintf(out, 16, "%05d", i);
     return 0;
 }
@@ -120,7 +120,7 @@ int ddps_class_map_write(const char *dir, int n, const char *const *folders, con
     char *tp = ddps_path_join(dir, "classes.txt");
     FILE *f = fopen(tp, "w");
     int rc = 0;
-    if (!f) rc = ddps_fail(err, "%s: cannot write", tp);
+    if (!f) rc = ddps_fail_data(err, "%s: cannot write", tp);
     if (f) fputs("imagefolder_index\tfolder\twnid\timagenet_index\tprompt_name\n", f);
     for (int k = 0; k < n && rc == 0; k++) {
         int i = 0;
@@ -144,7 +144,7 @@ int ddps_class_map_write(const char *dir, int n, const char *const *folders, con
         tsv_put(f, pn);
         fputc('\n', f);
     }
-    if (f && fclose(f) != 0 && rc == 0) rc = ddps_fail(err, "%s: cannot write", tp);
+    if (f && fclose(f) != 0 && rc == 0) rc = ddps_fail_data(err, "%s: cannot write", tp);
     json_object_set_new(root, "class_to_idx", c2i);
     json_object_set_new(root, "idx_to_imagenet", i2n);
     json_object_set_new(root, "classes", list);

@@ -1,10 +1,10 @@
 #include "pipeline/cluster.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pipeline/kmeans.h"
-#include "pipeline/store.h"
 #include "util/fs.h"
 #include "util/rng.h"
 
@@ -25,13 +25,16 @@ static int cmp_stat(const void *a, const void *b) {
 /* Per-cluster size and median Stage-I score (numpy's median: mean of the two
  * middle values for an even count), sorted into rank order; *out is heap,
  * returns its count (the non-empty clusters). Pure. */
-static int cluster_stats(const ddps_class_data *d, const int *assign, int k, ddps_cluster_stat **out) {
+static int cluster_stats(const float *scores, int n, const int *assign, int k, ddps_cluster_stat **out) {
     int *size = ddps_calloc((size_t)k, sizeof *size), *start = ddps_calloc((size_t)k + 1, sizeof *start);
-    float *sorted = ddps_malloc((size_t)(d->n_cand ? d->n_cand : 1) * sizeof *sorted);
-    for (int i = 0; i < d->n_cand; i++) size[assign[i]]++;
+    float *sorted = ddps_malloc((size_t)(n ? n : 1) * sizeof *sorted);
+    for (int i = 0; i < n; i++) {
+        assert(assign[i] >= 0 && assign[i] < k); /* k-means assigns into [0, k_used) */
+        size[assign[i]]++;
+    }
     for (int j = 0; j < k; j++) start[j + 1] = start[j] + size[j];
     int *fill = ddps_calloc((size_t)k, sizeof *fill);
-    for (int i = 0; i < d->n_cand; i++) sorted[start[assign[i]] + fill[assign[i]]++] = d->cand[i].score;
+    for (int i = 0; i < n; i++) sorted[start[assign[i]] + fill[assign[i]]++] = scores[i];
     ddps_cluster_stat *st = ddps_malloc((size_t)k * sizeof *st);
     int m = 0;
     for (int j = 0; j < k; j++) {
@@ -61,41 +64,25 @@ void ddps_clustering_free(ddps_clustering *c) {
     memset(c, 0, sizeof *c);
 }
 
-int ddps_store_cluster_compute(ddps_store *s, int class_id, int k, uint64_t seed, ddps_clustering *out,
-                               ddps_err *err) {
+int ddps_cluster_compute(const float *features, const float *scores, int n, int dim, int k, uint64_t seed,
+                         ddps_clustering *out, ddps_err *err) {
     memset(out, 0, sizeof *out);
-    if (k < 1 || k > DDPS_MAX_CLUSTERS)
-        return ddps_fail(err, "%s: number of clusters %d outside 1..%d", ddps_store_path(s), k, DDPS_MAX_CLUSTERS);
-    ddps_class_data d;
-    if (ddps_store_load_class(s, class_id, 1, &d, err) != 0) return -1;
-    out->class_id = class_id, out->k = k, out->seed = seed, out->n_cand = d.n_cand;
-    int ret = 0;
-    if (d.n_cand > 0) {
-        int k_used = 0;
-        out->cand_ids = d.cand_ids;
-        d.cand_ids = NULL;
-        out->assign = ddps_malloc((size_t)d.n_cand * sizeof *out->assign);
-        out->dist = ddps_malloc((size_t)d.n_cand * sizeof *out->dist);
-        float *cent = ddps_malloc((size_t)k * (size_t)d.dim * sizeof *cent);
-        if (ddps_kmeans(d.features, d.n_cand, d.dim, k, seed, KMEANS_ITERS, out->assign, cent, out->dist, &k_used) != 0)
-            ret = ddps_fail(err, "%s: k-means failed on class %d", ddps_store_path(s), class_id);
-        else
-            out->n_stats = cluster_stats(&d, out->assign, k_used, &out->stats);
-        free(cent);
-    }
-    ddps_class_data_free(&d);
+    if (k < 1 || k > DDPS_MAX_CLUSTERS) return ddps_fail_usage(err, "number of clusters %d outside 1..%d", k, DDPS_MAX_CLUSTERS);
+    out->k = k, out->seed = seed, out->n_cand = n;
+    if (n == 0) return 0;
+    int k_used = 0, ret = 0;
+    out->assign = ddps_malloc((size_t)n * sizeof *out->assign);
+    out->dist = ddps_malloc((size_t)n * sizeof *out->dist);
+    float *cent = ddps_malloc((size_t)k * (size_t)dim * sizeof *cent);
+    if (ddps_kmeans(features, n, dim, k, seed, KMEANS_ITERS, out->assign, cent, out->dist, &k_used) != 0)
+        ret = ddps_fail_data(err, "k-means failed (a non-finite feature?)");
+    else
+        out->n_stats = cluster_stats(scores, n, out->assign, k_used, &out->stats);
+    free(cent);
     if (ret != 0) ddps_clustering_free(out);
     return ret;
 }
 
 uint64_t ddps_class_cluster_seed(uint64_t seed, const char *class_name) {
     return ddps_seed_mix(seed, ddps_fnv1a(DDPS_FNV_INIT, class_name, strlen(class_name)));
-}
-
-int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_err *err) {
-    ddps_clustering c;
-    if (ddps_store_cluster_compute(s, class_id, k, seed, &c, err) != 0) return -1;
-    int rc = ddps_store_cluster_write(s, &c, err);
-    ddps_clustering_free(&c);
-    return rc;
 }

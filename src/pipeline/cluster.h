@@ -1,15 +1,14 @@
 /* Clustering a class's candidates (METHOD.md, Stage II): k-means on the
  * DIFT features, then per cluster its size, median Stage-I score and rank.
- * The computation lives here; the store (pipeline/store.h) only reads the
- * class and writes the result rows (ddps_store_cluster_write). */
+ * The computation (compute core) lives here and knows no store; the store
+ * (pipeline/store.h: ddps_store_cluster) reads the class, calls it and
+ * writes the result rows. */
 #ifndef DDPS_PIPELINE_CLUSTER_H
 #define DDPS_PIPELINE_CLUSTER_H
 
 #include <stdint.h>
 
 #include "util/err.h"
-
-typedef struct ddps_store ddps_store;
 
 #define DDPS_MAX_CLUSTERS 65536
 
@@ -30,24 +29,18 @@ typedef struct {
     ddps_cluster_stat *stats; /* non-empty clusters in rank order (rank = index + 1) */
 } ddps_clustering;
 
-/* k-means on all candidates of the class (k-means++ seeding, fixed seed,
- * at most 300 Lloyd iterations), then writes per candidate its cluster and
- * distance to the centroid, per cluster its size, median Stage-I score and
- * rank (median descending, ties by cluster id): ddps_store_cluster_compute
- * then ddps_store_cluster_write. Re-clustering replaces the old result.
- * Marks the class clustered with the candidate count, k and seed it used. A
- * class without candidates is marked clustered with no clusters. */
-int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_err *err);
+/* k-means on n candidates' features [n][dim] (k-means++ seeding, fixed
+ * seed, at most 300 Lloyd iterations), then per candidate its cluster and
+ * distance to the centroid, per cluster its size, median Stage-I score
+ * (scores[n]) and rank (median descending, ties by cluster id). Fills out's
+ * k, seed, n_cand, assign, dist and stats (class_id and cand_ids are the
+ * caller's). n = 0 gives no clusters. */
+int ddps_cluster_compute(const float *features, const float *scores, int n, int dim, int k, uint64_t seed,
+                         ddps_clustering *out, ddps_err *err);
 /* The k-means seed of a class: the run's --seed mixed with the class
  * folder name (score, merge and select all cluster a class with it). */
 uint64_t ddps_class_cluster_seed(uint64_t seed, const char *class_name);
-/* The same clustering in two steps, so that k-means can run in another
- * process than the one that writes the store (ddps merge, MPI jobs):
- * compute reads the class (its own read transaction) and gives exactly what
- * ddps_store_cluster writes; ddps_store_cluster_write (store.h) stores it in
- * one transaction after checking it still fits (same candidate count, ids
- * in range). Free with ddps_clustering_free (also safe on a zeroed value). */
-int ddps_store_cluster_compute(ddps_store *s, int class_id, int k, uint64_t seed, ddps_clustering *out, ddps_err *err);
+/* Frees a clustering (also safe on a zeroed value). */
 void ddps_clustering_free(ddps_clustering *c);
 
 #endif

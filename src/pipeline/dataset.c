@@ -145,15 +145,15 @@ static char *trim(char *s) {
 
 /* A class name goes into a prompt: printable UTF-8 text of sane length. */
 static int check_text(const char *path, int line, const char *what, const char *s, ddps_err *err) {
-    if (!*s) return ddps_fail(err, "%s: line %d: empty %s", path, line, what);
+    if (!*s) return ddps_fail_data(err, "%s: line %d: empty %s", path, line, what);
     if (strlen(s) > NAME_MAX_BYTES)
-        return ddps_fail(err, "%s: line %d: %s longer than %d bytes", path, line, what, NAME_MAX_BYTES);
+        return ddps_fail_data(err, "%s: line %d: %s longer than %d bytes", path, line, what, NAME_MAX_BYTES);
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         if (*p < 0x20 || *p == 0x7f)
-            return ddps_fail(err, "%s: line %d: control character 0x%02x in %s", path, line, *p, what);
+            return ddps_fail_data(err, "%s: line %d: control character 0x%02x in %s", path, line, *p, what);
         int n = ddps_utf8_len(p);
-        if (!n) return ddps_fail(err, "%s: line %d: %s is not valid UTF-8", path, line, what);
+        if (!n) return ddps_fail_data(err, "%s: line %d: %s is not valid UTF-8", path, line, what);
         p += n;
     }
     return 0;
@@ -162,7 +162,7 @@ static int check_text(const char *path, int line, const char *what, const char *
 static int mapping_add(mapping *m, const char *path, int line, const char *key, const char *name, ddps_err *err) {
     if (check_text(path, line, "folder name", key, err) || check_text(path, line, "class name", name, err))
         return -1;
-    if (m->n == INT_MAX) return ddps_fail(err, "%s: line %d: too many entries", path, line);
+    if (m->n == INT_MAX) return ddps_fail_data(err, "%s: line %d: too many entries", path, line);
     if (m->n == m->cap) {
         m->cap = m->cap ? 2 * m->cap : 64;
         m->e = ddps_realloc(m->e, (size_t)m->cap * sizeof *m->e);
@@ -204,7 +204,7 @@ static int parse_line(mapping *m, const char *path, int lineno, char *s, int fmt
         /* "n01440764 tench, Tinca tinca": key, whitespace, names separated by commas. */
         char *sp = s + strcspn(s, " \t");
         if (!*sp || sp == s)
-            return ddps_fail(err, "%s: line %d: expected '<folder> <name>[, <other names>]'", path, lineno);
+            return ddps_fail_data(err, "%s: line %d: expected '<folder> <name>[, <other names>]'", path, lineno);
         *sp = 0;
         char *name = sp + 1;
         name[strcspn(name, ",")] = 0;
@@ -213,7 +213,7 @@ static int parse_line(mapping *m, const char *path, int lineno, char *s, int fmt
     int nf = count_fields(s);
     if (fmt == FMT_TWO) {
         if (nf != 2)
-            return ddps_fail(err, "%s: line %d: expected 'folder<TAB>name' (2 columns), found %d column%s", path,
+            return ddps_fail_data(err, "%s: line %d: expected 'folder<TAB>name' (2 columns), found %d column%s", path,
                              lineno, nf, nf == 1 ? "" : "s");
         char *f[2] = {s, s};
         split_tabs(s, f, 2);
@@ -221,7 +221,7 @@ static int parse_line(mapping *m, const char *path, int lineno, char *s, int fmt
     }
     int need = (kcol > vcol ? kcol : vcol) + 1;
     if (nf < need)
-        return ddps_fail(err, "%s: line %d: expected at least %d tab-separated columns (wnid, prompt_name), found %d",
+        return ddps_fail_data(err, "%s: line %d: expected at least %d tab-separated columns (wnid, prompt_name), found %d",
                          path, lineno, need, nf);
     char **f = ddps_malloc((size_t)nf * sizeof *f);
     split_tabs(s, f, nf);
@@ -250,7 +250,7 @@ static int detect_format(const char *path, char *line, int lineno, int *kcol, in
     free(copy);
     if (*kcol >= 0 && *vcol >= 0) return FMT_TSV;
     if (*kcol >= 0 || *vcol >= 0) {
-        ddps_fail(err, "%s: line %d: header needs both a 'wnid' and a 'prompt_name' column", path, lineno);
+        ddps_fail_data(err, "%s: line %d: header needs both a 'wnid' and a 'prompt_name' column", path, lineno);
         return FMT_NONE;
     }
     return FMT_TWO;
@@ -265,7 +265,7 @@ static int mapping_load(const char *path, mapping *m, ddps_err *err) {
         int line = 1;
         for (const char *p = buf; p < nul; p++) line += *p == '\n';
         free(buf);
-        return ddps_fail(err, "%s: line %d: NUL byte (not a text file)", path, line);
+        return ddps_fail_data(err, "%s: line %d: NUL byte (not a text file)", path, line);
     }
     char *s = buf;
     if (len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) s += 3; /* UTF-8 byte-order mark */
@@ -290,11 +290,11 @@ static int mapping_load(const char *path, mapping *m, ddps_err *err) {
     }
     free(buf);
     if (rc) return -1;
-    if (m->n == 0) return ddps_fail(err, "%s: no class names in the file", path);
+    if (m->n == 0) return ddps_fail_data(err, "%s: no class names in the file", path);
     if (m->n > 1) qsort(m->e, (size_t)m->n, sizeof *m->e, cmp_entry);
     for (int i = 1; i < m->n; i++) {
         if (strcmp(m->e[i].key, m->e[i - 1].key) == 0)
-            return ddps_fail(err, "%s: line %d: folder '%s' is already mapped on line %d", path, m->e[i].line,
+            return ddps_fail_data(err, "%s: line %d: folder '%s' is already mapped on line %d", path, m->e[i].line,
                              m->e[i].key, m->e[i - 1].line);
     }
     return 0;
@@ -417,7 +417,7 @@ static int scan_root(DIR *dir, const char *root, const ddps_dataset_opts *o, str
     int e = read_names(dir, &names);
     if (e) {
         strlist_free(&names);
-        return ddps_fail(err, "%s: cannot list the folder: %s", root, strerror(e));
+        return ddps_fail_resource(err, "%s: cannot list the folder: %s", root, strerror(e));
     }
     if (names.n > 1) qsort(names.v, (size_t)names.n, sizeof *names.v, cmp_str);
     int dfd = dirfd(dir);
@@ -438,7 +438,7 @@ static int scan_root(DIR *dir, const char *root, const ddps_dataset_opts *o, str
     strlist_free(&names);
     for (int i = 0; o && i < o->n_only; i++) {
         const char *want = o->only_classes[i];
-        if (!want) return ddps_fail(err, "%s: class subset has a NULL name", root);
+        if (!want) return ddps_fail_usage(err, "%s: class subset has a NULL name", root);
         if (classes->n == 0 || !bsearch(&want, classes->v, (size_t)classes->n, sizeof *classes->v, cmp_str)) {
             char *w = ddps_display_name(want);
             ddps_fail_usage(err, "--classes: %s: no class folder named '%s'", root, w);
@@ -451,7 +451,7 @@ static int scan_root(DIR *dir, const char *root, const ddps_dataset_opts *o, str
 
 /* Appends one class and its files (ownership moves) to d. */
 static int add_class(ddps_dataset *d, size_t *cap_c, size_t *cap_i, char *cls, strlist *files, ddps_err *err) {
-    if (files->n > INT_MAX - d->n_items) return ddps_fail(err, "%s: more than %d images", d->root, INT_MAX);
+    if (files->n > INT_MAX - d->n_items) return ddps_fail_data(err, "%s: more than %d images", d->root, INT_MAX);
     if ((size_t)d->n_classes == *cap_c) {
         *cap_c = *cap_c ? 2 * *cap_c : 16;
         d->classes = ddps_realloc(d->classes, *cap_c * sizeof *d->classes);
@@ -474,7 +474,7 @@ static int add_class(ddps_dataset *d, size_t *cap_c, size_t *cap_i, char *cls, s
 int ddps_dataset_scan(const char *root, const ddps_dataset_opts *opt, ddps_dataset *out, ddps_err *err) {
     memset(out, 0, sizeof *out);
     if (opt && (opt->max_per_class < 0 || opt->n_only < 0 || (opt->n_only > 0 && !opt->only_classes)))
-        return ddps_fail(err, "%s: invalid scan options (max_per_class %d, %d class names)", root,
+        return ddps_fail_usage(err, "%s: invalid scan options (max_per_class %d, %d class names)", root,
                          opt->max_per_class, opt->n_only);
     mapping map = {0};
     const char *map_path = opt ? opt->class_names_file : NULL;
@@ -489,16 +489,16 @@ int ddps_dataset_scan(const char *root, const ddps_dataset_opts *opt, ddps_datas
     int rc = -1;
     d.root = realpath(root, NULL);
     if (!d.root) {
-        ddps_fail(err, "%s: dataset folder not found: %s", root, strerror(errno));
+        ddps_fail_data(err, "%s: dataset folder not found: %s", root, strerror(errno));
         goto done;
     }
     if (!ddps_is_dir(d.root)) {
-        ddps_fail(err, "%s: not a folder (expected an ImageFolder root: ROOT/<class>/<image>)", root);
+        ddps_fail_data(err, "%s: not a folder (expected an ImageFolder root: ROOT/<class>/<image>)", root);
         goto done;
     }
     dir = opendir(d.root);
     if (!dir) {
-        ddps_fail(err, "%s: cannot open: %s", root, strerror(errno));
+        ddps_fail_data(err, "%s: cannot open: %s", root, strerror(errno));
         goto done;
     }
     if (scan_root(dir, root, opt, &classes, &sk, err)) goto done;
@@ -516,7 +516,7 @@ int ddps_dataset_scan(const char *root, const ddps_dataset_opts *opt, ddps_datas
     }
     if (d.n_classes == 0) {
         char *first = sk.n ? sk.v[0] : NULL;
-        ddps_fail(err, "%s: no class folder with images (expected ROOT/<class>/<image>; %d entr%s skipped%s%s)", root,
+        ddps_fail_data(err, "%s: no class folder with images (expected ROOT/<class>/<image>; %d entr%s skipped%s%s)", root,
                   sk.n, sk.n == 1 ? "y" : "ies", first ? ", first: " : "", first ? first : "");
         goto done;
     }

@@ -52,6 +52,6 @@ int ddps_score_memory_check(const ddps_vae_config *vae, const ddps_unet_config *
                             int P, int k, int E, ddps_err *err) {
     uint64_t need = ddps_score_memory_estimate(vae, unet, H, W, n, K, P, k, E), have = ddps_memory_available();
     if (need <= have) return 0;
-    return ddps_fail(err, "needs about %.0f MiB of memory to score at %dx%d, %.0f MiB available", need / 1048576.0, W,
+    return ddps_fail_resource(err, "needs about %.0f MiB of memory to score at %dx%d, %.0f MiB available", need / 1048576.0, W,
                      H, have / 1048576.0);
 }

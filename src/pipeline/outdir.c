@@ -35,9 +35,9 @@ int ddps_outdir_claim_report(const char *dir, int *made, ddps_err *err) {
         *made = 1;
         rc = ddps_mkdirs(dir, err);
     } else if (!S_ISDIR(st.st_mode)) {
-        rc = ddps_fail(err, "--out %s: exists and is not a folder", dir);
+        rc = ddps_fail_data(err, "--out %s: exists and is not a folder", dir);
     } else if (!folder_is_empty(dir) && lstat(mark, &st) != 0) {
-        rc = ddps_fail(err, "--out %s: folder holds files ddps did not write (no %s); give a new or empty folder", dir,
+        rc = ddps_fail_data(err, "--out %s: folder holds files ddps did not write (no %s); give a new or empty folder", dir,
                        DDPS_REPORT_MARK);
     }
     if (rc == 0) rc = ddps_write_file_atomic(mark, "ddps report\n", 12, err);
@@ -63,7 +63,7 @@ int ddps_outdir_may_replace(const char *final, int ipc, ddps_err *err) {
     struct stat st;
     if (lstat(final, &st) != 0) return 0;
     if (!S_ISDIR(st.st_mode))
-        return ddps_fail(err, "%s: exists and is not a folder ddps wrote; refusing to replace it (move it away)", final);
+        return ddps_fail_data(err, "%s: exists and is not a folder ddps wrote; refusing to replace it (move it away)", final);
     if (folder_is_empty(final)) return 0;
     char *mpath = ddps_path_join(final, "manifest.json");
     char *text = NULL;
@@ -81,7 +81,7 @@ int ddps_outdir_may_replace(const char *final, int ipc, ddps_err *err) {
     }
     free(mpath);
     if (!ours)
-        return ddps_fail(err, "%s: exists but was not written by ddps (no ddps manifest.json for ipc %d); refusing to "
+        return ddps_fail_data(err, "%s: exists but was not written by ddps (no ddps manifest.json for ipc %d); refusing to "
                               "replace it (move it away or choose another --out)",
                          final, ipc);
     return 0;

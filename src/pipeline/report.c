@@ -14,6 +14,7 @@
 
 #include "io/image.h"
 #include "pipeline/outdir.h"
+#include "pipeline/params.h"
 #include "pipeline/select.h"
 #include "pipeline/store.h"
 #include "util/clock.h"
@@ -27,8 +28,7 @@
 
 void ddps_report_defaults(ddps_report_opts *o) {
     memset(o, 0, sizeof *o);
-    o->ipc = 10;
-    o->thumb = 160;
+    ddps_report_params_defaults(&o->p);
 }
 
 /* ---- HTML text ---- */
@@ -119,7 +119,7 @@ static void hot(double t, unsigned char rgb[3]) {
 /* An 8-bit palette PNG of indices (w x h) with the hot palette. */
 static int save_heat_png(const char *path, const unsigned char *idx, int w, int h, ddps_err *err) {
     FILE *f = fopen(path, "wb");
-    if (!f) return ddps_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    if (!f) return ddps_fail_resource(err, "%s: cannot write: %s", path, strerror(errno));
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_bytep *rows = ddps_malloc((size_t)h * sizeof *rows);
@@ -144,7 +144,7 @@ static int save_heat_png(const char *path, const unsigned char *idx, int w, int 
     png_destroy_write_struct(&png, &info);
     free(rows);
     if (fclose(f) != 0) ok = 0;
-    if (!ok) return ddps_fail(err, "%s: cannot write the PNG", path);
+    if (!ok) return ddps_fail_resource(err, "%s: cannot write the PNG", path);
     return 0;
 }
 
@@ -157,7 +157,7 @@ static int save_jpeg(const char *path, const ddps_image *img, int quality, ddps_
     int ok = f && fwrite(buf, 1, len, f) == len;
     if (f && fclose(f) != 0) ok = 0;
     free(buf);
-    if (!ok) return ddps_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    if (!ok) return ddps_fail_resource(err, "%s: cannot write: %s", path, strerror(errno));
     return 0;
 }
 
@@ -235,7 +235,7 @@ static int write_image_files(const class_job *j, int i, ddps_err *err) {
     while (denom > 1 && (longest / denom < j->thumb || small_box / denom < PATCH_THUMB)) denom /= 2;
     int rc = load_preview(path, denom, &src, &got, err);
     if (rc == 0 && (src.w != (im->width + got - 1) / got || src.h != (im->height + got - 1) / got))
-        rc = ddps_fail(err, "%s: image is not %dx%d as when scored (the data changed; score again)", path, im->width,
+        rc = ddps_fail_data(err, "%s: image is not %dx%d as when scored (the data changed; score again)", path, im->width,
                        im->height);
     int tw = 0, th = 0;
     if (rc == 0) {
@@ -422,7 +422,7 @@ static void distilled_html(FILE *f, const report_ctx *r, const ddps_class_data *
         else
             fprintf(f, "<div class=\"out\"><img width=\"%d\" height=\"%d\" loading=\"lazy\" alt=\"distilled image\" src=\"",
                     os, os);
-        fprintf(f, "../distilled/ipc%d/", r->o->ipc);
+        fprintf(f, "../distilled/ipc%d/", r->o->p.ipc);
         url(f, file);
         fputs("\">", f);
         for (int k = 0; k < n; k++) {
@@ -557,13 +557,13 @@ static void chosen_candidates(const report_ctx *r, const ddps_class_data *d, uns
     ddps_select_opts so;
     ddps_select_defaults(&so);
     *low_res = json_is_true(json_object_get(r->settings, "low_res"));
-    *mosaic_mode = !*low_res && r->o->ipc <= so.mosaic_max_ipc;
-    int needed = *mosaic_mode ? 4 * r->o->ipc : r->o->ipc;
+    *mosaic_mode = !*low_res && r->o->p.ipc <= so.p.mosaic_max_ipc;
+    int needed = *mosaic_mode ? 4 * r->o->p.ipc : r->o->p.ipc;
     int room = d->n_cand < needed ? d->n_cand : needed;
     int *picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *picks);
     unsigned char *fill = ddps_malloc((size_t)(room ? room : 1));
-    int np = ddps_select_patches(d, needed, so.top_clusters, picks, fill);
-    ddps_layout lay = ddps_select_layout(r->o->ipc, np, *mosaic_mode);
+    int np = ddps_select_patches(d, needed, so.p.top_clusters, picks, fill);
+    ddps_layout lay = ddps_select_layout(r->o->p.ipc, np, *mosaic_mode);
     for (int i = 0; i < lay.n_images * lay.per_image; i++) chosen[picks[i]] = 1;
     free(picks);
     free(fill);
@@ -605,11 +605,11 @@ static void class_page_head(FILE *f, const report_ctx *r, const ddps_class_info 
         fputs("</code>", f);
     }
     fputs(".</p>\n", f);
-    fprintf(f, "<h2>Distilled images, IPC %d (%s)</h2>\n", o->ipc,
+    fprintf(f, "<h2>Distilled images, IPC %d (%s)</h2>\n", o->p.ipc,
             low_res ? "whole images" : mosaic_mode ? "2&times;2 mosaics" : "single patches");
     if (mc && jint(mc, "shortfall_images") > 0)
         fprintf(f, "<p><b>Shortfall:</b> %ld of %d images (%ld patches missing).</p>\n", jint(mc, "shortfall_images"),
-                o->ipc, jint(mc, "shortfall_patches"));
+                o->p.ipc, jint(mc, "shortfall_patches"));
     fputs("<p class=\"muted\">Each patch links to its source image below.</p>\n", f);
     distilled_html(f, r, d, ci->name);
 }
@@ -680,11 +680,11 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     chosen_candidates(r, &d, chosen, &low_res, &mosaic_mode);
     dmin = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmin);
     dmax = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmax);
-    class_job job = {r->data_root, dir, &d, maps, first, r->o->thumb, dmin, dmax};
+    class_job job = {r->data_root, dir, &d, maps, first, r->o->p.thumb, dmin, dmax};
     if (write_class_files(r, &job, err) != 0) goto done;
     FILE *f = open_memstream(&html, &html_len);
     if (!f) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     class_page_head(f, r, ci, &d, nbad, low_res, mosaic_mode);
@@ -693,7 +693,7 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     bad_table(f, bad, nbad, INT_MAX);
     fputs("</body></html>\n", f);
     if (fclose(f) != 0) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     char *page = ddps_path_join(dir, "index.html");
@@ -799,12 +799,12 @@ static void classes_table(FILE *f, const report_ctx *r) {
                "(<a href=\"distilled/ipc%d/manifest.json\">manifest</a>). "
                "<input id=\"q\" type=\"search\" placeholder=\"filter by class name\" aria-label=\"filter\"> "
                "<span id=\"shown\"></span></p>\n",
-            o->ipc, jtext(r->manifest, "mode", "?"), jint(r->manifest, "top_clusters"), jint(r->manifest, "output_size"),
-            o->ipc);
+            o->p.ipc, jtext(r->manifest, "mode", "?"), jint(r->manifest, "top_clusters"), jint(r->manifest, "output_size"),
+            o->p.ipc);
     fputs("<table id=\"classes\"><thead><tr><th>class</th><th>name</th><th>images</th><th>skipped</th>"
           "<th>candidates</th><th>clusters</th>",
           f);
-    fprintf(f, "<th>shortfall at IPC %d</th></tr></thead><tbody>\n", o->ipc);
+    fprintf(f, "<th>shortfall at IPC %d</th></tr></thead><tbody>\n", o->p.ipc);
     for (int k = 0; k < r->n_cls; k++) {
         const ddps_class_info *ci = &r->cls[k];
         json_t *mc = manifest_class(r, ci->name);
@@ -819,7 +819,7 @@ static void classes_table(FILE *f, const report_ctx *r) {
         fprintf(f, "</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld"
                    "</td><td class=\"n\">%ld</td></tr>\n",
                 ci->n_images, ci->n_bad, ci->n_cand, mc ? jint(mc, "clusters") : 0L,
-                mc ? jint(mc, "shortfall_images") : (long)o->ipc);
+                mc ? jint(mc, "shortfall_images") : (long)o->p.ipc);
     }
     fputs("</tbody></table>\n", f);
 }
@@ -835,7 +835,7 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
         goto done;
     FILE *f = open_memstream(&html, &len);
     if (!f) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     index_summary(f, r);
@@ -855,7 +855,7 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
           f);
     fputs("</body></html>\n", f);
     if (fclose(f) != 0) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
         goto done;
     }
     char *p = ddps_path_join(r->o->out_dir, "index.html");
@@ -871,26 +871,25 @@ done:
 /* The manifest select wrote for the report's IPC. */
 static int read_manifest(report_ctx *r, ddps_err *err) {
     char name[64];
-    snprintf(name, sizeof name, "distilled/ipc%d/manifest.json", r->o->ipc);
+    snprintf(name, sizeof name, "distilled/ipc%d/manifest.json", r->o->p.ipc);
     char *p = ddps_path_join(r->o->out_dir, name);
     json_error_t je;
     r->manifest = json_load_file(p, 0, &je);
     int rc = 0;
-    if (!r->manifest || !json_is_object(r->manifest)) rc = ddps_fail(err, "%s: cannot read the manifest: %s", p, je.text);
+    if (!r->manifest || !json_is_object(r->manifest)) rc = ddps_fail_data(err, "%s: cannot read the manifest: %s", p, je.text);
     free(p);
     return rc;
 }
 
 int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
-    if (!o->store_path || !*o->store_path) return ddps_fail(err, "--store: missing");
-    if (!o->out_dir || !*o->out_dir) return ddps_fail(err, "--out: missing");
-    if (o->ipc < 1 || o->ipc > 1000000) return ddps_fail(err, "--ipc %d: must be between 1 and 1000000", o->ipc);
-    if (o->thumb < 16 || o->thumb > 1024) return ddps_fail(err, "thumbnail size %d: must be 16..1024", o->thumb);
-    if (!ddps_is_file(o->store_path)) return ddps_fail(err, "--store %s: no such file", o->store_path);
+    if (!o->store_path || !*o->store_path) return ddps_fail_usage(err, "--store: missing");
+    if (!o->out_dir || !*o->out_dir) return ddps_fail_usage(err, "--out: missing");
+    if (ddps_report_check(&o->p, err) != 0) return -1;
+    if (!ddps_is_file(o->store_path)) return ddps_fail_data(err, "--store %s: no such file", o->store_path);
     report_ctx r;
     memset(&r, 0, sizeof r);
     r.o = o;
-    r.threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    r.threads = o->p.threads > 0 ? o->p.threads : omp_get_max_threads();
     int rc = -1, made = 0;
     if (ddps_outdir_claim_report(o->out_dir, &made, err) != 0) return -1;
 
@@ -901,11 +900,11 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     ddps_select_defaults(&so);
     so.store_path = o->store_path;
     so.out_dir = dist;
-    so.ipc = &o->ipc;
+    so.ipc = &o->p.ipc;
     so.n_ipc = 1;
-    so.data_root = o->data_root;
-    so.threads = o->threads;
-    so.command = "report";
+    so.p.data_root = o->p.data_root;
+    so.p.threads = o->p.threads;
+    so.p.command = "report";
     rc = ddps_select_run(&so, err);
     if (rc != 0) rmdir(dist); /* only when empty */
     free(dist);
@@ -927,22 +926,22 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     json_error_t je;
     r.settings = settings ? json_loads(settings, 0, &je) : NULL;
     if (!json_is_object(r.settings)) {
-        ddps_fail(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
+        ddps_fail_data(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
         goto done;
     }
     char *root = NULL;
-    if (o->data_root) {
-        root = ddps_strdup(o->data_root);
+    if (o->p.data_root) {
+        root = ddps_strdup(o->p.data_root);
     } else if (ddps_store_get_meta(r.store, "data_root", &root, err) != 0) {
         goto done;
     }
     if (!root) {
-        ddps_fail(err, "--data: not given, and %s records no data root", o->store_path);
+        ddps_fail_data(err, "--data: not given, and %s records no data root", o->store_path);
         goto done;
     }
     r.data_root = realpath(root, NULL);
     if (!r.data_root) {
-        ddps_fail(err, "%s: data root: %s", root, strerror(errno));
+        ddps_fail_data(err, "%s: data root: %s", root, strerror(errno));
         free(root);
         goto done;
     }

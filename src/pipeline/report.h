@@ -31,15 +31,15 @@
 #ifndef DDPS_PIPELINE_REPORT_H
 #define DDPS_PIPELINE_REPORT_H
 
+#include "ddps.h"
 #include "util/err.h"
 
+/* One report run: the public settings (include/ddps.h; checked by
+ * ddps_report_check, pipeline/params.h) and where it reads and writes. */
 typedef struct {
+    ddps_report_params p;
     const char *store_path;
     const char *out_dir;
-    const char *data_root; /* NULL = the store's data_root */
-    int ipc;               /* distilled set shown on the class pages (10) */
-    int thumb;             /* longest side of image thumbnails (160) */
-    int threads;           /* 0 = all cores */
 } ddps_report_opts;
 
 void ddps_report_defaults(ddps_report_opts *o);

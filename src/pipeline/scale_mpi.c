@@ -308,9 +308,10 @@ static char *plan_share(const ddps_score_opts *o, const mpi_world *w, job *j, dd
     char *shard = ddps_shard_path(o->store_path, w->rank, w->size);
     *so = *o;
     so->store_path = shard;
-    so->shard_k = w->rank, so->shard_n = w->size;
-    if (so->threads == 0) so->threads = ddps_threads_for_local(w->local_size);
-    so->device = ddps_device_for_local(o->device, w->local_rank, devbuf, ndev);
+    so->p.shard_k = w->rank, so->p.shard_n = w->size;
+    so->p.mpi = 0; /* the share itself is a plain shard run */
+    if (so->p.threads == 0) so->p.threads = ddps_threads_for_local(w->local_size);
+    so->p.device = ddps_device_for_local(o->p.device, w->local_rank, devbuf, ndev);
     j->rank = w->rank, j->size = w->size;
     j->done = ddps_calloc((size_t)w->size, sizeof(long));
     j->todo = ddps_calloc((size_t)w->size, sizeof(long));
@@ -320,7 +321,7 @@ static char *plan_share(const ddps_score_opts *o, const mpi_world *w, job *j, dd
     so->on_progress = on_progress;
     so->progress_arg = j;
     ddps_debug("rank %d of %d (local %d of %d): %s, %d threads, device %s", w->rank, w->size, w->local_rank,
-               w->local_size, shard, so->threads, so->device);
+               w->local_size, shard, so->p.threads, so->p.device);
     return shard;
 }
 

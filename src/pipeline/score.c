@@ -1,4 +1,5 @@
 #include "pipeline/score.h"
+#include "pipeline/params.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -21,69 +22,31 @@
 #include "util/progress.h"
 #include "util/rng.h"
 
-/* ---------- candidate windows ---------- */
-
-static double iou(int ai, int aj, int bi, int bj, int patch, int stride) {
-    double ox = patch - abs(aj - bj) * (double)stride, oy = patch - abs(ai - bi) * (double)stride;
-    if (ox <= 0 || oy <= 0) return 0;
-    double inter = ox * oy, a = (double)patch * patch;
-    return inter / (2 * a - inter);
-}
-
-int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij) {
-    int n = ph * pw;
-    if (k > n) k = n;
-    int *order = ddps_malloc((size_t)n * sizeof *order);
-    char *used = ddps_calloc((size_t)n, 1);
-    for (int i = 0; i < n; i++) order[i] = i;
-    /* stable sort by score descending (ties: raster order) */
-    for (int i = 1; i < n; i++) {
-        int x = order[i], j = i - 1;
-        while (j >= 0 && scores[order[j]] < scores[x]) {
-            order[j + 1] = order[j];
-            j--;
-        }
-        order[j + 1] = x;
-    }
-    int got = 0;
-    for (int pass = 0; pass < 2 && got < k; pass++)
-        for (int a = 0; a < n && got < k; a++) {
-            int w = order[a];
-            if (used[w]) continue;
-            int ok = 1;
-            for (int b = 0; pass == 0 && b < got && ok; b++)
-                ok = iou(w / pw, w % pw, ij[2 * b], ij[2 * b + 1], patch, stride) <= 0.5;
-            if (!ok) continue;
-            used[w] = 1;
-            ij[2 * got] = w / pw;
-            ij[2 * got + 1] = w % pw;
-            got++;
-        }
-    free(order);
-    free(used);
-    return got;
-}
-
 /* ---------- settings ---------- */
+
+void ddps_score_defaults(ddps_score_opts *o) {
+    memset(o, 0, sizeof *o);
+    ddps_score_params_defaults(&o->p);
+}
 
 static char *settings_json(const ddps_score_opts *o, const int *ts, int K, const char *root) {
     json_t *s = json_object(), *t = json_array();
     for (int i = 0; i < K; i++) json_array_append_new(t, json_integer(ts[i]));
     json_object_set_new(s, "data_root", json_string(root));
-    json_object_set_new(s, "prompt", json_string(o->prompt));
-    json_object_set_new(s, "null_prompt", json_string(o->null_prompt));
+    json_object_set_new(s, "prompt", json_string(o->p.prompt));
+    json_object_set_new(s, "null_prompt", json_string(o->p.null_prompt));
     json_object_set_new(s, "timesteps", t);
-    json_object_set_new(s, "size", json_integer(o->size));
-    json_object_set_new(s, "patch", json_integer(o->low_res ? 0 : o->patch));
-    json_object_set_new(s, "stride", json_integer(o->low_res ? 0 : o->stride));
-    json_object_set_new(s, "patches_per_image", json_integer(o->low_res ? 1 : o->patches_per_image));
-    json_object_set_new(s, "dift_t", json_integer(o->dift_t));
-    json_object_set_new(s, "dift_ensemble", json_integer(o->dift_ensemble));
-    json_object_set_new(s, "clusters", json_integer(o->clusters));
-    json_object_set_new(s, "low_res", json_boolean(o->low_res));
-    json_object_set_new(s, "max_per_class", json_integer(o->max_per_class));
-    json_object_set_new(s, "seed", json_integer((json_int_t)o->seed));
-    json_object_set_new(s, "precision", json_string(o->precision));
+    json_object_set_new(s, "size", json_integer(o->p.size));
+    json_object_set_new(s, "patch", json_integer(o->p.low_res ? 0 : o->p.patch));
+    json_object_set_new(s, "stride", json_integer(o->p.low_res ? 0 : o->p.stride));
+    json_object_set_new(s, "patches_per_image", json_integer(o->p.low_res ? 1 : o->p.patches_per_image));
+    json_object_set_new(s, "dift_t", json_integer(o->p.dift_t));
+    json_object_set_new(s, "dift_ensemble", json_integer(o->p.dift_ensemble));
+    json_object_set_new(s, "clusters", json_integer(o->p.clusters));
+    json_object_set_new(s, "low_res", json_boolean(o->p.low_res));
+    json_object_set_new(s, "max_per_class", json_integer(o->p.max_per_class));
+    json_object_set_new(s, "seed", json_integer((json_int_t)o->p.seed));
+    json_object_set_new(s, "precision", json_string(o->p.precision));
     char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(s);
     return text;
@@ -132,21 +95,12 @@ typedef struct {
     double t_decode, t_cluster;
 } score_run;
 
-/* The option checks made before anything is opened (usage errors, in the
- * CLI's wording); *prec gets the parsed precision. */
+/* The option checks made before anything is opened (ddps_score_check);
+ * *prec gets the parsed precision. */
 static int check_opts(const ddps_score_opts *o, ddps_precision *prec, ddps_err *err) {
-    if (o->patches_per_image < 1 || o->patches_per_image > 64)
-        return ddps_fail_usage(err, "--patches-per-image %d: expected 1..64", o->patches_per_image);
-    if (o->size < 16 || o->size > 4096) return ddps_fail_usage(err, "--size %d: expected 16..4096", o->size);
-    if (!o->low_res && (o->patch < 8 || o->patch > o->size))
-        return ddps_fail_usage(err, "--patch %d: expected 8..--size (%d)", o->patch, o->size);
-    if (o->stride < 1) return ddps_fail_usage(err, "--stride %d: must be positive", o->stride);
-    if (o->dift_ensemble < 1 || o->dift_ensemble > 64)
-        return ddps_fail_usage(err, "--dift-ensemble %d: expected 1..64", o->dift_ensemble);
-    if (o->clusters < 1 || o->clusters > 100000) return ddps_fail_usage(err, "--clusters %d: expected 1..100000", o->clusters);
-    if (ddps_precision_parse(o->precision, prec) != 0)
-        return ddps_fail_usage(err, "--precision %s: expected f32, bf16 or f16", o->precision);
-    return 0;
+    if (ddps_score_check(&o->p, err) != 0) return -1;
+    *prec = DDPS_PREC_F32;
+    return o->p.precision ? ddps_precision_parse(o->p.precision, prec) : 0; /* checked: 0 */
 }
 
 /* Scans the data folder into r->ds, warns about what it skipped and starts
@@ -154,9 +108,9 @@ static int check_opts(const ddps_score_opts *o, ddps_precision *prec, ddps_err *
 static int run_dataset(score_run *r, ddps_err *err) {
     const ddps_score_opts *o = r->o;
     ddps_dataset *ds = &r->ds;
-    ddps_dataset_opts dopt = {o->max_per_class, o->seed, o->class_names, o->classes, o->n_classes};
+    ddps_dataset_opts dopt = {o->p.max_per_class, o->p.seed, o->p.class_names, o->p.classes, o->p.n_classes};
     if (ddps_dataset_scan(o->data_dir, &dopt, ds, err) != 0) return -1;
-    if (!o->class_names && ds->n_classes > 0 && looks_like_wnid(ds->classes[0].name))
+    if (!o->p.class_names && ds->n_classes > 0 && looks_like_wnid(ds->classes[0].name))
         ddps_warn("class folders look like WordNet ids (%s ...): prompts will say \"%s\"; pass --class-names with "
                   "ImageNet's LOC_synset_mapping.txt or a wnid/prompt_name TSV to use class names",
                   ds->classes[0].name, ds->classes[0].name);
@@ -171,18 +125,18 @@ static int run_dataset(score_run *r, ddps_err *err) {
 static int run_open(score_run *r, ddps_precision prec, ddps_err *err) {
     const ddps_score_opts *o = r->o;
     int rc = 0;
-    r->be = ddps_backend_new(o->device, prec, o->threads, err);
+    r->be = ddps_backend_new(o->p.device, prec, o->p.threads, err);
     if (!r->be) rc = -1;
-    if (rc == 0) rc = ddps_sd_load_ex(o->model_dir, o->config_dir, r->be, DDPS_PART_ALL, &r->sd, err);
+    if (rc == 0) rc = ddps_sd_load_ex(o->model_dir, o->p.config_dir, r->be, DDPS_PART_ALL, &r->sd, err);
     if (rc == 0) {
         int T = r->sd->sched_cfg.num_train_timesteps;
         r->sc.be = r->be;
         r->sc.sd = r->sd;
         r->sc.dim = ddps_dift_dim(&r->sd->unet_cfg);
-        r->sc.K = ddps_score_timesteps(o, T, r->ts, err);
+        r->sc.K = ddps_score_timesteps(&o->p, T, r->ts, err);
         if (r->sc.K < 0) rc = -1;
-        if (rc == 0 && (o->dift_t < 0 || o->dift_t >= T))
-            rc = ddps_fail_usage(err, "--dift-t %d: outside 0..%d", o->dift_t, T - 1);
+        if (rc == 0 && (o->p.dift_t < 0 || o->p.dift_t >= T))
+            rc = ddps_fail_usage(err, "--dift-t %d: outside 0..%d", o->p.dift_t, T - 1);
     }
     if (rc == 0) rc = ddps_store_open(o->store_path, 0, &r->st, err);
     if (rc == 0) rc = ddps_store_lock(o->store_path, &r->lock_fd, err); /* one writer (store_guard.h) */
@@ -206,18 +160,18 @@ static int run_prompts(score_run *r, ddps_err *err) {
     r->prompts = ddps_calloc((size_t)nc + 1, sizeof *r->prompts);
     for (int i = 0; i < nc; i++) {
         const ddps_class *cls = &r->ds.classes[i];
-        r->prompts[i + 1] = ddps_prompt_format(o->prompt, cls->prompt_name);
+        r->prompts[i + 1] = ddps_prompt_format(o->p.prompt, cls->prompt_name);
         rc = ddps_store_class_id(r->st, cls->name, cls->prompt_name, r->prompts[i + 1], &r->class_ids[i], err);
         if (rc != 0) return rc;
     }
-    r->prompts[0] = ddps_strdup(o->null_prompt);
+    r->prompts[0] = ddps_strdup(o->p.null_prompt);
     int32_t *ids = ddps_malloc((size_t)(nc + 1) * DDPS_CLIP_LEN * sizeof(int32_t));
     for (int i = 0; i <= nc; i++) {
         if (ddps_tokenize_truncated(r->sd->tok, r->prompts[i], ids + (size_t)i * DDPS_CLIP_LEN))
             ddps_warn("prompt \"%s\" is longer than 75 tokens and was truncated", r->prompts[i]);
     }
     r->ctx = ddps_tensor_alloc(r->be, nc + 1, 1, DDPS_CLIP_LEN, r->sd->clip_cfg.hidden_size);
-    if (!r->ctx.data) rc = ddps_fail(err, "out of memory for the prompt embeddings");
+    if (!r->ctx.data) rc = ddps_fail_resource(err, "out of memory for the prompt embeddings");
     if (rc == 0 && ddps_clip_forward(r->be, r->sd->text, ids, &r->ctx) != 0) rc = ddps_backend_error(r->be, err);
     if (rc == 0) r->ctx_null = ddps_slice(r->be, &r->ctx, 0, 1);
     free(ids);
@@ -238,11 +192,11 @@ static int run_plan(score_run *r, ddps_err *err) {
     /* Auto: on the CPU a batch of one image's 2K latents already keeps the
      * cores busy (batching two full-size images measured no faster, and
      * costs memory); a GPU wants many latents per call. */
-    int G = r->G = o->batch_images > 0 ? o->batch_images : strcmp(o->device ? o->device : "cpu", "cpu") == 0 ? 1 : 8;
+    int G = r->G = o->p.batch_images > 0 ? o->p.batch_images : strcmp(o->p.device ? o->p.device : "cpu", "cpu") == 0 ? 1 : 8;
     /* A shard scores only its share of the groups (pipeline/shard.h). */
-    if (o->shard_n > 0) {
+    if (o->p.shard_n > 0) {
         r->in_shard = ddps_calloc((size_t)ds->n_items + 1, 1);
-        rc = ddps_shard_bind(r->st, ds, G, o->shard_k, o->shard_n, r->in_shard, err);
+        rc = ddps_shard_bind(r->st, ds, G, o->p.shard_k, o->p.shard_n, r->in_shard, err);
     }
     r->load = ddps_malloc((size_t)(ds->n_items > 0 ? ds->n_items : 1) * sizeof *r->load);
     r->is_todo = ddps_calloc((size_t)ds->n_items + 1, 1);
@@ -281,7 +235,7 @@ static int run_plan(score_run *r, ddps_err *err) {
 /* k-means of class ci's candidates, seeded from (seed, class folder name). */
 static int run_cluster(score_run *r, int ci, ddps_err *err) {
     const char *name = r->ds.classes[ci].name;
-    return ddps_store_cluster(r->st, r->class_ids[ci], r->o->clusters, ddps_class_cluster_seed(r->o->seed, name), err);
+    return ddps_store_cluster(r->st, r->class_ids[ci], r->o->p.clusters, ddps_class_cluster_seed(r->o->p.seed, name), err);
 }
 
 /* Marks a group's members that are unreadable or too large for this
@@ -315,16 +269,15 @@ static int group_record_bad(score_run *r, ddps_loaded **group, int gn, int ci, d
 }
 
 /* Scores one batch (items[nb] of class ci, started at tg) and stores the
- * members not yet in the store, with their share of the group's time. */
-static int batch_store(score_run *r, ddps_scored *items, int nb, int ci, double tg, ddps_err *err) {
+ * members the plan marked todo[b] (not in the store when the run started;
+ * the store lock keeps it so), with their share of the group's time. */
+static int batch_store(score_run *r, ddps_scored *items, const char *todo, int nb, int ci, double tg, ddps_err *err) {
     ddps_tensor cl = ddps_slice(r->be, &r->ctx, ci + 1, 1);
     for (int b = 0; b < nb; b++) items[b].cond = &cl;
     int rc = ddps_score_batch(&r->sc, items, nb, &r->ctx_null, 0, err);
     for (int b = 0; b < nb; b++) {
         ddps_scored *it = &items[b];
-        int state = 1;
-        if (rc == 0) rc = ddps_store_image_state(r->st, it->key, &state, err);
-        if (rc == 0 && state == 0) {
+        if (rc == 0 && todo[b]) {
             ddps_image_result res;
             memset(&res, 0, sizeof res);
             res.class_id = r->class_ids[ci];
@@ -349,7 +302,7 @@ static int batch_store(score_run *r, ddps_scored *items, int nb, int ci, double 
 static int group_batches(score_run *r, ddps_loaded **group, int gn, int ci, double tg, ddps_scored *items,
                          ddps_err *err) {
     int rc = 0;
-    char *taken = ddps_calloc((size_t)gn, 1);
+    char *taken = ddps_calloc((size_t)gn, 1), *todo = ddps_calloc((size_t)gn, 1);
     for (int a = 0; rc == 0 && a < gn; a++) {
         if (taken[a] || !group[a]->ok) continue;
         int nb = 0;
@@ -363,10 +316,12 @@ static int group_batches(score_run *r, ddps_loaded **group, int gn, int ci, doub
             it->img = &group[b]->resized;
             it->orig_w = group[b]->orig_w, it->orig_h = group[b]->orig_h;
             it->key = r->ds.items[group[b]->index].relpath;
+            todo[nb - 1] = r->is_todo[group[b]->index];
         }
-        rc = batch_store(r, items, nb, ci, tg, err);
+        rc = batch_store(r, items, todo, nb, ci, tg, err);
     }
     free(taken);
+    free(todo);
     return rc;
 }
 
@@ -431,7 +386,7 @@ static int run_groups(score_run *r, ddps_loader *ld, ddps_progress *prog, ddps_e
 static int run_execute(score_run *r, ddps_err *err) {
     const ddps_score_opts *o = r->o;
     ddps_loader *ld = NULL;
-    int rc = ddps_loader_start(&r->ds, r->load, r->nload, o->size, o->low_res, 0, 1, 2 * r->G + 2, &ld, err);
+    int rc = ddps_loader_start(&r->ds, r->load, r->nload, o->p.size, o->p.low_res, 0, 1, 2 * r->G + 2, &ld, err);
     ddps_progress *prog = rc == 0 && !o->on_progress ? ddps_progress_start("scoring", r->ntodo, "img", 0) : NULL;
     if (rc == 0 && o->on_progress) o->on_progress(o->progress_arg, 0, r->ntodo);
     if (rc == 0) rc = run_groups(r, ld, prog, err);
@@ -505,9 +460,9 @@ int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *e
     r.o = o;
     r.t_start = ddps_now(NULL);
     r.lock_fd = -1;
-    r.sc.o = o;
+    r.sc.p = &o->p;
     r.sc.ts = r.ts;
-    r.stats.command = o->command ? o->command : "score";
+    r.stats.command = o->p.command ? o->p.command : "score";
     ddps_precision prec;
     if (check_opts(o, &prec, err) != 0) return -1;
     if (run_dataset(&r, err) != 0) return -1;

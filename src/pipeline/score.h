@@ -12,41 +12,17 @@
 
 #include <stdint.h>
 
+#include "ddps.h"
 #include "pipeline/store.h"
 #include "util/err.h"
 
-#define DDPS_MAX_TIMESTEPS 64
+#define DDPS_MAX_TIMESTEPS DDPS_MAX_TIMESTEPS_API
 
+/* One scoring run: the public settings (include/ddps.h; checked by
+ * ddps_score_check, pipeline/params.h) and what a run needs beyond them. */
 typedef struct {
+    ddps_score_params p;
     const char *data_dir, *model_dir, *store_path;
-    const char *config_dir;  /* --config for a single-file model, or NULL */
-    const char *prompt;      /* template: "{}" is replaced by the class name */
-    const char *null_prompt; /* "" */
-    int n_timesteps;         /* 5 */
-    int timesteps[DDPS_MAX_TIMESTEPS]; /* explicit list when n_explicit > 0 */
-    int n_explicit;
-    double t_lo, t_hi;       /* 0.1, 0.7 (fractions of T) */
-    int size;                /* 256: shorter side for Stage I */
-    int patch, stride;       /* 192, 16 */
-    int patches_per_image;   /* 1 */
-    int dift_t, dift_ensemble; /* 160, 4 */
-    int clusters;            /* 32 */
-    int low_res;             /* whole images (CIFAR, Tiny-ImageNet) */
-    const char *class_names; /* mapping file or NULL */
-    int max_per_class;       /* 0 = all */
-    const char *const *classes; /* subset by folder name, NULL = all */
-    int n_classes;
-    uint64_t seed;           /* 0 */
-    int threads;             /* 0 = all cores */
-    int batch_images;        /* images per scoring group (0 = auto: 1 on the CPU, 8 on a GPU);
-                                same-size images of a group share UNet calls */
-    const char *device;      /* "cpu" */
-    const char *precision;   /* "f32" */
-    const char *command;     /* "score" or "distill", for the store's run log */
-    /* Share shard_k of shard_n (pipeline/shard.h): only that share's batch
-     * groups are scored, into a shard store (store_path); no clustering
-     * (ddps merge does it). shard_n = 0: the whole dataset. */
-    int shard_k, shard_n;
     /* When set, called with (done, to do) at the start and after every
      * group instead of showing the progress line (an MPI job's rank 0 shows
      * the whole job's). */
@@ -54,21 +30,10 @@ typedef struct {
     void *progress_arg;
 } ddps_score_opts;
 
+/* Zeroes o and sets o->p to ddps_score_params_init's defaults. */
 void ddps_score_defaults(ddps_score_opts *o);
-/* The timesteps the options mean (list or evenly spaced integers in
- * [t_lo*T, t_hi*T]); returns the count or -1 with err. */
-int ddps_score_timesteps(const ddps_score_opts *o, int T, int *out, ddps_err *err);
 /* Scores everything not yet in the store, then clusters the classes.
  * totals (may be NULL) gets this run's counts. */
 int ddps_score_run(const ddps_score_opts *o, ddps_run_stats *totals, ddps_err *err);
-
-/* Candidate windows from a patch score grid [ph][pw] (window (i, j) at
- * (j*stride, i*stride)): the k best, skipping windows that overlap an
- * already chosen one by IoU > 0.5 while others remain; fills from the
- * overlapping ones when fewer than k are left. Equal scores go in raster
- * order; IoU exactly 0.5 is not an overlap. Writes (i, j) pairs in the order
- * chosen; returns the count (min(k, ph*pw), 0 for k <= 0). Tested in
- * tests/test_units.c. */
-int ddps_pick_windows(const float *scores, int ph, int pw, int patch, int stride, int k, int *ij);
 
 #endif

@@ -1,5 +1,6 @@
 #include "pipeline/score_batch.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,10 @@ void ddps_scored_free(ddps_scored *s) {
 }
 
 int ddps_scorer_memory_check(const ddps_scorer *sc, int rw, int rh, ddps_err *err) {
-    const ddps_score_opts *o = sc->o;
+    const ddps_score_params *p = sc->p;
     return ddps_score_memory_check(&sc->sd->vae_cfg, &sc->sd->unet_cfg, rh, rw, 1, sc->K,
-                                   o->low_res ? (rh < rw ? rh : rw) : o->patch, o->low_res ? 1 : o->patches_per_image,
-                                   o->dift_ensemble, err);
+                                   p->low_res ? (rh < rw ? rh : rw) : p->patch, p->low_res ? 1 : p->patches_per_image,
+                                   p->dift_ensemble, err);
 }
 
 /* Stage I of the batch: seeds each image's stream rng[i] from (seed, key),
@@ -42,7 +43,7 @@ static int batch_stage1(ddps_scorer *sc, const ddps_scored *items, int n, const 
     size_t per = (size_t)sc->K * h * w * c, npx = (size_t)H * W * 3;
     float *noise = ddps_malloc((size_t)n * per * sizeof(float));
     for (int i = 0; i < n; i++) {
-        ddps_rng_seed(&rng[i], ddps_seed_mix(sc->o->seed, ddps_fnv1a(DDPS_FNV_INIT, items[i].key, strlen(items[i].key))));
+        ddps_rng_seed(&rng[i], ddps_seed_mix(sc->p->seed, ddps_fnv1a(DDPS_FNV_INIT, items[i].key, strlen(items[i].key))));
         ddps_rng_fill_normal(&rng[i], noise + (size_t)i * per, per);
     }
     size_t mark = ddps_mark(be);
@@ -70,13 +71,13 @@ static void window_boxes(const int *ij, int m, int P, int S, const float *grid, 
     for (int q = 0; q < m; q++) {
         ddps_candidate *cd = &cand[q];
         int ry = ij[2 * q] * S, rx = ij[2 * q + 1] * S;
-        cd->rx = rx, cd->ry = ry, cd->rw = P, cd->rh = P;
-        cd->score = low_res ? image_score : grid[ij[2 * q] * pw + ij[2 * q + 1]];
+        cd->w.rx = rx, cd->w.ry = ry, cd->w.rw = P, cd->w.rh = P;
+        cd->w.score = low_res ? image_score : grid[ij[2 * q] * pw + ij[2 * q + 1]];
         if (low_res) {
-            cd->x0 = 0, cd->y0 = 0, cd->x1 = orig_w, cd->y1 = orig_h;
+            cd->w.x0 = 0, cd->w.y0 = 0, cd->w.x1 = orig_w, cd->w.y1 = orig_h;
         } else {
-            cd->x0 = rx * sx, cd->y0 = ry * sy;
-            cd->x1 = fmin((rx + P) * sx, orig_w), cd->y1 = fmin((ry + P) * sy, orig_h);
+            cd->w.x0 = rx * sx, cd->w.y0 = ry * sy;
+            cd->w.x1 = fmin((rx + P) * sx, orig_w), cd->w.y1 = fmin((ry + P) * sy, orig_h);
         }
     }
 }
@@ -86,26 +87,27 @@ static void window_boxes(const int *ij, int m, int P, int S, const float *grid, 
  * (ij: scratch for 2k ints); keep_maps moves r's maps into it. */
 static void item_windows(const ddps_scorer *sc, ddps_scored *it, ddps_stage1_result *r, int P, int S, int keep_maps,
                          int *ij) {
-    const ddps_score_opts *o = sc->o;
+    const ddps_score_params *p = sc->p;
     int H = it->img->h, W = it->img->w, c = sc->sd->vae_cfg.latent_channels;
     int h = ddps_vae_latent_size(&sc->sd->vae_cfg, H), w = ddps_vae_latent_size(&sc->sd->vae_cfg, W);
     double mean = 0;
-    for (int p = 0; p < H * W; p++) mean += r->score_map[p];
+    for (int q = 0; q < H * W; q++) mean += r->score_map[q];
     it->image_score = (float)(mean / (H * W));
     /* The map reports draw: D = upsample(channel mean of d) (both linear). */
     it->map = ddps_malloc((size_t)h * w * sizeof *it->map);
-    for (int p = 0; p < h * w; p++) {
+    for (int q = 0; q < h * w; q++) {
         double a = 0;
-        for (int ch = 0; ch < c; ch++) a += r->diff[(size_t)p * c + ch];
-        it->map[p] = (float)(a / c);
+        for (int ch = 0; ch < c; ch++) a += r->diff[(size_t)q * c + ch];
+        it->map[q] = (float)(a / c);
     }
     it->map_h = h, it->map_w = w;
-    int k = o->low_res ? 1 : o->patches_per_image;
-    int m = o->low_res ? 1 : ddps_pick_windows(r->patch_scores, r->ph, r->pw, P, S, k, ij);
-    if (o->low_res) ij[0] = ij[1] = 0;
+    int k = p->low_res ? 1 : p->patches_per_image;
+    int m = p->low_res ? 1 : ddps_pick_windows(r->patch_scores, r->ph, r->pw, P, S, k, ij);
+    if (p->low_res) ij[0] = ij[1] = 0;
     it->cand = ddps_calloc((size_t)m, sizeof *it->cand);
-    window_boxes(ij, m, P, S, r->patch_scores, r->pw, W, H, it->orig_w, it->orig_h, o->low_res, it->image_score,
+    window_boxes(ij, m, P, S, r->patch_scores, r->pw, W, H, it->orig_w, it->orig_h, p->low_res, it->image_score,
                  it->cand);
+    assert(m >= 1 && m <= k); /* at least one window fits (checked before Stage I) */
     it->n_cand = m;
     it->grid_h = r->ph, it->grid_w = r->pw;
     if (keep_maps) {
@@ -121,7 +123,7 @@ static int batch_dift(ddps_scorer *sc, const ddps_scored *items, int n, int P, i
                       ddps_err *err) {
     ddps_backend *be = sc->be;
     const ddps_sd *sd = sc->sd;
-    int W = items[0].img->w, E = sc->o->dift_ensemble, c = sd->vae_cfg.latent_channels;
+    int W = items[0].img->w, E = sc->p->dift_ensemble, c = sd->vae_cfg.latent_channels;
     int ph = ddps_vae_latent_size(&sd->vae_cfg, P);
     size_t pper = (size_t)E * ph * ph * c, nt = (size_t)(total ? total : 1);
     float *pf = ddps_malloc(nt * P * P * 3 * sizeof(float)), *pnoise = ddps_malloc(nt * pper * sizeof(float));
@@ -132,7 +134,7 @@ static int batch_dift(ddps_scorer *sc, const ddps_scored *items, int n, int P, i
         for (int q = 0; q < items[i].n_cand; q++, t++) {
             const ddps_candidate *cd = &items[i].cand[q];
             for (int y = 0; y < P; y++)
-                ddps_pixels_to_unit(items[i].img->px + ((size_t)(cd->ry + y) * W + cd->rx) * 3, (size_t)P * 3,
+                ddps_pixels_to_unit(items[i].img->px + ((size_t)(cd->w.ry + y) * W + cd->w.rx) * 3, (size_t)P * 3,
                              pf + ((size_t)t * P + y) * P * 3);
             pctx[t] = items[i].cond;
         }
@@ -143,7 +145,7 @@ static int batch_dift(ddps_scorer *sc, const ddps_scored *items, int n, int P, i
         ddps_tensor patches = ddps_new(be, total, P, P, 3);
         be->ops->write(be, &patches, pf);
         int dim;
-        rc = ddps_dift_run_batch(be, sd, &patches, pctx, sc->o->dift_t, E, pnoise, f, &dim, err);
+        rc = ddps_dift_run_batch(be, sd, &patches, pctx, sc->p->dift_t, E, pnoise, f, &dim, err);
         ddps_release(be, mark);
     }
     free(pf);
@@ -154,16 +156,16 @@ static int batch_dift(ddps_scorer *sc, const ddps_scored *items, int n, int P, i
 
 int ddps_score_batch(ddps_scorer *sc, ddps_scored *items, int n, const ddps_tensor *ctx_null, int keep_maps,
                      ddps_err *err) {
-    const ddps_score_opts *o = sc->o;
+    const ddps_score_params *p = sc->p;
     int H = items[0].img->h, W = items[0].img->w;
-    int P = o->low_res ? (H < W ? H : W) : o->patch, S = o->low_res ? 1 : o->stride;
+    int P = p->low_res ? (H < W ? H : W) : p->patch, S = p->low_res ? 1 : p->stride;
     if (P > H || P > W)
         return ddps_fail(err, "%s: --patch %d does not fit the %dx%d resized image (use a smaller --patch or a larger --size)",
                          items[0].key, P, W, H);
     ddps_rng *rng = ddps_malloc((size_t)n * sizeof *rng);
     ddps_stage1_result *r = ddps_calloc((size_t)n, sizeof *r);
     int rc = batch_stage1(sc, items, n, ctx_null, P, S, rng, r, err);
-    int k = o->low_res ? 1 : o->patches_per_image, total = 0;
+    int k = p->low_res ? 1 : p->patches_per_image, total = 0;
     int *ij = ddps_malloc((size_t)2 * k * sizeof(int));
     for (int i = 0; rc == 0 && i < n; i++) {
         sc->t_vae += r[i].seconds_vae;
@@ -181,7 +183,7 @@ int ddps_score_batch(ddps_scorer *sc, ddps_scored *items, int n, const ddps_tens
     if (rc == 0) rc = batch_dift(sc, items, n, P, total, rng, f, err);
     sc->t_dift += ddps_now(sc->be) - t0;
     sc->vae_images += total;
-    sc->unet_latents += (long)total * o->dift_ensemble;
+    sc->unet_latents += (long)total * p->dift_ensemble;
     free(rng);
     if (rc != 0) {
         free(f);

@@ -5,17 +5,17 @@
 #ifndef DDPS_PIPELINE_SCORE_BATCH_H
 #define DDPS_PIPELINE_SCORE_BATCH_H
 
-#include "models/sd.h"
+#include "ddps.h"
 #include "io/image.h"
-#include "pipeline/score.h"
-#include "pipeline/store.h"
+#include "models/sd.h"
+#include "pipeline/window.h"
 
 /* What a batch is scored with, and what scoring has cost so far (summed
  * over every batch scored with it). */
 typedef struct {
     ddps_backend *be;
     const ddps_sd *sd;
-    const ddps_score_opts *o; /* Stage-I, window, DIFT, low_res and seed fields */
+    const ddps_score_params *p; /* Stage-I, window, DIFT, low_res and seed fields */
     int K;                    /* timesteps ts[0..K) */
     const int *ts;
     int dim;                  /* ddps_dift_dim of the UNet */
@@ -44,7 +44,7 @@ typedef struct {
 /* Scores n images of the same resized size as one batch: Stage I (2nK
  * latents in one UNet call, with ctx_null [1,1,77,C] and each image's cond),
  * windows, then DIFT on all candidate patches (one more UNet call). Each
- * image's noise stream is seeded from (o->seed, key); its numbers depend
+ * image's noise stream is seeded from (p->seed, key); its numbers depend
  * only on its own pixels and stream (the batch changes rounding at most).
  * keep_maps = 1 also hands over the score map and patch grid. Returns 0, or
  * -1 with err prefixed by the first image's key (outputs freed). */

@@ -1,6 +1,7 @@
 #include "pipeline/select.h"
 #include "pipeline/outdir.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,6 +18,7 @@
 #include "io/image.h"
 #include "pipeline/class_map.h"
 #include "pipeline/cluster.h"
+#include "pipeline/params.h"
 #include "pipeline/store_guard.h"
 #include "util/escape.h"
 #include "util/first_err.h"
@@ -25,16 +27,10 @@
 #include "util/progress.h"
 
 #define FOLDER_MAX 200
-#define MAX_IPC 1000000
 
 void ddps_select_defaults(ddps_select_opts *o) {
     memset(o, 0, sizeof *o);
-    o->top_clusters = 10;
-    o->mosaic_max_ipc = 10;
-    o->output_size = 224;
-    o->format = "png";
-    o->jpeg_quality = 95;
-    o->command = "select";
+    ddps_select_params_defaults(&o->p);
 }
 
 /* ---- the selection rule ---- */
@@ -108,6 +104,7 @@ ddps_layout ddps_select_layout(int ipc, int n_picks, int mosaic_mode) {
         /* single-patch images: the normal mode, or too few patches for a mosaic */
         l.n_images = n_picks < ipc ? n_picks : ipc;
     }
+    assert(l.n_images * l.per_image <= n_picks && l.n_images <= ipc); /* every patch j of output i exists */
     return l;
 }
 
@@ -204,7 +201,7 @@ static int load_source(const run_ctx *r, const ddps_stored_image *im, ddps_image
     char *path = ddps_path_join(r->data_root, im->relpath);
     int rc = ddps_image_load(path, img, err);
     if (rc == 0 && (img->w != im->width || img->h != im->height)) {
-        rc = ddps_fail(err, "%s: image is %dx%d but was %dx%d when scored (the data changed; score again)", path,
+        rc = ddps_fail_data(err, "%s: image is %dx%d but was %dx%d when scored (the data changed; score again)", path,
                        img->w, img->h, im->width, im->height);
         ddps_image_free(img);
     }
@@ -250,9 +247,9 @@ static int write_image(const run_ctx *r, const sel_class *sc, const class_plan *
     if (r->low_res) {
         if (load_source(r, &d->images[d->cand[p->picks[i]].image], &img, err) != 0) goto done;
     } else if (p->lay.mosaic) {
-        int S = o->output_size, w0 = S / 2, h0 = S / 2;
+        int S = o->p.output_size, w0 = S / 2, h0 = S / 2;
         if (ddps_image_alloc(&img, S, S) != 0) {
-            ddps_fail(err, "%s: cannot allocate a %dx%d image", path, S, S);
+            ddps_fail_resource(err, "%s: cannot allocate a %dx%d image", path, S, S);
             goto done;
         }
         for (int j = 0; j < 4; j++) {
@@ -264,9 +261,9 @@ static int write_image(const run_ctx *r, const sel_class *sc, const class_plan *
             ddps_image_free(&patch);
         }
     } else {
-        if (cut_patch(r, d, p->picks[i], o->output_size, o->output_size, &img, err) != 0) goto done;
+        if (cut_patch(r, d, p->picks[i], o->p.output_size, o->p.output_size, &img, err) != 0) goto done;
     }
-    rc = ddps_image_save(path, &img, o->jpeg_quality, err);
+    rc = ddps_image_save(path, &img, o->p.jpeg_quality, err);
 done:
     ddps_image_free(&img);
     free(path);
@@ -280,16 +277,16 @@ done:
 static int swap_into_place(const char *tmp, const char *final, const char *old, ddps_err *err) {
     struct stat st;
     if (lstat(final, &st) != 0) {
-        if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
+        if (rename(tmp, final) != 0) return ddps_fail_resource(err, "%s: cannot rename into place: %s", final, strerror(errno));
         return 0;
     }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) return ddps_remove_tree(tmp, err);
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        return ddps_fail(err, "%s: cannot replace: %s", final, strerror(errno));
+        return ddps_fail_resource(err, "%s: cannot replace: %s", final, strerror(errno));
     /* File systems without exchange: two renames (final is briefly absent, never half-written). */
     if (ddps_remove_tree(old, err) != 0) return -1;
-    if (rename(final, old) != 0) return ddps_fail(err, "%s: cannot move aside: %s", final, strerror(errno));
-    if (rename(tmp, final) != 0) return ddps_fail(err, "%s: cannot rename into place: %s", final, strerror(errno));
+    if (rename(final, old) != 0) return ddps_fail_resource(err, "%s: cannot move aside: %s", final, strerror(errno));
+    if (rename(tmp, final) != 0) return ddps_fail_resource(err, "%s: cannot rename into place: %s", final, strerror(errno));
     return ddps_remove_tree(old, err);
 }
 
@@ -364,7 +361,7 @@ static void csv_row(FILE *f, const run_ctx *r, const sel_class *sc, const class_
 
 static const char *mode_name(const run_ctx *r, int ipc) {
     if (r->low_res) return "low_res";
-    return ipc <= r->o->mosaic_max_ipc ? "mosaic" : "single";
+    return ipc <= r->o->p.mosaic_max_ipc ? "mosaic" : "single";
 }
 
 /* manifest.csv's text: the header, then one row per written patch (class,
@@ -373,7 +370,7 @@ static int manifest_csv(const run_ctx *r, const ipc_result *res, char **csv, siz
     *csv = NULL;
     *csv_len = 0;
     FILE *f = open_memstream(csv, csv_len);
-    if (!f) return ddps_fail(err, "out of memory");
+    if (!f) return ddps_fail_resource(err, "out of memory");
     fputs("class,folder,file,image_index,slot,source,x0,y0,x1,y1,score,cluster,cluster_rank,dist,fill\n", f);
     for (int k = 0; k < r->n_cls; k++) {
         const class_plan *p = &res->plans[k];
@@ -383,7 +380,7 @@ static int manifest_csv(const run_ctx *r, const ipc_result *res, char **csv, siz
     if (fclose(f) != 0) {
         free(*csv);
         *csv = NULL;
-        return ddps_fail(err, "out of memory");
+        return ddps_fail_resource(err, "out of memory");
     }
     return 0;
 }
@@ -444,14 +441,14 @@ static char *manifest_json(const run_ctx *r, const ipc_result *res) {
     const ddps_select_opts *o = r->o;
     json_t *root = json_object();
     json_object_set_new(root, "ddps_version", json_string(DDPS_VERSION));
-    json_object_set_new(root, "command", jstr(o->command ? o->command : "select"));
+    json_object_set_new(root, "command", jstr(o->p.command ? o->p.command : "select"));
     json_object_set_new(root, "ipc", json_integer(res->ipc));
     json_object_set_new(root, "mode", json_string(mode_name(r, res->ipc)));
-    json_object_set_new(root, "output_size", json_integer(o->output_size));
+    json_object_set_new(root, "output_size", json_integer(o->p.output_size));
     json_object_set_new(root, "format", json_string(r->ext));
-    if (strcmp(r->ext, "jpg") == 0) json_object_set_new(root, "jpeg_quality", json_integer(o->jpeg_quality));
-    json_object_set_new(root, "top_clusters", json_integer(o->top_clusters));
-    json_object_set_new(root, "mosaic_max_ipc", json_integer(o->mosaic_max_ipc));
+    if (strcmp(r->ext, "jpg") == 0) json_object_set_new(root, "jpeg_quality", json_integer(o->p.jpeg_quality));
+    json_object_set_new(root, "top_clusters", json_integer(o->p.top_clusters));
+    json_object_set_new(root, "mosaic_max_ipc", json_integer(o->p.mosaic_max_ipc));
     json_object_set_new(root, "store", jstr(o->store_path));
     json_object_set_new(root, "data_root", jstr(r->data_root));
     json_object_set_new(root, "model_id", r->model_id ? jstr(r->model_id) : json_null());
@@ -495,7 +492,7 @@ static int write_manifests(const run_ctx *r, const ipc_result *res, const char *
     char *text = manifest_json(r, res);
     int rc = -1;
     if (!text) {
-        ddps_fail(err, "out of memory");
+        ddps_fail_resource(err, "out of memory");
     } else {
         char *pj = ddps_path_join(dir, "manifest.json"), *pc = ddps_path_join(dir, "manifest.csv");
         rc = ddps_write_file_atomic(pc, csv, csv_len, err);
@@ -535,7 +532,7 @@ static void plan_ipc(const run_ctx *r, int ipc, int mosaic_mode, ipc_result *res
         int room = d->n_cand < p->needed ? d->n_cand : p->needed;
         p->picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *p->picks);
         p->fill = ddps_malloc((size_t)(room ? room : 1));
-        p->n_picks = ddps_select_patches(d, p->needed, o->top_clusters, p->picks, p->fill);
+        p->n_picks = ddps_select_patches(d, p->needed, o->p.top_clusters, p->picks, p->fill);
         p->lay = ddps_select_layout(ipc, p->n_picks, mosaic_mode);
         res->images += p->lay.n_images;
         res->patches += (long)p->lay.n_images * p->lay.per_image;
@@ -560,7 +557,7 @@ static int write_images(const run_ctx *r, const ipc_result *res, const char *tmp
         if (res->plans[k].lay.n_images == 0) continue;
         char *cd = ddps_path_join(tmp, r->cls[k].folder);
         int mk = mkdir(cd, 0755);
-        if (mk != 0) ddps_fail(err, "%s: cannot create folder: %s", cd, strerror(errno));
+        if (mk != 0) ddps_fail_resource(err, "%s: cannot create folder: %s", cd, strerror(errno));
         free(cd);
         if (mk != 0) {
             free(jobs);
@@ -568,7 +565,7 @@ static int write_images(const run_ctx *r, const ipc_result *res, const char *tmp
         }
         for (int i = 0; i < res->plans[k].lay.n_images; i++) jobs[nj++] = (job){k, i};
     }
-    int threads = r->o->threads > 0 ? r->o->threads : omp_get_max_threads();
+    int threads = r->o->p.threads > 0 ? r->o->p.threads : omp_get_max_threads();
     ddps_first_err fe;
     ddps_first_err_init(&fe);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -602,7 +599,7 @@ static int write_class_maps(const run_ctx *r, const ipc_result *res, const char 
 static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     const ddps_select_opts *o = r->o;
     ipc_result res = {.ipc = ipc};
-    int mosaic_mode = !r->low_res && ipc <= o->mosaic_max_ipc;
+    int mosaic_mode = !r->low_res && ipc <= o->p.mosaic_max_ipc;
     double t0 = ddps_seconds();
     plan_ipc(r, ipc, mosaic_mode, &res);
     res.select_s = ddps_seconds() - t0;
@@ -618,7 +615,7 @@ static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     int rc = -1;
     if (ddps_remove_tree(tmp, err) != 0) goto done;
     if (mkdir(tmp, 0755) != 0) {
-        ddps_fail(err, "%s: cannot create folder: %s", tmp, strerror(errno));
+        ddps_fail_resource(err, "%s: cannot create folder: %s", tmp, strerror(errno));
         goto done;
     }
     if (write_images(r, &res, tmp, err) != 0) goto cleanup;
@@ -647,27 +644,10 @@ done:
 /* ---- the run ---- */
 
 static int check_opts(const ddps_select_opts *o, const char **ext, ddps_err *err) {
-    if (!o->store_path || !*o->store_path) return ddps_fail(err, "--store: missing");
-    if (!o->out_dir || !*o->out_dir) return ddps_fail(err, "--out: missing");
-    if (!o->ipc || o->n_ipc < 1) return ddps_fail(err, "--ipc: missing");
-    for (int i = 0; i < o->n_ipc; i++)
-        if (o->ipc[i] < 1 || o->ipc[i] > MAX_IPC)
-            return ddps_fail(err, "--ipc %d: must be between 1 and %d", o->ipc[i], MAX_IPC);
-    if (o->top_clusters < 1 || o->top_clusters > 65536)
-        return ddps_fail(err, "--top-clusters %d: must be between 1 and 65536", o->top_clusters);
-    if (o->mosaic_max_ipc < 0) return ddps_fail(err, "--mosaic-max-ipc %d: must be 0 or more", o->mosaic_max_ipc);
-    if (o->output_size < 2 || o->output_size > 8192)
-        return ddps_fail(err, "--output-size %d: must be between 2 and 8192", o->output_size);
-    const char *f = o->format ? o->format : "png";
-    if (strcmp(f, "png") == 0)
-        *ext = "png";
-    else if (strcmp(f, "jpg") == 0 || strcmp(f, "jpeg") == 0)
-        *ext = "jpg";
-    else
-        return ddps_fail(err, "--format %s: must be png or jpg", f);
-    if (strcmp(*ext, "jpg") == 0 && (o->jpeg_quality < 1 || o->jpeg_quality > 100))
-        return ddps_fail(err, "--jpeg-quality %d: must be between 1 and 100", o->jpeg_quality);
-    if (o->threads < 0) return ddps_fail(err, "--threads %d: must be 0 (all cores) or more", o->threads);
+    if (!o->store_path || !*o->store_path) return ddps_fail_usage(err, "--store: missing");
+    if (!o->out_dir || !*o->out_dir) return ddps_fail_usage(err, "--out: missing");
+    if (ddps_select_check(&o->p, o->ipc, o->n_ipc, err) != 0) return -1;
+    *ext = ddps_format_ext(o->p.format);
     return 0;
 }
 
@@ -677,52 +657,52 @@ static int read_meta(run_ctx *r, ddps_err *err) {
     char *settings = NULL, *root = NULL;
     if (ddps_store_get_meta(r->store, "settings", &settings, err) != 0) return -1;
     if (!settings)
-        return ddps_fail(err, "%s: no scoring settings recorded (nothing was scored into it)", o->store_path);
+        return ddps_fail_data(err, "%s: no scoring settings recorded (nothing was scored into it)", o->store_path);
     json_error_t je;
     r->settings = json_loads(settings, 0, &je);
     free(settings);
     if (!r->settings || !json_is_object(r->settings))
-        return ddps_fail(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
+        return ddps_fail_data(err, "%s: store is corrupt (its settings are not a JSON object)", o->store_path);
     r->low_res = json_is_true(json_object_get(r->settings, "low_res"));
     if (ddps_store_get_meta(r->store, "model_id", &r->model_id, err) != 0) return -1;
-    if (o->data_root) {
-        r->data_root = ddps_strdup(o->data_root);
-        if (!ddps_is_dir(r->data_root)) return ddps_fail(err, "--data %s: not a folder", r->data_root);
+    if (o->p.data_root) {
+        r->data_root = ddps_strdup(o->p.data_root);
+        if (!ddps_is_dir(r->data_root)) return ddps_fail_data(err, "--data %s: not a folder", r->data_root);
     } else {
         if (ddps_store_get_meta(r->store, "data_root", &root, err) != 0) return -1;
-        if (!root) return ddps_fail(err, "--data: not given, and %s records no data root", o->store_path);
+        if (!root) return ddps_fail_data(err, "--data: not given, and %s records no data root", o->store_path);
         r->data_root = root;
         if (!ddps_is_dir(r->data_root))
-            return ddps_fail(err, "%s: data root %s (recorded in the store) is not a folder; give --data",
+            return ddps_fail_data(err, "%s: data root %s (recorded in the store) is not a folder; give --data",
                              o->store_path, r->data_root);
     }
     return 0;
 }
 
-/* The classes to write (all, or the subset in o->classes), in name order,
+/* The classes to write (all, or the subset in o->p.classes), in name order,
  * with unique safe folder names. */
 static int pick_classes(run_ctx *r, ddps_err *err) {
     const ddps_select_opts *o = r->o;
     if (ddps_store_list_classes(r->store, &r->all, &r->n_all, err) != 0) return -1;
     unsigned char *want = ddps_calloc((size_t)(r->n_all ? r->n_all : 1), 1);
-    if (o->n_classes > 0 && o->classes) {
-        for (int i = 0; i < o->n_classes; i++) {
+    if (o->p.n_classes > 0 && o->p.classes) {
+        for (int i = 0; i < o->p.n_classes; i++) {
             int found = 0;
             for (int k = 0; k < r->n_all && !found; k++)
-                if (strcmp(r->all[k].name, o->classes[i]) == 0) want[k] = 1, found = 1;
+                if (strcmp(r->all[k].name, o->p.classes[i]) == 0) want[k] = 1, found = 1;
             if (!found) {
                 free(want);
-                return ddps_fail_usage(err, "--classes: no class '%s' in %s", o->classes[i], o->store_path);
+                return ddps_fail_usage(err, "--classes: no class '%s' in %s", o->p.classes[i], o->store_path);
             }
         }
     } else {
         memset(want, 1, (size_t)r->n_all);
     }
-    const char *fn = o->folder_names ? o->folder_names : "class";
+    const char *fn = o->p.folder_names ? o->p.folder_names : "class";
     int index_names = strcmp(fn, "index") == 0, all_wnid = 1;
     if (!index_names && strcmp(fn, "class") != 0) {
         free(want);
-        return ddps_fail(err, "--folder-names %s: must be class or index", fn);
+        return ddps_fail_usage(err, "--folder-names %s: must be class or index", fn);
     }
     for (int k = 0; k < r->n_all; k++) all_wnid &= !want[k] || ddps_is_wnid(r->all[k].name);
     if ((all_wnid || index_names) && ddps_imagenet_load(NULL, &r->inet, err) != 0) {
@@ -753,7 +733,7 @@ static int pick_classes(run_ctx *r, ddps_err *err) {
         free(base);
     }
     free(want);
-    if (r->n_cls == 0) return ddps_fail(err, "%s: no classes in the store", o->store_path);
+    if (r->n_cls == 0) return ddps_fail_data(err, "%s: no classes in the store", o->store_path);
     return 0;
 }
 
@@ -784,11 +764,11 @@ static int load_classes(run_ctx *r, ddps_err *err) {
         const ddps_class_info *ci = r->cls[k].info;
         if (ci->clustered) continue;
         if (!r->writable)
-            return ddps_fail(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
+            return ddps_fail_data(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
                              r->cls[k].folder);
         if (!json_is_integer(jk) || json_integer_value(jk) < 1 || json_integer_value(jk) > DDPS_MAX_CLUSTERS ||
             !json_is_integer(js))
-            return ddps_fail(err, "%s: class %s needs clustering but the store records no valid clusters/seed setting",
+            return ddps_fail_data(err, "%s: class %s needs clustering but the store records no valid clusters/seed setting",
                              o->store_path, r->cls[k].folder);
         int kk = (int)json_integer_value(jk);
         uint64_t seed = ddps_class_cluster_seed((uint64_t)json_integer_value(js), ci->name);
@@ -808,7 +788,7 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     memset(&r, 0, sizeof r);
     r.o = o;
     if (check_opts(o, &r.ext, err) != 0) return -1;
-    if (!ddps_is_file(o->store_path)) return ddps_fail(err, "--store %s: no such file", o->store_path);
+    if (!ddps_is_file(o->store_path)) return ddps_fail_data(err, "--store %s: no such file", o->store_path);
     r.writable = access(o->store_path, W_OK) == 0;
     int rc = -1;
     if (ddps_store_open(o->store_path, !r.writable, &r.store, err) != 0) {
@@ -838,7 +818,7 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
         for (int j = 0; j < i; j++) dup |= o->ipc[j] == o->ipc[i];
         if (!dup && write_ipc(&r, o->ipc[i], err) != 0) goto done;
     }
-    if (r.writable && (!o->command || strcmp(o->command, "select") == 0)) {
+    if (r.writable && (!o->p.command || strcmp(o->p.command, "select") == 0)) {
         ddps_run_stats st = {"select", ddps_seconds() - t_start, 0, 0, 0, 0, 0};
         if (ddps_store_add_run(r.store, &st, err) != 0) goto done;
     }

@@ -59,29 +59,21 @@
 #ifndef DDPS_PIPELINE_SELECT_H
 #define DDPS_PIPELINE_SELECT_H
 
+#include "ddps.h"
 #include "pipeline/store.h"
 #include "util/err.h"
 
+/* One selection run: the public settings (include/ddps.h; checked with the
+ * IPCs by ddps_select_check, pipeline/params.h) and where it reads and writes. */
 typedef struct {
+    ddps_select_params p;
     const char *store_path;
     const char *out_dir;
     const int *ipc; /* e.g. {1, 10, 50} */
     int n_ipc;
-    const char *const *classes; /* subset by folder name; NULL/0 = all */
-    int n_classes;
-    int top_clusters;      /* 10 */
-    int mosaic_max_ipc;    /* 10: mosaic (2x2) when ipc <= this */
-    int output_size;       /* 224 */
-    const char *format;    /* "png" or "jpg" */
-    int jpeg_quality;      /* 95 */
-    const char *data_root; /* where the source images are; NULL = the store's "data_root" meta */
-    int threads;           /* image writing workers; 0 = all cores */
-    const char *command;   /* "select" or "distill" for the manifest */
-    const char *folder_names; /* NULL/"class": sanitised class names; "index": ImageNet-1K index, 5 digits
-                                 (RDED style; every class must be an ImageNet-1K WordNet id) */
 } ddps_select_opts;
 
-/* Sets the defaults above (everything else zero/NULL). */
+/* Zeroes o and sets o->p to ddps_select_params_init's defaults. */
 void ddps_select_defaults(ddps_select_opts *o);
 
 /* Writes OUT/ipc<N> for every N in o->ipc. With command "select" (or NULL)

@@ -26,11 +26,11 @@ int ddps_shard_parse(const char *text, int *k, int *n, ddps_err *err) {
     errno = 0;
     long a = strtol(text, &end, 10);
     if (end == text || *end != '/' || errno || text[0] == '-' || text[0] == '+')
-        return ddps_fail(err, "--shard %s: expected K/N (share K of N, 0 <= K < N)", text);
+        return ddps_fail_usage(err, "--shard %s: expected K/N (share K of N, 0 <= K < N)", text);
     const char *b = end + 1;
     long c = strtol(b, &end, 10);
     if (end == b || *end || errno || b[0] == '-' || b[0] == '+' || c < 1 || c > MAX_SHARDS || a >= c)
-        return ddps_fail(err, "--shard %s: expected K/N with 0 <= K < N <= %d", text, MAX_SHARDS);
+        return ddps_fail_usage(err, "--shard %s: expected K/N with 0 <= K < N <= %d", text, MAX_SHARDS);
     *k = (int)a;
     *n = (int)c;
     return 0;
@@ -82,10 +82,10 @@ int ddps_shard_bind(ddps_store *st, const ddps_dataset *ds, int G, int k, int n,
     if (rc == 0) rc = ddps_store_get_meta(st, "shard_plan", &have_plan, err);
     if (rc == 0 && have) {
         if (strcmp(have, want) != 0)
-            rc = ddps_fail(err, "%s: this store is shard %s, not %s; use its own --shard or a new --store", path, have,
+            rc = ddps_fail_data(err, "%s: this store is shard %s, not %s; use its own --shard or a new --store", path, have,
                            want);
         else if (!have_plan || strcmp(have_plan, plan_hex) != 0)
-            rc = ddps_fail(err,
+            rc = ddps_fail_data(err,
                            "%s: shard %s was started with another split of the work (other --batch-images or other "
                            "dataset files); rerun with the same settings or use a new --store",
                            path, want);
@@ -95,7 +95,7 @@ int ddps_shard_bind(ddps_store *st, const ddps_dataset *ds, int G, int k, int n,
         if (already < 0)
             rc = -1;
         else if (already > 0)
-            rc = ddps_fail(err, "%s: holds %ld scored images but is not a shard store; use a new --store", path,
+            rc = ddps_fail_data(err, "%s: holds %ld scored images but is not a shard store; use a new --store", path,
                            already);
         if (rc == 0) rc = ddps_store_set_meta(st, "shard_plan", plan_hex, err);
         if (rc == 0) rc = ddps_store_set_meta(st, "shard_images", images, err);
@@ -164,30 +164,30 @@ static int check_shard(shard_in *x, const shard_in *first, ddps_err *err) {
     if (rc == 0) rc = meta(x, "data_root", &x->data_root, err);
     if (rc == 0) rc = meta(x, "model_dir", &x->model_dir, err);
     if (rc == 0 && !shard)
-        rc = ddps_fail(err,
+        rc = ddps_fail_data(err,
                        "%s: not a shard store (no shard record); merge takes the STORE.shard-K-of-N stores of ddps score "
                        "--shard K/N or of an MPI job",
                        x->path);
     if (rc == 0 && (!x->settings || !x->model || !x->plan || !x->images))
-        rc = ddps_fail(err, "%s: shard store is incomplete or corrupt (settings, model or shard record missing)",
+        rc = ddps_fail_data(err, "%s: shard store is incomplete or corrupt (settings, model or shard record missing)",
                        x->path);
     ddps_err e2;
     if (rc == 0 && ddps_shard_parse(shard, &x->k, &x->n, &e2) != 0)
-        rc = ddps_fail(err, "%s: store is corrupt (shard record \"%s\")", x->path, shard);
+        rc = ddps_fail_data(err, "%s: store is corrupt (shard record \"%s\")", x->path, shard);
     free(shard);
     if (rc != 0 || !first) return rc;
     if (x->n != first->n)
-        return ddps_fail(err, "%s: a shard of a job split %d ways, %s is of one split %d ways", x->path, x->n,
+        return ddps_fail_data(err, "%s: a shard of a job split %d ways, %s is of one split %d ways", x->path, x->n,
                          first->path, first->n);
     if (strcmp(x->settings, first->settings) != 0) {
         char diff[1024];
         settings_difference(first->settings, x->settings, diff, sizeof diff);
-        return ddps_fail(err, "%s: other settings than %s (%s)", x->path, first->path, diff);
+        return ddps_fail_data(err, "%s: other settings than %s (%s)", x->path, first->path, diff);
     }
     if (strcmp(x->model, first->model) != 0)
-        return ddps_fail(err, "%s: scored with another model than %s", x->path, first->path);
+        return ddps_fail_data(err, "%s: scored with another model than %s", x->path, first->path);
     if (strcmp(x->plan, first->plan) != 0)
-        return ddps_fail(err, "%s: another split of the work than %s (other --batch-images or dataset files)", x->path,
+        return ddps_fail_data(err, "%s: another split of the work than %s (other --batch-images or dataset files)", x->path,
                          first->path);
     return 0;
 }
@@ -220,9 +220,9 @@ static int copy_class(ddps_store *out, int out_id, shard_in *x, int in_id, ddps_
         for (; c < d.n_cand && d.cand[c].image == i; c++) {
             const ddps_stored_cand *sc = &d.cand[c];
             ddps_candidate *q = &cand[c - first];
-            q->x0 = sc->x0, q->y0 = sc->y0, q->x1 = sc->x1, q->y1 = sc->y1;
-            q->rx = sc->rx, q->ry = sc->ry, q->rw = sc->rw, q->rh = sc->rh;
-            q->score = sc->score;
+            q->w.x0 = sc->x0, q->w.y0 = sc->y0, q->w.x1 = sc->x1, q->w.y1 = sc->y1;
+            q->w.rx = sc->rx, q->w.ry = sc->ry, q->w.rw = sc->rw, q->w.rh = sc->rh;
+            q->w.score = sc->score;
             q->feature = d.features + (size_t)c * d.dim;
         }
         ddps_image_result r = {.class_id = out_id, .relpath = im->relpath, .width = im->width, .height = im->height,
@@ -230,10 +230,10 @@ static int copy_class(ddps_store *out, int out_id, shard_in *x, int in_id, ddps_
                                .cand = cand, .dim = d.dim, .seconds = 0.0};
         int state = 0;
         rc = ddps_store_image_state(out, im->relpath, &state, err);
-        if (rc == 0 && state != 0) rc = ddps_fail(err, "%s: image %s is also in another shard", x->path, im->relpath);
+        if (rc == 0 && state != 0) rc = ddps_fail_data(err, "%s: image %s is also in another shard", x->path, im->relpath);
         if (rc == 0) rc = ddps_store_put_image_map(out, &r, maps[i].data, maps[i].h, maps[i].w, err);
     }
-    if (rc == 0 && c != d.n_cand) rc = ddps_fail(err, "%s: store is corrupt (candidates out of order)", x->path);
+    if (rc == 0 && c != d.n_cand) rc = ddps_fail_data(err, "%s: store is corrupt (candidates out of order)", x->path);
     free(cand);
     if (maps) ddps_store_free_maps(maps, d.n_images);
     ddps_store_free_bad(bad, nbad);
@@ -273,10 +273,10 @@ static int copy_all(ddps_merge *m, shard_in *in, int n, ddps_err *err) {
     for (int i = 0; rc == 0 && i < n; i++) {
         rc = ddps_store_list_classes(in[i].s, &ci[i], &nc[i], err);
         if (rc == 0 && nc[i] != nc[0])
-            rc = ddps_fail(err, "%s: has %d classes, %s has %d", in[i].path, nc[i], in[0].path, nc[0]);
+            rc = ddps_fail_data(err, "%s: has %d classes, %s has %d", in[i].path, nc[i], in[0].path, nc[0]);
         for (int c = 0; rc == 0 && c < nc[i]; c++)
             if (strcmp(ci[i][c].name, ci[0][c].name) != 0)
-                rc = ddps_fail(err, "%s: other classes than %s", in[i].path, in[0].path);
+                rc = ddps_fail_data(err, "%s: other classes than %s", in[i].path, in[0].path);
     }
     for (int c = 0; rc == 0 && c < nc[0]; c++) {
         int id;
@@ -294,7 +294,7 @@ static int copy_all(ddps_merge *m, shard_in *in, int n, ddps_err *err) {
         json_t *js = json_loads(in[0].settings, 0, NULL);
         json_t *jk = json_object_get(js, "clusters"), *jseed = json_object_get(js, "seed");
         if (!json_is_integer(jk) || !json_is_integer(jseed)) {
-            rc = ddps_fail(err, "%s: store is corrupt (settings lack clusters or seed)", in[0].path);
+            rc = ddps_fail_data(err, "%s: store is corrupt (settings lack clusters or seed)", in[0].path);
         } else {
             m->k = (int)json_integer_value(jk);
             uint64_t seed = (uint64_t)json_integer_value(jseed);
@@ -346,21 +346,21 @@ static int check_out(const char *out, const shard_in *first, int force, ddps_err
     ddps_store *s = NULL;
     ddps_err e;
     if (ddps_store_open(out, 1, &s, &e) != 0)
-        return ddps_fail(err, "%s: exists and is not a ddps store (%s)%s", out, e.msg, hint);
+        return ddps_fail_data(err, "%s: exists and is not a ddps store (%s)%s", out, e.msg, hint);
     char *settings = NULL, *model = NULL, *shard = NULL;
     int rc = ddps_store_get_meta(s, "settings", &settings, &e) || ddps_store_get_meta(s, "model_id", &model, &e) ||
              ddps_store_get_meta(s, "shard", &shard, &e);
     if (rc == 0 && shard)
-        rc = ddps_fail(err, "%s: exists and is a shard store itself%s", out, hint);
+        rc = ddps_fail_data(err, "%s: exists and is a shard store itself%s", out, hint);
     else if (rc != 0 || !settings || !model || strcmp(settings, first->settings) != 0 || strcmp(model, first->model) != 0)
-        rc = ddps_fail(err, "%s: exists and is a store of another job (other settings or model than %s)%s", out,
+        rc = ddps_fail_data(err, "%s: exists and is a store of another job (other settings or model than %s)%s", out,
                        first->path, hint);
     free(settings);
     free(model);
     free(shard);
     ddps_store_close(s);
     if (rc == 0 && ddps_store_writer_active(out))
-        rc = ddps_fail(err, "%s: a ddps score is writing to it%s", out, hint);
+        rc = ddps_fail_data(err, "%s: a ddps score is writing to it%s", out, hint);
     return rc;
 }
 
@@ -374,7 +374,7 @@ int ddps_merge_begin(const char *out, char *const *shards, int n, int force, ddp
     for (int i = 0; rc == 0 && i < n; i++) {
         in[i].path = shards[i];
         if (have_out && stat(shards[i], &ss) == 0 && ss.st_dev == so.st_dev && ss.st_ino == so.st_ino)
-            rc = ddps_fail(err, "%s: is both a shard and the output --store", shards[i]);
+            rc = ddps_fail_data(err, "%s: is both a shard and the output --store", shards[i]);
         if (rc == 0) rc = check_shard(&in[i], i ? &in[0] : NULL, err);
     }
     /* each share once, none missing, each complete and holding exactly its share */
@@ -382,7 +382,7 @@ int ddps_merge_begin(const char *out, char *const *shards, int n, int force, ddp
     int *seen = ddps_calloc((size_t)N + 1, sizeof *seen);
     for (int i = 0; rc == 0 && i < n; i++) {
         if (seen[in[i].k])
-            rc = ddps_fail(err, "%s and %s are the same shard %d/%d", shards[seen[in[i].k] - 1], shards[i], in[i].k, N);
+            rc = ddps_fail_data(err, "%s and %s are the same shard %d/%d", shards[seen[in[i].k] - 1], shards[i], in[i].k, N);
         seen[in[i].k] = i + 1;
     }
     if (rc == 0 && n < N) {
@@ -397,7 +397,7 @@ int ddps_merge_begin(const char *out, char *const *shards, int n, int force, ddp
         char *ex = NULL;
         for (int k = 0; k < N && !ex; k++)
             if (!seen[k]) ex = shard_sibling(in[0].path, in[0].k, k, N);
-        rc = ddps_fail(err, "incomplete set of shards: %d of %d missing (%s%s; e.g. %s)", miss, N, buf,
+        rc = ddps_fail_data(err, "incomplete set of shards: %d of %d missing (%s%s; e.g. %s)", miss, N, buf,
                        miss > 8 ? ", ..." : "", ex);
         free(ex);
     }
@@ -406,12 +406,12 @@ int ddps_merge_begin(const char *out, char *const *shards, int n, int force, ddp
         if (have < 0)
             rc = -1;
         else if (!in[i].complete || strcmp(in[i].complete, "1") != 0)
-            rc = ddps_fail(err,
+            rc = ddps_fail_data(err,
                            "%s: shard %d/%d is not finished (%ld of %ld images scored); rerun its ddps score (same "
                            "command, or with --shard %d/%d) to finish it",
                            in[i].path, in[i].k, N, have, want, in[i].k, N);
         else if (have != want)
-            rc = ddps_fail(err, "%s: shard %d/%d holds %ld images, its share has %ld", in[i].path, in[i].k, N, have,
+            rc = ddps_fail_data(err, "%s: shard %d/%d holds %ld images, its share has %ld", in[i].path, in[i].k, N, have,
                            want);
     }
     if (rc == 0) rc = check_out(out, &in[0], force, err);
@@ -475,7 +475,7 @@ int ddps_merge_commit(ddps_merge *m, ddps_err *err) {
     snprintf(p, n, "%s-shm", m->out);
     unlink(p);
     free(p);
-    if (rename(m->tmp, m->out) != 0) return ddps_fail(err, "%s: cannot rename to %s: %s", m->tmp, m->out, strerror(errno));
+    if (rename(m->tmp, m->out) != 0) return ddps_fail_resource(err, "%s: cannot rename to %s: %s", m->tmp, m->out, strerror(errno));
     return 0;
 }
 

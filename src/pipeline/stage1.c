@@ -1,5 +1,6 @@
 #include "pipeline/stage1.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,13 @@ double ddps_now(ddps_backend *be) {
     return ddps_seconds();
 }
 
-void ddps_encode_latent(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *x, ddps_tensor *z) {
+int ddps_encode_latent(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *x, ddps_tensor *z) {
     size_t m = ddps_mark(be);
     ddps_tensor mean = ddps_new(be, z->n, z->h, z->w, z->c);
-    ddps_vae_encode(be, sd->vae, x, &mean, NULL);
+    if (ddps_vae_encode(be, sd->vae, x, &mean, NULL) != 0) {
+        ddps_release(be, m);
+        return -1;
+    }
     float s = sd->vae_cfg.scaling_factor, shift = sd->vae_cfg.shift_factor;
     if (shift != 0) {
         /* (mean - shift) * s: the shift enters as a constant tensor */
@@ -30,6 +34,16 @@ void ddps_encode_latent(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *
         be->ops->axpby(be, z, s, &mean, 0.0f, &mean);
     }
     ddps_release(be, m);
+    return ddps_backend_error(be, NULL);
+}
+
+/* A model forward failed: the batch's tensors released, err from the backend. */
+static int forward_failed(ddps_backend *be, size_t mark, float *tsf, ddps_err *err) {
+    free(tsf);
+    ddps_release(be, mark);
+    int failed = ddps_backend_error(be, err) != 0;
+    assert(failed); /* a forward fails only through the backend's sticky error */
+    return failed ? -1 : ddps_fail(err, "internal error: a model forward failed without a backend error");
 }
 
 static int check_timestep(const ddps_sd *sd, int t, ddps_err *err) {
@@ -56,7 +70,7 @@ int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor
     size_t m = ddps_mark(be);
     double t0 = ddps_now(be);
     ddps_tensor z = ddps_new(be, n, h, w, c);
-    ddps_encode_latent(be, sd, images, &z);
+    if (ddps_encode_latent(be, sd, images, &z) != 0) return forward_failed(be, m, NULL, err);
     double t1 = ddps_now(be);
 
     /* The batch: for image i and timestep k, item 2(iK+k) is (z_t, null
@@ -84,7 +98,7 @@ int ddps_stage1_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor
         }
     }
     ddps_tensor e = ddps_new(be, B, h, w, c);
-    ddps_unet_forward(be, sd->unet, &x, tsf, &ctx, &e, NULL);
+    if (ddps_unet_forward(be, sd->unet, &x, tsf, &ctx, &e, NULL) != 0) return forward_failed(be, m, tsf, err);
     ddps_sd_to_noise_pred(be, sd, &e, &x, tsf); /* v-prediction models (SD 2.x) */
     free(tsf);
     double t2 = ddps_now(be);
@@ -170,7 +184,7 @@ int ddps_dift_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *
     if (!h || !w) return ddps_fail(err, "a %dx%d patch is too small for the VAE", patches->w, patches->h);
     size_t m = ddps_mark(be);
     ddps_tensor z = ddps_new(be, n, h, w, c);
-    ddps_encode_latent(be, sd, patches, &z);
+    if (ddps_encode_latent(be, sd, patches, &z) != 0) return forward_failed(be, m, NULL, err);
     ddps_tensor eps = ddps_new(be, n * E, h, w, c), x = ddps_new(be, n * E, h, w, c);
     int L = ctx_label[0]->w, C = ctx_label[0]->c;
     ddps_tensor ctx = ddps_new(be, n * E, 1, L, C);
@@ -191,7 +205,7 @@ int ddps_dift_run_batch(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *
     int stop = sd->unet_cfg.n_blocks >= 2 ? 1 : 0;
     dift_tap tap = {be, stop ? "up1" : "up0", ddps_new(be, n * E, 1, 1, D)};
     ddps_unet_opts o = {dift_tap_fn, &tap, stop};
-    ddps_unet_forward(be, sd->unet, &x, tsf, &ctx, NULL, &o);
+    if (ddps_unet_forward(be, sd->unet, &x, tsf, &ctx, NULL, &o) != 0) return forward_failed(be, m, tsf, err);
     free(tsf);
     float *pooled = ddps_malloc((size_t)n * E * D * sizeof(float));
     op->read(be, pooled, &tap.pooled);

@@ -28,8 +28,9 @@ typedef struct {
     double seconds_vae, seconds_unet; /* time in each model (for reports) */
 } ddps_stage1_result;
 
-/* z [n,h,w,c] = (VAE mean(x) - shift) * scaling_factor for x [n,H,W,3]. */
-void ddps_encode_latent(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *x, ddps_tensor *z);
+/* z [n,h,w,c] = (VAE mean(x) - shift) * scaling_factor for x [n,H,W,3].
+ * Returns 0, or -1 when an op failed (ddps_backend_error has the message). */
+int ddps_encode_latent(ddps_backend *be, const ddps_sd *sd, const ddps_tensor *x, ddps_tensor *z);
 
 /* image [1,H,W,3] in [-1,1]; contexts [1,1,77,C]; noise: host [K][h][w][c].
  * P > min(H, W) is an error (no window fits). */

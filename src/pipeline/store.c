@@ -36,15 +36,15 @@ const char *ddps_store_path(const ddps_store *s) { return s->path; }
 
 static int db_fail(ddps_store *s, ddps_err *err, const char *what) {
     int code = sqlite3_errcode(s->db) & 0xff;
-    if (code == SQLITE_NOTADB) return ddps_fail(err, "%s: not a ddps store (not an SQLite database)", s->path);
+    if (code == SQLITE_NOTADB) return ddps_fail_data(err, "%s: not a ddps store (not an SQLite database)", s->path);
     if (code == SQLITE_CORRUPT)
-        return ddps_fail(err, "%s: store is corrupt (%s%s%s)", s->path, what ? what : "", what ? ": " : "",
+        return ddps_fail_data(err, "%s: store is corrupt (%s%s%s)", s->path, what ? what : "", what ? ": " : "",
                          sqlite3_errmsg(s->db));
     if (code == SQLITE_FULL)
         return ddps_fail_kind(err, DDPS_KIND_RESOURCE, "%s: %s%sdisk full (%s)", s->path, what ? what : "",
                               what ? ": " : "", sqlite3_errmsg(s->db));
-    if (!what) return ddps_fail(err, "%s: %s", s->path, sqlite3_errmsg(s->db));
-    return ddps_fail(err, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    if (!what) return ddps_fail_resource(err, "%s: %s", s->path, sqlite3_errmsg(s->db));
+    return ddps_fail_resource(err, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
 static int exec(ddps_store *s, const char *sql, ddps_err *err) {
@@ -150,11 +150,11 @@ static int read_identity(ddps_store *s, long long *app, long long *ver, long lon
 }
 
 static int check_identity(ddps_store *s, long long app, long long ver, ddps_err *err) {
-    if (app != APP_ID) return ddps_fail(err, "%s: not a ddps store (an SQLite database of another program)", s->path);
+    if (app != APP_ID) return ddps_fail_data(err, "%s: not a ddps store (an SQLite database of another program)", s->path);
     if (ver > DDPS_STORE_SCHEMA)
-        return ddps_fail(err, "%s: store schema %lld is newer than this ddps reads (%d); use a newer ddps", s->path,
+        return ddps_fail_data(err, "%s: store schema %lld is newer than this ddps reads (%d); use a newer ddps", s->path,
                          ver, DDPS_STORE_SCHEMA);
-    if (ver < 1) return ddps_fail(err, "%s: store has an invalid schema version (%lld)", s->path, ver);
+    if (ver < 1) return ddps_fail_data(err, "%s: store has an invalid schema version (%lld)", s->path, ver);
     return 0;
 }
 
@@ -186,12 +186,12 @@ fail:
  * ":memory:" and "file:" URIs (where the library enables them). Results
  * written there would silently vanish. */
 int ddps_store_name_check(const char *path, ddps_err *err) {
-    if (!path || !*path) return ddps_fail(err, "--store: empty file name");
+    if (!path || !*path) return ddps_fail_usage(err, "--store: empty file name");
     if (strcmp(path, ":memory:") == 0)
-        return ddps_fail(err, "%s: refused: SQLite would keep the store in memory (use ./:memory: for a file of that name)",
+        return ddps_fail_data(err, "%s: refused: SQLite would keep the store in memory (use ./:memory: for a file of that name)",
                          path);
     if (strncmp(path, "file:", 5) == 0)
-        return ddps_fail(err, "%s: refused: SQLite could read it as a URI (use ./%s for a file of that name)", path,
+        return ddps_fail_data(err, "%s: refused: SQLite could read it as a URI (use ./%s for a file of that name)", path,
                          path);
     return 0;
 }
@@ -226,7 +226,7 @@ static int reopen_immutable(ddps_store *s, ddps_err *err) {
     int has_wal = stat(wal, &st) == 0 && st.st_size > 0;
     free(wal);
     if (has_wal)
-        return ddps_fail(err, "%s: cannot read the store read-only: its write-ahead log %s-wal holds commits and the "
+        return ddps_fail_data(err, "%s: cannot read the store read-only: its write-ahead log %s-wal holds commits and the "
                               "folder is not writable (open it once where it is writable)",
                          s->path, s->path);
     sqlite3_close_v2(s->db);
@@ -235,7 +235,7 @@ static int reopen_immutable(ddps_store *s, ddps_err *err) {
     int rc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
     free(uri);
     if (rc != SQLITE_OK)
-        return ddps_fail(err, "%s: cannot open store: %s", s->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        return ddps_fail_data(err, "%s: cannot open store: %s", s->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
     sqlite3_extended_result_codes(s->db, 1);
     return 0;
 }
@@ -245,16 +245,16 @@ int ddps_store_open(const char *path, int readonly, ddps_store **out, ddps_err *
     if (ddps_store_name_check(path, err) != 0) return -1;
     struct stat stt;
     if (stat(path, &stt) == 0) {
-        if (!S_ISREG(stt.st_mode)) return ddps_fail(err, "%s: not a ddps store (not a regular file)", path);
+        if (!S_ISREG(stt.st_mode)) return ddps_fail_data(err, "%s: not a ddps store (not a regular file)", path);
     } else if (readonly) {
-        return ddps_fail(err, "%s: cannot open store: %s", path, strerror(errno));
+        return ddps_fail_data(err, "%s: cannot open store: %s", path, strerror(errno));
     }
     ddps_store *s = ddps_calloc(1, sizeof *s);
     s->path = ddps_strdup(path);
     s->readonly = readonly;
     int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-        ddps_fail(err, "%s: cannot open store: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        ddps_fail_data(err, "%s: cannot open store: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         ddps_store_close(s);
         return -1;
     }
@@ -268,7 +268,7 @@ int ddps_store_open(const char *path, int readonly, ddps_store **out, ddps_err *
     }
     if (app == 0 && ver == 0 && objects == 0) {
         if (readonly) {
-            ddps_fail(err, "%s: not a ddps store (empty database)", path);
+            ddps_fail_data(err, "%s: not a ddps store (empty database)", path);
             goto fail;
         }
         /* WAL must be chosen outside a transaction; it is persistent. */
@@ -304,7 +304,7 @@ int ddps_store_get_meta(ddps_store *s, const char *key, char **value, ddps_err *
     int rc = sqlite3_step(st), ret = 0;
     if (rc == SQLITE_ROW) {
         if (column_str(st, 0, value) != 0 || !*value)
-            ret = ddps_fail(err, "%s: store is corrupt (meta value '%s' is not text)", s->path, key);
+            ret = ddps_fail_data(err, "%s: store is corrupt (meta value '%s' is not text)", s->path, key);
     } else if (rc != SQLITE_DONE) {
         ret = db_fail(s, err, "reading meta");
     }
@@ -372,7 +372,7 @@ int ddps_store_bind(ddps_store *s, const char *settings_json, const char *model_
     if (!old_settings) {
         /* First bind: record canonical JSON (sorted keys) and the model. */
         char *canon = json_dumps(now, JSON_COMPACT | JSON_SORT_KEYS);
-        int rc = canon ? ddps_store_set_meta(s, "settings", canon, err) : ddps_fail(err, "out of memory");
+        int rc = canon ? ddps_store_set_meta(s, "settings", canon, err) : ddps_fail_resource(err, "out of memory");
         free(canon);
         if (rc != 0 || ddps_store_set_meta(s, "model_id", model_id, err) != 0) goto done;
         ret = commit(s, err);
@@ -380,20 +380,20 @@ int ddps_store_bind(ddps_store *s, const char *settings_json, const char *model_
     }
     old = json_loads(old_settings, 0, &je);
     if (!old || !json_is_object(old)) {
-        ddps_fail(err, "%s: store is corrupt (its settings are not a JSON object)", s->path);
+        ddps_fail_data(err, "%s: store is corrupt (its settings are not a JSON object)", s->path);
         goto done;
     }
     const char *key = first_difference(old, now);
     if (key) {
         char *a = json_text(json_object_get(old, key)), *b = json_text(json_object_get(now, key));
-        ddps_fail(err, "%s: scored with %s=%s, this run has %s=%s; use a new --store for other settings", s->path, key,
+        ddps_fail_data(err, "%s: scored with %s=%s, this run has %s=%s; use a new --store for other settings", s->path, key,
                   a, key, b);
         free(a);
         free(b);
         goto done;
     }
     if (!old_model || strcmp(old_model, model_id) != 0) {
-        ddps_fail(err, "%s: model differs (store: %s, this run: %s); use a new --store for another model", s->path,
+        ddps_fail_data(err, "%s: model differs (store: %s, this run: %s); use a new --store for another model", s->path,
                   old_model ? old_model : "(none)", model_id);
         goto done;
     }
@@ -434,7 +434,7 @@ int ddps_store_class_id(ddps_store *s, const char *name, const char *prompt_name
         goto done;
     }
     if (column_int_in(st, 0, 1, INT_MAX, &v) != 0) {
-        ddps_fail(err, "%s: store is corrupt (class id out of range)", s->path);
+        ddps_fail_data(err, "%s: store is corrupt (class id out of range)", s->path);
         goto done;
     }
     sqlite3_finalize(st);
@@ -457,7 +457,7 @@ int ddps_store_image_state(ddps_store *s, const char *relpath, int *state, ddps_
     long long v;
     if (rc == SQLITE_ROW) {
         if (column_int_in(st, 0, 1, 2, &v) != 0)
-            ret = ddps_fail(err, "%s: store is corrupt (state of %s)", s->path, relpath);
+            ret = ddps_fail_data(err, "%s: store is corrupt (state of %s)", s->path, relpath);
         else
             *state = (int)v;
     } else if (rc != SQLITE_DONE) {
@@ -508,26 +508,26 @@ static int box_ok(double a0, double a1, int size) {
 
 static int check_result(ddps_store *s, const ddps_image_result *r, ddps_err *err) {
     const char *p = r->relpath ? r->relpath : "(null)";
-    if (!relpath_ok(r->relpath)) return ddps_fail(err, "%s: image path '%s' is not a plain relative path", s->path, p);
+    if (!relpath_ok(r->relpath)) return ddps_fail_data(err, "%s: image path '%s' is not a plain relative path", s->path, p);
     if (r->width < 1 || r->height < 1 || r->width > MAX_SIDE || r->height > MAX_SIDE || r->rw < 1 || r->rh < 1 ||
         r->rw > MAX_SIDE || r->rh > MAX_SIDE)
-        return ddps_fail(err, "%s: %s: invalid image size %dx%d (resized %dx%d)", s->path, p, r->width, r->height,
+        return ddps_fail_data(err, "%s: %s: invalid image size %dx%d (resized %dx%d)", s->path, p, r->width, r->height,
                          r->rw, r->rh);
-    if (!isfinite(r->image_score)) return ddps_fail(err, "%s: %s: image score is not finite", s->path, p);
+    if (!isfinite(r->image_score)) return ddps_fail_data(err, "%s: %s: image score is not finite", s->path, p);
     if (r->n_cand < 0 || (r->n_cand > 0 && !r->cand))
-        return ddps_fail(err, "%s: %s: invalid candidate list", s->path, p);
+        return ddps_fail_data(err, "%s: %s: invalid candidate list", s->path, p);
     if (r->n_cand > 0 && (r->dim < 1 || r->dim > MAX_DIM))
-        return ddps_fail(err, "%s: %s: feature length %d outside 1..%d", s->path, p, r->dim, MAX_DIM);
+        return ddps_fail_data(err, "%s: %s: feature length %d outside 1..%d", s->path, p, r->dim, MAX_DIM);
     for (int i = 0; i < r->n_cand; i++) {
         const ddps_candidate *c = &r->cand[i];
-        if (!box_ok(c->x0, c->x1, r->width) || !box_ok(c->y0, c->y1, r->height))
-            return ddps_fail(err, "%s: %s: candidate %d box (%g,%g)-(%g,%g) is not inside the %dx%d image", s->path, p,
-                             i, c->x0, c->y0, c->x1, c->y1, r->width, r->height);
-        if (!isfinite(c->score)) return ddps_fail(err, "%s: %s: candidate %d score is not finite", s->path, p, i);
-        if (!c->feature) return ddps_fail(err, "%s: %s: candidate %d has no feature", s->path, p, i);
+        if (!box_ok(c->w.x0, c->w.x1, r->width) || !box_ok(c->w.y0, c->w.y1, r->height))
+            return ddps_fail_data(err, "%s: %s: candidate %d box (%g,%g)-(%g,%g) is not inside the %dx%d image", s->path, p,
+                             i, c->w.x0, c->w.y0, c->w.x1, c->w.y1, r->width, r->height);
+        if (!isfinite(c->w.score)) return ddps_fail_data(err, "%s: %s: candidate %d score is not finite", s->path, p, i);
+        if (!c->feature) return ddps_fail_data(err, "%s: %s: candidate %d has no feature", s->path, p, i);
         for (int d = 0; d < r->dim; d++)
             if (!isfinite(c->feature[d]))
-                return ddps_fail(err, "%s: %s: candidate %d feature has non-finite values", s->path, p, i);
+                return ddps_fail_data(err, "%s: %s: candidate %d feature has non-finite values", s->path, p, i);
     }
     return 0;
 }
@@ -559,7 +559,7 @@ static int feature_dim(ddps_store *s, int *dim, ddps_err *err) {
     long d = strtol(v, &end, 10);
     int bad = !*v || *end || d < 1 || d > MAX_DIM;
     free(v);
-    if (bad) return ddps_fail(err, "%s: store is corrupt (meta feature_dim is not 1..%d)", s->path, MAX_DIM);
+    if (bad) return ddps_fail_data(err, "%s: store is corrupt (meta feature_dim is not 1..%d)", s->path, MAX_DIM);
     *dim = (int)d;
     return 0;
 }
@@ -579,15 +579,15 @@ static int put_candidates(ddps_store *s, const ddps_image_result *r, long long i
         sqlite3_reset(c);
         sqlite3_bind_int64(c, 1, image_id);
         sqlite3_bind_int(c, 2, i);
-        sqlite3_bind_double(c, 3, k->x0);
-        sqlite3_bind_double(c, 4, k->y0);
-        sqlite3_bind_double(c, 5, k->x1);
-        sqlite3_bind_double(c, 6, k->y1);
-        sqlite3_bind_int(c, 7, k->rx);
-        sqlite3_bind_int(c, 8, k->ry);
-        sqlite3_bind_int(c, 9, k->rw);
-        sqlite3_bind_int(c, 10, k->rh);
-        sqlite3_bind_double(c, 11, k->score);
+        sqlite3_bind_double(c, 3, k->w.x0);
+        sqlite3_bind_double(c, 4, k->w.y0);
+        sqlite3_bind_double(c, 5, k->w.x1);
+        sqlite3_bind_double(c, 6, k->w.y1);
+        sqlite3_bind_int(c, 7, k->w.rx);
+        sqlite3_bind_int(c, 8, k->w.ry);
+        sqlite3_bind_int(c, 9, k->w.rw);
+        sqlite3_bind_int(c, 10, k->w.rh);
+        sqlite3_bind_double(c, 11, k->w.score);
         if (step_done(s, c, err) != 0) goto done;
         for (int d = 0; d < r->dim; d++) put_f32le(blob + 4 * (size_t)d, k->feature[d]);
         sqlite3_reset(f);
@@ -631,9 +631,9 @@ int ddps_store_put_image_map(ddps_store *s, const ddps_image_result *r, const fl
     if (check_result(s, r, err) != 0) return -1;
     if (map) {
         if (map_h < 1 || map_w < 1 || map_h > MAX_MAP_SIDE || map_w > MAX_MAP_SIDE)
-            return ddps_fail(err, "%s: %s: invalid map size %dx%d", s->path, r->relpath, map_w, map_h);
+            return ddps_fail_data(err, "%s: %s: invalid map size %dx%d", s->path, r->relpath, map_w, map_h);
         for (long i = 0; i < (long)map_h * map_w; i++)
-            if (!isfinite(map[i])) return ddps_fail(err, "%s: %s: map has non-finite values", s->path, r->relpath);
+            if (!isfinite(map[i])) return ddps_fail_data(err, "%s: %s: map has non-finite values", s->path, r->relpath);
     }
     if (begin_write(s, err) != 0) return -1;
     sqlite3_stmt *st = NULL;
@@ -646,7 +646,7 @@ int ddps_store_put_image_map(ddps_store *s, const ddps_image_result *r, const fl
             snprintf(v, sizeof v, "%d", r->dim);
             if (ddps_store_set_meta(s, "feature_dim", v, err) != 0) goto done;
         } else if (dim != r->dim) {
-            ddps_fail(err, "%s: %s: feature length %d, the store holds length %d", s->path, r->relpath, r->dim, dim);
+            ddps_fail_data(err, "%s: %s: feature length %d, the store holds length %d", s->path, r->relpath, r->dim, dim);
             goto done;
         }
     }
@@ -676,7 +676,7 @@ done:
 
 int ddps_store_put_bad(ddps_store *s, int class_id, const char *relpath, const char *reason, ddps_err *err) {
     if (!relpath_ok(relpath))
-        return ddps_fail(err, "%s: image path '%s' is not a plain relative path", s->path,
+        return ddps_fail_data(err, "%s: image path '%s' is not a plain relative path", s->path,
                          relpath ? relpath : "(null)");
     if (begin_write(s, err) != 0) return -1;
     sqlite3_stmt *st = NULL;
@@ -719,7 +719,7 @@ static int load_images(ddps_store *s, int class_id, ddps_class_data *d, long lon
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (d->n_images == cap) {
             if (cap > INT_MAX / 4) {
-                ret = ddps_fail(err, "%s: too many images in class %d", s->path, class_id);
+                ret = ddps_fail_data(err, "%s: too many images in class %d", s->path, class_id);
                 break;
             }
             cap = cap ? 2 * cap : 64;
@@ -732,19 +732,19 @@ static int load_images(ddps_store *s, int class_id, ddps_class_data *d, long lon
         double sc;
         (*ids)[d->n_images] = sqlite3_column_int64(st, 0);
         if (column_str(st, 1, &im->relpath) != 0 || !im->relpath) {
-            ret = ddps_fail(err, "%s: store is corrupt (image row %lld has no path)", s->path, (*ids)[d->n_images]);
+            ret = ddps_fail_data(err, "%s: store is corrupt (image row %lld has no path)", s->path, (*ids)[d->n_images]);
             break;
         }
         d->n_images++;
         if (!relpath_ok(im->relpath)) {
-            ret = ddps_fail(err, "%s: store is corrupt (image path '%s' is not a plain relative path)", s->path,
+            ret = ddps_fail_data(err, "%s: store is corrupt (image path '%s' is not a plain relative path)", s->path,
                             im->relpath);
             break;
         }
         if (column_int_in(st, 2, 1, MAX_SIDE, &w) || column_int_in(st, 3, 1, MAX_SIDE, &h) ||
             column_int_in(st, 4, 1, MAX_SIDE, &rw) || column_int_in(st, 5, 1, MAX_SIDE, &rh) ||
             column_finite(st, 6, &sc)) {
-            ret = ddps_fail(err, "%s: store is corrupt (sizes or score of %s)", s->path, im->relpath);
+            ret = ddps_fail_data(err, "%s: store is corrupt (sizes or score of %s)", s->path, im->relpath);
             break;
         }
         im->width = (int)w;
@@ -778,7 +778,7 @@ static int load_cands(ddps_store *s, int class_id, int with_features, int dim, i
         long long id = sqlite3_column_int64(st, 0), image_id = sqlite3_column_int64(st, 1);
         if (d->n_cand == cap) {
             if (cap > INT_MAX / 4) {
-                ret = ddps_fail(err, "%s: too many candidates in class %d", s->path, class_id);
+                ret = ddps_fail_data(err, "%s: too many candidates in class %d", s->path, class_id);
                 break;
             }
             cap = cap ? 2 * cap : 256;
@@ -787,7 +787,7 @@ static int load_cands(ddps_store *s, int class_id, int with_features, int dim, i
             if (with_features) {
                 size_t bytes;
                 if (ddps_mul_size((size_t)cap * (size_t)dim, sizeof(float), &bytes) != 0) {
-                    ret = ddps_fail(err, "%s: class %d features too large", s->path, class_id);
+                    ret = ddps_fail_data(err, "%s: class %d features too large", s->path, class_id);
                     break;
                 }
                 d->features = ddps_realloc(d->features, bytes);
@@ -795,7 +795,7 @@ static int load_cands(ddps_store *s, int class_id, int with_features, int dim, i
         }
         while (img < d->n_images && image_ids[img] != image_id) img++;
         if (img == d->n_images) {
-            ret = ddps_fail(err, "%s: store is corrupt (candidate %lld out of order or of an unknown image)", s->path,
+            ret = ddps_fail_data(err, "%s: store is corrupt (candidate %lld out of order or of an unknown image)", s->path,
                             id);
             break;
         }
@@ -809,13 +809,13 @@ static int load_cands(ddps_store *s, int class_id, int with_features, int dim, i
             column_int_in(st, 9, 0, MAX_SIDE, &rw) || column_int_in(st, 10, 0, MAX_SIDE, &rh) ||
             column_finite(st, 11, &sc) || !box_ok(c->x0, c->x1, d->images[img].width) ||
             !box_ok(c->y0, c->y1, d->images[img].height)) {
-            ret = ddps_fail(err, "%s: store is corrupt (candidate %lld of %s: bad box, index or score)", s->path, id,
+            ret = ddps_fail_data(err, "%s: store is corrupt (candidate %lld of %s: bad box, index or score)", s->path, id,
                             rel);
             break;
         }
         if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
             if (column_int_in(st, 12, 0, clustered_k - 1, &cl) || column_finite(st, 13, &dist) || dist < 0) {
-                ret = ddps_fail(err, "%s: store is corrupt (candidate %lld of %s: cluster or distance)", s->path, id,
+                ret = ddps_fail_data(err, "%s: store is corrupt (candidate %lld of %s: cluster or distance)", s->path, id,
                                 rel);
                 break;
             }
@@ -835,7 +835,7 @@ static int load_cands(ddps_store *s, int class_id, int with_features, int dim, i
             int nb = sqlite3_column_bytes(st, 14);
             const unsigned char *b = sqlite3_column_blob(st, 14);
             if (sqlite3_column_type(st, 14) != SQLITE_BLOB || !b || (long long)nb != 4LL * dim) {
-                ret = ddps_fail(err, "%s: store is corrupt (feature of candidate %lld of %s is %d bytes, expected %d)",
+                ret = ddps_fail_data(err, "%s: store is corrupt (feature of candidate %lld of %s is %d bytes, expected %d)",
                                 s->path, id, rel, nb, 4 * dim);
                 break;
             }
@@ -843,7 +843,7 @@ static int load_cands(ddps_store *s, int class_id, int with_features, int dim, i
             for (int k = 0; k < dim; k++) {
                 out[k] = get_f32le(b + 4 * (size_t)k);
                 if (!isfinite(out[k])) {
-                    ret = ddps_fail(err, "%s: store is corrupt (feature of candidate %lld of %s is not finite)",
+                    ret = ddps_fail_data(err, "%s: store is corrupt (feature of candidate %lld of %s is not finite)",
                                     s->path, id, rel);
                     break;
                 }
@@ -876,7 +876,7 @@ static int load_clusters(ddps_store *s, int class_id, int clustered_k, ddps_clas
         if (d->n_clusters == kmax || column_int_in(st, 0, 0, kmax - 1, &cl) ||
             column_int_in(st, 1, 0, INT_MAX, &size) || column_finite(st, 2, &med) ||
             column_int_in(st, 3, d->n_clusters + 1, d->n_clusters + 1, &rank) || rank_of[cl] != 0) {
-            ret = ddps_fail(err, "%s: store is corrupt (cluster table of class %d)", s->path, class_id);
+            ret = ddps_fail_data(err, "%s: store is corrupt (cluster table of class %d)", s->path, class_id);
             break;
         }
         ddps_stored_cluster *c = &d->clusters[d->n_clusters++];
@@ -892,7 +892,7 @@ static int load_clusters(ddps_store *s, int class_id, int clustered_k, ddps_clas
         int cl = d->cand[i].cluster;
         if (cl < 0) continue;
         if (rank_of[cl] == 0) {
-            ret = ddps_fail(err, "%s: store is corrupt (candidate of %s in cluster %d, which is not recorded)", s->path,
+            ret = ddps_fail_data(err, "%s: store is corrupt (candidate of %s in cluster %d, which is not recorded)", s->path,
                             d->images[d->cand[i].image].relpath, cl);
             break;
         }
@@ -901,7 +901,7 @@ static int load_clusters(ddps_store *s, int class_id, int clustered_k, ddps_clas
     }
     for (int j = 0; ret == 0 && j < d->n_clusters; j++)
         if (members[d->clusters[j].cluster] != d->clusters[j].size)
-            ret = ddps_fail(err, "%s: store is corrupt (cluster %d of class %d records %d members, %ld found)", s->path,
+            ret = ddps_fail_data(err, "%s: store is corrupt (cluster %d of class %d records %d members, %ld found)", s->path,
                             d->clusters[j].cluster, class_id, d->clusters[j].size, members[d->clusters[j].cluster]);
     free(rank_of);
     free(members);
@@ -919,7 +919,7 @@ static int class_clustering(ddps_store *s, int class_id, long long *n, long long
     if (rc == SQLITE_ROW) {
         if (sqlite3_column_type(st, 1) != SQLITE_NULL &&
             (column_int_in(st, 0, 0, INT_MAX, n) || column_int_in(st, 1, 1, MAX_K, k)))
-            ret = ddps_fail(err, "%s: store is corrupt (clustering record of class %d)", s->path, class_id);
+            ret = ddps_fail_data(err, "%s: store is corrupt (clustering record of class %d)", s->path, class_id);
     } else if (rc == SQLITE_DONE) {
         ret = ddps_fail(err, "%s: no class with id %d", s->path, class_id);
     } else {
@@ -940,7 +940,7 @@ static int load_class_locked(ddps_store *s, int class_id, int with_features, ddp
     if (load_images(s, class_id, out, &image_ids, err) != 0) goto fail;
     if (load_cands(s, class_id, with_features && dim > 0, dim, (int)ck, out, image_ids, err) != 0) goto fail;
     if (with_features && out->n_cand > 0 && dim == 0) {
-        ddps_fail(err, "%s: store is corrupt (candidates but no feature_dim)", s->path);
+        ddps_fail_data(err, "%s: store is corrupt (candidates but no feature_dim)", s->path);
         goto fail;
     }
     if (load_clusters(s, class_id, (int)ck, out, err) != 0) goto fail;
@@ -1105,7 +1105,7 @@ int ddps_store_totals(ddps_store *s, ddps_run_stats *sum, ddps_err *err) {
             if (!isfinite(v[i]) || (i > 0 && (v[i] < 0 || v[i] > 9e18))) ret = -1;
         }
         if (ret) {
-            ddps_fail(err, "%s: store is corrupt (run totals)", s->path);
+            ddps_fail_data(err, "%s: store is corrupt (run totals)", s->path);
         } else {
             sum->seconds = v[0];
             sum->images_scored = (long)v[1];
@@ -1155,7 +1155,7 @@ int ddps_store_list_classes(ddps_store *s, ddps_class_info **out, int *n, ddps_e
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (m == cap) {
             if (cap > INT_MAX / 4) {
-                ret = ddps_fail(err, "%s: too many classes", s->path);
+                ret = ddps_fail_data(err, "%s: too many classes", s->path);
                 break;
             }
             cap = cap ? 2 * cap : 64;
@@ -1172,7 +1172,7 @@ int ddps_store_list_classes(ddps_store *s, ddps_class_info **out, int *n, ddps_e
         if (!bad && sqlite3_column_type(st, 5) != SQLITE_NULL)
             bad |= column_int_in(st, 4, 0, INT_MAX, &cn) != 0 || column_int_in(st, 5, 1, MAX_K, &ck) != 0;
         if (bad || !ci->name) {
-            ret = ddps_fail(err, "%s: store is corrupt (class row %d)", s->path, m);
+            ret = ddps_fail_data(err, "%s: store is corrupt (class row %d)", s->path, m);
             break;
         }
         ci->id = (int)id;
@@ -1218,7 +1218,7 @@ int ddps_store_list_bad(ddps_store *s, int class_id, ddps_bad_image **out, int *
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (m == cap) {
             if (cap > INT_MAX / 4) {
-                ret = ddps_fail(err, "%s: too many bad images", s->path);
+                ret = ddps_fail_data(err, "%s: too many bad images", s->path);
                 break;
             }
             cap = cap ? 2 * cap : 16;
@@ -1229,7 +1229,7 @@ int ddps_store_list_bad(ddps_store *s, int class_id, ddps_bad_image **out, int *
         long long cid;
         if (column_int_in(st, 0, 1, INT_MAX, &cid) || column_str(st, 1, &bi->relpath) || !bi->relpath ||
             column_str(st, 2, &bi->reason)) {
-            ret = ddps_fail(err, "%s: store is corrupt (bad image row %d)", s->path, m);
+            ret = ddps_fail_data(err, "%s: store is corrupt (bad image row %d)", s->path, m);
             break;
         }
         bi->class_id = (int)cid;
@@ -1293,14 +1293,14 @@ int ddps_store_load_maps(ddps_store *s, const ddps_class_data *d, ddps_stored_ma
         const unsigned char *b = sqlite3_column_blob(st, 3);
         if (column_int_in(st, 1, 1, MAX_MAP_SIDE, &h) || column_int_in(st, 2, 1, MAX_MAP_SIDE, &w) ||
             sqlite3_column_type(st, 3) != SQLITE_BLOB || !b || (long long)nb != 4 * h * w) {
-            ret = ddps_fail(err, "%s: store is corrupt (Stage-I map of %s)", s->path, d->images[img].relpath);
+            ret = ddps_fail_data(err, "%s: store is corrupt (Stage-I map of %s)", s->path, d->images[img].relpath);
             break;
         }
         float *v = ddps_malloc((size_t)(h * w) * sizeof *v);
         for (long long i = 0; i < h * w && ret == 0; i++) {
             v[i] = get_f32le(b + 4 * i);
             if (!isfinite(v[i]))
-                ret = ddps_fail(err, "%s: store is corrupt (Stage-I map of %s is not finite)", s->path,
+                ret = ddps_fail_data(err, "%s: store is corrupt (Stage-I map of %s is not finite)", s->path,
                                 d->images[img].relpath);
         }
         if (ret) {
@@ -1346,7 +1346,7 @@ int ddps_store_list_runs(ddps_store *s, ddps_stored_run **out, int *n, ddps_err 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (m == cap) {
             if (cap > INT_MAX / 4) {
-                ret = ddps_fail(err, "%s: too many runs", s->path);
+                ret = ddps_fail_data(err, "%s: too many runs", s->path);
                 break;
             }
             cap = cap ? 2 * cap : 16;
@@ -1362,7 +1362,7 @@ int ddps_store_list_runs(ddps_store *s, ddps_stored_run **out, int *n, ddps_err 
         for (int k = 0; k < 5 && !bad; k++)
             if (sqlite3_column_type(st, 3 + k) != SQLITE_NULL) bad = column_int_in(st, 3 + k, 0, LLONG_MAX, &v[k]);
         if (bad) {
-            ret = ddps_fail(err, "%s: store is corrupt (run row %d)", s->path, m);
+            ret = ddps_fail_data(err, "%s: store is corrupt (run row %d)", s->path, m);
             break;
         }
         x->st.seconds = sec;

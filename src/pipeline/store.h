@@ -48,7 +48,9 @@
 
 #include <stdint.h>
 
+#include "ddps.h"
 #include "pipeline/cluster.h"
+#include "pipeline/window.h"
 #include "util/err.h"
 
 #define DDPS_STORE_SCHEMA 1
@@ -89,13 +91,6 @@ int ddps_store_class_id(ddps_store *s, const char *name, const char *prompt_name
 int ddps_store_image_state(ddps_store *s, const char *relpath, int *state, ddps_err *err);
 
 typedef struct {
-    double x0, y0, x1, y1; /* box in original-image pixels */
-    int rx, ry, rw, rh;    /* the same box in the resized Stage-I image */
-    float score;           /* Stage I patch score */
-    const float *feature;  /* dim floats: L2-normalised DIFT vector */
-} ddps_candidate;
-
-typedef struct {
     int class_id;
     const char *relpath; /* relative to the data root, '/'-separated */
     int width, height;   /* original image size (after EXIF orientation) */
@@ -122,10 +117,20 @@ int ddps_store_put_image_map(ddps_store *s, const ddps_image_result *r, const fl
                              ddps_err *err);
 /* Records a skipped (unreadable/corrupt) image with its reason. */
 int ddps_store_put_bad(ddps_store *s, int class_id, const char *relpath, const char *reason, ddps_err *err);
-/* Clustering (pipeline/cluster.h computes it: ddps_store_cluster,
- * ddps_store_cluster_compute, ddps_clustering_free): the store writes a
- * computed ddps_clustering in one transaction after checking it still fits
- * the class (same candidate count, clusters and distances in range). */
+/* Clustering a stored class (store_cluster.c over pipeline/cluster.h):
+ * ddps_store_cluster reads the class, runs k-means (k in
+ * 1..DDPS_MAX_CLUSTERS, seed) and writes per candidate its cluster and
+ * distance, per cluster its size, median score and rank; re-clustering
+ * replaces the old result, and the class is marked clustered with the
+ * candidate count, k and seed (a class without candidates: no clusters).
+ * The same in two steps, so that k-means can run in another process than
+ * the one that writes (ddps merge, MPI jobs): ddps_store_cluster_compute
+ * reads and computes (its own read transaction), ddps_store_cluster_write
+ * stores a computed ddps_clustering in one transaction after checking it
+ * still fits the class (same candidate count, clusters and distances in
+ * range). */
+int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_err *err);
+int ddps_store_cluster_compute(ddps_store *s, int class_id, int k, uint64_t seed, ddps_clustering *out, ddps_err *err);
 int ddps_store_cluster_write(ddps_store *s, const ddps_clustering *c, ddps_err *err);
 /* 1 when the class's clustering is missing or stale (candidates added since). */
 int ddps_store_needs_clustering(ddps_store *s, int class_id, int *needs, ddps_err *err);
@@ -146,17 +151,12 @@ int ddps_store_totals(ddps_store *s, ddps_run_stats *sum, ddps_err *err);
 
 /* ---- Reading back (select, reports) ---- */
 
-typedef struct {
-    int id;
-    char *name;        /* folder name as stored: may be hostile (even empty), sanitise before use as a path */
-    char *prompt_name; /* NULL when absent */
-    char *prompt;      /* NULL when absent */
-    long n_images;     /* scored */
-    long n_bad;        /* recorded as bad */
-    long n_cand;
-    int clustered;   /* 1 when a clustering exists and is current */
-    int clustered_k; /* k of the last clustering (0 = never clustered) */
-} ddps_class_info;
+/* A class as listed (the public ddps_db_class: id, name as stored (may be
+ * hostile, even empty: sanitise before use as a path), prompt_name and
+ * prompt (NULL when absent), images scored, recorded as bad, candidates,
+ * clustered (1 when a clustering exists and is current) and clustered_k (k
+ * of the last clustering, 0 = never)). */
+typedef ddps_db_class ddps_class_info;
 
 /* All classes sorted by name (byte order). Free with ddps_store_free_classes. */
 int ddps_store_list_classes(ddps_store *s, ddps_class_info **out, int *n, ddps_err *err);
@@ -168,21 +168,12 @@ typedef struct {
     float image_score;
 } ddps_stored_image;
 
-typedef struct {
-    int image;             /* index into ddps_class_data.images */
-    int idx;               /* rank of this window inside its image (0 = best) */
-    double x0, y0, x1, y1; /* box in original pixels */
-    int rx, ry, rw, rh;    /* box in the resized image */
-    float score;           /* Stage I score */
-    int cluster;           /* -1 when not clustered */
-    int cluster_rank;      /* 1 = best cluster; 0 when not clustered */
-    float dist;            /* distance to the centroid (0 when not clustered) */
-} ddps_stored_cand;
-
-typedef struct {
-    int cluster, size, rank;
-    float median_score;
-} ddps_stored_cluster;
+/* A stored candidate and a cluster: the public ddps_db_cand (image: index
+ * into ddps_class_data.images; idx: rank inside its image, 0 = best; box in
+ * original and resized pixels; Stage-I score; cluster -1, cluster_rank 0
+ * and dist 0 when not clustered) and ddps_db_cluster. */
+typedef ddps_db_cand ddps_stored_cand;
+typedef ddps_db_cluster ddps_stored_cluster;
 
 typedef struct {
     int class_id;

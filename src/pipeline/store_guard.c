@@ -13,16 +13,16 @@
 
 int ddps_store_lock(const char *path, int *fd, ddps_err *err) {
     *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) return ddps_fail(err, "%s: cannot open store: %s", path, strerror(errno));
+    if (*fd < 0) return ddps_fail_data(err, "%s: cannot open store: %s", path, strerror(errno));
     if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         close(*fd);
         *fd = -1;
         if (e == EWOULDBLOCK)
-            return ddps_fail(err, "%s: another ddps score is writing to this store; wait for it to finish (a later "
+            return ddps_fail_data(err, "%s: another ddps score is writing to this store; wait for it to finish (a later "
                                   "run continues where it stopped) or use another --store",
                              path);
-        return ddps_fail(err, "%s: cannot lock store: %s", path, strerror(e));
+        return ddps_fail_resource(err, "%s: cannot lock store: %s", path, strerror(e));
     }
     return 0;
 }

@@ -6,31 +6,6 @@
 
 #include "util/fs.h"
 
-int ddps_precision_parse(const char *s, ddps_precision *p) {
-    if (strcmp(s, "f32") == 0 || strcmp(s, "fp32") == 0) {
-        *p = DDPS_PREC_F32;
-        return 0;
-    }
-    if (strcmp(s, "bf16") == 0) {
-        *p = DDPS_PREC_BF16;
-        return 0;
-    }
-    if (strcmp(s, "f16") == 0 || strcmp(s, "fp16") == 0) {
-        *p = DDPS_PREC_F16;
-        return 0;
-    }
-    return -1;
-}
-
-const char *ddps_precision_name(ddps_precision p) {
-    switch (p) {
-    case DDPS_PREC_F32: return "f32";
-    case DDPS_PREC_BF16: return "bf16";
-    case DDPS_PREC_F16: return "f16";
-    }
-    return "?";
-}
-
 /* The backend for a device, guarded (tensor/backend.h); a backend that
  * failed while it was being set up is freed and its failure returned. */
 ddps_backend *ddps_backend_new(const char *device, ddps_precision precision, int threads, ddps_err *err) {

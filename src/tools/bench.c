@@ -146,9 +146,8 @@ static void bench_profile_once(ddps_backend *be, run_fn fn, bench_ctx *c, int n,
     ddps_profile_disable(be);
 }
 
-/* The --json line of a component bench: first batch's figures and all batches. */
-static void bench_json(const bench_opts *bo, ddps_precision prec, const bench_row *rows, double rss,
-                       const ddps_hooks *h) {
+/* The --json object of a component bench: first batch's figures and all batches. */
+static json_t *bench_json(const bench_opts *bo, ddps_precision prec, const bench_row *rows, double rss) {
     json_t *o = json_object(), *arr = json_array();
     json_object_set_new(o, "bench", json_string(bo->what));
     json_object_set_new(o, "device", json_string(bo->device));
@@ -166,19 +165,17 @@ static void bench_json(const bench_opts *bo, ddps_precision prec, const bench_ro
         json_array_append_new(arr, json_pack("{s:i,s:f,s:f}", "batch", rows[b].batch, "ms_per_item",
                                              rows[b].ms_per_item, "gflop_per_s", rows[b].gflop_per_s));
     json_object_set_new(o, "batches", arr);
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    ddps_tools_out(h, "%s", s);
-    free(s);
-    json_decref(o);
+    return o;
 }
 
 /* Times one component (text, VAE or UNet with SD v1.5 or 2.1 shapes and random
  * weights) at every batch size in bo, in precision prec; reports a line per
- * batch (and the JSON object with --json) and fills rows[0..bo->nb).
+ * batch, fills rows[0..bo->nb) and, when js is not NULL, *js with the --json
+ * object (the caller prints it, last).
  * Returns 0, or -1 when the backend or the model cannot be made or an op
  * failed (then no figures are reported). */
-static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row *rows, const ddps_hooks *h,
-                           ddps_err *err) {
+static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row *rows, json_t **js,
+                           const ddps_hooks *h, ddps_err *err) {
     unsigned part = bo->part;
     ddps_backend *be = ddps_backend_new(bo->device, prec, bo->threads, err);
     if (!be) return ddps_fail_prefix(err, "bench");
@@ -214,7 +211,7 @@ static int bench_component(const bench_opts *bo, ddps_precision prec, bench_row 
     if (rc == 0) {
         double rss = ddps_tools_peak_rss_mb();
         ddps_tools_out(h, "  peak RSS %.0f MB", rss);
-        if (bo->json) bench_json(bo, prec, rows, rss, h);
+        if (js) *js = bench_json(bo, prec, rows, rss);
     }
     ddps_release(be, 0);
     ddps_sd_free(be, sd);
@@ -308,11 +305,12 @@ static int bench_load(const ddps_bench_params *p, ddps_precision prec, const ddp
 /* The compare step of `bench unet` on the CPU without --precision: the UNet
  * timed again in bf16, and the faster precision named (which wins depends on
  * the CPU, see BENCHMARKS.md, so the figure must come from the machine). */
-static void bench_unet_compare(const bench_opts *o, const bench_row *r32, const ddps_hooks *h) {
+static void bench_unet_compare(const bench_opts *o, const bench_row *r32, json_t *js, const ddps_hooks *h) {
     bench_row r16[16];
     ddps_err err = {{0}};
     ddps_tools_out(h, "%s", "");
-    int rb = bench_component(o, DDPS_PREC_BF16, r16, h, &err);
+    json_t *j16 = NULL;
+    int rb = bench_component(o, DDPS_PREC_BF16, r16, js ? &j16 : NULL, h, &err);
     char cpu[256];
     ddps_cpu_describe(cpu, sizeof cpu);
     if (rb == 0) {
@@ -322,6 +320,10 @@ static void bench_unet_compare(const bench_opts *o, const bench_row *r32, const 
                        "use --precision %s",
                        cpu, r32[0].batch, r16[0].ms_per_item, r32[0].ms_per_item, ratio > 1 ? "bf16" : "f32",
                        ratio > 1 ? ratio : 1 / ratio, ratio > 1 ? "bf16" : "f32");
+        if (js) { /* the one JSON object: f32's figures, bf16's as "compare" */
+            json_object_set_new(j16, "faster", json_string(ratio > 1 ? "bf16" : "f32"));
+            json_object_set_new(js, "compare", j16);
+        }
     } else {
         ddps_warn("%s", err.msg);
         ddps_tools_out(h, "on this CPU (%s) only f32 is available", cpu);
@@ -347,8 +349,15 @@ static int bench_components(const ddps_bench_params *p, unsigned part, const ddp
     bench_opts o = {p->what, part, p->device, p->threads, p->size, p->iters, p->json, p->profile,
                     p->n_batches ? p->batches : default_batches, nb, version};
     bench_row r32[16];
-    if (bench_component(&o, prec, r32, h, err) != 0) return -1;
-    if (part == DDPS_PART_UNET && !p->precision && strcmp(p->device, "cpu") == 0) bench_unet_compare(&o, r32, h);
+    json_t *js = NULL;
+    if (bench_component(&o, prec, r32, p->json ? &js : NULL, h, err) != 0) return -1;
+    if (part == DDPS_PART_UNET && !p->precision && strcmp(p->device, "cpu") == 0) bench_unet_compare(&o, r32, js, h);
+    if (js) { /* exactly one JSON object, the last report line */
+        char *s = json_dumps(js, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ddps_tools_out(h, "%s", s);
+        free(s);
+        json_decref(js);
+    }
     return 0;
 }
 

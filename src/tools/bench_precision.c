@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "io/image.h"
+#include "pipeline/params.h"
 #include "pipeline/dataset.h"
 #include "pipeline/score.h"
 #include "pipeline/stage1.h"
@@ -156,7 +157,7 @@ static int compare_dataset(engine *ref, engine *red, const ddps_dataset *ds, con
                            const ddps_hooks *h, ddps_err *err) {
     ddps_score_opts o;
     ddps_score_defaults(&o);
-    int ts[DDPS_MAX_TIMESTEPS], K = ddps_score_timesteps(&o, 1000, ts, err);
+    int ts[DDPS_MAX_TIMESTEPS], K = ddps_score_timesteps(&o.p, 1000, ts, err);
     double sum_rho = 0, min_rho = 1;
     int same_best = 0, n = 0, rc = 0, step = ds->n_items / p->images > 1 ? ds->n_items / p->images : 1;
     ddps_tools_out(h, "ddps bench precision: Stage I in f32 vs %s, %s model, %d px, patch %d, stride %d, K=%d",

@@ -8,7 +8,9 @@
 
 #include "io/image.h"
 #include "models/sd.h"
+#include "pipeline/params.h"
 #include "pipeline/kmeans.h"
+#include "pipeline/score.h"
 #include "pipeline/score_batch.h"
 #include "pipeline/stage1.h"
 #include "tools/demo.h"
@@ -81,7 +83,7 @@ static int time_scoring(ddps_scorer *sc, const char *path, int iters, int batch,
         rc = ddps_image_load(path, &img, err);
         if (rc != 0) break;
         int rw, rh;
-        ddps_resize_shorter_size(img.w, img.h, sc->o->size, &rw, &rh);
+        ddps_resize_shorter_size(img.w, img.h, sc->p->size, &rw, &rh);
         rc = ddps_image_resize(&img, rw, rh, &rs, err);
         double t1 = ddps_now(be);
         st->decode += (t1 - t0) * batch;
@@ -119,7 +121,7 @@ static void score_report(const ddps_bench_params *p, const ddps_score_opts *o, d
     ddps_tools_out(h,
                    "ddps bench score: SD v1.5 shapes, random weights, %d px, patch %d, K=%d, DIFT E=%d, %d image%s "
                    "per batch, device %s, %s",
-                   o->size, o->patch, K, o->dift_ensemble, batch, batch > 1 ? "s" : "", p->device,
+                   o->p.size, o->p.patch, K, o->p.dift_ensemble, batch, batch > 1 ? "s" : "", p->device,
                    ddps_precision_name(prec));
     ddps_tools_out(h,
                    "  per image: %.2f s = decode+resize %.3f s, VAE %.2f s, UNet %.2f s (%d latents), DIFT %.2f s, "
@@ -130,7 +132,7 @@ static void score_report(const ddps_bench_params *p, const ddps_score_opts *o, d
         ddps_tools_out(h, "{\"bench\":\"score\",\"device\":\"%s\",\"precision\":\"%s\",\"size\":%d,"
                        "\"seconds_per_image\":%.4f,\"decode\":%.4f,\"vae\":%.4f,\"unet\":%.4f,\"dift\":%.4f,"
                        "\"clustering\":%.5f}",
-                       p->device, ddps_precision_name(prec), o->size, per + t_cluster, st->decode / n, st->part[0] / n,
+                       p->device, ddps_precision_name(prec), o->p.size, per + t_cluster, st->decode / n, st->part[0] / n,
                        st->part[1] / n, st->part[2] / n, t_cluster);
 }
 
@@ -138,10 +140,10 @@ int ddps_tools_bench_score(const ddps_bench_params *p, const char *precision, in
                            ddps_err *err) {
     ddps_score_opts o;
     ddps_score_defaults(&o);
-    o.size = p->size;
-    o.patch = p->size * 3 / 4;
-    o.precision = precision;
-    o.device = p->device;
+    o.p.size = p->size;
+    o.p.patch = p->size * 3 / 4;
+    o.p.precision = precision;
+    o.p.device = p->device;
     ddps_precision prec;
     if (ddps_precision_parse(precision, &prec) != 0)
         return ddps_fail_usage(err, "bench: --precision %s: expected f32, bf16 or f16", precision);
@@ -159,9 +161,9 @@ int ddps_tools_bench_score(const ddps_bench_params *p, const char *precision, in
         score_times st = {0};
         int ts[DDPS_MAX_TIMESTEPS];
         ddps_scorer sc = {0};
-        sc.be = be, sc.sd = sd, sc.o = &o, sc.ts = ts, sc.dim = ddps_dift_dim(&sd->unet_cfg);
-        sc.K = ddps_score_timesteps(&o, 1000, ts, err);
-        rc = sc.K < 0 ? -1 : write_bench_image(path, o.size, err);
+        sc.be = be, sc.sd = sd, sc.p = &o.p, sc.ts = ts, sc.dim = ddps_dift_dim(&sd->unet_cfg);
+        sc.K = ddps_score_timesteps(&o.p, 1000, ts, err);
+        rc = sc.K < 0 ? -1 : write_bench_image(path, o.p.size, err);
         if (rc == 0) rc = time_scoring(&sc, path, p->iters, batch, &st, err);
         if (rc == 0) rc = ddps_backend_error(be, err); /* a failed op: no figures */
         unlink(path);

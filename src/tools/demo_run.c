@@ -80,16 +80,16 @@ static int demo_score(const char *dir, const char *store, int threads, ddps_err 
     ddps_score_defaults(&o);
     o.data_dir = data;
     o.model_dir = model;
-    o.class_names = names;
+    o.p.class_names = names;
     /* The toy model's scale: 128-px pictures, objects 1/5 to 1/2 of the side. */
-    o.size = DDPS_DEMO_SIZE;
-    o.patch = DDPS_DEMO_PATCH;
-    o.stride = DDPS_DEMO_STRIDE;
-    o.t_lo = DDPS_DEMO_T_LO;
-    o.t_hi = DDPS_DEMO_T_HI;
-    o.patches_per_image = 2;
-    o.threads = threads;
-    o.command = "distill";
+    o.p.size = DDPS_DEMO_SIZE;
+    o.p.patch = DDPS_DEMO_PATCH;
+    o.p.stride = DDPS_DEMO_STRIDE;
+    o.p.t_lo = DDPS_DEMO_T_LO;
+    o.p.t_hi = DDPS_DEMO_T_HI;
+    o.p.patches_per_image = 2;
+    o.p.threads = threads;
+    o.p.command = "distill";
     o.store_path = store;
     ddps_run_stats st = {0};
     int rc = ddps_score_run(&o, &st, err);
@@ -108,8 +108,8 @@ static int demo_select(const char *store, const char *dist, int threads, ddps_er
     so.out_dir = dist;
     so.ipc = ipcs;
     so.n_ipc = 2;
-    so.threads = threads;
-    so.command = "distill";
+    so.p.threads = threads;
+    so.p.command = "distill";
     return ddps_select_run(&so, err);
 }
 
@@ -120,7 +120,7 @@ static int demo_measure(const char *dir, const char *store, int threads, const d
     ddps_report_defaults(&ro);
     ro.store_path = store;
     ro.out_dir = report;
-    ro.threads = threads;
+    ro.p.threads = threads;
     int rc = ddps_report_run(&ro, err);
     ddps_world_eval_params wp;
     ddps_world_eval_params_init(&wp);

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "pipeline/report.h"
+#include "pipeline/params.h"
 #include "tools/tools.h"
 #include "tools/world.h"
 #include "util/fs.h"
@@ -371,10 +372,12 @@ static int check_params(const ddps_world_eval_params *p, ddps_err *err) {
     if (!p->world || !*p->world) return ddps_fail_usage(err, "--world: the world's folder is required");
     if (p->n_ipc < 1 || p->n_ipc > DDPS_WORLD_EVAL_MAX_IPC)
         return ddps_fail_usage(err, "--ipc: 1..%d values expected", DDPS_WORLD_EVAL_MAX_IPC);
-    for (int q = 0; q < p->n_ipc; q++)
-        if (p->ipc[q] < 1 || p->ipc[q] > 100000) return ddps_fail_usage(err, "--ipc %d: expected 1..100000", p->ipc[q]);
-    if (p->top_clusters < 0 || p->mosaic_max_ipc < 0) return ddps_fail_usage(err, "negative selection setting");
-    return 0;
+    /* the selection settings, as `ddps select` checks them */
+    ddps_select_params sp;
+    ddps_select_params_defaults(&sp);
+    sp.top_clusters = p->top_clusters;
+    sp.mosaic_max_ipc = p->mosaic_max_ipc;
+    return ddps_select_check(&sp, p->ipc, p->n_ipc, err);
 }
 
 int ddps_tools_world_eval(const ddps_world_eval_params *p, ddps_world_eval_result *out, const ddps_hooks *h,

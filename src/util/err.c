@@ -43,6 +43,26 @@ int ddps_fail_usage(ddps_err *err, const char *fmt, ...) {
     return -1;
 }
 
+int ddps_fail_data(ddps_err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfail(err, DDPS_KIND_DATA, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int ddps_fail_resource(ddps_err *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfail(err, DDPS_KIND_RESOURCE, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 int ddps_fail_prefix(ddps_err *err, const char *fmt, ...) {
     if (!err) return -1;
     char prefix[512], old[sizeof err->msg];

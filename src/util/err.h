@@ -35,6 +35,10 @@ int ddps_fail(ddps_err *err, const char *fmt, ...) __attribute__((format(printf,
 /* The same with a kind (DDPS_KIND_*); ddps_fail_usage is kind usage. */
 int ddps_fail_kind(ddps_err *err, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int ddps_fail_usage(ddps_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Kind data: a bad input file (image, model, store, mapping); kind resource:
+ * memory, disk, I/O. */
+int ddps_fail_data(ddps_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ddps_fail_resource(ddps_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prepends "prefix: " to an existing message; returns -1. */
 int ddps_fail_prefix(ddps_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

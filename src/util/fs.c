@@ -52,15 +52,15 @@ char *ddps_strdup(const char *s) {
 int ddps_read_file(const char *path, size_t max_bytes, char **out, size_t *len, ddps_err *err) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ddps_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return ddps_fail_data(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return ddps_fail(err, "%s: not a regular file", path);
+        return ddps_fail_data(err, "%s: not a regular file", path);
     }
     if ((uint64_t)st.st_size > max_bytes) {
         close(fd);
-        return ddps_fail(err, "%s: file too large (%lld bytes, limit %zu)", path,
+        return ddps_fail_data(err, "%s: file too large (%lld bytes, limit %zu)", path,
                          (long long)st.st_size, max_bytes);
     }
     size_t n = (size_t)st.st_size;
@@ -72,7 +72,7 @@ int ddps_read_file(const char *path, size_t max_bytes, char **out, size_t *len, 
         if (r <= 0) {
             free(buf);
             close(fd);
-            return ddps_fail(err, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
+            return ddps_fail_resource(err, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
         }
         got += (size_t)r;
     }
@@ -89,7 +89,7 @@ int ddps_write_file_atomic(const char *path, const void *data, size_t len, ddps_
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        ddps_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+        ddps_fail_resource(err, "%s: cannot create: %s", tmp, strerror(errno));
         free(tmp);
         return -1;
     }
@@ -99,7 +99,7 @@ int ddps_write_file_atomic(const char *path, const void *data, size_t len, ddps_
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-            ddps_fail(err, "%s: write failed: %s", path, strerror(errno));
+            ddps_fail_resource(err, "%s: write failed: %s", path, strerror(errno));
             close(fd);
             unlink(tmp);
             free(tmp);
@@ -109,13 +109,13 @@ int ddps_write_file_atomic(const char *path, const void *data, size_t len, ddps_
         left -= (size_t)w;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
-        ddps_fail(err, "%s: write failed: %s", path, strerror(errno));
+        ddps_fail_resource(err, "%s: write failed: %s", path, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;
     }
     if (rename(tmp, path) != 0) {
-        ddps_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
+        ddps_fail_resource(err, "%s: cannot rename into place: %s", path, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;
@@ -132,7 +132,7 @@ int ddps_mkdirs(const char *path, ddps_err *err) {
             char c = p[i];
             p[i] = 0;
             if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                ddps_fail(err, "%s: cannot create folder: %s", p, strerror(errno));
+                ddps_fail_resource(err, "%s: cannot create folder: %s", p, strerror(errno));
                 free(p);
                 return -1;
             }
@@ -140,7 +140,7 @@ int ddps_mkdirs(const char *path, ddps_err *err) {
         }
     }
     free(p);
-    if (!ddps_is_dir(path)) return ddps_fail(err, "%s: exists and is not a folder", path);
+    if (!ddps_is_dir(path)) return ddps_fail_data(err, "%s: exists and is not a folder", path);
     return 0;
 }
 
@@ -184,7 +184,7 @@ int ddps_remove_tree(const char *path, ddps_err *err) {
     struct stat st;
     if (lstat(path, &st) != 0) return 0;
     if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return ddps_fail(err, "%s: cannot remove: %s", path, strerror(errno));
+        return ddps_fail_resource(err, "%s: cannot remove: %s", path, strerror(errno));
     return 0;
 }
 

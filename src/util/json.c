@@ -16,13 +16,13 @@ int ddps_json_load_ex(const char *path, size_t max_bytes, size_t flags, json_t *
     json_error_t je;
     *out = json_loadb(text, len, flags, &je);
     free(text);
-    if (!*out && len == 0) return ddps_fail(err, "%s: empty file", path);
+    if (!*out && len == 0) return ddps_fail_data(err, "%s: empty file", path);
     if (!*out)
-        return ddps_fail(err, "%s: not valid JSON (line %d, column %d: %s)", path, je.line, je.column, je.text);
+        return ddps_fail_data(err, "%s: not valid JSON (line %d, column %d: %s)", path, je.line, je.column, je.text);
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
-        return ddps_fail(err, "%s: not a JSON object", path);
+        return ddps_fail_data(err, "%s: not a JSON object", path);
     }
     return 0;
 }
