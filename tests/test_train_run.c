@@ -151,10 +151,76 @@ static void test_train_learns(void) {
     CHECKF(top1 >= 0.6, "val top-1 %.3f after 8 epochs (chance 0.25)", top1);
 }
 
+/* Every student's final top-1 and every epoch's loss, as text, from an eval.json (NULL when unreadable). */
+static char *eval_numbers(const char *path, int *students) {
+    json_error_t je;
+    json_t *r = json_load_file(path, 0, &je), *st = r ? json_object_get(r, "students") : NULL;
+    if (!json_is_array(st)) {
+        json_decref(r);
+        return NULL;
+    }
+    *students = (int)json_array_size(st);
+    char *buf = calloc(1, 65536);
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(st); i++) {
+        json_t *s = json_array_get(st, i), *log = json_object_get(s, "log");
+        double t1 = json_number_value(json_object_get(s, "top1"));
+        CHECKF(t1 >= 0 && t1 <= 1, "student %zu top1 %g", i, t1);
+        n += (size_t)snprintf(buf + n, 65536 - n, "%.17g:", t1);
+        for (size_t e = 0; e < json_array_size(log) && n < 60000; e++)
+            n += (size_t)snprintf(buf + n, 65536 - n, "%.17g,", json_number_value(json_object_get(json_array_get(log, e), "loss")));
+    }
+    json_decref(r);
+    return buf;
+}
+
+static void test_eval_end_to_end(void) {
+    const char *w = world(4, 10, 4, 32), *d = t_tmpdir("eval_e2e");
+    CHECK(t_runv("'%s' -q train --data '%s/train' --model convnet3 --size 16 --epochs 2 --batch 8 --opt adamw "
+                 "--threads 2 --out '%s/teacher.safetensors'",
+                 DDPS_BIN, w, d) == 0);
+    CHECK(t_runv("cd '%s/train' && for c in *; do mkdir -p '%s/dist/'$c && cp $(ls -d $c/* | head -2) '%s/dist/'$c/; done",
+                 w, d, d) == 0);
+    char args[8192];
+    snprintf(args, sizeof args,
+             "eval --distilled '%s/dist' --val '%s/val' --teacher '%s/teacher.safetensors' --teacher-model convnet3 "
+             "--student convnet3 --students 2 --epochs 5 --eval-every 1 --size 16 --threads 2",
+             d, w, d);
+    char *out = NULL;
+    int rc = t_runf(&out, "'%s' %s --out '%s/a.json' 2>/dev/null", DDPS_BIN, args, d);
+    CHECKF(rc == 0 && out && strstr(out, "mean +- std of 2 students"), "eval: %d %s", rc, out ? out : "");
+    free(out);
+    /* 8 images of 4 classes: IPC 2 -> RDED's batch 50, capped at the set's 8: one step an epoch. Kill student 1 at step 3. */
+    out = NULL;
+    rc = t_runf(&out, "DDPS_TRAIN_KILL_AT=3 '%s' -q %s 2>&1", DDPS_BIN, args);
+    CHECKF(rc == 137, "killed eval exited %d: %s", rc, out ? out : "");
+    free(out);
+    char p[4200], q[4200];
+    snprintf(p, sizeof p, "%s/dist/.ddps-eval/student-0.ckpt", d);
+    CHECK(ddps_is_file(p));
+    out = NULL;
+    rc = t_runf(&out, "'%s' %s 2>&1", DDPS_BIN, args);
+    CHECKF(rc == 0 && out && strstr(out, "resuming after epoch 2 of 5"), "resumed eval: %d %s", rc, out ? out : "");
+    free(out);
+    snprintf(p, sizeof p, "%s/dist/.ddps-eval", d);
+    CHECK(!ddps_is_dir(p));
+    snprintf(p, sizeof p, "%s/a.json", d);
+    snprintf(q, sizeof q, "%s/dist/eval.json", d);
+    int na = 0, nb = 0;
+    char *a = eval_numbers(p, &na), *b = eval_numbers(q, &nb);
+    CHECKF(a && b && na == 2 && nb == 2 && strcmp(a, b) == 0, "uninterrupted %s\nresumed %s", a ? a : "-", b ? b : "-");
+    free(a);
+    free(b);
+}
+
 int main(int argc, char **argv) {
     const char *part = t_part(argc, argv);
     if (strcmp(part, "learns") == 0) {
         TEST(test_train_learns);
+        return t_done();
+    }
+    if (strcmp(part, "eval") == 0) {
+        TEST(test_eval_end_to_end);
         return t_done();
     }
     TEST(test_bad_flags);
