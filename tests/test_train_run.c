@@ -213,10 +213,37 @@ static void test_eval_end_to_end(void) {
     free(b);
 }
 
+/* ddps.train / ddps.eval through the Python package on the build tree's library. */
+static void test_python(void) {
+    char *out = NULL;
+    if (t_run("/usr/bin/python3 -c 'import numpy' 2>&1", &out) != 0) {
+        free(out);
+        t_skip("/usr/bin/python3 with numpy is not available");
+        return;
+    }
+    free(out);
+    const char *w = world(4, 10, 4, 32), *d = t_tmpdir("train_python");
+    const char *pre = "";
+#if DDPS_TEST_SANITIZE
+    pre = "LD_PRELOAD=\"$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)\" "
+          "ASAN_OPTIONS=detect_leaks=0 ";
+#endif
+    out = NULL;
+    int rc = t_runf(&out, "%sDDPS_LIBRARY='%s/libddps.so' PYTHONPATH='%s/python' /usr/bin/python3 "
+                          "'%s/tests/api_python_train.py' '%s' '%s' 2>&1",
+                    pre, DDPS_BUILD_DIR, DDPS_SOURCE_DIR, DDPS_SOURCE_DIR, w, d);
+    CHECKF(rc == 0 && out && strstr(out, "ok\n"), "api_python_train.py exited %d: %s", rc, out ? out : "");
+    free(out);
+}
+
 int main(int argc, char **argv) {
     const char *part = t_part(argc, argv);
     if (strcmp(part, "learns") == 0) {
         TEST(test_train_learns);
+        return t_done();
+    }
+    if (strcmp(part, "python") == 0) {
+        TEST(test_python);
         return t_done();
     }
     if (strcmp(part, "eval") == 0) {
