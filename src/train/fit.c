@@ -210,8 +210,9 @@ static float lr_at(const tr_fit_opts *o, long epoch, long step) {
 }
 
 /* The batches of one epoch; the mean loss into *loss. */
+/* whole: the run's progress line (done counted from base), or NULL for a line per epoch. */
 static int run_epoch(tr_ctx *c, const tr_fit_opts *o, tr_model *m, tr_optim *opt, const tr_fit_data *d, int e,
-                     fit_bufs *b, double *loss, ddps_err *err) {
+                     fit_bufs *b, ddps_progress *whole, long base, double *loss, ddps_err *err) {
     const tr_data *tr = d->train;
     ddps_rng r;
     ddps_tr_sample_rng(&r, ddps_seed_mix(o->seed, 0x5eed0de7), e, -1);
@@ -220,7 +221,7 @@ static int run_epoch(tr_ctx *c, const tr_fit_opts *o, tr_model *m, tr_optim *opt
     if (n_batches > 1 && tr->n % o->batch == 1) n_batches--; /* a last batch of one sample: batch norm cannot train */
     char label[128];
     snprintf(label, sizeof label, "%s %d/%d", o->label ? o->label : "epoch", e + 1, o->epochs);
-    ddps_progress *pr = ddps_progress_start(label, (long)tr->n, "img", 0);
+    ddps_progress *pr = whole ? whole : ddps_progress_start(label, (long)tr->n, "img", 0);
     double sum = 0;
     int rc = 0, done = 0;
     static long kill_at = -2;
@@ -244,10 +245,10 @@ static int run_epoch(tr_ctx *c, const tr_fit_opts *o, tr_model *m, tr_optim *opt
         if (ddps_backend_error(c->be, err)) rc = -1;
         sum += l;
         done += n;
-        ddps_progress_update(pr, done);
+        ddps_progress_update(pr, base + done);
         if (kill_at > 0 && opt->t == kill_at) raise(SIGKILL);
     }
-    ddps_progress_end(pr);
+    if (!whole) ddps_progress_end(pr);
     *loss = sum / n_batches;
     return rc;
 }
@@ -281,10 +282,14 @@ int ddps_tr_fit(tr_ctx *c, const tr_fit_opts *o, tr_model *m, const tr_fit_data 
                   ddps_calloc((size_t)d->train->n, sizeof(int)), ddps_calloc((size_t)o->batch, sizeof(int)),
                   ddps_calloc((size_t)o->batch, sizeof(ddps_err))};
     int rc = 0;
+    long per_epoch = d->train->n;
+    ddps_progress *whole = o->progress_label && start < o->epochs
+                               ? ddps_progress_start(o->progress_label, (o->epochs - start) * per_epoch, "img", 0)
+                               : NULL;
     for (int e = start; e < o->epochs && !rc; e++) {
         double t0 = ddps_seconds();
         tr_epoch_log *l = &log[e];
-        rc = run_epoch(c, o, m, &opt, d, e, &b, &l->loss, err);
+        rc = run_epoch(c, o, m, &opt, d, e, &b, whole, (e - start) * per_epoch, &l->loss, err);
         if (!rc && d->val && want_eval(o, e)) {
             rc = ddps_tr_evaluate(c, m, d->val, NULL, o->eval_batch, &l->top1, &l->top5, err);
             l->evaluated = !rc;
@@ -293,6 +298,7 @@ int ddps_tr_fit(tr_ctx *c, const tr_fit_opts *o, tr_model *m, const tr_fit_data 
         if (!rc && o->checkpoint) rc = ckpt_save(o->checkpoint, m, &opt, e + 1, o->epochs, log, hash, err);
         if (!rc) log_epoch(o, e, l);
     }
+    ddps_progress_end(whole);
     free(b.x);
     free(b.tmp);
     free(b.labels);

@@ -46,7 +46,8 @@ typedef struct {
     uint64_t seed;
     int threads;
     const char *checkpoint; /* NULL: no checkpoint, no resume */
-    const char *label;      /* progress label prefix ("epoch", "student 2 epoch") */
+    const char *label;      /* log and progress label prefix ("epoch", "student 2/5 epoch") */
+    const char *progress_label; /* NULL: a progress line per epoch; else one for the whole run ("student 2/5") */
     int log_every_epoch;    /* 1: an info line per epoch; 0: only for evaluated epochs */
 } tr_fit_opts;
 

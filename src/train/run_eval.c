@@ -210,14 +210,16 @@ typedef struct {
 
 static int run_student(tr_ctx *c, const ddps_eval_params *p, tr_fit_opts *o, const tr_fit_data *fd, int K, int i,
                        const char *ckdir, student_res *r, ddps_err *err) {
-    char ck[4096], label[64];
+    char ck[4096], label[64], plabel[64];
     snprintf(ck, sizeof ck, "%s/student-%d.ckpt", ckdir, i);
     snprintf(label, sizeof label, "student %d/%d epoch", i + 1, p->students);
+    snprintf(plabel, sizeof plabel, "student %d/%d", i + 1, p->students);
     r->seed = p->seed + (uint64_t)i;
     r->log = ddps_calloc((size_t)p->epochs, sizeof *r->log);
     o->seed = r->seed;
     o->checkpoint = ck;
     o->label = label;
+    o->progress_label = plabel;
     tr_model *m = ddps_tr_model_new(p->student, K, o->tf.size, r->seed, err);
     int rc = m ? ddps_tr_fit(c, o, m, fd, r->log, err) : -1;
     ddps_tr_model_free(m);
