@@ -659,9 +659,10 @@ DDPS_API ddps_status ddps_run_train(const ddps_train_params *p, const ddps_hooks
  * equal val's folders (usage error naming the first difference); the
  * teacher's rows are mapped by class name (teacher's .json sibling from
  * `ddps train`), by idx_to_imagenet for a 1000-class teacher, or one to one
- * when the counts agree. Checkpoints per student and epoch under
- * DISTILLED/.ddps-eval (removed at the end): a killed run continues bit for
- * bit. Writes out (DISTILLED/eval.json): per student seed, best and final
+ * when the counts agree. Checkpoints per student under DISTILLED/.ddps-eval
+ * (after an epoch once 20 s have passed since the last one, and after the
+ * last; removed at the end): a killed run continues from the last one, bit
+ * for bit. Writes out (DISTILLED/eval.json): per student seed, best and final
  * top-1 / top-5, epochs, seconds; mean and std of the final top-1; the
  * settings and the ddps version; a table at DDPS_LOG_OUTPUT. */
 #define DDPS_EVAL_MAX_STUDENTS 64

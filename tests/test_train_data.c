@@ -227,16 +227,18 @@ static void test_center_crop_torchvision(void) {
         snprintf(path, sizeof path, "%s/%s", d, name);
         free(name);
     }
-    int cases[][2] = {{36, 32}, {32, 32}, {27, 24}, {20, 24}, {73, 64}};
+    int cases[][2] = {{36, 32}, {32, 32}, {27, 24}, {20, 24}, {73, 64}, {24, 16}, {17, 15}};
+    const char *raw = t_tmpdir("train_center");
+    char pairs[256] = "";
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+        snprintf(pairs + strlen(pairs), sizeof pairs - strlen(pairs), " %d:%d", cases[k][0], cases[k][1]);
+    int rc = t_runf(&out, "/usr/bin/python3 '%s/tests/train_transform_ref.py' center '%s' '%s/ref'%s 2>&1",
+                    DDPS_SOURCE_DIR, path, raw, pairs);
+    CHECKF(rc == 0, "train_transform_ref.py: %s", out ? out : "");
+    free(out);
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        const char *raw = t_tmpdir("train_center");
         char dst[4096];
-        snprintf(dst, sizeof dst, "%s/ref.raw", raw);
-        int rc = t_runf(&out, "/usr/bin/python3 '%s/tests/train_transform_ref.py' center '%s' %d %d '%s'",
-                        DDPS_SOURCE_DIR, path, cases[k][0], cases[k][1], dst);
-        CHECKF(rc == 0, "train_transform_ref.py: %s", out ? out : "");
-        free(out);
-        out = NULL;
+        snprintf(dst, sizeof dst, "%s/ref-%zu.raw", raw, k);
         ddps_image ref = {0}, src = {0}, mine = {0};
         ddps_err e;
         CHECK(read_raw(dst, &ref) == 0);

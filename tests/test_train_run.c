@@ -192,7 +192,7 @@ static void test_eval_end_to_end(void) {
     free(out);
     /* 8 images of 4 classes: IPC 2 -> RDED's batch 50, capped at the set's 8: one step an epoch. Kill student 1 at step 3. */
     out = NULL;
-    rc = t_runf(&out, "DDPS_TRAIN_KILL_AT=3 '%s' -q %s 2>&1", DDPS_BIN, args);
+    rc = t_runf(&out, "DDPS_TRAIN_CKPT_SECONDS=0 DDPS_TRAIN_KILL_AT=3 '%s' -q %s 2>&1", DDPS_BIN, args);
     CHECKF(rc == 137, "killed eval exited %d: %s", rc, out ? out : "");
     free(out);
     char p[4200], q[4200];

@@ -7,9 +7,10 @@ torchvision 0.14).
       and image sizes, torchvision's own box, and the draws it consumed
       (re-drawn from the same seed in the documented order: scale, log-ratio
       per try, then top and left on success), so the C side can replay them.
-  train_transform_ref.py center SRC SIDE CROP DST
-      torchvision Resize(SIDE) + CenterCrop(CROP) on the PIL image SRC,
-      written to DST as raw (width, height as little-endian uint32, RGB).
+  train_transform_ref.py center SRC DST SIDE:CROP...
+      torchvision Resize(SIDE) + CenterCrop(CROP) on the PIL image SRC for
+      each pair, written to DST-<i>.raw (i from 0) as raw (width, height as
+      little-endian uint32, then RGB).
 """
 import math
 import struct
@@ -55,16 +56,18 @@ def rrc():
               (w, h, sc[0], sc[1], ra[0], ra[1], len(tries), ds, j, i, cw, ch))
 
 
-def center(src, side, crop, dst):
+def center(src, dst, *pairs):
     im = Image.open(src).convert("RGB")
-    out = T.CenterCrop(int(crop))(T.Resize(int(side))(im))
-    with open(dst, "wb") as f:
-        f.write(struct.pack("<II", out.width, out.height))
-        f.write(out.tobytes())
+    for i, pair in enumerate(pairs):
+        side, crop = (int(v) for v in pair.split(":"))
+        out = T.CenterCrop(crop)(T.Resize(side)(im))
+        with open("%s-%d.raw" % (dst, i), "wb") as f:
+            f.write(struct.pack("<II", out.width, out.height))
+            f.write(out.tobytes())
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "rrc":
         rrc()
     else:
-        center(*sys.argv[2:6])
+        center(*sys.argv[2:])

@@ -118,9 +118,12 @@ static int make_batch(const tr_fit_opts *o, const tr_data *d, const int *idx, in
     for (int i = 0; i < n; i++) {
         ddps_rng r;
         ddps_tr_sample_rng(&r, o->seed, epoch, idx[i]);
-        if (ddps_tr_transform(&o->tf, &d->img[idx[i]], &r, b->x + i * per, &b->errs[i]))
+        if (ddps_tr_transform(&o->tf, &d->img[idx[i]], &r, b->x + i * per, &b->errs[i])) {
 #pragma omp critical
-            if (bad < 0) bad = i;
+            {
+                if (bad < 0 || i < bad) bad = i;
+            }
+        }
     }
     for (int i = 0; i < n; i++) b->labels[i] = d->labels[idx[i]];
     return bad >= 0 ? ddps_fail(err, "%s", b->errs[bad].msg) : 0;
@@ -283,6 +286,8 @@ int ddps_tr_fit(tr_ctx *c, const tr_fit_opts *o, tr_model *m, const tr_fit_data 
                   ddps_calloc((size_t)o->batch, sizeof(ddps_err))};
     int rc = 0;
     long per_epoch = d->train->n;
+    const char *ce = getenv("DDPS_TRAIN_CKPT_SECONDS");
+    double ckpt_every = ce ? atof(ce) : o->ckpt_seconds, last_save = ddps_seconds();
     ddps_progress *whole = o->progress_label && start < o->epochs
                                ? ddps_progress_start(o->progress_label, (o->epochs - start) * per_epoch, "img", 0)
                                : NULL;
@@ -295,7 +300,11 @@ int ddps_tr_fit(tr_ctx *c, const tr_fit_opts *o, tr_model *m, const tr_fit_data 
             l->evaluated = !rc;
         }
         l->seconds = ddps_seconds() - t0;
-        if (!rc && o->checkpoint) rc = ckpt_save(o->checkpoint, m, &opt, e + 1, o->epochs, log, hash, err);
+        int due = e + 1 == o->epochs || ddps_seconds() - last_save >= ckpt_every;
+        if (!rc && o->checkpoint && due) {
+            rc = ckpt_save(o->checkpoint, m, &opt, e + 1, o->epochs, log, hash, err);
+            last_save = ddps_seconds();
+        }
         if (!rc) log_epoch(o, e, l);
     }
     ddps_progress_end(whole);

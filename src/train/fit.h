@@ -46,6 +46,8 @@ typedef struct {
     uint64_t seed;
     int threads;
     const char *checkpoint; /* NULL: no checkpoint, no resume */
+    double ckpt_seconds;    /* 0: a checkpoint after every epoch; else after an epoch when this long has passed
+                               since the last one (and after the last epoch); DDPS_TRAIN_CKPT_SECONDS overrides */
     const char *label;      /* log and progress label prefix ("epoch", "student 2/5 epoch") */
     const char *progress_label; /* NULL: a progress line per epoch; else one for the whole run ("student 2/5") */
     int log_every_epoch;    /* 1: an info line per epoch; 0: only for evaluated epochs */

@@ -200,6 +200,9 @@ static void eval_opts(const ddps_eval_params *p, int size, int batch, tr_fit_opt
     o->eval_after = 0.8;
     o->threads = p->threads;
     o->log_every_epoch = 0;
+    /* RDED's small sets make epochs of one step: a ResNet-18 checkpoint (135 MB with the moments) after each
+     * would cost more than the step. A resume still starts at an epoch boundary, bit for bit. */
+    o->ckpt_seconds = 20;
 }
 
 typedef struct {

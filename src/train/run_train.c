@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ddps.h"
+#include "pipeline/dataset.h"
 #include "train/fit.h"
 #include "train/run.h"
 #include "util/fs.h"
@@ -27,6 +28,25 @@ int ddps_tr_arch_check(const char *flag, const char *arch, ddps_err *err) {
 static int ends_with(const char *s, const char *suf) {
     size_t n = strlen(s), k = strlen(suf);
     return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+/* --data and --val must have the same class folders (usage error naming the first difference). */
+static int same_classes(const char *data, const char *val, ddps_err *err) {
+    ddps_dataset a = {0}, b = {0};
+    int rc = ddps_dataset_scan(data, NULL, &a, err) || ddps_dataset_scan(val, NULL, &b, err) ? -1 : 0;
+    int n = a.n_classes > b.n_classes ? a.n_classes : b.n_classes;
+    for (int i = 0; !rc && i < n; i++) {
+        const char *x = i < a.n_classes ? a.classes[i].name : "(none)", *y = i < b.n_classes ? b.classes[i].name : "(none)";
+        if (strcmp(x, y) == 0) continue;
+        char *dx = ddps_display_name(x), *dy = ddps_display_name(y);
+        rc = ddps_fail_usage(err, "train: class %d of --data %s is '%s' but of --val %s '%s' (%d and %d classes)", i,
+                             data, dx, val, dy, a.n_classes, b.n_classes);
+        free(dx);
+        free(dy);
+    }
+    ddps_dataset_free(&a);
+    ddps_dataset_free(&b);
+    return rc;
 }
 
 int ddps_tr_train_check(const ddps_train_params *p, ddps_err *err) {
@@ -53,7 +73,7 @@ int ddps_tr_train_check(const ddps_train_params *p, ddps_err *err) {
     if (!(p->crop_scale >= 0 && p->crop_scale <= 1))
         return ddps_fail_usage(err, "train: --crop-scale %g: not in [0, 1]", p->crop_scale);
     if (p->threads < 0 || p->threads > 4096) return ddps_fail_usage(err, "train: --threads %d: not in 0..4096", p->threads);
-    return 0;
+    return p->val ? same_classes(p->data, p->val, err) : 0;
 }
 
 char *ddps_tr_json_sibling(const char *safetensors) {
@@ -147,12 +167,6 @@ static int load_sets(const ddps_train_params *p, tr_data *tr, tr_data *va, ddps_
     tr_data_opts vo = {0, p->size, ddps_tr_val_resize(p->size), p->threads};
     if (ddps_tr_data_load(p->data, &to, tr, err)) return -1;
     if (p->val && ddps_tr_data_load(p->val, &vo, va, err)) return -1;
-    if (p->val && (va->n_classes != tr->n_classes))
-        return ddps_fail_usage(err, "train: --val %s has %d classes, --data %d", p->val, va->n_classes, tr->n_classes);
-    for (int c = 0; p->val && c < tr->n_classes; c++)
-        if (strcmp(va->classes[c], tr->classes[c]) != 0)
-            return ddps_fail_usage(err, "train: class %d is '%s' in --data but '%s' in --val", c, tr->classes[c],
-                                   va->classes[c]);
     ddps_info("train: %d images of %d classes%s", tr->n, tr->n_classes, p->val ? "" : " (no validation)");
     return 0;
 }
