@@ -108,6 +108,13 @@ static void test_eval_class_mismatch(void) {
                 dist, val, d);
     CHECKF(rc == 1 && out && strstr(out, "t.safetensors"), "exit %d: %s", rc, out ? out : "");
     free(out);
+    /* A val set in RDED's index folders (the distilled folders' names) passes too. */
+    CHECK(t_runv("cd '%s' && mv apple 00000 && mv banana 00001 && mv elder 00002", val) == 0);
+    out = NULL;
+    rc = t_runf(&out, "'%s' eval --distilled '%s' --val '%s' --teacher '%s/t.safetensors' --epochs 1 2>&1", DDPS_BIN,
+                dist, val, d);
+    CHECKF(rc == 1 && out && strstr(out, "t.safetensors"), "exit %d: %s", rc, out ? out : "");
+    free(out);
 }
 
 static void test_bad_flags(void) {

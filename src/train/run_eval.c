@@ -68,17 +68,20 @@ static int map_classes(const char *path, int n_folders, class_list *c, ddps_err 
     return rc;
 }
 
-static int distilled_classes(const char *dir, class_list *c, ddps_err *err) {
-    if (folder_classes(dir, c, err)) return -1;
+/* The class names (class_to_idx.json's when present, else the folders) and, in folders, the folder names. */
+static int distilled_classes(const char *dir, class_list *c, class_list *folders, ddps_err *err) {
+    if (folder_classes(dir, folders, err)) return -1;
     char *js = ddps_path_join(dir, "class_to_idx.json");
-    int rc = 0;
-    if (ddps_is_file(js)) {
-        int n = c->n;
-        class_list_free(c);
-        rc = map_classes(js, n, c, err);
-    }
+    int rc = ddps_is_file(js) ? map_classes(js, folders->n, c, err) : folder_classes(dir, c, err);
     free(js);
     return rc;
+}
+
+static int same_list(const class_list *a, const class_list *b) {
+    if (a->n != b->n) return 0;
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->names[i], b->names[i]) != 0) return 0;
+    return 1;
 }
 
 /* The one-line refusal of a class mismatch (usage: checked before any work). */
@@ -123,11 +126,13 @@ int ddps_tr_eval_check(const ddps_eval_params *p, ddps_err *err) {
     if (!ddps_is_dir(p->distilled)) return ddps_fail_usage(err, "eval: --distilled %s: not a folder", p->distilled);
     if (!ddps_is_dir(p->val)) return ddps_fail_usage(err, "eval: --val %s: not a folder", p->val);
     if (!ddps_is_file(p->teacher)) return ddps_fail_usage(err, "eval: --teacher %s: not a file", p->teacher);
-    class_list d = {0}, v = {0};
-    int rc = distilled_classes(p->distilled, &d, err);
+    class_list d = {0}, f = {0}, v = {0};
+    int rc = distilled_classes(p->distilled, &d, &f, err);
     if (!rc) rc = folder_classes(p->val, &v, err);
-    if (!rc) rc = compare_classes(p, &d, &v, err);
+    /* Val's folders may be the distilled set's class names (wnids) or its folder names (RDED's 00000...). */
+    if (!rc && !same_list(&f, &v)) rc = compare_classes(p, &d, &v, err);
     class_list_free(&d);
+    class_list_free(&f);
     class_list_free(&v);
     return rc;
 }
@@ -319,7 +324,10 @@ typedef struct {
 } eval_inputs;
 
 static int eval_load(const ddps_eval_params *p, eval_inputs *in, ddps_err *err) {
-    if (distilled_classes(p->distilled, &in->cls, err)) return -1;
+    class_list folders = {0};
+    int rc = distilled_classes(p->distilled, &in->cls, &folders, err);
+    class_list_free(&folders);
+    if (rc) return -1;
     tr_data_opts to = {p->size ? 2 * p->size : 0, 0, 0, p->threads};
     if (ddps_tr_data_load(p->distilled, &to, &in->train, err)) return -1;
     in->size = p->size ? p->size : in->train.img[0].w;
