@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ddps.h"
 #include "testlib.h"
 #include "util/fs.h"
 
@@ -67,6 +68,41 @@ static void test_train_resume(void) {
     CHECK(t_runv("'%s' -q %s --seed 4 --out '%s/c.safetensors'", DDPS_BIN, args, d) == 0);
     snprintf(p, sizeof p, "%s/c.safetensors", d);
     CHECK(!same_file(p, q));
+}
+
+static int g_calls, g_cancel_at;
+static int cancel_after(void *user, const char *stage, long done, long total) {
+    (void)user, (void)stage, (void)done, (void)total;
+    return ++g_calls >= g_cancel_at;
+}
+
+/* The library's cancel (the progress hook returns non-zero) stops between batches; a second call resumes. */
+static void test_train_cancel(void) {
+    const char *w = world(4, 10, 4, 32), *d = t_tmpdir("train_cancel");
+    char data[4200], val[4200], a[4200], b[4200], ck[4300];
+    snprintf(data, sizeof data, "%s/train", w);
+    snprintf(val, sizeof val, "%s/val", w);
+    snprintf(a, sizeof a, "%s/a.safetensors", d);
+    snprintf(b, sizeof b, "%s/b.safetensors", d);
+    snprintf(ck, sizeof ck, "%s.ckpt", b);
+    ddps_train_params p;
+    ddps_train_params_init(&p);
+    p.data = data, p.val = val, p.model = "convnet3", p.size = 16, p.epochs = 2, p.batch = 8, p.opt = "adamw";
+    p.threads = 2, p.out = a;
+    ddps_error e;
+    CHECKF(ddps_run_train(&p, NULL, NULL, &e) == DDPS_OK, "%s", e.message);
+    ddps_hooks h;
+    ddps_hooks_init(&h);
+    h.progress = cancel_after;
+    g_calls = 0, g_cancel_at = 9; /* epoch 1: start + 5 batches + end; epoch 2: start, batch 1, 2 */
+    p.out = b;
+    ddps_train_result r;
+    ddps_status st = ddps_run_train(&p, &h, &r, &e);
+    CHECKF(st == DDPS_ERR_CANCELLED && strstr(e.message, "cancelled at epoch 2"), "status %d: %s", st, e.message);
+    CHECK(ddps_is_file(ck) && !ddps_is_file(b) && r.epochs == 0);
+    CHECKF(ddps_run_train(&p, NULL, &r, &e) == DDPS_OK, "%s", e.message);
+    CHECK(r.epochs == 2 && r.classes == 4 && r.images == 40 && r.top1 >= 0 && r.top1 <= 1);
+    CHECKF(same_file(a, b), "the resumed run's weights differ");
 }
 
 static void mkclass(const char *root, const char *cls, const char *src) {
@@ -260,5 +296,6 @@ int main(int argc, char **argv) {
     TEST(test_bad_flags);
     TEST(test_eval_class_mismatch);
     TEST(test_train_resume);
+    TEST(test_train_cancel);
     return t_done();
 }
