@@ -268,7 +268,9 @@ typedef struct {
 } ddps_report_params;
 DDPS_API void ddps_report_params_init(ddps_report_params *p);
 /* `ddps report --store store_path --out out_dir`: a static HTML report
- * (out_dir/index.html, one page per class) that opens from file://. */
+ * (out_dir/index.html, one page per class) that opens from file://. The
+ * overview shows `ddps eval`'s results when out_dir/../ipc<N>/eval.json or
+ * out_dir/../distilled/ipc<N>/eval.json exists. */
 DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir, const ddps_report_params *p,
                                      const ddps_hooks *hooks, ddps_error *err);
 
