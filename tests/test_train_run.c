@@ -12,6 +12,7 @@
 
 #include "ddps.h"
 #include "testlib.h"
+#include "train/model.h"
 #include "util/fs.h"
 
 static char g_world[4096];
@@ -153,6 +154,40 @@ static void test_eval_class_mismatch(void) {
     free(out);
 }
 
+/* A 1000-class teacher's rows come from class_to_idx.json's idx_to_imagenet; a class without one is refused. */
+static void test_eval_imagenet_teacher(void) {
+    const char *w = world(4, 10, 4, 32), *d = t_tmpdir("eval_imagenet");
+    ddps_err e = {{0}};
+    tr_model *m = ddps_tr_model_new("convnet3", 1000, 16, 1, &e);
+    char t[4200];
+    snprintf(t, sizeof t, "%s/inet.safetensors", d);
+    CHECKF(m && ddps_tr_model_save(m, t, &e) == 0, "%s", e.msg);
+    ddps_tr_model_free(m);
+    CHECK(t_runv("cd '%s/train' && for c in *; do mkdir -p '%s/dist/'$c && cp $(ls -d $c/* | head -1) '%s/dist/'$c/; done",
+                 w, d, d) == 0);
+    const char *json = "{\"class_to_idx\": {}, \"idx_to_imagenet\": [1, 3, 5, %s], \"classes\": ["
+                       "{\"class\": \"blue-square\"}, {\"class\": \"checkered-square\"}, "
+                       "{\"class\": \"cyan-hexagon\"}, {\"class\": \"green-triangle\"}]}";
+    char text[1024], args[8192];
+    snprintf(args, sizeof args,
+             "eval --distilled '%s/dist' --val '%s/val' --teacher '%s' --teacher-model convnet3 --student convnet3 "
+             "--students 1 --epochs 1 --size 16 --threads 2",
+             d, w, t);
+    snprintf(text, sizeof text, json, "null");
+    CHECK(t_runv("printf '%%s' '%s' > '%s/dist/class_to_idx.json'", text, d) == 0);
+    char *out = NULL;
+    int rc = t_runf(&out, "'%s' %s 2>&1", DDPS_BIN, args);
+    CHECKF(rc == 1 && out && strstr(out, "no teacher row for class 'green-triangle'"), "exit %d: %s", rc,
+           out ? out : "");
+    free(out);
+    snprintf(text, sizeof text, json, "999");
+    CHECK(t_runv("printf '%%s' '%s' > '%s/dist/class_to_idx.json'", text, d) == 0);
+    out = NULL;
+    rc = t_runf(&out, "'%s' %s 2>&1", DDPS_BIN, args);
+    CHECKF(rc == 0 && out && strstr(out, "(1000 classes)"), "exit %d: %s", rc, out ? out : "");
+    free(out);
+}
+
 static void test_bad_flags(void) {
     const char *cmds[] = {
         "train --data /nonexistent --out x.safetensors",
@@ -160,6 +195,7 @@ static void test_bad_flags(void) {
         "train --data . --out x.safetensors --model vgg",
         "train --data . --out x.safetensors --opt rmsprop",
         "train --data . --out x.safetensors --batch 1",
+        "train --data . --out x.safetensors --nesterov --no-nesterov",
         "eval --distilled . --val .",
         "eval --distilled . --val . --teacher x --student alexnet",
         "eval --distilled . --val . --teacher x --students 0",
@@ -295,6 +331,7 @@ int main(int argc, char **argv) {
     }
     TEST(test_bad_flags);
     TEST(test_eval_class_mismatch);
+    TEST(test_eval_imagenet_teacher);
     TEST(test_train_resume);
     TEST(test_train_cancel);
     return t_done();

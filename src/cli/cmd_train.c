@@ -8,7 +8,7 @@
 
 static const char *USAGE =
     "usage: ddps train --data TRAIN --out MODEL.safetensors [--val VAL] [--model ARCH] [--size N] [--epochs N]\n"
-    "                  [--batch N] [--opt sgd|adamw] [--lr X] [--wd X] [--momentum X] [--no-nesterov]\n"
+    "                  [--batch N] [--opt sgd|adamw] [--lr X] [--wd X] [--momentum X] [--[no-]nesterov]\n"
     "                  [--sched constant|linear|cosine] [--warmup N] [--label-smoothing X] [--crop-scale X]\n"
     "                  [--seed S] [--threads N]\n"
     "\n"
@@ -20,7 +20,7 @@ static const char *USAGE =
 int cmd_train(int argc, char **argv) {
     ddps_train_params p;
     ddps_train_params_init(&p);
-    int seed = 0, no_nesterov = 0;
+    int seed = 0, no_nesterov = 0, nesterov = 0;
     cli_opt opts[] = {
         {"--data", CLI_OPT_STR, &p.data, "DIR", "training ImageFolder (required)", 0, 0},
         {"--val", CLI_OPT_STR, &p.val, "DIR", "validation ImageFolder (same classes)", 0, 0},
@@ -33,6 +33,7 @@ int cmd_train(int argc, char **argv) {
         {"--lr", CLI_OPT_DOUBLE, &p.lr, "X", "learning rate (default 0.1 sgd, 1e-3 adamw)", 0, 100},
         {"--wd", CLI_OPT_DOUBLE, &p.weight_decay, "X", "weight decay (default 5e-4 sgd, 0.01 adamw)", 0, 10},
         {"--momentum", CLI_OPT_DOUBLE, &p.momentum, "X", "SGD momentum (default 0.9)", 0, 0.999999},
+        {"--nesterov", CLI_OPT_FLAG, &nesterov, NULL, "Nesterov momentum (the default)", 0, 0},
         {"--no-nesterov", CLI_OPT_FLAG, &no_nesterov, NULL, "plain SGD momentum", 0, 0},
         {"--sched", CLI_OPT_STR, &p.sched, "NAME", "constant, linear or cosine (default), per epoch", 0, 0},
         {"--warmup", CLI_OPT_INT, &p.warmup, "N", "linear warm-up epochs (default 0)", 0, 100000},
@@ -50,6 +51,10 @@ int cmd_train(int argc, char **argv) {
         if (pr > 0) return 0;
         fprintf(stderr, "ddps train: %s\n", err.message);
         return cli_exit_code(&err);
+    }
+    if (nesterov && no_nesterov) {
+        fprintf(stderr, "ddps train: --nesterov and --no-nesterov: give one\n");
+        return 2;
     }
     p.seed = (uint64_t)seed;
     p.nesterov = !no_nesterov;
