@@ -219,14 +219,14 @@ static double json_top1(const char *path) {
 }
 
 static void test_train_learns(void) {
-    const char *w = world(4, 30, 15, 48), *d = t_tmpdir("train_learns");
-    CHECK(t_runv("'%s' -q train --data '%s/train' --val '%s/val' --model convnet3 --size 32 --epochs 8 --batch 16 "
+    const char *w = world(4, 20, 15, 32), *d = t_tmpdir("train_learns");
+    CHECK(t_runv("'%s' -q train --data '%s/train' --val '%s/val' --model convnet3 --size 24 --epochs 8 --batch 16 "
                  "--opt adamw --threads 2 --out '%s/t.safetensors'",
                  DDPS_BIN, w, w, d) == 0);
     char p[4200];
     snprintf(p, sizeof p, "%s/t.json", d);
     double top1 = json_top1(p);
-    /* 4 classes: chance is 25%; measured 81.7% (threads 2). */
+    /* 4 classes: chance is 25%; measured 88.3% (80 training pictures, 18 s of CPU). */
     CHECKF(top1 >= 0.6, "val top-1 %.3f after 8 epochs (chance 0.25)", top1);
 }
 
