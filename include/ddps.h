@@ -286,7 +286,9 @@ typedef struct {
 DDPS_API void ddps_report_params_init(ddps_report_params *p);
 DDPS_API ddps_status ddps_report_params_check(const ddps_report_params *p, ddps_error *err);
 /* `ddps report --store store_path --out out_dir`: a static HTML report
- * (out_dir/index.html, one page per class) that opens from file://. */
+ * (out_dir/index.html, one page per class) that opens from file://. The
+ * overview shows `ddps eval`'s results when out_dir/../ipc<N>/eval.json or
+ * out_dir/../distilled/ipc<N>/eval.json exists. */
 DDPS_API ddps_status ddps_run_report(const char *store_path, const char *out_dir, const ddps_report_params *p,
                                      const ddps_hooks *hooks, ddps_error *err);
 
@@ -615,6 +617,109 @@ typedef struct {
 } ddps_probe_train_params;
 DDPS_API void ddps_probe_train_params_init(ddps_probe_train_params *p);
 DDPS_API ddps_status ddps_probe_train(const ddps_probe_train_params *p, const ddps_hooks *hooks, ddps_error *err);
+
+/* `ddps train`: trains a classifier (the teacher of `ddps eval`) from
+ * scratch on an ImageFolder with hard labels: every epoch the training
+ * images in a shuffled order, each through RandomResizedCrop(size,
+ * scale=(crop_scale, 1)) and a horizontal flip (p = 0.5), ImageNet
+ * normalisation; cross-entropy (label_smoothing); SGD (momentum, Nesterov)
+ * or AdamW; the learning rate per epoch (linear warm-up, then constant,
+ * linear or cosine to 0); top-1 / top-5 on val (Resize(size / 7 * 8) +
+ * CenterCrop(size)) after every epoch. Writes out (safetensors, torchvision
+ * names) and out's .json sibling (out without ".safetensors", plus ".json"):
+ * classes, settings, per-epoch loss and top-1 / top-5. A checkpoint
+ * (checkpoint, default out + ".ckpt") is written atomically after every
+ * epoch and removed at the end: a run killed at any point continues from
+ * its last finished epoch and gives the same bytes (same machine and
+ * threads). ddps_train_params_init sets the CLI's defaults. */
+typedef struct {
+    const char *data;       /* required: training ImageFolder */
+    const char *val;        /* NULL: no validation */
+    const char *model;      /* "resnet18-modified": resnet18, resnet18-modified, convnet3..convnet6 */
+    const char *out;        /* required: .safetensors */
+    int size;               /* 32: input side in pixels (8..1024) */
+    int epochs;             /* 30 */
+    int batch;              /* 64 */
+    const char *opt;        /* "sgd" or "adamw" */
+    double lr;              /* 0: 0.1 (sgd) or 1e-3 (adamw) */
+    double weight_decay;    /* -1: 5e-4 (sgd) or 0.01 (adamw); on weights of more than one dimension */
+    double momentum;        /* 0.9 (sgd) */
+    int nesterov;           /* 1 (sgd) */
+    const char *sched;      /* "cosine": constant, linear, cosine */
+    int warmup;             /* 0: warm-up epochs */
+    double label_smoothing; /* 0 */
+    double crop_scale;      /* 0: 0.08 at size >= 128, else 0.35 (RandomResizedCrop's smallest area) */
+    uint64_t seed;          /* 0 */
+    int threads;            /* 0 = all cores */
+    const char *checkpoint; /* NULL: out + ".ckpt" */
+} ddps_train_params;
+typedef struct {
+    int epochs, classes, images;
+    double loss, top1, top5; /* the last epoch's; top-k -1 without val */
+    double seconds;          /* this call's wall time */
+} ddps_train_result;
+DDPS_API void ddps_train_params_init(ddps_train_params *p);
+/* Every check made before any work (usage): what `ddps train` refuses with exit 2. */
+DDPS_API ddps_status ddps_train_params_check(const ddps_train_params *p, ddps_error *err);
+/* out may be NULL. */
+DDPS_API ddps_status ddps_run_train(const ddps_train_params *p, const ddps_hooks *hooks, ddps_train_result *out,
+                                    ddps_error *err);
+
+/* `ddps eval`: RDED's evaluation of a distilled set. For each of `students`
+ * students (seed + i): a model trained from scratch on the distilled images,
+ * each image through RDED's ShufflePatches(factor), RandomResizedCrop(size,
+ * scale=(min_scale, 1)), a horizontal flip and ImageNet normalisation;
+ * CutMix on every batch (lam ~ Beta(1, 1)); the teacher (eval mode) labels
+ * the mixed batch; loss KL(batchmean) of log_softmax(s/T) against
+ * softmax(teacher/T); AdamW (betas 0.9, 0.999; weight decay on weights of
+ * more than one dimension), lr * 0.5 (1 + cos(pi epoch / epochs / 2)) per
+ * epoch; top-1 / top-5 on val (Resize(size / 7 * 8) + CenterCrop(size))
+ * every eval_every epochs in the last 20% and after the last. Classes: the
+ * distilled set's (class_to_idx.json when present, else its folders) must
+ * equal val's folders (usage error naming the first difference); the
+ * teacher's rows are mapped by class name (teacher's .json sibling from
+ * `ddps train`), by idx_to_imagenet for a 1000-class teacher, or one to one
+ * when the counts agree. Checkpoints per student under DISTILLED/.ddps-eval
+ * (after an epoch once 20 s have passed since the last one, and after the
+ * last; removed at the end): a killed run continues from the last one, bit
+ * for bit. Writes out (DISTILLED/eval.json): per student seed, best and final
+ * top-1 / top-5, epochs, seconds; mean and std of the final top-1; the
+ * settings and the ddps version; a table at DDPS_LOG_OUTPUT. */
+#define DDPS_EVAL_MAX_STUDENTS 64
+typedef struct {
+    const char *distilled;     /* required: the distilled ImageFolder */
+    const char *val;           /* required */
+    const char *teacher;       /* required: safetensors */
+    const char *teacher_model; /* "resnet18" */
+    const char *student;       /* "resnet18" */
+    int students;              /* 5 */
+    int size;                  /* 0: the first distilled image's width */
+    int epochs;                /* 300 */
+    int batch;                 /* 0: 10 / 50 / 100 for IPC <= 1 / <= 10 / more, doubled at >= 100 classes,
+                                  at most the set's size */
+    double lr;                 /* 1e-3 */
+    double weight_decay;       /* 0.01 */
+    double temperature;        /* 20 */
+    int factor;                /* 2 (ShufflePatches; 1: off) */
+    double min_scale;          /* 0: 1 / factor */
+    int cutmix;                /* 1 */
+    int eval_every;            /* 10 */
+    uint64_t seed;             /* 0: student i has seed + i */
+    int threads;               /* 0 = all cores */
+    const char *out;           /* NULL: DISTILLED/eval.json */
+} ddps_eval_params;
+typedef struct {
+    int students;
+    double top1_mean, top1_std, top5_mean; /* final top-1 over students (std: population) */
+    double top1[DDPS_EVAL_MAX_STUDENTS], best_top1[DDPS_EVAL_MAX_STUDENTS];
+    double seconds;
+} ddps_eval_result;
+DDPS_API void ddps_eval_params_init(ddps_eval_params *p);
+/* Every check made before any work (usage), class mismatch included. */
+DDPS_API ddps_status ddps_eval_params_check(const ddps_eval_params *p, ddps_error *err);
+/* out may be NULL. */
+DDPS_API ddps_status ddps_run_eval(const ddps_eval_params *p, const ddps_hooks *hooks, ddps_eval_result *out,
+                                   ddps_error *err);
 
 #ifdef __cplusplus
 }

@@ -39,7 +39,7 @@ from . import _lib
 from ._args import ArgTypeError, ArgValueError, Error
 from ._lib import lib
 
-__all__ = ["Error", "ArgTypeError", "ArgValueError", "score", "select", "merge", "report", "Store", "Engine", "score_defaults", "select_defaults", "version"]
+__all__ = ["Error", "ArgTypeError", "ArgValueError", "score", "select", "merge", "report", "train", "eval", "Store", "Engine", "score_defaults", "select_defaults", "version"]
 
 
 def version():
@@ -89,7 +89,7 @@ def _names(keep, name, v):
 # fields the package sets from another keyword (classes=, timesteps=), never directly
 _HIDDEN = ("n_classes", "n_explicit", "timesteps", "classes")
 # char * fields that are file names (os.PathLike accepted)
-_PATHS = ("class_names", "config_dir", "data_root")
+_PATHS = ("class_names", "config_dir", "data_root", "data", "val", "out", "checkpoint", "distilled", "teacher")
 
 
 def _set_fields(keep, p, what, kw):
@@ -300,6 +300,48 @@ def report(store, out, progress=None, log=None, **params):
     _set_fields(keep, p, "report", params)
     hooks = _Hooks(progress, log)
     _run(hooks, lib.ddps_run_report, *args, ctypes.byref(p), ctypes.byref(hooks.h))
+
+
+def train(data, out, val=None, progress=None, log=None, **params):
+    """`ddps train --data data --out out [--val val]`: a classifier from
+    scratch with hard labels; params as ddps_train_params' fields (model=
+    "resnet18-modified", size=32, epochs=30, batch=64, opt="sgd", lr,
+    weight_decay, momentum, nesterov, sched="cosine", warmup, label_smoothing,
+    crop_scale, seed, threads, checkpoint). Checked as the CLI checks
+    (ddps_train_params_check). Writes out and its .json; returns the last
+    epoch's figures as a dict (top1/top5 -1 without val)."""
+    keep = _Keep()
+    p = _lib.TrainParams()
+    lib.ddps_train_params_init(ctypes.byref(p))
+    _set_fields(keep, p, "train", dict(params, data=data, out=out, val=val))
+    err = _lib.Error()
+    _check(lib.ddps_train_params_check(ctypes.byref(p), ctypes.byref(err)), err)
+    hooks = _Hooks(progress, log)
+    res = _lib.TrainResult()
+    _run(hooks, lib.ddps_run_train, ctypes.byref(p), ctypes.byref(hooks.h), ctypes.byref(res))
+    return {name: getattr(res, name) for name, _ in res._fields_}
+
+
+def eval(distilled, val, teacher, progress=None, log=None, **params):
+    """`ddps eval --distilled distilled --val val --teacher teacher`: RDED's
+    evaluation protocol; params as ddps_eval_params' fields (teacher_model=
+    "resnet18", student="resnet18", students=5, size, epochs=300, batch, lr=1e-3,
+    weight_decay=0.01, temperature=20, factor=2, min_scale, cutmix=1,
+    eval_every=10, seed, threads, out). Writes eval.json (or out); returns
+    {"students", "top1_mean", "top1_std", "top5_mean", "top1": [...],
+    "best_top1": [...], "seconds"}."""
+    keep = _Keep()
+    p = _lib.EvalParams()
+    lib.ddps_eval_params_init(ctypes.byref(p))
+    _set_fields(keep, p, "eval", dict(params, distilled=distilled, val=val, teacher=teacher))
+    err = _lib.Error()
+    _check(lib.ddps_eval_params_check(ctypes.byref(p), ctypes.byref(err)), err)
+    hooks = _Hooks(progress, log)
+    res = _lib.EvalResult()
+    _run(hooks, lib.ddps_run_eval, ctypes.byref(p), ctypes.byref(hooks.h), ctypes.byref(res))
+    n = res.students
+    return {"students": n, "top1_mean": res.top1_mean, "top1_std": res.top1_std, "top5_mean": res.top5_mean,
+            "top1": list(res.top1[:n]), "best_top1": list(res.best_top1[:n]), "seconds": res.seconds}
 
 
 def _floats(ptr, shape):

@@ -108,6 +108,36 @@ class DbClassData(ctypes.Structure):
                 ("clusters", P(DbCluster)), ("internal_", c_void_p)]
 
 
+class TrainParams(ctypes.Structure):
+    _fields_ = [("data", c_char_p), ("val", c_char_p), ("model", c_char_p), ("out", c_char_p), ("size", c_int),
+                ("epochs", c_int), ("batch", c_int), ("opt", c_char_p), ("lr", c_double),
+                ("weight_decay", c_double), ("momentum", c_double), ("nesterov", c_int), ("sched", c_char_p),
+                ("warmup", c_int), ("label_smoothing", c_double), ("crop_scale", c_double),
+                ("seed", ctypes.c_uint64), ("threads", c_int), ("checkpoint", c_char_p)]
+
+
+class TrainResult(ctypes.Structure):
+    _fields_ = [("epochs", c_int), ("classes", c_int), ("images", c_int), ("loss", c_double), ("top1", c_double),
+                ("top5", c_double), ("seconds", c_double)]
+
+
+EVAL_MAX_STUDENTS = 64
+
+
+class EvalParams(ctypes.Structure):
+    _fields_ = [("distilled", c_char_p), ("val", c_char_p), ("teacher", c_char_p), ("teacher_model", c_char_p),
+                ("student", c_char_p), ("students", c_int), ("size", c_int), ("epochs", c_int), ("batch", c_int),
+                ("lr", c_double), ("weight_decay", c_double), ("temperature", c_double), ("factor", c_int),
+                ("min_scale", c_double), ("cutmix", c_int), ("eval_every", c_int), ("seed", ctypes.c_uint64),
+                ("threads", c_int), ("out", c_char_p)]
+
+
+class EvalResult(ctypes.Structure):
+    _fields_ = [("students", c_int), ("top1_mean", c_double), ("top1_std", c_double), ("top5_mean", c_double),
+                ("top1", c_double * EVAL_MAX_STUDENTS), ("best_top1", c_double * EVAL_MAX_STUDENTS),
+                ("seconds", c_double)]
+
+
 def _candidates():
     env = os.environ.get("DDPS_LIBRARY")
     if env:
@@ -179,6 +209,12 @@ _sigs = {
     "ddps_db_classes_free": (None, [P(DbClass), c_int]),
     "ddps_db_load": (c_int, [c_void_p, c_int, c_int, c_int, P(DbClassData), P(Error)]),
     "ddps_db_class_data_free": (None, [P(DbClassData)]),
+    "ddps_train_params_init": (None, [P(TrainParams)]),
+    "ddps_train_params_check": (c_int, [P(TrainParams), P(Error)]),
+    "ddps_run_train": (c_int, [P(TrainParams), P(Hooks), P(TrainResult), P(Error)]),
+    "ddps_eval_params_init": (None, [P(EvalParams)]),
+    "ddps_eval_params_check": (c_int, [P(EvalParams), P(Error)]),
+    "ddps_run_eval": (c_int, [P(EvalParams), P(Hooks), P(EvalResult), P(Error)]),
 }
 for _name, (_res, _args) in _sigs.items():
     _f = getattr(lib, _name)

@@ -17,6 +17,8 @@ static const struct {
     {"merge", cmd_merge, "join the shard stores of a sharded score job into one store"},
     {"select", cmd_select, "write distilled sets for any IPC from a store (no model evaluation)"},
     {"report", cmd_report, "static HTML report of a store: classes, clusters, heatmaps, distilled images"},
+    {"train", cmd_train, "train a classifier (a teacher) from scratch on an ImageFolder"},
+    {"eval", cmd_eval, "RDED's evaluation of a distilled set: students trained with a teacher's soft labels"},
     {"probe", cmd_probe, "run one model component on a safetensors input (for checking)"},
     {"bench", cmd_bench, "speed of the engine on full-size SD v1.5 shapes"},
     {"world-eval", cmd_world_eval, "measure a store scored on the toy world against its known object boxes"},

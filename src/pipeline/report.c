@@ -824,6 +824,35 @@ static void classes_table(FILE *f, const report_ctx *r) {
     fputs("</tbody></table>\n", f);
 }
 
+/* `ddps eval`'s results for the distilled set beside the report, when present: OUT/../ipc<N>/eval.json
+ * (`ddps distill --report`) or OUT/../distilled/ipc<N>/eval.json (`ddps demo`). */
+static void eval_summary(FILE *f, const report_ctx *r) {
+    char rel[64];
+    snprintf(rel, sizeof rel, "../ipc%d/eval.json", r->o->ipc);
+    char *p = ddps_path_join(r->o->out_dir, rel);
+    if (!ddps_is_file(p)) {
+        free(p);
+        snprintf(rel, sizeof rel, "../distilled/ipc%d/eval.json", r->o->ipc);
+        p = ddps_path_join(r->o->out_dir, rel);
+    }
+    json_error_t je;
+    json_t *e = json_load_file(p, 0, &je), *s = e ? json_object_get(e, "settings") : NULL;
+    if (json_is_object(e) && json_is_object(s)) {
+        fprintf(f, "<h2>Evaluation</h2>\n<p>RDED's protocol (<code>ddps eval</code>, <a href=\"%s\">eval.json</a>): "
+                   "top-1 %.2f &plusmn; %.2f %%, top-5 %.2f %% over %zu students ",
+                rel, 100 * json_number_value(json_object_get(e, "top1_mean")),
+                100 * json_number_value(json_object_get(e, "top1_std")),
+                100 * json_number_value(json_object_get(e, "top5_mean")), json_array_size(json_object_get(e, "students")));
+        fputs("(student ", f);
+        esc(f, jtext(s, "student", "?"));
+        fputs(", teacher ", f);
+        esc(f, jtext(s, "teacher_model", "?"));
+        fprintf(f, ", %ld epochs, %ld px).</p>\n", jint(s, "epochs"), jint(s, "size"));
+    }
+    json_decref(e);
+    free(p);
+}
+
 /* OUT/index.html: the overview (after the class pages, whose timing it shows). */
 static int write_index(report_ctx *r, double select_s, ddps_err *err) {
     ddps_stored_run *runs = NULL;
@@ -841,6 +870,7 @@ static int write_index(report_ctx *r, double select_s, ddps_err *err) {
     index_summary(f, r);
     runs_table(f, runs, nruns);
     classes_table(f, r);
+    eval_summary(f, r);
     fputs("<h2>Skipped files</h2>\n", f);
     bad_table(f, bad, nbad, MAX_LISTED_BAD);
     fprintf(f,
