@@ -7,11 +7,12 @@
 #   3 models    src/models (CLIP, VAE, UNet, loading)
 #   4 core      the compute core in src/pipeline (image preparation, Stage I,
 #               window picking, DIFT, k-means, dataset scan, parameter checks)
-#               and src/train (the students' ops)
+#               and src/train (the students' ops, models, data, training loop)
 #   5 store     persistence: the SQLite store, its guard, clustering a stored
 #               class, output folders
 #   6 drivers   the runs in src/pipeline (score, select, report, shards/merge,
-#               MPI) and src/tools (bench, probe, demo, world)
+#               MPI), src/train/run_* (ddps train, ddps eval) and src/tools
+#               (bench, probe, demo, world)
 #   7 api       src/api (include/ddps.h's definitions)
 #   8 cli       src/cli (also checked apart by cli_boundary.cmake)
 #
@@ -42,7 +43,11 @@ function(layer_of rel out)
   elseif(dir STREQUAL "models")
     set(n 3)
   elseif(dir STREQUAL "train")
-    set(n 4)
+    if(base MATCHES "^run_")
+      set(n 6)
+    else()
+      set(n 4)
+    endif()
   elseif(dir STREQUAL "pipeline")
     if(base IN_LIST core)
       set(n 4)

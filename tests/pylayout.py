@@ -24,7 +24,8 @@ NAMES = {
     "RunTotals": "ddps_run_totals", "EngineParams": "ddps_engine_params", "ImageIn": "ddps_image_in",
     "Window": "ddps_window", "ImageScores": "ddps_image_scores", "DbClass": "ddps_db_class",
     "DbImage": "ddps_db_image", "DbCand": "ddps_db_cand", "DbCluster": "ddps_db_cluster",
-    "DbClassData": "ddps_db_class_data",
+    "DbClassData": "ddps_db_class_data", "TrainParams": "ddps_train_params", "TrainResult": "ddps_train_result",
+    "EvalParams": "ddps_eval_params", "EvalResult": "ddps_eval_result",
 }
 
 

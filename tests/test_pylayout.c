@@ -97,6 +97,22 @@ static void write_layout(FILE *f) {
 #define T ddps_probe_train_params
     S; F(model); F(weights); F(in); F(out); F(threads);
 #undef T
+#define T ddps_train_params
+    S; F(data); F(val); F(model); F(out); F(size); F(epochs); F(batch); F(opt); F(lr); F(weight_decay);
+    F(momentum); F(nesterov); F(sched); F(warmup); F(label_smoothing); F(crop_scale); F(seed); F(threads);
+    F(checkpoint);
+#undef T
+#define T ddps_train_result
+    S; F(epochs); F(classes); F(images); F(loss); F(top1); F(top5); F(seconds);
+#undef T
+#define T ddps_eval_params
+    S; F(distilled); F(val); F(teacher); F(teacher_model); F(student); F(students); F(size); F(epochs); F(batch);
+    F(lr); F(weight_decay); F(temperature); F(factor); F(min_scale); F(cutmix); F(eval_every); F(seed);
+    F(threads); F(out);
+#undef T
+#define T ddps_eval_result
+    S; F(students); F(top1_mean); F(top1_std); F(top5_mean); F(top1); F(best_top1); F(seconds);
+#undef T
 }
 
 int main(void) {

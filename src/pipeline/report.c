@@ -828,11 +828,11 @@ static void classes_table(FILE *f, const report_ctx *r) {
  * (`ddps distill --report`) or OUT/../distilled/ipc<N>/eval.json (`ddps demo`). */
 static void eval_summary(FILE *f, const report_ctx *r) {
     char rel[64];
-    snprintf(rel, sizeof rel, "../ipc%d/eval.json", r->o->ipc);
+    snprintf(rel, sizeof rel, "../ipc%d/eval.json", r->o->p.ipc);
     char *p = ddps_path_join(r->o->out_dir, rel);
     if (!ddps_is_file(p)) {
         free(p);
-        snprintf(rel, sizeof rel, "../distilled/ipc%d/eval.json", r->o->ipc);
+        snprintf(rel, sizeof rel, "../distilled/ipc%d/eval.json", r->o->p.ipc);
         p = ddps_path_join(r->o->out_dir, rel);
     }
     json_error_t je;
