@@ -47,6 +47,10 @@ typedef struct {
     tr_entry *cache;
     void *wbuf; /* weights in a primitive's layout (grow-only) */
     size_t wbuf_size;
+    void *sbuf; /* the primitives' scratchpad (grow-only) */
+    size_t sbuf_size;
+    void *attr; /* dnnl_primitive_attr_t of every primitive (made on first use) */
+    int bf16;   /* set before the first op: convolutions and inner products may compute in bf16 (fpmath mode) */
 } tr_ctx;
 
 /* NULL with err filled when be is not the CPU backend. */
@@ -80,7 +84,8 @@ void ddps_tr_bn_forward(tr_ctx *c, const tr_bn *l, ddps_tensor *y, const ddps_te
 void ddps_tr_bn_backward(tr_ctx *c, const tr_bn *l, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
                     const ddps_tensor *mean, const ddps_tensor *var);
 
-/* x, y [n,h,w,c]: y = max(x, 0) (y may alias x only when backward gets x from elsewhere). */
+/* x, y [n,h,w,c]: y = max(x, 0) (y may alias x: the backward may be given the output y in place of x,
+ * since y > 0 exactly where x > 0). */
 void ddps_tr_relu_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x);
 /* dy, x [n,h,w,c] -> dx [n,h,w,c] = dy * (x > 0) (dx may alias dy). */
 void ddps_tr_relu_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x);
@@ -113,7 +118,7 @@ void ddps_tr_linear_backward(tr_ctx *c, const tr_linear *l, ddps_tensor *dx, con
  * (the dataset-distillation ConvNet's 'instancenorm'). */
 void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
                            ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd);
-/* dy, x [n,h,w,c], mean, rstd [1,1,n,groups] -> dx [n,h,w,c], gamma->grad, beta->grad [c]. */
+/* dy, x [n,h,w,c], mean, rstd [1,1,n,groups] -> dx [n,h,w,c] (may alias dy), gamma->grad, beta->grad [c]. */
 void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
                             const ddps_tensor *dy, const ddps_tensor *x, const ddps_tensor *mean,
                             const ddps_tensor *rstd);

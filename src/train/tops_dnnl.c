@@ -33,6 +33,8 @@ struct tr_entry {
     int arg[MAXARGS];
     dnnl_memory_t mem[MAXARGS];
     size_t ws_bytes; /* workspace (max pooling) */
+    size_t sp_bytes; /* scratchpad (user mode: the context's grow-only buffer) */
+    dnnl_memory_t sp_mem;
     /* Weights in the primitive's own layout: argument warg is reordered from
      * the caller's plain layout before execution (w_after 0) or into it after
      * (w_after 1, a weight gradient), through the context's weight buffer. */
@@ -59,6 +61,7 @@ static void entry_free(tr_entry *e) {
     if (e->wreorder) dnnl_primitive_destroy(e->wreorder);
     if (e->w_plain) dnnl_memory_destroy(e->w_plain);
     if (e->w_prim) dnnl_memory_destroy(e->w_prim);
+    if (e->sp_mem) dnnl_memory_destroy(e->sp_mem);
     free(e);
 }
 
@@ -70,6 +73,22 @@ tr_ctx *ddps_tr_ctx_new(ddps_backend *be, ddps_err *err) {
     return c;
 }
 
+/* The attributes of every primitive: a user scratchpad (the context's grow-only
+ * buffer, so that a steady-state step allocates nothing: oneDNN's own
+ * scratchpads are allocated per execution, and each fresh allocation costs
+ * page faults), and with c->bf16 the bf16 fpmath mode (f32 convolutions and
+ * inner products may compute in bf16). Made on first use. */
+static const_dnnl_primitive_attr_t ctx_attr(tr_ctx *c) {
+    if (!c->attr) {
+        dnnl_primitive_attr_t a = NULL;
+        if (dnnl_primitive_attr_create(&a) != dnnl_success) return NULL;
+        dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user);
+        if (c->bf16) dnnl_primitive_attr_set_fpmath_mode(a, dnnl_fpmath_mode_bf16);
+        c->attr = a;
+    }
+    return c->attr;
+}
+
 void ddps_tr_ctx_free(tr_ctx *c) {
     if (!c) return;
     tr_entry *e = c->cache;
@@ -79,6 +98,8 @@ void ddps_tr_ctx_free(tr_ctx *c) {
         e = n;
     }
     free(c->wbuf);
+    free(c->sbuf);
+    if (c->attr) dnnl_primitive_attr_destroy(c->attr);
     free(c);
 }
 
@@ -138,6 +159,11 @@ static tr_entry *entry_make(tr_ctx *c, const int key[KEYN], dnnl_primitive_desc_
     }
     if (st == dnnl_success)
         e->ws_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md, 0));
+    if (st == dnnl_success) {
+        const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        e->sp_bytes = dnnl_memory_desc_get_size(sp);
+        if (e->sp_bytes) st = dnnl_memory_create(&e->sp_mem, sp, cs->eng, DNNL_MEMORY_NONE);
+    }
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success) {
         fail_st(c, st, "primitive creation");
@@ -162,9 +188,19 @@ static dnnl_status_t run_weight_reorder(tr_ctx *c, tr_entry *e, void *plain) {
 
 static void entry_run(tr_ctx *c, tr_entry *e, void *const *ptrs) {
     cpu_state *cs = cpu_of(c->be);
-    dnnl_exec_arg_t a[MAXARGS];
+    dnnl_exec_arg_t a[MAXARGS + 1];
     dnnl_status_t st = dnnl_success;
     void *plain = NULL;
+    if (e->sp_bytes > c->sbuf_size) {
+        free(c->sbuf);
+        c->sbuf_size = 0;
+        if (posix_memalign(&c->sbuf, 64, e->sp_bytes) != 0) {
+            c->sbuf = NULL;
+            ddps_backend_fail(c->be, DDPS_KIND_RESOURCE, "out of memory (%zu bytes of scratchpad)", e->sp_bytes);
+            return;
+        }
+        c->sbuf_size = e->sp_bytes;
+    }
     if (e->wreorder && e->w_bytes > c->wbuf_size) {
         free(c->wbuf);
         c->wbuf_size = 0;
@@ -181,8 +217,13 @@ static void entry_run(tr_ctx *c, tr_entry *e, void *const *ptrs) {
         st = dnnl_memory_set_data_handle(e->mem[i], p);
         a[i] = (dnnl_exec_arg_t){e->arg[i], e->mem[i]};
     }
+    int na = e->nargs;
+    if (st == dnnl_success && e->sp_mem) {
+        st = dnnl_memory_set_data_handle(e->sp_mem, c->sbuf);
+        a[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->sp_mem};
+    }
     if (st == dnnl_success && plain && !e->w_after) st = run_weight_reorder(c, e, plain);
-    if (st == dnnl_success) st = dnnl_primitive_execute(e->prim, cs->stream, e->nargs, a);
+    if (st == dnnl_success) st = dnnl_primitive_execute(e->prim, cs->stream, na, a);
     if (st == dnnl_success && plain && e->w_after) st = run_weight_reorder(c, e, plain);
     if (st == dnnl_success) st = dnnl_stream_wait(cs->stream);
     if (st != dnnl_success) fail_st(c, st, "primitive execution");
@@ -227,7 +268,7 @@ static dnnl_status_t conv_fwd_pd(tr_ctx *c, dnnl_primitive_desc_t *pd, const con
     dnnl_convolution_desc_t d;
     DNNL_RET(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct, &m->src, &m->wei,
                                                 bias ? &m->bia : NULL, &m->dst, m->strides, m->pad, m->pad));
-    return dnnl_primitive_desc_create(pd, &d, NULL, cpu_of(c->be)->eng, NULL);
+    return dnnl_primitive_desc_create(pd, &d, ctx_attr(c), cpu_of(c->be)->eng, NULL);
 }
 
 /* kind: K_CONV_F, K_CONV_BD or K_CONV_BW. */
@@ -243,7 +284,7 @@ static dnnl_status_t conv_pd(tr_ctx *c, dnnl_primitive_desc_t *pd, int kind, con
     else
         st = dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &m->src, &m->wei,
                                                          bias ? &m->bia : NULL, &m->dst, m->strides, m->pad, m->pad);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, NULL, cpu_of(c->be)->eng, hint);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, ctx_attr(c), cpu_of(c->be)->eng, hint);
     dnnl_primitive_desc_destroy(hint);
     return st;
 }
@@ -310,14 +351,14 @@ static dnnl_status_t bn_pd(tr_ctx *c, dnnl_primitive_desc_t *pd, int kind, const
     if (kind == K_BN_E) {
         DNNL_RET(dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_inference, &md, eps,
                                                             flags | dnnl_use_global_stats));
-        return dnnl_primitive_desc_create(pd, &d, NULL, eng, NULL);
+        return dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, NULL);
     }
     DNNL_RET(dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_training, &md, eps, flags));
-    if (kind == K_BN_F) return dnnl_primitive_desc_create(pd, &d, NULL, eng, NULL);
+    if (kind == K_BN_F) return dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, NULL);
     dnnl_primitive_desc_t hint = NULL;
-    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, NULL, eng, NULL));
+    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, ctx_attr(c), eng, NULL));
     dnnl_status_t st = dnnl_batch_normalization_backward_desc_init(&d, dnnl_backward, &md, &md, eps, flags);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, NULL, eng, hint);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, hint);
     dnnl_primitive_desc_destroy(hint);
     return st;
 }
@@ -389,11 +430,11 @@ static dnnl_status_t pool_pd(tr_ctx *c, dnnl_primitive_desc_t *pd, int kind, int
     dnnl_engine_t eng = cpu_of(c->be)->eng;
     dnnl_pooling_v2_desc_t d;
     DNNL_RET(dnnl_pooling_v2_forward_desc_init(&d, dnnl_forward_training, alg, &src, &dst, st, ker, dil, pad, pad));
-    if (kind == K_POOL_F) return dnnl_primitive_desc_create(pd, &d, NULL, eng, NULL);
+    if (kind == K_POOL_F) return dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, NULL);
     dnnl_primitive_desc_t hint = NULL;
-    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, NULL, eng, NULL));
+    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, ctx_attr(c), eng, NULL));
     dnnl_status_t r = dnnl_pooling_v2_backward_desc_init(&d, alg, &src, &dst, st, ker, dil, pad, pad);
-    if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &d, NULL, eng, hint);
+    if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, hint);
     dnnl_primitive_desc_destroy(hint);
     return r;
 }
@@ -450,11 +491,11 @@ static dnnl_status_t relu_pd(tr_ctx *c, dnnl_primitive_desc_t *pd, int kind, lon
     dnnl_engine_t eng = cpu_of(c->be)->eng;
     dnnl_eltwise_desc_t d;
     DNNL_RET(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_training, dnnl_eltwise_relu, &md, 0, 0));
-    if (kind == K_RELU_F) return dnnl_primitive_desc_create(pd, &d, NULL, eng, NULL);
+    if (kind == K_RELU_F) return dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, NULL);
     dnnl_primitive_desc_t hint = NULL;
-    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, NULL, eng, NULL));
+    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, ctx_attr(c), eng, NULL));
     dnnl_status_t st = dnnl_eltwise_backward_desc_init(&d, dnnl_eltwise_relu, &md, &md, 0, 0);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, NULL, eng, hint);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, hint);
     dnnl_primitive_desc_destroy(hint);
     return st;
 }
@@ -511,13 +552,13 @@ static dnnl_status_t ip_pd(tr_ctx *c, dnnl_primitive_desc_t *pd, int kind, const
     dnnl_engine_t eng = cpu_of(c->be)->eng;
     dnnl_inner_product_desc_t d;
     DNNL_RET(dnnl_inner_product_forward_desc_init(&d, dnnl_forward_training, &src, &wei, l->b ? &bia : NULL, &dst));
-    if (kind == K_IP_F) return dnnl_primitive_desc_create(pd, &d, NULL, eng, NULL);
+    if (kind == K_IP_F) return dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, NULL);
     dnnl_primitive_desc_t hint = NULL;
-    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, NULL, eng, NULL));
+    DNNL_RET(dnnl_primitive_desc_create(&hint, &d, ctx_attr(c), eng, NULL));
     dnnl_status_t st = kind == K_IP_BD ? dnnl_inner_product_backward_data_desc_init(&d, &src, &wei, &dst)
                                        : dnnl_inner_product_backward_weights_desc_init(&d, &src, &wei,
                                                                                        l->b ? &bia : NULL, &dst);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, NULL, eng, hint);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, &d, ctx_attr(c), eng, hint);
     dnnl_primitive_desc_destroy(hint);
     return st;
 }
