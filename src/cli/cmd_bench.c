@@ -22,7 +22,7 @@ static const char *USAGE =
     "  load:  peak memory of loading --model (default: a full-size random f16 SD v1.5 written to /tmp)\n"
     "  train: a student's training step (forward + backward + AdamW) and eval-mode forward, images/s and\n"
     "         peak RSS: --model resnet18|resnet18-modified|convnet3..6 (resnet18), --size (224; 32 for the\n"
-    "         others), --batch (64; 256), --steps timed steps after 2 warm-up steps (10), --precision f32|bf16";
+    "         others), --batch (64; 256), --steps timed steps after 2 warm-up steps (10); f32 only";
 
 /* The benches and how many --batch values each takes (0: --batch ignored) within [1, batch_hi]. */
 static const struct {

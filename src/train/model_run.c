@@ -138,9 +138,8 @@ static ddps_tensor convnet_forward(tr_ctx *c, tr_model *m, const ddps_tensor *x)
         ddps_tr_conv_forward(c, &l->conv, &l->c, &cur);
         l->mean = ddps_new(be, 1, 1, cur.n, m->width), l->rstd = ddps_new(be, 1, 1, cur.n, m->width);
         l->nrm = new_like(be, &l->c);
-        ddps_tr_group_norm_forward(c, m->width, 1e-5f, l->nw, l->nb, &l->nrm, &l->c, &l->mean, &l->rstd);
-        l->r = l->nrm; /* in place */
-        ddps_tr_relu_forward(c, &l->r, &l->nrm);
+        ddps_tr_group_norm_relu_forward(c, m->width, 1e-5f, l->nw, l->nb, &l->nrm, &l->c, &l->mean, &l->rstd);
+        l->r = l->nrm; /* norm and ReLU in one pass */
         l->out = ddps_new(be, cur.n, cur.h / 2, cur.w / 2, m->width);
         ddps_tr_pool_forward(c, 0, 2, 2, 0, &l->out, &l->r, NULL);
         cur = l->out;
@@ -159,8 +158,7 @@ static void convnet_backward(tr_ctx *c, tr_model *m, const ddps_tensor *dlogits)
         tr_cn_layer *l = &m->cn[i];
         ddps_tensor t1 = new_like(be, &l->c);
         ddps_tr_pool_backward(c, 0, 2, 2, 0, &t1, &d, NULL);
-        ddps_tr_relu_backward(c, &t1, &t1, &l->r);
-        ddps_tr_group_norm_backward(c, m->width, l->nw, l->nb, &t1, &t1, &l->c, &l->mean, &l->rstd);
+        ddps_tr_group_norm_relu_backward(c, m->width, l->nw, l->nb, &t1, &t1, &l->c, &l->r, &l->mean, &l->rstd);
         ddps_tensor dx = i > 0 ? new_like(be, &l->x) : (ddps_tensor){0};
         ddps_tr_conv_backward(c, &l->conv, i > 0 ? &dx : NULL, &t1, &l->x);
         d = dx;

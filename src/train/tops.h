@@ -50,7 +50,6 @@ typedef struct {
     void *sbuf; /* the primitives' scratchpad (grow-only) */
     size_t sbuf_size;
     void *attr; /* dnnl_primitive_attr_t of every primitive (made on first use) */
-    int bf16;   /* set before the first op: convolutions and inner products may compute in bf16 (fpmath mode) */
 } tr_ctx;
 
 /* NULL with err filled when be is not the CPU backend. */
@@ -122,6 +121,14 @@ void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param
 void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
                             const ddps_tensor *dy, const ddps_tensor *x, const ddps_tensor *mean,
                             const ddps_tensor *rstd);
+
+/* The same followed by ReLU in one pass: y = max(GN(x), 0); its backward takes that y (the mask)
+ * and dy of the ReLU's output. dx may alias dy. */
+void ddps_tr_group_norm_relu_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
+                                     ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd);
+void ddps_tr_group_norm_relu_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta,
+                                      ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
+                                      const ddps_tensor *y, const ddps_tensor *mean, const ddps_tensor *rstd);
 
 /* x [n,h,w,c] -> y [n,oh,ow,c]: PyTorch's AdaptiveAvgPool2d((oh, ow)), cell i covering
  * [floor(i h/oh), ceil((i+1) h/oh)). */

@@ -76,14 +76,12 @@ tr_ctx *ddps_tr_ctx_new(ddps_backend *be, ddps_err *err) {
 /* The attributes of every primitive: a user scratchpad (the context's grow-only
  * buffer, so that a steady-state step allocates nothing: oneDNN's own
  * scratchpads are allocated per execution, and each fresh allocation costs
- * page faults), and with c->bf16 the bf16 fpmath mode (f32 convolutions and
- * inner products may compute in bf16). Made on first use. */
+ * page faults). Made on first use. */
 static const_dnnl_primitive_attr_t ctx_attr(tr_ctx *c) {
     if (!c->attr) {
         dnnl_primitive_attr_t a = NULL;
         if (dnnl_primitive_attr_create(&a) != dnnl_success) return NULL;
         dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user);
-        if (c->bf16) dnnl_primitive_attr_set_fpmath_mode(a, dnnl_fpmath_mode_bf16);
         c->attr = a;
     }
     return c->attr;
