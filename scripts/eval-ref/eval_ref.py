@@ -37,7 +37,8 @@ from --init-dir):
   validate   --val ImageFolder: Resize(size // 7 * 8, antialias) (RDED's; see
              --val-resize), CenterCrop(size), ToTensor, Normalize; top-1/top-5
              after epoch e (0-based) when (e % 10 == 9 or e == E - 1) and
-             e > 0.8 E, as RDED's main loop
+             e > 0.8 E, as RDED's main loop (and after the last epoch when E <= 5,
+             where RDED evaluates never)
 The per-epoch loss is RDED's: the mean over the epoch's images of the batch
 losses (each batch weighted by its size).
 
@@ -118,10 +119,11 @@ def st_write(path, tensors):
     """Writes name -> numpy array (float32 or int64) as safetensors (names sorted)."""
     header, blobs, off = {}, [], 0
     for name in sorted(tensors):
+        shape = list(np.shape(tensors[name]))  # ascontiguousarray makes a scalar 1-d
         arr = np.ascontiguousarray(tensors[name])
         code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[arr.dtype]
         b = arr.tobytes()
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        header[name] = {"dtype": code, "shape": shape, "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -154,9 +156,9 @@ def load_weights(torch, model, path):
     for k, v in sd.items():
         if k not in w:
             raise Fail(f"{path}: no tensor '{k}' (the model's parameters have torchvision's names)")
-        if list(w[k].shape) != list(v.shape):
+        if list(w[k].shape) != list(v.shape) and not (w[k].size == 1 and v.numel() == 1):
             raise Fail(f"{path}: {k} has shape {list(w[k].shape)}, the model wants {list(v.shape)}")
-        new[k] = torch.from_numpy(w[k]).to(v.dtype)
+        new[k] = torch.from_numpy(w[k]).to(v.dtype).reshape(v.shape)
     model.load_state_dict(new)
 
 
@@ -410,7 +412,7 @@ def train_student(torch, a, seed, train_items, vx, vy, teacher, teacher_map, cla
         rec["loss"].append(mean)
         rec["lr"].append(lr)
         msg = f"seed {seed} epoch {epoch + 1:3d}/{E}  loss {mean:.6f}  lr {lr:.3e}"
-        if (epoch % 10 == 9 or epoch == E - 1) and epoch > E * 0.8:
+        if ((epoch % 10 == 9 or epoch == E - 1) and epoch > E * 0.8) or epoch == E - 1:
             t1, t5 = evaluate(torch, student, vx, vy, batch)
             rec["evals"].append({"epoch": epoch + 1, "top1": t1, "top5": t5})
             msg += f"  val top-1 {t1:.2f}% top-5 {t5:.2f}%"
