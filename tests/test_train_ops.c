@@ -311,20 +311,25 @@ static void test_linear(void) {
 /* ---- group / instance normalisation ---- */
 
 static tr_param *gg, *gb;
-static int g_groups;
+static int g_groups, g_relu;
 static ddps_tensor gx, gy, gr;
 
 static double gn_loss(void) {
     size_t mark = ddps_mark(be);
     ddps_tensor m = ddps_new(be, 1, 1, gx.n, g_groups), r = ddps_new(be, 1, 1, gx.n, g_groups);
-    ddps_tr_group_norm_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+    if (g_relu)
+        ddps_tr_group_norm_relu_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+    else
+        ddps_tr_group_norm_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
     ddps_release(be, mark);
     return dot(&gy, &gr);
 }
 
-static void gn_case(int groups, int c) {
+/* relu: the fused norm + ReLU (its backward given the forward's output as the mask). */
+static void gn_case(int groups, int c, int relu) {
     int n = 2, h = 3;
     g_groups = groups;
+    g_relu = relu;
     gg = param("g", c, 0.3f, 1);
     gb = param("b", c, 0.3f, 0);
     gx = tensor(n, h, h, c, 1.5f);
@@ -333,11 +338,19 @@ static void gn_case(int groups, int c) {
     ddps_tensor dx = ddps_tensor_alloc(be, n, h, h, c);
     size_t mark = ddps_mark(be);
     ddps_tensor m = ddps_new(be, 1, 1, n, groups), r = ddps_new(be, 1, 1, n, groups);
-    ddps_tr_group_norm_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
-    /* normalised output of the first group of item 0 has mean beta-weighted 0 when gamma = 1, beta = 0 */
-    ddps_tr_group_norm_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &m, &r);
+    if (relu) {
+        ddps_tr_group_norm_relu_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+        int neg = 0;
+        for (size_t i = 0; i < ddps_numel(&gy); i++) neg += ((float *)gy.data)[i] == 0.0f;
+        CHECKF(neg > 0 && neg < (int)ddps_numel(&gy), "fused ReLU zeroes %d of %zu", neg, ddps_numel(&gy));
+        ddps_tr_group_norm_relu_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &gy, &m, &r);
+    } else {
+        ddps_tr_group_norm_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+        ddps_tr_group_norm_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &m, &r);
+    }
     ddps_release(be, mark);
-    fd_check(groups == c ? "instance norm dx" : "group norm dx", gn_loss, gx.data, dx.data, ddps_numel(&gx), 2e-3);
+    fd_check(relu ? "group norm + relu dx" : groups == c ? "instance norm dx" : "group norm dx", gn_loss, gx.data,
+             dx.data, ddps_numel(&gx), 2e-3);
     fd_check("group norm dgamma", gn_loss, gg->data, gg->grad, c, 1e-3);
     fd_check("group norm dbeta", gn_loss, gb->data, gb->grad, c, 1e-3);
     ddps_tensor *ts[] = {&dx, &gx, &gy, &gr};
@@ -347,8 +360,10 @@ static void gn_case(int groups, int c) {
 }
 
 static void test_group_norm(void) {
-    gn_case(2, 4);
-    gn_case(5, 5);
+    gn_case(2, 4, 0);
+    gn_case(5, 5, 0);
+    gn_case(2, 4, 1);
+    gn_case(5, 5, 1);
 }
 
 /* ---- losses and the residual add ---- */
