@@ -136,30 +136,32 @@ def main():
         v = step()
         if i == 0:
             loss0 = v
-    t0 = time.perf_counter()
+    t0, u0 = time.perf_counter(), time.process_time()
     for _ in range(a.steps):
         loss = step()
-    t_train = time.perf_counter() - t0
+    t_train, u_train = time.perf_counter() - t0, time.process_time() - u0
     rss_train = proc_status_mb("VmHWM")
     m.eval()
     with torch.no_grad():
         for _ in range(a.warmup):
             m(x)
-        t0 = time.perf_counter()
+        t0, u0 = time.perf_counter(), time.process_time()
         for _ in range(a.steps):
             m(x)
-        t_eval = time.perf_counter() - t0
+        t_eval, u_eval = time.perf_counter() - t0, time.process_time() - u0
     rss_all = proc_status_mb("VmHWM")
     if not (loss == loss):
         fail(f"training diverged (loss {loss})")
     tr_ips, ev_ips = a.steps * batch / t_train, a.steps * batch / t_eval
+    tr_cpu, ev_cpu = a.steps * batch / u_train, a.steps * batch / u_eval
     setting = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
                f"{'channels_last' if a.channels_last else 'NCHW'}, mkldnn {'off' if a.no_mkldnn else 'on'}")
     print(f"torch bench train: {a.model}, {size} px, batch {batch}, {classes} classes, f32, {threads} threads, "
           f"{cpu_name()}; {setting}")
     print(f"  train   (forward + backward + AdamW): {tr_ips:8.1f} images/s  {1e3 * t_train / a.steps:8.1f} ms/step"
-          f"  ({a.steps} steps after {a.warmup} warm-up; loss {loss0:.3f} -> {loss:.3f})")
-    print(f"  teacher (eval-mode forward):          {ev_ips:8.1f} images/s  {1e3 * t_eval / a.steps:8.1f} ms/batch")
+          f"  {tr_cpu:8.1f} images/CPU-s  ({a.steps} steps after {a.warmup} warm-up; loss {loss0:.3f} -> {loss:.3f})")
+    print(f"  teacher (eval-mode forward):          {ev_ips:8.1f} images/s  {1e3 * t_eval / a.steps:8.1f} ms/batch "
+          f"{ev_cpu:8.1f} images/CPU-s")
     print(f"  peak RSS (VmHWM) after training {rss_train:.0f} MB, after the teacher forward {rss_all:.0f} MB; "
           f"{rss0:.0f} MB before importing torch")
     if a.json:
@@ -167,7 +169,8 @@ def main():
                           "classes": classes, "precision": "f32", "threads": threads, "steps": a.steps,
                           "warmup": a.warmup, "channels_last": a.channels_last, "mkldnn": not a.no_mkldnn,
                           "train_images_per_s": round(tr_ips, 3), "teacher_images_per_s": round(ev_ips, 3),
-                          "train_ms_per_step": round(1e3 * t_train / a.steps, 3), "peak_rss_mb": round(rss_train, 1),
+                          "train_ms_per_step": round(1e3 * t_train / a.steps, 3),
+                          "train_images_per_cpu_s": round(tr_cpu, 3), "teacher_images_per_cpu_s": round(ev_cpu, 3), "peak_rss_mb": round(rss_train, 1),
                           "peak_rss_all_mb": round(rss_all, 1), "rss_before_mb": round(rss0, 1),
                           "loss_first": round(loss0, 5), "loss_last": round(loss, 5)}, separators=(",", ":")))
 

@@ -62,7 +62,8 @@ def runs(impl):
     return out
 d, t = runs("ddps"), runs("torch")
 med = lambda rs, k: statistics.median(r[k] for r in rs)
-keys = ("train_images_per_s", "teacher_images_per_s", "peak_rss_mb")
+keys = ("train_images_per_s", "teacher_images_per_s", "train_images_per_cpu_s", "teacher_images_per_cpu_s",
+        "peak_rss_mb")
 res = {"bench": "train-vs-torch", "model": d[0]["model"], "size": d[0]["size"], "batch": d[0]["batch"],
        "threads": d[0]["threads"], "torch_threads": t[0]["threads"], "precision": d[0]["precision"],
        "steps": d[0]["steps"], "rounds": rounds}

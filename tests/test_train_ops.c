@@ -127,6 +127,48 @@ static void conv_case(int n, int h, int in, int out, int k, int s, int p, int bi
     param_free(conv.b);
 }
 
+/* The Winograd path (ctx->winograd: 3x3 stride 1, >= 64 channels, >= 512 output positions, activations
+ * reordered to oneDNN's blocked layout and back) against the direct one: forward, dx, dw, db within
+ * 1e-4 relative L2, and not bit-equal (else the Winograd kernel was not used). */
+static void test_conv_winograd(void) {
+    int n = 2, h = 16, ch = 64;
+    tr_conv l = {ch, ch, 3, 1, 1, param("w", (size_t)ch * ch * 9, 0.3f, 0), param("b", ch, 0.3f, 0)};
+    ddps_tensor x = tensor(n, h, h, ch, 1.0f), dy = tensor(n, h, h, ch, 1.0f);
+    size_t ny = ddps_numel(&x), nw = l.w->numel;
+    float *ref = malloc((2 * ny + nw + ch) * sizeof(float)), *got = malloc((2 * ny + nw + ch) * sizeof(float));
+    int saved = ctx->winograd;
+    for (int wino = 0; wino < 2; wino++) {
+        ctx->winograd = wino;
+        ddps_tensor y = ddps_tensor_alloc(be, n, h, h, ch), dx = ddps_tensor_alloc(be, n, h, h, ch);
+        ddps_tr_conv_forward(ctx, &l, &y, &x);
+        ddps_tr_conv_backward(ctx, &l, &dx, &dy, &x);
+        float *o = wino ? got : ref;
+        memcpy(o, y.data, ny * sizeof(float));
+        memcpy(o + ny, dx.data, ny * sizeof(float));
+        memcpy(o + 2 * ny, l.w->grad, nw * sizeof(float));
+        memcpy(o + 2 * ny + nw, l.b->grad, ch * sizeof(float));
+        ddps_tensor_free(be, &y);
+        ddps_tensor_free(be, &dx);
+    }
+    ctx->winograd = saved;
+    const char *what[4] = {"y", "dx", "dw", "db"};
+    size_t off[5] = {0, ny, 2 * ny, 2 * ny + nw, 2 * ny + nw + ch};
+    double total = 0;
+    for (int i = 0; i < 4; i++) {
+        double e = t_rel_l2(got + off[i], ref + off[i], off[i + 1] - off[i]);
+        total += e;
+        fprintf(stderr, "   winograd %-19s rel L2 %.2e\n", what[i], e);
+        CHECKF(e < 1e-4 && !be->failed, "winograd %s: %.3e", what[i], e);
+    }
+    CHECKF(total > 0, "winograd results are bit-equal to the direct ones: was Winograd used?");
+    free(ref);
+    free(got);
+    ddps_tensor_free(be, &x);
+    ddps_tensor_free(be, &dy);
+    param_free(l.w);
+    param_free(l.b);
+}
+
 static void test_conv(void) {
     conv_case(2, 5, 3, 4, 3, 2, 1, 1);
     conv_case(2, 4, 5, 3, 3, 1, 1, 0);
@@ -520,6 +562,7 @@ int main(void) {
     TEST(test_batch_norm);
     TEST(test_pool_relu);
     TEST(test_linear);
+    TEST(test_conv_winograd);
     TEST(test_group_norm);
     TEST(test_losses);
     CHECK(!be->failed);

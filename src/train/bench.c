@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tools/tools.h"
 #include "train/bench.h"
@@ -29,6 +30,14 @@
 #include "util/cpu.h"
 #include "util/fs.h"
 #include "util/rng.h"
+
+/* CPU seconds of the process (all threads): on a shared machine, where wall time depends on the
+ * neighbours, CPU time at one thread measures the work itself. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static double rss_now_mb(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -93,8 +102,9 @@ int ddps_tr_bench(const tr_bench_opts *bo, const ddps_hooks *h, ddps_err *err) {
     int threads = bo->threads > 0 ? bo->threads : omp_get_max_threads();
     char cpu[256];
     ddps_cpu_describe(cpu, sizeof cpu);
-    ddps_tools_out(h, "ddps bench train: %s, %d px, batch %d, %d classes, %s, %d threads, %s", arch, size, batch,
-                   classes, ddps_precision_name(prec), threads, cpu);
+    ddps_tools_out(h, "ddps bench train: %s, %d px, batch %d, %d classes, %s, %d threads, Winograd %s, %s", arch, size,
+                   batch, classes, ddps_precision_name(prec), threads, c->winograd ? "on" : "off (DDPS_NO_WINOGRAD)",
+                   cpu);
     /* inputs outside the step's mark: random images in [-2, 2] (about normalised pixels), random labels */
     ddps_tensor x = ddps_new(be, batch, size, size, 3);
     int64_t *labels = ddps_malloc((size_t)batch * sizeof *labels);
@@ -109,35 +119,37 @@ int ddps_tr_bench(const tr_bench_opts *bo, const ddps_hooks *h, ddps_err *err) {
         float l = train_step(c, m, &o, &x, labels);
         if (i == 0) loss0 = l;
     }
-    double t0 = ddps_seconds();
+    double t0 = ddps_seconds(), u0 = cpu_seconds();
     for (int i = 0; i < steps && !be->failed; i++) loss = train_step(c, m, &o, &x, labels);
-    double t_train = ddps_seconds() - t0;
+    double t_train = ddps_seconds() - t0, u_train = cpu_seconds() - u0;
     double rss_train = ddps_tools_peak_rss_mb();
     for (int i = 0; i < warmup; i++) eval_forward(c, m, &x);
-    t0 = ddps_seconds();
+    t0 = ddps_seconds(), u0 = cpu_seconds();
     for (int i = 0; i < steps && !be->failed; i++) eval_forward(c, m, &x);
-    double t_eval = ddps_seconds() - t0;
+    double t_eval = ddps_seconds() - t0, u_eval = cpu_seconds() - u0;
     double rss_all = ddps_tools_peak_rss_mb();
     int rc = ddps_backend_error(be, err);
     if (rc == 0 && !(isfinite(loss) && loss < loss0 + 1.0f))
         rc = ddps_fail(err, "training diverged (loss %g after %g)", (double)loss, (double)loss0);
     if (rc == 0) {
         double tr_ips = steps * (double)batch / t_train, ev_ips = steps * (double)batch / t_eval;
-        ddps_tools_out(h, "  train   (forward + backward + AdamW): %8.1f images/s  %8.1f ms/step  (%d steps after %d warm-up; loss %.3f -> %.3f)",
-                       tr_ips, 1e3 * t_train / steps, steps, warmup, (double)loss0, (double)loss);
-        ddps_tools_out(h, "  teacher (eval-mode forward):          %8.1f images/s  %8.1f ms/batch", ev_ips,
-                       1e3 * t_eval / steps);
+        double tr_cpu = steps * (double)batch / u_train, ev_cpu = steps * (double)batch / u_eval;
+        ddps_tools_out(h, "  train   (forward + backward + AdamW): %8.1f images/s  %8.1f ms/step  %8.1f images/CPU-s  (%d steps after %d warm-up; loss %.3f -> %.3f)",
+                       tr_ips, 1e3 * t_train / steps, tr_cpu, steps, warmup, (double)loss0, (double)loss);
+        ddps_tools_out(h, "  teacher (eval-mode forward):          %8.1f images/s  %8.1f ms/batch %8.1f images/CPU-s", ev_ips,
+                       1e3 * t_eval / steps, ev_cpu);
         ddps_tools_out(h, "  peak RSS (VmHWM) after training %.0f MB, after the teacher forward %.0f MB; %.0f MB before the model",
                        rss_train, rss_all, rss0);
         if (bo->json)
             ddps_tools_out(h,
                            "{\"bench\":\"train\",\"impl\":\"ddps\",\"model\":\"%s\",\"size\":%d,\"batch\":%d,\"classes\":%d,"
-                           "\"precision\":\"%s\",\"threads\":%d,\"steps\":%d,\"warmup\":%d,"
+                           "\"precision\":\"%s\",\"threads\":%d,\"winograd\":%s,\"steps\":%d,\"warmup\":%d,"
                            "\"train_images_per_s\":%.3f,\"teacher_images_per_s\":%.3f,\"train_ms_per_step\":%.3f,"
+                           "\"train_images_per_cpu_s\":%.3f,\"teacher_images_per_cpu_s\":%.3f,"
                            "\"peak_rss_mb\":%.1f,\"peak_rss_all_mb\":%.1f,\"rss_before_mb\":%.1f,\"loss_first\":%.5f,"
                            "\"loss_last\":%.5f}",
-                           arch, size, batch, classes, ddps_precision_name(prec), threads, steps, warmup, tr_ips, ev_ips,
-                           1e3 * t_train / steps, rss_train, rss_all, rss0, (double)loss0, (double)loss);
+                           arch, size, batch, classes, ddps_precision_name(prec), threads, c->winograd ? "true" : "false", steps,
+                           warmup, tr_ips, ev_ips, 1e3 * t_train / steps, tr_cpu, ev_cpu, rss_train, rss_all, rss0, (double)loss0, (double)loss);
     }
     free(labels);
     ddps_release(be, 0);

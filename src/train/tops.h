@@ -50,6 +50,9 @@ typedef struct {
     void *sbuf; /* the primitives' scratchpad (grow-only) */
     size_t sbuf_size;
     void *attr; /* dnnl_primitive_attr_t of every primitive (made on first use) */
+    int winograd; /* 1 (default; 0 with DDPS_NO_WINOGRAD=1): 3x3 stride-1 convolutions with >= 64 channels
+                     in and out and >= 512 output positions use Winograd F(4x4,3x3), activations
+                     reordered to oneDNN's blocked layout around them (~1e-6 relative from direct) */
 } tr_ctx;
 
 /* NULL with err filled when be is not the CPU backend. */
