@@ -114,13 +114,15 @@ static void resnet_backward(tr_ctx *c, tr_model *m, const ddps_tensor *dlogits) 
         block_backward(c, &m->blk[i], &d, &dx);
         d = dx;
     }
-    ddps_tensor dr = new_like(be, &m->r1), t = new_like(be, &m->r1);
-    if (m->arch == TR_RESNET18)
+    /* the stem's gradient in one buffer: ReLU and batch norm backward in place (the largest
+     * activations are the stem's, so a second buffer would set the step's peak memory) */
+    ddps_tensor dr = d;
+    if (m->arch == TR_RESNET18) {
+        dr = new_like(be, &m->r1);
         ddps_tr_pool_backward(c, 1, 3, 2, 1, &dr, &d, &m->ws);
-    else
-        dr = d;
-    ddps_tr_relu_backward(c, &t, &dr, &m->b1);
-    ddps_tr_bn_backward(c, &m->bn1, &dr, &t, &m->c1, &m->m1, &m->v1);
+    }
+    ddps_tr_relu_backward(c, &dr, &dr, &m->b1);
+    ddps_tr_bn_backward(c, &m->bn1, &dr, &dr, &m->c1, &m->m1, &m->v1);
     ddps_tr_conv_backward(c, &m->conv1, NULL, &dr, &m->x);
 }
 

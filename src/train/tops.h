@@ -47,8 +47,6 @@ typedef struct {
     tr_entry *cache;
     void *wbuf; /* weights in a primitive's layout (grow-only) */
     size_t wbuf_size;
-    void *sbuf; /* the primitives' scratchpad (grow-only) */
-    size_t sbuf_size;
     void *attr; /* dnnl_primitive_attr_t of every primitive (made on first use) */
     int winograd; /* 1 (default; 0 with DDPS_NO_WINOGRAD=1): 3x3 stride-1 convolutions with >= 64 channels
                      in and out and >= 512 output positions use Winograd F(4x4,3x3), activations
@@ -82,7 +80,8 @@ typedef struct {
  * num_batches += 1. Eval: running statistics (mean, var untouched). */
 void ddps_tr_bn_forward(tr_ctx *c, const tr_bn *l, ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean,
                    ddps_tensor *var, int training);
-/* dy, x [n,h,w,c], mean, var [1,1,1,c] from the forward -> dx [n,h,w,c], weight->grad, bias->grad [c]. */
+/* dy, x [n,h,w,c], mean, var [1,1,1,c] from the forward -> dx [n,h,w,c] (may alias dy: oneDNN's
+ * in-place backward), weight->grad, bias->grad [c]. */
 void ddps_tr_bn_backward(tr_ctx *c, const tr_bn *l, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
                     const ddps_tensor *mean, const ddps_tensor *var);
 

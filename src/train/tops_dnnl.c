@@ -15,7 +15,7 @@
  * well inside the golden checks; DDPS_NO_WINOGRAD=1 turns it off), with the
  * activations reordered from NHWC into the blocked layout it wants and back
  * through arena buffers that live for the call. Every primitive uses a user
- * scratchpad (the context's grow-only buffer).
+ * scratchpad from the arena for the call.
  *
  * Each primitive is made once per shape and kept in the context's cache (a
  * list keyed by the op and its shape) with one memory object per argument;
@@ -94,8 +94,8 @@ tr_ctx *ddps_tr_ctx_new(ddps_backend *be, ddps_err *err) {
     return c;
 }
 
-/* The attributes of every primitive: a user scratchpad (the context's grow-only
- * buffer, so that a steady-state step allocates nothing: oneDNN's own
+/* The attributes of every primitive: a user scratchpad (from the arena for the
+ * call, so that a steady-state step allocates nothing: oneDNN's own
  * scratchpads are allocated per execution, and each fresh allocation costs
  * page faults). Made on first use. */
 static const_dnnl_primitive_attr_t ctx_attr(tr_ctx *c) {
@@ -117,7 +117,6 @@ void ddps_tr_ctx_free(tr_ctx *c) {
         e = n;
     }
     free(c->wbuf);
-    free(c->sbuf);
     if (c->attr) dnnl_primitive_attr_destroy(c->attr);
     free(c);
 }
@@ -249,16 +248,6 @@ static void entry_run(tr_ctx *c, tr_entry *e, void *const *ptrs) {
     dnnl_exec_arg_t a[MAXARGS + 1];
     dnnl_status_t st = dnnl_success;
     void *plain = NULL;
-    if (e->sp_bytes > c->sbuf_size) {
-        free(c->sbuf);
-        c->sbuf_size = 0;
-        if (posix_memalign(&c->sbuf, 64, e->sp_bytes) != 0) {
-            c->sbuf = NULL;
-            ddps_backend_fail(c->be, DDPS_KIND_RESOURCE, "out of memory (%zu bytes of scratchpad)", e->sp_bytes);
-            return;
-        }
-        c->sbuf_size = e->sp_bytes;
-    }
     if (e->wreorder && e->w_bytes > c->wbuf_size) {
         free(c->wbuf);
         c->wbuf_size = 0;
@@ -269,8 +258,18 @@ static void entry_run(tr_ctx *c, tr_entry *e, void *const *ptrs) {
         }
         c->wbuf_size = e->w_bytes;
     }
+    /* the scratchpad and blocked activations come from the arena for the call: memory that the
+     * step's other temporaries reuse (Winograd's scratchpad is hundreds of MB at 56x56) */
     size_t mark = ddps_mark(c->be);
-    void *blk[MAXARGS] = {0};
+    void *blk[MAXARGS] = {0}, *sp = NULL;
+    if (e->sp_bytes) {
+        ddps_tensor t = ddps_new(c->be, 1, 1, 1, (int)((e->sp_bytes + 3) / 4));
+        if (!t.data) {
+            ddps_release(c->be, mark);
+            return;
+        }
+        sp = t.data;
+    }
     for (int k = 0; k < e->nact; k++) {
         ddps_tensor t = ddps_new(c->be, 1, 1, 1, (int)((e->act[k].bytes + 3) / 4));
         if (!t.data) {
@@ -289,7 +288,7 @@ static void entry_run(tr_ctx *c, tr_entry *e, void *const *ptrs) {
         if (!e->act[k].out) st = run_act_reorder(c, e, k, ptrs[e->act[k].i], blk[e->act[k].i]);
     int na = e->nargs;
     if (st == dnnl_success && e->sp_mem) {
-        st = dnnl_memory_set_data_handle(e->sp_mem, c->sbuf);
+        st = dnnl_memory_set_data_handle(e->sp_mem, sp);
         a[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->sp_mem};
     }
     if (st == dnnl_success && plain && !e->w_after) st = run_weight_reorder(c, e, plain);
