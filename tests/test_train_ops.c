@@ -127,6 +127,48 @@ static void conv_case(int n, int h, int in, int out, int k, int s, int p, int bi
     param_free(conv.b);
 }
 
+/* The Winograd path (ctx->winograd: 3x3 stride 1, >= 64 channels, >= 512 output positions, activations
+ * reordered to oneDNN's blocked layout and back) against the direct one: forward, dx, dw, db within
+ * 1e-4 relative L2, and not bit-equal (else the Winograd kernel was not used). */
+static void test_conv_winograd(void) {
+    int n = 2, h = 16, ch = 64;
+    tr_conv l = {ch, ch, 3, 1, 1, param("w", (size_t)ch * ch * 9, 0.3f, 0), param("b", ch, 0.3f, 0)};
+    ddps_tensor x = tensor(n, h, h, ch, 1.0f), dy = tensor(n, h, h, ch, 1.0f);
+    size_t ny = ddps_numel(&x), nw = l.w->numel;
+    float *ref = malloc((2 * ny + nw + ch) * sizeof(float)), *got = malloc((2 * ny + nw + ch) * sizeof(float));
+    int saved = ctx->winograd;
+    for (int wino = 0; wino < 2; wino++) {
+        ctx->winograd = wino;
+        ddps_tensor y = ddps_tensor_alloc(be, n, h, h, ch), dx = ddps_tensor_alloc(be, n, h, h, ch);
+        ddps_tr_conv_forward(ctx, &l, &y, &x);
+        ddps_tr_conv_backward(ctx, &l, &dx, &dy, &x);
+        float *o = wino ? got : ref;
+        memcpy(o, y.data, ny * sizeof(float));
+        memcpy(o + ny, dx.data, ny * sizeof(float));
+        memcpy(o + 2 * ny, l.w->grad, nw * sizeof(float));
+        memcpy(o + 2 * ny + nw, l.b->grad, ch * sizeof(float));
+        ddps_tensor_free(be, &y);
+        ddps_tensor_free(be, &dx);
+    }
+    ctx->winograd = saved;
+    const char *what[4] = {"y", "dx", "dw", "db"};
+    size_t off[5] = {0, ny, 2 * ny, 2 * ny + nw, 2 * ny + nw + ch};
+    double total = 0;
+    for (int i = 0; i < 4; i++) {
+        double e = t_rel_l2(got + off[i], ref + off[i], off[i + 1] - off[i]);
+        total += e;
+        fprintf(stderr, "   winograd %-19s rel L2 %.2e\n", what[i], e);
+        CHECKF(e < 1e-4 && !be->failed, "winograd %s: %.3e", what[i], e);
+    }
+    CHECKF(total > 0, "winograd results are bit-equal to the direct ones: was Winograd used?");
+    free(ref);
+    free(got);
+    ddps_tensor_free(be, &x);
+    ddps_tensor_free(be, &dy);
+    param_free(l.w);
+    param_free(l.b);
+}
+
 static void test_conv(void) {
     conv_case(2, 5, 3, 4, 3, 2, 1, 1);
     conv_case(2, 4, 5, 3, 3, 1, 1, 0);
@@ -311,20 +353,25 @@ static void test_linear(void) {
 /* ---- group / instance normalisation ---- */
 
 static tr_param *gg, *gb;
-static int g_groups;
+static int g_groups, g_relu;
 static ddps_tensor gx, gy, gr;
 
 static double gn_loss(void) {
     size_t mark = ddps_mark(be);
     ddps_tensor m = ddps_new(be, 1, 1, gx.n, g_groups), r = ddps_new(be, 1, 1, gx.n, g_groups);
-    ddps_tr_group_norm_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+    if (g_relu)
+        ddps_tr_group_norm_relu_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+    else
+        ddps_tr_group_norm_forward(ctx, g_groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
     ddps_release(be, mark);
     return dot(&gy, &gr);
 }
 
-static void gn_case(int groups, int c) {
+/* relu: the fused norm + ReLU (its backward given the forward's output as the mask). */
+static void gn_case(int groups, int c, int relu) {
     int n = 2, h = 3;
     g_groups = groups;
+    g_relu = relu;
     gg = param("g", c, 0.3f, 1);
     gb = param("b", c, 0.3f, 0);
     gx = tensor(n, h, h, c, 1.5f);
@@ -333,11 +380,19 @@ static void gn_case(int groups, int c) {
     ddps_tensor dx = ddps_tensor_alloc(be, n, h, h, c);
     size_t mark = ddps_mark(be);
     ddps_tensor m = ddps_new(be, 1, 1, n, groups), r = ddps_new(be, 1, 1, n, groups);
-    ddps_tr_group_norm_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
-    /* normalised output of the first group of item 0 has mean beta-weighted 0 when gamma = 1, beta = 0 */
-    ddps_tr_group_norm_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &m, &r);
+    if (relu) {
+        ddps_tr_group_norm_relu_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+        int neg = 0;
+        for (size_t i = 0; i < ddps_numel(&gy); i++) neg += ((float *)gy.data)[i] == 0.0f;
+        CHECKF(neg > 0 && neg < (int)ddps_numel(&gy), "fused ReLU zeroes %d of %zu", neg, ddps_numel(&gy));
+        ddps_tr_group_norm_relu_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &gy, &m, &r);
+    } else {
+        ddps_tr_group_norm_forward(ctx, groups, 1e-5f, gg, gb, &gy, &gx, &m, &r);
+        ddps_tr_group_norm_backward(ctx, groups, gg, gb, &dx, &gr, &gx, &m, &r);
+    }
     ddps_release(be, mark);
-    fd_check(groups == c ? "instance norm dx" : "group norm dx", gn_loss, gx.data, dx.data, ddps_numel(&gx), 2e-3);
+    fd_check(relu ? "group norm + relu dx" : groups == c ? "instance norm dx" : "group norm dx", gn_loss, gx.data,
+             dx.data, ddps_numel(&gx), 2e-3);
     fd_check("group norm dgamma", gn_loss, gg->data, gg->grad, c, 1e-3);
     fd_check("group norm dbeta", gn_loss, gb->data, gb->grad, c, 1e-3);
     ddps_tensor *ts[] = {&dx, &gx, &gy, &gr};
@@ -347,8 +402,10 @@ static void gn_case(int groups, int c) {
 }
 
 static void test_group_norm(void) {
-    gn_case(2, 4);
-    gn_case(5, 5);
+    gn_case(2, 4, 0);
+    gn_case(5, 5, 0);
+    gn_case(2, 4, 1);
+    gn_case(5, 5, 1);
 }
 
 /* ---- losses and the residual add ---- */
@@ -505,6 +562,7 @@ int main(void) {
     TEST(test_batch_norm);
     TEST(test_pool_relu);
     TEST(test_linear);
+    TEST(test_conv_winograd);
     TEST(test_group_norm);
     TEST(test_losses);
     CHECK(!be->failed);

@@ -11,7 +11,7 @@
 #include "ddps.h"
 
 static const char *USAGE =
-    "usage: ddps bench text|vae|unet|score|precision|load [options]\n\n"
+    "usage: ddps bench text|vae|unet|score|precision|load|train [options]\n\n"
     "Full-size Stable Diffusion v1.5 components with random weights (nothing to download);\n"
     "--shapes sd21: SD 2.1's (cross-attention 1024, 23 text layers of width 1024, head width 64).\n"
     "  text:  CLIP text encoder, 77 tokens (13.3 GFLOP per prompt)\n"
@@ -19,7 +19,10 @@ static const char *USAGE =
     "  unet:  UNet at --size/8 latents with a 77-token context (180.1 GFLOP per 32x32 latent)\n"
     "  score: one image through Stage I and II, split into decode, VAE, UNet, DIFT, clustering\n"
     "  precision: Stage I window rankings in f32 vs --precision (bf16) on --data images (Spearman)\n"
-    "  load:  peak memory of loading --model (default: a full-size random f16 SD v1.5 written to /tmp)";
+    "  load:  peak memory of loading --model (default: a full-size random f16 SD v1.5 written to /tmp)\n"
+    "  train: a student's training step (forward + backward + AdamW) and eval-mode forward, images/s and\n"
+    "         peak RSS: --model resnet18|resnet18-modified|convnet3..6 (resnet18), --size (224; 32 for the\n"
+    "         others), --batch (64; 256), --steps timed steps after 2 warm-up steps (10); f32 only";
 
 /* The benches and how many --batch values each takes (0: --batch ignored) within [1, batch_hi]. */
 static const struct {
@@ -27,6 +30,7 @@ static const struct {
     int max_batches, batch_hi;
 } BENCHES[] = {
     {"text", 16, 4096}, {"vae", 16, 4096}, {"unet", 16, 4096}, {"score", 1, 64}, {"precision", 0, 0}, {"load", 0, 0},
+    {"train", 1, 4096},
 };
 
 /* Parses --batch for the bench named what into p (unknown benches: left to
@@ -54,7 +58,8 @@ int cmd_bench(int argc, char **argv) {
         {"--iters", CLI_OPT_INT, &p.iters, "N", "timed runs after one warm-up (default 3)", 1, 1000},
         {"--json", CLI_OPT_FLAG, &p.json, NULL, "print one JSON object as the last line", 0, 0},
         {"--profile", CLI_OPT_FLAG, &p.profile, NULL, "time every op kind (adds a sync per op)", 0, 0},
-        {"--model", CLI_OPT_STR, &p.model, "DIR", "precision: model folder (default: random SD v1.5)", 0, 0},
+        {"--model", CLI_OPT_STR, &p.model, "DIR", "precision: model folder (default: random SD v1.5); train: the student", 0, 0},
+        {"--steps", CLI_OPT_INT, &p.iters, "N", "train: timed steps after 2 warm-up steps (default 10)", 1, 100000},
         {"--data", CLI_OPT_STR, &p.data, "DIR", "precision: ImageFolder of real images", 0, 0},
         {"--images", CLI_OPT_INT, &p.images, "N", "precision: images compared (20)", 1, 100000},
         {"--shapes", CLI_OPT_STR, &p.shapes, "sd15|sd21", "text, vae, unet: SD v1.5 or SD 2.1 (768-v) shapes (sd15)", 0, 0},
@@ -70,6 +75,7 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     p.what = argv[1];
+    if (strcmp(p.what, "train") == 0) p.size = 0, p.iters = 0; /* the student's own defaults */
     char **pos = cli_malloc((size_t)argc * sizeof *pos);
     int npos;
     int pr = cli_args_parse(USAGE, opts, nopts, argc - 1, argv + 1, pos, &npos, &err);

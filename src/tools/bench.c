@@ -15,6 +15,7 @@
 #include "tensor/profile.h"
 #include "tools/demo.h"
 #include "tools/tools.h"
+#include "train/bench.h"
 #include "util/cpu.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -363,6 +364,11 @@ static int bench_components(const ddps_bench_params *p, unsigned part, const ddp
 
 int ddps_tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err) {
     const char *what = p->what ? p->what : "";
+    if (strcmp(what, "train") == 0) {
+        tr_bench_opts o = {p->model, p->device, p->precision, p->size, p->n_batches > 0 ? p->batches[0] : 0, 0,
+                           p->iters, 0, p->threads, p->json};
+        return ddps_tr_bench(&o, h, err);
+    }
     if (p->iters < 1) return ddps_fail_usage(err, "bench: --iters %d: expected 1..1000", p->iters);
     if (!p->device) return ddps_fail_usage(err, "bench: --device: required");
     const char *precision = p->precision ? p->precision : "f32";
@@ -382,6 +388,6 @@ int ddps_tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *
                     : strcmp(what, "vae") == 0 ? DDPS_PART_VAE
                     : strcmp(what, "text") == 0 ? DDPS_PART_TEXT
                                                 : 0;
-    if (!part) return ddps_fail_usage(err, "bench: %s: unknown benchmark (text, vae, unet, score, precision, load)", what);
+    if (!part) return ddps_fail_usage(err, "bench: %s: unknown benchmark (text, vae, unet, score, precision, load, train)", what);
     return bench_components(p, part, h, err);
 }

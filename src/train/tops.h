@@ -47,6 +47,10 @@ typedef struct {
     tr_entry *cache;
     void *wbuf; /* weights in a primitive's layout (grow-only) */
     size_t wbuf_size;
+    void *attr; /* dnnl_primitive_attr_t of every primitive (made on first use) */
+    int winograd; /* 1 (default; 0 with DDPS_NO_WINOGRAD=1): 3x3 stride-1 convolutions with >= 64 channels
+                     in and out and >= 512 output positions use Winograd F(4x4,3x3), activations
+                     reordered to oneDNN's blocked layout around them (~1e-6 relative from direct) */
 } tr_ctx;
 
 /* NULL with err filled when be is not the CPU backend. */
@@ -76,11 +80,13 @@ typedef struct {
  * num_batches += 1. Eval: running statistics (mean, var untouched). */
 void ddps_tr_bn_forward(tr_ctx *c, const tr_bn *l, ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean,
                    ddps_tensor *var, int training);
-/* dy, x [n,h,w,c], mean, var [1,1,1,c] from the forward -> dx [n,h,w,c], weight->grad, bias->grad [c]. */
+/* dy, x [n,h,w,c], mean, var [1,1,1,c] from the forward -> dx [n,h,w,c] (may alias dy: oneDNN's
+ * in-place backward), weight->grad, bias->grad [c]. */
 void ddps_tr_bn_backward(tr_ctx *c, const tr_bn *l, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
                     const ddps_tensor *mean, const ddps_tensor *var);
 
-/* x, y [n,h,w,c]: y = max(x, 0) (y may alias x only when backward gets x from elsewhere). */
+/* x, y [n,h,w,c]: y = max(x, 0) (y may alias x: the backward may be given the output y in place of x,
+ * since y > 0 exactly where x > 0). */
 void ddps_tr_relu_forward(tr_ctx *c, ddps_tensor *y, const ddps_tensor *x);
 /* dy, x [n,h,w,c] -> dx [n,h,w,c] = dy * (x > 0) (dx may alias dy). */
 void ddps_tr_relu_backward(tr_ctx *c, ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x);
@@ -113,10 +119,18 @@ void ddps_tr_linear_backward(tr_ctx *c, const tr_linear *l, ddps_tensor *dx, con
  * (the dataset-distillation ConvNet's 'instancenorm'). */
 void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
                            ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd);
-/* dy, x [n,h,w,c], mean, rstd [1,1,n,groups] -> dx [n,h,w,c], gamma->grad, beta->grad [c]. */
+/* dy, x [n,h,w,c], mean, rstd [1,1,n,groups] -> dx [n,h,w,c] (may alias dy), gamma->grad, beta->grad [c]. */
 void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
                             const ddps_tensor *dy, const ddps_tensor *x, const ddps_tensor *mean,
                             const ddps_tensor *rstd);
+
+/* The same followed by ReLU in one pass: y = max(GN(x), 0); its backward takes that y (the mask)
+ * and dy of the ReLU's output. dx may alias dy. */
+void ddps_tr_group_norm_relu_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
+                                     ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd);
+void ddps_tr_group_norm_relu_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta,
+                                      ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
+                                      const ddps_tensor *y, const ddps_tensor *mean, const ddps_tensor *rstd);
 
 /* x [n,h,w,c] -> y [n,oh,ow,c]: PyTorch's AdaptiveAvgPool2d((oh, ow)), cell i covering
  * [floor(i h/oh), ceil((i+1) h/oh)). */

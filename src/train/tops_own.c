@@ -37,26 +37,32 @@ static double *scratch_d(tr_ctx *c, size_t n) {
 
 /* ---------- group normalisation ---------- */
 
-/* x [n,h,w,c]; mean, rstd [1,1,n,groups]; s: scratch of c doubles.
- * Two passes per batch item: per-channel sums, then squared deviations from the group mean. */
+/* x [n,h,w,c]; mean, rstd [1,1,n,groups]; s: scratch of 2 c doubles.
+ * Two passes per batch item: per-channel sums, then squared deviations from the group mean.
+ * Inner loops run over channels with per-channel arrays (no k / cg in them), so that they vectorise. */
 static void gn_stats(const float *x, int hw, int ch, int groups, float eps, float *mean, float *rstd, double *s) {
     int cg = ch / groups;
-    double m = (double)hw * cg;
+    double m = (double)hw * cg, *cm = s + ch;
     memset(s, 0, (size_t)ch * sizeof *s);
-    for (int p = 0; p < hw; p++)
-        for (int k = 0; k < ch; k++) s[k] += x[(size_t)p * ch + k];
+    for (int p = 0; p < hw; p++) {
+        const float *xp = x + (size_t)p * ch;
+        for (int k = 0; k < ch; k++) s[k] += xp[k];
+    }
     double gm[groups];
     for (int g = 0; g < groups; g++) {
         double a = 0;
         for (int k = 0; k < cg; k++) a += s[g * cg + k];
         gm[g] = a / m;
     }
+    for (int k = 0; k < ch; k++) cm[k] = gm[k / cg];
     memset(s, 0, (size_t)ch * sizeof *s);
-    for (int p = 0; p < hw; p++)
+    for (int p = 0; p < hw; p++) {
+        const float *xp = x + (size_t)p * ch;
         for (int k = 0; k < ch; k++) {
-            double d = x[(size_t)p * ch + k] - gm[k / cg];
+            double d = xp[k] - cm[k];
             s[k] += d * d;
         }
+    }
     for (int g = 0; g < groups; g++) {
         double v = 0;
         for (int k = 0; k < cg; k++) v += s[g * cg + k];
@@ -65,8 +71,9 @@ static void gn_stats(const float *x, int hw, int ch, int groups, float eps, floa
     }
 }
 
-void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
-                           ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd) {
+/* relu: y = max(GN(x), 0) (the ConvNet's norm and ReLU in one pass over memory). */
+static void gn_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta, ddps_tensor *y,
+                       const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd, int relu) {
     if (!enter(c, "group norm forward")) return;
     int ch = x->c, hw = x->h * x->w, n = x->n;
     if (bad(c, groups <= 0 || ch % groups || !same_shape(x, y) || (int)gamma->numel != ch ||
@@ -76,7 +83,7 @@ void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param
         return;
     }
     size_t mark = ddps_mark(c->be);
-    double *s = scratch_d(c, (size_t)n * ch);
+    double *s = scratch_d(c, (size_t)2 * n * ch);
     if (s) {
         int cg = ch / groups;
         const float *g = gamma->data, *b = beta->data;
@@ -85,31 +92,60 @@ void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param
             const float *xi = (const float *)x->data + (size_t)i * hw * ch;
             float *yi = (float *)y->data + (size_t)i * hw * ch;
             float *mi = (float *)mean->data + (size_t)i * groups, *ri = (float *)rstd->data + (size_t)i * groups;
-            gn_stats(xi, hw, ch, groups, eps, mi, ri, s + (size_t)i * ch);
-            for (int p = 0; p < hw; p++)
-                for (int k = 0; k < ch; k++) {
-                    size_t o = (size_t)p * ch + k;
-                    yi[o] = (xi[o] - mi[k / cg]) * ri[k / cg] * g[k] + b[k];
-                }
+            gn_stats(xi, hw, ch, groups, eps, mi, ri, s + (size_t)2 * i * ch);
+            float M[ch], R[ch];
+            for (int k = 0; k < ch; k++) M[k] = mi[k / cg], R[k] = ri[k / cg];
+            for (int p = 0; p < hw; p++) {
+                const float *xp = xi + (size_t)p * ch;
+                float *yp = yi + (size_t)p * ch;
+                if (relu)
+                    for (int k = 0; k < ch; k++) yp[k] = fmaxf((xp[k] - M[k]) * R[k] * g[k] + b[k], 0.0f);
+                else
+                    for (int k = 0; k < ch; k++) yp[k] = (xp[k] - M[k]) * R[k] * g[k] + b[k];
+            }
         }
     }
     ddps_release(c->be, mark);
     leave(c);
 }
 
-/* One batch item: a[k] = sum dy, b[k] = sum dy * xhat over pixels; then dx. */
+void ddps_tr_group_norm_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
+                           ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd) {
+    gn_forward(c, groups, eps, gamma, beta, y, x, mean, rstd, 0);
+}
+
+void ddps_tr_group_norm_relu_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, const tr_param *beta,
+                                     ddps_tensor *y, const ddps_tensor *x, ddps_tensor *mean, ddps_tensor *rstd) {
+    gn_forward(c, groups, eps, gamma, beta, y, x, mean, rstd, 1);
+}
+
+/* One batch item: a[k] = sum dy, b[k] = sum dy * xhat over pixels; then dx. With y (the fused
+ * ReLU's output), dy counts only where y > 0. */
 static void gn_backward_item(const float *x, const float *dy, float *dx, int hw, int ch, int groups,
-                             const float *mean, const float *rstd, const float *gamma, double *a, double *b) {
+                             const float *mean, const float *rstd, const float *gamma, double *a, double *b,
+                             const float *y) {
     int cg = ch / groups;
     double m = (double)hw * cg;
+    float M[ch], R[ch];
+    for (int k = 0; k < ch; k++) M[k] = mean[k / cg], R[k] = rstd[k / cg];
     memset(a, 0, (size_t)ch * sizeof *a);
     memset(b, 0, (size_t)ch * sizeof *b);
-    for (int p = 0; p < hw; p++)
-        for (int k = 0; k < ch; k++) {
-            size_t o = (size_t)p * ch + k;
-            a[k] += dy[o];
-            b[k] += dy[o] * (x[o] - mean[k / cg]) * rstd[k / cg];
+    for (int p = 0; p < hw; p++) {
+        const float *xp = x + (size_t)p * ch, *dp = dy + (size_t)p * ch;
+        if (y) {
+            const float *yp = y + (size_t)p * ch;
+            for (int k = 0; k < ch; k++) {
+                float d = yp[k] > 0 ? dp[k] : 0.0f;
+                a[k] += d;
+                b[k] += d * (xp[k] - M[k]) * R[k];
+            }
+        } else {
+            for (int k = 0; k < ch; k++) {
+                a[k] += dp[k];
+                b[k] += dp[k] * (xp[k] - M[k]) * R[k];
+            }
         }
+    }
     double s1[groups], s2[groups];
     for (int g = 0; g < groups; g++) {
         s1[g] = s2[g] = 0;
@@ -120,21 +156,33 @@ static void gn_backward_item(const float *x, const float *dy, float *dx, int hw,
         s1[g] /= m;
         s2[g] /= m;
     }
-    for (int p = 0; p < hw; p++)
-        for (int k = 0; k < ch; k++) {
-            size_t o = (size_t)p * ch + k;
-            int g = k / cg;
-            float xh = (x[o] - mean[g]) * rstd[g];
-            dx[o] = rstd[g] * (float)(dy[o] * gamma[k] - s1[g] - xh * s2[g]);
+    double S1[ch], S2[ch];
+    for (int k = 0; k < ch; k++) S1[k] = s1[k / cg], S2[k] = s2[k / cg];
+    for (int p = 0; p < hw; p++) {
+        const float *xp = x + (size_t)p * ch, *dp = dy + (size_t)p * ch;
+        float *op = dx + (size_t)p * ch;
+        if (y) {
+            const float *yp = y + (size_t)p * ch;
+            for (int k = 0; k < ch; k++) {
+                float xh = (xp[k] - M[k]) * R[k], d = yp[k] > 0 ? dp[k] : 0.0f;
+                op[k] = R[k] * (float)(d * gamma[k] - S1[k] - xh * S2[k]);
+            }
+        } else {
+            for (int k = 0; k < ch; k++) {
+                float xh = (xp[k] - M[k]) * R[k];
+                op[k] = R[k] * (float)(dp[k] * gamma[k] - S1[k] - xh * S2[k]);
+            }
         }
+    }
 }
 
-void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
-                            const ddps_tensor *dy, const ddps_tensor *x, const ddps_tensor *mean,
-                            const ddps_tensor *rstd) {
+static void gn_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
+                        const ddps_tensor *dy, const ddps_tensor *x, const ddps_tensor *mean, const ddps_tensor *rstd,
+                        const ddps_tensor *y) {
     if (!enter(c, "group norm backward")) return;
     int ch = x->c, hw = x->h * x->w, n = x->n;
-    if (bad(c, groups <= 0 || ch % groups || !same_shape(x, dy) || !same_shape(x, dx) || (int)gamma->numel != ch,
+    if (bad(c, groups <= 0 || ch % groups || !same_shape(x, dy) || !same_shape(x, dx) || (int)gamma->numel != ch ||
+                   (y && !same_shape(x, y)),
             "group norm backward shapes")) {
         leave(c);
         return;
@@ -148,7 +196,7 @@ void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, c
             gn_backward_item((const float *)x->data + off, (const float *)dy->data + off, (float *)dx->data + off, hw,
                              ch, groups, (const float *)mean->data + (size_t)i * groups,
                              (const float *)rstd->data + (size_t)i * groups, gamma->data, s + (size_t)2 * i * ch,
-                             s + (size_t)(2 * i + 1) * ch);
+                             s + (size_t)(2 * i + 1) * ch, y ? (const float *)y->data + off : NULL);
         }
         for (int k = 0; k < ch; k++) {
             double ga = 0, gb = 0;
@@ -162,6 +210,18 @@ void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, c
     }
     ddps_release(c->be, mark);
     leave(c);
+}
+
+void ddps_tr_group_norm_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta, ddps_tensor *dx,
+                            const ddps_tensor *dy, const ddps_tensor *x, const ddps_tensor *mean,
+                            const ddps_tensor *rstd) {
+    gn_backward(c, groups, gamma, beta, dx, dy, x, mean, rstd, NULL);
+}
+
+void ddps_tr_group_norm_relu_backward(tr_ctx *c, int groups, const tr_param *gamma, const tr_param *beta,
+                                      ddps_tensor *dx, const ddps_tensor *dy, const ddps_tensor *x,
+                                      const ddps_tensor *y, const ddps_tensor *mean, const ddps_tensor *rstd) {
+    gn_backward(c, groups, gamma, beta, dx, dy, x, mean, rstd, y);
 }
 
 /* ---------- adaptive average pooling ---------- */
