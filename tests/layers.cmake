@@ -11,7 +11,7 @@
 #   5 store     persistence: the SQLite store, its guard, clustering a stored
 #               class, output folders
 #   6 drivers   the runs in src/pipeline (score, select, report, shards/merge,
-#               MPI), src/train/run_* (ddps train, ddps eval) and src/tools
+#               MPI), src/train/run_* and bench (ddps train, eval, bench train) and src/tools
 #               (bench, probe, demo, world)
 #   7 api       src/api (include/ddps.h's definitions)
 #   8 cli       src/cli (also checked apart by cli_boundary.cmake)
@@ -43,7 +43,7 @@ function(layer_of rel out)
   elseif(dir STREQUAL "models")
     set(n 3)
   elseif(dir STREQUAL "train")
-    if(base MATCHES "^run_")
+    if(base MATCHES "^run_" OR base STREQUAL "bench")
       set(n 6)
     else()
       set(n 4)
