@@ -215,3 +215,14 @@ int ddps_tr_model_save(const tr_model *m, const char *path, ddps_err *err) {
     free(cnt);
     return rc;
 }
+
+int ddps_tr_weights_classes(const char *path, ddps_err *err) {
+    st_file f;
+    if (ddps_st_open(&f, path, err)) return -1;
+    const st_tensor *t = ddps_st_find(&f, "fc.weight");
+    if (!t) t = ddps_st_find(&f, "classifier.weight");
+    int K = t && t->ndim == 2 && t->shape[0] > 0 && t->shape[0] < (1 << 20) ? (int)t->shape[0] : -1;
+    ddps_st_close(&f);
+    if (K < 0) ddps_fail_kind(err, DDPS_KIND_DATA, "%s: no fc.weight or classifier.weight [K, features]", path);
+    return K;
+}

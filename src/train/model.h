@@ -66,6 +66,9 @@ tr_param *ddps_tr_model_find(tr_model *m, const char *name);
 int ddps_tr_model_load(tr_model *m, const char *path, ddps_err *err);
 /* Writes every parameter and buffer (F32; num_batches_tracked I64). */
 int ddps_tr_model_save(const tr_model *m, const char *path, ddps_err *err);
+/* The classifier's output count K from a weights file (rows of fc.weight or
+ * classifier.weight [K, features]); -1 with err (DATA) when neither is there. */
+int ddps_tr_weights_classes(const char *path, ddps_err *err);
 
 /* x [n,size,size,3] -> logits [n,1,1,classes] (arena). training: batch-norm
  * batch statistics and running-statistics update, activations kept for

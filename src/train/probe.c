@@ -121,22 +121,10 @@ static int probe_write(const char *path, const tr_model *m, const probe_batch *b
     return rc;
 }
 
-/* The classifier's output count from the weights file (fc.weight or classifier.weight). */
-static int weights_classes(const char *path, ddps_err *err) {
-    st_file f;
-    if (ddps_st_open(&f, path, err)) return -1;
-    const st_tensor *t = ddps_st_find(&f, "fc.weight");
-    if (!t) t = ddps_st_find(&f, "classifier.weight");
-    int K = t && t->ndim == 2 && t->shape[0] > 0 && t->shape[0] < (1 << 20) ? (int)t->shape[0] : -1;
-    ddps_st_close(&f);
-    if (K < 0) ddps_fail_kind(err, DDPS_KIND_DATA, "%s: no fc.weight or classifier.weight [K, features]", path);
-    return K;
-}
-
 int ddps_tr_probe(const char *arch, const char *weights, const char *in, const char *out, int threads, ddps_err *err) {
     if (!arch || !weights || !in || !out)
         return ddps_fail_usage(err, "probe train: --model, --weights, --in and --out are required");
-    int K = weights_classes(weights, err);
+    int K = ddps_tr_weights_classes(weights, err);
     probe_batch b = {0};
     tr_model *m = NULL;
     if (K >= 0 && !read_batch(in, K, &b, err)) m = ddps_tr_model_new(arch, K, b.h, 0, err);

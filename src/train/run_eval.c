@@ -137,18 +137,6 @@ int ddps_tr_eval_check(const ddps_eval_params *p, ddps_err *err) {
     return rc;
 }
 
-/* The teacher's class count (rows of fc.weight or classifier.weight). */
-static int teacher_classes(const char *path, ddps_err *err) {
-    st_file f;
-    if (ddps_st_open(&f, path, err)) return -1;
-    const st_tensor *t = ddps_st_find(&f, "fc.weight");
-    if (!t) t = ddps_st_find(&f, "classifier.weight");
-    int K = t && t->ndim == 2 && t->shape[0] > 0 && t->shape[0] < (1 << 20) ? (int)t->shape[0] : -1;
-    ddps_st_close(&f);
-    if (K < 0) ddps_fail_kind(err, DDPS_KIND_DATA, "%s: no fc.weight or classifier.weight [K, features]", path);
-    return K;
-}
-
 /* tmap[k]: the teacher's row for student class k, by the teacher's .json classes (from `ddps train`),
  * idx_to_imagenet (a 1000-class teacher), or one to one. */
 static int teacher_map(const ddps_eval_params *p, const class_list *d, int K, int *tmap, ddps_err *err) {
@@ -336,7 +324,7 @@ static int eval_load(const ddps_eval_params *p, eval_inputs *in, ddps_err *err) 
                               in->size);
     tr_data_opts vo = {0, in->size, ddps_tr_val_resize(in->size), p->threads};
     if (ddps_tr_data_load(p->val, &vo, &in->val, err)) return -1;
-    int K = teacher_classes(p->teacher, err);
+    int K = ddps_tr_weights_classes(p->teacher, err);
     if (K < 0) return -1;
     in->tmap = ddps_calloc((size_t)in->cls.n, sizeof *in->tmap);
     if (teacher_map(p, &in->cls, K, in->tmap, err)) return -1;
