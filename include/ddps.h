@@ -214,6 +214,15 @@ typedef struct {
     const char *folder_names; /* NULL or "class": class folders named by class; "index": ImageNet-1K
                                  index 00000.. (RDED style; every class must be a WordNet id) */
     const char *command;   /* NULL = "select"; "distill": the manifests name that command */
+    /* The paper's comparison rows, written like a distilled set (same layout, manifests, class
+       maps) so that `ddps eval` measures them with the same protocol. top_clusters = 0 is
+       "w/o clusters" (the highest Stage-I scores alone). */
+    const char *baseline;  /* NULL or "ddps": the selection rule; "random-windows": windows of the
+                              scored patch size at uniform random positions in pictures of the class
+                              (each picture once before any twice, in random order), laid out as ddps
+                              lays out its patches; "random-images": whole pictures at random (their
+                              centre square; never mosaics), the usual "random real" baseline */
+    unsigned long long seed; /* the baselines' random choices (0); the class name is mixed in */
 } ddps_select_params;
 DDPS_API void ddps_select_params_init(ddps_select_params *p);
 

@@ -168,11 +168,11 @@ static void drivers_check_first(void) {
     ddps_score_params_init(&p);
     ddps_select_params s;
     ddps_select_params_init(&s);
-    s.top_clusters = 0;
+    s.top_clusters = -1;
     int ipc = 1;
     /* distill: the select step's settings are refused before scoring (nothing created) */
     CHECK(ddps_run_distill(&p, &s, dir, dir, out, NULL, &ipc, 1, 0, NULL, NULL, &err) == DDPS_ERR_USAGE &&
-          strstr(err.message, "--top-clusters 0"));
+          strstr(err.message, "--top-clusters -1"));
     CHECK(access(out, F_OK) != 0);
     CHECK(ddps_run_select(store, out, &ipc, 1, &s, NULL, &err) == DDPS_ERR_USAGE);
     ddps_report_params rp;

@@ -33,7 +33,7 @@ static void write_layout(FILE *f) {
 #undef T
 #define T ddps_select_params
     S; F(top_clusters); F(mosaic_max_ipc); F(output_size); F(format); F(jpeg_quality); F(data_root); F(classes);
-    F(n_classes); F(threads); F(folder_names); F(command);
+    F(n_classes); F(threads); F(folder_names); F(command); F(baseline); F(seed);
 #undef T
 #define T ddps_run_totals
     S; F(images_scored); F(images_bad); F(unet_latents); F(vae_images); F(text_prompts); F(seconds);

@@ -775,6 +775,134 @@ static void clusters_on_demand(void) {
     json_decref(m);
 }
 
+/* The comparison rows: --top-clusters 0 (scores alone), random windows and
+ * random whole pictures; none of them clusters. */
+static void baselines(void) {
+    const char *dir0 = t_tmpdir("select_baselines");
+    char dir[4096], out[4096], spath[4096];
+    snprintf(dir, sizeof dir, "%s", dir0);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(spath, sizeof spath, "%s/s.db", dir);
+    build_store(dir, SPEC, 2, 0, 0); /* alpha: 60 pictures of 2 windows, beta: 30 of 1; not clustered */
+    int ipc[2] = {2, 20};
+    ddps_err err = {{0}};
+    ddps_select_opts o;
+    ddps_select_defaults(&o);
+    o.store_path = spath, o.out_dir = out, o.ipc = ipc, o.n_ipc = 2, o.p.output_size = 16;
+
+    /* top_clusters 0: the best scores in order, all fill, and no clustering */
+    o.p.top_clusters = 0;
+    CHECKF(ddps_select_run(&o, &err) == 0, "%s", err.msg);
+    ddps_store *s;
+    CHECK(ddps_store_open(spath, 1, &s, &err) == 0);
+    int needs = 0;
+    CHECK(ddps_store_needs_clustering(s, 1, &needs, &err) == 0 && needs == 1);
+    ddps_class_data d;
+    CHECK(ddps_store_load_class(s, 1, 0, &d, &err) == 0 && d.n_cand == 120);
+    ddps_store_close(s);
+    json_t *m = load_json(pjoin(out, "ipc20/manifest.json"));
+    CHECK(jint(class_entry(m, "alpha"), "fill_patches") == 20);
+    float best[20], prev = INFINITY;
+    int nb = 0;
+    json_t *ims = json_object_get(m, "images"), *im;
+    size_t i;
+    json_array_foreach(ims, i, im) {
+        if (strcmp(json_string_value(json_object_get(im, "class")), "alpha") != 0) continue;
+        json_t *pt = json_array_get(json_object_get(im, "patches"), 0);
+        best[nb] = (float)json_real_value(json_object_get(pt, "score"));
+        CHECK(best[nb] <= prev); /* single patches in score order */
+        prev = best[nb++];
+    }
+    CHECK(nb == 20);
+    /* ... and they are the class's 20 best */
+    int better = 0;
+    for (int c = 0; c < d.n_cand; c++) better += d.cand[c].score > best[19];
+    CHECK(better == 19);
+    json_decref(m);
+
+    /* random windows: the scored window size anywhere, mosaics at IPC 2 */
+    o.p.top_clusters = 10;
+    o.p.baseline = "random-windows";
+    o.p.seed = 5;
+    CHECKF(ddps_select_run(&o, &err) == 0, "%s", err.msg);
+    m = load_json(pjoin(out, "ipc2/manifest.json"));
+    CHECK(strcmp(json_string_value(json_object_get(m, "baseline")), "random-windows") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(m, "mode")), "mosaic") == 0);
+    json_decref(m);
+    m = load_json(pjoin(out, "ipc20/manifest.json"));
+    CHECK(jint(m, "seed") == 5);
+    int moved = 0, n_win = 0, sources = 0;
+    char seen[64][64];
+    json_array_foreach(json_object_get(m, "images"), i, im) {
+        json_t *pt = json_array_get(json_object_get(im, "patches"), 0), *b = json_object_get(pt, "box");
+        long x0 = (long)json_integer_value(json_array_get(b, 0)), y0 = (long)json_integer_value(json_array_get(b, 1));
+        long x1 = (long)json_integer_value(json_array_get(b, 2)), y1 = (long)json_integer_value(json_array_get(b, 3));
+        const char *src = json_string_value(json_object_get(pt, "source"));
+        int w = 0, h = 0; /* the fixture: even pictures 64x48, odd 48x64 */
+        int num = atoi(strstr(src, "img") + 3);
+        w = num % 2 ? 48 : 64, h = num % 2 ? 64 : 48;
+        CHECKF(x1 - x0 == 30 && y1 - y0 == 30 && x0 >= 0 && y0 >= 0 && x1 <= w && y1 <= h, "%s %ld %ld %ld %ld", src,
+               x0, y0, x1, y1);
+        moved += x0 != 4 || y0 != 2; /* not the stored box (3.6, 2.4) */
+        CHECK(jint(pt, "cluster") == -1);
+        n_win++;
+        /* each picture once before any twice: beta has 30, so its 20 are distinct */
+        if (strcmp(json_string_value(json_object_get(im, "class")), "beta") == 0) {
+            for (int q = 0; q < sources; q++) CHECKF(strcmp(seen[q], src) != 0, "%s twice", src);
+            snprintf(seen[sources++], 64, "%s", src);
+        }
+    }
+    CHECK(n_win == 40 && sources == 20 && moved > 30);
+    json_decref(m);
+    /* the same seed gives the same set; another seed another */
+    ddps_image a, b;
+    CHECK(ddps_image_load(pjoin(out, "ipc20/beta/beta_0007.png"), &a, &err) == 0);
+    CHECKF(ddps_select_run(&o, &err) == 0, "%s", err.msg);
+    CHECK(ddps_image_load(pjoin(out, "ipc20/beta/beta_0007.png"), &b, &err) == 0);
+    CHECK(a.w == b.w && memcmp(a.px, b.px, (size_t)a.w * a.h * 3) == 0);
+    ddps_image_free(&b);
+    o.p.seed = 6;
+    CHECKF(ddps_select_run(&o, &err) == 0, "%s", err.msg);
+    CHECK(ddps_image_load(pjoin(out, "ipc20/beta/beta_0007.png"), &b, &err) == 0);
+    CHECK(memcmp(a.px, b.px, (size_t)a.w * a.h * 3) != 0);
+    ddps_image_free(&a);
+    ddps_image_free(&b);
+
+    /* random images: whole pictures (centre square), never mosaics, each once; beta has 30 for IPC 40 */
+    int ipc40[2] = {2, 40};
+    o.ipc = ipc40;
+    o.p.baseline = "random-images";
+    CHECKF(ddps_select_run(&o, &err) == 0, "%s", err.msg);
+    m = load_json(pjoin(out, "ipc2/manifest.json"));
+    CHECK(strcmp(json_string_value(json_object_get(m, "mode")), "single") == 0);
+    json_decref(m);
+    m = load_json(pjoin(out, "ipc40/manifest.json"));
+    CHECK(jint(class_entry(m, "alpha"), "written_images") == 40 && jint(class_entry(m, "beta"), "written_images") == 30);
+    CHECK(jint(class_entry(m, "beta"), "shortfall_images") == 10);
+    json_array_foreach(json_object_get(m, "images"), i, im) {
+        json_t *b2 = json_object_get(json_array_get(json_object_get(im, "patches"), 0), "box");
+        long x0 = (long)json_integer_value(json_array_get(b2, 0)), y0 = (long)json_integer_value(json_array_get(b2, 1));
+        long x1 = (long)json_integer_value(json_array_get(b2, 2)), y1 = (long)json_integer_value(json_array_get(b2, 3));
+        CHECK(x1 - x0 == 48 && y1 - y0 == 48 && ((x0 == 8 && y0 == 0) || (x0 == 0 && y0 == 8)));
+    }
+    json_decref(m);
+    ddps_class_data_free(&d);
+
+    /* refused: an unknown name (usage, before anything), random windows of a low-res store (data) */
+    o.p.baseline = "random";
+    CHECK(ddps_select_run(&o, &err) == -1 && err.kind == DDPS_KIND_USAGE && strstr(err.msg, "--baseline random:"));
+    const char *dir1 = t_tmpdir("select_baselines_lowres");
+    char ldir[4096], lout[4096], lpath[4096];
+    snprintf(ldir, sizeof ldir, "%s", dir1);
+    snprintf(lout, sizeof lout, "%s/out", ldir);
+    snprintf(lpath, sizeof lpath, "%s/s.db", ldir);
+    const class_spec spec[] = {{"airplane", 4, 1}};
+    build_store(ldir, spec, 1, 1, 1);
+    o.store_path = lpath, o.out_dir = lout, o.p.baseline = "random-windows";
+    CHECK(ddps_select_run(&o, &err) == -1 && err.kind == DDPS_KIND_DATA && strstr(err.msg, "low-res"));
+    CHECK(!ddps_is_dir(lout));
+}
+
 static void cli(void) {
     const char *dir0 = t_tmpdir("select_cli");
     char dir[4096], cmd[16384];
@@ -802,7 +930,7 @@ static void cli(void) {
         {"--store S --out O --ipc 1,x", "--ipc 1,x"},
         {"--store S --out O --ipc 1 --format gif", "--format gif"},
         {"--store S --out O --ipc 1 --output-size 1", "--output-size 1"},
-        {"--store S --out O --ipc 1 --top-clusters 0", "--top-clusters 0"},
+        {"--store S --out O --ipc 1 --top-clusters -1", "--top-clusters -1"},
         {"--store S --out O --ipc 1 --classes a,,b", "--classes a,,b"},
         {"--store S --out O --ipc 1 --bogus 3", "--bogus"},
         {"--store /nonexistent/s.db --out O --ipc 1", "/nonexistent/s.db"},
@@ -907,6 +1035,7 @@ int main(void) {
     TEST(atomic_replace);
     TEST(low_res);
     TEST(clusters_on_demand);
+    TEST(baselines);
     TEST(cli);
     TEST(imagewoof_speed);
     return t_done();

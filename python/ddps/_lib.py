@@ -45,7 +45,8 @@ class ScoreParams(ctypes.Structure):
 class SelectParams(ctypes.Structure):
     _fields_ = [("top_clusters", c_int), ("mosaic_max_ipc", c_int), ("output_size", c_int), ("format", c_char_p),
                 ("jpeg_quality", c_int), ("data_root", c_char_p), ("classes", P(c_char_p)), ("n_classes", c_int),
-                ("threads", c_int), ("folder_names", c_char_p), ("command", c_char_p)]
+                ("threads", c_int), ("folder_names", c_char_p), ("command", c_char_p), ("baseline", c_char_p),
+                ("seed", ctypes.c_ulonglong)]
 
 
 class ReportParams(ctypes.Structure):

@@ -13,10 +13,13 @@
 static const char *USAGE =
     "usage: ddps select --store FILE --out DIR --ipc N[,N...] [--classes a,b,...] [--top-clusters N]\n"
     "                   [--mosaic-max-ipc N] [--output-size PX] [--format png|jpg] [--data DIR]\n"
-    "                   [--threads N]\n"
+    "                   [--threads N] [--baseline ddps|random-windows|random-images [--seed S]]\n"
     "\n"
     "Writes DIR/ipc<N>/<class>/*.png (torchvision ImageFolder) and DIR/ipc<N>/manifest.{csv,json}\n"
-    "for every N, from a store filled by `ddps score`. No model is loaded.";
+    "for every N, from a store filled by `ddps score`. No model is loaded.\n"
+    "The paper's comparison rows, for `ddps eval`: --top-clusters 0 (w/o clusters: the best scores\n"
+    "alone), --baseline random-windows (windows of the scored size anywhere in random pictures, laid\n"
+    "out as ddps's patches) and --baseline random-images (whole random pictures, never mosaics).";
 
 typedef struct {
     ddps_select_params p;
@@ -47,7 +50,8 @@ int cmd_select(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     ddps_select_params_init(&a.p);
     char help[SELECT_ARGS_MAX][192];
-    cli_opt opts[7 + SELECT_ARGS_MAX] = {
+    int seed = 0;
+    cli_opt opts[9 + SELECT_ARGS_MAX] = {
         {"--store", CLI_OPT_STR, &a.store, "FILE", "store written by ddps score (required)", 0, 0},
         {"--out", CLI_OPT_STR, &a.out, "DIR", "output folder; DIR/ipc<N> is replaced (required)", 0, 0},
         {"--ipc", CLI_OPT_STR, &a.ipc_s, "N[,N...]", "images per class, one set per value (required)", 0, 0},
@@ -55,12 +59,15 @@ int cmd_select(int argc, char **argv) {
         {"--data", CLI_OPT_STR, &a.p.data_root, "DIR", "where the source images are (default: as scored)", 0, 0},
         {"--data-root", CLI_OPT_STR, &a.p.data_root, "DIR", NULL, 0, 0}, /* alias of --data, select's first name for it */
         {"--threads", CLI_OPT_INT, &a.p.threads, "N", "image writing threads (0 = all cores)", 0, 0},
+        {"--baseline", CLI_OPT_STR, &a.p.baseline, "NAME", "ddps (default), random-windows or random-images", 0, 0},
+        {"--seed", CLI_OPT_INT, &seed, "S", "the baselines' random choices (0)", 0, 2147483647},
     };
-    cli_library_ranges("select", opts, 7);
-    int nopts = 7 + select_args_table(&a.p, opts + 7, help);
+    cli_library_ranges("select", opts, 9);
+    int nopts = 9 + select_args_table(&a.p, opts + 9, help);
     ddps_error err;
     cli_error_clear(&err);
     int rc = cli_args_options(USAGE, opts, nopts, argc, argv, &err);
+    a.p.seed = (unsigned long long)seed;
     if (rc == 0) rc = finish(&a, &err);
     ddps_hooks hooks;
     cli_hooks_init(&hooks);

@@ -32,7 +32,7 @@ static const range RANGES[] = {
     {"score", "--threads", 0, 4096},
     {"score", "--batch-images", 0, 256}, /* 0: auto */
     {"select", "--ipc", 1, MAX_IPC},
-    {"select", "--top-clusters", 1, DDPS_MAX_CLUSTERS},
+    {"select", "--top-clusters", 0, DDPS_MAX_CLUSTERS},
     {"select", "--mosaic-max-ipc", 0, MAX_IPC},
     {"select", "--output-size", 2, 8192},
     {"select", "--jpeg-quality", 1, 100},
@@ -184,7 +184,16 @@ int ddps_select_check(const ddps_select_params *p, const int *ipc, int n_ipc, dd
     if (classes_check(p->classes, p->n_classes, err)) return -1;
     if (p->folder_names && strcmp(p->folder_names, "class") != 0 && strcmp(p->folder_names, "index") != 0)
         return ddps_fail_usage(err, "--folder-names %s: expected class or index", p->folder_names);
+    if (ddps_select_baseline_kind(p->baseline) < 0)
+        return ddps_fail_usage(err, "--baseline %s: expected ddps, random-windows or random-images", p->baseline);
     return 0;
+}
+
+int ddps_select_baseline_kind(const char *name) {
+    if (!name || strcmp(name, "ddps") == 0) return DDPS_BASELINE_NONE;
+    if (strcmp(name, "random-windows") == 0) return DDPS_BASELINE_RANDOM_WINDOWS;
+    if (strcmp(name, "random-images") == 0) return DDPS_BASELINE_RANDOM_IMAGES;
+    return -1;
 }
 
 int ddps_report_check(const ddps_report_params *p, ddps_err *err) {

@@ -28,6 +28,10 @@ void ddps_report_params_defaults(ddps_report_params *p);
 int ddps_score_check(const ddps_score_params *p, ddps_err *err);
 /* ipc[n_ipc]: the IPCs asked for (n_ipc >= 1). */
 int ddps_select_check(const ddps_select_params *p, const int *ipc, int n_ipc, ddps_err *err);
+/* ddps_select_params.baseline by name: NULL and "ddps" are DDPS_BASELINE_NONE;
+ * -1 for a name that is none of them. */
+enum { DDPS_BASELINE_NONE, DDPS_BASELINE_RANDOM_WINDOWS, DDPS_BASELINE_RANDOM_IMAGES };
+int ddps_select_baseline_kind(const char *name);
 int ddps_report_check(const ddps_report_params *p, ddps_err *err);
 
 /* The timesteps p means (the list, or n_timesteps evenly spaced integers in

@@ -25,6 +25,7 @@
 #include "util/fs.h"
 #include "util/utf8.h"
 #include "util/progress.h"
+#include "util/rng.h"
 
 #define FOLDER_MAX 200
 
@@ -52,10 +53,9 @@ static int cmp_item(const void *a, const void *b) {
 int ddps_select_patches(const ddps_class_data *d, int needed, int top_clusters, int *picks, unsigned char *fill) {
     int n = d->n_cand, count = 0;
     if (needed <= 0 || n <= 0) return 0;
-    if (top_clusters < 1) top_clusters = 1;
     unsigned char *used = ddps_calloc((size_t)n, 1);
     sort_item *it = ddps_malloc((size_t)n * sizeof *it);
-    int quota = needed / top_clusters;
+    int quota = top_clusters > 0 ? needed / top_clusters : 0; /* 0 clusters: the fill alone */
     if (quota > 0) {
         /* Members of the top clusters, by (rank, distance, index). */
         int m = 0;
@@ -178,6 +178,7 @@ typedef struct {
     double load_s;
     const char *ext;
     ddps_imagenet *inet; /* when every class is a WordNet id */
+    int baseline;        /* DDPS_BASELINE_* (pipeline/params.h) */
 } run_ctx;
 
 void ddps_crop_box(const ddps_stored_cand *c, int w, int h, int box[4]) {
@@ -359,9 +360,15 @@ static void csv_row(FILE *f, const run_ctx *r, const sel_class *sc, const class_
     free(file);
 }
 
+/* Mosaics of 2x2 patches for this IPC: not for low-res stores, not for
+ * whole random pictures. */
+static int mosaic_mode(const run_ctx *r, int ipc) {
+    return !r->low_res && r->baseline != DDPS_BASELINE_RANDOM_IMAGES && ipc <= r->o->p.mosaic_max_ipc;
+}
+
 static const char *mode_name(const run_ctx *r, int ipc) {
     if (r->low_res) return "low_res";
-    return ipc <= r->o->p.mosaic_max_ipc ? "mosaic" : "single";
+    return mosaic_mode(r, ipc) ? "mosaic" : "single";
 }
 
 /* manifest.csv's text: the header, then one row per written patch (class,
@@ -448,6 +455,8 @@ static char *manifest_json(const run_ctx *r, const ipc_result *res) {
     json_object_set_new(root, "format", json_string(r->ext));
     if (strcmp(r->ext, "jpg") == 0) json_object_set_new(root, "jpeg_quality", json_integer(o->p.jpeg_quality));
     json_object_set_new(root, "top_clusters", json_integer(o->p.top_clusters));
+    json_object_set_new(root, "baseline", json_string(o->p.baseline ? o->p.baseline : "ddps"));
+    if (r->baseline != DDPS_BASELINE_NONE) json_object_set_new(root, "seed", json_integer((json_int_t)o->p.seed));
     json_object_set_new(root, "mosaic_max_ipc", json_integer(o->p.mosaic_max_ipc));
     json_object_set_new(root, "store", jstr(o->store_path));
     json_object_set_new(root, "data_root", jstr(r->data_root));
@@ -521,9 +530,9 @@ static void free_plans(class_plan *p, int n) {
 
 /* The IPC's selection, per class (select's rule and layout): plans and
  * counts into res; warns about classes short of candidates. */
-static void plan_ipc(const run_ctx *r, int ipc, int mosaic_mode, ipc_result *res) {
+static void plan_ipc(const run_ctx *r, int ipc, int mosaic, ipc_result *res) {
     const ddps_select_opts *o = r->o;
-    long needed = mosaic_mode ? 4L * ipc : ipc;
+    long needed = mosaic ? 4L * ipc : ipc;
     res->plans = ddps_calloc((size_t)r->n_cls, sizeof *res->plans);
     for (int k = 0; k < r->n_cls; k++) {
         class_plan *p = &res->plans[k];
@@ -532,8 +541,13 @@ static void plan_ipc(const run_ctx *r, int ipc, int mosaic_mode, ipc_result *res
         int room = d->n_cand < p->needed ? d->n_cand : p->needed;
         p->picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *p->picks);
         p->fill = ddps_malloc((size_t)(room ? room : 1));
-        p->n_picks = ddps_select_patches(d, p->needed, o->p.top_clusters, p->picks, p->fill);
-        p->lay = ddps_select_layout(ipc, p->n_picks, mosaic_mode);
+        if (r->baseline == DDPS_BASELINE_NONE) {
+            p->n_picks = ddps_select_patches(d, p->needed, o->p.top_clusters, p->picks, p->fill);
+        } else { /* the baseline's candidates are already in random order (make_baseline) */
+            p->n_picks = room;
+            for (int i = 0; i < room; i++) p->picks[i] = i, p->fill[i] = 0;
+        }
+        p->lay = ddps_select_layout(ipc, p->n_picks, mosaic);
         res->images += p->lay.n_images;
         res->patches += (long)p->lay.n_images * p->lay.per_image;
         for (int i = 0; i < p->lay.n_images * p->lay.per_image; i++) res->fills += p->fill[i];
@@ -542,7 +556,7 @@ static void plan_ipc(const run_ctx *r, int ipc, int mosaic_mode, ipc_result *res
             res->short_images += ipc - p->lay.n_images;
             ddps_warn("ipc %d: class %s has %d candidates for %d patches: writing %d of %d images%s", ipc,
                       r->cls[k].folder, d->n_cand, p->needed, p->lay.n_images, ipc,
-                      mosaic_mode && p->n_picks > 0 && p->n_picks < 4 ? " (single patches, too few for a mosaic)" : "");
+                      mosaic && p->n_picks > 0 && p->n_picks < 4 ? " (single patches, too few for a mosaic)" : "");
         }
     }
 }
@@ -599,9 +613,8 @@ static int write_class_maps(const run_ctx *r, const ipc_result *res, const char 
 static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
     const ddps_select_opts *o = r->o;
     ipc_result res = {.ipc = ipc};
-    int mosaic_mode = !r->low_res && ipc <= o->p.mosaic_max_ipc;
     double t0 = ddps_seconds();
-    plan_ipc(r, ipc, mosaic_mode, &res);
+    plan_ipc(r, ipc, mosaic_mode(r, ipc), &res);
     res.select_s = ddps_seconds() - t0;
 
     double t1 = ddps_seconds();
@@ -762,7 +775,7 @@ static int load_classes(run_ctx *r, ddps_err *err) {
     json_t *jk = json_object_get(r->settings, "clusters"), *js = json_object_get(r->settings, "seed");
     for (int k = 0; k < r->n_cls; k++) {
         const ddps_class_info *ci = r->cls[k].info;
-        if (ci->clustered) continue;
+        if (ci->clustered || r->baseline != DDPS_BASELINE_NONE || o->p.top_clusters == 0) continue; /* not needed */
         if (!r->writable)
             return ddps_fail_data(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
                              r->cls[k].folder);
@@ -782,6 +795,74 @@ static int load_classes(run_ctx *r, ddps_err *err) {
     return 0;
 }
 
+/* ---- baselines: the comparison rows of the paper's tables ---- */
+
+/* The largest number of patches any IPC of the run needs. */
+static int most_needed(const run_ctx *r) {
+    int m = 0;
+    for (int i = 0; i < r->o->n_ipc; i++) {
+        int n = mosaic_mode(r, r->o->ipc[i]) ? 4 * r->o->ipc[i] : r->o->ipc[i];
+        if (n > m) m = n;
+    }
+    return m;
+}
+
+/* A random order of n indices. */
+static void shuffle(ddps_rng *g, int *a, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)ddps_rng_below(g, (uint64_t)i + 1), t = a[i];
+        a[i] = a[j], a[j] = t;
+    }
+}
+
+/* Replaces a class's candidates (and clusters) by the baseline's, in the
+ * order they are to be taken: random windows (the size of the picture's
+ * best scored window, at a uniform whole-pixel position, pictures in a
+ * random order that is drawn again after each pass) or
+ * whole pictures (their centre square, each picture at most once). Pictures
+ * without candidates (too small to score) give no random window. */
+static void make_baseline(const run_ctx *r, sel_class *sc, int needed) {
+    ddps_class_data *d = &sc->data;
+    ddps_rng g;
+    ddps_rng_seed(&g, ddps_class_cluster_seed(r->o->p.seed, sc->info->name));
+    int *first = ddps_malloc((size_t)(d->n_images ? d->n_images : 1) * sizeof *first);
+    int *order = ddps_malloc((size_t)(d->n_images ? d->n_images : 1) * sizeof *order), n_img = 0;
+    for (int i = 0; i < d->n_images; i++) first[i] = -1;
+    for (int c = d->n_cand - 1; c >= 0; c--) first[d->cand[c].image] = c; /* the picture's best window */
+    for (int i = 0; i < d->n_images; i++)
+        if (r->baseline == DDPS_BASELINE_RANDOM_IMAGES || first[i] >= 0) order[n_img++] = i;
+    int n = r->baseline == DDPS_BASELINE_RANDOM_IMAGES ? (needed < n_img ? needed : n_img) : n_img ? needed : 0;
+    ddps_stored_cand *out = ddps_calloc((size_t)(n ? n : 1), sizeof *out);
+    for (int j = 0; j < n; j++) {
+        if (j % n_img == 0) shuffle(&g, order, n_img);
+        const ddps_stored_image *im = &d->images[order[j % n_img]];
+        ddps_stored_cand *k = &out[j];
+        k->image = order[j % n_img], k->idx = j, k->cluster = -1;
+        if (r->baseline == DDPS_BASELINE_RANDOM_IMAGES) {
+            int side = im->width < im->height ? im->width : im->height;
+            k->x0 = (im->width - side) / 2, k->y0 = (im->height - side) / 2;
+            k->x1 = k->x0 + side, k->y1 = k->y0 + side;
+            k->rx = k->ry = 0, k->rw = im->rw, k->rh = im->rh;
+        } else { /* in original pixels: the window's size as scored, any whole-pixel position */
+            int box[4];
+            ddps_crop_box(&d->cand[first[k->image]], im->width, im->height, box);
+            const int ww = box[2] - box[0], wh = box[3] - box[1];
+            k->x0 = (double)ddps_rng_below(&g, (uint64_t)(im->width - ww) + 1);
+            k->y0 = (double)ddps_rng_below(&g, (uint64_t)(im->height - wh) + 1);
+            k->x1 = k->x0 + ww, k->y1 = k->y0 + wh;
+            const double sx = (double)im->rw / im->width, sy = (double)im->rh / im->height;
+            k->rx = (int)lround(k->x0 * sx), k->ry = (int)lround(k->y0 * sy);
+            k->rw = (int)lround(ww * sx), k->rh = (int)lround(wh * sy);
+        }
+    }
+    free(first);
+    free(order);
+    free(d->cand);
+    free(d->cand_ids);
+    free(d->clusters);
+    d->cand = out, d->cand_ids = NULL, d->n_cand = n, d->clusters = NULL, d->n_clusters = 0;
+}
+
 int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     double t_start = ddps_seconds();
     run_ctx r;
@@ -799,7 +880,15 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     }
     if (read_meta(&r, err) != 0) goto done;
     warn_unfinished(r.store, o->store_path);
+    r.baseline = ddps_select_baseline_kind(o->p.baseline);
+    assert(r.baseline >= 0); /* check_opts refused other names */
+    if (r.baseline == DDPS_BASELINE_RANDOM_WINDOWS && r.low_res) {
+        ddps_fail_data(err, "%s: --baseline random-windows needs a store scored with crops (this one is low-res: "
+                            "every output is a whole picture)", o->store_path);
+        goto done;
+    }
     if (pick_classes(&r, err) != 0 || load_classes(&r, err) != 0) goto done;
+    for (int k = 0; k < r.n_cls && r.baseline != DDPS_BASELINE_NONE; k++) make_baseline(&r, &r.cls[k], most_needed(&r));
     if (ddps_store_totals(r.store, &r.totals, err) != 0) goto done;
     if (ddps_mkdirs(o->out_dir, err) != 0) goto done;
     /* Before writing anything: leftovers of killed runs go, folders ddps did not write are refused (outdir.h). */

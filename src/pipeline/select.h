@@ -10,6 +10,8 @@
  *     nearest to the centroid first (a cluster with too few gives all it
  *     has); what is still missing is filled with the highest-scoring unused
  *     candidates of the class;
+ *     top_clusters = 0 takes the highest-scoring candidates alone (the
+ *     paper's "w/o Cluster" row);
  *   - the selected list is ordered cluster by cluster (rank order, each
  *     cluster's picks by distance), then the fill (by score); mosaic i holds
  *     patches i, n+i, 2n+i, 3n+i (n = number of mosaics), so each mosaic
@@ -50,7 +52,16 @@
  * An existing OUT/ipc<N> is replaced only when the new one is complete: the
  * set is written to OUT/.ipc<N>.tmp-<pid> and swapped in by rename.
  *
- * Clustering: a class whose clustering is missing or stale (candidates added
+ * Baselines (ddps_select_params.baseline; include/ddps.h): the candidates
+ * are replaced by random windows or whole random pictures, taken in their
+ * random order, with the layout, manifests and class maps above (the
+ * manifest's "baseline" and "seed" say which); score 0 and cluster -1 in
+ * the manifests. random-images never makes mosaics and writes at most one
+ * output per picture (a class with fewer pictures than the IPC is short);
+ * random-windows is refused on a low-res store.
+ *
+ * Clustering (not for baselines or top_clusters = 0, which do not use it):
+ * a class whose clustering is missing or stale (candidates added
  * since) is clustered first (k-means, no model evaluation) with the k of its
  * last clustering, else the settings' "clusters" (integer), else 32, and the
  * settings' "seed" (integer, else 0). A read-only store with such a class is
