@@ -227,6 +227,39 @@ static void optim_check(tr_model *m, tr_optim *o, float lr, const char *prefix, 
     fprintf(stderr, "   params after one %s step: max rel L2 %.2e (%s)\n", prefix, e, worst);
 }
 
+/* The same weights named as --model names a model: their folder, and a
+ * Hugging Face cache id (a cache laid out as huggingface_hub lays it out:
+ * refs/main, a snapshot whose file links into blobs/) give the same
+ * output bytes; an id not in the cache and a folder without weights are
+ * one-line errors. */
+static void weights_by_name(const char *dir, const char *arch, const char *wpath, const char *bpath, const char *opath) {
+    const char *commit = "0123456789abcdef0123456789abcdef01234567";
+    char hub[512], out2[512];
+    snprintf(hub, sizeof hub, "%s/hub", dir);
+    snprintf(out2, sizeof out2, "%s/out2.safetensors", dir);
+    CHECK(t_runv("rm -rf %s && mkdir -p %s/models--timm--toy/refs %s/models--timm--toy/blobs "
+                 "%s/models--timm--toy/snapshots/%s && printf %s > %s/models--timm--toy/refs/main && "
+                 "cp %s %s/models--timm--toy/blobs/b1 && ln -s ../../blobs/b1 %s/models--timm--toy/snapshots/%s/model.safetensors",
+                 hub, hub, hub, hub, commit, commit, hub, wpath, hub, hub, commit) == 0);
+    CHECK(t_runv("HF_HUB_CACHE=%s %s probe train --model %s --weights timm/toy --in %s --out %s", hub, DDPS_BIN, arch,
+                 bpath, out2) == 0);
+    CHECK(t_runv("cmp -s %s %s", opath, out2) == 0);
+    CHECK(t_runv("rm -f %s && %s probe train --model %s --weights %s/models--timm--toy/snapshots/%s --in %s --out %s",
+                 out2, DDPS_BIN, arch, hub, commit, bpath, out2) == 0);
+    CHECK(t_runv("cmp -s %s %s", opath, out2) == 0);
+    char cmd[4096], *msg = NULL;
+    snprintf(cmd, sizeof cmd, "HF_HUB_CACHE=%s %s probe train --model %s --weights timm/absent --in %s --out %s", hub,
+             DDPS_BIN, arch, bpath, out2);
+    CHECK(t_run(cmd, &msg) == 1);
+    CHECKF(msg && strstr(msg, "timm/absent: not in the local Hugging Face cache") && strchr(msg, '\n') == msg + strlen(msg) - 1,
+           "%s", msg);
+    free(msg);
+    snprintf(cmd, sizeof cmd, "%s probe train --model %s --weights %s --in %s --out %s", DDPS_BIN, arch, hub, bpath, out2);
+    CHECK(t_run(cmd, &msg) == 1);
+    CHECKF(msg && strstr(msg, "no .safetensors file in it"), "%s", msg);
+    free(msg);
+}
+
 /* `ddps probe train` on files made from the same weights and batch, against the same golden. */
 static void probe_check(const char *arch, tr_model *m0, float **w0) {
     ddps_err err = {{0}};
@@ -260,6 +293,7 @@ static void probe_check(const char *arch, tr_model *m0, float **w0) {
     CHECK(ddps_st_write(bpath, b, nb, &err) == 0);
     free(im);
     CHECK(t_runv("%s probe train --model %s --weights %s --in %s --out %s", DDPS_BIN, arch, wpath, bpath, opath) == 0);
+    if (strcmp(arch, "convnet3") == 0) weights_by_name(dir, arch, wpath, bpath, opath);
     st_file o;
     if (ddps_st_open(&o, opath, &err)) {
         CHECKF(0, "%s", err.msg);

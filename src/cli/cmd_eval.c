@@ -26,7 +26,7 @@ int cmd_eval(int argc, char **argv) {
     cli_opt opts[] = {
         {"--distilled", CLI_OPT_STR, &p.distilled, "DIR", "the distilled ImageFolder (required)", 0, 0},
         {"--val", CLI_OPT_STR, &p.val, "DIR", "validation ImageFolder (required)", 0, 0},
-        {"--teacher", CLI_OPT_STR, &p.teacher, "FILE", "teacher weights, torchvision names (required)", 0, 0},
+        {"--teacher", CLI_OPT_STR, &p.teacher, "W", "teacher weights, torchvision names: .safetensors, folder or HF cache id (required)", 0, 0},
         {"--teacher-model", CLI_OPT_STR, &p.teacher_model, "ARCH", "teacher architecture (default resnet18)", 0, 0},
         {"--student", CLI_OPT_STR, &p.student, "ARCH", "student architecture (default resnet18)", 0, 0},
         {"--students", CLI_OPT_INT, &p.students, "N", "students (default 5)", 1, DDPS_EVAL_MAX_STUDENTS},

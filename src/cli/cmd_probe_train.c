@@ -19,7 +19,7 @@ int cmd_probe_train(int argc, char **argv) {
     ddps_probe_train_params_init(&p);
     cli_opt opts[] = {
         {"--model", CLI_OPT_STR, &p.model, "ARCH", "resnet18, resnet18-modified, convnet3..convnet6", 0, 0},
-        {"--weights", CLI_OPT_STR, &p.weights, "FILE", "torchvision-named weights (safetensors)", 0, 0},
+        {"--weights", CLI_OPT_STR, &p.weights, "W", "torchvision-named weights: .safetensors, folder or HF cache id", 0, 0},
         {"--in", CLI_OPT_STR, &p.in, "FILE", "the batch (safetensors)", 0, 0},
         {"--out", CLI_OPT_STR, &p.out, "FILE", "output safetensors", 0, 0},
         {"--threads", CLI_OPT_INT, &p.threads, "N", "CPU threads (default: all cores)", 0, 4096},

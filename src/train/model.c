@@ -1,5 +1,6 @@
 /* Student models (train/model.h): parameters, initialisation, safetensors
  * in and out, and the forward and backward of ResNet-18 and ConvNet-D. */
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "models/hf_cache.h"
 #include "train/model.h"
 #include "util/fs.h"
 #include "util/rng.h"
@@ -196,6 +198,48 @@ int ddps_tr_model_load(tr_model *m, const char *path, ddps_err *err) {
     for (int i = 0; i < m->np && !rc; i++) rc = load_one(&f, &m->p[i], err);
     ddps_st_close(&f);
     return rc;
+}
+
+/* The folder's model.safetensors, else its only *.safetensors. */
+static char *folder_weights(const char *dir, const char *spec, ddps_err *err) {
+    char *path = ddps_path_join(dir, "model.safetensors");
+    if (ddps_is_file(path)) return path;
+    free(path);
+    path = NULL;
+    int n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len <= 12 || e->d_name[0] == '.' || strcmp(e->d_name + len - 12, ".safetensors") != 0) continue;
+        char *cand = ddps_path_join(dir, e->d_name);
+        if (ddps_is_file(cand) && n++ == 0) path = cand;
+        else free(cand);
+    }
+    if (d) closedir(d);
+    if (n == 1) return path;
+    free(path);
+    ddps_fail_kind(err, DDPS_KIND_DATA, "%s: %s", spec,
+                   n ? "several .safetensors files and no model.safetensors (name the file)" : "no .safetensors file in it");
+    return NULL;
+}
+
+char *ddps_tr_weights_path(const char *spec, ddps_err *err) {
+    if (!spec || !*spec) {
+        ddps_fail_usage(err, "weights: no file, folder or Hugging Face cache id given");
+        return NULL;
+    }
+    if (ddps_is_file(spec)) return ddps_strdup(spec);
+    if (ddps_is_dir(spec)) return folder_weights(spec, spec, err);
+    if (!ddps_hf_is_repo_id(spec)) {
+        ddps_fail_usage(err, "%s: no such file or folder (nor a Hugging Face cache id such as timm/resnet18.tv_in1k)",
+                        spec);
+        return NULL;
+    }
+    char *dir = NULL;
+    if (ddps_hf_resolve(spec, &dir, err) != 0) return NULL;
+    char *path = folder_weights(dir, spec, err);
+    free(dir);
+    return path;
 }
 
 int ddps_tr_model_save(const tr_model *m, const char *path, ddps_err *err) {

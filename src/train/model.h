@@ -64,6 +64,12 @@ tr_param *ddps_tr_model_find(tr_model *m, const char *name);
  * F16, BF16; num_batches_tracked I64), checking shapes; names in the file
  * that the model lacks are ignored, missing ones are an error. */
 int ddps_tr_model_load(tr_model *m, const char *path, ddps_err *err);
+/* Where weights named as --model names a model are: a safetensors file as
+ * it is; a folder's model.safetensors, else its only *.safetensors; a Hugging
+ * Face cache id ("timm/resnet18.tv_in1k", models/hf_cache.h) as its snapshot
+ * folder. Heap path, or NULL with err (USAGE for a name that is none of
+ * these, DATA for a folder without one weights file). */
+char *ddps_tr_weights_path(const char *spec, ddps_err *err);
 /* Writes every parameter and buffer (F32; num_batches_tracked I64). */
 int ddps_tr_model_save(const tr_model *m, const char *path, ddps_err *err);
 /* The classifier's output count K from a weights file (rows of fc.weight or

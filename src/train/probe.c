@@ -124,12 +124,14 @@ static int probe_write(const char *path, const tr_model *m, const probe_batch *b
 int ddps_tr_probe(const char *arch, const char *weights, const char *in, const char *out, int threads, ddps_err *err) {
     if (!arch || !weights || !in || !out)
         return ddps_fail_usage(err, "probe train: --model, --weights, --in and --out are required");
-    int K = ddps_tr_weights_classes(weights, err);
+    char *wpath = ddps_tr_weights_path(weights, err);
+    int K = wpath ? ddps_tr_weights_classes(wpath, err) : -1;
     probe_batch b = {0};
     tr_model *m = NULL;
     if (K >= 0 && !read_batch(in, K, &b, err)) m = ddps_tr_model_new(arch, K, b.h, 0, err);
-    ddps_backend *be = m && !ddps_tr_model_load(m, weights, err) ? ddps_backend_new("cpu", DDPS_PREC_F32, threads, err)
-                                                            : NULL;
+    ddps_backend *be = m && !ddps_tr_model_load(m, wpath, err) ? ddps_backend_new("cpu", DDPS_PREC_F32, threads, err)
+                                                          : NULL;
+    free(wpath);
     tr_ctx *c = be ? ddps_tr_ctx_new(be, err) : NULL;
     int rc = -1;
     if (c) {

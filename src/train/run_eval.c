@@ -125,7 +125,9 @@ int ddps_tr_eval_check(const ddps_eval_params *p, ddps_err *err) {
         return -1;
     if (!ddps_is_dir(p->distilled)) return ddps_fail_usage(err, "eval: --distilled %s: not a folder", p->distilled);
     if (!ddps_is_dir(p->val)) return ddps_fail_usage(err, "eval: --val %s: not a folder", p->val);
-    if (!ddps_is_file(p->teacher)) return ddps_fail_usage(err, "eval: --teacher %s: not a file", p->teacher);
+    char *teacher = ddps_tr_weights_path(p->teacher, err);
+    if (!teacher) return ddps_fail_prefix(err, "eval: --teacher");
+    free(teacher);
     class_list d = {0}, f = {0}, v = {0};
     int rc = distilled_classes(p->distilled, &d, &f, err);
     if (!rc) rc = folder_classes(p->val, &v, err);
@@ -139,9 +141,9 @@ int ddps_tr_eval_check(const ddps_eval_params *p, ddps_err *err) {
 
 /* tmap[k]: the teacher's row for student class k, by the teacher's .json classes (from `ddps train`),
  * idx_to_imagenet (a 1000-class teacher), or one to one. */
-static int teacher_map(const ddps_eval_params *p, const class_list *d, int K, int *tmap, ddps_err *err) {
-    char *js = strlen(p->teacher) > 12 && strcmp(p->teacher + strlen(p->teacher) - 12, ".safetensors") == 0
-                   ? ddps_tr_json_sibling(p->teacher)
+static int teacher_map(const char *teacher, const class_list *d, int K, int *tmap, ddps_err *err) {
+    char *js = strlen(teacher) > 12 && strcmp(teacher + strlen(teacher) - 12, ".safetensors") == 0
+                   ? ddps_tr_json_sibling(teacher)
                    : NULL;
     json_t *root = NULL, *cls = NULL;
     if (js && ddps_is_file(js) && ddps_json_load(js, &root, err) == 0) cls = json_object_get(root, "classes");
@@ -159,10 +161,10 @@ static int teacher_map(const ddps_eval_params *p, const class_list *d, int K, in
         }
         if (tmap[k] < 0 || tmap[k] >= K)
             rc = ddps_fail_kind(err, DDPS_KIND_DATA, "%s: no teacher row for class '%s' (%d teacher classes%s)",
-                                p->teacher, d->names[k], K, json_is_array(cls) ? ", names from its .json" : "");
+                                teacher, d->names[k], K, json_is_array(cls) ? ", names from its .json" : "");
     }
     if (!rc && !json_is_array(cls) && !(K == 1000 && d->imagenet))
-        ddps_info("eval: %s has no class names (.json): its %d rows are taken in the student's class order", p->teacher, K);
+        ddps_info("eval: %s has no class names (.json): its %d rows are taken in the student's class order", teacher, K);
     json_decref(root);
     free(js);
     return rc;
@@ -324,15 +326,19 @@ static int eval_load(const ddps_eval_params *p, eval_inputs *in, ddps_err *err) 
                               in->size);
     tr_data_opts vo = {0, in->size, ddps_tr_val_resize(in->size), p->threads};
     if (ddps_tr_data_load(p->val, &vo, &in->val, err)) return -1;
-    int K = ddps_tr_weights_classes(p->teacher, err);
-    if (K < 0) return -1;
-    in->tmap = ddps_calloc((size_t)in->cls.n, sizeof *in->tmap);
-    if (teacher_map(p, &in->cls, K, in->tmap, err)) return -1;
-    in->teacher = ddps_tr_model_new(p->teacher_model, K, in->size, 0, err);
-    if (!in->teacher || ddps_tr_model_load(in->teacher, p->teacher, err)) return -1;
-    ddps_info("eval: %d distilled images of %d classes, %d validation images, teacher %s (%d classes), size %d",
-              in->train.n, in->cls.n, in->val.n, p->teacher, K, in->size);
-    return 0;
+    char *teacher = ddps_tr_weights_path(p->teacher, err);
+    int K = teacher ? ddps_tr_weights_classes(teacher, err) : -1;
+    if (K >= 0) {
+        in->tmap = ddps_calloc((size_t)in->cls.n, sizeof *in->tmap);
+        if (teacher_map(teacher, &in->cls, K, in->tmap, err)) K = -1;
+    }
+    if (K >= 0) in->teacher = ddps_tr_model_new(p->teacher_model, K, in->size, 0, err);
+    if (K >= 0 && (!in->teacher || ddps_tr_model_load(in->teacher, teacher, err))) K = -1;
+    if (K >= 0)
+        ddps_info("eval: %d distilled images of %d classes, %d validation images, teacher %s (%d classes), size %d",
+                  in->train.n, in->cls.n, in->val.n, teacher, K, in->size);
+    free(teacher);
+    return K >= 0 ? 0 : -1;
 }
 
 static void eval_inputs_free(eval_inputs *in) {
