@@ -309,7 +309,8 @@ typedef struct {
     ddps_store *store;
     char *data_root;     /* absolute */
     json_t *settings;    /* from the store */
-    json_t *manifest;    /* distilled/ipc<N>/manifest.json */
+    ddps_select_plan plan; /* the distilled set select wrote (one IPC; classes as in cls) */
+    const ddps_select_opts *sel; /* its settings */
     char *model_id, *model_dir, *version, *created;
     ddps_class_info *cls;
     int n_cls;
@@ -319,28 +320,6 @@ typedef struct {
     double class_cpu;     /* CPU seconds (all threads) for them */
     long n_maps;          /* images drawn with a heatmap */
 } report_ctx;
-
-/* bsearch comparator: a relpath against an image (images are in byte order of relpath). */
-static int cmp_relpath(const void *key, const void *elem) {
-    return strcmp((const char *)key, ((const ddps_stored_image *)elem)->relpath);
-}
-
-/* Index of the scored image rel in d, -1 when not there. */
-static int image_index(const ddps_class_data *d, const char *rel) {
-    const ddps_stored_image *im = bsearch(rel, d->images, (size_t)d->n_images, sizeof *d->images, cmp_relpath);
-    return im ? (int)(im - d->images) : -1;
-}
-
-/* The manifest entry of a class, by its name. */
-static json_t *manifest_class(const report_ctx *r, const char *name) {
-    json_t *a = json_object_get(r->manifest, "classes"), *c;
-    size_t i;
-    json_array_foreach(a, i, c) {
-        const char *n = json_string_value(json_object_get(c, "name"));
-        if (n && strcmp(n, name) == 0) return c;
-    }
-    return NULL;
-}
 
 /* An integer member, 0 when absent. */
 static long jint(json_t *o, const char *k) { return (long)json_integer_value(json_object_get(o, k)); }
@@ -401,21 +380,18 @@ static void score_svg(FILE *f, const ddps_class_data *d) {
     fprintf(f, "<text x=\"%d\" y=\"18\" text-anchor=\"end\">%d</text>\n</svg>\n", L - 3, top);
 }
 
-/* The distilled images of a class with an overlay link per patch to its source's card. */
-static void distilled_html(FILE *f, const report_ctx *r, const ddps_class_data *d, const char *name) {
-    json_t *imgs = json_object_get(r->manifest, "images"), *e;
-    size_t i;
-    int shown = 0;
+/* The mode of the distilled set as its manifest names it. */
+static const char *plan_mode(const ddps_select_plan *p) { return p->low_res ? "low_res" : p->mosaic ? "mosaic" : "single"; }
+
+/* The distilled images of class k with an overlay link per patch to its source's card. */
+static void distilled_html(FILE *f, const report_ctx *r, int k) {
+    const ddps_class_data *d = &r->plan.data[k];
+    const ddps_class_plan *p = &r->plan.plans[k];
     fputs("<div class=\"grid\">\n", f);
-    json_array_foreach(imgs, i, e) {
-        const char *cn = json_string_value(json_object_get(e, "class"));
-        const char *file = json_string_value(json_object_get(e, "file"));
-        json_t *patches = json_object_get(e, "patches");
-        if (!cn || !file || strcmp(cn, name) != 0) continue;
-        int n = (int)json_array_size(patches);
-        shown++;
-        int os = (int)jint(r->manifest, "output_size");
-        if (strcmp(jtext(r->manifest, "mode", ""), "low_res") == 0 || os < 1 || os > 8192)
+    for (int i = 0; i < p->lay.n_images; i++) {
+        int n = p->lay.per_image;
+        int os = r->sel->p.output_size;
+        if (r->plan.low_res)
             fputs("<div class=\"out\"><img style=\"min-width:96px;max-width:224px;height:auto\" loading=\"lazy\" "
                   "alt=\"distilled image\" src=\"",
                   f);
@@ -423,23 +399,22 @@ static void distilled_html(FILE *f, const report_ctx *r, const ddps_class_data *
             fprintf(f, "<div class=\"out\"><img width=\"%d\" height=\"%d\" loading=\"lazy\" alt=\"distilled image\" src=\"",
                     os, os);
         fprintf(f, "../distilled/ipc%d/", r->o->p.ipc);
+        char *file = ddps_select_output_name(r->plan.folders[k], i, ddps_format_ext(r->sel->p.format));
         url(f, file);
+        free(file);
         fputs("\">", f);
-        for (int k = 0; k < n; k++) {
-            json_t *p = json_array_get(patches, (size_t)k);
-            const char *src = json_string_value(json_object_get(p, "source"));
-            int slot = (int)json_integer_value(json_object_get(p, "slot"));
-            int ii = src ? image_index(d, src) : -1;
+        for (int slot = 0; slot < n; slot++) {
+            const int ii = d->cand[p->picks[i + slot * p->lay.n_images]].image;
             int cell = n == 4 ? 50 : 100, cx = n == 4 ? (slot & 1) * 50 : 0, cy = n == 4 ? (slot >> 1) * 50 : 0;
             fprintf(f, "<a style=\"left:%d%%;top:%d%%;width:%d%%;height:%d%%\" href=\"#img%d\" title=\"", cx, cy, cell,
                     cell, ii);
-            esc(f, src);
+            esc(f, d->images[ii].relpath);
             fputs("\"></a>", f);
         }
         fputs("</div>\n", f);
     }
     fputs("</div>\n", f);
-    if (!shown) fputs("<p class=\"muted\">No distilled images (no candidates).</p>\n", f);
+    if (!p->lay.n_images) fputs("<p class=\"muted\">No distilled images (no candidates).</p>\n", f);
 }
 
 typedef struct {
@@ -549,26 +524,6 @@ static void bad_table(FILE *f, const ddps_bad_image *bad, int nbad, int limit) {
     if (nbad > limit) fprintf(f, "<p>&hellip; and %d more (on the class pages).</p>\n", nbad - limit);
 }
 
-/* What select's rule chooses for the report's IPC, with select's defaults
- * (what the distilled set used): chosen[n_cand] set to 1 for the written
- * candidates. *low_res and *mosaic_mode get the layout's mode. */
-static void chosen_candidates(const report_ctx *r, const ddps_class_data *d, unsigned char *chosen, int *low_res,
-                              int *mosaic_mode) {
-    ddps_select_opts so;
-    ddps_select_defaults(&so);
-    *low_res = json_is_true(json_object_get(r->settings, "low_res"));
-    *mosaic_mode = !*low_res && r->o->p.ipc <= so.p.mosaic_max_ipc;
-    int needed = *mosaic_mode ? 4 * r->o->p.ipc : r->o->p.ipc;
-    int room = d->n_cand < needed ? d->n_cand : needed;
-    int *picks = ddps_malloc((size_t)(room ? room : 1) * sizeof *picks);
-    unsigned char *fill = ddps_malloc((size_t)(room ? room : 1));
-    int np = ddps_select_patches(d, needed, so.p.top_clusters, picks, fill);
-    ddps_layout lay = ddps_select_layout(r->o->p.ipc, np, *mosaic_mode);
-    for (int i = 0; i < lay.n_images * lay.per_image; i++) chosen[picks[i]] = 1;
-    free(picks);
-    free(fill);
-}
-
 /* Every image's thumbnail, heatmap and patches, in parallel; the first
  * failure (in image order) is returned. */
 static int write_class_files(const report_ctx *r, const class_job *job, ddps_err *err) {
@@ -584,8 +539,10 @@ static int write_class_files(const report_ctx *r, const class_job *job, ddps_err
 }
 
 /* The class page's title, counts and distilled images section. */
-static void class_page_head(FILE *f, const report_ctx *r, const ddps_class_info *ci, const ddps_class_data *d,
-                            int nbad, int low_res, int mosaic_mode) {
+static void class_page_head(FILE *f, const report_ctx *r, int k, int nbad) {
+    const ddps_class_info *ci = &r->cls[k];
+    const ddps_class_data *d = &r->plan.data[k];
+    const ddps_class_plan *p = &r->plan.plans[k];
     const ddps_report_opts *o = r->o;
     page_head(f, ci->name, "../style.css");
     fputs("<p><a href=\"../index.html\">&larr; all classes</a></p>\n<h1>", f);
@@ -596,7 +553,6 @@ static void class_page_head(FILE *f, const report_ctx *r, const ddps_class_info 
         fputs(")</span>", f);
     }
     fputs("</h1>\n", f);
-    json_t *mc = manifest_class(r, ci->name);
     fprintf(f, "<p>%d images scored, %d skipped, %d candidates, %d clusters", d->n_images, nbad, d->n_cand,
             d->n_clusters);
     if (ci->prompt) {
@@ -606,12 +562,12 @@ static void class_page_head(FILE *f, const report_ctx *r, const ddps_class_info 
     }
     fputs(".</p>\n", f);
     fprintf(f, "<h2>Distilled images, IPC %d (%s)</h2>\n", o->p.ipc,
-            low_res ? "whole images" : mosaic_mode ? "2&times;2 mosaics" : "single patches");
-    if (mc && jint(mc, "shortfall_images") > 0)
-        fprintf(f, "<p><b>Shortfall:</b> %ld of %d images (%ld patches missing).</p>\n", jint(mc, "shortfall_images"),
-                o->p.ipc, jint(mc, "shortfall_patches"));
+            r->plan.low_res ? "whole images" : r->plan.mosaic ? "2&times;2 mosaics" : "single patches");
+    if (p->lay.n_images < o->p.ipc)
+        fprintf(f, "<p><b>Shortfall:</b> %d of %d images (%d patches missing).</p>\n", o->p.ipc - p->lay.n_images,
+                o->p.ipc, p->needed - p->n_picks);
     fputs("<p class=\"muted\">Each patch links to its source image below.</p>\n", f);
-    distilled_html(f, r, d, ci->name);
+    distilled_html(f, r, k);
 }
 
 /* The class page's clusters, score distribution and images sections;
@@ -659,7 +615,8 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     char sub[32];
     snprintf(sub, sizeof sub, "c%d", k + 1);
     char *dir = ddps_path_join(r->o->out_dir, sub);
-    ddps_class_data d;
+    const ddps_class_data *d = &r->plan.data[k];
+    const ddps_class_plan *p = &r->plan.plans[k];
     ddps_stored_map *maps = NULL;
     ddps_bad_image *bad = NULL;
     int nbad = 0, rc = -1;
@@ -668,26 +625,24 @@ static int write_class(report_ctx *r, int k, ddps_err *err) {
     float *dmin = NULL, *dmax = NULL;
     char *html = NULL;
     size_t html_len = 0;
-    memset(&d, 0, sizeof d);
-    if (ddps_store_load_class(r->store, ci->id, 0, &d, err) != 0 || ddps_store_load_maps(r->store, &d, &maps, err) ||
+    if (ddps_store_load_maps(r->store, d, &maps, err) ||
         ddps_store_list_bad(r->store, ci->id, &bad, &nbad, err) != 0 || class_dirs(dir, err) != 0)
         goto done;
-    first = ddps_calloc((size_t)d.n_images + 1, sizeof *first);
-    for (int c = 0; c < d.n_cand; c++) first[d.cand[c].image + 1]++;
-    for (int i = 0; i < d.n_images; i++) first[i + 1] += first[i];
-    chosen = ddps_calloc((size_t)(d.n_cand ? d.n_cand : 1), 1);
-    int low_res, mosaic_mode;
-    chosen_candidates(r, &d, chosen, &low_res, &mosaic_mode);
-    dmin = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmin);
-    dmax = ddps_calloc((size_t)(d.n_images ? d.n_images : 1), sizeof *dmax);
-    class_job job = {r->data_root, dir, &d, maps, first, r->o->p.thumb, dmin, dmax};
+    first = ddps_calloc((size_t)d->n_images + 1, sizeof *first);
+    for (int c = 0; c < d->n_cand; c++) first[d->cand[c].image + 1]++;
+    for (int i = 0; i < d->n_images; i++) first[i + 1] += first[i];
+    chosen = ddps_calloc((size_t)(d->n_cand ? d->n_cand : 1), 1); /* the written candidates */
+    for (int i = 0; i < p->lay.n_images * p->lay.per_image; i++) chosen[p->picks[i]] = 1;
+    dmin = ddps_calloc((size_t)(d->n_images ? d->n_images : 1), sizeof *dmin);
+    dmax = ddps_calloc((size_t)(d->n_images ? d->n_images : 1), sizeof *dmax);
+    class_job job = {r->data_root, dir, d, maps, first, r->o->p.thumb, dmin, dmax};
     if (write_class_files(r, &job, err) != 0) goto done;
     FILE *f = open_memstream(&html, &html_len);
     if (!f) {
         ddps_fail_resource(err, "out of memory");
         goto done;
     }
-    class_page_head(f, r, ci, &d, nbad, low_res, mosaic_mode);
+    class_page_head(f, r, k, nbad);
     class_page_body(f, r, &job, chosen);
     fputs("<h2>Skipped files</h2>\n", f);
     bad_table(f, bad, nbad, INT_MAX);
@@ -706,9 +661,8 @@ done:
     free(chosen);
     free(dmin);
     free(dmax);
-    if (maps) ddps_store_free_maps(maps, d.n_images);
+    if (maps) ddps_store_free_maps(maps, d->n_images);
     ddps_store_free_bad(bad, nbad);
-    ddps_class_data_free(&d);
     return rc;
 }
 
@@ -799,15 +753,13 @@ static void classes_table(FILE *f, const report_ctx *r) {
                "(<a href=\"distilled/ipc%d/manifest.json\">manifest</a>). "
                "<input id=\"q\" type=\"search\" placeholder=\"filter by class name\" aria-label=\"filter\"> "
                "<span id=\"shown\"></span></p>\n",
-            o->p.ipc, jtext(r->manifest, "mode", "?"), jint(r->manifest, "top_clusters"), jint(r->manifest, "output_size"),
-            o->p.ipc);
+            o->p.ipc, plan_mode(&r->plan), (long)r->sel->p.top_clusters, (long)r->sel->p.output_size, o->p.ipc);
     fputs("<table id=\"classes\"><thead><tr><th>class</th><th>name</th><th>images</th><th>skipped</th>"
           "<th>candidates</th><th>clusters</th>",
           f);
     fprintf(f, "<th>shortfall at IPC %d</th></tr></thead><tbody>\n", o->p.ipc);
     for (int k = 0; k < r->n_cls; k++) {
         const ddps_class_info *ci = &r->cls[k];
-        json_t *mc = manifest_class(r, ci->name);
         fputs("<tr data-name=\"", f);
         esc_lower(f, ci->name);
         fputc(' ', f);
@@ -818,8 +770,8 @@ static void classes_table(FILE *f, const report_ctx *r) {
         esc(f, ci->prompt_name ? ci->prompt_name : "");
         fprintf(f, "</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld"
                    "</td><td class=\"n\">%ld</td></tr>\n",
-                ci->n_images, ci->n_bad, ci->n_cand, mc ? jint(mc, "clusters") : 0L,
-                mc ? jint(mc, "shortfall_images") : (long)o->p.ipc);
+                ci->n_images, ci->n_bad, ci->n_cand, (long)r->plan.data[k].n_clusters,
+                (long)(o->p.ipc - r->plan.plans[k].lay.n_images));
     }
     fputs("</tbody></table>\n", f);
 }
@@ -898,19 +850,6 @@ done:
     return rc;
 }
 
-/* The manifest select wrote for the report's IPC. */
-static int read_manifest(report_ctx *r, ddps_err *err) {
-    char name[64];
-    snprintf(name, sizeof name, "distilled/ipc%d/manifest.json", r->o->p.ipc);
-    char *p = ddps_path_join(r->o->out_dir, name);
-    json_error_t je;
-    r->manifest = json_load_file(p, 0, &je);
-    int rc = 0;
-    if (!r->manifest || !json_is_object(r->manifest)) rc = ddps_fail_data(err, "%s: cannot read the manifest: %s", p, je.text);
-    free(p);
-    return rc;
-}
-
 int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     if (!o->store_path || !*o->store_path) return ddps_fail_usage(err, "--store: missing");
     if (!o->out_dir || !*o->out_dir) return ddps_fail_usage(err, "--out: missing");
@@ -935,7 +874,8 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
     so.p.data_root = o->p.data_root;
     so.p.threads = o->p.threads;
     so.p.command = "report";
-    rc = ddps_select_run(&so, err);
+    r.sel = &so;
+    rc = ddps_select_run_plan(&so, &r.plan, err);
     if (rc != 0) rmdir(dist); /* only when empty */
     free(dist);
     if (rc != 0) {
@@ -976,7 +916,14 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
         goto done;
     }
     free(root);
-    if (read_manifest(&r, err) != 0 || ddps_store_list_classes(r.store, &r.cls, &r.n_cls, err) != 0) goto done;
+    if (ddps_store_list_classes(r.store, &r.cls, &r.n_cls, err) != 0) goto done;
+    /* the plan's classes are the store's, unless a score added one since select listed them */
+    int same = r.n_cls == r.plan.n_cls;
+    for (int k = 0; k < r.n_cls && same; k++) same = strcmp(r.cls[k].name, r.plan.names[k]) == 0;
+    if (!same) {
+        ddps_fail_data(err, "%s: classes were added while the report was written; run it again", o->store_path);
+        goto done;
+    }
     char *css = ddps_path_join(o->out_dir, "style.css");
     int w = ddps_write_file_atomic(css, CSS, strlen(CSS), err);
     free(css);
@@ -995,7 +942,7 @@ int ddps_report_run(const ddps_report_opts *o, ddps_err *err) {
 done:
     free(settings);
     json_decref(r.settings);
-    json_decref(r.manifest);
+    ddps_select_plan_free(&r.plan);
     free(r.model_id);
     free(r.model_dir);
     free(r.version);

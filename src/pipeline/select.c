@@ -155,12 +155,7 @@ typedef struct {
     ddps_class_data data;
 } sel_class;
 
-typedef struct {
-    int needed, n_picks;
-    int *picks;
-    unsigned char *fill;
-    ddps_layout lay;
-} class_plan;
+typedef ddps_class_plan class_plan;
 
 typedef struct {
     const ddps_select_opts *o;
@@ -228,11 +223,15 @@ static int cut_patch(const run_ctx *r, const ddps_class_data *d, int c, int w, i
     return rc;
 }
 
-static char *output_name(const sel_class *sc, int i, const char *ext) {
-    size_t n = strlen(sc->folder) * 2 + 32;
+char *ddps_select_output_name(const char *folder, int i, const char *ext) {
+    size_t n = strlen(folder) * 2 + 32;
     char *s = ddps_malloc(n);
-    snprintf(s, n, "%s/%s_%04d.%s", sc->folder, sc->folder, i, ext);
+    snprintf(s, n, "%s/%s_%04d.%s", folder, folder, i, ext);
     return s;
+}
+
+static char *output_name(const sel_class *sc, int i, const char *ext) {
+    return ddps_select_output_name(sc->folder, i, ext);
 }
 
 /* Builds and saves output image i of a class. */
@@ -610,7 +609,7 @@ static int write_class_maps(const run_ctx *r, const ipc_result *res, const char 
 
 /* OUT/ipc<ipc>/: selection, then writing into a hidden temporary folder
  * that is swapped in when complete (a failed run leaves the old one). */
-static int write_ipc(run_ctx *r, int ipc, ddps_err *err) {
+static int write_ipc(run_ctx *r, int ipc, ddps_select_plan *keep, ddps_err *err) {
     const ddps_select_opts *o = r->o;
     ipc_result res = {.ipc = ipc};
     double t0 = ddps_seconds();
@@ -650,8 +649,35 @@ done:
     free(final);
     free(tmp);
     free(old);
+    if (rc == 0 && keep) { /* the plan and the data it points into go to the caller */
+        keep->ipc = ipc, keep->low_res = r->low_res, keep->mosaic = mosaic_mode(r, ipc), keep->n_cls = r->n_cls;
+        keep->names = ddps_calloc((size_t)r->n_cls + 1, sizeof *keep->names);
+        keep->folders = ddps_calloc((size_t)r->n_cls + 1, sizeof *keep->folders);
+        keep->data = ddps_calloc((size_t)r->n_cls + 1, sizeof *keep->data);
+        for (int k = 0; k < r->n_cls; k++) {
+            keep->names[k] = ddps_strdup(r->cls[k].info->name);
+            keep->folders[k] = r->cls[k].folder, r->cls[k].folder = NULL;
+            keep->data[k] = r->cls[k].data;
+            memset(&r->cls[k].data, 0, sizeof r->cls[k].data);
+        }
+        keep->plans = res.plans, res.plans = NULL;
+    }
     free_plans(res.plans, r->n_cls);
     return rc;
+}
+
+void ddps_select_plan_free(ddps_select_plan *p) {
+    if (!p) return;
+    for (int k = 0; k < p->n_cls; k++) {
+        free(p->names[k]);
+        free(p->folders[k]);
+        ddps_class_data_free(&p->data[k]);
+    }
+    free(p->names);
+    free(p->folders);
+    free(p->data);
+    free_plans(p->plans, p->n_cls);
+    memset(p, 0, sizeof *p);
 }
 
 /* ---- the run ---- */
@@ -863,7 +889,11 @@ static void make_baseline(const run_ctx *r, sel_class *sc, int needed) {
     d->cand = out, d->cand_ids = NULL, d->n_cand = n, d->clusters = NULL, d->n_clusters = 0;
 }
 
-int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
+int ddps_select_run(const ddps_select_opts *o, ddps_err *err) { return ddps_select_run_plan(o, NULL, err); }
+
+int ddps_select_run_plan(const ddps_select_opts *o, ddps_select_plan *plan, ddps_err *err) {
+    if (plan) memset(plan, 0, sizeof *plan);
+    assert(!plan || o->n_ipc == 1);
     double t_start = ddps_seconds();
     run_ctx r;
     memset(&r, 0, sizeof r);
@@ -905,7 +935,7 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     for (int i = 0; i < o->n_ipc; i++) {
         int dup = 0;
         for (int j = 0; j < i; j++) dup |= o->ipc[j] == o->ipc[i];
-        if (!dup && write_ipc(&r, o->ipc[i], err) != 0) goto done;
+        if (!dup && write_ipc(&r, o->ipc[i], plan, err) != 0) goto done;
     }
     if (r.writable && (!o->p.command || strcmp(o->p.command, "select") == 0)) {
         ddps_run_stats st = {"select", ddps_seconds() - t_start, 0, 0, 0, 0, 0};
@@ -913,6 +943,7 @@ int ddps_select_run(const ddps_select_opts *o, ddps_err *err) {
     }
     rc = 0;
 done:
+    if (rc != 0) ddps_select_plan_free(plan);
     for (int k = 0; k < r.n_cls; k++) {
         free(r.cls[k].folder);
         ddps_class_data_free(&r.cls[k].data);

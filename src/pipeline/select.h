@@ -116,6 +116,37 @@ typedef struct {
  * picks[i + j * n_images]. */
 ddps_layout ddps_select_layout(int ipc, int n_picks, int mosaic_mode);
 
+/* One class's selection for one IPC: patch j of output i is candidate
+ * picks[i + j * lay.n_images] of the class's data; fill[k] is 1 where pick
+ * k came from the score fill. */
+typedef struct {
+    int needed, n_picks;
+    int *picks;
+    unsigned char *fill;
+    ddps_layout lay;
+} ddps_class_plan;
+
+/* A selection for one IPC, in memory (what the files and manifests of
+ * OUT/ipc<N> say, and what the report shows): per class, in name order,
+ * the stored name, the output folder, the class's data as selection used
+ * it (clustered; a baseline's candidates) and its plan. */
+typedef struct {
+    int ipc, low_res, mosaic;
+    int n_cls;
+    char **names, **folders;
+    ddps_class_data *data;
+    ddps_class_plan *plans;
+} ddps_select_plan;
+void ddps_select_plan_free(ddps_select_plan *p);
+
+/* ddps_select_run for one IPC (o->n_ipc == 1) that also hands back the
+ * plan it wrote (free with ddps_select_plan_free; zeroed on failure). */
+int ddps_select_run_plan(const ddps_select_opts *o, ddps_select_plan *plan, ddps_err *err);
+
+/* Output i's path relative to OUT/ipc<N>: "<folder>/<folder>_<i:04d>.<ext>".
+ * Heap string. */
+char *ddps_select_output_name(const char *folder, int i, const char *ext);
+
 /* The folder name for a class name (see above, without the collision
  * suffix). Heap string. */
 char *ddps_class_folder(const char *name);
