@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "tensor/cpu_internal.h"
+#include "util/cpu.h"
 
 /* The helpers below pass vectors by value; they are always inlined, so the
  * ABI note GCC gives for non-AVX-512 builds does not apply. */
@@ -29,11 +30,7 @@
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HOT
-#endif
+#define HOT DDPS_HOT
 
 #define ROWS 12
 #define KB 32 /* keys per score tile */

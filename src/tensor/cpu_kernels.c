@@ -15,12 +15,9 @@
 #include <string.h>
 
 #include "tensor/cpu_internal.h"
+#include "util/cpu.h"
 
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HOT
-#endif
+#define HOT DDPS_HOT
 
 /* exp(x) for x in about [-87, 88]: 2^k * p(r), |relative error| < 2e-7. */
 static inline float fast_expf(float x) {

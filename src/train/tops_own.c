@@ -3,13 +3,15 @@
  * label smoothing, KL divergence to soft targets). See train/tops.h.
  *
  * Parallel loops run over the batch; sums over a batch item are in double
- * and reductions over the batch are done after the loop in a fixed order,
- * so results do not depend on the number of threads.
+ * (of float partial sums over a few pixels) and reductions over the batch
+ * are done after the loop in a fixed order, so results do not depend on the
+ * number of threads.
  */
 #include <math.h>
 #include <string.h>
 
 #include "train/tops.h"
+#include "util/cpu.h"
 
 static int enter(tr_ctx *c, const char *op) {
     if (c->be->failed) return 0;
@@ -37,16 +39,26 @@ static double *scratch_d(tr_ctx *c, size_t n) {
 
 /* ---------- group normalisation ---------- */
 
+/* Pixels per float partial sum: per-channel sums run in float over BLOCK pixels (vectorised, no
+ * conversions) and are added into double sums, so precision stays that of double for any size. */
+#define BLOCK 64
+
 /* x [n,h,w,c]; mean, rstd [1,1,n,groups]; s: scratch of 2 c doubles.
  * Two passes per batch item: per-channel sums, then squared deviations from the group mean.
  * Inner loops run over channels with per-channel arrays (no k / cg in them), so that they vectorise. */
-static void gn_stats(const float *x, int hw, int ch, int groups, float eps, float *mean, float *rstd, double *s) {
+DDPS_HOT static void gn_stats(const float *x, int hw, int ch, int groups, float eps, float *mean, float *rstd,
+                              double *s) {
     int cg = ch / groups;
     double m = (double)hw * cg, *cm = s + ch;
+    float f[ch]; /* float partial sums over BLOCK pixels, added into the double ones */
     memset(s, 0, (size_t)ch * sizeof *s);
-    for (int p = 0; p < hw; p++) {
-        const float *xp = x + (size_t)p * ch;
-        for (int k = 0; k < ch; k++) s[k] += xp[k];
+    for (int p0 = 0; p0 < hw; p0 += BLOCK) {
+        memset(f, 0, sizeof f);
+        for (int p = p0; p < hw && p < p0 + BLOCK; p++) {
+            const float *xp = x + (size_t)p * ch;
+            for (int k = 0; k < ch; k++) f[k] += xp[k];
+        }
+        for (int k = 0; k < ch; k++) s[k] += f[k];
     }
     double gm[groups];
     for (int g = 0; g < groups; g++) {
@@ -54,20 +66,44 @@ static void gn_stats(const float *x, int hw, int ch, int groups, float eps, floa
         for (int k = 0; k < cg; k++) a += s[g * cg + k];
         gm[g] = a / m;
     }
-    for (int k = 0; k < ch; k++) cm[k] = gm[k / cg];
+    float fm[ch];
+    for (int k = 0; k < ch; k++) cm[k] = gm[k / cg], fm[k] = (float)cm[k];
     memset(s, 0, (size_t)ch * sizeof *s);
-    for (int p = 0; p < hw; p++) {
-        const float *xp = x + (size_t)p * ch;
-        for (int k = 0; k < ch; k++) {
-            double d = xp[k] - cm[k];
-            s[k] += d * d;
+    for (int p0 = 0; p0 < hw; p0 += BLOCK) {
+        memset(f, 0, sizeof f);
+        for (int p = p0; p < hw && p < p0 + BLOCK; p++) {
+            const float *xp = x + (size_t)p * ch;
+            for (int k = 0; k < ch; k++) {
+                float d = xp[k] - fm[k];
+                f[k] += d * d;
+            }
         }
+        for (int k = 0; k < ch; k++) s[k] += f[k];
     }
     for (int g = 0; g < groups; g++) {
         double v = 0;
         for (int k = 0; k < cg; k++) v += s[g * cg + k];
         mean[g] = (float)gm[g];
         rstd[g] = (float)(1.0 / sqrt(v / m + eps));
+    }
+}
+
+/* One batch item: y = GN(x) from its statistics, or max(GN(x), 0) with relu (the ConvNet's norm
+ * and ReLU in one pass over memory). */
+DDPS_HOT static void gn_apply(const float *xi, float *yi, int hw, int ch, int cg, const float *mean, const float *rstd,
+                              const float *g, const float *b, int relu) {
+    float A[ch], B[ch]; /* y = x A + B */
+    for (int k = 0; k < ch; k++) A[k] = rstd[k / cg] * g[k], B[k] = b[k] - mean[k / cg] * rstd[k / cg] * g[k];
+    for (int p = 0; p < hw; p++) {
+        const float *xp = xi + (size_t)p * ch;
+        float *yp = yi + (size_t)p * ch;
+        if (relu)
+            for (int k = 0; k < ch; k++) {
+                float v = xp[k] * A[k] + B[k];
+                yp[k] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int k = 0; k < ch; k++) yp[k] = xp[k] * A[k] + B[k];
     }
 }
 
@@ -93,16 +129,7 @@ static void gn_forward(tr_ctx *c, int groups, float eps, const tr_param *gamma, 
             float *yi = (float *)y->data + (size_t)i * hw * ch;
             float *mi = (float *)mean->data + (size_t)i * groups, *ri = (float *)rstd->data + (size_t)i * groups;
             gn_stats(xi, hw, ch, groups, eps, mi, ri, s + (size_t)2 * i * ch);
-            float M[ch], R[ch];
-            for (int k = 0; k < ch; k++) M[k] = mi[k / cg], R[k] = ri[k / cg];
-            for (int p = 0; p < hw; p++) {
-                const float *xp = xi + (size_t)p * ch;
-                float *yp = yi + (size_t)p * ch;
-                if (relu)
-                    for (int k = 0; k < ch; k++) yp[k] = fmaxf((xp[k] - M[k]) * R[k] * g[k] + b[k], 0.0f);
-                else
-                    for (int k = 0; k < ch; k++) yp[k] = (xp[k] - M[k]) * R[k] * g[k] + b[k];
-            }
+            gn_apply(xi, yi, hw, ch, cg, mi, ri, g, b, relu);
         }
     }
     ddps_release(c->be, mark);
@@ -121,7 +148,7 @@ void ddps_tr_group_norm_relu_forward(tr_ctx *c, int groups, float eps, const tr_
 
 /* One batch item: a[k] = sum dy, b[k] = sum dy * xhat over pixels; then dx. With y (the fused
  * ReLU's output), dy counts only where y > 0. */
-static void gn_backward_item(const float *x, const float *dy, float *dx, int hw, int ch, int groups,
+DDPS_HOT static void gn_backward_item(const float *x, const float *dy, float *dx, int hw, int ch, int groups,
                              const float *mean, const float *rstd, const float *gamma, double *a, double *b,
                              const float *y) {
     int cg = ch / groups;
@@ -130,21 +157,27 @@ static void gn_backward_item(const float *x, const float *dy, float *dx, int hw,
     for (int k = 0; k < ch; k++) M[k] = mean[k / cg], R[k] = rstd[k / cg];
     memset(a, 0, (size_t)ch * sizeof *a);
     memset(b, 0, (size_t)ch * sizeof *b);
-    for (int p = 0; p < hw; p++) {
-        const float *xp = x + (size_t)p * ch, *dp = dy + (size_t)p * ch;
-        if (y) {
-            const float *yp = y + (size_t)p * ch;
-            for (int k = 0; k < ch; k++) {
-                float d = yp[k] > 0 ? dp[k] : 0.0f;
-                a[k] += d;
-                b[k] += d * (xp[k] - M[k]) * R[k];
-            }
-        } else {
-            for (int k = 0; k < ch; k++) {
-                a[k] += dp[k];
-                b[k] += dp[k] * (xp[k] - M[k]) * R[k];
+    float fa[ch], fb[ch]; /* float partial sums over BLOCK pixels, added into the double ones */
+    for (int p0 = 0; p0 < hw; p0 += BLOCK) {
+        memset(fa, 0, sizeof fa);
+        memset(fb, 0, sizeof fb);
+        for (int p = p0; p < hw && p < p0 + BLOCK; p++) {
+            const float *xp = x + (size_t)p * ch, *dp = dy + (size_t)p * ch;
+            if (y) {
+                const float *yp = y + (size_t)p * ch;
+                for (int k = 0; k < ch; k++) {
+                    float d = yp[k] > 0 ? dp[k] : 0.0f;
+                    fa[k] += d;
+                    fb[k] += d * (xp[k] - M[k]) * R[k];
+                }
+            } else {
+                for (int k = 0; k < ch; k++) {
+                    fa[k] += dp[k];
+                    fb[k] += dp[k] * (xp[k] - M[k]) * R[k];
+                }
             }
         }
+        for (int k = 0; k < ch; k++) a[k] += fa[k], b[k] += fb[k];
     }
     double s1[groups], s2[groups];
     for (int g = 0; g < groups; g++) {
@@ -156,8 +189,8 @@ static void gn_backward_item(const float *x, const float *dy, float *dx, int hw,
         s1[g] /= m;
         s2[g] /= m;
     }
-    double S1[ch], S2[ch];
-    for (int k = 0; k < ch; k++) S1[k] = s1[k / cg], S2[k] = s2[k / cg];
+    float S1[ch], S2[ch];
+    for (int k = 0; k < ch; k++) S1[k] = (float)s1[k / cg], S2[k] = (float)s2[k / cg];
     for (int p = 0; p < hw; p++) {
         const float *xp = x + (size_t)p * ch, *dp = dy + (size_t)p * ch;
         float *op = dx + (size_t)p * ch;
@@ -165,12 +198,12 @@ static void gn_backward_item(const float *x, const float *dy, float *dx, int hw,
             const float *yp = y + (size_t)p * ch;
             for (int k = 0; k < ch; k++) {
                 float xh = (xp[k] - M[k]) * R[k], d = yp[k] > 0 ? dp[k] : 0.0f;
-                op[k] = R[k] * (float)(d * gamma[k] - S1[k] - xh * S2[k]);
+                op[k] = R[k] * (d * gamma[k] - S1[k] - xh * S2[k]);
             }
         } else {
             for (int k = 0; k < ch; k++) {
                 float xh = (xp[k] - M[k]) * R[k];
-                op[k] = R[k] * (float)(dp[k] * gamma[k] - S1[k] - xh * S2[k]);
+                op[k] = R[k] * (dp[k] * gamma[k] - S1[k] - xh * S2[k]);
             }
         }
     }
