@@ -162,11 +162,10 @@ typedef ddps_db_class ddps_class_info;
 int ddps_store_list_classes(ddps_store *s, ddps_class_info **out, int *n, ddps_err *err);
 void ddps_store_free_classes(ddps_class_info *c, int n);
 
-typedef struct {
-    char *relpath;
-    int width, height, rw, rh;
-    float image_score;
-} ddps_stored_image;
+/* A scored image: the public ddps_db_image (relpath, original and resized
+ * size, image score); its map fields stay empty in ddps_store_load_class
+ * (the maps come from ddps_store_load_maps). */
+typedef ddps_db_image ddps_stored_image;
 
 /* A stored candidate and a cluster: the public ddps_db_cand (image: index
  * into ddps_class_data.images; idx: rank inside its image, 0 = best; box in
