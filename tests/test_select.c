@@ -751,7 +751,9 @@ static void low_res(void) {
     json_decref(m);
 }
 
-/* Unclustered (or stale) classes are clustered by select itself. */
+/* Unclustered (or stale) classes are clustered by select in memory, as score
+ * would cluster them: the same files as after score's clustering, and the
+ * store (even a read-only one) is left unclustered. */
 static void clusters_on_demand(void) {
     const char *dir0 = t_tmpdir("select_cluster");
     char dir[4096], out[4096];
@@ -760,19 +762,34 @@ static void clusters_on_demand(void) {
     build_store(dir, SPEC, 2, 0, 0);
     int ipc[1] = {20};
     ddps_err err = {{0}};
+    char spath[4096], out2[4096];
+    snprintf(spath, sizeof spath, "%s/s.db", dir);
+    snprintf(out2, sizeof out2, "%s/out2", dir);
+    CHECK(chmod(spath, 0444) == 0); /* read-only: select must not need to write */
     CHECKF(run_select(dir, out, ipc, 1, NULL, 0, 16, &err) == 0, "%s", err.msg);
+    CHECK(chmod(spath, 0644) == 0);
     ddps_store *s;
-    CHECK(ddps_store_open(pjoin(dir, "s.db"), 1, &s, &err) == 0);
-    int needs = 1;
-    CHECK(ddps_store_needs_clustering(s, 1, &needs, &err) == 0 && needs == 0);
-    ddps_class_data d;
-    CHECK(ddps_store_load_class(s, 1, 0, &d, &err) == 0 && d.n_clusters == 4); /* settings "clusters": 4 */
-    ddps_class_data_free(&d);
+    CHECK(ddps_store_open(spath, 1, &s, &err) == 0);
+    int needs = 0;
+    CHECK(ddps_store_needs_clustering(s, 1, &needs, &err) == 0 && needs == 1);
     ddps_store_close(s);
     json_t *m = load_json(pjoin(out, "ipc20/manifest.json"));
-    /* quota 20 / 10 = 2 from each of the 4 clusters, 12 filled */
+    /* quota 20 / 10 = 2 from each of the 4 clusters (settings "clusters": 4), 12 filled */
+    CHECK(jint(class_entry(m, "alpha"), "clusters") == 4);
     CHECK(jint(class_entry(m, "alpha"), "fill_patches") == 12 && jint(class_entry(m, "beta"), "fill_patches") == 12);
     json_decref(m);
+    /* the same bytes as from the store clustered the way score clusters it (seed 3 as the settings say) */
+    CHECK(ddps_store_open(spath, 0, &s, &err) == 0);
+    ddps_class_info *ci;
+    int nc;
+    CHECK(ddps_store_list_classes(s, &ci, &nc, &err) == 0);
+    for (int k = 0; k < nc; k++)
+        CHECK(ddps_store_cluster(s, ci[k].id, 4, ddps_class_cluster_seed(3, ci[k].name), &err) == 0);
+    ddps_store_free_classes(ci, nc);
+    ddps_store_close(s);
+    CHECKF(run_select(dir, out2, ipc, 1, NULL, 0, 16, &err) == 0, "%s", err.msg);
+    CHECK(t_runv("cd %s && for f in $(find ipc20 -name '*.png' -o -name manifest.csv | sort); do cmp -s $f %s/$f || exit 1; done",
+                 out, out2) == 0);
 }
 
 /* The comparison rows: --top-clusters 0 (scores alone), random windows and

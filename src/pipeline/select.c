@@ -794,29 +794,37 @@ static void warn_unfinished(ddps_store *st, const char *path) {
     free(todo);
 }
 
-/* Clusters what needs it, then loads every chosen class (no features). */
-static int load_classes(run_ctx *r, ddps_err *err) {
+/* A loaded class without a current clustering, clustered in memory as
+ * score would cluster it (the store's "clusters" and "seed" settings, the
+ * class's seed derived as score derives it); nothing is written. */
+static int cluster_in_memory(const run_ctx *r, sel_class *sc, ddps_err *err) {
     const ddps_select_opts *o = r->o;
-    /* the store's own --clusters and --seed, and the class's seed as score derives it */
     json_t *jk = json_object_get(r->settings, "clusters"), *js = json_object_get(r->settings, "seed");
-    for (int k = 0; k < r->n_cls; k++) {
-        const ddps_class_info *ci = r->cls[k].info;
-        if (ci->clustered || r->baseline != DDPS_BASELINE_NONE || o->p.top_clusters == 0) continue; /* not needed */
-        if (!r->writable)
-            return ddps_fail_data(err, "%s: class %s needs clustering but the store is read-only", o->store_path,
-                             r->cls[k].folder);
-        if (!json_is_integer(jk) || json_integer_value(jk) < 1 || json_integer_value(jk) > DDPS_MAX_CLUSTERS ||
-            !json_is_integer(js))
-            return ddps_fail_data(err, "%s: class %s needs clustering but the store records no valid clusters/seed setting",
-                             o->store_path, r->cls[k].folder);
-        int kk = (int)json_integer_value(jk);
-        uint64_t seed = ddps_class_cluster_seed((uint64_t)json_integer_value(js), ci->name);
-        ddps_info("class %s: clustering %ld candidates (k = %d)", r->cls[k].folder, ci->n_cand, kk);
-        if (ddps_store_cluster(r->store, ci->id, kk, seed, err) != 0) return -1;
-    }
+    if (!json_is_integer(jk) || json_integer_value(jk) < 1 || json_integer_value(jk) > DDPS_MAX_CLUSTERS ||
+        !json_is_integer(js))
+        return ddps_fail_data(err, "%s: class %s needs clustering but the store records no valid clusters/seed setting",
+                              o->store_path, sc->folder);
+    int k = (int)json_integer_value(jk);
+    uint64_t seed = ddps_class_cluster_seed((uint64_t)json_integer_value(js), sc->info->name);
+    ddps_info("class %s: clustering %ld candidates in memory (k = %d; the store is left as it is)", sc->folder,
+              sc->info->n_cand, k);
+    ddps_clustering c;
+    int rc = ddps_store_cluster_compute(r->store, sc->info->id, k, seed, &c, err);
+    if (rc == 0) rc = ddps_class_apply_clustering(&sc->data, &c, err);
+    ddps_clustering_free(&c);
+    return rc;
+}
+
+/* Loads every chosen class (no features), clustering in memory those the
+ * selection needs clustered and the store has not. */
+static int load_classes(run_ctx *r, ddps_err *err) {
     double t0 = ddps_seconds();
-    for (int k = 0; k < r->n_cls; k++)
-        if (ddps_store_load_class(r->store, r->cls[k].info->id, 0, &r->cls[k].data, err) != 0) return -1;
+    for (int k = 0; k < r->n_cls; k++) {
+        sel_class *sc = &r->cls[k];
+        if (ddps_store_load_class(r->store, sc->info->id, 0, &sc->data, err) != 0) return -1;
+        int needs = !sc->info->clustered && r->baseline == DDPS_BASELINE_NONE && r->o->p.top_clusters > 0;
+        if (needs && cluster_in_memory(r, sc, err) != 0) return -1;
+    }
     r->load_s = ddps_seconds() - t0;
     return 0;
 }

@@ -61,11 +61,12 @@
  * random-windows is refused on a low-res store.
  *
  * Clustering (not for baselines or top_clusters = 0, which do not use it):
- * a class whose clustering is missing or stale (candidates added
- * since) is clustered first (k-means, no model evaluation) with the k of its
- * last clustering, else the settings' "clusters" (integer), else 32, and the
- * settings' "seed" (integer, else 0). A read-only store with such a class is
- * an error.
+ * a class whose clustering is missing or stale (candidates added since: a
+ * score stopped before it clustered) is clustered in memory, exactly as
+ * score would cluster it (k-means with the store's "clusters" and "seed"
+ * settings, no model evaluation); select never writes a clustering, so
+ * read-only stores work. The store records the select run (its run log)
+ * when it is writable.
  */
 #ifndef DDPS_PIPELINE_SELECT_H
 #define DDPS_PIPELINE_SELECT_H

@@ -194,6 +194,12 @@ typedef struct {
  * Free with ddps_class_data_free (also safe on a zeroed or failed result). */
 int ddps_store_load_class(ddps_store *s, int class_id, int with_features, ddps_class_data *out, ddps_err *err);
 void ddps_class_data_free(ddps_class_data *d);
+/* A computed clustering put into a class loaded from the same store
+ * (ddps_store_load_class), in memory only: what loading it back after
+ * ddps_store_cluster_write would give (per candidate cluster, rank and
+ * distance; clusters in rank order). DATA error when the candidate counts
+ * differ. */
+int ddps_class_apply_clustering(ddps_class_data *d, const ddps_clustering *c, ddps_err *err);
 
 typedef struct {
     int class_id;

@@ -1,5 +1,6 @@
 /* Clustering a stored class (pipeline/store.h): the class read from the
  * store, k-means on it (pipeline/cluster.h), the result written back. */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,4 +37,27 @@ int ddps_store_cluster(ddps_store *s, int class_id, int k, uint64_t seed, ddps_e
     int rc = ddps_store_cluster_write(s, &c, err);
     ddps_clustering_free(&c);
     return rc;
+}
+
+int ddps_class_apply_clustering(ddps_class_data *d, const ddps_clustering *c, ddps_err *err) {
+    if (c->n_cand != d->n_cand)
+        return ddps_fail_data(err, "class %d: clustered %d candidates, loaded %d (the store changed; run again)",
+                              d->class_id, c->n_cand, d->n_cand);
+    int *rank = ddps_calloc((size_t)c->k + 1, sizeof *rank);
+    ddps_stored_cluster *cl = ddps_calloc((size_t)(c->n_stats ? c->n_stats : 1), sizeof *cl);
+    for (int i = 0; i < c->n_stats; i++) {
+        assert(c->stats[i].cluster >= 0 && c->stats[i].cluster < c->k);
+        rank[c->stats[i].cluster] = i + 1;
+        cl[i] = (ddps_stored_cluster){c->stats[i].cluster, c->stats[i].size, i + 1, (float)c->stats[i].median};
+    }
+    for (int i = 0; i < d->n_cand; i++) {
+        assert(c->assign[i] >= 0 && c->assign[i] < c->k);
+        d->cand[i].cluster = c->assign[i];
+        d->cand[i].cluster_rank = rank[c->assign[i]];
+        d->cand[i].dist = c->dist[i];
+    }
+    free(rank);
+    free(d->clusters);
+    d->clusters = cl, d->n_clusters = c->n_stats;
+    return 0;
 }
