@@ -2,18 +2,20 @@
 # Makes the toy model data/toy-sd from a seed, on the CPU, in about an hour on
 # two cores (see data/toy-sd/README.md for what it is and how it was made):
 #   1. the toy world's training split (ddps demo --world-only, seed 1000);
-#   2. the class prompts' and the null prompt's text-encoder outputs (ddps probe
-#      text on tiny-sd's fixed random text encoder);
+#   2. the fixed random text encoder: tiny-sd's with its attention projections
+#      scaled by TOY_ATTN_SCALE (text_encoder.py), and the class prompts' and
+#      the null prompt's outputs from it (ddps probe text);
 #   3. the UNet trained by train.py (Debian's python3-torch with diffusers 0.27.2
 #      from ../shared/anchors), with OpenBLAS for torch's matrix products;
-#   4. the model folder assembled: tiny-sd's tokenizer, text encoder and VAE
-#      weights, the new VAE scaling factor, the trained UNet in f16.
+#   4. the model folder assembled: tiny-sd's tokenizer and VAE weights, the
+#      scaled text encoder, the new VAE scaling factor, the trained UNet in f16.
 # Usage: scripts/toy-model/make.sh [OUT (data/toy-sd)] [extra train.py flags]
 # The committed model: scripts/toy-model/make.sh data/toy-sd --steps 7000 --minutes 65 (the time
 # budget ended it at step 3932 on a 2-core Xeon VM; on another machine the same seed gives the
 # same steps, but the budget may end it at another step: pass --minutes 1000 to run all steps).
 # Environment: TOY_SEED (1000) world seed, TOY_PER_CLASS (800) training images
-# per class, TOY_WORK (/tmp/ddps-toy) scratch folder.
+# per class, TOY_WORK (/tmp/ddps-toy) scratch folder, TOY_ATTN_SCALE (8) the text
+# encoder's attention scale (1: tiny-sd's encoder as it is).
 set -e
 cd "$(dirname "$0")/../.."
 out=${1:-data/toy-sd}
@@ -35,12 +37,17 @@ cmake --build build -j "$(nproc)" --target ddps
 mkdir -p "$work"
 [ -d "$work/diffusers/src" ] || { mkdir -p "$work/diffusers"; tar xzf ../shared/anchors/diffusers-0.27.2-hub-0.22.2-src.tar.gz -C "$work/diffusers"; }
 build/ddps demo --world-only --seed "$seed" --train "$per" --val 0 --test 0 --out "$work/world"
+# the model's text side: tiny-sd's tokenizer and its text encoder, attention scaled
+rm -rf "$work/text"
+mkdir -p "$work/text"
+cp -r "$base/tokenizer" "$base/model_index.json" "$work/text/"
+/usr/bin/python3 scripts/toy-model/text_encoder.py "$base/text_encoder" "$work/text/text_encoder" "${TOY_ATTN_SCALE:-8}"
 # prompts in sorted folder order (as ddps and train.py order classes), then the null prompt
 sort "$work/world/classes.tsv" | cut -f2 | sed 's/.*/An image of &./' > "$work/prompts.txt"
 echo "" >> "$work/prompts.txt"
 ids=""
 while IFS= read -r line; do
-  ids="$ids$(build/ddps probe tokenize --model "$base" "$line" | tr ' ' ',');"
+  ids="$ids$(build/ddps probe tokenize --model "$work/text" "$line" | tr ' ' ',');"
 done < "$work/prompts.txt"
 /usr/bin/python3 - "$work/ids.safetensors" "$ids" <<'PY'
 import json, struct, sys
@@ -50,13 +57,15 @@ head = json.dumps({"input_ids": {"dtype": "I64", "shape": [len(rows), len(rows[0
 head += b" " * ((8 - len(head) % 8) % 8)
 open(sys.argv[1], "wb").write(struct.pack("<Q", len(head)) + head + data)
 PY
-build/ddps probe text --model "$base" --in "$work/ids.safetensors" --out "$work/text.safetensors"
+build/ddps probe text --model "$work/text" --in "$work/ids.safetensors" --out "$work/text.safetensors"
 mkdir -p "$out"
 (OMP_NUM_THREADS=1 PYTHONPATH="$work/diffusers/src:$work/diffusers/stubs" \
   /usr/bin/python3 scripts/toy-model/train.py --world "$work/world/train" --text "$work/text.safetensors" \
   --base "$base" --out "$out" "$@"; echo $? > "$work/train.rc") 2>&1 | tee "$work/train.log"
 [ "$(cat "$work/train.rc")" = 0 ] || { echo "make.sh: training failed (log: $work/train.log)" >&2; exit 1; }
-for d in scheduler text_encoder tokenizer; do mkdir -p "$out/$d"; cp "$base/$d"/* "$out/$d/"; done
+for d in scheduler tokenizer; do mkdir -p "$out/$d"; cp "$base/$d"/* "$out/$d/"; done
+mkdir -p "$out/text_encoder"
+cp "$work/text/text_encoder"/* "$out/text_encoder/"
 cp "$base/model_index.json" "$out/"
 cp "$base/vae/diffusion_pytorch_model.safetensors" "$out/vae/"
 chmod -R u+w "$out"

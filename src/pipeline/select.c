@@ -876,7 +876,6 @@ static void make_baseline(const run_ctx *r, sel_class *sc, int needed) {
             int side = im->width < im->height ? im->width : im->height;
             k->x0 = (im->width - side) / 2, k->y0 = (im->height - side) / 2;
             k->x1 = k->x0 + side, k->y1 = k->y0 + side;
-            k->rx = k->ry = 0, k->rw = im->rw, k->rh = im->rh;
         } else { /* in original pixels: the window's size as scored, any whole-pixel position */
             int box[4];
             ddps_crop_box(&d->cand[first[k->image]], im->width, im->height, box);
@@ -884,10 +883,10 @@ static void make_baseline(const run_ctx *r, sel_class *sc, int needed) {
             k->x0 = (double)ddps_rng_below(&g, (uint64_t)(im->width - ww) + 1);
             k->y0 = (double)ddps_rng_below(&g, (uint64_t)(im->height - wh) + 1);
             k->x1 = k->x0 + ww, k->y1 = k->y0 + wh;
-            const double sx = (double)im->rw / im->width, sy = (double)im->rh / im->height;
-            k->rx = (int)lround(k->x0 * sx), k->ry = (int)lround(k->y0 * sy);
-            k->rw = (int)lround(ww * sx), k->rh = (int)lround(wh * sy);
         }
+        const double sx = (double)im->rw / im->width, sy = (double)im->rh / im->height; /* the box when resized */
+        k->rx = (int)lround(k->x0 * sx), k->ry = (int)lround(k->y0 * sy);
+        k->rw = (int)lround((k->x1 - k->x0) * sx), k->rh = (int)lround((k->y1 - k->y0) * sy);
     }
     free(first);
     free(order);
