@@ -380,9 +380,6 @@ static void score_svg(FILE *f, const ddps_class_data *d) {
     fprintf(f, "<text x=\"%d\" y=\"18\" text-anchor=\"end\">%d</text>\n</svg>\n", L - 3, top);
 }
 
-/* The mode of the distilled set as its manifest names it. */
-static const char *plan_mode(const ddps_select_plan *p) { return p->low_res ? "low_res" : p->mosaic ? "mosaic" : "single"; }
-
 /* The distilled images of class k with an overlay link per patch to its source's card. */
 static void distilled_html(FILE *f, const report_ctx *r, int k) {
     const ddps_class_data *d = &r->plan.data[k];
@@ -753,7 +750,7 @@ static void classes_table(FILE *f, const report_ctx *r) {
                "(<a href=\"distilled/ipc%d/manifest.json\">manifest</a>). "
                "<input id=\"q\" type=\"search\" placeholder=\"filter by class name\" aria-label=\"filter\"> "
                "<span id=\"shown\"></span></p>\n",
-            o->p.ipc, plan_mode(&r->plan), (long)r->sel->p.top_clusters, (long)r->sel->p.output_size, o->p.ipc);
+            o->p.ipc, ddps_select_mode_name(r->plan.low_res, r->plan.mosaic), (long)r->sel->p.top_clusters, (long)r->sel->p.output_size, o->p.ipc);
     fputs("<table id=\"classes\"><thead><tr><th>class</th><th>name</th><th>images</th><th>skipped</th>"
           "<th>candidates</th><th>clusters</th>",
           f);

@@ -365,10 +365,9 @@ static int mosaic_mode(const run_ctx *r, int ipc) {
     return !r->low_res && r->baseline != DDPS_BASELINE_RANDOM_IMAGES && ipc <= r->o->p.mosaic_max_ipc;
 }
 
-static const char *mode_name(const run_ctx *r, int ipc) {
-    if (r->low_res) return "low_res";
-    return mosaic_mode(r, ipc) ? "mosaic" : "single";
-}
+const char *ddps_select_mode_name(int low_res, int mosaic) { return low_res ? "low_res" : mosaic ? "mosaic" : "single"; }
+
+static const char *mode_name(const run_ctx *r, int ipc) { return ddps_select_mode_name(r->low_res, mosaic_mode(r, ipc)); }
 
 /* manifest.csv's text: the header, then one row per written patch (class,
  * image, slot order). *csv is heap (free it). */

@@ -144,6 +144,9 @@ void ddps_select_plan_free(ddps_select_plan *p);
  * plan it wrote (free with ddps_select_plan_free; zeroed on failure). */
 int ddps_select_run_plan(const ddps_select_opts *o, ddps_select_plan *plan, ddps_err *err);
 
+/* The manifests' "mode": "low_res", "mosaic" or "single". */
+const char *ddps_select_mode_name(int low_res, int mosaic);
+
 /* Output i's path relative to OUT/ipc<N>: "<folder>/<folder>_<i:04d>.<ext>".
  * Heap string. */
 char *ddps_select_output_name(const char *folder, int i, const char *ext);
