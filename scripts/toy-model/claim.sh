@@ -5,7 +5,8 @@
 #
 #   scripts/toy-model/claim.sh prepare W          world (seed 5), scoring, teacher, the 12 sets
 #   scripts/toy-model/claim.sh eval W [IPC...]    5 students per set (resumable: run it again)
-#   scripts/toy-model/claim.sh table W            the table, from the sets' eval.json
+#   scripts/toy-model/claim.sh table W [OUT.json]  the table, from the sets' eval.json (and the
+#                                                 students' results, settings and commit in OUT.json)
 #
 # Sizes (2-core CPU budget): the world's 100 training and 50 validation pictures per class, sets
 # written at 64 px, ConvNet-3 teacher and students at 32 px; RDED's protocol with its defaults
@@ -46,10 +47,11 @@ eval)
     done
     ;;
 table)
-    /usr/bin/python3 - "$W" <<'PY'
+    /usr/bin/python3 - "$W" "${1:-}" "$(git rev-parse --short HEAD 2>/dev/null)" <<'PY'
 import json, statistics, sys
-W = sys.argv[1]
+W, out, commit = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = ["ddps", "no-clusters", "random-windows", "random-images"]
+summary = {"commit": commit, "rows": {}}
 print("| IPC | epochs | " + " | ".join(rows) + " |")
 print("| --- | --- |" + " --- |" * len(rows))
 for ipc in (1, 10, 50):
@@ -61,9 +63,16 @@ for ipc in (1, 10, 50):
             cells.append("-"); continue
         top = [100 * s["best_top1"] for s in j["students"]]
         epochs = j["settings"]["epochs"]
+        st = {k: v for k, v in j["settings"].items() if k not in ("teacher", "val")}
+        summary["rows"].setdefault(r, {})[str(ipc)] = {
+            "settings": st, "ddps_version": j["ddps_version"],
+            "students": [{k: s[k] for k in ("seed", "best_top1", "top1", "best_top5", "top5", "seconds")}
+                         for s in j["students"]]}
         sd = statistics.stdev(top) if len(top) > 1 else 0.0
         cells.append("%.1f +- %.1f (n=%d)" % (statistics.mean(top), sd, len(top)))
     print(f"| {ipc} | {epochs} | " + " | ".join(cells) + " |")
+if out:
+    json.dump(summary, open(out, "w"), indent=1)
 PY
     ;;
 *) echo "usage: claim.sh prepare|eval|table W [IPC...]" >&2; exit 2 ;;
