@@ -14,8 +14,9 @@
 # budget ended it at step 3932 on a 2-core Xeon VM; on another machine the same seed gives the
 # same steps, but the budget may end it at another step: pass --minutes 1000 to run all steps).
 # Environment: TOY_SEED (1000) world seed, TOY_PER_CLASS (800) training images
-# per class, TOY_WORK (/tmp/ddps-toy) scratch folder, TOY_ATTN_SCALE (8) the text
-# encoder's attention scale (1: tiny-sd's encoder as it is).
+# per class, TOY_WORK (/tmp/ddps-toy) scratch folder, TOY_ATTN_SCALE the text
+# encoder's attention scale (1, the committed model: tiny-sd's encoder as it is; EVALUATION.md
+# has what 8 gave).
 set -e
 cd "$(dirname "$0")/../.."
 out=${1:-data/toy-sd}
@@ -41,7 +42,7 @@ build/ddps demo --world-only --seed "$seed" --train "$per" --val 0 --test 0 --ou
 rm -rf "$work/text"
 mkdir -p "$work/text"
 cp -r "$base/tokenizer" "$base/model_index.json" "$work/text/"
-/usr/bin/python3 scripts/toy-model/text_encoder.py "$base/text_encoder" "$work/text/text_encoder" "${TOY_ATTN_SCALE:-8}"
+/usr/bin/python3 scripts/toy-model/text_encoder.py "$base/text_encoder" "$work/text/text_encoder" "${TOY_ATTN_SCALE:-1}"
 # prompts in sorted folder order (as ddps and train.py order classes), then the null prompt
 sort "$work/world/classes.tsv" | cut -f2 | sed 's/.*/An image of &./' > "$work/prompts.txt"
 echo "" >> "$work/prompts.txt"

@@ -45,12 +45,15 @@ def save(path, tensors):
 
 def main():
     src, out, scale = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    os.makedirs(out, exist_ok=True)
+    shutil.copy(os.path.join(src, "config.json"), os.path.join(out, "config.json"))
+    if scale == 1:  # the encoder as it is, byte for byte
+        shutil.copy(os.path.join(src, "model.safetensors"), os.path.join(out, "model.safetensors"))
+        return
     t = load(os.path.join(src, "model.safetensors"))
     for name in t:
         if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "out_proj.weight")):
             t[name] *= scale
-    os.makedirs(out, exist_ok=True)
-    shutil.copy(os.path.join(src, "config.json"), os.path.join(out, "config.json"))
     save(os.path.join(out, "model.safetensors"), t)
 
 
