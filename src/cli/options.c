@@ -133,7 +133,7 @@ void score_args_free(score_args *a) {
 }
 
 int select_args_table(ddps_select_params *p, cli_opt *opts, char (*h)[192]) {
-    snprintf(h[0], 192, "clusters patches are taken from (%d)", p->top_clusters);
+    snprintf(h[0], 192, "clusters patches are taken from (%d; 0: the best scores alone)", p->top_clusters);
     snprintf(h[1], 192, "2x2 mosaics when ipc <= N (%d; 0 = never)", p->mosaic_max_ipc);
     snprintf(h[2], 192, "side of every output image (%d)", p->output_size);
     snprintf(h[3], 192, "output format (%s)", p->format);
