@@ -30,13 +30,19 @@ void ddps_tools_out_text(const ddps_hooks *h, const char *text) {
     }
 }
 
-double ddps_tools_peak_rss_mb(void) {
+/* A "Vm...:  N kB" field of /proc/self/status in MB; 0 when unknown. */
+static double status_mb(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;
     char line[256];
     double kb = 0;
+    size_t n = strlen(field);
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+        if (strncmp(line, field, n) == 0) kb = atof(line + n);
     fclose(f);
     return kb / 1024.0;
 }
+
+double ddps_tools_peak_rss_mb(void) { return status_mb("VmHWM:"); }
+
+double ddps_tools_rss_mb(void) { return status_mb("VmRSS:"); }

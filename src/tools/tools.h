@@ -19,6 +19,8 @@ void ddps_tools_out(const ddps_hooks *h, const char *fmt, ...) __attribute__((fo
 void ddps_tools_out_text(const ddps_hooks *h, const char *text);
 /* Peak resident set (VmHWM of /proc/self/status) in MB; 0 when unknown. */
 double ddps_tools_peak_rss_mb(void);
+/* Resident set now (VmRSS) in MB; 0 when unknown. */
+double ddps_tools_rss_mb(void);
 
 /* bench.c: `ddps bench text|vae|unet|load` and the dispatch of all of them. */
 int ddps_tools_bench(const ddps_bench_params *p, const ddps_hooks *h, ddps_err *err);

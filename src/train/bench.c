@@ -39,17 +39,6 @@ static double cpu_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double rss_now_mb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) kb = atof(line + 6);
-    fclose(f);
-    return kb / 1024.0;
-}
-
 /* One training step on x with labels; returns the loss. */
 static float train_step(tr_ctx *c, tr_model *m, tr_optim *o, const ddps_tensor *x, const int64_t *labels) {
     ddps_backend *be = c->be;
@@ -89,7 +78,7 @@ int ddps_tr_bench(const tr_bench_opts *bo, const ddps_hooks *h, ddps_err *err) {
     if (batch < 1 || batch > 4096) return ddps_fail_usage(err, "bench train: --batch %d: expected 1..4096", batch);
     if (bo->device && strcmp(bo->device, "cpu") != 0)
         return ddps_fail_usage(err, "bench train: --device %s: training runs on the CPU only", bo->device);
-    double rss0 = rss_now_mb();
+    double rss0 = ddps_tools_rss_mb();
     tr_model *m = ddps_tr_model_new(arch, classes, size, 1234, err);
     if (!m) return ddps_fail_prefix(err, "bench train");
     ddps_backend *be = ddps_backend_new("cpu", prec, bo->threads, err);
