@@ -10,21 +10,25 @@
 #
 # Sizes (2-core CPU budget): the world's 100 training and 50 validation pictures per class, sets
 # written at 64 px, ConvNet-3 teacher and students at 32 px; RDED's protocol with its defaults
-# (300 epochs) except IPC 50 at CLAIM_EPOCHS_50 epochs (60). DDPS names the ddps binary.
+# (300 epochs) except IPC 50 at CLAIM_EPOCHS_50 epochs (60). DDPS names the ddps binary, MODEL the
+# diffusion model (data/toy-sd). CLAIM_ROWS limits prepare and eval to some rows (after a new toy
+# model, only "ddps no-clusters" change: the random rows do not read the scores); prepare keeps a
+# world and a teacher that W already has.
 set -eu
 DDPS=${DDPS:-build/ddps}
 MODEL=${MODEL:-data/toy-sd}
+ROWS=${CLAIM_ROWS:-ddps no-clusters random-windows random-images}
 what=$1 W=$2
 shift 2
 case $what in
 prepare)
     mkdir -p "$W"
-    "$DDPS" demo --world-only --seed 5 --train 100 --val 50 --test 0 --out "$W/world"
+    [ -f "$W/world/boxes.json" ] || "$DDPS" demo --world-only --seed 5 --train 100 --val 50 --test 0 --out "$W/world"
     "$DDPS" score --data "$W/world/train" --model "$MODEL" --class-names "$W/world/classes.tsv" \
-        --size 128 --patch 80 --stride 8 --patches-per-image 2 --t-range 0.7,0.95 --store "$W/store.sqlite"
-    "$DDPS" train --data "$W/world/train" --val "$W/world/val" --model convnet3 --size 32 --epochs 30 \
-        --out "$W/teacher.safetensors"
-    for row in ddps no-clusters random-windows random-images; do
+        --size 128 --patch 80 --stride 8 --patches-per-image 2 --store "$W/store.sqlite"
+    [ -f "$W/teacher.safetensors" ] || "$DDPS" train --data "$W/world/train" --val "$W/world/val" --model convnet3 \
+        --size 32 --epochs 30 --out "$W/teacher.safetensors"
+    for row in $ROWS; do
         case $row in
         ddps) extra= ;;
         no-clusters) extra="--top-clusters 0" ;;
@@ -39,7 +43,7 @@ eval)
     for ipc in $ipcs; do
         epochs=300
         [ "$ipc" -gt 10 ] && epochs=${CLAIM_EPOCHS_50:-60}
-        for row in ddps no-clusters random-windows random-images; do
+        for row in $ROWS; do
             "$DDPS" eval --distilled "$W/sets/$row/ipc$ipc" --val "$W/world/val" --teacher "$W/teacher.safetensors" \
                 --teacher-model convnet3 --student convnet3 --size 32 --epochs "$epochs" --students 5 --seed 0 \
                 --threads "${THREADS:-1}"

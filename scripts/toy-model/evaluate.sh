@@ -5,18 +5,18 @@
 # named as the next), and prints `ddps world-eval`'s table for each.
 # Usage: scripts/toy-model/evaluate.sh [SEED (4242)] [PER_CLASS (50)] [MODEL (data/toy-sd)]
 # Scratch files go to ${TOY_EVAL:-/tmp/ddps-toy-eval}; TOY_THREADS sets ddps threads (default all);
-# TOY_T_RANGE the timestep range (0.7,0.95: the toy model's, as `ddps demo` scores; EVALUATION.md).
-# Needs a built ddps (build/ddps).
+# TOY_T_RANGE a timestep range other than METHOD.md's 0.1,0.7 (EVALUATION.md compares ranges).
+# Needs a built ddps (build/ddps, or DDPS).
 set -e
 cd "$(dirname "$0")/../.."
 seed=${1:-4242} per=${2:-50} model=${3:-data/toy-sd}
 work=${TOY_EVAL:-/tmp/ddps-toy-eval}
-ddps=build/ddps
+ddps=${DDPS:-build/ddps}
 rm -rf "$work"
 mkdir -p "$work"
 $ddps demo --world-only --seed "$seed" --train 0 --val 0 --test "$per" --out "$work/world"
 common="--data $work/world/test --model $model --size 128 --patch 80 --stride 8 --patches-per-image 2
-        --t-range ${TOY_T_RANGE:-0.7,0.95} --threads ${TOY_THREADS:-0}"
+        --t-range ${TOY_T_RANGE:-0.1,0.7} --threads ${TOY_THREADS:-0}"
 names="$work/world/classes.tsv"
 cut -f1 "$names" > "$work/folders"
 cut -f2 "$names" > "$work/names"

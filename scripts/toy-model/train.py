@@ -5,10 +5,10 @@ UNet2DConditionModel. Run through scripts/toy-model/make.sh, which prepares
 its inputs (the world, the prompts' text-encoder outputs from `ddps probe text`)
 and its environment; this file only trains and writes.
 
-The model: SD v1.5's structure at tiny widths. The VAE and the CLIP text
-encoder are tiny-sd's (../shared/golden/tiny-sd), fixed at their random
-weights; the VAE's scaling factor is set to 1 / std of the training latents
-(as SD's 0.18215 was chosen). The UNet is trained on the epsilon objective
+The model: SD v1.5's structure at tiny widths. The VAE is --vae (trained by
+train_vae.py; fixed here), the CLIP text encoder tiny-sd's
+(../shared/golden/tiny-sd) fixed at random weights; the VAE's scaling factor
+is set to 1 / std of the training latents (as SD's 0.18215 was chosen). The UNet is trained on the epsilon objective
 with the scaled_linear schedule; 10% of the captions are dropped to "", so
 that the null prompt means what it means in Stable Diffusion.
 
@@ -55,13 +55,15 @@ def st_read(path):
 
 
 def st_write(path, tensors, dtype=np.float16):
+    """Writes tensors as safetensors, each converted to dtype (None: kept as it is)."""
     names = sorted(tensors)
     head, blobs, off = {}, [], 0
+    tags = {np.dtype(t): k for k, (t, _) in _DT.items() if t is not None}
     for k in names:
-        a = tensors[k].detach().cpu().numpy().astype(dtype)
+        a = tensors[k].detach().cpu().numpy()
+        a = np.ascontiguousarray(a if dtype is None else a.astype(dtype))
         b = a.tobytes()
-        head[k] = {"dtype": "F16" if dtype == np.float16 else "F32", "shape": list(a.shape),
-                   "data_offsets": [off, off + len(b)]}
+        head[k] = {"dtype": tags[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(head, separators=(",", ":")).encode()
@@ -119,7 +121,7 @@ def main():
     ap.add_argument("--world", required=True, help="ImageFolder of training images")
     ap.add_argument("--text", required=True, help="safetensors (ddps probe text): last_hidden_state [C+1,77,32], rows 0..C-1 the class "
                     "prompts in sorted folder order, row C the null prompt")
-    ap.add_argument("--base", required=True, help="folder with vae/ (tiny-sd's)")
+    ap.add_argument("--vae", required=True, help="the VAE folder (config.json, diffusion_pytorch_model.safetensors)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=6000)
@@ -139,11 +141,11 @@ def main():
     torch.set_num_threads(args.threads)
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    # VAE: tiny-sd's, fixed.
-    vcfg = json.load(open(os.path.join(args.base, "vae", "config.json")))
+    # VAE: fixed while the UNet trains.
+    vcfg = json.load(open(os.path.join(args.vae, "config.json")))
     known = inspect.signature(AutoencoderKL.__init__).parameters  # 0.27.2 predates some newer keys
     vae = AutoencoderKL(**{k: v for k, v in vcfg.items() if k in known})
-    missing = vae.load_state_dict(st_read(os.path.join(args.base, "vae", "diffusion_pytorch_model.safetensors")))
+    missing = vae.load_state_dict(st_read(os.path.join(args.vae, "diffusion_pytorch_model.safetensors")))
     print("vae loaded", missing, flush=True)
     vae.eval()
 

@@ -85,8 +85,6 @@ static int demo_score(const char *dir, const char *store, int threads, ddps_err 
     o.p.size = DDPS_DEMO_SIZE;
     o.p.patch = DDPS_DEMO_PATCH;
     o.p.stride = DDPS_DEMO_STRIDE;
-    o.p.t_lo = DDPS_DEMO_T_LO;
-    o.p.t_hi = DDPS_DEMO_T_HI;
     o.p.patches_per_image = 2;
     o.p.threads = threads;
     o.p.command = "distill";
