@@ -10,8 +10,6 @@ usage: PYTHONPATH=<diffusers>/src:<diffusers>/stubs check.py MODEL WORLD_DIR [DD
   WORLD_DIR  an ImageFolder of toy-world pictures (its first two square ones are used)
   DDPS       the ddps binary (build/ddps)
 """
-import inspect
-import json
 import os
 import subprocess
 import sys
@@ -22,15 +20,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train import st_read, st_write  # noqa: E402
-
-
-def build(cls, folder):
-    cfg = json.load(open(os.path.join(folder, "config.json")))
-    known = inspect.signature(cls.__init__).parameters
-    m = cls(**{k: v for k, v in cfg.items() if k in known})
-    m.load_state_dict(st_read(os.path.join(folder, "diffusion_pytorch_model.safetensors")))
-    return m.eval()
+from train import diffusers_model, st_read, st_write  # noqa: E402
 
 
 def square_pictures(root, n):
@@ -61,7 +51,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="toy-check-")
     worst = 0.0
 
-    vae = build(AutoencoderKL, os.path.join(model, "vae"))
+    vae = diffusers_model(AutoencoderKL, os.path.join(model, "vae"))[0].eval()
     x = square_pictures(world, 2)
     st_write(os.path.join(tmp, "vin.safetensors"), {"image": x}, dtype=np.float32)
     subprocess.check_call([ddps, "-q", "probe", "vae", "--model", model, "--in", os.path.join(tmp, "vin.safetensors"),
@@ -72,7 +62,7 @@ def main():
     print(f"VAE posterior mean, 2 pictures 128 x 128: relative L2 {e:.2e}")
     worst = max(worst, e)
 
-    unet = build(UNet2DConditionModel, os.path.join(model, "unet"))
+    unet = diffusers_model(UNet2DConditionModel, os.path.join(model, "unet"))[0].eval()
     g = torch.Generator().manual_seed(1)
     sample = torch.randn(2, 4, 16, 20, generator=g)
     ids = []

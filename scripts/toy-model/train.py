@@ -8,9 +8,10 @@ and its environment; this file only trains and writes.
 The model: SD v1.5's structure at tiny widths. The VAE is --vae (trained by
 train_vae.py; fixed here), the CLIP text encoder tiny-sd's
 (../shared/golden/tiny-sd) fixed at random weights; the VAE's scaling factor
-is set to 1 / std of the training latents (as SD's 0.18215 was chosen). The UNet is trained on the epsilon objective
-with the scaled_linear schedule; 10% of the captions are dropped to "", so
-that the null prompt means what it means in Stable Diffusion.
+is set to 1 / std of the training latents (as SD's 0.18215 was chosen). The
+UNet is trained on the epsilon objective with the scaled_linear schedule; 10%
+of the captions are dropped to "", so that the null prompt means what it
+means in Stable Diffusion.
 
 Outputs in --out: unet/ (config.json, diffusion_pytorch_model.safetensors in
 f16), vae/config.json (the scaling factor), loss.tsv (step, mean loss over the
@@ -74,6 +75,18 @@ def st_write(path, tensors, dtype=np.float16):
         for b in blobs:
             f.write(b)
     os.replace(path + ".tmp", path)
+
+
+def diffusers_model(cls, folder, weights=True):
+    """A diffusers model of class cls from folder/config.json (keys that
+    0.27.2 predates dropped), with folder's weights unless weights is False;
+    returns the model and the config."""
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    known = inspect.signature(cls.__init__).parameters
+    m = cls(**{k: v for k, v in cfg.items() if k in known})
+    if weights:
+        m.load_state_dict(st_read(os.path.join(folder, "diffusion_pytorch_model.safetensors")))
+    return m, cfg
 
 
 # ---- data ----
@@ -142,11 +155,7 @@ def main():
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     # VAE: fixed while the UNet trains.
-    vcfg = json.load(open(os.path.join(args.vae, "config.json")))
-    known = inspect.signature(AutoencoderKL.__init__).parameters  # 0.27.2 predates some newer keys
-    vae = AutoencoderKL(**{k: v for k, v in vcfg.items() if k in known})
-    missing = vae.load_state_dict(st_read(os.path.join(args.vae, "diffusion_pytorch_model.safetensors")))
-    print("vae loaded", missing, flush=True)
+    vae, vcfg = diffusers_model(AutoencoderKL, args.vae)
     vae.eval()
 
     t0 = time.time()
