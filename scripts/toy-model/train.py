@@ -89,6 +89,54 @@ def diffusers_model(cls, folder, weights=True):
     return m, cfg
 
 
+class Run:
+    """What both trainings (this UNet's, train_vae.py's) share: the learning
+    rate by step (linear warm-up over `warm` steps, then cosine down to
+    floor x args.lr over args.steps or the args.minutes budget, whichever
+    ends first), the optimiser step with the gradient norm clipped at 1, and
+    the loss log: loss.tsv in args.out (step, the mean of the last 50 values
+    as `name`, seconds) and a line printed every 50 steps."""
+
+    def __init__(self, opt, params, args, warm, floor, name, digits, append=False):
+        self.opt, self.params, self.args = opt, list(params), args
+        self.warm, self.floor, self.name, self.digits = warm, floor, name, digits
+        self.recent, self.t_start, self.lr = [], time.time(), 0.0
+        self.log = open(os.path.join(args.out, "loss.tsv"), "a" if append else "w")
+        if not append:
+            self.log.write(f"step\t{name}\tseconds\n")
+
+    def elapsed(self):
+        return time.time() - self.t_start
+
+    def over(self):
+        return self.elapsed() > self.args.minutes * 60
+
+    def set_lr(self, step):
+        a = self.args
+        frac = min(1.0, max(step / a.steps, self.elapsed() / (a.minutes * 60)))
+        cosine = 0.5 * (1 + math.cos(math.pi * frac))
+        self.lr = a.lr * min(1.0, step / self.warm) * (self.floor + (1 - self.floor) * cosine)
+        for pg in self.opt.param_groups:
+            pg["lr"] = self.lr
+
+    def step(self, loss):
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+
+    def record(self, step, value, extra=""):
+        self.recent.append(value)
+        if step % 50:
+            return
+        el = self.elapsed()
+        m = sum(self.recent[-50:]) / len(self.recent[-50:])
+        self.log.write(f"{step}\t{m:.5f}\t{el:.0f}\n")
+        self.log.flush()
+        print(f"step {step}/{self.args.steps} {self.name} {m:.{self.digits}f}{extra} lr {self.lr:.2e} "
+              f"{el / step:.2f} s/step", flush=True)
+
+
 # ---- data ----
 
 def load_world(root, size):
@@ -180,17 +228,10 @@ def main():
     abar = torch.cumprod(1 - betas, 0).float()
     g = torch.Generator().manual_seed(args.seed)
     os.makedirs(os.path.join(args.out, "unet"), exist_ok=True)
-    log = open(os.path.join(args.out, "loss.tsv"), "a" if args.log_append else "w")
-    if not args.log_append:
-        log.write("step\tloss\tseconds\n")
-    warm = 200
-    recent, t_start, step = [], time.time(), 0
+    run = Run(opt, unet.parameters(), args, warm=200, floor=0.1, name="loss", digits=4, append=args.log_append)
+    step = 0
     for step in range(1, args.steps + 1):
-        # warm-up, then cosine to 10% over the steps or the time budget, whichever ends first
-        frac = min(1.0, max(step / args.steps, (time.time() - t_start) / (args.minutes * 60)))
-        lr = args.lr * min(1.0, step / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for pg in opt.param_groups:
-            pg["lr"] = lr
+        run.set_lr(step)
         idx = torch.randint(0, len(z), (args.batch,), generator=g)
         z0 = z[idx]
         cond = y[idx].clone()
@@ -204,24 +245,15 @@ def main():
         zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
         pred = unet(zt, t, encoder_hidden_states=ctx_all[cond]).sample
         loss = torch.nn.functional.mse_loss(pred, eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        recent.append(float(loss))
-        if step % 50 == 0:
-            el = time.time() - t_start
-            m = sum(recent[-50:]) / len(recent[-50:])
-            log.write(f"{step}\t{m:.5f}\t{el:.0f}\n")
-            log.flush()
-            print(f"step {step}/{args.steps} loss {m:.4f} lr {lr:.2e} {el / step:.2f} s/step", flush=True)
-        if step % 500 == 0 or time.time() - t_start > args.minutes * 60:
+        run.step(loss)
+        run.record(step, float(loss))
+        if step % 500 == 0 or run.over():
             save(unet, args, scale, vcfg)
-        if time.time() - t_start > args.minutes * 60:
+        if run.over():
             print(f"time budget reached at step {step}", flush=True)
             break
     save(unet, args, scale, vcfg)
-    print(f"done: {step} steps in {time.time() - t_start:.0f} s", flush=True)
+    print(f"done: {step} steps in {run.elapsed():.0f} s", flush=True)
 
 
 def save(unet, args, scale, vcfg):

@@ -26,7 +26,6 @@ printed at the end.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train import diffusers_model, load_world, st_write  # noqa: E402
+from train import Run, diffusers_model, load_world, st_write  # noqa: E402
 
 
 def locality(vae, x):
@@ -90,14 +89,10 @@ def main():
     opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=1e-2)
     g = torch.Generator().manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    log = open(os.path.join(args.out, "loss.tsv"), "w")
-    log.write("step\tmse\tseconds\n")
-    warm, recent, t_start, step = 100, [], time.time(), 0
+    run = Run(opt, vae.parameters(), args, warm=100, floor=0.05, name="mse", digits=5)
+    step = 0
     for step in range(1, args.steps + 1):
-        frac = min(1.0, max(step / args.steps, (time.time() - t_start) / (args.minutes * 60)))
-        lr = args.lr * min(1.0, step / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for pg in opt.param_groups:
-            pg["lr"] = lr
+        run.set_lr(step)
         idx = torch.randint(0, len(x), (args.batch,), generator=g)
         oy = int(torch.randint(0, args.size - args.crop + 1, (1,), generator=g))
         ox = int(torch.randint(0, args.size - args.crop + 1, (1,), generator=g))
@@ -108,19 +103,9 @@ def main():
         mse = torch.nn.functional.mse_loss(rec, xb)
         kl = post.kl().mean() / xb[0].numel()  # SD's weighting: both terms summed per picture
         loss = mse + args.kl_weight * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        recent.append(float(mse))
-        if step % 50 == 0:
-            el = time.time() - t_start
-            m = sum(recent[-50:]) / len(recent[-50:])
-            log.write(f"{step}\t{m:.5f}\t{el:.0f}\n")
-            log.flush()
-            print(f"step {step}/{args.steps} mse {m:.5f} kl {float(kl):.4f} lr {lr:.2e} {el / step:.2f} s/step",
-                  flush=True)
-        if time.time() - t_start > args.minutes * 60:
+        run.step(loss)
+        run.record(step, float(mse), f" kl {float(kl):.4f}")
+        if run.over():
             print(f"time budget reached at step {step}", flush=True)
             break
     vae.eval()
@@ -137,7 +122,7 @@ def main():
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     st_write(os.path.join(args.out, "diffusion_pytorch_model.safetensors"), vae.state_dict())
-    print(f"done: {step} steps in {time.time() - t_start:.0f} s", flush=True)
+    print(f"done: {step} steps in {run.elapsed():.0f} s", flush=True)
 
 
 if __name__ == "__main__":
